@@ -1,0 +1,63 @@
+"""Validation-loss curves of several arms: mean over seeds with a min-max band."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+Curve = Sequence[tuple[float, float]]
+
+
+def mean_and_spread(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, mean, lo, hi)`` of several seeds' curves on the first curve's x grid.
+
+    Seeds normally share their evaluation points; where they do not, each curve
+    is interpolated linearly onto the grid, restricted to the range all cover.
+    """
+    if not curves or any(len(c) == 0 for c in curves):
+        raise ValueError("curves: need at least one non-empty curve")
+    arrays = [np.asarray(c, dtype=np.float64) for c in curves]
+    lo_x = max(a[0, 0] for a in arrays)
+    hi_x = min(a[-1, 0] for a in arrays)
+    x = arrays[0][:, 0]
+    x = x[(x >= lo_x) & (x <= hi_x)]
+    if x.size == 0:
+        raise ValueError("curves: the seeds' curves share no range of tokens")
+    ys = np.stack([np.interp(x, a[:, 0], a[:, 1]) for a in arrays])
+    return x, ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
+
+
+def plot_loss_curves(
+    arms: Mapping[str, Sequence[Curve]],
+    path: str | Path,
+    title: str = "language-stage validation loss",
+    xlabel: str = "language tokens",
+    ylabel: str = "validation loss (nats/token)",
+) -> Path:
+    """Write a PNG with one line per arm (mean over seeds) and its min-max band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not arms:
+        raise ValueError("arms: nothing to plot")
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for name, curves in arms.items():
+        x, mean, lo, hi = mean_and_spread(curves)
+        n = len(curves)
+        (line,) = ax.plot(x, mean, label=f"{name} (n={n})" if n > 1 else name, lw=1.8)
+        if n > 1:
+            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title + (" (band: min-max over seeds)" if any(len(c) > 1 for c in arms.values()) else ""))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

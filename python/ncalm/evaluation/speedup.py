@@ -1,0 +1,108 @@
+"""Convergence speedup between two validation curves.
+
+A curve is a sequence of ``(tokens, loss)`` evaluation points with strictly
+increasing ``tokens``. The speedup of a run over a baseline is
+
+    tokens the baseline needs to reach its final loss
+    -------------------------------------------------
+    tokens the run needs to reach that same loss
+
+where "needs to reach" is the first crossing of the target, linearly
+interpolated between the two evaluation points around it. A run that never
+gets down to the target has no speedup (``None``): we report that it did
+not reach it rather than invent a number.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+Curve = Sequence[tuple[float, float]]
+
+
+def _check_curve(curve: Curve, name: str) -> None:
+    if len(curve) == 0:
+        raise ValueError(f"{name}: the curve is empty; need at least one (tokens, loss) point")
+    prev = -math.inf
+    for i, (t, loss) in enumerate(curve):
+        if not (math.isfinite(t) and math.isfinite(loss)):
+            raise ValueError(f"{name}: point {i} = ({t}, {loss}) is not finite")
+        if t <= prev:
+            raise ValueError(f"{name}: tokens must increase strictly; point {i} has {t} after {prev}")
+        prev = t
+
+
+def tokens_to_reach(curve: Curve, target: float) -> float | None:
+    """Tokens at which ``curve`` first reaches ``loss <= target`` (interpolated), or None.
+
+    If the very first evaluation point is already at or below the target, its
+    token count is returned: nothing before the first measurement is known.
+    """
+    _check_curve(curve, "curve")
+    prev_t, prev_l = curve[0]
+    if prev_l <= target:
+        return float(prev_t)
+    for t, loss in curve[1:]:
+        if loss <= target:
+            # prev_l > target >= loss, so the fraction lies in (0, 1].
+            frac = (prev_l - target) / (prev_l - loss)
+            return float(prev_t + frac * (t - prev_t))
+        prev_t, prev_l = t, loss
+    return None
+
+
+@dataclass
+class Speedup:
+    target_loss: float          # the baseline's final validation loss
+    baseline_tokens: float      # tokens the baseline needs to reach it
+    run_tokens: float | None    # tokens the run needs to reach it (None: never)
+    speedup: float | None       # baseline_tokens / run_tokens (None: never reached)
+    baseline_final: float
+    run_final: float
+    improvement_pct: float      # (baseline_final - run_final) / baseline_final * 100
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def speedup(baseline: Curve, run: Curve) -> Speedup:
+    """Convergence speedup of ``run`` over ``baseline`` and the final-loss improvement."""
+    _check_curve(baseline, "baseline")
+    _check_curve(run, "run")
+    target = float(baseline[-1][1])
+    if target == 0:
+        raise ValueError("baseline: final loss is 0; the improvement in percent is undefined")
+    base_tokens = tokens_to_reach(baseline, target)
+    assert base_tokens is not None  # the last point always reaches its own loss
+    run_tokens = tokens_to_reach(run, target)
+    run_final = float(run[-1][1])
+    return Speedup(
+        target_loss=target,
+        baseline_tokens=base_tokens,
+        run_tokens=run_tokens,
+        speedup=None if run_tokens is None else base_tokens / run_tokens,
+        baseline_final=target,
+        run_final=run_final,
+        improvement_pct=(target - run_final) / target * 100.0,
+    )
+
+
+def read_curve(path: str | Path, x: str = "tokens", y: str = "val_loss") -> list[tuple[float, float]]:
+    """The ``(x, y)`` points of a metrics JSONL file, from the lines that have both keys."""
+    points = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
+            if rec.get(x) is not None and rec.get(y) is not None:
+                points.append((float(rec[x]), float(rec[y])))
+    if not points:
+        raise ValueError(f"{path}: no line has both {x!r} and {y!r}")
+    return points

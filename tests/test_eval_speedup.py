@@ -1,0 +1,78 @@
+import json
+
+import numpy as np
+import pytest
+
+from ncalm.evaluation.plots import mean_and_spread, plot_loss_curves
+from ncalm.evaluation.speedup import read_curve, speedup, tokens_to_reach
+
+BASE = [(100, 4.0), (200, 3.0), (300, 2.5), (400, 2.0)]
+
+
+def test_speedup_known_answer():
+    run = [(100, 3.5), (200, 2.5), (300, 1.5), (400, 1.2)]
+    s = speedup(BASE, run)
+    # run crosses 2.0 halfway between 200 (2.5) and 300 (1.5): 250 tokens.
+    assert s.target_loss == 2.0
+    assert s.baseline_tokens == 400
+    assert s.run_tokens == pytest.approx(250)
+    assert s.speedup == pytest.approx(400 / 250)
+    assert s.improvement_pct == pytest.approx(40.0)
+
+
+def test_speedup_of_a_curve_over_itself_is_one():
+    s = speedup(BASE, BASE)
+    assert s.speedup == 1.0 and s.improvement_pct == 0.0
+
+
+def test_run_that_never_reaches_the_target():
+    run = [(100, 4.0), (200, 3.0), (300, 2.5), (400, 2.1)]
+    s = speedup(BASE, run)
+    assert s.run_tokens is None and s.speedup is None
+    assert s.improvement_pct == pytest.approx(-5.0)
+
+
+def test_first_crossing_of_a_noisy_baseline():
+    base = [(100, 4.0), (200, 1.9), (300, 2.0)]
+    # 4.0 -> 1.9 crosses 2.0 at 100 + 100 * 2.0 / 2.1
+    assert speedup(base, base).baseline_tokens == pytest.approx(100 + 100 * 2.0 / 2.1)
+
+
+def test_target_reached_at_the_first_point():
+    assert tokens_to_reach([(50, 1.0), (100, 0.5)], 2.0) == 50
+
+
+def test_bad_curves_are_rejected():
+    with pytest.raises(ValueError, match="increase strictly"):
+        speedup(BASE, [(100, 3.0), (100, 2.0)])
+    with pytest.raises(ValueError, match="empty"):
+        speedup([], BASE)
+
+
+def test_read_curve_skips_lines_without_the_keys(tmp_path):
+    p = tmp_path / "m.jsonl"
+    lines = [{"step": 1, "tokens": 10, "loss": 5.0}, {"step": 2, "tokens": 20, "val_loss": 4.0},
+             {"step": 3, "tokens": 30, "val_loss": 3.0}]
+    p.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    assert read_curve(p) == [(20.0, 4.0), (30.0, 3.0)]
+    with pytest.raises(ValueError, match="no line has both"):
+        read_curve(p, y="nope")
+
+
+def test_mean_and_spread_over_seeds():
+    a = [(0, 1.0), (10, 3.0)]
+    b = [(0, 3.0), (5, 2.0), (10, 5.0)]
+    x, mean, lo, hi = mean_and_spread([a, b])
+    np.testing.assert_allclose(x, [0, 10])
+    np.testing.assert_allclose(mean, [2.0, 4.0])
+    np.testing.assert_allclose(lo, [1.0, 3.0])
+    np.testing.assert_allclose(hi, [3.0, 5.0])
+
+
+def test_plot_writes_a_png(tmp_path):
+    from PIL import Image
+
+    out = plot_loss_curves({"scratch": [BASE, BASE[:3] + [(400, 2.2)]], "nca": [BASE]}, tmp_path / "c.png")
+    img = np.asarray(Image.open(out).convert("RGB"))
+    assert img.shape[0] > 100 and img.shape[1] > 100
+    assert (img.std(axis=(0, 1)) > 0).all()  # not a blank canvas
