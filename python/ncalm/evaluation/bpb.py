@@ -1,0 +1,103 @@
+"""Perplexity and bits per byte of a language model on held-out documents.
+
+The documents become one token stream ``EOS d1 EOS d2 EOS ...`` (the leading
+EOS gives the first token a context; each document's EOS is predicted like
+any token, as in training). The stream is cut into windows of ``seq_len``
+predictions with no overlap and no shared context, so every token after the
+leading EOS is predicted exactly once.
+
+    bits per byte = total nats / (ln 2 * total UTF-8 bytes of the documents)
+
+The byte count does not depend on the tokenizer, which makes byte-level and
+BPE models comparable; EOS tokens add nats but no bytes.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LMEval:
+    nats: float        # summed cross entropy over all predicted tokens
+    tokens: int        # predicted tokens (document tokens + one EOS per document)
+    bytes: int         # UTF-8 bytes of the evaluated documents
+    documents: int
+
+    @property
+    def loss(self) -> float:
+        """Mean cross entropy per token (nats)."""
+        return self.nats / self.tokens
+
+    @property
+    def perplexity(self) -> float:
+        return math.exp(self.loss)
+
+    @property
+    def bits_per_byte(self) -> float:
+        return self.nats / (math.log(2) * self.bytes)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "loss": self.loss, "perplexity": self.perplexity,
+                "bits_per_byte": self.bits_per_byte}
+
+
+def token_stream(tokenizer, documents: Iterable[str], max_bytes: int | None = None) -> tuple[np.ndarray, int, int]:
+    """``(stream, n_bytes, n_documents)``: whole documents until ``max_bytes`` is reached."""
+    ids = [tokenizer.eos_id]
+    n_bytes = n_docs = 0
+    for doc in documents:
+        if max_bytes is not None and n_docs and n_bytes >= max_bytes:
+            break
+        ids.extend(tokenizer.encode(doc))
+        ids.append(tokenizer.eos_id)
+        n_bytes += len(doc.encode("utf-8"))
+        n_docs += 1
+    if n_bytes == 0:
+        raise ValueError("documents: no text to evaluate (empty source or only empty documents)")
+    return np.asarray(ids, dtype=np.int64), n_bytes, n_docs
+
+
+@torch.no_grad()
+def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None = None,
+                batch_size: int = 8, device: str | torch.device = "cpu",
+                max_bytes: int | None = None) -> LMEval:
+    """Summed loss, perplexity and bits per byte of ``model`` on ``documents``.
+
+    ``seq_len`` defaults to the model's ``max_seq_len``; ``max_bytes`` stops after
+    the first documents that reach that many bytes (whole documents only, so the
+    byte count stays exact).
+    """
+    max_len = getattr(getattr(model, "cfg", None), "max_seq_len", None)
+    seq_len = seq_len or max_len
+    if not seq_len or seq_len < 1 or (max_len and seq_len > max_len):
+        raise ValueError(f"seq_len must be in [1, {max_len}] (the model's max_seq_len), got {seq_len}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    stream, n_bytes, n_docs = token_stream(tokenizer, documents, max_bytes)
+    n_pred = len(stream) - 1
+    n_windows = math.ceil(n_pred / seq_len)
+    # Window w predicts stream[w*L+1 : w*L+L+1] from stream[w*L : w*L+L]; pad the last one.
+    padded = np.full(n_windows * seq_len + 1, -100, dtype=np.int64)
+    padded[: len(stream)] = stream
+    inputs = np.lib.stride_tricks.sliding_window_view(padded[:-1], seq_len)[::seq_len]
+    targets = np.lib.stride_tricks.sliding_window_view(padded[1:], seq_len)[::seq_len]
+    was_training = model.training
+    model.eval()
+    nats = 0.0
+    try:
+        for i in range(0, n_windows, batch_size):
+            x = torch.from_numpy(inputs[i:i + batch_size].copy()).to(device)
+            y = torch.from_numpy(targets[i:i + batch_size].copy()).to(device)
+            x = x.clamp_min(0)  # padded inputs only feed ignored targets
+            logits, _ = model(x)
+            nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
+                                    ignore_index=-100, reduction="sum").double().item()
+    finally:
+        model.train(was_training)
+    return LMEval(nats=nats, tokens=n_pred, bytes=n_bytes, documents=n_docs)

@@ -1,0 +1,69 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ncalm.evaluation.bpb import evaluate_lm
+from ncalm.tokenizer import ByteTokenizer
+
+DOCS = ["hello world\n", "h\u00e9llo \u2603 snow", "", "x" * 37]
+
+
+class Uniform(torch.nn.Module):
+    """Equal logits for every token: each prediction costs exactly ln(vocab) nats."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.vocab = vocab
+
+    def forward(self, idx, targets=None, cache=None):
+        return torch.zeros(*idx.shape, self.vocab), None
+
+
+class Bigram(torch.nn.Module):
+    """Logits depend on the current token only, so the loss is computable without windows."""
+
+    def __init__(self, vocab: int):
+        super().__init__()
+        self.table = torch.nn.Embedding(vocab, vocab)
+
+    def forward(self, idx, targets=None, cache=None):
+        return self.table(idx), None
+
+
+def test_uniform_model_known_bits_per_byte():
+    n_bytes = sum(len(d.encode("utf-8")) for d in DOCS)
+    assert n_bytes == 12 + 15 + 0 + 37  # é is 2 bytes, the snowman 3
+    n_pred = n_bytes + len(DOCS)  # one byte token per byte plus one EOS per document
+    r = evaluate_lm(Uniform(257), ByteTokenizer(), DOCS, seq_len=5, batch_size=3)
+    assert (r.tokens, r.bytes, r.documents) == (n_pred, n_bytes, len(DOCS))
+    assert r.loss == pytest.approx(math.log(257))
+    assert r.perplexity == pytest.approx(257)
+    assert r.bits_per_byte == pytest.approx(n_pred * math.log2(257) / n_bytes)
+
+
+@pytest.mark.parametrize("seq_len,batch_size", [(1, 1), (4, 2), (7, 16), (200, 1)])
+def test_windows_cover_every_prediction_once(seq_len, batch_size):
+    torch.manual_seed(0)
+    model = Bigram(257)
+    tok = ByteTokenizer()
+    stream = [256]
+    for d in DOCS:
+        stream += list(d.encode("utf-8")) + [256]
+    logp = torch.log_softmax(model.table.weight.detach().double(), dim=-1).numpy()
+    expected = -sum(logp[a, b] for a, b in zip(stream[:-1], stream[1:]))
+    r = evaluate_lm(model, tok, DOCS, seq_len=seq_len, batch_size=batch_size)
+    assert r.nats == pytest.approx(expected, rel=1e-6)
+
+
+def test_max_bytes_keeps_whole_documents():
+    r = evaluate_lm(Uniform(257), ByteTokenizer(), DOCS, seq_len=8, max_bytes=13)
+    assert (r.documents, r.bytes) == (2, 12 + 15)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="no text"):
+        evaluate_lm(Uniform(257), ByteTokenizer(), ["", ""], seq_len=8)
+    with pytest.raises(ValueError, match="seq_len"):
+        evaluate_lm(Uniform(257), ByteTokenizer(), DOCS, seq_len=0)
