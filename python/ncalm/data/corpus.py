@@ -1,0 +1,155 @@
+"""Text corpora as train/validation document lists.
+
+Specs: ``stdlib`` (this Python's own standard-library ``.py`` files: a real
+code corpus on every machine, no download), a local file, directory or glob
+(comma-separated for several), or ``hf:NAME[:CONFIG]`` for Hugging Face
+``datasets`` (optional, needs internet or a local cache).
+
+Files are split by a hash of their path (relative to their root), so the
+split never depends on file order, machine or cap. With fewer than
+``MIN_FILES_FOR_FILE_SPLIT`` files, the last ``val_percent`` of each file is
+validation instead.
+"""
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import sysconfig
+from pathlib import Path
+
+MIN_FILES_FOR_FILE_SPLIT = 20
+TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".jsonl", ".c", ".h", ".cpp", ".js", ".html", ".tex"}
+
+
+def _hash(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+
+
+def is_validation(key: str, val_percent: float) -> bool:
+    """The deterministic split: a key is validation iff its hash falls in the first ``val_percent``."""
+    return (_hash(key) % 10000) < val_percent * 100
+
+
+def stdlib_files() -> list[tuple[str, Path]]:
+    """(relative path, path) of every ``.py`` file of the running Python's standard library."""
+    root = Path(sysconfig.get_paths()["stdlib"])
+    out = []
+    for path in root.rglob("*.py"):
+        rel = path.relative_to(root).as_posix()
+        # Third-party packages and build-specific config are not the standard library.
+        if any(part in ("site-packages", "dist-packages", "__pycache__") for part in path.parts):
+            continue
+        if rel.startswith("_sysconfigdata"):
+            continue
+        out.append((rel, path))
+    return out
+
+
+def local_files(spec: str) -> list[tuple[str, Path]]:
+    """(key, path) for a comma-separated list of files, directories or glob patterns."""
+    out = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        if any(c in part for c in "*?["):
+            matches = sorted(glob.glob(part, recursive=True))
+            if not matches:
+                raise FileNotFoundError(f"data pattern {part!r} matches no file")
+            out += [(m, Path(m)) for m in matches if Path(m).is_file()]
+        elif Path(part).is_dir():
+            root = Path(part)
+            out += [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*"))
+                    if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES]
+        elif Path(part).is_file():
+            out.append((Path(part).name, Path(part)))
+        else:
+            raise FileNotFoundError(f"data path {part!r} does not exist")
+    if not out:
+        raise FileNotFoundError(f"data {spec!r} holds no text files ({', '.join(sorted(TEXT_SUFFIXES))})")
+    return out
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError):
+        return None  # a few stdlib test files are deliberately not UTF-8
+
+
+def _full(n: int, cap: int | None) -> bool:
+    return cap is not None and n >= cap
+
+
+def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: int | None,
+                max_val_bytes: int | None) -> tuple[list[str], list[str]]:
+    """Read files into (train, val) documents; caps keep a hash-ordered (unbiased) subset."""
+    files = sorted(files, key=lambda kp: (_hash(kp[0]), kp[0]))
+    by_file = len(files) >= MIN_FILES_FOR_FILE_SPLIT
+    train, val, n_train, n_val = [], [], 0, 0
+    for key, path in files:
+        if _full(n_train, max_bytes) and (_full(n_val, max_val_bytes) or not by_file):
+            break
+        to_val = by_file and is_validation(key, val_percent)
+        if by_file and _full(n_val if to_val else n_train, max_val_bytes if to_val else max_bytes):
+            continue
+        text = _read(path)
+        if not text:
+            continue
+        if not by_file:
+            cut = int(len(text) * (1 - val_percent / 100))
+            text, tail = text[:cut], text[cut:]
+            val.append(tail)
+            n_val += len(tail)
+        if to_val:
+            val.append(text)
+            n_val += len(text)
+        else:
+            train.append(text)
+            n_train += len(text)
+    if not train or not val:
+        raise ValueError(f"corpus split left {len(train)} train and {len(val)} validation documents; "
+                         f"need at least one of each (val_percent={val_percent})")
+    return train, val
+
+
+def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
+                 max_val_bytes: int | None) -> tuple[list[str], list[str]]:
+    """``hf:NAME[:CONFIG]``: the ``text`` column of a Hugging Face dataset's train split."""
+    try:
+        import datasets
+    except ImportError:
+        raise ValueError(f"data {spec!r} needs the `datasets` package: pip install 'ncalm[hf]'") from None
+    name, _, config = spec[3:].partition(":")
+    try:
+        ds = datasets.load_dataset(name, config or None, split="train", streaming=True)
+    except Exception as exc:
+        raise ValueError(f"cannot load Hugging Face dataset {name!r} (offline or unknown?): "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    train, val, n_train, n_val = [], [], 0, 0
+    for i, row in enumerate(ds):
+        text = row.get("text")
+        if text is None:
+            raise ValueError(f"Hugging Face dataset {name!r} has no 'text' column")
+        if is_validation(str(i), val_percent):
+            if max_val_bytes is None or n_val < max_val_bytes:
+                val.append(text)
+                n_val += len(text)
+        else:
+            train.append(text)
+            n_train += len(text)
+        if max_bytes is not None and n_train >= max_bytes and (max_val_bytes is None or n_val >= max_val_bytes):
+            break
+        if max_bytes is None and i >= 10_000_000:
+            break
+    return train, val
+
+
+def documents(spec: str = "stdlib", val_percent: float = 2.0, max_bytes: int | None = None,
+              max_val_bytes: int | None = 1_000_000) -> tuple[list[str], list[str]]:
+    """(train, validation) documents of a corpus spec (see module docstring)."""
+    if not 0 < val_percent < 100:
+        raise ValueError(f"val_percent must be in (0, 100), got {val_percent}")
+    if spec == "stdlib":
+        return split_files(stdlib_files(), val_percent, max_bytes, max_val_bytes)
+    if spec.startswith("hf:"):
+        return hf_documents(spec, val_percent, max_bytes, max_val_bytes)
+    return split_files(local_files(os.path.expanduser(spec)), val_percent, max_bytes, max_val_bytes)

@@ -1,0 +1,81 @@
+"""NCA token streams as a :class:`~ncalm.data.sharding.Source`.
+
+Item ``i`` is NCA sequence ``i`` of the generator (a pure function of config,
+seed and id). By default each sequence draws its own rule; with a rule pool,
+epoch ``e`` (``epoch_sequences`` items) uses ``pool_size`` rules found on ids
+``POOL_OFFSET + e * pool_size + [0, pool_size)`` — disjoint from sequence
+ids — and item ``i`` takes rule ``i % pool_size`` of its epoch, as in the
+paper's per-epoch re-sampled rule pools. Validation sequences use ids from
+``VAL_OFFSET`` upwards with their own fresh rules, never seen in training.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+POOL_OFFSET = 1 << 39
+VAL_OFFSET = 1 << 40
+
+
+def shift_targets(tokens: np.ndarray, masked_prefix: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, L + 1) tokens -> int64 inputs/targets of length L; targets < masked_prefix set to -100."""
+    t = torch.from_numpy(np.ascontiguousarray(tokens)).long()
+    inputs, targets = t[:, :-1].contiguous(), t[:, 1:].clone()
+    targets[:, :masked_prefix] = -100
+    return inputs, targets
+
+
+class NCASource:
+    """Sequences from the compiled NCA generator (``ncalm.sequence_tokens``)."""
+
+    def __init__(self, cfg, seed: int = 0, pool_size: int = 0, epoch_sequences: int = 0,
+                 threads: int | None = None):
+        if pool_size < 0:
+            raise ValueError(f"pool_size must be >= 0 (0 = a fresh rule per sequence), got {pool_size}")
+        if pool_size and epoch_sequences < pool_size:
+            raise ValueError(
+                f"epoch_sequences must be >= pool_size={pool_size} with a rule pool, got {epoch_sequences}")
+        self.cfg, self.seed, self.threads = cfg, seed, threads
+        self.pool_size, self.epoch_sequences = pool_size, epoch_sequences
+        self.vocab_size = cfg.vocab_size
+        self.seq_len = cfg.seq_len
+        self._pool_epoch, self._pool = -1, None
+
+    def _masked_prefix(self) -> int:
+        # The first frame is a random initial state: its tokens are not predictable, so the
+        # targets that land inside it (positions 0..frame_len-2 after the shift) are not scored.
+        return self.cfg.frame_len - 1
+
+    def _rules_for(self, indices: np.ndarray) -> np.ndarray | None:
+        if not self.pool_size:
+            return None
+        from ncalm import find_rules
+
+        epochs = indices // self.epoch_sequences
+        rules = np.empty(len(indices), dtype=np.uint64)
+        for e in np.unique(epochs):
+            if e != self._pool_epoch:
+                ids = np.arange(self.pool_size, dtype=np.uint64) + np.uint64(POOL_OFFSET + int(e) * self.pool_size)
+                self._pool, self._pool_epoch = np.asarray(find_rules(self.cfg, self.seed, ids)), int(e)
+            sel = epochs == e
+            rules[sel] = self._pool[indices[sel] % self.pool_size]
+        return rules
+
+    def _tokens(self, ids: np.ndarray, rules: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+        from ncalm import sequence_tokens
+
+        tokens = sequence_tokens(self.cfg, self.seed, ids.astype(np.uint64), rule_ids=rules,
+                                 threads=self.threads)
+        return shift_targets(tokens, self._masked_prefix())
+
+    def items(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        indices = np.asarray(indices, dtype=np.int64)
+        return self._tokens(indices, self._rules_for(indices))
+
+    def val_batches(self, batch_size: int, n_batches: int):
+        return [self._tokens(VAL_OFFSET + np.arange(b * batch_size, (b + 1) * batch_size), None)
+                for b in range(n_batches)]
+
+    def describe(self) -> dict:
+        return {"kind": "nca", "nca": self.cfg.to_dict(), "seed": self.seed,
+                "pool_size": self.pool_size, "epoch_sequences": self.epoch_sequences}

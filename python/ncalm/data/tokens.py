@@ -1,0 +1,130 @@
+"""Language data as a :class:`~ncalm.data.sharding.Source` over flat token arrays.
+
+The training array is cut into non-overlapping windows of ``seq_len + 1``
+tokens (stride ``seq_len``). Epoch ``e`` visits every window once in an order
+fixed by ``(seed, e)``; item ``i`` is window ``perm_e[i % n_windows]`` with
+``e = i // n_windows``. Validation is the first windows of the validation
+array, in order.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ncalm.data.corpus import documents
+from ncalm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_tokenizer
+
+
+class TokenSource:
+    """Windows of flat train/val token arrays (numpy or memmap)."""
+
+    def __init__(self, train: np.ndarray, val: np.ndarray, vocab_size: int, seq_len: int,
+                 seed: int = 0, describe: dict | None = None):
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+        self.train, self.val = train, val
+        self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
+        self.n_windows = (len(train) - 1) // seq_len
+        if self.n_windows < 1:
+            raise ValueError(f"training data has {len(train)} tokens, fewer than seq_len + 1 = {seq_len + 1}")
+        self._info = describe or {}
+        self._perm_epoch, self._perm = -1, None
+
+    def _window(self, array: np.ndarray, w: int) -> np.ndarray:
+        return np.asarray(array[w * self.seq_len: w * self.seq_len + self.seq_len + 1], dtype=np.int64)
+
+    def _pairs(self, rows: list[np.ndarray]):
+        t = torch.from_numpy(np.stack(rows))
+        return t[:, :-1].contiguous(), t[:, 1:].contiguous()
+
+    def items(self, indices: np.ndarray):
+        rows = []
+        for i in np.asarray(indices, dtype=np.int64):
+            epoch, j = divmod(int(i), self.n_windows)
+            if epoch != self._perm_epoch:
+                self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
+                self._perm_epoch = epoch
+            rows.append(self._window(self.train, int(self._perm[j])))
+        return self._pairs(rows)
+
+    def val_batches(self, batch_size: int, n_batches: int):
+        available = (len(self.val) - 1) // self.seq_len
+        n_batches = min(n_batches, available // batch_size)
+        if n_batches < 1:
+            raise ValueError(f"validation data has {len(self.val)} tokens: not one batch of "
+                             f"{batch_size} x {self.seq_len + 1}; lower batch_size or seq_len")
+        return [self._pairs([self._window(self.val, b * batch_size + j) for j in range(batch_size)])
+                for b in range(n_batches)]
+
+    def describe(self) -> dict:
+        return {"kind": "text", "seq_len": self.seq_len, "seed": self.seed,
+                "train_tokens": int(len(self.train)), "val_tokens": int(len(self.val)), **self._info}
+
+
+def encode_documents(docs: list[str], tokenizer) -> np.ndarray:
+    """Documents joined into one array, each followed by the end-of-text id."""
+    dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
+    eos = np.asarray([tokenizer.eos_id], dtype=dtype)
+    parts = []
+    for doc in docs:
+        if tokenizer.kind == "byte":  # same ids as tokenizer.encode, without a Python list per byte
+            ids = np.frombuffer(doc.encode("utf-8"), dtype=np.uint8).astype(dtype)
+        else:
+            ids = np.asarray(tokenizer.encode(doc), dtype=dtype)
+        parts += [ids, eos]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+
+def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
+    """nanoGPT layout: a directory with train.bin and val.bin (uint16), or ``bin:DIR``."""
+    root = Path(spec[4:] if spec.startswith("bin:") else spec)
+    if root.suffix == ".bin":
+        root = root.parent
+    train_path, val_path = root / "train.bin", root / "val.bin"
+    for p in (train_path, val_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"nanoGPT-layout data needs {p}")
+    train = np.memmap(train_path, dtype=np.uint16, mode="r")
+    val = np.memmap(val_path, dtype=np.uint16, mode="r")
+    tokenizer = load_tokenizer(root) if (root / TOKENIZER_FILE).is_file() else None
+    if vocab_size is None:
+        vocab_size = tokenizer.vocab_size if tokenizer else _meta_vocab(root)
+    info = {"data": f"bin:{root}"}
+    return TokenSource(train, val, vocab_size, seq_len, seed, info), tokenizer
+
+
+def _meta_vocab(root: Path) -> int:
+    meta = root / "meta.json"
+    if meta.is_file():
+        return int(json.loads(meta.read_text())["vocab_size"])
+    return 50304  # nanoGPT's padded GPT-2 vocabulary, the layout's usual content
+
+
+def is_bin_spec(spec: str) -> bool:
+    p = Path(spec[4:] if spec.startswith("bin:") else spec)
+    return spec.startswith("bin:") or p.suffix == ".bin" or (p.is_dir() and (p / "train.bin").is_file())
+
+
+def language_source(spec: str = "stdlib", seq_len: int = 256, seed: int = 0, tokenizer=None,
+                    tokenizer_kind: str = "byte", bpe_vocab: int = 4096, val_percent: float = 2.0,
+                    max_bytes: int | None = None, max_val_bytes: int | None = 1_000_000,
+                    vocab_size: int | None = None):
+    """``(TokenSource, tokenizer)`` for a corpus spec (see ncalm.data.corpus) or nanoGPT .bin data.
+
+    ``tokenizer`` reuses an existing tokenizer (e.g. from a checkpoint being
+    resumed); otherwise one of ``tokenizer_kind`` is made (BPE is trained on
+    the training documents). Tokenizer is None for .bin data without one.
+    """
+    if is_bin_spec(spec):
+        return bin_source(spec, seq_len, seed, vocab_size)
+    train_docs, val_docs = documents(spec, val_percent, max_bytes, max_val_bytes)
+    if tokenizer is None:
+        tokenizer = make_tokenizer(tokenizer_kind, train_docs, bpe_vocab)
+    info = {"data": spec, "tokenizer": tokenizer.kind, "train_documents": len(train_docs),
+            "val_documents": len(val_docs), "val_percent": val_percent, "max_bytes": max_bytes}
+    source = TokenSource(encode_documents(train_docs, tokenizer), encode_documents(val_docs, tokenizer),
+                         tokenizer.vocab_size, seq_len, seed, info)
+    return source, tokenizer
