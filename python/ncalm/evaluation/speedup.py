@@ -93,6 +93,8 @@ def speedup(baseline: Curve, run: Curve) -> Speedup:
 def read_curve(path: str | Path, x: str = "tokens", y: str = "val_loss") -> list[tuple[float, float]]:
     """The ``(x, y)`` points of a metrics JSONL file, from the lines that have both keys."""
     points = []
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"metrics file not found: {path}")
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():

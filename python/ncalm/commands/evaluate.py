@@ -1,0 +1,131 @@
+"""Evaluate checkpoints and runs: bits per byte on held-out text (bpb), NCA
+in-context accuracy (icl), convergence speedup between runs' validation curves
+(speedup). Run `ncalm eval MODE --help` for each mode's options."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="mode", metavar="MODE", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    b = sub.add_parser("bpb", help="perplexity and bits per byte on held-out text", formatter_class=fmt)
+    b.add_argument("--checkpoint", required=True, help="language-stage checkpoint")
+    b.add_argument("--data", default=None,
+                   help="corpus spec (stdlib, files/dirs/globs, hf:NAME); default: the checkpoint's")
+    b.add_argument("--val-percent", type=float, default=None,
+                   help="validation share of the split; default: the checkpoint's, else 2")
+    b.add_argument("--max-bytes", type=int, default=1_000_000, help="evaluate whole documents up to this many bytes")
+    b.add_argument("--seq-len", type=int, default=None, help="window length; default: the model's max_seq_len")
+    b.add_argument("--batch-size", type=int, default=8)
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--json", default=None, help="also write the result to this JSON file")
+
+    i = sub.add_parser("icl", help="NCA in-context accuracy vs k frames of context", formatter_class=fmt)
+    i.add_argument("--checkpoint", required=True, help="NCA-stage checkpoint")
+    i.add_argument("--k", type=int, nargs="+", default=None,
+                   help="frames of context; default: 1, 2, 4, ... up to what fits the model's context")
+    i.add_argument("--rules", type=int, default=64, help="fresh rules per band")
+    i.add_argument("--bands", nargs="*", default=["0.0,0.3", "0.3,0.5"],
+                   help="other complexity bands 'LOWER,UPPER' besides the training band")
+    i.add_argument("--seed", type=int, default=0, help="generator seed of the test rules")
+    i.add_argument("--batch-size", type=int, default=16)
+    i.add_argument("--device", default="cpu")
+    i.add_argument("--json", default=None, help="also write the result to this JSON file")
+
+    s = sub.add_parser("speedup", help="convergence speedup of --run over --baseline", formatter_class=fmt)
+    s.add_argument("--baseline", required=True, help="metrics JSONL of the baseline (e.g. scratch)")
+    s.add_argument("--run", required=True, nargs="+", help="metrics JSONL of one or more other runs")
+    s.add_argument("--x", default="tokens", help="JSONL key of the token count")
+    s.add_argument("--y", default="val_loss", help="JSONL key of the validation loss")
+    s.add_argument("--json", default=None, help="also write the result to this JSON file")
+
+
+def _write_json(path: str | None, result: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _meta_get(meta: dict, *keys, default=None):
+    """First of ``keys`` found at the top level of the checkpoint meta or in its train config."""
+    for where in (meta, meta.get("config") or {}, meta.get("train_config") or {}):
+        for key in keys:
+            if isinstance(where, dict) and where.get(key) is not None:
+                return where[key]
+    return default
+
+
+def run_bpb(args) -> dict:
+    from ncalm.checkpoint import load_model
+    from ncalm.data.corpus import documents
+    from ncalm.evaluation.bpb import evaluate_lm
+
+    model, tokenizer, meta = load_model(args.checkpoint, device=args.device)
+    if tokenizer is None:
+        raise ValueError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens: "
+                         "bits per byte needs a language-stage checkpoint")
+    spec = args.data or _meta_get(meta, "data", default="stdlib")
+    val_percent = args.val_percent or _meta_get(meta, "val_percent", default=2.0)
+    # max_bytes=1: read as little of the training side as the split allows.
+    _, val = documents(spec, val_percent=val_percent, max_bytes=1, max_val_bytes=args.max_bytes)
+    r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
+                    device=args.device, max_bytes=args.max_bytes)
+    print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
+          f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
+    return {"data": spec, "val_percent": val_percent, **r.to_dict()}
+
+
+def run_icl(args) -> dict:
+    from ncalm import NCAConfig
+    from ncalm.checkpoint import load_model
+    from ncalm.commands.show import _band
+    from ncalm.evaluation.icl import copy_last_frame_predictor, evaluate_icl, greedy_predictor
+
+    model, _, meta = load_model(args.checkpoint, device=args.device)
+    nca = _meta_get(meta, "nca")
+    if not isinstance(nca, dict):
+        raise ValueError(f"--checkpoint {args.checkpoint} has no NCA config: was it trained on NCA data?")
+    cfg = NCAConfig.from_dict(nca)
+    max_k = (model.cfg.max_seq_len - 1) // cfg.frame_len - 1  # k frames + START + N patches must fit
+    ks = args.k or [k for k in (1, 2, 4, 8, 16, 32) if k <= max_k]
+    if not ks or max(ks) > max_k or min(ks) < 1:
+        raise ValueError(f"--k must lie in [1, {max_k}] for this model's context of {model.cfg.max_seq_len} tokens")
+    bands = {"train " + ("none" if cfg.band is None else "%g-%g" % tuple(cfg.band)): cfg.band}
+    for text in args.bands:
+        lo, hi = _band(text) or (0.0, 2.0)
+        bands["%g-%g" % (lo, hi)] = (lo, hi)
+    result = {}
+    for name, predict in (("model", greedy_predictor(model, args.device)),
+                          ("copy-last-frame", copy_last_frame_predictor(cfg.frame_len))):
+        result[name] = evaluate_icl(predict, cfg, args.seed, args.rules, ks, bands, args.batch_size)
+    print(f"{'band':>14} {'k':>3}  {'cell acc':>8} {'frame acc':>9}   (copy last frame: cell, frame)")
+    for band in bands:
+        for row, base in zip(result["model"][band], result["copy-last-frame"][band]):
+            print(f"{band:>14} {row['k']:>3}  {row['cell_acc']:8.3f} {row['frame_acc']:9.3f}   "
+                  f"({base['cell_acc']:.3f}, {base['frame_acc']:.3f})")
+    return {"nca": cfg.to_dict(), "seed": args.seed, "rules": args.rules, "ks": ks, **result}
+
+
+def run_speedup(args) -> dict:
+    from ncalm.evaluation.speedup import read_curve, speedup
+
+    base = read_curve(args.baseline, args.x, args.y)
+    result = {"baseline": args.baseline, "runs": {}}
+    for path in args.run:
+        s = speedup(base, read_curve(path, args.x, args.y))
+        result["runs"][path] = s.to_dict()
+        reached = (f"speedup {s.speedup:.2f}x ({s.run_tokens:,.0f} vs {s.baseline_tokens:,.0f} {args.x})"
+                   if s.speedup is not None else f"never reaches the baseline's final {args.y}")
+        print(f"{path}: {reached}; final {args.y} {s.run_final:.4f} vs {s.baseline_final:.4f} "
+              f"({s.improvement_pct:+.2f}%)")
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    result = {"bpb": run_bpb, "icl": run_icl, "speedup": run_speedup}[args.mode](args)
+    _write_json(args.json, result)
+    return 0
