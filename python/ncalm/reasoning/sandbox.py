@@ -1,0 +1,230 @@
+"""Run untrusted Python programs in separate, confined processes.
+
+Each program runs in its own child process (`sandbox_launcher.py`): a fresh
+temporary working directory, rlimits on CPU time, address space, number of
+processes and file size, a wall-clock timeout that kills the whole process
+group, an empty network namespace where possible, the HumanEval
+`reliability_guard`, and -- when the evaluator runs as root -- an
+unprivileged user id of its own. Generated code never runs in this process.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+_LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
+# A fresh uid per run: the process limit then counts only that run's
+# processes (parallel runs cannot starve each other), and every leftover
+# process can be found and killed by uid. The range sits above login users
+# and is rarely used by anything else.
+_UID_BASE, _UID_SPAN = 2_000_000_000, 100_000_000
+_TAIL_BYTES = 4096
+_PROBE = "import collections, hashlib, json, math, re, string, typing"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one program run."""
+
+    timeout_s: float = 5.0
+    memory_bytes: int = 1 << 30
+    max_processes: int = 16
+    max_file_bytes: int = 16 << 20
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"timeout_s={self.timeout_s}: must be > 0 seconds")
+        for name in ("memory_bytes", "max_processes", "max_file_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """Outcome of one run: status is "passed", "failed" or "timed out"."""
+
+    status: str
+    detail: str
+    elapsed_s: float
+    returncode: int | None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def _mapped(uid: int) -> bool:
+    # Inside a user namespace only mapped ids can be switched to.
+    try:
+        lines = Path("/proc/self/uid_map").read_text().split()
+    except OSError:
+        return False
+    triples = [lines[i:i + 3] for i in range(0, len(lines), 3)]
+    return any(int(lo) <= uid < int(lo) + int(n) for _, lo, n in triples)
+
+
+def _pick_ids() -> tuple[int | None, int | None]:
+    if os.geteuid() != 0:
+        return None, None  # already unprivileged: nothing to drop
+    uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
+    if _mapped(uid):
+        return uid, uid
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    return nobody.pw_uid, nobody.pw_gid
+
+
+def _pids_of(uid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = dict(line.split(":", 1) for line in (entry / "status").read_text().splitlines())
+        except (OSError, ValueError):
+            continue  # the process ended while we looked
+        # Zombies are already dead; they only wait for their parent to reap them.
+        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def _kill_all(pgid: int, uid: int | None) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    if uid is None or uid < _UID_BASE:
+        return  # a shared uid (nobody) may belong to other runs: group kill only
+    # Children that left the process group (setsid) are still ours by uid.
+    for _ in range(100):
+        pids = _pids_of(uid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
+
+
+def _tail(path: Path) -> str:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - _TAIL_BYTES))
+        return f.read().decode("utf-8", "replace")
+
+
+@lru_cache(maxsize=None)
+def sandbox_python() -> str:
+    """The interpreter for sandboxed programs.
+
+    The evaluator's own interpreter may live where the unprivileged user
+    cannot read its standard library (e.g. pyenv under a 0700 /root); then a
+    system interpreter is used. The choice is made by running a probe.
+    """
+    if os.geteuid() != 0:
+        return sys.executable
+    candidates = [sys.executable]
+    for directory in ("/usr/local/bin", "/usr/bin", "/bin"):
+        found = shutil.which("python3", path=directory)
+        if found and os.path.realpath(found) not in map(os.path.realpath, candidates):
+            candidates.append(found)
+    for python in candidates:
+        if run_program(_PROBE, Limits(timeout_s=30), python=python).passed:
+            return python
+    raise RuntimeError(
+        f"no Python interpreter among {candidates} can import the standard library "
+        "as an unprivileged user; pass python= (--sandbox-python) explicitly")
+
+
+def run_program(source: str, limits: Limits = Limits(), python: str | None = None) -> ExecResult:
+    """Execute Python `source` in a confined child process and report whether
+    it ran to the end without an exception.
+
+    `python` is the interpreter to use (default: `sandbox_python()`).
+    """
+    python = python or sandbox_python()
+    uid, gid = _pick_ids()
+    root = Path(tempfile.mkdtemp(prefix="ncalm-sandbox-"))
+    try:
+        os.chmod(root, 0o711)  # the child may pass through, not list
+        work = root / "work"
+        work.mkdir(mode=0o700)
+        if uid is not None:
+            os.chown(work, uid, gid)
+        marker = secrets.token_hex(16)
+        request = {
+            "source": source, "marker": marker, "uid": uid, "gid": gid, "workdir": str(work),
+            "limits": {
+                "cpu_s": math.ceil(limits.timeout_s) + 1,
+                "memory_bytes": limits.memory_bytes,
+                "max_processes": limits.max_processes,
+                "max_file_bytes": limits.max_file_bytes,
+            },
+        }
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work),
+               "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"}
+        out_path, err_path = root / "stdout", root / "stderr"
+        start = time.monotonic()
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            proc = subprocess.Popen(
+                [python, "-I", str(_LAUNCHER)], stdin=subprocess.PIPE, stdout=out,
+                stderr=err, cwd=root, env=env, start_new_session=True, close_fds=True,
+            )
+            timed_out = False
+            try:
+                proc.stdin.write(json.dumps(request).encode())
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # the launcher died early; its stderr says why
+            try:
+                proc.wait(timeout=limits.timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            _kill_all(proc.pid, uid)
+            proc.wait()
+        elapsed = time.monotonic() - start
+        if timed_out:
+            return ExecResult("timed out", f"timed out after {limits.timeout_s:g} s", elapsed, None)
+        stdout, stderr = _tail(out_path), _tail(err_path)
+        if proc.returncode == 0 and stdout.rstrip("\n").endswith(marker):
+            return ExecResult("passed", "", elapsed, 0)
+        lines = [ln for ln in stderr.splitlines() if ln.strip()]
+        if lines:
+            detail = lines[-1]
+        elif proc.returncode < 0:
+            detail = f"killed by {signal.Signals(-proc.returncode).name}"
+        else:
+            detail = f"exited with code {proc.returncode} before the end"
+        return ExecResult("failed", detail, elapsed, proc.returncode)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_programs(sources: Sequence[str], limits: Limits = Limits(), workers: int = 4,
+                 python: str | None = None) -> list[ExecResult]:
+    """Run many programs, `workers` at a time, each in its own sandbox.
+
+    Threads only wait on child processes, so they cost no Python CPU time.
+    """
+    if workers < 1:
+        raise ValueError(f"workers={workers}: must be >= 1")
+    python = python or sandbox_python()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda s: run_program(s, limits, python), sources))

@@ -1,0 +1,106 @@
+"""Child side of ncalm.reasoning.sandbox: confine this process, then run
+untrusted code in it.
+
+Run as `python -I sandbox_launcher.py` with a JSON request on stdin. It
+depends on the standard library only, because it runs before (and must not
+trust) anything on the untrusted side. Order matters: limits and network
+isolation need privileges, so they come before the switch to the
+unprivileged user, and the HumanEval guard comes last because it removes the
+functions the earlier steps use.
+"""
+import builtins
+import ctypes
+import faulthandler
+import json
+import os
+import resource
+import sys
+import traceback
+
+_CLONE_NEWNET = 0x40000000
+
+
+def _isolate_network() -> None:
+    # An empty network namespace has no interfaces but a down loopback, so
+    # any connect() fails at once; it needs CAP_SYS_ADMIN, and without it
+    # the code simply runs with the host network (best effort by design).
+    try:
+        ctypes.CDLL(None, use_errno=True).unshare(_CLONE_NEWNET)
+    except (OSError, AttributeError):
+        pass
+
+
+def _set_limits(limits: dict) -> None:
+    for name, value in (
+        ("RLIMIT_CPU", limits["cpu_s"]),
+        ("RLIMIT_AS", limits["memory_bytes"]),
+        ("RLIMIT_DATA", limits["memory_bytes"]),
+        ("RLIMIT_FSIZE", limits["max_file_bytes"]),
+        ("RLIMIT_NPROC", limits["max_processes"]),
+        ("RLIMIT_CORE", 0),
+    ):
+        resource.setrlimit(getattr(resource, name), (value, value))
+
+
+def _drop_privileges(uid, gid) -> None:
+    if uid is None:
+        return
+    os.setgroups([])
+    os.setgid(gid)
+    os.setuid(uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise SystemExit("sandbox: could not drop privileges")
+
+
+def reliability_guard() -> None:
+    """Disable destructive functions, as openai/human-eval's
+    execution.reliability_guard does. Not a security boundary on its own
+    (the uid switch and rlimits are); it stops honest-mistake damage."""
+    faulthandler.disable()
+    builtins.exit = None
+    builtins.quit = None
+    builtins.help = None
+    os.environ["OMP_NUM_THREADS"] = "1"
+    for name in (
+        "kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir",
+        "setuid", "fork", "forkpty", "killpg", "rename", "renames", "truncate",
+        "replace", "unlink", "fchmod", "fchown", "chmod", "chown", "chroot",
+        "lchflags", "lchmod", "lchown", "getcwd", "chdir",
+    ):
+        setattr(os, name, None)
+    import shutil
+    import subprocess
+    shutil.rmtree = None
+    shutil.move = None
+    shutil.chown = None
+    subprocess.Popen = None
+    for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
+        sys.modules[name] = None
+
+
+def main() -> None:
+    request = json.loads(sys.stdin.read())
+    os.chdir(request["workdir"])
+    if request["uid"] is not None:
+        _isolate_network()
+    _set_limits(request["limits"])
+    _drop_privileges(request["uid"], request["gid"])
+    marker, write, flush, exit_now = request["marker"], sys.stdout.write, sys.stdout.flush, os._exit
+    code = compile(request["source"], "<program>", "exec")
+    del request
+    reliability_guard()
+    try:
+        exec(code, {"__name__": "__main__", "__builtins__": builtins})
+    except BaseException:  # SystemExit too: a program that exits early did not pass
+        traceback.print_exc()
+        sys.stderr.flush()
+        exit_now(1)
+    # The marker (unknown to the program) separates "ran to the end" from a
+    # program that calls os._exit(0) halfway.
+    write("\n" + marker + "\n")
+    flush()
+    exit_now(0)
+
+
+if __name__ == "__main__":
+    main()

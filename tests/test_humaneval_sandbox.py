@@ -1,0 +1,129 @@
+"""HumanEval harness and sandbox: canonical solutions pass; wrong, looping,
+memory-hungry, forking and destructive programs fail without harm."""
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from ncalm.reasoning import humaneval
+from ncalm.reasoning.sandbox import Limits, run_program
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "humaneval"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"HumanEval copy not found at {DATA}")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch only happens when run as root")
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return humaneval.load_problems(DATA / "HumanEval.jsonl.gz")
+
+
+@needs_data
+def test_all_canonical_solutions_pass(problems):
+    assert len(problems) == 164
+    results = humaneval.evaluate([(p, p.canonical_solution) for p in problems],
+                                 Limits(timeout_s=20.0), workers=4)
+    failed = [(p.task_id, r.detail) for p, r in zip(problems, results) if not r.passed]
+    assert failed == []
+
+
+@needs_data
+def test_wrong_solution_fails(problems):
+    p = problems[0]  # has_close_elements
+    [result] = humaneval.evaluate([(p, "    return False\n")])
+    assert result.status == "failed" and "AssertionError" in result.detail
+
+
+@needs_data
+def test_infinite_loop_is_killed_at_timeout(problems):
+    start = time.monotonic()
+    [result] = humaneval.evaluate([(problems[0], "    while True:\n        pass\n")],
+                                  Limits(timeout_s=1.0))
+    assert result.status == "timed out"
+    assert time.monotonic() - start < 6.0
+
+
+def test_memory_bomb_is_stopped_by_the_limit():
+    bomb = "hoard = []\nwhile True:\n    hoard.append(bytearray(8 << 20))\n"
+    result = run_program(bomb, Limits(timeout_s=30.0, memory_bytes=256 << 20))
+    assert result.status == "failed" and "MemoryError" in result.detail
+    assert result.elapsed_s < 15.0  # the limit stopped it, not the timeout
+
+
+def _leftover_sandbox_processes():
+    left = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+        except (OSError, NotADirectoryError):
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields["Uid"].split()[0]) >= 2_000_000_000 and not fields["State"].strip().startswith("Z"):
+            left.append(entry.name)
+    return left
+
+
+@needs_root
+def test_fork_bomb_is_stopped_by_the_process_limit():
+    # posix.fork bypasses the guard's os.fork = None, so only RLIMIT_NPROC stops it.
+    bomb = ("import posix, time\nn = 0\ntry:\n    while True:\n        if posix.fork() == 0:\n"
+            "            time.sleep(60)\n            posix._exit(0)\n        n += 1\n"
+            "except OSError as e:\n    raise SystemExit(f'fork refused after {n} children: {e}')\n")
+    result = run_program(bomb, Limits(timeout_s=20.0, max_processes=8))
+    assert result.status == "failed" and "fork refused after" in result.detail
+    assert int(result.detail.split("after ")[1].split()[0]) < 8
+    assert result.elapsed_s < 10.0
+    # A classic exponential bomb: every child forks too; all are gone afterwards.
+    result = run_program("import posix\nwhile True:\n    posix.fork()\n",
+                         Limits(timeout_s=2.0, max_processes=8))
+    assert not result.passed
+    assert _leftover_sandbox_processes() == []
+
+
+@pytest.fixture
+def victim():
+    # A root-owned file in a world-readable directory: visible to the child,
+    # so only permissions and the guard protect it.
+    directory = Path(tempfile.mkdtemp(prefix="ncalm-victim-"))
+    directory.chmod(0o755)
+    target = directory / "precious.txt"
+    target.write_text("keep me")
+    target.chmod(0o644)
+    yield target
+    shutil.rmtree(directory)
+
+
+@pytest.mark.parametrize("attack, expected", [
+    ("import os\nos.remove(PATH)\n", "TypeError"),            # disabled by the guard
+    ("import shutil\nshutil.rmtree(DIR)\n", "TypeError"),     # disabled by the guard
+    ("import subprocess\nsubprocess.run(['rm', '-rf', DIR])\n", "TypeError"),
+    pytest.param("import posix\nposix.unlink(PATH)\n", "PermissionError", marks=needs_root),
+    pytest.param("open(PATH, 'w').write('gone')\n", "PermissionError", marks=needs_root),
+])
+def test_file_outside_workdir_survives(victim, attack, expected):
+    source = f"PATH = {str(victim)!r}\nDIR = {str(victim.parent)!r}\n" + attack
+    result = run_program(source)
+    assert result.status == "failed" and expected in result.detail
+    assert victim.read_text() == "keep me"
+
+
+@needs_root
+def test_child_is_unprivileged_in_a_fresh_workdir():
+    probe = ("import os, posix\nassert posix.getuid() != 0 and posix.geteuid() != 0\n"
+             "assert posix.listdir('.') == []\nopen('scratch.txt', 'w').write('x')\n")
+    assert run_program(probe).passed
+    assert run_program(probe).passed  # the next run does not see the previous scratch file
+
+
+@pytest.mark.parametrize("source", ["import sys\nsys.exit(0)\n", "import os\nos._exit(0)\n"])
+def test_exiting_early_is_not_passing(source):
+    assert run_program(source + "raise AssertionError\n").status == "failed"
+
+
+def test_check_program_runs_prompt_completion_and_tests():
+    p = humaneval.Problem("T/0", "def f(x):\n", "def check(c):\n    assert c(2) == 3\n", "f")
+    assert humaneval.check_program(p, "    return x + 1\n").endswith("check(f)\n")
+    assert run_program(humaneval.check_program(p, "    return x + 1\n")).passed
