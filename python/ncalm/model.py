@@ -196,20 +196,6 @@ class LlamaLM(nn.Module):
             if module is block.attn.wo or module is block.mlp.w2:
                 nn.init.normal_(module.weight, mean=0.0, std=std / math.sqrt(2 * self.cfg.n_layer))
 
-    def reset_parameters(self, names: list[str] | None = None) -> None:
-        """Re-initialise all parameters, or only those whose names are listed."""
-        params = dict(self.named_parameters())
-        names = list(params) if names is None else names
-        with torch.no_grad():
-            for name in names:
-                p = params[name]
-                if name.endswith("norm.weight"):
-                    p.fill_(1.0)
-                elif name.endswith(("attn.wo.weight", "mlp.w2.weight")):
-                    p.normal_(0.0, self.cfg.init_std / math.sqrt(2 * self.cfg.n_layer))
-                else:
-                    p.normal_(0.0, self.cfg.init_std)
-
     def num_parameters(self, non_embedding: bool = False) -> int:
         n = sum(p.numel() for p in self.parameters())
         if non_embedding:

@@ -1,0 +1,117 @@
+"""Training configuration as plain dataclasses (round-trip through dicts for checkpoints)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from ncalm.transfer import TransferConfig
+
+DATA_KINDS = ("nca", "dyck", "text")
+
+
+@dataclass
+class DataConfig:
+    """What the stage trains on. Only the fields of the chosen ``kind`` matter."""
+
+    kind: str = "nca"                 # nca | dyck | text
+    seq_len: int = 256
+    seed: int = 0                     # data seed: rules/initial states, Dyck draws, window order
+    workers: int = 0                  # DataLoader worker processes (0 = in the training process)
+    # nca: NCAConfig fields other than seq_len (grid, colors, patch, band, ...); {} = its defaults
+    nca: dict = field(default_factory=dict)
+    pool_size: int = 0                # 0 = fresh rule per sequence; else rules per epoch (paper: 16000)
+    epoch_sequences: int = 0          # sequences per rule-pool epoch
+    gen_threads: int | None = None    # generator threads per call (None = generator default)
+    # dyck
+    dyck_k: int = 4
+    dyck_depth: int = 16
+    # text
+    text: str = "stdlib"              # stdlib | file/dir/glob[,...] | bin:DIR | hf:NAME[:CONFIG]
+    tokenizer: str = "byte"           # byte | bpe
+    bpe_vocab: int = 4096
+    val_percent: float = 2.0
+    max_bytes: int | None = None      # cap on training text (hash-ordered subset of files)
+    max_val_bytes: int | None = 1_000_000
+    vocab_size: int | None = None     # only for .bin data without a tokenizer
+
+    def __post_init__(self) -> None:
+        if self.kind not in DATA_KINDS:
+            raise ValueError(f"data kind must be one of {', '.join(DATA_KINDS)}, got {self.kind!r}")
+        if self.seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, got {self.seq_len}")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warmup then cosine decay to ``lr * min_lr_ratio``."""
+
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0            # max global grad norm; 0 = no clipping
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+
+
+@dataclass
+class TrainConfig:
+    """One training stage. ``batch_size`` is sequences per micro-batch per rank."""
+
+    out_dir: str = "runs/run"
+    model: str | None = None          # preset name; None = "tiny", or the --init checkpoint's shape
+    model_overrides: dict = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    init: str | None = None           # checkpoint to transfer from (new embeddings and head)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+    steps: int = 1000                 # optimizer steps; see max_tokens
+    max_tokens: int = 0               # if > 0, steps = ceil(max_tokens / tokens per step)
+    batch_size: int = 8
+    grad_accum: int = 1
+    eval_every: int = 100             # 0 = only at the end
+    eval_batches: int = 8
+    ckpt_every: int = 500             # 0 = only at the end
+    log_every: int = 10
+    seed: int = 0                     # model init seed
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    precision: str = "auto"           # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    compile: bool = False
+    resume: bool = False
+    stop_at: int = 0                  # stop (with a checkpoint) after this step, as if interrupted
+    threads: int | None = None        # torch CPU threads
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.data, dict):
+            self.data = DataConfig(**self.data)
+        if isinstance(self.optim, dict):
+            self.optim = OptimConfig(**self.optim)
+        if isinstance(self.transfer, dict):
+            self.transfer = TransferConfig(**self.transfer)
+        for name in ("steps", "batch_size", "grad_accum", "eval_batches", "log_every"):
+            if getattr(self, name) < 1 and not (name == "steps" and self.max_tokens > 0):
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("max_tokens", "eval_every", "ckpt_every", "stop_at"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        return cls(**d)

@@ -1,0 +1,29 @@
+"""Build the training :class:`~ncalm.data.sharding.Source` a :class:`DataConfig` describes."""
+from __future__ import annotations
+
+from ncalm.data import DyckSource, NCASource, language_source
+from ncalm.train.config import DataConfig
+
+
+def nca_config(cfg: DataConfig):
+    from ncalm import NCAConfig
+
+    overrides = dict(cfg.nca)
+    if "seq_len" in overrides and overrides["seq_len"] != cfg.seq_len:
+        raise ValueError(f"nca.seq_len={overrides['seq_len']} conflicts with seq_len={cfg.seq_len}")
+    if overrides.get("band") is not None:
+        overrides["band"] = tuple(overrides["band"])
+    return NCAConfig(**{**overrides, "seq_len": cfg.seq_len})
+
+
+def build_source(cfg: DataConfig, tokenizer=None):
+    """``(source, tokenizer)``; tokenizer is None for NCA and Dyck data.
+
+    Pass ``tokenizer`` to reuse one (a resumed run must keep its vocabulary).
+    """
+    if cfg.kind == "nca":
+        return NCASource(nca_config(cfg), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads), None
+    if cfg.kind == "dyck":
+        return DyckSource(cfg.dyck_k, cfg.dyck_depth, cfg.seq_len, cfg.seed), None
+    return language_source(cfg.text, cfg.seq_len, cfg.seed, tokenizer, cfg.tokenizer, cfg.bpe_vocab,
+                           cfg.val_percent, cfg.max_bytes, cfg.max_val_bytes, cfg.vocab_size)

@@ -1,0 +1,221 @@
+"""The training loop behind `ncalm prepretrain` and `ncalm pretrain`: :func:`train`.
+
+One call trains one stage into ``cfg.out_dir`` (``checkpoint.pt``,
+``metrics.jsonl``, ``config.json``, the tokenizer for text). Under torchrun
+each rank calls it; the data of rank ``r`` is fixed by ``(step, r)`` (see
+ncalm.data.sharding), so ``resume=True`` continues exactly where the last
+checkpoint left off.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from ncalm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+from ncalm.data import make_loader
+from ncalm.model import LlamaLM, ModelConfig, model_config
+from ncalm.tokenizer import load_tokenizer, tokenizer_from_dict
+from ncalm.train import distributed
+from ncalm.train.config import TrainConfig
+from ncalm.train.metrics import MetricsLog, progress_bar, read_metrics, val_curve
+from ncalm.train.optim import build_optimizer, lr_at
+from ncalm.train.sources import build_source
+from ncalm.transfer import freeze, transfer
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, resume_state: dict | None, out: Path):
+    tok = resume_state.get("tokenizer") if resume_state else None
+    tokenizer = tokenizer_from_dict(tok) if tok else None
+    if cfg.data.kind == "text" and tokenizer is None and d.world > 1:
+        # One rank trains the (BPE) tokenizer; the others read it, so all share one vocabulary.
+        if d.is_main:
+            tokenizer = build_source(cfg.data)[1]
+            tokenizer.save(out)
+        d.barrier()
+        tokenizer = tokenizer or load_tokenizer(out)
+    return build_source(cfg.data, tokenizer)
+
+
+def _model_config(cfg: TrainConfig, source, resume_state, init_state) -> ModelConfig:
+    if resume_state is not None:
+        return ModelConfig.from_dict(resume_state["model_config"])
+    if init_state is not None and cfg.model is None:
+        base = ModelConfig.from_dict(init_state["model_config"])
+        return replace(base, **cfg.model_overrides, vocab_size=source.vocab_size, max_seq_len=source.seq_len)
+    overrides = {"max_seq_len": source.seq_len, **cfg.model_overrides, "vocab_size": source.vocab_size}
+    return model_config(cfg.model or "tiny", **overrides)
+
+
+def _check_resume(cfg: TrainConfig, state: dict, d: distributed.Dist, source) -> None:
+    saved = state["train_config"]
+    for key in ("batch_size", "grad_accum"):
+        if saved[key] != getattr(cfg, key):
+            raise ValueError(f"cannot resume: {key}={getattr(cfg, key)} but the checkpoint used {saved[key]}")
+    if state["world"] != d.world:
+        raise ValueError(f"cannot resume: {d.world} processes but the checkpoint was written by {state['world']}")
+    if state["data"] != source.describe():
+        raise ValueError("cannot resume: the data configuration differs from the checkpoint's")
+
+
+@torch.no_grad()
+def evaluate(model: LlamaLM, batches, device, autocast) -> float:
+    """Mean loss over fixed validation batches."""
+    model.eval()
+    total = 0.0
+    for x, y in batches:
+        with autocast():
+            total += model(x.to(device), y.to(device))[1].item()
+    model.train()
+    return total / len(batches)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train one stage; returns final metrics and paths (see the end of this function).
+
+    Raises ValueError (and subclasses such as CheckpointError) for bad
+    configuration, data or checkpoints: callers print them as one line.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    owned = not torch.distributed.is_initialized()
+    d = distributed.setup(cfg.device)
+    try:
+        return _train(cfg, d)
+    finally:
+        if owned:
+            distributed.teardown()
+
+
+def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
+    out = Path(cfg.out_dir)
+    ckpt_path = out / CHECKPOINT
+    resume_state = None
+    if cfg.resume:
+        if not ckpt_path.exists():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
+        resume_state = load_checkpoint(ckpt_path)
+    init_state = load_checkpoint(cfg.init) if cfg.init and resume_state is None else None
+    out.mkdir(parents=True, exist_ok=True)
+
+    source, tokenizer = _source_and_tokenizer(cfg, d, resume_state, out)
+    mc = _model_config(cfg, source, resume_state, init_state)
+    torch.manual_seed(cfg.seed)
+    model = LlamaLM(mc)
+    transfer_report = None
+    if resume_state is not None:
+        _check_resume(cfg, resume_state, d, source)
+        load_state_strict(model, resume_state["model"], str(ckpt_path))
+        freeze(model, cfg.transfer.freeze if cfg.init else [])
+        transfer_report = resume_state.get("transfer")
+    elif init_state is not None:
+        transfer_report = transfer(model, init_state["model"], cfg.transfer, origin=cfg.init)
+    model.to(d.device)
+    optimizer = build_optimizer(model, cfg.optim, fused=d.device.type == "cuda")
+    step, elapsed = 0, 0.0
+    if resume_state is not None:
+        optimizer.load_state_dict(resume_state["optimizer"])
+        torch.set_rng_state(resume_state["rng"]["torch"])
+        random.setstate(resume_state["rng"]["python"])
+        step, elapsed = resume_state["step"], resume_state["elapsed_s"]
+
+    tokens_per_step = cfg.batch_size * cfg.grad_accum * d.world * source.seq_len
+    total = math.ceil(cfg.max_tokens / tokens_per_step) if cfg.max_tokens else cfg.steps
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
+    autocast = (lambda: torch.autocast(d.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    net = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) if d.world > 1 else model
+    fwd = torch.compile(net) if cfg.compile else net
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    if d.is_main:
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        if tokenizer is not None:
+            tokenizer.save(out)
+    metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main)
+    val = source.val_batches(cfg.batch_size, cfg.eval_batches) if d.is_main else None
+    last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss")}
+
+    def save() -> None:
+        if d.is_main:
+            save_checkpoint(ckpt_path, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "model_config": mc.to_dict(), "train_config": cfg.to_dict(), "data": source.describe(),
+                "tokenizer": tokenizer.to_dict() if tokenizer else None,
+                "step": step, "total_steps": total, "tokens": step * tokens_per_step,
+                "micro_batch": step * cfg.grad_accum, "world": d.world, "elapsed_s": elapsed,
+                "schedule": {"kind": "warmup_cosine", "step": step, "total": total},
+                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+                "transfer": transfer_report, "init": cfg.init, **last})
+        d.barrier()
+
+    def run_eval() -> None:
+        if d.is_main:
+            last["val_loss"] = evaluate(model, val, d.device, autocast)
+            metrics.write({"step": step, "tokens": step * tokens_per_step, "val_loss": last["val_loss"]})
+
+    if step == 0 and cfg.eval_every:
+        run_eval()
+    loader = make_loader(source, cfg.batch_size, d.rank, d.world, step * cfg.grad_accum, cfg.data.workers)
+    bar = progress_bar(total, step, cfg.progress and d.is_main, desc=cfg.data.kind)
+    t_log, step_log = time.perf_counter(), step
+    stop = min(total, cfg.stop_at) if cfg.stop_at else total
+    model.train()
+    while step < stop:
+        t0 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, total, cfg.optim)
+        loss_sum = torch.zeros((), device=d.device)
+        for micro in range(cfg.grad_accum):
+            x, y = next(loader)
+            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+            # Only the last micro-batch all-reduces gradients.
+            sync = net.no_sync() if d.world > 1 and micro < cfg.grad_accum - 1 else contextlib.nullcontext()
+            with sync, autocast():
+                loss = fwd(x, y)[1]
+            (loss / cfg.grad_accum).backward()
+            loss_sum += loss.detach()
+        if cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        elapsed += time.perf_counter() - t0
+
+        if step % cfg.log_every == 0 or step == stop:
+            now = time.perf_counter()
+            last["train_loss"] = loss_sum.item() / cfg.grad_accum
+            tps = (step - step_log) * tokens_per_step / max(now - t_log, 1e-9)
+            t_log, step_log = now, step
+            metrics.write({"step": step, "tokens": step * tokens_per_step, "loss": last["train_loss"],
+                           "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tps, "elapsed_s": elapsed})
+            if bar is not None:
+                bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
+        if bar is not None:
+            bar.update(1)
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == total:
+            run_eval()
+        if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop:
+            save()
+    if bar is not None:
+        bar.close()
+
+    records = read_metrics(out / METRICS) if d.is_main else []
+    return {
+        "out_dir": str(out), "checkpoint": str(ckpt_path), "metrics": str(out / METRICS),
+        "step": step, "total_steps": total, "finished": step >= total,
+        "tokens": step * tokens_per_step, "tokens_per_step": tokens_per_step,
+        "train_loss": last["train_loss"], "val_loss": last["val_loss"], "val_curve": val_curve(records),
+        "elapsed_s": elapsed, "tokens_per_s": step * tokens_per_step / elapsed if elapsed else None,
+        "n_params": model.num_parameters(), "model_config": mc.to_dict(),
+        "tokenizer": tokenizer.kind if tokenizer else None, "rank": d.rank, "world": d.world,
+    }
