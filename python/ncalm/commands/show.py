@@ -1,0 +1,102 @@
+"""Render NCA trajectories (PNG strip, animated GIF) and the complexity histogram.
+
+Shows --rules rules that pass the complexity band, each from a fresh initial
+grid, for --frames frames (after burn-in), one row per rule (trajectories.png,
+trajectories.gif), a histogram of the gzip scores of --candidates freshly
+sampled candidate rules with the band marked (complexity.png), and rules the
+band rejects (rejected.png), so you can see what the band selects before
+paying for training.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def _band(text: str):
+    if text.lower() in ("none", "off"):
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--band must be 'LOWER,UPPER' or 'none', got {text!r}") from None
+    return (lo, hi)
+
+
+def add_nca_arguments(p: argparse.ArgumentParser) -> None:
+    """The NCAConfig fields as options (defaults: the paper's)."""
+    g = p.add_argument_group("NCA config")
+    g.add_argument("--grid", type=int, default=12, help="grid side (cells), a multiple of --patch")
+    g.add_argument("--colors", type=int, default=10, help="cell states")
+    g.add_argument("--patch", type=int, default=2, help="patch side (cells per token side)")
+    g.add_argument("--burn-in", type=int, default=10, help="steps before the first frame")
+    g.add_argument("--dt", type=int, default=1, help="steps between frames")
+    g.add_argument("--temperature", type=float, default=1e-4, help="sampling temperature (0 = argmax)")
+    g.add_argument("--identity-bias", type=float, default=0.0, help="logit bonus for keeping a cell's state")
+    g.add_argument("--band", type=_band, default=(0.5, 1.0),
+                   help="gzip complexity band 'LOWER,UPPER' (strict), or 'none' for no filter")
+
+
+def nca_config(args: argparse.Namespace):
+    from ncalm import NCAConfig
+
+    return NCAConfig(grid=args.grid, colors=args.colors, patch=args.patch, burn_in=args.burn_in,
+                     dT=args.dt, temperature=args.temperature, identity_bias=args.identity_bias,
+                     band=args.band)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_nca_arguments(p)
+    p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--rules", type=int, default=8, help="rules to draw (one row each)")
+    p.add_argument("--frames", type=int, default=20, help="frames per rule")
+    p.add_argument("--candidates", type=int, default=2000, help="candidate rules scored for the histogram")
+    p.add_argument("--scale", type=int, default=8, help="pixels per cell")
+    p.add_argument("--threads", type=int, default=0, help="generator threads (0 = all cores)")
+    p.add_argument("--out", default="show", help="output directory")
+
+
+def _positive(**values: int) -> None:
+    for name, v in values.items():
+        if v < 1:
+            raise ValueError(f"--{name} must be >= 1, got {v}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ncalm import find_rules, rollout, score_rules
+    from ncalm.visualize import accepted_fraction, save_complexity_histogram, save_gif, save_strip
+
+    _positive(rules=args.rules, frames=args.frames, candidates=args.candidates, scale=args.scale)
+    cfg = nca_config(args)
+    out = Path(args.out)
+    threads = args.threads or None
+
+    ids = np.arange(args.rules, dtype=np.uint64)
+    rule_ids, _ = find_rules(cfg, args.seed, ids, threads=threads)
+    grids = rollout(cfg, args.seed, rule_ids, ids, args.frames, threads=threads)
+    strip = save_strip(grids, out / "trajectories.png", cfg.colors, args.scale)
+    gif = save_gif(grids, out / "trajectories.gif", cfg.colors, args.scale)
+
+    # Attempt 0 of each candidate stream is an unfiltered random rule: the band's input distribution.
+    ratios = score_rules(cfg, args.seed, np.arange(args.candidates, dtype=np.uint64), threads=threads)
+    hist = save_complexity_histogram(ratios, cfg.band, out / "complexity.png")
+    rejected_path = None
+    if cfg.band is not None:
+        # The rules the band throws away, drawn the same way, for comparison.
+        inside = (ratios > cfg.band[0]) & (ratios < cfg.band[1])
+        rejected = np.flatnonzero(~inside)[: args.rules].astype(np.uint64)
+        if rejected.size:
+            sims = np.arange(rejected.size, dtype=np.uint64)
+            rejected_path = save_strip(rollout(cfg, args.seed, rejected, sims, args.frames, threads=threads),
+                                       out / "rejected.png", cfg.colors, args.scale)
+
+    print(f"{args.rules} rules x {args.frames} frames ({cfg.grid}x{cfg.grid}, {cfg.colors} colours): {strip}, {gif}")
+    print(f"complexity of {args.candidates} candidate rules: median {np.median(ratios):.3f}, "
+          f"range [{ratios.min():.3f}, {ratios.max():.3f}]: {hist}")
+    if cfg.band is not None:
+        print(f"accepted by band ({cfg.band[0]:g}, {cfg.band[1]:g}): "
+              f"{accepted_fraction(ratios, cfg.band):.1%} of candidates"
+              + (f"; rejected rules: {rejected_path}" if rejected_path else ""))
+    return 0

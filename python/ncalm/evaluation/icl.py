@@ -1,0 +1,133 @@
+"""NCA in-context accuracy: does the model infer an unseen rule from k frames?
+
+Each test sequence is a fresh rule's trajectory in the generator's frame
+layout ``[START, t_1..t_N, END]`` repeated. For k = 1, 2, ... the predictor
+sees the first k frames plus the next frame's START and must produce that
+frame's N patch tokens. Patch tokens are decoded back to cells and compared
+with the true frame: *cell accuracy* is the fraction of cells right,
+*frame accuracy* the fraction of frames with every cell right. A predicted
+token that is not a patch token (START/END) gets all its cells wrong.
+
+The predictor is any ``predict(context, n) -> tokens`` function, so the model
+(greedy decoding with the KV cache), oracles and trivial baselines are
+evaluated by the same accounting.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+# Sequence ids for ICL rules: the top 2**32 of the generator's 2**40 ids, far from the
+# training (0, 1, ...) and validation streams, so the rules are new to the model.
+ICL_OFFSET = (1 << 40) - (1 << 32)
+
+# context (B, T) int64 -> the next n tokens (B, n)
+Predictor = Callable[[np.ndarray, int], np.ndarray]
+
+
+def patch_cells(tokens: np.ndarray, colors: int, patch: int) -> np.ndarray:
+    """Cells of patch tokens: (..., p*p) with digit j = r*p + c; -1 for non-patch tokens."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    digits = (tokens[..., None] // colors ** np.arange(patch * patch)) % colors
+    valid = (tokens >= 0) & (tokens < colors ** (patch * patch))
+    return np.where(valid[..., None], digits, -1)
+
+
+def frame_split(tokens: np.ndarray, frame_len: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(context, target)``: k whole frames plus the next START, and that frame's patch tokens."""
+    n_patches = frame_len - 2
+    end = k * frame_len + 1
+    if tokens.shape[1] < end + n_patches:
+        raise ValueError(f"k={k}: sequences of {tokens.shape[1]} tokens hold fewer than k+1 frames")
+    return tokens[:, :end], tokens[:, end:end + n_patches]
+
+
+def score(predicted: np.ndarray, target: np.ndarray, colors: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per sequence: (fraction of cells right, whether every cell is right)."""
+    right = patch_cells(predicted, colors, patch) == patch_cells(target, colors, patch)
+    right = right.reshape(len(right), -1)
+    return right.mean(axis=1), right.all(axis=1)
+
+
+def icl_accuracy(predict: Predictor, tokens: np.ndarray, frame_len: int, colors: int, patch: int,
+                 ks: Sequence[int], batch_size: int = 16) -> list[dict]:
+    """Cell and frame accuracy of ``predict`` for each k in ``ks`` on ``tokens`` (n, T)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    n_patches = frame_len - 2
+    rows = []
+    for k in ks:
+        if k < 1:
+            raise ValueError(f"ks: every k must be >= 1 (frames of context), got {k}")
+        context, target = frame_split(tokens, frame_len, k)
+        cells, frames = [], []
+        for i in range(0, len(tokens), batch_size):
+            pred = np.asarray(predict(context[i:i + batch_size], n_patches))
+            if pred.shape != target[i:i + batch_size].shape:
+                raise ValueError(f"predictor returned shape {pred.shape}, expected "
+                                 f"{target[i:i + batch_size].shape}")
+            c, f = score(pred, target[i:i + batch_size], colors, patch)
+            cells.append(c)
+            frames.append(f)
+        rows.append({"k": int(k), "cell_acc": float(np.concatenate(cells).mean()),
+                     "frame_acc": float(np.concatenate(frames).mean()), "n": len(tokens)})
+    return rows
+
+
+def greedy_predictor(model, device: str | torch.device = "cpu") -> Predictor:
+    """Greedy decoding with ``model``'s KV cache: one prefill, then one token per step."""
+
+    @torch.no_grad()
+    def predict(context: np.ndarray, n: int) -> np.ndarray:
+        model.eval()
+        idx = torch.as_tensor(context, dtype=torch.long, device=device)
+        cache = model.new_cache(idx.shape[0], idx.shape[1] + n)
+        logits, _ = model(idx, cache=cache)
+        out = [logits[:, -1].argmax(-1, keepdim=True)]
+        for _ in range(n - 1):
+            logits, _ = model(out[-1], cache=cache)
+            out.append(logits[:, -1].argmax(-1, keepdim=True))
+        return torch.cat(out, dim=1).cpu().numpy()
+
+    return predict
+
+
+def copy_last_frame_predictor(frame_len: int) -> Predictor:
+    """Baseline: predict that the last frame repeats (what a rule-blind model can do)."""
+
+    def predict(context: np.ndarray, n: int) -> np.ndarray:
+        # context ends with [..., START, t_1..t_N, END, START]
+        return context[:, -frame_len:-2][:, :n]
+
+    return predict
+
+
+def icl_sequences(cfg, seed: int, n: int, frames: int, band=None) -> np.ndarray:
+    """``n`` sequences of ``frames`` whole frames, each a fresh rule from ``band``.
+
+    ``band`` overrides ``cfg.band`` (None keeps it). Ids start at ``ICL_OFFSET``.
+    """
+    from ncalm import NCAConfig, sequence_tokens
+
+    d = cfg.to_dict()
+    d["seq_len"] = frames * cfg.frame_len - 1  # sequence_tokens gives seq_len + 1 tokens
+    if band is not None:
+        d["band"] = tuple(band)
+    ids = np.arange(n, dtype=np.uint64) + np.uint64(ICL_OFFSET)
+    tokens = sequence_tokens(NCAConfig.from_dict(d), seed, ids)
+    return np.asarray(tokens, dtype=np.int64)
+
+
+def evaluate_icl(predict: Predictor, cfg, seed: int, n: int, ks: Sequence[int],
+                 bands: dict[str, tuple[float, float] | None], batch_size: int = 16) -> dict:
+    """``{band name: [per-k rows]}`` for ``n`` fresh rules of each band."""
+    if n < 1:
+        raise ValueError(f"n (rules per band) must be >= 1, got {n}")
+    if not ks:
+        raise ValueError("ks: give at least one k")
+    result = {}
+    for name, band in bands.items():
+        tokens = icl_sequences(cfg, seed, n, max(ks) + 1, band)
+        result[name] = icl_accuracy(predict, tokens, cfg.frame_len, cfg.colors, cfg.patch, ks, batch_size)
+    return result

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+from ncalm import NCAConfig, decode, find_rules, rollout
+from ncalm.evaluation.icl import (ICL_OFFSET, copy_last_frame_predictor, evaluate_icl, greedy_predictor,
+                                  icl_accuracy, icl_sequences, patch_cells)
+from ncalm.model import LlamaLM, ModelConfig
+
+SEED, N, KS = 3, 48, (1, 2, 4)
+# A low band: many rules freeze into one colour, so a constant guess gets whole frames right.
+LOW = (0.0, 0.05)
+CFG = NCAConfig(band=(0.5, 1.0))
+
+
+def true_grids(band, frames):
+    """The trajectories ICL should be scored on, straight from the simulator (no tokens)."""
+    cfg = CFG.replace(band=band)
+    ids = np.arange(N, dtype=np.uint64) + np.uint64(ICL_OFFSET)
+    rules, _ = find_rules(cfg, SEED, ids)
+    return rollout(cfg, SEED, rules, ids, frames)
+
+
+def test_patch_cells_agrees_with_the_generators_decode():
+    rng = np.random.default_rng(0)
+    tokens = rng.integers(0, CFG.patch_vocab, size=(5, CFG.patches_per_frame))
+    grids = decode(CFG, tokens)
+    cells = patch_cells(tokens, CFG.colors, CFG.patch)  # (5, N, p*p), digit j = r*p + c
+    side, p = CFG.grid // CFG.patch, CFG.patch
+    rebuilt = cells.reshape(5, side, side, p, p).transpose(0, 1, 3, 2, 4).reshape(5, CFG.grid, CFG.grid)
+    np.testing.assert_array_equal(rebuilt, grids)
+    assert (patch_cells(np.array([CFG.start_token, CFG.end_token, -1]), CFG.colors, CFG.patch) == -1).all()
+
+
+def test_perfect_oracle_scores_one():
+    tokens = icl_sequences(CFG, SEED, N, max(KS) + 1)
+    truth = {row[:k * CFG.frame_len + 1].tobytes(): row for row in tokens for k in KS}
+
+    def oracle(context, n):
+        return np.stack([truth[c.tobytes()][len(c):len(c) + n] for c in context])
+
+    for row in icl_accuracy(oracle, tokens, CFG.frame_len, CFG.colors, CFG.patch, KS, batch_size=5):
+        assert row["cell_acc"] == 1.0 and row["frame_acc"] == 1.0 and row["n"] == N
+
+
+@pytest.mark.parametrize("colour", [0, 3])
+def test_constant_predictor_matches_the_simulated_grids(colour):
+    token = colour * sum(CFG.colors ** j for j in range(CFG.patch ** 2))  # a patch of one colour
+
+    def constant(context, n):
+        return np.full((len(context), n), token)
+
+    bands = {"train": CFG.band, "low": LOW}
+    result = evaluate_icl(constant, CFG, SEED, N, KS, bands, batch_size=7)
+    for name, band in bands.items():
+        grids = true_grids(band, max(KS) + 1)
+        for row in result[name]:
+            target = grids[:, row["k"]]
+            assert row["cell_acc"] == pytest.approx((target == colour).mean(), abs=1e-12)
+            assert row["frame_acc"] == pytest.approx((target == colour).reshape(N, -1).all(1).mean(), abs=1e-12)
+    # Not a vacuous check: in the low band some frames are entirely one colour.
+    assert max(r["frame_acc"] for r in result["low"]) > 0
+
+
+def test_copy_last_frame_baseline():
+    grids = true_grids(LOW, max(KS) + 1)
+    result = evaluate_icl(copy_last_frame_predictor(CFG.frame_len), CFG, SEED, N, KS, {"low": LOW})
+    for row in result["low"]:
+        same = grids[:, row["k"]] == grids[:, row["k"] - 1]
+        assert row["cell_acc"] == pytest.approx(same.mean(), abs=1e-12)
+        assert row["frame_acc"] == pytest.approx(same.reshape(N, -1).all(1).mean(), abs=1e-12)
+
+
+def test_greedy_with_kv_cache_equals_full_recomputation():
+    torch.manual_seed(0)
+    model = LlamaLM(ModelConfig(vocab_size=30, n_layer=2, n_head=2, d_model=32, max_seq_len=64)).eval()
+    context = np.random.default_rng(1).integers(0, 30, size=(3, 11))
+    got = greedy_predictor(model)(context, 9)
+    idx = torch.as_tensor(context)
+    with torch.no_grad():
+        for _ in range(9):
+            nxt = model(idx)[0][:, -1].argmax(-1, keepdim=True)
+            idx = torch.cat([idx, nxt], dim=1)
+    np.testing.assert_array_equal(got, idx[:, 11:].numpy())
+
+
+def test_bad_input():
+    tokens = icl_sequences(CFG, SEED, 2, 3)
+    with pytest.raises(ValueError, match="k=3"):
+        icl_accuracy(copy_last_frame_predictor(CFG.frame_len), tokens, CFG.frame_len, CFG.colors, CFG.patch, [3])
+    with pytest.raises(ValueError, match=">= 1"):
+        icl_accuracy(copy_last_frame_predictor(CFG.frame_len), tokens, CFG.frame_len, CFG.colors, CFG.patch, [0])
+    with pytest.raises(ValueError, match="shape"):
+        icl_accuracy(lambda c, n: np.zeros((len(c), n - 1)), tokens, CFG.frame_len, CFG.colors, CFG.patch, [1])

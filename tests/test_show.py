@@ -1,0 +1,45 @@
+import numpy as np
+from PIL import Image
+
+from ncalm import NCAConfig, find_rules, rollout, score_rules
+from ncalm.cli import main
+from ncalm.visualize import palette
+
+RULES, FRAMES, SCALE, GAP, CANDIDATES = 3, 5, 4, 2, 300
+CFG = NCAConfig(grid=8, colors=6, band=(0.3, 1.0))
+
+
+def test_show_draws_the_simulated_grids(tmp_path, capsys):
+    rc = main(["show", "--grid", "8", "--colors", "6", "--band", "0.3,1.0", "--seed", "5",
+               "--rules", str(RULES), "--frames", str(FRAMES), "--candidates", str(CANDIDATES),
+               "--scale", str(SCALE), "--out", str(tmp_path)])
+    assert rc == 0
+    ids = np.arange(RULES, dtype=np.uint64)
+    grids = rollout(CFG, 5, find_rules(CFG, 5, ids)[0], ids, FRAMES)
+    pal = palette(CFG.colors)
+    cell = CFG.grid * SCALE + GAP
+
+    strip = np.asarray(Image.open(tmp_path / "trajectories.png").convert("RGB"))
+    assert strip.shape == (RULES * cell - GAP, FRAMES * cell - GAP, 3)
+    for r in range(RULES):
+        for t in range(FRAMES):
+            block = strip[r * cell:r * cell + CFG.grid * SCALE, t * cell:t * cell + CFG.grid * SCALE]
+            np.testing.assert_array_equal(block[::SCALE, ::SCALE], pal[grids[r, t]])
+
+    gif = Image.open(tmp_path / "trajectories.gif")
+    assert gif.n_frames == FRAMES
+    gif.seek(FRAMES - 1)
+    last = np.asarray(gif.convert("RGB"))
+    np.testing.assert_array_equal(last[:CFG.grid * SCALE:SCALE, :CFG.grid * SCALE:SCALE], pal[grids[0, -1]])
+
+    ratios = score_rules(CFG, 5, np.arange(CANDIDATES, dtype=np.uint64))
+    share = ((ratios > 0.3) & (ratios < 1.0)).mean()
+    assert f"{share:.1%} of candidates" in capsys.readouterr().out
+    for name in ("complexity.png", "rejected.png"):
+        assert Image.open(tmp_path / name).size[0] > 100
+
+
+def test_show_rejects_bad_options(tmp_path, capsys):
+    assert main(["show", "--rules", "0", "--out", str(tmp_path)]) == 2
+    assert "--rules must be >= 1" in capsys.readouterr().err
+    assert main(["show", "--grid", "7", "--out", str(tmp_path)]) == 2
