@@ -1,0 +1,254 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ncacore/complexity.hpp"
+#include "ncacore/generate.hpp"
+#include "ncacore/rollout.hpp"
+#include "ncacore/tokenize.hpp"
+
+namespace py = pybind11;
+using nca::Config;
+
+namespace {
+
+template <typename T>
+using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// Config from the dict that ncalm.config.NCAConfig.core_dict() builds.
+Config to_config(const py::dict& d) {
+  Config c;
+  c.height = d["height"].cast<int>();
+  c.width = d["width"].cast<int>();
+  c.colors = d["colors"].cast<int>();
+  c.patch = d["patch"].cast<int>();
+  c.burn_in = d["burn_in"].cast<int>();
+  c.dT = d["dT"].cast<int>();
+  c.temperature = d["temperature"].cast<float>();
+  c.identity_bias = d["identity_bias"].cast<float>();
+  c.seq_len = d["seq_len"].cast<int>();
+  c.colour_wrap = d["colour_wrap"].cast<bool>();
+  c.score_frames = d["score_frames"].cast<int>();
+  c.max_attempts = d["max_attempts"].cast<int>();
+  py::object band = d["band"];
+  c.band = !band.is_none();
+  if (c.band) {
+    auto t = band.cast<std::pair<double, double>>();
+    c.band_lower = t.first;
+    c.band_upper = t.second;
+  }
+  nca::check(c);
+  return c;
+}
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw std::invalid_argument(msg);
+}
+
+template <typename T>
+void generate_into(const Config& cfg, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules,
+                   py::array out, int threads) {
+  const int64_t n = seq.size();
+  require(out.ndim() == 2 && out.shape(0) == n && out.shape(1) == cfg.seq_len + 1,
+          "out must have shape (len(seq_ids), seq_len + 1)");
+  require(out.flags() & py::array::c_style, "out must be C-contiguous");
+  require(out.writeable(), "out must be writeable");
+  const uint64_t* rule_ptr = nullptr;
+  Array<uint64_t> rule_arr;
+  if (!rules.is_none()) {
+    rule_arr = rules.cast<Array<uint64_t>>();
+    require(rule_arr.size() == n, "rule_ids must have the same length as seq_ids");
+    rule_ptr = rule_arr.data();
+  }
+  T* dst = static_cast<T*>(out.mutable_data());
+  py::gil_scoped_release release;
+  nca::generate<T>(cfg, seed, seq.data(), rule_ptr, n, dst, threads);
+}
+
+}  // namespace
+
+void bind_generator(py::module_& m) {
+  m.def("validate", [](const py::dict& d) { to_config(d); }, "Raise ValueError if the config is invalid.");
+
+  m.def(
+      "generate",
+      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules, py::array out,
+         int threads) {
+        Config cfg = to_config(d);
+        if (cfg.vocab() > 65536 && py::dtype::of<uint16_t>().is(out.dtype()))
+          throw std::invalid_argument("vocabulary " + std::to_string(cfg.vocab()) + " does not fit uint16 output");
+        if (py::dtype::of<int32_t>().is(out.dtype()))
+          generate_into<int32_t>(cfg, seed, seq, rules, out, threads);
+        else if (py::dtype::of<int64_t>().is(out.dtype()))
+          generate_into<int64_t>(cfg, seed, seq, rules, out, threads);
+        else if (py::dtype::of<uint16_t>().is(out.dtype()))
+          generate_into<uint16_t>(cfg, seed, seq, rules, out, threads);
+        else
+          throw std::invalid_argument("out dtype must be int32, int64 or uint16");
+      },
+      py::arg("cfg"), py::arg("seed"), py::arg("seq_ids"), py::arg("rule_ids"), py::arg("out"),
+      py::arg("threads") = 0, "Write token sequences (seq_len + 1 each) into out.");
+
+  m.def(
+      "find_rules",
+      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, int threads) {
+        Config cfg = to_config(d);
+        const int64_t n = seq.size();
+        Array<uint64_t> ids(n);
+        Array<double> ratios(n);
+        uint64_t* ip = ids.mutable_data();
+        double* rp = ratios.mutable_data();
+        {
+          py::gil_scoped_release release;
+          nca::find_rules(cfg, seed, seq.data(), n, ip, rp, threads);
+        }
+        return py::make_tuple(ids, ratios);
+      },
+      py::arg("cfg"), py::arg("seed"), py::arg("seq_ids"), py::arg("threads") = 0);
+
+  m.def(
+      "score_rules",
+      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& rules, int threads) {
+        Config cfg = to_config(d);
+        const int64_t n = rules.size();
+        Array<double> ratios(n);
+        double* rp = ratios.mutable_data();
+        {
+          py::gil_scoped_release release;
+          nca::score_rules(cfg, seed, rules.data(), n, rp, threads);
+        }
+        return ratios;
+      },
+      py::arg("cfg"), py::arg("seed"), py::arg("rule_ids"), py::arg("threads") = 0);
+
+  m.def(
+      "rollout",
+      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& rules, const Array<uint64_t>& sims, int frames,
+         int threads) {
+        Config cfg = to_config(d);
+        require(rules.size() == sims.size(), "rule_ids and sim_ids must have the same length");
+        require(frames >= 1, "frames must be >= 1");
+        const int64_t n = rules.size();
+        Array<uint8_t> out({n, int64_t(frames), int64_t(cfg.height), int64_t(cfg.width)});
+        uint8_t* op = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          nca::rollout(cfg, seed, rules.data(), sims.data(), n, frames, op, threads);
+        }
+        return out;
+      },
+      py::arg("cfg"), py::arg("seed"), py::arg("rule_ids"), py::arg("sim_ids"), py::arg("frames"),
+      py::arg("threads") = 0);
+
+  m.def(
+      "sample_rule",
+      [](const py::dict& d, uint64_t seed, uint64_t rule_id) {
+        Config cfg = to_config(d);
+        nca::RuleTables r;
+        r.sample(cfg, seed, rule_id);
+        Array<float> w1({3, 3, cfg.conv1_in(), nca::kHidden1});
+        Array<float> w2({nca::kHidden1, nca::kHidden2});
+        Array<float> w3({nca::kHidden2, cfg.colors});
+        std::copy(r.w1.begin(), r.w1.end(), w1.mutable_data());
+        std::copy(r.w2.begin(), r.w2.end(), w2.mutable_data());
+        std::copy(r.w3.begin(), r.w3.end(), w3.mutable_data());
+        return py::make_tuple(w1, w2, w3);
+      },
+      py::arg("cfg"), py::arg("seed"), py::arg("rule_id"));
+
+  // Given weights and grid (e.g. the reference vectors'): the trajectory
+  // after steps 1..steps, noise drawn as training simulation sim_id.
+  m.def(
+      "evolve",
+      [](const py::dict& d, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
+         const Array<uint8_t>& grid, int steps, uint64_t seed, uint64_t sim_id) {
+        Config cfg = to_config(d);
+        require(w1.size() == cfg.conv1_size() && w2.size() == cfg.conv2_size() && w3.size() == cfg.conv3_size(),
+                "weight sizes do not match the config");
+        require(grid.size() == cfg.cells(), "grid size does not match the config");
+        for (int64_t i = 0; i < grid.size(); ++i) require(grid.data()[i] < cfg.colors, "grid colour out of range");
+        nca::RuleTables r;
+        r.set(cfg, w1.data(), w2.data(), w3.data());
+        nca::Simulator sim(cfg);
+        sim.set_grid(grid.data(), seed, sim_id, nca::SimKind::kTrain);
+        Array<uint8_t> out({int64_t(steps), int64_t(cfg.height), int64_t(cfg.width)});
+        for (int s = 0; s < steps; ++s) {
+          sim.step(r);
+          std::copy(sim.grid(), sim.grid() + cfg.cells(), out.mutable_data() + size_t(s) * cfg.cells());
+        }
+        return out;
+      },
+      py::arg("cfg"), py::arg("w1"), py::arg("w2"), py::arg("w3"), py::arg("grid"), py::arg("steps"),
+      py::arg("seed") = 0, py::arg("sim_id") = 0);
+
+  m.def(
+      "logits",
+      [](const py::dict& d, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
+         const Array<uint8_t>& grid) {
+        Config cfg = to_config(d);
+        require(w1.size() == cfg.conv1_size() && w2.size() == cfg.conv2_size() && w3.size() == cfg.conv3_size(),
+                "weight sizes do not match the config");
+        require(grid.size() == cfg.cells(), "grid size does not match the config");
+        nca::RuleTables r;
+        r.set(cfg, w1.data(), w2.data(), w3.data());
+        nca::Simulator sim(cfg);
+        sim.set_grid(grid.data(), 0, 0, nca::SimKind::kTrain);
+        Array<float> out({int64_t(cfg.height), int64_t(cfg.width), int64_t(cfg.colors)});
+        sim.logits(r, out.mutable_data());
+        return out;
+      },
+      py::arg("cfg"), py::arg("w1"), py::arg("w2"), py::arg("w3"), py::arg("grid"));
+
+  m.def(
+      "init_grid",
+      [](const py::dict& d, uint64_t seed, uint64_t sim_id, bool scoring) {
+        Config cfg = to_config(d);
+        nca::Simulator sim(cfg);
+        sim.init(seed, sim_id, scoring ? nca::SimKind::kScore : nca::SimKind::kTrain);
+        Array<uint8_t> out({int64_t(cfg.height), int64_t(cfg.width)});
+        std::copy(sim.grid(), sim.grid() + cfg.cells(), out.mutable_data());
+        return out;
+      },
+      py::arg("cfg"), py::arg("seed"), py::arg("sim_id"), py::arg("scoring") = false);
+
+  m.def(
+      "encode",
+      [](const py::dict& d, const Array<uint8_t>& grids) {
+        Config cfg = to_config(d);
+        require(grids.size() % cfg.cells() == 0, "grids must hold whole H x W grids");
+        const int64_t n = grids.size() / cfg.cells();
+        Array<int64_t> out({n, int64_t(cfg.patches())});
+        for (int64_t i = 0; i < grids.size(); ++i) require(grids.data()[i] < cfg.colors, "grid colour out of range");
+        for (int64_t i = 0; i < n; ++i)
+          nca::write_patches(cfg, grids.data() + i * cfg.cells(), out.mutable_data() + i * cfg.patches());
+        return out;
+      },
+      py::arg("cfg"), py::arg("grids"));
+
+  m.def(
+      "decode",
+      [](const py::dict& d, const Array<int64_t>& tokens) {
+        Config cfg = to_config(d);
+        require(tokens.size() % cfg.patches() == 0, "tokens must hold whole frames of patch tokens");
+        const int64_t n = tokens.size() / cfg.patches();
+        Array<uint8_t> out({n, int64_t(cfg.height), int64_t(cfg.width)});
+        for (int64_t i = 0; i < n; ++i)
+          require(nca::decode_patches(cfg, tokens.data() + i * cfg.patches(), out.mutable_data() + i * cfg.cells()),
+                  "patch token out of range [0, colors**(patch*patch))");
+        return out;
+      },
+      py::arg("cfg"), py::arg("tokens"));
+
+  m.def(
+      "gzip_size",
+      [](py::buffer data) {
+        py::buffer_info info = data.request();
+        nca::GzipScorer scorer;
+        return scorer.compressed_size(static_cast<const uint8_t*>(info.ptr), size_t(info.size * info.itemsize));
+      },
+      py::arg("data"), "len(gzip.compress(data, 9)) computed with zlib.");
+}

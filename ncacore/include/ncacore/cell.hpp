@@ -1,0 +1,109 @@
+// The per-cell arithmetic of one step, in the one operation order that both
+// backends follow (the CPU core vectorises it across cells without changing
+// any per-cell order; the CUDA kernels call these functions directly).
+//
+//   h1[o]  = eff[nb0][o] + eff[nb1][o] + ... + eff[nb8][o]   (left to right)
+//   h2[j]  = relu(h1[0]*w2[0][j] + h1[1]*w2[1][j] + h1[2]*w2[2][j] + h1[3]*w2[3][j])
+//   l[c]   = h2[0]*w3[0][c] + ... + h2[15]*w3[15][c]
+//   z[c]   = (l[c] + (c == current ? identity_bias : 0)) / temperature
+//   next   = argmax_c z[c] + gumbel[c]   (temperature 0: argmax_c z[c])
+#pragma once
+#include <cstdint>
+
+#include "ncacore/config.hpp"
+#include "ncacore/detmath.hpp"
+#include "ncacore/philox.hpp"
+
+namespace nca {
+
+// The Gumbel noise spans [-2.82, 16.64] (uniform_open's extremes), so a gap
+// above 32 between the two largest z decides the argmax without drawing any
+// noise; below 2^24 in magnitude float rounding cannot close that gap. This
+// is exact, not an approximation: both branches return the same colour.
+constexpr float kDecisiveGap = 32.0f;
+constexpr float kDecisiveMax = 16777216.0f;
+
+// Gumbel-max over z[0..C) with the noise of (domain, index, a, cell); ties go
+// to the lowest colour.
+NCA_HD int gumbel_argmax(const float* z, int colors, uint64_t seed, uint32_t domain, uint64_t index,
+                         uint32_t a, uint32_t cell) {
+  const uint32_t blocks = static_cast<uint32_t>((colors + 3) / 4);
+  int best = 0;
+  float best_v = 0.0f;
+  for (int c0 = 0; c0 < colors; c0 += 4) {
+    U32x4 r = draw4(seed, domain, index, a, cell * blocks + static_cast<uint32_t>(c0 / 4));
+    for (int q = 0; q < 4 && c0 + q < colors; ++q) {
+      float v = z[c0 + q] + gumbel_from_uniform(uniform_open(r.v[q]));
+      if (c0 + q == 0 || v > best_v) {
+        best_v = v;
+        best = c0 + q;
+      }
+    }
+  }
+  return best;
+}
+
+// Next colour from the logits of one cell (l is scratch: overwritten with z).
+NCA_HD int select_colour(float* l, int colors, int current, float identity_bias, float temperature,
+                         uint64_t seed, uint32_t domain, uint64_t sim, uint32_t step, uint32_t cell) {
+  l[current] = l[current] + identity_bias;
+  if (temperature == 0.0f) {
+    int best = 0;
+    for (int c = 1; c < colors; ++c)
+      if (l[c] > l[best]) best = c;
+    return best;
+  }
+  int i1 = 0;
+  float z1 = -3.0e38f, z2 = -3.0e38f;
+  for (int c = 0; c < colors; ++c) {
+    float z = l[c] / temperature;
+    l[c] = z;
+    if (z > z1) {
+      z2 = z1;
+      z1 = z;
+      i1 = c;
+    } else if (z > z2) {
+      z2 = z;
+    }
+  }
+  if (z1 - z2 > kDecisiveGap && z1 < kDecisiveMax && z1 > -kDecisiveMax) return i1;
+  return gumbel_argmax(l, colors, seed, domain, sim, step, cell);
+}
+
+// Reference per-cell logits (the order above); nb[k] = colour of neighbour k
+// in (dy, dx) row-major order. eff is the (9, C, 4) effective conv1 table.
+NCA_HD void cell_logits(const float* eff, const float* w2, const float* w3, int colors, const uint8_t* nb,
+                        float* out) {
+  float h1[kHidden1];
+  for (int o = 0; o < kHidden1; ++o) {
+    float acc = eff[(0 * colors + nb[0]) * 4 + o];
+    for (int p = 1; p < 9; ++p) acc = acc + eff[(p * colors + nb[p]) * 4 + o];
+    h1[o] = acc;
+  }
+  float h2[kHidden2];
+  for (int j = 0; j < kHidden2; ++j) {
+    float a = h1[0] * w2[0 * kHidden2 + j];
+    for (int k = 1; k < kHidden1; ++k) a = a + h1[k] * w2[k * kHidden2 + j];
+    h2[j] = a > 0.0f ? a : 0.0f;
+  }
+  for (int c = 0; c < colors; ++c) {
+    float a = h2[0] * w3[c];
+    for (int j = 1; j < kHidden2; ++j) a = a + h2[j] * w3[j * colors + c];
+    out[c] = a;
+  }
+}
+
+// Initial colour of a cell: Gumbel-max over the simulation's colour-mix
+// logits (a draw from softmax(mix)).
+NCA_HD int initial_colour(const float* mix, int colors, uint64_t seed, uint32_t cells_domain, uint64_t sim,
+                          uint32_t cell) {
+  return gumbel_argmax(mix, colors, seed, cells_domain, sim, 0, cell);
+}
+
+// Colour-mix logit c of a simulation: N(0, 1).
+NCA_HD float mix_logit(uint64_t seed, uint32_t mix_domain, uint64_t sim, int c) {
+  U32x4 r = draw4(seed, mix_domain, sim, 0, static_cast<uint32_t>(c / 4));
+  return normal_from_uniform(uniform_open(r.v[c % 4]));
+}
+
+}  // namespace nca

@@ -1,0 +1,55 @@
+// CPU simulation of one NCA: the initial grid and the step, vectorised across
+// cells while keeping cell.hpp's per-cell operation order.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "ncacore/config.hpp"
+
+namespace nca {
+
+// One rule in the forms the CPU step wants.
+struct RuleTables {
+  std::vector<float> w1, w2, w3;  // raw weights (rule.hpp layouts)
+  std::vector<float> eff;         // (9, C, 4) effective conv1 table
+  std::vector<float> w2b, w3b;    // conv2/conv3 weights repeated across 8 lanes
+
+  // Sample rule `rule_id` of the stream keyed by `seed`.
+  void sample(const Config& cfg, uint64_t seed, uint64_t rule_id);
+  // Use given weights (e.g. the reference vectors').
+  void set(const Config& cfg, const float* w1, const float* w2, const float* w3);
+
+ private:
+  void derive(const Config& cfg);
+};
+
+// Which simulation stream a Simulator draws its grid and noise from. Scoring
+// simulations are separate from training ones (nca-spec.md: "The scored
+// simulation is not reused for training data").
+enum class SimKind { kTrain, kScore };
+
+class Simulator {
+ public:
+  explicit Simulator(const Config& cfg);
+  // Initial grid of simulation `sim`; resets the step counter.
+  void init(uint64_t seed, uint64_t sim, SimKind kind);
+  // Start from a given grid (colours in [0, C)); noise as simulation `sim`.
+  void set_grid(const uint8_t* grid, uint64_t seed, uint64_t sim, SimKind kind);
+  void step(const RuleTables& rule);
+  void steps(const RuleTables& rule, int n) {
+    for (int i = 0; i < n; ++i) step(rule);
+  }
+  // Logits of every cell of the current grid, (H, W, C).
+  void logits(const RuleTables& rule, float* out) const;
+  const uint8_t* grid() const { return grid_.data(); }
+
+ private:
+  Config cfg_;
+  std::vector<int32_t> nbr_;  // (cells, 9) neighbour indices, (dy, dx) row-major
+  std::vector<uint8_t> grid_, next_;
+  uint64_t seed_ = 0, sim_ = 0;
+  uint32_t noise_domain_ = 0;
+  uint32_t step_ = 0;
+};
+
+}  // namespace nca

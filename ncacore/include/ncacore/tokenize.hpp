@@ -1,0 +1,49 @@
+// Patch tokenization and framing (nca-spec.md "Tokens"). Header-only loops
+// shared with the CUDA kernels; outputs go to caller-provided buffers.
+#pragma once
+#include <cstdint>
+
+#include "ncacore/config.hpp"
+#include "ncacore/hd.hpp"
+
+namespace nca {
+
+// Token of patch `k` (row-major over patches): digit j = r*p + c of the patch
+// is the colour at (r, c); token = sum_j colour_j * C**j.
+NCA_HD int64_t patch_token(const uint8_t* grid, int width, int colors, int patch, int k) {
+  const int per_row = width / patch;
+  const int y0 = (k / per_row) * patch, x0 = (k % per_row) * patch;
+  int64_t t = 0;
+  for (int j = patch * patch - 1; j >= 0; --j) t = t * colors + grid[(y0 + j / patch) * width + x0 + j % patch];
+  return t;
+}
+
+// Writes frame tokens [START, t_1 .. t_N, END] starting at frame offset
+// `from`, at most `count` of them, into out. Returns the number written.
+template <typename T>
+NCA_HD int write_frame(const Config& cfg, const uint8_t* grid, int from, int count, T* out) {
+  const int len = cfg.frame_len();
+  int w = 0;
+  for (int i = from; i < len && w < count; ++i, ++w) {
+    int64_t t;
+    if (i == 0)
+      t = cfg.start_token();
+    else if (i == len - 1)
+      t = cfg.end_token();
+    else
+      t = patch_token(grid, cfg.width, cfg.colors, cfg.patch, i - 1);
+    out[w] = static_cast<T>(t);
+  }
+  return w;
+}
+
+// Patch tokens of a grid without START/END (as the complexity score uses).
+template <typename T>
+NCA_HD void write_patches(const Config& cfg, const uint8_t* grid, T* out) {
+  for (int k = 0; k < cfg.patches(); ++k) out[k] = static_cast<T>(patch_token(grid, cfg.width, cfg.colors, cfg.patch, k));
+}
+
+// Grid from N patch tokens; returns false on a token outside [0, C**(p*p)).
+bool decode_patches(const Config& cfg, const int64_t* tokens, uint8_t* grid);
+
+}  // namespace nca

@@ -1,0 +1,1 @@
+"""One module per `ncalm` subcommand (see ncalm.cli.COMMANDS)."""
