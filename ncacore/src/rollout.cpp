@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #endif
 
@@ -61,10 +61,14 @@ Simulator::Simulator(const Config& cfg) : cfg_(cfg) {
 void Simulator::init(uint64_t seed, uint64_t sim, SimKind kind) {
   const uint32_t mix_d = kind == SimKind::kTrain ? kTrainInitMix : kScoreInitMix;
   const uint32_t cells_d = kind == SimKind::kTrain ? kTrainInitCells : kScoreInitCells;
-  float mix[kMaxColors];
-  for (int c = 0; c < cfg_.colors; ++c) mix[c] = mix_logit(seed, mix_d, sim, c);
-  for (int i = 0; i < cfg_.cells(); ++i)
-    grid_[i] = static_cast<uint8_t>(initial_colour(mix, cfg_.colors, seed, cells_d, sim, uint32_t(i)));
+  float cdf[kMaxColors];
+  initial_cdf(seed, mix_d, sim, cfg_.colors, cdf);
+  const int N = cfg_.cells();
+  for (int i = 0; i < N; i += 4) {
+    const U32x4 r = draw4(seed, cells_d, sim, 0, uint32_t(i / 4));
+    for (int q = 0; q < 4 && i + q < N; ++q)
+      grid_[i + q] = static_cast<uint8_t>(initial_colour(cdf, cfg_.colors, r.v[q]));
+  }
   seed_ = seed;
   sim_ = sim;
   noise_domain_ = kind == SimKind::kTrain ? kTrainStepNoise : kScoreStepNoise;
@@ -104,7 +108,7 @@ void Simulator::step(const RuleTables& rule) {
 
   for (int base = 0; base < N; base += kLanes) {
     const int n = std::min(kLanes, N - base);
-#if defined(__AVX2__)
+#if defined(__AVX2__) && defined(__FMA__)
     // conv1: 9 four-wide adds per cell, in position order.
     alignas(32) float t[kLanes][kHidden1];
     for (int l = 0; l < kLanes; ++l) {
@@ -138,14 +142,14 @@ void Simulator::step(const RuleTables& rule) {
       const float* w = w2b + j * kLanes;
       __m256 a = _mm256_mul_ps(h1v[0], _mm256_loadu_ps(w));
       for (int k = 1; k < kHidden1; ++k)
-        a = _mm256_add_ps(a, _mm256_mul_ps(h1v[k], _mm256_loadu_ps(w + k * kHidden2 * kLanes)));
+        a = _mm256_fmadd_ps(h1v[k], _mm256_loadu_ps(w + k * kHidden2 * kLanes), a);
       h2v[j] = _mm256_max_ps(a, zero);  // == (a > 0 ? a : 0), +0 for -0
     }
     for (int c = 0; c < C; ++c) {
       const float* w = w3b + c * kLanes;
       __m256 a = _mm256_mul_ps(h2v[0], _mm256_loadu_ps(w));
       for (int j = 1; j < kHidden2; ++j)
-        a = _mm256_add_ps(a, _mm256_mul_ps(h2v[j], _mm256_loadu_ps(w + size_t(j) * C * kLanes)));
+        a = _mm256_fmadd_ps(h2v[j], _mm256_loadu_ps(w + size_t(j) * C * kLanes), a);
       _mm256_store_ps(z[c], a);
     }
 #else
@@ -176,7 +180,7 @@ void Simulator::step(const RuleTables& rule) {
       float a[kLanes];
       for (int l = 0; l < kLanes; ++l) a[l] = h1[0][l] * w[l];
       for (int k = 1; k < kHidden1; ++k)
-        for (int l = 0; l < kLanes; ++l) a[l] = a[l] + h1[k][l] * w[k * kHidden2 * kLanes + l];
+        for (int l = 0; l < kLanes; ++l) a[l] = det_fma(h1[k][l], w[k * kHidden2 * kLanes + l], a[l]);
       for (int l = 0; l < kLanes; ++l) h2[j][l] = a[l] > 0.0f ? a[l] : 0.0f;
     }
     for (int c = 0; c < C; ++c) {
@@ -184,14 +188,14 @@ void Simulator::step(const RuleTables& rule) {
       float a[kLanes];
       for (int l = 0; l < kLanes; ++l) a[l] = h2[0][l] * w[l];
       for (int j = 1; j < kHidden2; ++j)
-        for (int l = 0; l < kLanes; ++l) a[l] = a[l] + h2[j][l] * w[size_t(j) * C * kLanes + l];
+        for (int l = 0; l < kLanes; ++l) a[l] = det_fma(h2[j][l], w[size_t(j) * C * kLanes + l], a[l]);
       for (int l = 0; l < kLanes; ++l) z[c][l] = a[l];
     }
 #endif
     if (bias != 0.0f)
       for (int l = 0; l < n; ++l) z[grid_[base + l]][l] = z[grid_[base + l]][l] + bias;
 
-#if defined(__AVX2__)
+#if defined(__AVX2__) && defined(__FMA__)
     {
       const __m256 vT = _mm256_set1_ps(T);
       __m256 vz1 = _mm256_set1_ps(-3.0e38f), vz2 = vz1;

@@ -3,8 +3,9 @@
 // any per-cell order; the CUDA kernels call these functions directly).
 //
 //   h1[o]  = eff[nb0][o] + eff[nb1][o] + ... + eff[nb8][o]   (left to right)
-//   h2[j]  = relu(h1[0]*w2[0][j] + h1[1]*w2[1][j] + h1[2]*w2[2][j] + h1[3]*w2[3][j])
-//   l[c]   = h2[0]*w3[0][c] + ... + h2[15]*w3[15][c]
+//   h2[j]  = relu(fma(h1[3], w2[3][j], fma(h1[2], .., fma(h1[1], .., h1[0]*w2[0][j]))))
+//   l[c]   = fma(h2[15], w3[15][c], ... fma(h2[1], w3[1][c], h2[0]*w3[0][c]))
+// (explicit IEEE fma, one rounding each: identical on CPU and GPU)
 //   z[c]   = (l[c] + (c == current ? identity_bias : 0)) / temperature
 //   next   = argmax_c z[c] + gumbel[c]   (temperature 0: argmax_c z[c])
 #pragma once
@@ -83,27 +84,43 @@ NCA_HD void cell_logits(const float* eff, const float* w2, const float* w3, int 
   float h2[kHidden2];
   for (int j = 0; j < kHidden2; ++j) {
     float a = h1[0] * w2[0 * kHidden2 + j];
-    for (int k = 1; k < kHidden1; ++k) a = a + h1[k] * w2[k * kHidden2 + j];
+    for (int k = 1; k < kHidden1; ++k) a = det_fma(h1[k], w2[k * kHidden2 + j], a);
     h2[j] = a > 0.0f ? a : 0.0f;
   }
   for (int c = 0; c < colors; ++c) {
     float a = h2[0] * w3[c];
-    for (int j = 1; j < kHidden2; ++j) a = a + h2[j] * w3[j * colors + c];
+    for (int j = 1; j < kHidden2; ++j) a = det_fma(h2[j], w3[j * colors + c], a);
     out[c] = a;
   }
 }
 
-// Initial colour of a cell: Gumbel-max over the simulation's colour-mix
-// logits (a draw from softmax(mix)).
-NCA_HD int initial_colour(const float* mix, int colors, uint64_t seed, uint32_t cells_domain, uint64_t sim,
-                          uint32_t cell) {
-  return gumbel_argmax(mix, colors, seed, cells_domain, sim, 0, cell);
+// Initial grid (nca-spec.md): the simulation draws C colour-mix logits from
+// N(0, 1); every cell then draws from softmax(mix) by inversion of one
+// uniform against the running sums of exp(mix - max).
+NCA_HD void initial_cdf(uint64_t seed, uint32_t mix_domain, uint64_t sim, int colors, float* cdf) {
+  float mmax = -3.0e38f;
+  for (int c = 0; c < colors; ++c) {
+    U32x4 r = draw4(seed, mix_domain, sim, 0, static_cast<uint32_t>(c / 4));
+    cdf[c] = normal_from_uniform(uniform_open(r.v[c % 4]));
+    mmax = cdf[c] > mmax ? cdf[c] : mmax;
+  }
+  float acc = 0.0f;
+  for (int c = 0; c < colors; ++c) {
+    acc = acc + det_exp_nonpos(cdf[c] - mmax);
+    cdf[c] = acc;
+  }
 }
 
-// Colour-mix logit c of a simulation: N(0, 1).
-NCA_HD float mix_logit(uint64_t seed, uint32_t mix_domain, uint64_t sim, int c) {
-  U32x4 r = draw4(seed, mix_domain, sim, 0, static_cast<uint32_t>(c / 4));
-  return normal_from_uniform(uniform_open(r.v[c % 4]));
+NCA_HD int initial_colour(const float* cdf, int colors, uint32_t bits) {
+  const float t = uniform_open(bits) * cdf[colors - 1];
+  for (int c = 0; c < colors - 1; ++c)
+    if (t < cdf[c]) return c;
+  return colors - 1;
+}
+
+// Uniform bits of cell `cell`'s initial draw (one 32-bit draw per cell).
+NCA_HD uint32_t initial_bits(uint64_t seed, uint32_t cells_domain, uint64_t sim, uint32_t cell) {
+  return draw4(seed, cells_domain, sim, 0, cell / 4).v[cell % 4];
 }
 
 }  // namespace nca
