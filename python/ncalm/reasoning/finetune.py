@@ -1,0 +1,63 @@
+"""Supervised fine-tuning on (prompt, target) text pairs: a plain loop.
+
+The loss covers the target tokens (and the closing EOS) only, so the model
+learns to answer, not to reproduce questions.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+
+def _encode(tokenizer, pairs, max_len):
+    rows = []
+    for prompt, target in pairs:
+        p, t = tokenizer.encode(prompt), tokenizer.encode(target) + [tokenizer.eos_id]
+        ids = (p + t)[:max_len + 1]  # the right end goes first: the question must stay
+        labels = ([-100] * len(p) + t)[:max_len + 1]
+        if any(x != -100 for x in labels[1:]):
+            rows.append((ids, labels))
+    return rows
+
+
+def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = 10,
+             lr: float = 1e-5, batch_size: int = 8, seed: int = 0,
+             on_step: Callable[[int, float], None] | None = None) -> list[float]:
+    """Train `model` in place with AdamW at a constant `lr`; returns the loss
+    of every step. `on_step(step, loss)` is called after each step."""
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs}: must be >= 1")
+    if not lr > 0:
+        raise ValueError(f"lr={lr}: must be > 0")
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: must be >= 1")
+    rows = _encode(tokenizer, pairs, model.cfg.max_seq_len)
+    if not rows:
+        raise ValueError("pairs: no example has a target token inside the model's context")
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    order_rng = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(rows), generator=order_rng).tolist()
+        for start in range(0, len(order), batch_size):
+            batch = [rows[i] for i in order[start:start + batch_size]]
+            width = max(len(ids) for ids, _ in batch) - 1
+            # Right padding is invisible to a causal model; its labels are ignored.
+            idx = torch.full((len(batch), width), tokenizer.eos_id, dtype=torch.long)
+            tgt = torch.full((len(batch), width), -100, dtype=torch.long)
+            for r, (ids, labels) in enumerate(batch):
+                idx[r, :len(ids) - 1] = torch.tensor(ids[:-1])
+                tgt[r, :len(ids) - 1] = torch.tensor(labels[1:])
+            _, loss = model(idx.to(device), targets=tgt.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+            if on_step is not None:
+                on_step(len(losses), losses[-1])
+    model.eval()
+    return losses

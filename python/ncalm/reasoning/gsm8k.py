@@ -1,0 +1,102 @@
+"""GSM8K (Cobbe et al. 2021): load, prompt, extract and compare answers."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Sequence
+
+HF_NAME, HF_CONFIG = "openai/gsm8k", "main"
+# Solutions are single-newline lines, so a blank line ends an answer.
+STOP = ("\n\n", "Question:")
+_FINAL = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
+# Thousands separators only in groups of three, so "1,2" stays two numbers.
+_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+_CALCULATOR = re.compile(r"<<[^>]*>>")
+
+
+@dataclass(frozen=True)
+class Example:
+    question: str
+    answer: str  # chain of thought ending in "#### N"
+
+
+def load(path: str | Path | None = None, split: str = "test") -> list[Example]:
+    """Examples of `split` from a JSONL file, a directory holding `{split}.jsonl`,
+    or the Hugging Face hub when `path` is None."""
+    if path is None:
+        from ncalm.reasoning.hub import load_hf
+
+        return [Example(r["question"], r["answer"]) for r in load_hf(HF_NAME, HF_CONFIG, split)]
+    path = Path(path)
+    if path.is_dir():
+        path = path / f"{split}.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"GSM8K {split} file not found: {path}")
+    examples = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            if line.strip():
+                record = json.loads(line)
+                if "question" not in record or "answer" not in record:
+                    raise ValueError(f"{path}:{i + 1}: GSM8K record needs 'question' and 'answer'")
+                examples.append(Example(record["question"], record["answer"]))
+    return examples
+
+
+def clean_solution(answer: str) -> str:
+    """The solution without `<<a*b=c>>` calculator annotations, which only the
+    original calculator-augmented decoding used."""
+    return _CALCULATOR.sub("", answer)
+
+
+def format_question(question: str) -> str:
+    return f"Question: {question}\nAnswer:"
+
+
+def few_shot_prompt(shots: Sequence[Example], question: str) -> str:
+    """Worked examples, then the question; the model continues after "Answer:"."""
+    demos = "".join(f"{format_question(s.question)} {clean_solution(s.answer)}\n\n" for s in shots)
+    return demos + format_question(question)
+
+
+def _normalize(number: str) -> str:
+    return number.replace(",", "").rstrip(".")
+
+
+def extract_answer(text: str) -> str | None:
+    """The number after `#### `, else the last number in `text`, else None."""
+    final = _FINAL.search(text)
+    if final:
+        return _normalize(final.group(1))
+    numbers = _NUMBER.findall(text)
+    return _normalize(numbers[-1]) if numbers else None
+
+
+def gold_answer(answer: str) -> str:
+    """The reference number of a GSM8K solution (its `#### N` line)."""
+    final = _FINAL.search(answer)
+    if not final:
+        raise ValueError(f"GSM8K answer has no '#### N' line: {answer[-60:]!r}")
+    return _normalize(final.group(1))
+
+
+def same_number(a: str | None, b: str | None) -> bool:
+    """Numeric equality, so "18", "18.0" and "18.00" agree."""
+    if a is None or b is None:
+        return False
+    try:
+        return Decimal(a) == Decimal(b)
+    except InvalidOperation:
+        return False
+
+
+def is_correct(completion: str, example: Example) -> bool:
+    return same_number(extract_answer(completion), gold_answer(example.answer))
+
+
+def training_pairs(examples: Sequence[Example]) -> list[tuple[str, str]]:
+    """(prompt, target) pairs for fine-tuning in the zero-shot prompt format."""
+    return [(format_question(e.question), " " + clean_solution(e.answer)) for e in examples]

@@ -1,0 +1,116 @@
+"""GSM8K: answer extraction on the real solutions, numeric comparison,
+prompts, loading errors and the fine-tuning loop."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ncalm.reasoning import gsm8k
+from ncalm.reasoning.finetune import finetune
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"GSM8K copy not found at {DATA}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two shared cores: torch's thread pool only contends with other processes.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@needs_data
+def test_gold_answers_of_real_solutions():
+    test = gsm8k.load(DATA, "test")
+    assert len(test) == 1319
+    assert [gsm8k.gold_answer(e.answer) for e in test[:3]] == ["18", "3", "70000"]
+    by_tail = {e.answer.rsplit("####", 1)[1].strip(): e for e in test}
+    assert gsm8k.gold_answer(by_tail["1,600"].answer) == "1600"
+    assert gsm8k.gold_answer(by_tail["-10"].answer) == "-10"
+
+
+@needs_data
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_extraction_agrees_with_gold_on_every_solution(split):
+    examples = gsm8k.load(DATA, split)
+    for e in examples:
+        tail = e.answer.rsplit("####", 1)[1].strip().replace(",", "")
+        assert gsm8k.extract_answer(e.answer) == tail
+        # Without the final line, the fallback still finds a number in the reasoning.
+        assert gsm8k.extract_answer(e.answer.rsplit("####", 1)[0]) is not None
+        assert gsm8k.is_correct(" " + gsm8k.clean_solution(e.answer), e)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("He pays 3 * 2 = $6.\n#### 6", "6"),
+    ("#### 5\n\nQuestion: how many are 7?", "5"),   # the marked answer wins over later numbers
+    ("so she makes $18.", "18"),                    # last-number fallback, sentence period dropped
+    ("The total is 1,234.5 dollars", "1234.5"),
+    ("between 1,2 and 3", "3"),
+    ("the loss is -4 dollars", "-4"),
+    ("no digits at all", None),
+    ("#### 1,000,000", "1000000"),
+])
+def test_extract_answer(text, expected):
+    assert gsm8k.extract_answer(text) == expected
+
+
+def test_numeric_comparison():
+    assert gsm8k.same_number("18", "18.00")
+    assert gsm8k.same_number("-3", "-3.0")
+    assert not gsm8k.same_number("18", "180")
+    assert not gsm8k.same_number(None, "1")
+
+
+def test_prompt_layout_strips_calculator_annotations():
+    shot = gsm8k.Example("How many?", "2 * 3 = <<2*3=6>>6 apples\n#### 6")
+    prompt = gsm8k.few_shot_prompt([shot], "And now?")
+    assert prompt == "Question: How many?\nAnswer: 2 * 3 = 6 apples\n#### 6\n\nQuestion: And now?\nAnswer:"
+    assert gsm8k.few_shot_prompt([], "Q?") == "Question: Q?\nAnswer:"
+
+
+def test_loading_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train"):
+        gsm8k.load(tmp_path, "train")
+    bad = tmp_path / "test.jsonl"
+    bad.write_text(json.dumps({"question": "q"}) + "\n")
+    with pytest.raises(ValueError, match="test.jsonl:1"):
+        gsm8k.load(bad)
+    with pytest.raises(ValueError, match="####"):
+        gsm8k.gold_answer("no final line")
+
+
+def test_finetune_learns_answers_and_masks_the_question():
+    from ncalm.model import LlamaLM, model_config
+    from ncalm.sampling import SamplingConfig, generate
+    from ncalm.tokenizer import ByteTokenizer
+
+    torch.manual_seed(0)
+    tok = ByteTokenizer()
+    model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=128))
+    examples = [gsm8k.Example(f"What is {a} plus {b}?", f"{a} + {b} = <<{a}+{b}={a + b}>>{a + b}\n#### {a + b}")
+                for a, b in [(2, 3), (10, 7), (41, 1), (6, 6)]]
+    prompts = [gsm8k.format_question(e.question) for e in examples]
+    losses = finetune(model, tok, gsm8k.training_pairs(examples), epochs=60, lr=5e-3, batch_size=4)
+    assert losses[-1] < 0.1 < 3.0 < losses[0]
+    outs = generate(model, tok, prompts, SamplingConfig(max_new_tokens=40, stop=gsm8k.STOP))
+    assert all(gsm8k.is_correct(o[0], e) for o, e in zip(outs, examples)), outs
+    # The questions were never targets: their bytes stay unpredictable.
+    ids = torch.tensor([tok.encode(prompts[0])])
+    _, question_loss = model(ids[:, :-1], targets=ids[:, 1:])
+    assert question_loss.item() > 1.0
+
+
+@pytest.mark.parametrize("kwargs, word", [
+    (dict(epochs=0), "epochs"), (dict(lr=0.0), "lr"), (dict(batch_size=0), "batch_size"),
+])
+def test_finetune_rejects_bad_settings(kwargs, word):
+    from ncalm.model import LlamaLM, model_config
+    from ncalm.tokenizer import ByteTokenizer
+
+    model = LlamaLM(model_config("tiny", vocab_size=257, max_seq_len=32))
+    with pytest.raises(ValueError, match=word):
+        finetune(model, ByteTokenizer(), [("q", "a")], **kwargs)
