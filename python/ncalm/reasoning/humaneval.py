@@ -56,6 +56,6 @@ def check_program(problem: Problem, completion: str) -> str:
 
 
 def evaluate(pairs: Sequence[tuple[Problem, str]], limits: Limits = Limits(timeout_s=3.0),
-             workers: int = 4) -> list[ExecResult]:
+             workers: int = 4, python: str | None = None) -> list[ExecResult]:
     """Execute each (problem, completion) in its own sandbox, `workers` at a time."""
-    return run_programs([check_program(p, c) for p, c in pairs], limits, workers)
+    return run_programs([check_program(p, c) for p, c in pairs], limits, workers, python)
