@@ -1,0 +1,138 @@
+"""`ncalm eval-reasoning` end to end on a tiny random checkpoint: tables,
+resume, settings checks and one-line errors."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from ncalm.checkpoint import save_checkpoint
+from ncalm.cli import build_parser, main
+from ncalm.model import LlamaLM, model_config
+from ncalm.reasoning.results import ResultsStore, summarize
+from ncalm.tokenizer import ByteTokenizer
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared test data not found at {SHARED}")
+FAST = ["--limit", "2", "--n-samples", "2", "--k", "1,2", "--max-new-tokens", "12", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    tok = ByteTokenizer()
+    model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=256))
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
+                           "tokenizer": tok.to_dict()})
+    return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def run(*argv):
+    return main(["eval-reasoning", *map(str, argv)])
+
+
+@needs_data
+@pytest.mark.parametrize("task, extra", [
+    ("gsm8k", ["--shots", "1"]),
+    ("humaneval", ["--timeout", "5"]),
+    ("bbh", ["--bbh-tasks", "navigate,snarks"]),
+])
+def test_each_task_writes_samples_and_tables(checkpoint, tmp_path, task, extra, capsys):
+    out = tmp_path / task
+    assert run("--task", task, "--checkpoint", checkpoint, "--data", SHARED / task, "--out", out,
+               *FAST, *extra) == 0
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(r["n"] == 2 and len(r["samples"]) == 2 for r in records)
+    result = json.loads((out / "results.json").read_text())
+    expected = sum(r["c"] / r["n"] for r in records) / 2
+    assert result["overall"]["pass@k"]["1"] == pytest.approx(expected)
+    assert result["overall"]["problems"] == 2 and result["config"]["task"] == task
+    assert "| all | 2 | 2 |" in (out / "results.md").read_text()
+    assert "pass@2" in capsys.readouterr().out
+    if task == "humaneval":
+        assert all(s["status"] in ("passed", "failed", "timed out") for r in records for s in r["samples"])
+    if task == "bbh":
+        assert sorted(result["groups"]) == ["navigate", "snarks"]
+
+
+@needs_data
+def test_resume_adds_only_missing_problems(checkpoint, tmp_path):
+    args = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k",
+            "--out", tmp_path, "--shots", "0", *FAST]
+    assert run(*args) == 0
+    samples = tmp_path / "samples.jsonl"
+    first = samples.read_text().splitlines()
+    # An interrupted write leaves a partial line: that problem is redone.
+    samples.write_text("\n".join(first) + '\n{"id": "test/2", "gro')
+    assert run(*args[:-len(FAST)], *FAST[2:], "--limit", "3") == 0
+    lines = samples.read_text().splitlines()
+    assert lines[:2] == first and len(lines) == 3 and json.loads(lines[2])["id"] == "test/2"
+    # The same problems sampled again from scratch give the same completions.
+    fresh = tmp_path / "fresh"
+    assert run(*args[:6], "--out", fresh, *args[8:]) == 0
+    assert (fresh / "samples.jsonl").read_text().splitlines() == first
+
+
+@needs_data
+def test_changed_settings_are_refused(checkpoint, tmp_path, capsys):
+    base = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k",
+            "--out", tmp_path, "--shots", "0", *FAST]
+    assert run(*base) == 0
+    assert run(*base, "--temperature", "0.9") == 2
+    assert "temperature differ" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--k", "1,4", "--n-samples", "2"], "--k 1,4: each k must be in [1, --n-samples=2]"),
+    (["--k", "one"], "--k 'one'"),
+    (["--n-samples", "3", "--temperature", "0"], "greedy"),
+    (["--top-p", "1.5"], "--top-p 1.5"),
+    (["--limit", "0"], "--limit 0"),
+    (["--task", "bbh", "--finetune"], "--finetune applies to --task gsm8k only"),
+])
+def test_bad_options_give_one_line_errors(checkpoint, argv, message, capsys):
+    assert run("--checkpoint", checkpoint, *argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@needs_data
+def test_nca_only_checkpoint_is_refused(tmp_path, capsys):
+    model = LlamaLM(model_config("tiny", vocab_size=20, max_seq_len=64))
+    path = save_checkpoint(tmp_path / "nca.pt", {"model": model.state_dict(),
+                                                 "model_config": model.cfg.to_dict()})
+    assert run("--checkpoint", path, "--data", SHARED / "gsm8k", "--out", tmp_path / "o", *FAST) == 2
+    assert "tokenizer" in capsys.readouterr().err
+
+
+def test_every_option_has_help_and_a_default():
+    parser = build_parser("eval-reasoning")
+    sub = next(a for a in parser._actions if a.dest == "command").choices["eval-reasoning"]
+    for action in sub._actions:
+        if action.dest == "help":
+            continue
+        assert action.help, action.dest
+        assert action.required or action.default is not None or "default" in action.help, action.dest
+
+
+def test_summary_per_group():
+    records = [{"id": "a", "group": "x", "n": 4, "c": 1}, {"id": "b", "group": "y", "n": 4, "c": 4}]
+    s = summarize(records, [1, 2])
+    assert s["overall"]["pass@k"] == {"1": pytest.approx(0.625), "2": pytest.approx(0.75)}
+    assert s["groups"]["x"]["pass@k"]["2"] == pytest.approx(0.5)
+
+
+def test_store_refuses_corrupt_middle_line(tmp_path):
+    ResultsStore(tmp_path, {"a": 1}).add("p1", "g", [{"correct": True}])
+    with open(tmp_path / "samples.jsonl", "a") as f:
+        f.write("garbage\n" + json.dumps({"id": "p2", "group": "g", "n": 1, "c": 0, "samples": []}) + "\n")
+    with pytest.raises(ValueError, match="samples.jsonl:2: corrupt"):
+        ResultsStore(tmp_path, {"a": 1})
