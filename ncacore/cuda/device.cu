@@ -1,0 +1,30 @@
+#include "ncacuda/device.hpp"
+
+#include <cuda_runtime.h>
+
+#include "ncacuda/check.cuh"
+
+namespace ncacuda {
+
+int device_count(std::string* why) {
+  int n = 0;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();  // not sticky: clear it so later calls start clean
+    if (why) *why = std::string(cudaGetErrorName(e)) + ": " + cudaGetErrorString(e);
+    return 0;
+  }
+  if (n == 0 && why) *why = "the CUDA runtime reports no devices";
+  return n;
+}
+
+int compute_capability(int device) {
+  int major = 0, minor = 0;
+  NCACUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  NCACUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+  return major * 10 + minor;
+}
+
+void set_device(int device) { NCACUDA_CHECK(cudaSetDevice(device)); }
+
+}  // namespace ncacuda

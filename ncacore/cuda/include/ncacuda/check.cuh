@@ -1,0 +1,24 @@
+// Turns CUDA runtime errors into std::runtime_error with the call site, so
+// Python sees a message instead of a corrupted stream.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <sstream>
+#include <stdexcept>
+
+namespace ncacuda {
+
+inline void throw_cuda(cudaError_t e, const char* what, const char* file, int line) {
+  std::ostringstream s;
+  s << "CUDA error in " << what << " (" << file << ":" << line << "): " << cudaGetErrorName(e) << ": "
+    << cudaGetErrorString(e);
+  throw std::runtime_error(s.str());
+}
+
+}  // namespace ncacuda
+
+#define NCACUDA_CHECK(call)                                                      \
+  do {                                                                          \
+    cudaError_t ncacuda_e_ = (call);                                            \
+    if (ncacuda_e_ != cudaSuccess) ::ncacuda::throw_cuda(ncacuda_e_, #call, __FILE__, __LINE__); \
+  } while (0)
