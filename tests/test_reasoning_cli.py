@@ -136,3 +136,13 @@ def test_store_refuses_corrupt_middle_line(tmp_path):
         f.write("garbage\n" + json.dumps({"id": "p2", "group": "g", "n": 1, "c": 0, "samples": []}) + "\n")
     with pytest.raises(ValueError, match="samples.jsonl:2: corrupt"):
         ResultsStore(tmp_path, {"a": 1})
+
+
+def test_without_data_the_hub_error_says_what_to_do(checkpoint, tmp_path, capsys):
+    try:
+        import datasets  # noqa: F401
+        pytest.skip("`datasets` is installed: the hub would be tried (and needs network)")
+    except ImportError:
+        pass
+    assert run("--task", "humaneval", "--checkpoint", checkpoint, "--out", tmp_path, *FAST) == 2
+    assert "pass --data PATH" in capsys.readouterr().err
