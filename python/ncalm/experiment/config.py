@@ -1,0 +1,172 @@
+"""The experiment's configuration: one dataclass tree, from a preset, a TOML file and overrides.
+
+Everything that shapes a result lives here, so ``experiment.json`` in the
+output directory pins what was run; resuming checks that it still matches.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+ARM_KINDS = ("scratch", "nca", "dyck", "text")
+# Fields that may change between invocations of one experiment: they choose which
+# runs exist or where they run, not what any run computes.
+RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
+
+
+@dataclass
+class Stage:
+    """Optimisation of one stage. ``tokens`` is the budget; steps = ceil(tokens / tokens per step)."""
+
+    tokens: int = 1_000_000
+    seq_len: int = 256
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 10
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 0              # steps; 0 = only at the start and the end
+    eval_batches: int = 8
+    ckpt_every: int = 0              # steps; 0 = only at the end
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.grad_accum * self.seq_len
+
+
+@dataclass
+class Language(Stage):
+    """The language stage, identical for every arm (data, order, init seed, schedule)."""
+
+    data: str = "stdlib"             # corpus spec (see ncalm.data.corpus)
+    tokenizer: str = "byte"
+    bpe_vocab: int = 4096
+    val_percent: float = 2.0
+    max_bytes: int | None = None
+    max_val_bytes: int | None = 1_000_000
+    bpb_bytes: int = 200_000         # held-out bytes for the final bits per byte; 0 = skip
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    arms: list[str] = field(default_factory=lambda: list(ARM_KINDS))
+    model: str = "tiny"              # ncalm.model preset, the same for both stages and all arms
+    model_overrides: dict = field(default_factory=dict)
+    device: str = "auto"
+    threads: int | None = None       # torch CPU threads (None = torch's default)
+    progress: bool = True
+    # first stage (every arm but scratch): one budget, one schedule
+    prepretrain: Stage = field(default_factory=Stage)
+    nca: dict = field(default_factory=dict)          # NCAConfig fields except seq_len and band
+    bands: list[list[float]] = field(default_factory=lambda: [[0.5, 1.0]])  # one NCA arm each
+    pool_size: int = 0               # NCA rules per epoch (0 = a fresh rule per sequence)
+    epoch_sequences: int = 0
+    dyck_k: int = 4
+    dyck_depth: int = 16
+    text: str = "pydoc"              # first-stage natural text: pydoc (built in) or a corpus spec
+    text_max_bytes: int | None = None
+    text_val_percent: float = 10.0   # the built-in pydoc text has only ~80 documents
+    # second stage
+    language: Language = field(default_factory=Language)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prepretrain, dict):
+            self.prepretrain = Stage(**self.prepretrain)
+        if isinstance(self.language, dict):
+            self.language = Language(**self.language)
+        bad = [a for a in self.arms if a not in ARM_KINDS]
+        if bad or not self.arms:
+            raise ValueError(f"arms must be a non-empty list of {', '.join(ARM_KINDS)}; got {self.arms}")
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"arms lists an arm twice: {self.arms}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        for band in self.bands:
+            if len(band) != 2 or not 0 <= band[0] < band[1] <= 2:
+                raise ValueError(f"bands: each band must be [lower, upper] with 0 <= lower < upper <= 2, got {band}")
+        if "nca" in self.arms and not self.bands:
+            raise ValueError("bands: the nca arm needs at least one complexity band")
+        for name, stage in (("prepretrain", self.prepretrain), ("language", self.language)):
+            for key in ("tokens", "seq_len", "batch_size", "grad_accum", "eval_batches"):
+                if getattr(stage, key) < 1:
+                    raise ValueError(f"{name}.{key} must be >= 1, got {getattr(stage, key)}")
+        for key in ("seq_len", "band"):
+            if key in self.nca:
+                raise ValueError(f"nca.{key}: set prepretrain.seq_len / bands instead")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExperimentConfig":
+        _check_keys(d, cls, "")
+        return cls(**d)
+
+
+def _check_keys(d: dict, cls, prefix: str) -> None:
+    known = {f.name: f for f in fields(cls)}
+    for key, value in d.items():
+        if key not in known:
+            raise ValueError(f"unknown experiment setting {prefix}{key!r}; known: {', '.join(known)}")
+        sub = {"prepretrain": Stage, "language": Language}.get(key)
+        if sub is not None and isinstance(value, dict):
+            _check_keys(value, sub, f"{key}.")
+
+
+def merge(base: dict, over: dict) -> dict:
+    """``over`` applied onto ``base``; nested tables merge key by key."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_assignment(text: str) -> dict:
+    """``'language.tokens=2e6'`` -> ``{'language': {'tokens': 2000000}}`` (TOML value syntax)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"--set expects KEY=VALUE (e.g. language.tokens=2000000), got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word: take it as a string
+    if isinstance(value, float) and value.is_integer() and "e" in raw.lower():
+        value = int(value)  # 2e6 written for a token count
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_toml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {path}: no such file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"--config {path}: not valid TOML ({exc})") from None
+
+
+def check_same_experiment(saved: dict, current: dict) -> None:
+    """Raise ValueError if ``current`` would compute different runs than ``saved`` did."""
+    for key in sorted(set(saved) | set(current)):
+        if key in RESUMABLE_CHANGES:
+            continue
+        if json.dumps(saved.get(key), sort_keys=True) != json.dumps(current.get(key), sort_keys=True):
+            raise ValueError(
+                f"the output directory holds an experiment with {key}={saved.get(key)!r}, not "
+                f"{current.get(key)!r}; use another --out, or the same settings to resume")

@@ -1,0 +1,97 @@
+"""Summaries of an experiment's runs: results.json, a markdown table and the loss-curve plot.
+
+Per arm, over seeds: the final language-stage validation loss (mean, sample
+standard deviation, min, max), perplexity, bits per byte, the improvement
+over scratch and the convergence speedup over scratch. The last two are
+paired by seed (same language data order and initialisation) and then
+averaged; a seed whose run never reaches scratch's final loss counts as
+"not reached", and the speedup mean covers only the seeds that did.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ncalm.evaluation.plots import plot_loss_curves
+from ncalm.evaluation.speedup import speedup
+from ncalm.experiment.runner import write_json
+
+SCRATCH = "scratch"
+
+
+def _stats(values: list[float]) -> dict | None:
+    if not values:
+        return None
+    a = np.asarray(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
+            "min": float(a.min()), "max": float(a.max()), "n": int(a.size)}
+
+
+def summarize(records: list[dict]) -> dict:
+    """``{arm: summary}`` in first-seen order (see module docstring)."""
+    by_arm: dict[str, list[dict]] = {}
+    for r in records:
+        by_arm.setdefault(r["arm"], []).append(r)
+    scratch = {r["seed"]: r for r in by_arm.get(SCRATCH, [])}
+    out = {}
+    for arm, runs in by_arm.items():
+        s = {
+            "kind": runs[0]["kind"], "band": runs[0]["band"], "seeds": [r["seed"] for r in runs],
+            "final_val_loss": _stats([r["final_val_loss"] for r in runs]),
+            "perplexity": _stats([r["perplexity"] for r in runs]),
+            "bpb": _stats([r["bpb"]["bits_per_byte"] for r in runs if r.get("bpb")]),
+            "prepretrain_tokens": runs[0]["prepretrain"]["tokens"] if runs[0]["prepretrain"] else 0,
+            "language_tokens": runs[0]["language"]["tokens"],
+            "train_seconds": _stats([r["train_seconds"] for r in runs]),
+        }
+        paired = [(scratch[r["seed"]], r) for r in runs if r["seed"] in scratch and arm != SCRATCH]
+        if paired:
+            sp = [speedup(b["language"]["val_curve"], r["language"]["val_curve"]) for b, r in paired]
+            s["improvement_pct"] = _stats([x.improvement_pct for x in sp])
+            s["speedup"] = _stats([x.speedup for x in sp if x.speedup is not None])
+            s["speedup_not_reached"] = sum(x.speedup is None for x in sp)
+        out[arm] = s
+    return out
+
+
+def _pm(stats: dict | None, fmt: str) -> str:
+    if stats is None:
+        return "-"
+    text = format(stats["mean"], fmt)
+    return text + (f" ± {format(stats['std'], fmt)}" if stats["n"] > 1 else "")
+
+
+def markdown_table(summary: dict) -> str:
+    head = ("| arm | seeds | first-stage tokens | language tokens | final val loss | perplexity "
+            "| bits/byte | vs scratch | speedup | train time (s) |")
+    lines = [head, "|" + "---|" * 10]
+    for arm, s in summary.items():
+        if "improvement_pct" in s:
+            imp = _pm(s["improvement_pct"], "+.2f") + " %"
+            sp = _pm(s["speedup"], ".2f") + "x" if s["speedup"] else "not reached"
+            if s["speedup"] and s["speedup_not_reached"]:
+                sp += f" ({s['speedup_not_reached']} seed(s) not reached)"
+        else:
+            imp = sp = "-"
+        lines.append(
+            f"| {arm} | {len(s['seeds'])} | {s['prepretrain_tokens']:,} | {s['language_tokens']:,} "
+            f"| {_pm(s['final_val_loss'], '.4f')} | {_pm(s['perplexity'], '.3f')} | {_pm(s['bpb'], '.4f')} "
+            f"| {imp} | {sp} | {_pm(s['train_seconds'], '.0f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_seconds: float | None = None) -> dict:
+    """results.json, results.md and curves.png in ``out_dir``; returns the summary."""
+    out = Path(out_dir)
+    summary = summarize(records)
+    table = markdown_table(summary)
+    note = ("Mean ± sample std over seeds. 'vs scratch': final validation loss improvement, paired by seed. "
+            "'speedup': language tokens scratch needs to reach its final validation loss / tokens this arm "
+            "needs (interpolated). Train time: optimizer steps of both stages.")
+    (out / "results.md").write_text(f"# {config.get('name', 'experiment')}\n\n{table}\n{note}\n")
+    arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
+    plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")
+    write_json(out / "results.json", {"config": config, "summary": summary, "runs": records,
+                                      "wall_seconds": wall_seconds})
+    return summary

@@ -1,0 +1,125 @@
+"""Run every (seed, arm) of an experiment, resumably.
+
+Layout of the output directory::
+
+    experiment.json                 the resolved config (a resume must match it)
+    events.jsonl                    what each invocation started, skipped and finished
+    seed{S}/{arm}/prepretrain/      first stage (trainer output: checkpoint, metrics)
+    seed{S}/{arm}/language/         language stage
+    seed{S}/{arm}/result.json       written last: the run is finished
+
+A stage is done when its ``done.json`` exists; a stage with a checkpoint but
+no ``done.json`` was interrupted and continues from that checkpoint; a run
+with ``result.json`` is never touched again.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
+from ncalm.experiment.config import ExperimentConfig, check_same_experiment
+from ncalm.experiment.corpora import resolve_text
+
+DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomic: a reader sees the old file or the complete new one."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def train_stage(train_cfg) -> dict:
+    """The single call into the trainer (ncalm.train.train), isolated for clarity and tests."""
+    from ncalm.train import train
+
+    return train(train_cfg)
+
+
+def run_stage(train_cfg, log) -> dict:
+    """Train a stage to completion, continuing an interrupted one; cached once done."""
+    out = Path(train_cfg.out_dir)
+    done = out / DONE
+    if done.exists():
+        log("skip", stage=str(out))
+        return json.loads(done.read_text())
+    resume = (out / "checkpoint.pt").exists()
+    log("resume" if resume else "start", stage=str(out))
+    result = train_stage(replace(train_cfg, resume=resume))
+    if not result.get("finished"):
+        raise RuntimeError(f"stage {out} stopped at step {result.get('step')} of {result.get('total_steps')}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(done, result)
+    log("finish", stage=str(out), seconds=result.get("elapsed_s"), val_loss=result.get("val_loss"))
+    return result
+
+
+def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
+    """Bits per byte of the finished language model on the language stage's held-out text."""
+    if not cfg.language.bpb_bytes:
+        return None
+    from ncalm.checkpoint import load_model
+    from ncalm.data.corpus import documents
+    from ncalm.evaluation.bpb import evaluate_lm
+
+    lang = cfg.language
+    model, tokenizer, _ = load_model(checkpoint)
+    # max_bytes=1: the hash split gives the trainer's validation files without reading the training side.
+    _, val = documents(lang.data, lang.val_percent, max_bytes=1, max_val_bytes=lang.max_val_bytes)
+    return evaluate_lm(model, tokenizer, val, seq_len=lang.seq_len, batch_size=lang.batch_size,
+                       max_bytes=lang.bpb_bytes).to_dict()
+
+
+def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
+    """Both stages of one arm for one seed; returns (and stores) its result record."""
+    run_dir = out / f"seed{seed}" / arm.slug
+    result_path = run_dir / RESULT
+    if result_path.exists():
+        log("skip", arm=arm.name, seed=seed)
+        return json.loads(result_path.read_text())
+    log("start", arm=arm.name, seed=seed)
+    first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", resolve_text(cfg.text, out))
+    first = run_stage(first_cfg, log) if first_cfg is not None else None
+    lang = run_stage(language_stage(cfg, seed, run_dir / "language", first and first["checkpoint"]), log)
+    record = {
+        "arm": arm.name, "kind": arm.kind, "band": arm.band, "seed": seed,
+        "prepretrain": None if first is None else {k: first[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params")},
+        "language": {k: lang[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params", "val_curve")},
+        "final_val_loss": lang["val_loss"],
+        "perplexity": math.exp(lang["val_loss"]),
+        "bpb": bits_per_byte(cfg, lang["checkpoint"]),
+        "train_seconds": lang["elapsed_s"] + (first["elapsed_s"] if first else 0.0),
+    }
+    write_json(result_path, record)
+    log("finish", arm=arm.name, seed=seed, final_val_loss=record["final_val_loss"])
+    return record
+
+
+def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> list[dict]:
+    """Run (or resume) every seed x arm; returns their result records in a stable order."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    saved_path = out / CONFIG
+    current = cfg.to_dict()
+    if saved_path.exists():
+        check_same_experiment(json.loads(saved_path.read_text()), current)
+    write_json(saved_path, current)
+
+    def log(event: str, **fields) -> None:
+        with open(out / EVENTS, "a") as f:
+            f.write(json.dumps({"time": time.time(), "pid": os.getpid(), "event": event, **fields}) + "\n")
+        if "arm" in fields:
+            extra = f" (final val loss {fields['final_val_loss']:.4f})" if "final_val_loss" in fields else ""
+            echo(f"[seed {fields['seed']}] {fields['arm']}: {event}{extra}")
+
+    records = []
+    for seed in cfg.seeds:
+        for arm in arms_of(cfg):
+            records.append(run_arm(cfg, arm, seed, out, log))
+    return records
