@@ -114,7 +114,7 @@ def _check_keys(d: dict, cls, prefix: str) -> None:
     known = {f.name: f for f in fields(cls)}
     for key, value in d.items():
         if key not in known:
-            raise ValueError(f"unknown experiment setting {prefix}{key!r}; known: {', '.join(known)}")
+            raise ValueError(f"unknown experiment setting '{prefix}{key}'; known: {', '.join(known)}")
         sub = {"prepretrain": Stage, "language": Language}.get(key)
         if sub is not None and isinstance(value, dict):
             _check_keys(value, sub, f"{key}.")

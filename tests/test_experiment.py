@@ -1,0 +1,127 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ncalm.cli import main
+from ncalm.experiment.config import ExperimentConfig, merge, parse_assignment
+
+REPO = Path(__file__).resolve().parents[1]
+
+CONFIG = """
+name = "resume-test"
+seeds = [0]
+threads = 1
+nca = {{ grid = 6, colors = 4 }}
+bands = [[0.1, 1.0]]
+text_max_bytes = 60000
+[prepretrain]
+tokens = 1024
+seq_len = 64
+batch_size = 4
+warmup_steps = 1
+[language]
+data = "{corpus}"
+val_percent = 20.0
+max_val_bytes = 20000
+tokens = 12800
+seq_len = 64
+batch_size = 4
+warmup_steps = 2
+eval_every = 10
+eval_batches = 2
+ckpt_every = 5
+bpb_bytes = 3000
+"""
+
+
+def _corpus(directory: Path) -> Path:
+    directory.mkdir()
+    words = "the of cell rule grid token frame state loss model data python code value".split()
+    for i in range(30):
+        text = " ".join(words[(i * 7 + j * j) % len(words)] for j in range(600))
+        (directory / f"doc{i:02d}.txt").write_text(text + "\n")
+    return directory
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240.0) -> None:
+    t0 = time.time()
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"experiment exited ({proc.returncode}) before {path} appeared:\n"
+                                 + proc.stdout.read())
+        if time.time() - t0 > timeout:
+            proc.kill()
+            raise AssertionError(f"timed out waiting for {path}")
+        time.sleep(0.01)
+
+
+def test_interrupted_experiment_resumes_without_redoing_finished_work(tmp_path):
+    cfg_path = tmp_path / "exp.toml"
+    cfg_path.write_text(CONFIG.format(corpus=_corpus(tmp_path / "corpus")))
+    out = tmp_path / "out"
+    argv = ["experiment", "--config", str(cfg_path), "--out", str(out), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    proc = subprocess.Popen([sys.executable, "-m", "ncalm", *argv], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    nca = out / "seed0" / "nca_0.1-1"
+    # Kill hard in the middle of the second arm's language stage, right after its first checkpoint.
+    _wait_for(nca / "language" / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (nca / "language" / "done.json").exists(), "the stage finished before the kill: test is void"
+    scratch_files = [out / "seed0/scratch/result.json", out / "seed0/scratch/language/metrics.jsonl",
+                     out / "seed0/scratch/language/checkpoint.pt", nca / "prepretrain/checkpoint.pt"]
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in scratch_files}
+    assert not (out / "seed0/dyck").exists()
+
+    assert main(argv) == 0
+
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in scratch_files} == before
+    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    second = [e for e in events if e["pid"] == os.getpid()]
+    arm_events = {(e["event"], e["arm"]) for e in second if "arm" in e}
+    assert ("skip", "scratch") in arm_events and ("start", "scratch") not in arm_events
+    stage_events = {(e["event"], Path(e["stage"]).relative_to(out).as_posix()) for e in second if "stage" in e}
+    assert ("skip", "seed0/nca_0.1-1/prepretrain") in stage_events
+    assert ("resume", "seed0/nca_0.1-1/language") in stage_events
+    assert ("start", "seed0/dyck/prepretrain") in stage_events
+    assert ("start", "seed0/text/prepretrain") in stage_events
+
+    results = json.loads((out / "results.json").read_text())
+    assert [r["arm"] for r in results["runs"]] == ["scratch", "nca 0.1-1", "dyck", "text"]
+    for r in results["runs"]:
+        assert r["language"]["tokens"] == 12800  # the same language stage for every arm
+        assert r["prepretrain"] is None if r["arm"] == "scratch" else r["prepretrain"]["tokens"] == 1024
+        assert 0 < r["bpb"]["bits_per_byte"] < 10
+    table = (out / "results.md").read_text()
+    assert all(f"| {arm} |" in table for arm in ("scratch", "nca 0.1-1", "dyck", "text"))
+    assert (out / "curves.png").stat().st_size > 10_000
+
+
+def test_resume_refuses_a_different_experiment(tmp_path):
+    from ncalm.experiment.config import check_same_experiment
+
+    a = ExperimentConfig().to_dict()
+    b = ExperimentConfig(language={"tokens": 5}).to_dict()
+    check_same_experiment(a, ExperimentConfig(seeds=[0, 1], arms=["scratch"]).to_dict())  # more runs: fine
+    with pytest.raises(ValueError, match="language"):
+        check_same_experiment(a, b)
+
+
+def test_settings_and_overrides():
+    assert parse_assignment("language.tokens=2e6") == {"language": {"tokens": 2_000_000}}
+    assert parse_assignment("text=hf:wikitext") == {"text": "hf:wikitext"}
+    d = merge({"nca": {"colors": 6}, "language": {"lr": 1.0, "tokens": 3}}, {"nca": {"grid": 8}, "language": {"lr": 2.0}})
+    assert d == {"nca": {"colors": 6, "grid": 8}, "language": {"lr": 2.0, "tokens": 3}}
+    with pytest.raises(ValueError, match="unknown experiment setting 'language.tokenz'"):
+        ExperimentConfig.from_dict({"language": {"tokenz": 1}})
+    with pytest.raises(ValueError, match="arms"):
+        ExperimentConfig(arms=["nca", "gpt"])
+    with pytest.raises(ValueError, match="bands"):
+        ExperimentConfig(bands=[[0.6, 0.5]])
