@@ -14,6 +14,8 @@ endif()
 
 add_library(ncacore_cuda STATIC
   ${CMAKE_CURRENT_LIST_DIR}/device.cu
+  ${CMAKE_CURRENT_LIST_DIR}/simulate.cu
+  ${CMAKE_CURRENT_LIST_DIR}/filter.cpp
 )
 target_include_directories(ncacore_cuda PUBLIC
   ${CMAKE_CURRENT_LIST_DIR}/include

@@ -28,3 +28,16 @@ int compute_capability(int device) {
 void set_device(int device) { NCACUDA_CHECK(cudaSetDevice(device)); }
 
 }  // namespace ncacuda
+
+namespace ncacuda {
+
+int pointer_device(const void* ptr) {
+  cudaPointerAttributes a{};
+  if (cudaPointerGetAttributes(&a, ptr) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  return (a.type == cudaMemoryTypeDevice || a.type == cudaMemoryTypeManaged) ? a.device : -1;
+}
+
+}  // namespace ncacuda

@@ -1,28 +1,51 @@
 #include "ncacore/rollout.hpp"
 
 #include <algorithm>
-
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#endif
+#include <cstring>
 
 #include "ncacore/cell.hpp"
 #include "ncacore/rule.hpp"
+#include "ncacore/simd_avx2.hpp"
 
 namespace nca {
 
 namespace {
-constexpr int kLanes = 8;  // cells per vector block (one AVX register of floats)
+constexpr int kLanes = 8;   // cells per vector block (one AVX register of floats)
+constexpr int kSlack = 32;  // bytes of slack so rows can be copied in 16-byte chunks
+
+// All `n` weights of one layer (rule.hpp's rule_weight, eight blocks at a time).
+void fill_weights(uint64_t seed, uint64_t rule_id, int layer, int n, float scale, float* out) {
+  const int blocks = (n + 3) / 4;
+  int b = 0;
+#if defined(NCA_HAVE_AVX2)
+  const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  const __m256 vscale = _mm256_set1_ps(scale);
+  for (; b + 8 <= blocks; b += 8) {
+    __m256i c[4] = {_mm256_set1_epi32(int(uint32_t(rule_id))),
+                    _mm256_set1_epi32(int((kRuleWeights << 24) | uint32_t((rule_id >> 32) & 0xFFFFFFu))),
+                    _mm256_set1_epi32(layer), _mm256_add_epi32(_mm256_set1_epi32(b), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))};
+    avx2::philox(c, k0, k1);
+    alignas(32) float w[4][8];
+    for (int q = 0; q < 4; ++q)
+      _mm256_store_ps(w[q], _mm256_mul_ps(avx2::truncated_normal(avx2::uniform_open(c[q])), vscale));
+    for (int i = 0; i < 8; ++i)
+      for (int q = 0; q < 4; ++q) {
+        const int j = 4 * (b + i) + q;
+        if (j < n) out[j] = w[q][i];
+      }
+  }
+#endif
+  for (int j = 4 * b; j < n; ++j) out[j] = rule_weight(seed, rule_id, layer, j, scale);
 }
+}  // namespace
 
 void RuleTables::sample(const Config& cfg, uint64_t seed, uint64_t rule_id) {
   w1.resize(cfg.conv1_size());
   w2.resize(cfg.conv2_size());
   w3.resize(cfg.conv3_size());
-  const float s1 = lecun_scale(9 * cfg.conv1_in()), s2 = lecun_scale(kHidden1), s3 = lecun_scale(kHidden2);
-  for (int j = 0; j < cfg.conv1_size(); ++j) w1[j] = rule_weight(seed, rule_id, 0, j, s1);
-  for (int j = 0; j < cfg.conv2_size(); ++j) w2[j] = rule_weight(seed, rule_id, 1, j, s2);
-  for (int j = 0; j < cfg.conv3_size(); ++j) w3[j] = rule_weight(seed, rule_id, 2, j, s3);
+  fill_weights(seed, rule_id, 0, cfg.conv1_size(), lecun_scale(9 * cfg.conv1_in()), w1.data());
+  fill_weights(seed, rule_id, 1, cfg.conv2_size(), lecun_scale(kHidden1), w2.data());
+  fill_weights(seed, rule_id, 2, cfg.conv3_size(), lecun_scale(kHidden2), w3.data());
   derive(cfg);
 }
 
@@ -36,10 +59,14 @@ void RuleTables::set(const Config& cfg, const float* a, const float* b, const fl
 void RuleTables::derive(const Config& cfg) {
   const int C = cfg.colors;
   eff.resize(9 * C * kHidden1);
+  eff16.assign(9 * kHidden1 * 16, 0.0f);
   for (int p = 0; p < 9; ++p)
     for (int c = 0; c < C; ++c)
-      for (int o = 0; o < kHidden1; ++o)
-        eff[(p * C + c) * kHidden1 + o] = effective_conv1(w1.data(), C, cfg.colour_wrap, p, c, o);
+      for (int o = 0; o < kHidden1; ++o) {
+        const float v = effective_conv1(w1.data(), C, cfg.colour_wrap, p, c, o);
+        eff[(p * C + c) * kHidden1 + o] = v;
+        if (c < 16) eff16[(p * kHidden1 + o) * 16 + c] = v;
+      }
   w2b.resize(w2.size() * kLanes);
   for (size_t i = 0; i < w2.size(); ++i) std::fill_n(&w2b[i * kLanes], kLanes, w2[i]);
   w3b.resize(w3.size() * kLanes);
@@ -54,8 +81,11 @@ Simulator::Simulator(const Config& cfg) : cfg_(cfg) {
       for (int dy = 0; dy < 3; ++dy)
         for (int dx = 0; dx < 3; ++dx)
           nbr_[(size_t(y) * W + x) * 9 + dy * 3 + dx] = ((y + dy - 1 + H) % H) * W + (x + dx - 1 + W) % W;
-  grid_.resize(size_t(H) * W);
-  next_.resize(size_t(H) * W);
+  grid_.resize(size_t(H) * W + kSlack);
+  next_.resize(size_t(H) * W + kSlack);
+  row_.assign(size_t(W) + 2 + kSlack, 0);
+  plane_stride_ = size_t(H + 2) * W + kSlack;
+  planes_.assign(3 * plane_stride_, 0);
 }
 
 void Simulator::init(uint64_t seed, uint64_t sim, SimKind kind) {
@@ -91,121 +121,119 @@ void Simulator::logits(const RuleTables& rule, float* out) const {
   }
 }
 
-// The hot loop. Per block of 8 cells: gather conv1 from the effective table,
-// then conv2/ReLU/conv3 as lane-wise loops that the compiler turns into
-// vector instructions (each lane keeps cell.hpp's order), then a vectorised
-// top-2 search that settles almost every cell without drawing noise.
+// Row copies in 16-byte chunks: the overshoot lands in the next row (which is
+// written afterwards) or in the slack.
+static inline void copy_row(uint8_t* dst, const uint8_t* src, int n) {
+  for (int x = 0; x < n; x += 16) std::memcpy(dst + x, src + x, 16);
+}
+
+void Simulator::build_planes() {
+  const int H = cfg_.height, W = cfg_.width;
+  uint8_t* row = row_.data();
+  for (int r = 0; r < H + 2; ++r) {
+    const uint8_t* src = &grid_[size_t((r - 1 + H) % H) * W];
+    copy_row(row + 1, src, W);
+    row[0] = src[W - 1];
+    row[W + 1] = src[0];
+    for (int dx = 0; dx < 3; ++dx) copy_row(&planes_[dx * plane_stride_ + size_t(r) * W], row + dx, W);
+  }
+}
+
+// The hot loop. Per block of 8 cells: conv1 from the effective table (by
+// in-register table lookups when C <= 16), conv2/ReLU/conv3 as fma chains,
+// then a top-2 search on the raw logits that settles almost every cell
+// without drawing noise (cell.hpp's select_colour, reordered exactly: x / T
+// is monotone, so the two largest z are the two largest logits divided by T).
 void Simulator::step(const RuleTables& rule) {
   const int C = cfg_.colors, N = cfg_.cells();
   const float T = cfg_.temperature, bias = cfg_.identity_bias;
-  const float* eff = rule.eff.data();
-  const float* w2b = rule.w2b.data();
-  const float* w3b = rule.w3b.data();
   const uint32_t step_no = ++step_;
   alignas(32) float z[kMaxColors][kLanes];
   alignas(32) float z1[kLanes], z2[kLanes];
   alignas(32) int i1[kLanes];
+#if defined(NCA_HAVE_AVX2)
+  const bool lookup = C <= 16;
+  if (lookup) build_planes();
+#endif
 
+#if defined(NCA_HAVE_AVX2)
+  size_t plane_offset[9];  // where neighbour p of cell 0 sits in planes_
+  for (int p = 0; p < 9; ++p) plane_offset[p] = (p % 3) * plane_stride_ + size_t(p / 3) * cfg_.width;
+#endif
   for (int base = 0; base < N; base += kLanes) {
     const int n = std::min(kLanes, N - base);
-#if defined(__AVX2__) && defined(__FMA__)
-    // conv1: 9 four-wide adds per cell, in position order.
-    alignas(32) float t[kLanes][kHidden1];
-    for (int l = 0; l < kLanes; ++l) {
-      if (l >= n) {
-        _mm_store_ps(t[l], _mm_setzero_ps());
-        continue;
-      }
-      const int32_t* nb = &nbr_[size_t(base + l) * 9];
-      __m128 acc = _mm_loadu_ps(eff + size_t(grid_[nb[0]]) * kHidden1);
-      for (int p = 1; p < 9; ++p)
-        acc = _mm_add_ps(acc, _mm_loadu_ps(eff + (size_t(p) * C + grid_[nb[p]]) * kHidden1));
-      _mm_store_ps(t[l], acc);
-    }
-    // Transpose (8 cells x 4 channels) into 4 registers of 8 cells.
+#if defined(NCA_HAVE_AVX2)
     __m256 h1v[kHidden1];
-    {
-      __m256 r01 = _mm256_set_m128(_mm_load_ps(t[4]), _mm_load_ps(t[0]));
-      __m256 r15 = _mm256_set_m128(_mm_load_ps(t[5]), _mm_load_ps(t[1]));
-      __m256 r26 = _mm256_set_m128(_mm_load_ps(t[6]), _mm_load_ps(t[2]));
-      __m256 r37 = _mm256_set_m128(_mm_load_ps(t[7]), _mm_load_ps(t[3]));
-      __m256 a = _mm256_unpacklo_ps(r01, r15), b = _mm256_unpackhi_ps(r01, r15);
-      __m256 c = _mm256_unpacklo_ps(r26, r37), d = _mm256_unpackhi_ps(r26, r37);
-      h1v[0] = _mm256_shuffle_ps(a, c, 0x44);
-      h1v[1] = _mm256_shuffle_ps(a, c, 0xEE);
-      h1v[2] = _mm256_shuffle_ps(b, d, 0x44);
-      h1v[3] = _mm256_shuffle_ps(b, d, 0xEE);
+    if (lookup) {
+      for (int p = 0; p < 9; ++p) {
+        const uint8_t* src = &planes_[plane_offset[p] + base];
+        const __m256i col = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src)));
+        const __m256 high = _mm256_castsi256_ps(_mm256_cmpgt_epi32(col, _mm256_set1_epi32(7)));
+        for (int o = 0; o < kHidden1; ++o) {
+          const float* tab = &rule.eff16[(p * kHidden1 + o) * 16];
+          __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab), col);
+          if (C > 8) v = _mm256_blendv_ps(v, _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab + 8), col), high);
+          h1v[o] = p == 0 ? v : _mm256_add_ps(h1v[o], v);
+        }
+      }
+    } else {
+      alignas(32) float t[kLanes][kHidden1];
+      for (int l = 0; l < kLanes; ++l) {
+        const int32_t* nb = &nbr_[size_t(std::min(base + l, N - 1)) * 9];
+        __m128 acc = _mm_loadu_ps(&rule.eff[size_t(grid_[nb[0]]) * kHidden1]);
+        for (int p = 1; p < 9; ++p)
+          acc = _mm_add_ps(acc, _mm_loadu_ps(&rule.eff[(size_t(p) * C + grid_[nb[p]]) * kHidden1]));
+        _mm_store_ps(t[l], acc);
+      }
+      for (int o = 0; o < kHidden1; ++o)
+        h1v[o] = _mm256_setr_ps(t[0][o], t[1][o], t[2][o], t[3][o], t[4][o], t[5][o], t[6][o], t[7][o]);
     }
     const __m256 zero = _mm256_setzero_ps();
     __m256 h2v[kHidden2];
     for (int j = 0; j < kHidden2; ++j) {
-      const float* w = w2b + j * kLanes;
+      const float* w = &rule.w2b[j * kLanes];
       __m256 a = _mm256_mul_ps(h1v[0], _mm256_loadu_ps(w));
-      for (int k = 1; k < kHidden1; ++k)
-        a = _mm256_fmadd_ps(h1v[k], _mm256_loadu_ps(w + k * kHidden2 * kLanes), a);
+      for (int k = 1; k < kHidden1; ++k) a = _mm256_fmadd_ps(h1v[k], _mm256_loadu_ps(w + k * kHidden2 * kLanes), a);
       h2v[j] = _mm256_max_ps(a, zero);  // == (a > 0 ? a : 0), +0 for -0
     }
     for (int c = 0; c < C; ++c) {
-      const float* w = w3b + c * kLanes;
+      const float* w = &rule.w3b[c * kLanes];
       __m256 a = _mm256_mul_ps(h2v[0], _mm256_loadu_ps(w));
-      for (int j = 1; j < kHidden2; ++j)
-        a = _mm256_fmadd_ps(h2v[j], _mm256_loadu_ps(w + size_t(j) * C * kLanes), a);
+      for (int j = 1; j < kHidden2; ++j) a = _mm256_fmadd_ps(h2v[j], _mm256_loadu_ps(w + size_t(j) * C * kLanes), a);
       _mm256_store_ps(z[c], a);
     }
 #else
-    alignas(32) float h1[kHidden1][kLanes];
-    alignas(32) float h2[kHidden2][kLanes];
+    float h1[kHidden1][kLanes], h2[kHidden2][kLanes];
     for (int l = 0; l < kLanes; ++l) {
-      if (l >= n) {
-        for (int o = 0; o < kHidden1; ++o) h1[o][l] = 0.0f;
-        continue;
+      const int32_t* nb = &nbr_[size_t(std::min(base + l, N - 1)) * 9];
+      for (int o = 0; o < kHidden1; ++o) {
+        float a = rule.eff[size_t(grid_[nb[0]]) * kHidden1 + o];
+        for (int p = 1; p < 9; ++p) a = a + rule.eff[(size_t(p) * C + grid_[nb[p]]) * kHidden1 + o];
+        h1[o][l] = a;
       }
-      const int32_t* nb = &nbr_[size_t(base + l) * 9];
-      const float* e = eff + size_t(grid_[nb[0]]) * kHidden1;
-      float a0 = e[0], a1 = e[1], a2 = e[2], a3 = e[3];
-      for (int p = 1; p < 9; ++p) {
-        e = eff + (size_t(p) * C + grid_[nb[p]]) * kHidden1;
-        a0 = a0 + e[0];
-        a1 = a1 + e[1];
-        a2 = a2 + e[2];
-        a3 = a3 + e[3];
+    }
+    for (int j = 0; j < kHidden2; ++j)
+      for (int l = 0; l < kLanes; ++l) {
+        float a = h1[0][l] * rule.w2[j];
+        for (int k = 1; k < kHidden1; ++k) a = det_fma(h1[k][l], rule.w2[k * kHidden2 + j], a);
+        h2[j][l] = a > 0.0f ? a : 0.0f;
       }
-      h1[0][l] = a0;
-      h1[1][l] = a1;
-      h1[2][l] = a2;
-      h1[3][l] = a3;
-    }
-    for (int j = 0; j < kHidden2; ++j) {
-      const float* w = w2b + j * kLanes;
-      float a[kLanes];
-      for (int l = 0; l < kLanes; ++l) a[l] = h1[0][l] * w[l];
-      for (int k = 1; k < kHidden1; ++k)
-        for (int l = 0; l < kLanes; ++l) a[l] = det_fma(h1[k][l], w[k * kHidden2 * kLanes + l], a[l]);
-      for (int l = 0; l < kLanes; ++l) h2[j][l] = a[l] > 0.0f ? a[l] : 0.0f;
-    }
-    for (int c = 0; c < C; ++c) {
-      const float* w = w3b + c * kLanes;
-      float a[kLanes];
-      for (int l = 0; l < kLanes; ++l) a[l] = h2[0][l] * w[l];
-      for (int j = 1; j < kHidden2; ++j)
-        for (int l = 0; l < kLanes; ++l) a[l] = det_fma(h2[j][l], w[size_t(j) * C * kLanes + l], a[l]);
-      for (int l = 0; l < kLanes; ++l) z[c][l] = a[l];
-    }
+    for (int c = 0; c < C; ++c)
+      for (int l = 0; l < kLanes; ++l) {
+        float a = h2[0][l] * rule.w3[c];
+        for (int j = 1; j < kHidden2; ++j) a = det_fma(h2[j][l], rule.w3[j * C + c], a);
+        z[c][l] = a;
+      }
 #endif
     if (bias != 0.0f)
       for (int l = 0; l < n; ++l) z[grid_[base + l]][l] = z[grid_[base + l]][l] + bias;
 
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(NCA_HAVE_AVX2)
     {
-      const __m256 vT = _mm256_set1_ps(T);
       __m256 vz1 = _mm256_set1_ps(-3.0e38f), vz2 = vz1;
       __m256 vi1 = _mm256_setzero_ps();  // colour indices, as int bits
       for (int c = 0; c < C; ++c) {
-        __m256 v = _mm256_load_ps(z[c]);
-        if (T != 0.0f) {
-          v = _mm256_div_ps(v, vT);
-          _mm256_store_ps(z[c], v);
-        }
+        const __m256 v = _mm256_load_ps(z[c]);
         const __m256 gt1 = _mm256_cmp_ps(v, vz1, _CMP_GT_OQ), gt2 = _mm256_cmp_ps(v, vz2, _CMP_GT_OQ);
         vz2 = _mm256_blendv_ps(_mm256_blendv_ps(vz2, v, gt2), vz1, gt1);
         vz1 = _mm256_blendv_ps(vz1, v, gt1);
@@ -221,25 +249,40 @@ void Simulator::step(const RuleTables& rule) {
       z2[l] = -3.0e38f;
       i1[l] = 0;
     }
-    for (int c = 0; c < C; ++c) {
+    for (int c = 0; c < C; ++c)
       for (int l = 0; l < kLanes; ++l) {
-        float v = T != 0.0f ? z[c][l] / T : z[c][l];
-        z[c][l] = v;
+        const float v = z[c][l];
         const bool gt1 = v > z1[l], gt2 = v > z2[l];
         z2[l] = gt1 ? z1[l] : (gt2 ? v : z2[l]);
         z1[l] = gt1 ? v : z1[l];
         i1[l] = gt1 ? c : i1[l];
       }
-    }
 #endif
-    for (int l = 0; l < n; ++l) {
-      const uint32_t cell = uint32_t(base + l);
-      if (T == 0.0f || (z1[l] - z2[l] > kDecisiveGap && z1[l] < kDecisiveMax && z1[l] > -kDecisiveMax)) {
-        next_[cell] = static_cast<uint8_t>(i1[l]);
-        continue;
+    // Lanes whose top-2 gap (in z = logit / T units) is decisive take the top
+    // colour; the rest draw Gumbel noise.
+    unsigned noisy = 0;
+    if (T != 0.0f) {
+#if defined(NCA_HAVE_AVX2)
+      const __m256 vT = _mm256_set1_ps(T);
+      const __m256 a = _mm256_div_ps(_mm256_load_ps(z1), vT), b = _mm256_div_ps(_mm256_load_ps(z2), vT);
+      const __m256 ok = _mm256_and_ps(
+          _mm256_cmp_ps(_mm256_sub_ps(a, b), _mm256_set1_ps(kDecisiveGap), _CMP_GT_OQ),
+          _mm256_and_ps(_mm256_cmp_ps(a, _mm256_set1_ps(kDecisiveMax), _CMP_LT_OQ),
+                        _mm256_cmp_ps(a, _mm256_set1_ps(-kDecisiveMax), _CMP_GT_OQ)));
+      noisy = ~unsigned(_mm256_movemask_ps(ok)) & ((1u << n) - 1u);
+#else
+      for (int l = 0; l < n; ++l) {
+        const float a = z1[l] / T, b = z2[l] / T;
+        if (!(a - b > kDecisiveGap && a < kDecisiveMax && a > -kDecisiveMax)) noisy |= 1u << l;
       }
+#endif
+    }
+    for (int l = 0; l < n; ++l) next_[base + l] = static_cast<uint8_t>(i1[l]);
+    for (; noisy; noisy &= noisy - 1) {
+      const int l = __builtin_ctz(noisy);
+      const uint32_t cell = uint32_t(base + l);
       float col[kMaxColors];
-      for (int c = 0; c < C; ++c) col[c] = z[c][l];
+      for (int c = 0; c < C; ++c) col[c] = z[c][l] / T;
       next_[cell] = static_cast<uint8_t>(gumbel_argmax(col, C, seed_, noise_domain_, sim_, step_no, cell));
     }
   }

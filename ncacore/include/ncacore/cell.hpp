@@ -25,17 +25,26 @@ constexpr float kDecisiveGap = 32.0f;
 constexpr float kDecisiveMax = 16777216.0f;
 
 // Gumbel-max over z[0..C) with the noise of (domain, index, a, cell); ties go
-// to the lowest colour.
+// to the lowest colour. Colours more than kDecisiveGap below the largest z
+// cannot win whatever their noise, so their draws are skipped (each colour's
+// noise depends only on its own counter, so the result is unchanged).
 NCA_HD int gumbel_argmax(const float* z, int colors, uint64_t seed, uint32_t domain, uint64_t index,
                          uint32_t a, uint32_t cell) {
   const uint32_t blocks = static_cast<uint32_t>((colors + 3) / 4);
-  int best = 0;
+  float zmax = z[0];
+  for (int c = 1; c < colors; ++c) zmax = z[c] > zmax ? z[c] : zmax;
+  const bool can_skip = zmax < kDecisiveMax && zmax > -kDecisiveMax;
+  int best = -1;
   float best_v = 0.0f;
   for (int c0 = 0; c0 < colors; c0 += 4) {
+    bool any = false;
+    for (int q = 0; q < 4 && c0 + q < colors; ++q) any = any || !(can_skip && zmax - z[c0 + q] > kDecisiveGap);
+    if (!any) continue;
     U32x4 r = draw4(seed, domain, index, a, cell * blocks + static_cast<uint32_t>(c0 / 4));
     for (int q = 0; q < 4 && c0 + q < colors; ++q) {
+      if (can_skip && zmax - z[c0 + q] > kDecisiveGap) continue;
       float v = z[c0 + q] + gumbel_from_uniform(uniform_open(r.v[q]));
-      if (c0 + q == 0 || v > best_v) {
+      if (best < 0 || v > best_v) {
         best_v = v;
         best = c0 + q;
       }

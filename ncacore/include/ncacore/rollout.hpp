@@ -13,6 +13,7 @@ struct RuleTables {
   std::vector<float> w1, w2, w3;  // raw weights (rule.hpp layouts)
   std::vector<float> eff;         // (9, C, 4) effective conv1 table
   std::vector<float> w2b, w3b;    // conv2/conv3 weights repeated across 8 lanes
+  std::vector<float> eff16;       // (9, 4, 16) effective table by colour, for C <= 16
 
   // Sample rule `rule_id` of the stream keyed by `seed`.
   void sample(const Config& cfg, uint64_t seed, uint64_t rule_id);
@@ -45,8 +46,15 @@ class Simulator {
 
  private:
   Config cfg_;
+  // Builds the column-shifted planes: neighbour (dy, dx) of cell i is
+  // planes_[dx * plane_stride_ + i + dy * W] (vector path).
+  void build_planes();
+
   std::vector<int32_t> nbr_;  // (cells, 9) neighbour indices, (dy, dx) row-major
   std::vector<uint8_t> grid_, next_;
+  std::vector<uint8_t> row_;     // one torus-padded row (W + 2), plus slack
+  std::vector<uint8_t> planes_;  // (3, plane_stride_): rows -1..H of the grid shifted by dx - 1
+  size_t plane_stride_ = 0;
   uint64_t seed_ = 0, sim_ = 0;
   uint32_t noise_domain_ = 0;
   uint32_t step_ = 0;

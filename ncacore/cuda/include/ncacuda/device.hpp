@@ -16,3 +16,11 @@ int compute_capability(int device);
 void set_device(int device);
 
 }  // namespace ncacuda
+
+namespace ncacuda {
+
+// Device ordinal owning the memory at `ptr` (device or managed memory), or
+// -1 when it is host or unknown memory.
+int pointer_device(const void* ptr);
+
+}  // namespace ncacuda

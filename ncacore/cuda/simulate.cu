@@ -1,0 +1,199 @@
+// The fused kernel and its two launches: training sequences (generate_async)
+// and scoring rollouts for the band filter (score_tokens_async). The CPU
+// counterparts are generate() and score_one() in ncacore/src/generate.cpp.
+#include <cuda_runtime.h>
+
+#include <sstream>
+#include <stdexcept>
+
+#include "ncacore/generate.hpp"
+#include "ncacore/philox.hpp"
+#include "ncacuda/check.cuh"
+#include "ncacuda/kernels.hpp"
+#include "warp_sim.cuh"
+
+namespace ncacuda {
+
+namespace {
+
+constexpr int kWarpsPerBlock = 4;
+
+struct SimParams {
+  nca::Config cfg;
+  WarpLayout layout;
+  uint64_t seed;
+  int64_t n;
+  const uint64_t* sim_ids;  // null: first_sim + i
+  uint64_t first_sim;
+  const uint64_t* rule_ids;  // null: the rule id is the simulation id
+  uint32_t mix_domain, cells_domain, noise_domain;
+  int frames;    // recorded frames
+  bool markers;  // START/END framing
+  int row_len;   // tokens kept per row
+  int64_t row_stride;
+  void* out;
+  TokenType type;
+};
+
+template <int KC, typename T>
+__device__ void run_warp(const SimParams& p, int64_t i, unsigned char* base, int lane) {
+  const nca::Config& cfg = p.cfg;
+  const WarpLayout& L = p.layout;
+  const uint64_t sim = p.sim_ids ? p.sim_ids[i] : p.first_sim + uint64_t(i);
+  const uint64_t rule = p.rule_ids ? p.rule_ids[i] : sim;
+  load_rule(cfg, p.seed, rule, base, L, lane);
+  uint8_t* grids[2] = {base + L.grid0, base + L.grid1};
+  init_grid(cfg, p.seed, p.mix_domain, p.cells_domain, sim, reinterpret_cast<float*>(base + L.cdf), grids[0], lane);
+  T* row = static_cast<T*>(p.out) + i * p.row_stride;
+  uint32_t step_no = 0;
+  int cur = 0;
+  auto advance = [&](int steps) {
+    for (int s = 0; s < steps; ++s) {
+      step<KC>(cfg, base, L, grids[cur], grids[cur ^ 1], p.seed, p.noise_domain, sim, ++step_no, lane);
+      __syncwarp();
+      cur ^= 1;
+    }
+  };
+  advance(cfg.burn_in);
+  for (int f = 0; f < p.frames; ++f) {
+    if (f > 0) advance(cfg.dT);
+    write_frame_tokens(cfg, grids[cur], f, p.markers, p.row_len, row, lane);
+  }
+}
+
+// One warp per simulation; warps never wait on each other.
+template <int KC>
+__global__ void __launch_bounds__(kWarpsPerBlock * kWarp, 3) simulate_kernel(const SimParams p) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
+  const int64_t i = int64_t(blockIdx.x) * (blockDim.x / kWarp) + warp;
+  if (i >= p.n) return;
+  unsigned char* base = smem + warp * p.layout.total;
+  switch (p.type) {
+    case TokenType::kInt32: run_warp<KC, int32_t>(p, i, base, lane); break;
+    case TokenType::kInt64: run_warp<KC, int64_t>(p, i, base, lane); break;
+    case TokenType::kUInt16: run_warp<KC, uint16_t>(p, i, base, lane); break;
+  }
+}
+
+// Cells per lane per pass: the fewest passes of at most kMaxCellsPerLane.
+int cells_per_lane(int cells) {
+  const int per_lane = (cells + kWarp - 1) / kWarp;
+  const int passes = (per_lane + kMaxCellsPerLane - 1) / kMaxCellsPerLane;
+  return (per_lane + passes - 1) / passes;
+}
+
+template <int KC>
+void launch_kc(const SimParams& p, int warps, size_t smem, cudaStream_t stream) {
+  if (smem > 48 * 1024)  // the default dynamic limit; raising it is a host-side attribute, no sync
+    NCACUDA_CHECK(cudaFuncSetAttribute(simulate_kernel<KC>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const int64_t blocks = (p.n + warps - 1) / warps;
+  if (blocks > 0x7fffffff) throw std::invalid_argument("batch too large for one launch");
+  simulate_kernel<KC><<<unsigned(blocks), unsigned(warps * kWarp), smem, stream>>>(p);
+  NCACUDA_CHECK(cudaGetLastError());
+}
+
+void launch(const SimParams& p, cudaStream_t stream) {
+  if (p.n <= 0) return;
+  int device = 0, limit = 0;
+  NCACUDA_CHECK(cudaGetDevice(&device));
+  NCACUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const int warps = std::min(kWarpsPerBlock, limit / p.layout.total);
+  if (warps < 1) {
+    std::ostringstream e;
+    e << "CUDA backend: one simulation of this config needs " << p.layout.total
+      << " bytes of shared memory, the device offers " << limit << "; use the CPU backend";
+    throw std::invalid_argument(e.str());
+  }
+  const size_t smem = size_t(warps) * p.layout.total;
+  switch (cells_per_lane(p.cfg.cells())) {
+    case 1: launch_kc<1>(p, warps, smem, stream); break;
+    case 2: launch_kc<2>(p, warps, smem, stream); break;
+    case 3: launch_kc<3>(p, warps, smem, stream); break;
+    case 4: launch_kc<4>(p, warps, smem, stream); break;
+    default: launch_kc<5>(p, warps, smem, stream); break;
+  }
+}
+
+void check_config(const nca::Config& cfg) {
+  nca::check(cfg);
+  const std::string why = unsupported(cfg);
+  if (!why.empty()) throw std::invalid_argument(why);
+}
+
+}  // namespace
+
+std::string unsupported(const nca::Config& cfg) {
+  // 163 KB: the smallest opt-in shared memory per block of the targets (sm_80).
+  constexpr int kSmallestLimit = 163 * 1024;
+  const std::string invalid = nca::validate(cfg);
+  if (!invalid.empty()) return invalid;
+  const int bytes = warp_layout(cfg).total;
+  if (bytes > kSmallestLimit) {
+    std::ostringstream e;
+    e << "CUDA backend: a " << cfg.height << "x" << cfg.width << " grid with " << cfg.colors << " colors needs "
+      << bytes << " bytes of shared memory per simulation (limit " << kSmallestLimit << "); use the CPU backend";
+    return e.str();
+  }
+  return "";
+}
+
+void generate_async(const nca::Config& cfg, uint64_t seed, const Batch& batch, void* out, TokenType type,
+                    int64_t row_stride, void* stream) {
+  check_config(cfg);
+  if (batch.n < 0) throw std::invalid_argument("batch size must be >= 0");
+  if (batch.n > 0 && out == nullptr) throw std::invalid_argument("out is a null pointer");
+  if (row_stride < cfg.seq_len + 1) throw std::invalid_argument("row_stride must be >= seq_len + 1");
+  if (cfg.band && batch.rule_ids == nullptr)
+    throw std::invalid_argument("the config has a band: pass the rules found by Filter::find as rule_ids");
+  if (type == TokenType::kUInt16 && cfg.vocab() > 65536)
+    throw std::invalid_argument("vocabulary " + std::to_string(cfg.vocab()) + " does not fit uint16 output");
+  if (!batch.seq_ids && batch.n > 0 && batch.first_seq + uint64_t(batch.n - 1) > nca::kMaxSequenceId)
+    throw std::invalid_argument("sequence ids exceed 2**40 - 1");
+  SimParams p{};
+  p.cfg = cfg;
+  p.layout = warp_layout(cfg);
+  p.seed = seed;
+  p.n = batch.n;
+  p.sim_ids = batch.seq_ids;
+  p.first_sim = batch.first_seq;
+  // Without rule ids the rule is candidate 0 of the sequence's stream, whose
+  // id equals the sequence id (candidate_id(seq, 0) == seq).
+  p.rule_ids = batch.rule_ids;
+  p.mix_domain = nca::kTrainInitMix;
+  p.cells_domain = nca::kTrainInitCells;
+  p.noise_domain = nca::kTrainStepNoise;
+  p.frames = cfg.frames_per_sequence();
+  p.markers = true;
+  p.row_len = cfg.seq_len + 1;
+  p.row_stride = row_stride;
+  p.out = out;
+  p.type = type;
+  launch(p, static_cast<cudaStream_t>(stream));
+}
+
+void score_tokens_async(const nca::Config& cfg, uint64_t seed, const uint64_t* rule_ids, uint64_t first_rule,
+                        int64_t n, int32_t* out, void* stream) {
+  check_config(cfg);
+  SimParams p{};
+  p.cfg = cfg;
+  p.layout = warp_layout(cfg);
+  p.seed = seed;
+  p.n = n;
+  // A candidate's scoring simulation has the candidate's own id (score_one).
+  p.sim_ids = rule_ids;
+  p.first_sim = first_rule;
+  p.rule_ids = nullptr;
+  p.mix_domain = nca::kScoreInitMix;
+  p.cells_domain = nca::kScoreInitCells;
+  p.noise_domain = nca::kScoreStepNoise;
+  p.frames = cfg.score_frames;
+  p.markers = false;
+  p.row_len = cfg.score_frames * cfg.patches();
+  p.row_stride = p.row_len;
+  p.out = out;
+  p.type = TokenType::kInt32;
+  launch(p, static_cast<cudaStream_t>(stream));
+}
+
+}  // namespace ncacuda
