@@ -195,7 +195,7 @@ void Filter::find(const uint64_t* seq_ids, int64_t n, uint64_t* rule_ids, double
   // Rounds: every unresolved sequence scores its next `per` candidates in
   // stream order and takes the first in band, as find_one does one by one.
   // `per` grows as sequences resolve, to keep the chunks full.
-  std::vector<int64_t> pending(size_t(n));
+  std::vector<int64_t> pending(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) pending[size_t(i)] = i;
   std::vector<uint32_t> attempt(size_t(n), 0);
   std::vector<uint64_t> ids;

@@ -1,0 +1,125 @@
+// ncalm._core's CUDA entry points. Buffers and streams arrive as integers
+// (device pointers, cudaStream_t handles) so that torch, cupy or anything
+// with __cuda_array_interface__ can drive the kernels without this module
+// linking against any of them. Compiled only when the build has CUDA.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "ncacuda/device.hpp"
+#include "ncacuda/filter.hpp"
+#include "ncacuda/kernels.hpp"
+
+namespace py = pybind11;
+
+namespace {
+
+template <typename T>
+using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// Config from NCAConfig.core_dict() (the same keys bind_generator.cpp reads).
+nca::Config to_config(const py::dict& d) {
+  nca::Config c;
+  c.height = d["height"].cast<int>();
+  c.width = d["width"].cast<int>();
+  c.colors = d["colors"].cast<int>();
+  c.patch = d["patch"].cast<int>();
+  c.burn_in = d["burn_in"].cast<int>();
+  c.dT = d["dT"].cast<int>();
+  c.temperature = d["temperature"].cast<float>();
+  c.identity_bias = d["identity_bias"].cast<float>();
+  c.seq_len = d["seq_len"].cast<int>();
+  c.colour_wrap = d["colour_wrap"].cast<bool>();
+  c.score_frames = d["score_frames"].cast<int>();
+  c.max_attempts = d["max_attempts"].cast<int>();
+  py::object band = d["band"];
+  c.band = !band.is_none();
+  if (c.band) {
+    auto t = band.cast<std::pair<double, double>>();
+    c.band_lower = t.first;
+    c.band_upper = t.second;
+  }
+  nca::check(c);
+  return c;
+}
+
+ncacuda::TokenType token_type(const std::string& name) {
+  if (name == "int32") return ncacuda::TokenType::kInt32;
+  if (name == "int64") return ncacuda::TokenType::kInt64;
+  if (name == "uint16") return ncacuda::TokenType::kUInt16;
+  throw std::invalid_argument("out dtype must be int32, int64 or uint16, got " + name);
+}
+
+void* as_ptr(uintptr_t p) { return reinterpret_cast<void*>(p); }
+
+}  // namespace
+
+void bind_cuda(py::module_& m) {
+  m.def(
+      "cuda_device_count",
+      [] {
+        std::string why;
+        const int n = ncacuda::device_count(&why);
+        return py::make_tuple(n, why);
+      },
+      "(number of usable CUDA devices, why none when 0).");
+  m.def(
+      "cuda_unsupported", [](const py::dict& d) { return ncacuda::unsupported(to_config(d)); },
+      "'' when the config runs on the CUDA kernels, else why not.");
+  m.def(
+      "cuda_pointer_device", [](uintptr_t ptr) { return ncacuda::pointer_device(as_ptr(ptr)); },
+      "Device ordinal owning a pointer, -1 for host/unknown memory.");
+  m.def(
+      "cuda_generate",
+      [](const py::dict& d, uint64_t seed, uintptr_t out, const std::string& dtype, int64_t n, int64_t row_stride,
+         uint64_t first_seq, uintptr_t seq_ids, uintptr_t rule_ids, int device, uintptr_t stream) {
+        const nca::Config cfg = to_config(d);
+        ncacuda::Batch b;
+        b.n = n;
+        b.seq_ids = static_cast<const uint64_t*>(as_ptr(seq_ids));
+        b.first_seq = first_seq;
+        b.rule_ids = static_cast<const uint64_t*>(as_ptr(rule_ids));
+        ncacuda::set_device(device);
+        ncacuda::generate_async(cfg, seed, b, as_ptr(out), token_type(dtype), row_stride, as_ptr(stream));
+      },
+      py::arg("cfg"), py::arg("seed"), py::arg("out"), py::arg("dtype"), py::arg("n"), py::arg("row_stride"),
+      py::arg("first_seq"), py::arg("seq_ids"), py::arg("rule_ids"), py::arg("device"), py::arg("stream"),
+      "Enqueue n sequences into the device buffer `out` on `stream` (pointers as integers, 0 = none).");
+
+  py::class_<ncacuda::Filter>(m, "CudaFilter", "Band filtering: rollouts on the GPU, gzip on CPU threads.")
+      .def(py::init([](const py::dict& d, uint64_t seed, int device, int threads, int64_t chunk) {
+             return new ncacuda::Filter(to_config(d), seed, device, threads, chunk);
+           }),
+           py::arg("cfg"), py::arg("seed"), py::arg("device"), py::arg("threads") = 0, py::arg("chunk") = 16384)
+      .def(
+          "score",
+          [](ncacuda::Filter& f, const Array<uint64_t>& ids) {
+            Array<double> ratios(ids.size());
+            double* rp = ratios.mutable_data();
+            {
+              py::gil_scoped_release release;
+              f.score(ids.data(), ids.size(), rp);
+            }
+            return ratios;
+          },
+          py::arg("rule_ids"))
+      .def(
+          "find",
+          [](ncacuda::Filter& f, const Array<uint64_t>& seq) {
+            const int64_t n = seq.size();
+            Array<uint64_t> ids(n);
+            Array<double> ratios(n);
+            uint64_t* ip = ids.mutable_data();
+            double* rp = ratios.mutable_data();
+            {
+              py::gil_scoped_release release;
+              f.find(seq.data(), n, ip, rp);
+            }
+            return py::make_tuple(ids, ratios);
+          },
+          py::arg("seq_ids"));
+}
