@@ -5,6 +5,9 @@
 namespace py = pybind11;
 
 void bind_generator(py::module_& m);
+#ifdef NCALM_WITH_CUDA
+void bind_cuda(py::module_& m);
+#endif
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "ncalm's compiled NCA generator (ncacore)";
@@ -14,4 +17,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("built_with_cuda") = false;
 #endif
   bind_generator(m);
+#ifdef NCALM_WITH_CUDA
+  bind_cuda(m);
+#endif
 }
