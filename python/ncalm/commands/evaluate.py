@@ -50,13 +50,9 @@ def _write_json(path: str | None, result: dict) -> None:
         Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
-def _meta_get(meta: dict, *keys, default=None):
-    """First of ``keys`` found at the top level of the checkpoint meta or in its train config."""
-    for where in (meta, meta.get("config") or {}, meta.get("train_config") or {}):
-        for key in keys:
-            if isinstance(where, dict) and where.get(key) is not None:
-                return where[key]
-    return default
+def _train_data(meta: dict) -> dict:
+    """The data settings a checkpoint was trained with (TrainConfig.data), or {}."""
+    return (meta.get("train_config") or {}).get("data") or {}
 
 
 def run_bpb(args) -> dict:
@@ -68,10 +64,13 @@ def run_bpb(args) -> dict:
     if tokenizer is None:
         raise ValueError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens: "
                          "bits per byte needs a language-stage checkpoint")
-    spec = args.data or _meta_get(meta, "data", default="stdlib")
-    val_percent = args.val_percent or _meta_get(meta, "val_percent", default=2.0)
+    data = _train_data(meta)
+    spec = args.data or data.get("text", "stdlib")
+    val_percent = args.val_percent or data.get("val_percent", 2.0)
+    # The trainer's validation files (same spec, share and cap) unless another corpus is asked for.
+    cap = data.get("max_val_bytes", args.max_bytes) if args.data is None else args.max_bytes
     # max_bytes=1: read as little of the training side as the split allows.
-    _, val = documents(spec, val_percent=val_percent, max_bytes=1, max_val_bytes=args.max_bytes)
+    _, val = documents(spec, val_percent=val_percent, max_bytes=1, max_val_bytes=cap)
     r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
                     device=args.device, max_bytes=args.max_bytes)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
@@ -80,16 +79,18 @@ def run_bpb(args) -> dict:
 
 
 def run_icl(args) -> dict:
-    from ncalm import NCAConfig
     from ncalm.checkpoint import load_model
     from ncalm.commands.show import _band
+    from ncalm.train.config import DataConfig
+    from ncalm.train.sources import nca_config
     from ncalm.evaluation.icl import copy_last_frame_predictor, evaluate_icl, greedy_predictor
 
     model, _, meta = load_model(args.checkpoint, device=args.device)
-    nca = _meta_get(meta, "nca")
-    if not isinstance(nca, dict):
-        raise ValueError(f"--checkpoint {args.checkpoint} has no NCA config: was it trained on NCA data?")
-    cfg = NCAConfig.from_dict(nca)
+    data = _train_data(meta)
+    if data.get("kind") != "nca":
+        raise ValueError(f"--checkpoint {args.checkpoint} was not trained on NCA data "
+                         f"(data kind {data.get('kind')!r}); icl needs an NCA-stage checkpoint")
+    cfg = nca_config(DataConfig(**data))
     max_k = (model.cfg.max_seq_len - 1) // cfg.frame_len - 1  # k frames + START + N patches must fit
     ks = args.k or [k for k in (1, 2, 4, 8, 16, 32) if k <= max_k]
     if not ks or max(ks) > max_k or min(ks) < 1:
@@ -101,7 +102,13 @@ def run_icl(args) -> dict:
     result = {}
     for name, predict in (("model", greedy_predictor(model, args.device)),
                           ("copy-last-frame", copy_last_frame_predictor(cfg.frame_len))):
-        result[name] = evaluate_icl(predict, cfg, args.seed, args.rules, ks, bands, args.batch_size)
+        result[name] = {}
+        for band_name, band in bands.items():
+            try:
+                result[name].update(evaluate_icl(predict, cfg, args.seed, args.rules, ks, {band_name: band},
+                                                 args.batch_size))
+            except RuntimeError as exc:  # the generator found no rule inside the band
+                raise ValueError(f"--bands {band_name}: {exc}") from None
     print(f"{'band':>14} {'k':>3}  {'cell acc':>8} {'frame acc':>9}   (copy last frame: cell, frame)")
     for band in bands:
         for row, base in zip(result["model"][band], result["copy-last-frame"][band]):

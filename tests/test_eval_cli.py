@@ -1,0 +1,65 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ncalm import NCAConfig
+from ncalm.checkpoint import load_model, save_checkpoint
+from ncalm.cli import main
+from ncalm.data.corpus import documents
+from ncalm.evaluation.bpb import evaluate_lm
+from ncalm.evaluation.icl import evaluate_icl, greedy_predictor
+from ncalm.model import LlamaLM, ModelConfig
+from ncalm.tokenizer import ByteTokenizer
+
+
+def _checkpoint(path, vocab, data: dict, tokenizer=None):
+    torch.manual_seed(0)
+    model = LlamaLM(ModelConfig(vocab_size=vocab, n_layer=1, n_head=2, d_model=16, max_seq_len=200))
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
+                           "tokenizer": tokenizer.to_dict() if tokenizer else None,
+                           "train_config": {"data": data}})
+    return path
+
+
+def test_eval_bpb_on_the_checkpoints_validation_split(tmp_path, capsys):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(25):
+        (corpus / f"f{i}.txt").write_text(f"document {i} " * (20 + i))
+    data = {"kind": "text", "text": str(corpus), "val_percent": 30.0, "max_val_bytes": 100_000}
+    ck = _checkpoint(tmp_path / "lang.pt", 257, data, ByteTokenizer())
+    assert main(["eval", "bpb", "--checkpoint", str(ck), "--seq-len", "64", "--json", str(tmp_path / "r.json")]) == 0
+    got = json.loads((tmp_path / "r.json").read_text())
+    _, val = documents(str(corpus), 30.0)
+    model, tok, _ = load_model(ck)
+    want = evaluate_lm(model, tok, val, seq_len=64)
+    assert got["bits_per_byte"] == pytest.approx(want.bits_per_byte) and got["bytes"] == want.bytes
+    assert "bits/byte" in capsys.readouterr().out
+
+
+def test_eval_icl_reports_model_and_baseline_per_band(tmp_path):
+    nca = {"grid": 4, "colors": 3, "patch": 2, "band": [0.3, 1.0]}
+    cfg = NCAConfig(**nca, seq_len=100)
+    ck = _checkpoint(tmp_path / "nca.pt", cfg.vocab_size, {"kind": "nca", "seq_len": 100, "nca": nca})
+    out = tmp_path / "icl.json"
+    assert main(["eval", "icl", "--checkpoint", str(ck), "--rules", "6", "--k", "1", "3",
+                 "--bands", "0.0,0.2", "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    assert set(got["model"]) == {"train 0.3-1", "0-0.2"}
+    model, _, _ = load_model(ck)
+    want = evaluate_icl(greedy_predictor(model), cfg, 0, 6, [1, 3], {"x": (0.3, 1.0)})["x"]
+    assert got["model"]["train 0.3-1"] == want
+    for rows in got["copy-last-frame"].values():
+        assert [r["k"] for r in rows] == [1, 3] and all(0 <= r["cell_acc"] <= 1 for r in rows)
+
+
+def test_eval_errors_are_one_line(tmp_path, capsys):
+    ck = _checkpoint(tmp_path / "nca.pt", 18, {"kind": "nca", "seq_len": 100, "nca": {"grid": 4, "colors": 2}})
+    assert main(["eval", "bpb", "--checkpoint", str(ck)]) == 2
+    assert "needs a language-stage checkpoint" in capsys.readouterr().err
+    assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "40"]) == 2
+    assert "--k must lie in [1, 32]" in capsys.readouterr().err  # (200 - 1) // 6 - 1
+    assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "1", "--bands", "1.9,2.0"]) == 2
+    assert "--bands 1.9-2" in capsys.readouterr().err
