@@ -7,13 +7,15 @@ which is what sharding and exact resumption build on.
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-import torch
 
 from ncalm import _core
 from ncalm.config import NCAConfig
+
+if TYPE_CHECKING:  # torch is imported lazily: `ncalm generate` never needs it
+    import torch
 
 IGNORE_INDEX = -100  # targets ignored by the loss (torch's cross_entropy default)
 MAX_SEQ_ID = (1 << 40) - 1
@@ -156,8 +158,10 @@ def complexity(data: np.ndarray | bytes) -> float:
     return _core.gzip_size(bytes(data)) / len(data)
 
 
-def split_inputs_targets(tokens: np.ndarray | torch.Tensor, cfg: NCAConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def split_inputs_targets(tokens: "np.ndarray | torch.Tensor", cfg: NCAConfig) -> "tuple[torch.Tensor, torch.Tensor]":
     """(inputs, targets) int64 from (n, seq_len + 1) tokens; targets inside the first frame are -100."""
+    import torch
+
     t = torch.as_tensor(tokens).long()
     inputs = t[:, :-1].contiguous()
     targets = t[:, 1:].clone()
@@ -183,9 +187,14 @@ class NCAGenerator:
         self.seed = _seed(seed)
         self.threads = _threads(threads)
         self.position = int(_ids("start", start, MAX_SEQ_ID)[0])
-        self.device = torch.device(device)
-        if self.device.type not in ("cpu", "cuda"):
-            raise ValueError(f"device={device!r} is not supported: use 'cpu' or 'cuda'")
+        import torch
+
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError):
+            self.device = None
+        if self.device is None or self.device.type not in ("cpu", "cuda"):
+            raise ValueError(f"device={device!r} is not supported: use 'cpu', 'cuda' or 'cuda:N'")
         self._cuda = None
         if self.device.type == "cuda":
             from ncalm.cuda_backend import CudaGenerator  # raises a clear error without GPU/CUDA build
@@ -196,10 +205,12 @@ class NCAGenerator:
         """Tokens of sequences start..start+count-1 as int32 (count, seq_len + 1); position unchanged."""
         return sequence_tokens(self.cfg, self.seed, np.arange(start, start + count), threads=self.threads)
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(self, n: int) -> "tuple[torch.Tensor, torch.Tensor]":
         """The next n sequences as (inputs, targets), int64 tensors (n, seq_len) on self.device."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n={n!r} must be a positive integer")
+        import torch
+
         ids = np.arange(self.position, self.position + n, dtype=np.uint64)
         if self._cuda is not None:
             tokens = self._cuda.tokens(ids)

@@ -1,0 +1,168 @@
+"""Spec properties of the generator: layout, ranges, determinism, addressing."""
+import gzip
+
+import numpy as np
+import pytest
+import torch
+
+import ncalm
+from ncalm import _core
+
+CFG = ncalm.NCAConfig(seq_len=300)
+
+
+def test_frame_layout_and_token_ranges():
+    toks = ncalm.sequence_tokens(CFG, 0, np.arange(8))
+    assert toks.shape == (8, CFG.seq_len + 1) and toks.dtype == np.int32
+    L = CFG.frame_len
+    pos = np.arange(CFG.seq_len + 1) % L
+    assert (toks[:, pos == 0] == CFG.start_token).all()
+    assert (toks[:, pos == L - 1] == CFG.end_token).all()
+    inner = toks[:, (pos != 0) & (pos != L - 1)]
+    assert inner.min() >= 0 and inner.max() < CFG.patch_vocab
+    assert CFG.vocab_size == 10002 and CFG.frame_len == 38 and CFG.frames_per_sequence == 8  # ceil(301 / 38)
+
+
+def test_frames_are_the_rollout_tokenized():
+    cfg = CFG.replace(seq_len=4 * CFG.frame_len - 1)
+    toks = ncalm.sequence_tokens(cfg, 5, [11])[0].reshape(4, -1)
+    rules, _ = ncalm.find_rules(cfg, 5, [11])
+    grids = ncalm.rollout(cfg, 5, rules, [11], frames=4)[0]
+    np.testing.assert_array_equal(toks[:, 1:-1], ncalm.encode(cfg, grids))
+    np.testing.assert_array_equal(ncalm.decode(cfg, toks[:, 1:-1]), grids)
+
+
+@pytest.mark.parametrize("cfg", [CFG, ncalm.NCAConfig(grid=8, patch=4, colors=3), ncalm.NCAConfig(grid=6, patch=1)])
+def test_encode_decode_round_trip(cfg):
+    grids = np.random.default_rng(0).integers(0, cfg.colors, (20, cfg.grid, cfg.grid), dtype=np.uint8)
+    tokens = ncalm.encode(cfg, grids)
+    assert tokens.shape == (20, cfg.patches_per_frame) and tokens.max() < cfg.patch_vocab
+    np.testing.assert_array_equal(ncalm.decode(cfg, tokens), grids)
+
+
+def test_decode_rejects_tokens_outside_patch_vocabulary():
+    bad = np.zeros((1, CFG.patches_per_frame), dtype=np.int64)
+    bad[0, 3] = CFG.start_token
+    with pytest.raises(ValueError, match="out of range"):
+        ncalm.decode(CFG, bad)
+
+
+def test_loss_mask_hides_exactly_the_first_frame_targets():
+    gen = ncalm.NCAGenerator(CFG, seed=1)
+    inputs, targets = gen.batch(3)
+    assert inputs.dtype == targets.dtype == torch.int64 and inputs.shape == (3, CFG.seq_len)
+    masked = (targets == ncalm.IGNORE_INDEX).all(dim=0)
+    assert masked[: CFG.frame_len - 1].all() and not masked[CFG.frame_len - 1:].any()
+    full = torch.from_numpy(gen.sequences(0, 3)).long()
+    assert torch.equal(inputs, full[:, :-1])
+    assert torch.equal(targets[:, CFG.frame_len - 1:], full[:, CFG.frame_len:])
+    assert targets[0, CFG.frame_len - 1] == CFG.start_token  # START of frame 1 is predicted
+
+
+def test_determinism_and_seed_dependence():
+    a = ncalm.sequence_tokens(CFG, 42, np.arange(4))
+    np.testing.assert_array_equal(a, ncalm.sequence_tokens(CFG, 42, np.arange(4)))
+    assert (a != ncalm.sequence_tokens(CFG, 43, np.arange(4))).mean() > 0.5
+
+
+def test_stream_positions_are_independent():
+    cfg = CFG.replace(band=(0.5, 1.0))
+    whole = ncalm.sequence_tokens(cfg, 9, np.arange(10))
+    np.testing.assert_array_equal(ncalm.sequence_tokens(cfg, 9, [7, 2, 5]), whole[[7, 2, 5]])
+    gen = ncalm.NCAGenerator(cfg, 9, start=3)
+    x1, _ = gen.batch(2)
+    x2, _ = gen.batch(3)
+    assert gen.position == 8
+    assert torch.equal(torch.cat([x1, x2]), torch.from_numpy(whole[3:8, :-1]).long())
+
+
+def test_generator_state_round_trip():
+    gen = ncalm.NCAGenerator(CFG, 4)
+    gen.batch(5)
+    state = gen.state_dict()
+    x, _ = gen.batch(2)
+    other = ncalm.NCAGenerator(CFG, 4)
+    other.load_state_dict(state)
+    assert torch.equal(other.batch(2)[0], x)
+    with pytest.raises(ValueError, match="different config or seed"):
+        ncalm.NCAGenerator(CFG, 5).load_state_dict(state)
+
+
+@pytest.mark.parametrize("band", [None, (0.5, 1.0)])
+def test_thread_count_does_not_change_output(band):
+    cfg = CFG.replace(band=band)
+    ref = ncalm.sequence_tokens(cfg, 3, np.arange(17), threads=1)
+    for t in (2, 3, 8):
+        np.testing.assert_array_equal(ncalm.sequence_tokens(cfg, 3, np.arange(17), threads=t), ref)
+
+
+def test_output_dtypes_agree_and_uint16_needs_small_vocab():
+    i32 = ncalm.sequence_tokens(CFG, 0, [0, 1])
+    np.testing.assert_array_equal(ncalm.sequence_tokens(CFG, 0, [0, 1], dtype=np.uint16), i32)
+    np.testing.assert_array_equal(ncalm.sequence_tokens(CFG, 0, [0, 1], dtype=np.int64), i32)
+    big = ncalm.NCAConfig(colors=20, seq_len=50)
+    with pytest.raises(ValueError, match="does not fit uint16"):
+        ncalm.sequence_tokens(big, 0, [0], dtype=np.uint16)
+
+
+def test_complexity_equals_python_gzip():
+    rng = np.random.default_rng(1)
+    for n in (1, 36, 360, 5000):
+        tokens = rng.integers(0, 10000, n).astype(np.int32)
+        raw = tokens.astype("<i4").tobytes()
+        assert ncalm.complexity(tokens) == len(gzip.compress(raw, 9)) / len(raw)
+    text = b"the quick brown fox " * 50
+    assert ncalm.complexity(text) == len(gzip.compress(text, 9)) / len(text)
+
+
+def test_band_filter_is_strict():
+    cfg = CFG.replace(band=(0.5, 1.0))
+    ratios = ncalm.score_rules(cfg, 2, np.arange(64))
+    accepted, all_ratios = ncalm.filter_rules(cfg, 2, 0, 64)
+    np.testing.assert_array_equal(all_ratios, ratios)
+    np.testing.assert_array_equal(accepted, np.flatnonzero((ratios > 0.5) & (ratios < 1.0)))
+    # A band whose lower edge equals a rule's exact score excludes that rule.
+    edge = float(ratios[accepted[0]])
+    accepted_edge, _ = ncalm.filter_rules(cfg.replace(band=(edge, 1.0)), 2, 0, 64)
+    assert accepted[0] not in accepted_edge
+    rules, found = ncalm.find_rules(cfg, 2, np.arange(30))
+    assert ((found > 0.5) & (found < 1.0)).all()
+    np.testing.assert_array_equal(ncalm.score_rules(cfg, 2, rules), found)
+
+
+def test_no_band_means_rule_i_for_sequence_i():
+    rules, ratios = ncalm.find_rules(CFG, 0, [0, 5, 9])
+    np.testing.assert_array_equal(rules, [0, 5, 9])
+    assert np.isnan(ratios).all()
+
+
+def test_impossible_band_gives_a_clear_error():
+    cfg = CFG.replace(band=(1.9, 2.0), max_attempts=8)
+    with pytest.raises(RuntimeError, match="no rule inside band"):
+        ncalm.find_rules(cfg, 0, [0])
+
+
+def test_sampling_follows_softmax_at_temperature_one():
+    # One step from a fixed grid, many independent noise streams: the colour
+    # frequencies of a cell must match softmax(logits).
+    cfg = ncalm.NCAConfig(temperature=1.0, colors=4)
+    w = ncalm.sample_rules(cfg, 0, [1])
+    w = (w["conv1"][0], w["conv2"][0], w["conv3"][0])
+    grid = np.random.default_rng(0).integers(0, 4, (12, 12), dtype=np.uint8)
+    logits = _core.logits(cfg.core_dict(), *w, grid)[0, 0].astype(np.float64)
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    n = 4000
+    draws = np.array([_core.evolve(cfg.core_dict(), *w, grid, 1, 0, sim)[0, 0, 0] for sim in range(n)])
+    freq = np.bincount(draws, minlength=4) / n
+    assert np.abs(freq - p).max() < 4 * np.sqrt(0.25 / n)
+
+
+def test_rule_weights_are_truncated_lecun_normal():
+    w = ncalm.sample_rules(CFG, 0, np.arange(40))
+    for name, fan in (("conv1", 9 * 12), ("conv2", 4), ("conv3", 16)):
+        z = w[name] * np.sqrt(fan) * 0.87962566103423978
+        assert np.abs(z).max() <= 2.0 + 1e-6
+        assert abs(z.std() - 0.8796) < 0.05 and abs(z.mean()) < 0.05
+    # colours 0 and C-1 get two weight slices of conv1 (colour-axis wrap)
+    assert w["conv1"].shape == (40, 3, 3, 12, 4)
