@@ -125,3 +125,24 @@ def test_settings_and_overrides():
         ExperimentConfig(arms=["nca", "gpt"])
     with pytest.raises(ValueError, match="bands"):
         ExperimentConfig(bands=[[0.6, 0.5]])
+
+
+def test_summary_pairs_arms_with_scratch_by_seed():
+    from ncalm.experiment.report import markdown_table, summarize
+
+    def rec(arm, seed, curve):
+        return {"arm": arm, "kind": arm, "band": None, "seed": seed, "final_val_loss": curve[-1][1],
+                "perplexity": 1.0, "bpb": None, "train_seconds": 1.0, "wall_seconds": 2.0,
+                "prepretrain": None if arm == "scratch" else {"tokens": 50},
+                "language": {"tokens": 300, "val_curve": curve}}
+
+    records = [rec("scratch", 0, [(100, 4.0), (200, 3.0), (300, 2.0)]),
+               rec("scratch", 1, [(100, 4.0), (200, 3.0), (300, 3.0)]),
+               rec("nca", 0, [(100, 3.0), (200, 2.0), (300, 1.5)]),   # reaches 2.0 at 200: 1.5x, +25 %
+               rec("nca", 1, [(100, 4.0), (200, 3.5), (300, 3.3)])]   # never reaches 3.0: -10 %
+    s = summarize(records)
+    assert s["nca"]["improvement_pct"]["mean"] == pytest.approx((25.0 - 10.0) / 2)
+    assert s["nca"]["speedup"]["mean"] == pytest.approx(1.5) and s["nca"]["speedup"]["n"] == 1
+    assert s["nca"]["speedup_not_reached"] == 1
+    assert s["scratch"]["final_val_loss"]["mean"] == 2.5
+    assert "1.50x (1 seed(s) not reached)" in markdown_table(s)

@@ -44,6 +44,7 @@ def summarize(records: list[dict]) -> dict:
             "prepretrain_tokens": runs[0]["prepretrain"]["tokens"] if runs[0]["prepretrain"] else 0,
             "language_tokens": runs[0]["language"]["tokens"],
             "train_seconds": _stats([r["train_seconds"] for r in runs]),
+            "wall_seconds": _stats([r["wall_seconds"] for r in runs]),
         }
         paired = [(scratch[r["seed"]], r) for r in runs if r["seed"] in scratch and arm != SCRATCH]
         if paired:
@@ -64,8 +65,8 @@ def _pm(stats: dict | None, fmt: str) -> str:
 
 def markdown_table(summary: dict) -> str:
     head = ("| arm | seeds | first-stage tokens | language tokens | final val loss | perplexity "
-            "| bits/byte | vs scratch | speedup | train time (s) |")
-    lines = [head, "|" + "---|" * 10]
+            "| bits/byte | vs scratch | speedup | train time (s) | wall time (s) |")
+    lines = [head, "|" + "---|" * 11]
     for arm, s in summary.items():
         if "improvement_pct" in s:
             imp = _pm(s["improvement_pct"], "+.2f") + " %"
@@ -77,7 +78,7 @@ def markdown_table(summary: dict) -> str:
         lines.append(
             f"| {arm} | {len(s['seeds'])} | {s['prepretrain_tokens']:,} | {s['language_tokens']:,} "
             f"| {_pm(s['final_val_loss'], '.4f')} | {_pm(s['perplexity'], '.3f')} | {_pm(s['bpb'], '.4f')} "
-            f"| {imp} | {sp} | {_pm(s['train_seconds'], '.0f')} |")
+            f"| {imp} | {sp} | {_pm(s['train_seconds'], '.0f')} | {_pm(s['wall_seconds'], '.0f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -88,7 +89,8 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     table = markdown_table(summary)
     note = ("Mean ± sample std over seeds. 'vs scratch': final validation loss improvement, paired by seed. "
             "'speedup': language tokens scratch needs to reach its final validation loss / tokens this arm "
-            "needs (interpolated). Train time: optimizer steps of both stages.")
+            "needs (interpolated). Train time: optimizer steps of both stages; wall time: both stages with "
+            "evaluations, data loading and the bits-per-byte pass (for a resumed stage, its last attempt only).")
     (out / "results.md").write_text(f"# {config.get('name', 'experiment')}\n\n{table}\n{note}\n")
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
     plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")

@@ -51,7 +51,10 @@ def run_stage(train_cfg, log) -> dict:
         return json.loads(done.read_text())
     resume = (out / "checkpoint.pt").exists()
     log("resume" if resume else "start", stage=str(out))
+    t0 = time.perf_counter()
     result = train_stage(replace(train_cfg, resume=resume))
+    # Wall time of this call only: an interrupted earlier attempt is not counted.
+    result["wall_s"] = time.perf_counter() - t0
     if not result.get("finished"):
         raise RuntimeError(f"stage {out} stopped at step {result.get('step')} of {result.get('total_steps')}")
     out.mkdir(parents=True, exist_ok=True)
@@ -87,14 +90,17 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", resolve_text(cfg.text, out))
     first = run_stage(first_cfg, log) if first_cfg is not None else None
     lang = run_stage(language_stage(cfg, seed, run_dir / "language", first and first["checkpoint"]), log)
+    t0 = time.perf_counter()
+    bpb = bits_per_byte(cfg, lang["checkpoint"])
     record = {
         "arm": arm.name, "kind": arm.kind, "band": arm.band, "seed": seed,
         "prepretrain": None if first is None else {k: first[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params")},
         "language": {k: lang[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params", "val_curve")},
         "final_val_loss": lang["val_loss"],
         "perplexity": math.exp(lang["val_loss"]),
-        "bpb": bits_per_byte(cfg, lang["checkpoint"]),
+        "bpb": bpb,
         "train_seconds": lang["elapsed_s"] + (first["elapsed_s"] if first else 0.0),
+        "wall_seconds": lang["wall_s"] + (first["wall_s"] if first else 0.0) + time.perf_counter() - t0,
     }
     write_json(result_path, record)
     log("finish", arm=arm.name, seed=seed, final_val_loss=record["final_val_loss"])
