@@ -1,0 +1,139 @@
+"""Write filtered NCA token sequences to disk as uint16 shards plus a manifest.
+
+Each shard (nca_000000.bin, ...) is a flat little-endian uint16 array, as
+nanoGPT's train.bin: whole sequences of seq_len + 1 tokens back to back, so
+np.memmap(path, np.uint16).reshape(-1, seq_len + 1) recovers them. A shard is
+written under a .tmp name and renamed when complete; manifest.json (written
+atomically after every shard) lists the completed shards, the config, seed,
+counts and the histogram of the accepted rules' complexity scores. An
+interrupted run keeps its completed shards: rerun with --resume.
+
+examples:
+  ncalm generate --tokens 100M --out nca/
+  ncalm generate --sequences 5000 --band 0.3,0.4 --seed 1 --out nca-code/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ncalm.commands.nca_options import add_nca_arguments, nca_config, parse_count
+
+MANIFEST = "manifest.json"
+HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--tokens", type=parse_count, default=None,
+                      help="tokens to write (rounded up to whole sequences of seq_len + 1); e.g. 100M. "
+                           "Default: 10M")
+    size.add_argument("--sequences", type=parse_count, default=None, help="sequences to write instead of --tokens")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--seed", type=int, default=0, help="stream seed; sequence i is a pure function of (config, seed, i)")
+    p.add_argument("--start", type=int, default=0, help="id of the first sequence (to extend or shard a stream)")
+    p.add_argument("--shard-tokens", type=parse_count, default=parse_count("100M"), help="tokens per shard file")
+    p.add_argument("--chunk", type=int, default=2048, help="sequences generated per call (memory ~ chunk * seq_len * 2 B)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output directory's shards")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_nca_arguments(p)
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
+    """The manifest to continue from: fresh, or the interrupted run's."""
+    manifest_path = out / MANIFEST
+    existing = sorted(out.glob("nca_*.bin*")) if out.exists() else []
+    if resume:
+        if not manifest_path.exists():
+            raise ValueError(f"--resume: no {MANIFEST} in {out}; nothing to resume")
+        manifest = json.loads(manifest_path.read_text())
+        for key in ("config", "seed", "start", "sequences", "shard_sequences"):
+            if manifest[key] != plan[key]:
+                raise ValueError(f"--resume: {key} differs from the interrupted run's ({manifest[key]!r} vs {plan[key]!r})")
+        for tmp in out.glob("nca_*.bin.tmp"):
+            tmp.unlink()
+        return manifest
+    if existing or manifest_path.exists():
+        if not force:
+            raise FileExistsError(f"{out} already holds NCA shards; pass --force to overwrite or --resume to continue")
+        for f in existing + [manifest_path]:
+            f.unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return {**plan, "complete": False, "shards": [], "histogram": {"edges": HIST_BINS.tolist(),
+                                                                   "counts": [0] * (len(HIST_BINS) - 1)},
+            "candidates_scored": 0}
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    import ncalm
+
+    cfg = nca_config(args)
+    if args.chunk < 1 or args.threads < 0 or args.start < 0:
+        raise ValueError("--chunk must be >= 1, --threads >= 0 and --start >= 0")
+    seq_tokens = cfg.seq_len + 1
+    if cfg.vocab_size > 2**16:
+        raise ValueError(f"vocabulary {cfg.vocab_size} does not fit the uint16 shards (max 65536)")
+    n_seq = args.sequences if args.sequences is not None else math.ceil((args.tokens or 10**7) / seq_tokens)
+    shard_seq = max(1, args.shard_tokens // seq_tokens)
+    plan = {"format": "ncalm-nca-shards/1", "dtype": "uint16", "sequence_tokens": seq_tokens,
+            "config": cfg.to_dict(), "seed": args.seed, "start": args.start, "sequences": n_seq,
+            "shard_sequences": shard_seq, "vocab_size": cfg.vocab_size}
+    manifest = _prepare_dir(args.out, plan, args.force, args.resume)
+    done = sum(s["sequences"] for s in manifest["shards"])
+    counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
+    t0 = time.perf_counter()
+    bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
+               disable=args.no_progress, desc="generate")
+    buf = np.empty((args.chunk, seq_tokens), dtype=np.uint16)
+    while done < n_seq:
+        index = len(manifest["shards"])
+        name = f"nca_{index:06d}.bin"
+        shard_n = min(shard_seq, n_seq - done)
+        first = args.start + done
+        tmp = args.out / (name + ".tmp")
+        with open(tmp, "wb") as f:
+            for lo in range(0, shard_n, args.chunk):
+                ids = np.arange(first + lo, first + min(lo + args.chunk, shard_n), dtype=np.uint64)
+                rules, ratios = ncalm.find_rules(cfg, args.seed, ids, threads=args.threads)
+                out = buf[: len(ids)]
+                ncalm.sequence_tokens(cfg, args.seed, ids, rule_ids=rules, threads=args.threads, out=out)
+                out.astype("<u2", copy=False).tofile(f)
+                manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum()) if cfg.band else 0
+                if cfg.band:
+                    counts += np.histogram(ratios, bins=HIST_BINS)[0]
+                bar.update(len(ids) * seq_tokens)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, args.out / name)
+        manifest["shards"].append({"file": name, "first_sequence": first, "sequences": shard_n,
+                                   "tokens": shard_n * seq_tokens})
+        done += shard_n
+        manifest["histogram"]["counts"] = counts.tolist()
+        manifest["complete"] = done >= n_seq
+        _write_json(args.out / MANIFEST, manifest)
+    bar.close()
+    dt = time.perf_counter() - t0
+    total = n_seq * seq_tokens
+    accept = f", {n_seq / manifest['candidates_scored']:.1%} of candidates in band" if cfg.band and manifest["candidates_scored"] else ""
+    print(f"wrote {total:,} tokens ({n_seq:,} sequences) in {len(manifest['shards'])} shard(s) to {args.out}"
+          f"{accept}; this run {dt:.1f} s")
+    return 0

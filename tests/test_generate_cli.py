@@ -1,0 +1,77 @@
+"""`ncalm generate`: shards, manifest, overwrite protection, interruption and resume."""
+import json
+
+import numpy as np
+import pytest
+
+import ncalm
+from ncalm.cli import main
+
+ARGS = ["--seq-len", "63", "--sequences", "40", "--shard-tokens", "1k", "--chunk", "7", "--seed", "5", "--no-progress"]
+
+
+def read_shards(out):
+    manifest = json.loads((out / "manifest.json").read_text())
+    data = np.concatenate([np.fromfile(out / s["file"], dtype="<u2") for s in manifest["shards"]])
+    return manifest, data.reshape(-1, manifest["sequence_tokens"])
+
+
+def test_generate_writes_the_stream(tmp_path):
+    out = tmp_path / "nca"
+    assert main(["generate", "--out", str(out), *ARGS]) == 0
+    manifest, tokens = read_shards(out)
+    cfg = ncalm.NCAConfig.from_dict(manifest["config"])
+    assert cfg.seq_len == 63 and cfg.band == (0.5, 1.0) and manifest["complete"]
+    assert len(manifest["shards"]) == 3  # 1000 // 64 = 15 sequences per shard
+    np.testing.assert_array_equal(tokens, ncalm.sequence_tokens(cfg, 5, np.arange(40)))
+    hist = manifest["histogram"]
+    assert sum(hist["counts"]) == 40
+    edges = np.array(hist["edges"])
+    assert all(edges[i] >= 0.5 - 0.025 for i, c in enumerate(hist["counts"]) if c)
+    assert manifest["candidates_scored"] >= 40
+    assert not list(out.glob("*.tmp"))
+
+
+def test_generate_refuses_to_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "nca"
+    assert main(["generate", "--out", str(out), *ARGS]) == 0
+    assert main(["generate", "--out", str(out), *ARGS]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["generate", "--out", str(out), *ARGS, "--force", "--seed", "6"]) == 0
+    manifest, _ = read_shards(out)
+    assert manifest["seed"] == 6
+
+
+def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "nca"
+    real = ncalm.sequence_tokens
+    calls = {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:  # inside the second shard
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(ncalm, "sequence_tokens", flaky)
+    assert main(["generate", "--out", str(out), *ARGS]) == 130
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert not manifest["complete"] and [s["file"] for s in manifest["shards"]] == ["nca_000000.bin"]
+    assert sorted(p.name for p in out.glob("nca_*.bin")) == ["nca_000000.bin"]  # shard 1 only as .tmp
+    monkeypatch.setattr(ncalm, "sequence_tokens", real)
+    assert main(["generate", "--out", str(out), *ARGS, "--seed", "6", "--resume"]) == 2  # different plan
+    assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
+    manifest, tokens = read_shards(out)
+    assert manifest["complete"] and sum(manifest["histogram"]["counts"]) == 40
+    np.testing.assert_array_equal(tokens, ncalm.sequence_tokens(ncalm.NCAConfig.from_dict(manifest["config"]), 5, np.arange(40)))
+
+
+@pytest.mark.parametrize("bad,message", [
+    (["--band", "0.9,0.1"], "band=(0.9, 0.1) is invalid"),
+    (["--grid", "13"], "grid=13 is not a multiple of patch=2"),
+    (["--colors", "20"], "does not fit the uint16 shards"),
+])
+def test_bad_options_are_one_line_errors(tmp_path, capsys, bad, message):
+    assert main(["generate", "--out", str(tmp_path / "x"), "--sequences", "2", *bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
