@@ -18,49 +18,6 @@ namespace {
 
 constexpr int kWarpsPerBlock = 4;
 
-struct SimParams {
-  nca::Config cfg;
-  WarpLayout layout;
-  uint64_t seed;
-  int64_t n;
-  const uint64_t* sim_ids;  // null: first_sim + i
-  uint64_t first_sim;
-  const uint64_t* rule_ids;  // null: the rule id is the simulation id
-  uint32_t mix_domain, cells_domain, noise_domain;
-  int frames;    // recorded frames
-  bool markers;  // START/END framing
-  int row_len;   // tokens kept per row
-  int64_t row_stride;
-  void* out;
-  TokenType type;
-};
-
-template <int KC, typename T>
-__device__ void run_warp(const SimParams& p, int64_t i, unsigned char* base, int lane) {
-  const nca::Config& cfg = p.cfg;
-  const WarpLayout& L = p.layout;
-  const uint64_t sim = p.sim_ids ? p.sim_ids[i] : p.first_sim + uint64_t(i);
-  const uint64_t rule = p.rule_ids ? p.rule_ids[i] : sim;
-  load_rule(cfg, p.seed, rule, base, L, lane);
-  uint8_t* grids[2] = {base + L.grid0, base + L.grid1};
-  init_grid(cfg, p.seed, p.mix_domain, p.cells_domain, sim, reinterpret_cast<float*>(base + L.cdf), grids[0], lane);
-  T* row = static_cast<T*>(p.out) + i * p.row_stride;
-  uint32_t step_no = 0;
-  int cur = 0;
-  auto advance = [&](int steps) {
-    for (int s = 0; s < steps; ++s) {
-      step<KC>(cfg, base, L, grids[cur], grids[cur ^ 1], p.seed, p.noise_domain, sim, ++step_no, lane);
-      __syncwarp();
-      cur ^= 1;
-    }
-  };
-  advance(cfg.burn_in);
-  for (int f = 0; f < p.frames; ++f) {
-    if (f > 0) advance(cfg.dT);
-    write_frame_tokens(cfg, grids[cur], f, p.markers, p.row_len, row, lane);
-  }
-}
-
 // One warp per simulation; warps never wait on each other.
 template <int KC>
 __global__ void __launch_bounds__(kWarpsPerBlock * kWarp, 3) simulate_kernel(const SimParams p) {
@@ -70,17 +27,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * kWarp, 3) simulate_kernel(con
   if (i >= p.n) return;
   unsigned char* base = smem + warp * p.layout.total;
   switch (p.type) {
-    case TokenType::kInt32: run_warp<KC, int32_t>(p, i, base, lane); break;
-    case TokenType::kInt64: run_warp<KC, int64_t>(p, i, base, lane); break;
-    case TokenType::kUInt16: run_warp<KC, uint16_t>(p, i, base, lane); break;
+    case TokenType::kInt32: simulate_warp<KC, int32_t>(p, i, base, lane); break;
+    case TokenType::kInt64: simulate_warp<KC, int64_t>(p, i, base, lane); break;
+    case TokenType::kUInt16: simulate_warp<KC, uint16_t>(p, i, base, lane); break;
   }
-}
-
-// Cells per lane per pass: the fewest passes of at most kMaxCellsPerLane.
-int cells_per_lane(int cells) {
-  const int per_lane = (cells + kWarp - 1) / kWarp;
-  const int passes = (per_lane + kMaxCellsPerLane - 1) / kMaxCellsPerLane;
-  return (per_lane + passes - 1) / passes;
 }
 
 template <int KC>

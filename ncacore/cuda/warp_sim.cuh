@@ -12,11 +12,19 @@
 #include "ncacore/config.hpp"
 #include "ncacore/rule.hpp"
 #include "ncacore/tokenize.hpp"
+#include "ncacuda/kernels.hpp"
 
 namespace ncacuda {
 
 constexpr int kWarp = 32;
 constexpr int kMaxCellsPerLane = 5;  // KC; more spills the h2 registers
+
+// KC for a grid: the fewest passes of at most kMaxCellsPerLane cells per lane.
+__host__ __device__ inline int cells_per_lane(int cells) {
+  const int per_lane = (cells + kWarp - 1) / kWarp;
+  const int passes = (per_lane + kMaxCellsPerLane - 1) / kMaxCellsPerLane;
+  return (per_lane + passes - 1) / passes;
+}
 
 // Byte offsets of one warp's shared-memory slice; all 16-byte aligned.
 struct WarpLayout {
@@ -215,6 +223,51 @@ __device__ void write_frame_tokens(const nca::Config& cfg, const uint8_t* grid, 
   } else {
     for (int k = lane; k < N; k += kWarp)
       row[int64_t(f) * N + k] = static_cast<T>(nca::patch_token(grid, cfg.width, cfg.colors, cfg.patch, k));
+  }
+}
+
+// What one launch computes (generation or scoring rollouts).
+struct SimParams {
+  nca::Config cfg;
+  WarpLayout layout;
+  uint64_t seed;
+  int64_t n;
+  const uint64_t* sim_ids;  // null: first_sim + i
+  uint64_t first_sim;
+  const uint64_t* rule_ids;  // null: the rule id is the simulation id
+  uint32_t mix_domain, cells_domain, noise_domain;
+  int frames;    // recorded frames
+  bool markers;  // START/END framing
+  int row_len;   // tokens kept per row
+  int64_t row_stride;
+  void* out;
+  TokenType type;
+};
+
+// Simulation i of the launch, start to last token, on one warp.
+template <int KC, typename T>
+__device__ void simulate_warp(const SimParams& p, int64_t i, unsigned char* base, int lane) {
+  const nca::Config& cfg = p.cfg;
+  const WarpLayout& L = p.layout;
+  const uint64_t sim = p.sim_ids ? p.sim_ids[i] : p.first_sim + uint64_t(i);
+  const uint64_t rule = p.rule_ids ? p.rule_ids[i] : sim;
+  load_rule(cfg, p.seed, rule, base, L, lane);
+  uint8_t* grids[2] = {base + L.grid0, base + L.grid1};
+  init_grid(cfg, p.seed, p.mix_domain, p.cells_domain, sim, reinterpret_cast<float*>(base + L.cdf), grids[0], lane);
+  T* row = static_cast<T*>(p.out) + i * p.row_stride;
+  uint32_t step_no = 0;
+  int cur = 0;
+  auto advance = [&](int steps) {
+    for (int s = 0; s < steps; ++s) {
+      step<KC>(cfg, base, L, grids[cur], grids[cur ^ 1], p.seed, p.noise_domain, sim, ++step_no, lane);
+      __syncwarp();
+      cur ^= 1;
+    }
+  };
+  advance(cfg.burn_in);
+  for (int f = 0; f < p.frames; ++f) {
+    if (f > 0) advance(cfg.dT);
+    write_frame_tokens(cfg, grids[cur], f, p.markers, p.row_len, row, lane);
   }
 }
 

@@ -1,0 +1,96 @@
+// Runs the kernel's per-warp code (warp_sim.cuh) on the host: 32 threads
+// play the lanes and a barrier plays __syncwarp. This checks everything in
+// the kernel but the CUDA float intrinsics (already shared through
+// detmath.hpp) on machines without a GPU: indexing, lane/pass layout,
+// counters, domains, framing. tests/test_cuda_emulated.py compares its
+// tokens with the CPU backend's.
+//
+// usage: warp_emulator gen|score H W C patch burn_in dT temperature
+//        identity_bias seq_len colour_wrap score_frames seed first n
+// writes n rows of int64 tokens (raw, native endian) to stdout.
+#include <barrier>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#define __host__
+#define __device__
+#define __noinline__
+struct float4 {
+  float x, y, z, w;
+};
+using std::min;
+static std::barrier<>* g_warp_barrier = nullptr;
+inline void __syncwarp() { g_warp_barrier->arrive_and_wait(); }
+
+#include "warp_sim.cuh"
+
+namespace {
+
+template <int KC>
+void run(const ncacuda::SimParams& p, unsigned char* smem) {
+  for (int64_t i = 0; i < p.n; ++i) {
+    std::barrier<> bar(ncacuda::kWarp);
+    g_warp_barrier = &bar;
+    std::vector<std::thread> lanes;
+    for (int lane = 0; lane < ncacuda::kWarp; ++lane)
+      lanes.emplace_back([&, lane] { ncacuda::simulate_warp<KC, int64_t>(p, i, smem, lane); });
+    for (auto& t : lanes) t.join();
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 16) {
+    std::fprintf(stderr, "usage: %s gen|score H W C patch burn_in dT T bias seq_len wrap score_frames seed first n\n",
+                 argv[0]);
+    return 2;
+  }
+  const std::string mode = argv[1];
+  nca::Config cfg;
+  cfg.height = std::atoi(argv[2]);
+  cfg.width = std::atoi(argv[3]);
+  cfg.colors = std::atoi(argv[4]);
+  cfg.patch = std::atoi(argv[5]);
+  cfg.burn_in = std::atoi(argv[6]);
+  cfg.dT = std::atoi(argv[7]);
+  cfg.temperature = std::strtof(argv[8], nullptr);
+  cfg.identity_bias = std::strtof(argv[9], nullptr);
+  cfg.seq_len = std::atoi(argv[10]);
+  cfg.colour_wrap = std::atoi(argv[11]) != 0;
+  cfg.score_frames = std::atoi(argv[12]);
+  nca::check(cfg);
+
+  ncacuda::SimParams p{};
+  p.cfg = cfg;
+  p.layout = ncacuda::warp_layout(cfg);
+  p.seed = std::strtoull(argv[13], nullptr, 10);
+  p.first_sim = std::strtoull(argv[14], nullptr, 10);
+  p.n = std::atoll(argv[15]);
+  const bool gen = mode == "gen";
+  // The same settings as generate_async / score_tokens_async.
+  p.mix_domain = gen ? nca::kTrainInitMix : nca::kScoreInitMix;
+  p.cells_domain = gen ? nca::kTrainInitCells : nca::kScoreInitCells;
+  p.noise_domain = gen ? nca::kTrainStepNoise : nca::kScoreStepNoise;
+  p.frames = gen ? cfg.frames_per_sequence() : cfg.score_frames;
+  p.markers = gen;
+  p.row_len = gen ? cfg.seq_len + 1 : cfg.score_frames * cfg.patches();
+  p.row_stride = p.row_len;
+  p.type = ncacuda::TokenType::kInt64;
+  std::vector<int64_t> out(size_t(p.n * p.row_stride), -1);
+  p.out = out.data();
+  std::vector<float4> smem(size_t(p.layout.total) / sizeof(float4) + 1);  // 16-byte aligned
+  auto* base = reinterpret_cast<unsigned char*>(smem.data());
+  switch (ncacuda::cells_per_lane(cfg.cells())) {
+    case 1: run<1>(p, base); break;
+    case 2: run<2>(p, base); break;
+    case 3: run<3>(p, base); break;
+    case 4: run<4>(p, base); break;
+    default: run<5>(p, base); break;
+  }
+  std::fwrite(out.data(), sizeof(int64_t), out.size(), stdout);
+  return 0;
+}
