@@ -5,12 +5,10 @@
 # no FMA contraction (the shared headers use explicit fma), IEEE division and
 # sqrt, denormals kept, no fast-math.
 
-if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES OR CMAKE_CUDA_ARCHITECTURES STREQUAL "")
-  # sm_80 and sm_90 machine code, plus compute_90 PTX for newer cards.
-  set(NCALM_CUDA_ARCHS 80-real 90-real 90-virtual)
-else()
-  set(NCALM_CUDA_ARCHS ${CMAKE_CUDA_ARCHITECTURES})
-endif()
+# sm_80 and sm_90 machine code, plus compute_90 PTX for newer cards. Our own
+# variable: CMake fills CMAKE_CUDA_ARCHITECTURES with nvcc's default (sm_75)
+# when it is not given, so it cannot tell us what the user asked for.
+set(NCALM_CUDA_ARCHS "80-real;90-real;90-virtual" CACHE STRING "CUDA architectures of the ncalm kernels")
 
 add_library(ncacore_cuda STATIC
   ${CMAKE_CURRENT_LIST_DIR}/device.cu
@@ -30,7 +28,7 @@ set_target_properties(ncacore_cuda PROPERTIES
 )
 target_compile_options(ncacore_cuda PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:--fmad=false -prec-div=true -prec-sqrt=true -ftz=false
-                             -Xcompiler=-ffp-contract=off,-fno-fast-math>
+                             -Xcompiler=-ffp-contract=off,-fno-fast-math --threads=0>
 )
 # cudart static: the module then needs only the driver at run time.
 target_link_libraries(ncacore_cuda PUBLIC CUDA::cudart_static ncacore)

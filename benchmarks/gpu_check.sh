@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole GPU check in one run, for a lent GPU machine: build the package
+# with its CUDA kernels (sm_90 only, to save the lease's minutes), run the GPU
+# tests (GPU tokens == CPU tokens), then the GPU benchmarks; their table is
+# printed last.
+#
+#   benchmarks/gpu_check.sh [--quick]
+#
+# Needs python3 with torch (CUDA), pybind11, scikit-build-core, cmake, ninja
+# and nvcc; no internet. Logs go to $OUT when set (the device tool's folder).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONUNBUFFERED=1
+logs=${OUT:-/tmp/gpu_check}
+mkdir -p "$logs"
+quick=""
+[[ "${1:-}" == "--quick" ]] && quick="--quick"
+
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
+nproc
+
+echo "== build (pip install --no-build-isolation --no-deps .)"
+start=$(date +%s)
+if ! python3 -m pip install --no-build-isolation --no-deps -v . \
+    -C cmake.define.NCALM_CUDA_ARCHS=90-real -C build-dir=/tmp/ncalm-build >"$logs/build.log" 2>&1; then
+  tail -60 "$logs/build.log"
+  echo "BUILD FAILED"
+  exit 1
+fi
+echo "built in $(( $(date +%s) - start )) s"
+python3 -c "import ncalm._core as c; print('built_with_cuda', c.built_with_cuda, 'devices', c.cuda_device_count())"
+
+echo "== GPU tests"
+python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda_backend.py tests/test_cuda_emulated.py \
+  2>&1 | tee "$logs/tests.log" | tail -40
+tests_rc=${PIPESTATUS[0]}
+
+echo "== GPU benchmarks"
+python3 benchmarks/bench_gpu.py $quick --json "$logs/bench.json" 2>&1 | tee "$logs/bench.log"
+bench_rc=${PIPESTATUS[0]}
+echo "tests rc=$tests_rc, benchmarks rc=$bench_rc"
+exit $(( tests_rc || bench_rc ))
