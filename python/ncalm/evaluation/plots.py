@@ -34,8 +34,13 @@ def plot_loss_curves(
     title: str = "language-stage validation loss",
     xlabel: str = "language tokens",
     ylabel: str = "validation loss (nats/token)",
+    zoom_from: float = 0.5,
 ) -> Path:
-    """Write a PNG with one line per arm (mean over seeds) and its min-max band."""
+    """Write a PNG with one line per arm (mean over seeds) and its min-max band.
+
+    The right panel repeats the curves from ``zoom_from`` of the token range on,
+    where the arms' differences are too small to see at the full scale.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,17 +48,29 @@ def plot_loss_curves(
 
     if not arms:
         raise ValueError("arms: nothing to plot")
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for name, curves in arms.items():
+    fig, (ax, zoom) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=120)
+    x_max = 0.0
+    for i, (name, curves) in enumerate(arms.items()):
         x, mean, lo, hi = mean_and_spread(curves)
+        x_max = max(x_max, float(x[-1]))
         n = len(curves)
-        (line,) = ax.plot(x, mean, label=f"{name} (n={n})" if n > 1 else name, lw=1.8)
-        if n > 1:
-            ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel(xlabel)
+        for a in (ax, zoom):
+            a.plot(x, mean, color=f"C{i}", lw=1.8, label=f"{name} (n={n})" if n > 1 else name)
+            if n > 1:
+                a.fill_between(x, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
+    x0 = zoom_from * x_max
+    ys = [y for curves in arms.values() for c in curves for t, y in c if t >= x0]
+    if ys:
+        pad = 0.05 * (max(ys) - min(ys) or 1.0)
+        zoom.set_xlim(x0, x_max)
+        zoom.set_ylim(min(ys) - pad, max(ys) + pad)
+    zoom.set_title(f"from {x0:,.0f} {xlabel}")
+    spread = any(len(c) > 1 for c in arms.values())
+    ax.set_title(title + (" (band: min-max over seeds)" if spread else ""))
+    for a in (ax, zoom):
+        a.set_xlabel(xlabel)
+        a.grid(alpha=0.3)
     ax.set_ylabel(ylabel)
-    ax.set_title(title + (" (band: min-max over seeds)" if any(len(c) > 1 for c in arms.values()) else ""))
-    ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
     path = Path(path)
