@@ -71,12 +71,15 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     from ncalm.data.corpus import documents
     from ncalm.evaluation.bpb import evaluate_lm
 
+    import torch
+
     lang = cfg.language
-    model, tokenizer, _ = load_model(checkpoint)
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    model, tokenizer, _ = load_model(checkpoint, device=device)
     # max_bytes=1: the hash split gives the trainer's validation files without reading the training side.
     _, val = documents(lang.data, lang.val_percent, max_bytes=1, max_val_bytes=lang.max_val_bytes)
     return evaluate_lm(model, tokenizer, val, seq_len=lang.seq_len, batch_size=lang.batch_size,
-                       max_bytes=lang.bpb_bytes).to_dict()
+                       device=device, max_bytes=lang.bpb_bytes).to_dict()
 
 
 def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
