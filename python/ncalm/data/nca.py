@@ -11,18 +11,11 @@ paper's per-epoch re-sampled rule pools. Validation sequences use ids from
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+# Generator ids are < 2**40: training sequences below 2**39, pool rule streams above,
+# validation sequences in the top quarter.
 POOL_OFFSET = 1 << 39
-VAL_OFFSET = 1 << 40
-
-
-def shift_targets(tokens: np.ndarray, masked_prefix: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n, L + 1) tokens -> int64 inputs/targets of length L; targets < masked_prefix set to -100."""
-    t = torch.from_numpy(np.ascontiguousarray(tokens)).long()
-    inputs, targets = t[:, :-1].contiguous(), t[:, 1:].clone()
-    targets[:, :masked_prefix] = -100
-    return inputs, targets
+VAL_OFFSET = 3 << 38
 
 
 class NCASource:
@@ -41,11 +34,6 @@ class NCASource:
         self.seq_len = cfg.seq_len
         self._pool_epoch, self._pool = -1, None
 
-    def _masked_prefix(self) -> int:
-        # The first frame is a random initial state: its tokens are not predictable, so the
-        # targets that land inside it (positions 0..frame_len-2 after the shift) are not scored.
-        return self.cfg.frame_len - 1
-
     def _rules_for(self, indices: np.ndarray) -> np.ndarray | None:
         if not self.pool_size:
             return None
@@ -56,20 +44,24 @@ class NCASource:
         for e in np.unique(epochs):
             if e != self._pool_epoch:
                 ids = np.arange(self.pool_size, dtype=np.uint64) + np.uint64(POOL_OFFSET + int(e) * self.pool_size)
-                self._pool, self._pool_epoch = np.asarray(find_rules(self.cfg, self.seed, ids)), int(e)
+                self._pool = np.asarray(find_rules(self.cfg, self.seed, ids, self.threads)[0])
+                self._pool_epoch = int(e)
             sel = epochs == e
             rules[sel] = self._pool[indices[sel] % self.pool_size]
         return rules
 
-    def _tokens(self, ids: np.ndarray, rules: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
-        from ncalm import sequence_tokens
+    def _tokens(self, ids: np.ndarray, rules: np.ndarray | None):
+        from ncalm import sequence_tokens, split_inputs_targets
 
         tokens = sequence_tokens(self.cfg, self.seed, ids.astype(np.uint64), rule_ids=rules,
                                  threads=self.threads)
-        return shift_targets(tokens, self._masked_prefix())
+        # The first frame is a random initial state: split_inputs_targets leaves it unscored.
+        return split_inputs_targets(tokens, self.cfg)
 
-    def items(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def items(self, indices: np.ndarray):
         indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and indices.max() >= POOL_OFFSET:
+            raise ValueError(f"NCA item index {int(indices.max())} exceeds the training id range 2**39")
         return self._tokens(indices, self._rules_for(indices))
 
     def val_batches(self, batch_size: int, n_batches: int):

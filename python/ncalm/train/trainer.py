@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ncalm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from ncalm.data import make_loader
+from ncalm.data.stats import unigram_entropy
 from ncalm.model import LlamaLM, ModelConfig, model_config
 from ncalm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.train import distributed
@@ -215,6 +216,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
         "step": step, "total_steps": total, "finished": step >= total,
         "tokens": step * tokens_per_step, "tokens_per_step": tokens_per_step,
         "train_loss": last["train_loss"], "val_loss": last["val_loss"], "val_curve": val_curve(records),
+        "val_unigram_entropy": unigram_entropy(val) if val else None,
         "elapsed_s": elapsed, "tokens_per_s": step * tokens_per_step / elapsed if elapsed else None,
         "n_params": model.num_parameters(), "model_config": mc.to_dict(),
         "tokenizer": tokenizer.kind if tokenizer else None, "rank": d.rank, "world": d.world,

@@ -1,0 +1,55 @@
+"""First stage: train a transformer on NCA token streams (default), Dyck sequences or text.
+
+The checkpoint it writes (OUT/checkpoint.pt) is what `ncalm pretrain --init`
+carries into language pre-training. Under `torchrun --nproc_per_node N -m
+ncalm prepretrain ...` it trains data-parallel.
+"""
+from __future__ import annotations
+
+import argparse
+
+from ncalm.train.config import DataConfig
+from ncalm.train.options import add_common, add_text, band, run_and_report, text_data, train_config
+
+NAME = "prepretrain"
+HELP = "first stage: train a transformer on NCA, Dyck or text data"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default="nca", choices=["nca", "dyck", "text"], help="what the first stage trains on")
+    add_common(p, out_default="runs/prepretrain", steps_default=300)
+    g = p.add_argument_group("NCA data (--data nca)")
+    g.add_argument("--grid", type=int, default=12, help="grid side (cells)")
+    g.add_argument("--colors", type=int, default=10, help="cell states")
+    g.add_argument("--patch", type=int, default=2, help="patch side; one token per patch")
+    g.add_argument("--burn-in", type=int, default=10, help="steps before the first recorded frame")
+    g.add_argument("--dT", type=int, default=1, help="steps between recorded frames")
+    g.add_argument("--temperature", type=float, default=1e-4, help="softmax temperature of the NCA step")
+    g.add_argument("--identity-bias", type=float, default=0.0, help="bias towards keeping a cell's colour")
+    g.add_argument("--band", type=band, default=None,
+                   help="gzip-complexity band LOWER,UPPER a rule must fall in (paper: 0.5,1.0), or none")
+    g.add_argument("--pool-size", type=int, default=0,
+                   help="rules per epoch (paper: 16000); 0 = a fresh rule for every sequence")
+    g.add_argument("--epoch-sequences", type=int, default=0, help="sequences per rule-pool epoch")
+    g.add_argument("--gen-threads", type=int, default=None, help="generator threads (default: all cores)")
+    g = p.add_argument_group("Dyck data (--data dyck)")
+    g.add_argument("--dyck-k", type=int, default=4, help="bracket types")
+    g.add_argument("--dyck-depth", type=int, default=16, help="maximum nesting depth")
+    add_text(p)
+
+
+def data_config(args: argparse.Namespace) -> DataConfig:
+    if args.data == "text":
+        return text_data(args)
+    nca = dict(grid=args.grid, colors=args.colors, patch=args.patch, burn_in=args.burn_in, dT=args.dT,
+               temperature=args.temperature, identity_bias=args.identity_bias, band=args.band)
+    if args.pool_size and not args.epoch_sequences:
+        args.epoch_sequences = args.pool_size
+    return DataConfig(kind=args.data, seq_len=args.seq_len, seed=args.data_seed, workers=args.workers,
+                      nca=nca if args.data == "nca" else {}, pool_size=args.pool_size,
+                      epoch_sequences=args.epoch_sequences, gen_threads=args.gen_threads,
+                      dyck_k=args.dyck_k, dyck_depth=args.dyck_depth)
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_and_report(train_config(args, data_config(args)), f"prepretrain ({args.data})")
