@@ -23,7 +23,19 @@ struct float4 {
 };
 using std::min;
 static std::barrier<>* g_warp_barrier = nullptr;
+static thread_local int t_lane = 0;
+static bool g_votes[32];
 inline void __syncwarp() { g_warp_barrier->arrive_and_wait(); }
+// Every lane votes, all read the votes, then all may vote again.
+inline unsigned __ballot_sync(unsigned, bool pred) {
+  g_votes[t_lane] = pred;
+  __syncwarp();
+  unsigned mask = 0;
+  for (int l = 0; l < 32; ++l) mask |= unsigned(g_votes[l]) << l;
+  __syncwarp();
+  return mask;
+}
+inline int __popc(unsigned x) { return __builtin_popcount(x); }
 
 #include "warp_sim.cuh"
 
@@ -36,7 +48,10 @@ void run(const ncacuda::SimParams& p, unsigned char* smem) {
     g_warp_barrier = &bar;
     std::vector<std::thread> lanes;
     for (int lane = 0; lane < ncacuda::kWarp; ++lane)
-      lanes.emplace_back([&, lane] { ncacuda::simulate_warp<KC, int64_t>(p, i, smem, lane); });
+      lanes.emplace_back([&, lane] {
+        t_lane = lane;
+        ncacuda::simulate_warp<KC, int64_t>(p, i, smem, lane);
+      });
     for (auto& t : lanes) t.join();
   }
 }
