@@ -20,7 +20,7 @@ constexpr int kWarpsPerBlock = 4;
 
 // One warp per simulation; warps never wait on each other.
 template <int KC>
-__global__ void __launch_bounds__(kWarpsPerBlock * kWarp, 3) simulate_kernel(const SimParams p) {
+__global__ void __launch_bounds__(kWarpsPerBlock * kWarp, 3) simulate_kernel(const __grid_constant__ SimParams p) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int lane = threadIdx.x & (kWarp - 1), warp = threadIdx.x / kWarp;
   const int64_t i = int64_t(blockIdx.x) * (blockDim.x / kWarp) + warp;
