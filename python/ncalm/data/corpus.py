@@ -12,6 +12,7 @@ validation instead.
 """
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import os
@@ -31,19 +32,20 @@ def is_validation(key: str, val_percent: float) -> bool:
     return (_hash(key) % 10000) < val_percent * 100
 
 
-def stdlib_files() -> list[tuple[str, Path]]:
+@functools.lru_cache(maxsize=1)
+def stdlib_files() -> tuple[tuple[str, Path], ...]:
     """(relative path, path) of every ``.py`` file of the running Python's standard library."""
     root = Path(sysconfig.get_paths()["stdlib"])
     out = []
-    for path in root.rglob("*.py"):
-        rel = path.relative_to(root).as_posix()
-        # Third-party packages and build-specific config are not the standard library.
-        if any(part in ("site-packages", "dist-packages", "__pycache__") for part in path.parts):
-            continue
-        if rel.startswith("_sysconfigdata"):
-            continue
-        out.append((rel, path))
-    return out
+    for dirpath, dirnames, filenames in os.walk(root):
+        # Third-party packages are not the standard library (and would make the corpus machine-specific).
+        dirnames[:] = sorted(d for d in dirnames if d not in ("site-packages", "dist-packages", "__pycache__"))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if name.endswith(".py") and not rel.startswith("_sysconfigdata"):
+                out.append((rel, path))
+    return tuple(out)
 
 
 def local_files(spec: str) -> list[tuple[str, Path]]:
@@ -149,7 +151,7 @@ def documents(spec: str = "stdlib", val_percent: float = 2.0, max_bytes: int | N
     if not 0 < val_percent < 100:
         raise ValueError(f"val_percent must be in (0, 100), got {val_percent}")
     if spec == "stdlib":
-        return split_files(stdlib_files(), val_percent, max_bytes, max_val_bytes)
+        return split_files(list(stdlib_files()), val_percent, max_bytes, max_val_bytes)
     if spec.startswith("hf:"):
         return hf_documents(spec, val_percent, max_bytes, max_val_bytes)
     return split_files(local_files(os.path.expanduser(spec)), val_percent, max_bytes, max_val_bytes)

@@ -1,0 +1,112 @@
+import importlib.util
+
+import numpy as np
+import pytest
+import torch
+
+from ncalm.data import documents, language_source
+from ncalm.data.corpus import is_validation, stdlib_files
+from ncalm.data.tokens import TokenSource
+from ncalm.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer
+
+
+def test_stdlib_corpus_split_is_deterministic_and_disjoint():
+    files = stdlib_files()
+    assert len(files) > 500 and any(rel == "argparse.py" for rel, _ in files)
+    assert not any("site-packages" in rel for rel, _ in files)
+    train, val = documents("stdlib", max_bytes=300_000, max_val_bytes=100_000)
+    train2, val2 = documents("stdlib", max_bytes=300_000, max_val_bytes=100_000)
+    assert train == train2 and val == val2
+    assert not set(train) & set(val)
+    assert sum(map(len, train)) >= 300_000
+    # The split belongs to the file, not to the cap: a larger cap only adds files.
+    big_train, big_val = documents("stdlib", max_bytes=600_000, max_val_bytes=100_000)
+    assert set(train) <= set(big_train) and big_val == val
+    n_val = sum(is_validation(rel, 2.0) for rel, _ in files)
+    assert 0.005 * len(files) < n_val < 0.05 * len(files)
+
+
+def test_single_local_file_splits_its_tail(tmp_path):
+    text = "".join(f"line {i}\n" for i in range(1000))
+    (tmp_path / "a.txt").write_text(text)
+    train, val = documents(str(tmp_path / "a.txt"), val_percent=10)
+    assert train[0] + val[0] == text and len(val[0]) == pytest.approx(len(text) / 10, rel=0.01)
+
+
+def test_directory_and_glob_and_missing_paths(tmp_path):
+    for i in range(30):
+        (tmp_path / f"f{i}.txt").write_text(f"file {i} " * 20)
+    (tmp_path / "skip.bin").write_bytes(b"\0\1")
+    train, val = documents(str(tmp_path), val_percent=20)
+    assert len(train) + len(val) == 30 and val
+    train_g, val_g = documents(str(tmp_path / "f*.txt"), val_percent=20)
+    assert len(train_g) + len(val_g) == 30
+    with pytest.raises(FileNotFoundError, match="nope"):
+        documents(str(tmp_path / "nope"))
+    with pytest.raises(FileNotFoundError, match="matches no file"):
+        documents(str(tmp_path / "*.md"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("datasets") is not None, reason="datasets is installed")
+def test_hf_without_datasets_is_a_clear_error():
+    with pytest.raises(ValueError, match="datasets"):
+        documents("hf:roneneldan/TinyStories")
+
+
+def test_byte_tokenizer_round_trips_unicode(tmp_path):
+    tok = ByteTokenizer()
+    text = "def f(x): return 'héllo ✓'\n"
+    assert tok.decode(tok.encode(text)) == text and max(tok.encode(text)) < 256
+    assert tok.eos_id == 256 and tok.vocab_size == 257
+    tok.save(tmp_path)
+    assert isinstance(load_tokenizer(tmp_path), ByteTokenizer)
+
+
+def test_bpe_tokenizer_trains_locally_and_reloads(tmp_path):
+    train, _ = documents("stdlib", max_bytes=200_000)
+    tok = BPETokenizer.train(train, vocab_size=600)
+    text = "import os\n\ndef main():\n    return os.path.join('a', 'b')\n"
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text and len(ids) < len(text.encode()) / 1.5
+    assert tok.vocab_size <= 600 and 0 <= tok.eos_id < tok.vocab_size
+    tok.save(tmp_path)
+    again = load_tokenizer(tmp_path)
+    assert again.encode(text) == ids
+    with pytest.raises(ValueError, match="vocab_size"):
+        BPETokenizer.train(train, vocab_size=100)
+
+
+def test_language_source_windows_cover_each_epoch_once():
+    tokens = np.arange(1001, dtype=np.uint16)
+    source = TokenSource(tokens, np.arange(300, dtype=np.uint16), vocab_size=1001, seq_len=10, seed=5)
+    assert source.n_windows == 100
+    x, y = source.items(np.arange(100))
+    assert sorted(x[:, 0].tolist()) == list(range(0, 1000, 10))
+    assert torch.equal(y, x + 1)
+    x2, _ = source.items(np.arange(100, 200))
+    assert sorted(x2[:, 0].tolist()) == list(range(0, 1000, 10)) and not torch.equal(x, x2)
+    val = source.val_batches(4, 100)
+    assert len(val) == 7 and val[0][0][0, 0] == 0
+
+
+def test_nanogpt_bin_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    rng.integers(0, 500, 5000).astype(np.uint16).tofile(tmp_path / "train.bin")
+    rng.integers(0, 500, 1000).astype(np.uint16).tofile(tmp_path / "val.bin")
+    (tmp_path / "meta.json").write_text('{"vocab_size": 500}')
+    source, tok = language_source(f"bin:{tmp_path}", seq_len=32)
+    assert tok is None and source.vocab_size == 500
+    x, y = source.items([0, 1])
+    train = np.fromfile(tmp_path / "train.bin", dtype=np.uint16)
+    assert any(np.array_equal(train[i:i + 32], x[0].numpy()) for i in range(0, len(train) - 32, 32))
+    with pytest.raises(FileNotFoundError, match="val.bin"):
+        (tmp_path / "val.bin").unlink()
+        language_source(str(tmp_path / "train.bin"), seq_len=32)
+
+
+def test_stdlib_language_source_with_byte_tokenizer():
+    source, tok = language_source("stdlib", seq_len=64, max_bytes=100_000, max_val_bytes=50_000)
+    assert isinstance(tok, ByteTokenizer) and source.vocab_size == 257
+    x, y = source.items([0, 1, 2])
+    assert x.shape == (3, 64) and torch.equal(x[:, 1:], y[:, :-1])
+    assert source.describe()["data"] == "stdlib"
