@@ -61,13 +61,15 @@ def test_tokens_match_cpu(name):
 def test_output_dtypes_and_strided_rows(dtype):
     cfg = NCAConfig(seq_len=100)
     gen = cuda_backend.CudaGenerator(cfg, SEED, "cuda")
-    big = torch.full((33, 140), -1 if dtype != "uint16" else 7, dtype=getattr(torch, dtype), device="cuda")
-    view = big[:, : cfg.seq_len + 1]  # rows 140 apart: row_stride > width
-    gen.generate_into(view, start=5)
+    # torch's uint16 is a storage-only dtype: fill and read it through int16.
+    store = torch.int16 if dtype == "uint16" else getattr(torch, dtype)
+    big = torch.full((33, 140), 7, dtype=store, device="cuda")
+    target = big.view(torch.uint16) if dtype == "uint16" else big
+    gen.generate_into(target[:, : cfg.seq_len + 1], start=5)  # rows 140 apart: row_stride > width
     torch.cuda.synchronize()
-    want = _cpu(cfg, np.arange(5, 38), dtype=np.int64)
-    np.testing.assert_array_equal(view.cpu().numpy().astype(np.int64), want)
-    assert (big[:, cfg.seq_len + 1:] == big[0, -1]).all()  # nothing written past the rows
+    got = big.cpu().numpy().view(np.dtype(dtype)).astype(np.int64)
+    np.testing.assert_array_equal(got[:, : cfg.seq_len + 1], _cpu(cfg, np.arange(5, 38)))
+    assert (got[:, cfg.seq_len + 1:] == 7).all()  # nothing written past the rows
 
 
 @_gpu_only
