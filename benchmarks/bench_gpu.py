@@ -12,19 +12,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_torch_baseline import torch_sequences  # noqa: E402
-
-from ncalm.config import NCAConfig  # noqa: E402
-from ncalm.cuda_backend import CudaGenerator  # noqa: E402
-from ncalm.generator import score_rules, sequence_tokens  # noqa: E402
+from ncalm import torch_nca  # the plain PyTorch NCA that bench_generator.py also uses
+from ncalm.config import NCAConfig
+from ncalm.cuda_backend import CudaGenerator
+from ncalm.generator import score_rules, sequence_tokens
 
 SEED = 1234
 
@@ -73,7 +70,7 @@ def main() -> None:
         rows.append((f"fused generation, {str(dtype)[6:]} out, batch {n}", n * width / sec, "tokens/s"))
 
     n_torch = 1024 if q else 8192
-    sec = cuda_seconds(lambda: torch_sequences(cfg, n_torch, "cuda"), reps=1 if q else 3, warmup=1)
+    sec = cuda_seconds(lambda: torch_nca.sequences(n_torch, device="cuda"), reps=1 if q else 3, warmup=1)
     rows.append((f"plain PyTorch NCA (same GPU), batch {n_torch}", n_torch * width / sec, "tokens/s"))
 
     n_cpu = 512 if q else 8192
