@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "config_dict.hpp"
 #include "ncacuda/device.hpp"
 #include "ncacuda/filter.hpp"
 #include "ncacuda/kernels.hpp"
@@ -21,31 +22,6 @@ namespace {
 template <typename T>
 using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
-// Config from NCAConfig.core_dict() (the same keys bind_generator.cpp reads).
-nca::Config to_config(const py::dict& d) {
-  nca::Config c;
-  c.height = d["height"].cast<int>();
-  c.width = d["width"].cast<int>();
-  c.colors = d["colors"].cast<int>();
-  c.patch = d["patch"].cast<int>();
-  c.burn_in = d["burn_in"].cast<int>();
-  c.dT = d["dT"].cast<int>();
-  c.temperature = d["temperature"].cast<float>();
-  c.identity_bias = d["identity_bias"].cast<float>();
-  c.seq_len = d["seq_len"].cast<int>();
-  c.colour_wrap = d["colour_wrap"].cast<bool>();
-  c.score_frames = d["score_frames"].cast<int>();
-  c.max_attempts = d["max_attempts"].cast<int>();
-  py::object band = d["band"];
-  c.band = !band.is_none();
-  if (c.band) {
-    auto t = band.cast<std::pair<double, double>>();
-    c.band_lower = t.first;
-    c.band_upper = t.second;
-  }
-  nca::check(c);
-  return c;
-}
 
 ncacuda::TokenType token_type(const std::string& name) {
   if (name == "int32") return ncacuda::TokenType::kInt32;
@@ -68,7 +44,7 @@ void bind_cuda(py::module_& m) {
       },
       "(number of usable CUDA devices, why none when 0).");
   m.def(
-      "cuda_unsupported", [](const py::dict& d) { return ncacuda::unsupported(to_config(d)); },
+      "cuda_unsupported", [](const py::dict& d) { return ncacuda::unsupported(config_from_dict(d)); },
       "'' when the config runs on the CUDA kernels, else why not.");
   m.def(
       "cuda_pointer_device", [](uintptr_t ptr) { return ncacuda::pointer_device(as_ptr(ptr)); },
@@ -77,7 +53,7 @@ void bind_cuda(py::module_& m) {
       "cuda_generate",
       [](const py::dict& d, uint64_t seed, uintptr_t out, const std::string& dtype, int64_t n, int64_t row_stride,
          uint64_t first_seq, uintptr_t seq_ids, uintptr_t rule_ids, int device, uintptr_t stream) {
-        const nca::Config cfg = to_config(d);
+        const nca::Config cfg = config_from_dict(d);
         ncacuda::Batch b;
         b.n = n;
         b.seq_ids = static_cast<const uint64_t*>(as_ptr(seq_ids));
@@ -92,7 +68,7 @@ void bind_cuda(py::module_& m) {
 
   py::class_<ncacuda::Filter>(m, "CudaFilter", "Band filtering: rollouts on the GPU, gzip on CPU threads.")
       .def(py::init([](const py::dict& d, uint64_t seed, int device, int threads, int64_t chunk) {
-             return new ncacuda::Filter(to_config(d), seed, device, threads, chunk);
+             return new ncacuda::Filter(config_from_dict(d), seed, device, threads, chunk);
            }),
            py::arg("cfg"), py::arg("seed"), py::arg("device"), py::arg("threads") = 0, py::arg("chunk") = 16384)
       .def(

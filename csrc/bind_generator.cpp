@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "config_dict.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/generate.hpp"
 #include "ncacore/rollout.hpp"
@@ -19,31 +20,6 @@ namespace {
 template <typename T>
 using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
-// Config from the dict that ncalm.config.NCAConfig.core_dict() builds.
-Config to_config(const py::dict& d) {
-  Config c;
-  c.height = d["height"].cast<int>();
-  c.width = d["width"].cast<int>();
-  c.colors = d["colors"].cast<int>();
-  c.patch = d["patch"].cast<int>();
-  c.burn_in = d["burn_in"].cast<int>();
-  c.dT = d["dT"].cast<int>();
-  c.temperature = d["temperature"].cast<float>();
-  c.identity_bias = d["identity_bias"].cast<float>();
-  c.seq_len = d["seq_len"].cast<int>();
-  c.colour_wrap = d["colour_wrap"].cast<bool>();
-  c.score_frames = d["score_frames"].cast<int>();
-  c.max_attempts = d["max_attempts"].cast<int>();
-  py::object band = d["band"];
-  c.band = !band.is_none();
-  if (c.band) {
-    auto t = band.cast<std::pair<double, double>>();
-    c.band_lower = t.first;
-    c.band_upper = t.second;
-  }
-  nca::check(c);
-  return c;
-}
 
 void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
@@ -72,13 +48,13 @@ void generate_into(const Config& cfg, uint64_t seed, const Array<uint64_t>& seq,
 }  // namespace
 
 void bind_generator(py::module_& m) {
-  m.def("validate", [](const py::dict& d) { to_config(d); }, "Raise ValueError if the config is invalid.");
+  m.def("validate", [](const py::dict& d) { config_from_dict(d); }, "Raise ValueError if the config is invalid.");
 
   m.def(
       "generate",
       [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules, py::array out,
          int threads) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         if (cfg.vocab() > 65536 && py::dtype::of<uint16_t>().is(out.dtype()))
           throw std::invalid_argument("vocabulary " + std::to_string(cfg.vocab()) + " does not fit uint16 output");
         if (py::dtype::of<int32_t>().is(out.dtype()))
@@ -96,7 +72,7 @@ void bind_generator(py::module_& m) {
   m.def(
       "find_rules",
       [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, int threads) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         const int64_t n = seq.size();
         Array<uint64_t> ids(n);
         Array<double> ratios(n);
@@ -113,7 +89,7 @@ void bind_generator(py::module_& m) {
   m.def(
       "score_rules",
       [](const py::dict& d, uint64_t seed, const Array<uint64_t>& rules, int threads) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         const int64_t n = rules.size();
         Array<double> ratios(n);
         double* rp = ratios.mutable_data();
@@ -129,7 +105,7 @@ void bind_generator(py::module_& m) {
       "rollout",
       [](const py::dict& d, uint64_t seed, const Array<uint64_t>& rules, const Array<uint64_t>& sims, int frames,
          int threads) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         require(rules.size() == sims.size(), "rule_ids and sim_ids must have the same length");
         require(frames >= 1, "frames must be >= 1");
         const int64_t n = rules.size();
@@ -147,7 +123,7 @@ void bind_generator(py::module_& m) {
   m.def(
       "sample_rule",
       [](const py::dict& d, uint64_t seed, uint64_t rule_id) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         nca::RuleTables r;
         r.sample(cfg, seed, rule_id);
         Array<float> w1({3, 3, cfg.conv1_in(), nca::kHidden1});
@@ -166,7 +142,7 @@ void bind_generator(py::module_& m) {
       "evolve",
       [](const py::dict& d, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
          const Array<uint8_t>& grid, int steps, uint64_t seed, uint64_t sim_id) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         require(w1.size() == cfg.conv1_size() && w2.size() == cfg.conv2_size() && w3.size() == cfg.conv3_size(),
                 "weight sizes do not match the config");
         require(grid.size() == cfg.cells(), "grid size does not match the config");
@@ -189,7 +165,7 @@ void bind_generator(py::module_& m) {
       "logits",
       [](const py::dict& d, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
          const Array<uint8_t>& grid) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         require(w1.size() == cfg.conv1_size() && w2.size() == cfg.conv2_size() && w3.size() == cfg.conv3_size(),
                 "weight sizes do not match the config");
         require(grid.size() == cfg.cells(), "grid size does not match the config");
@@ -206,7 +182,7 @@ void bind_generator(py::module_& m) {
   m.def(
       "init_grid",
       [](const py::dict& d, uint64_t seed, uint64_t sim_id, bool scoring) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         nca::Simulator sim(cfg);
         sim.init(seed, sim_id, scoring ? nca::SimKind::kScore : nca::SimKind::kTrain);
         Array<uint8_t> out({int64_t(cfg.height), int64_t(cfg.width)});
@@ -218,7 +194,7 @@ void bind_generator(py::module_& m) {
   m.def(
       "encode",
       [](const py::dict& d, const Array<uint8_t>& grids) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         require(grids.size() % cfg.cells() == 0, "grids must hold whole H x W grids");
         const int64_t n = grids.size() / cfg.cells();
         Array<int64_t> out({n, int64_t(cfg.patches())});
@@ -232,7 +208,7 @@ void bind_generator(py::module_& m) {
   m.def(
       "decode",
       [](const py::dict& d, const Array<int64_t>& tokens) {
-        Config cfg = to_config(d);
+        Config cfg = config_from_dict(d);
         require(tokens.size() % cfg.patches() == 0, "tokens must hold whole frames of patch tokens");
         const int64_t n = tokens.size() / cfg.patches();
         Array<uint8_t> out({n, int64_t(cfg.height), int64_t(cfg.width)});
