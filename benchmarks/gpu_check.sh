@@ -20,12 +20,6 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 nproc
 
 echo "== build (pip install --no-build-isolation --no-deps .)"
-# pyproject.toml names README.md as the readme; the metadata step fails without it.
-if [[ ! -f README.md ]]; then
-  echo "README.md is missing: a placeholder stands in for this build"
-  echo "# ncalm" >README.md
-  trap 'rm -f README.md' EXIT
-fi
 start=$(date +%s)
 if ! python3 -m pip install --no-build-isolation --no-deps -v . \
     -C cmake.define.NCALM_CUDA_ARCHS=90-real -C build-dir=/tmp/ncalm-build >"$logs/build.log" 2>&1; then
