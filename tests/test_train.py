@@ -1,0 +1,91 @@
+import json
+
+import pytest
+import torch
+
+from ncalm.checkpoint import load_checkpoint, load_model
+from ncalm.cli import main
+from ncalm.train import DataConfig, OptimConfig, TrainConfig, train
+from ncalm.train.metrics import read_metrics
+
+NCA = dict(kind="nca", seq_len=64, nca={"grid": 8, "colors": 4})
+
+
+def config(out, **kw):
+    base = dict(out_dir=str(out), data=DataConfig(**NCA), steps=8, batch_size=2, grad_accum=2, eval_every=4,
+                eval_batches=1, ckpt_every=0, log_every=1, threads=1, progress=False,
+                optim=OptimConfig(lr=3e-3, warmup_steps=2))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
+    full = train(config(tmp_path / "full"))
+    part = train(config(tmp_path / "part", stop_at=5))
+    assert part["step"] == 5 and not part["finished"]
+    resumed = train(config(tmp_path / "part", resume=True))
+    assert resumed["finished"] and resumed["step"] == 8
+    a, b = load_checkpoint(tmp_path / "full/checkpoint.pt"), load_checkpoint(tmp_path / "part/checkpoint.pt")
+    for name, t in a["model"].items():
+        assert torch.equal(t, b["model"][name]), name
+    for pid, s in a["optimizer"]["state"].items():
+        assert torch.equal(s["exp_avg_sq"], b["optimizer"]["state"][pid]["exp_avg_sq"])
+    assert full["val_loss"] == resumed["val_loss"]
+    steps = [r["step"] for r in read_metrics(tmp_path / "part/metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, 9))  # the interrupted run's records are not duplicated
+
+
+def test_resume_of_a_finished_run_does_no_work_and_changes_nothing(tmp_path):
+    first = train(config(tmp_path / "r", steps=3))
+    before = (tmp_path / "r/checkpoint.pt").read_bytes()
+    again = train(config(tmp_path / "r", steps=3, resume=True))
+    assert again["step"] == 3 and again["val_loss"] == first["val_loss"]
+    assert (tmp_path / "r/checkpoint.pt").read_bytes() == before
+
+
+def test_resume_refuses_a_different_layout(tmp_path):
+    train(config(tmp_path / "r", steps=2))
+    with pytest.raises(ValueError, match="batch_size=3"):
+        train(config(tmp_path / "r", steps=4, batch_size=3, resume=True))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(config(tmp_path / "none", resume=True))
+
+
+def test_nca_loss_falls_below_the_streams_unigram_entropy(tmp_path):
+    result = train(config(tmp_path / "nca", steps=60, batch_size=4, grad_accum=1, eval_every=60, eval_batches=2,
+                          optim=OptimConfig(lr=1e-2, warmup_steps=5)))
+    curve = result["val_curve"]
+    assert curve[0][0] == 0 and curve[-1][0] == result["tokens"] == 60 * 4 * 64
+    assert result["val_loss"] < result["val_unigram_entropy"] < curve[0][1]
+
+
+def test_max_tokens_sets_the_step_count(tmp_path):
+    result = train(config(tmp_path / "t", max_tokens=1000, batch_size=2, grad_accum=1, eval_every=0))
+    assert result["total_steps"] == 8 and result["tokens_per_step"] == 128
+
+
+def test_cli_prepretrain_then_pretrain_with_init(tmp_path, capsys):
+    nca = tmp_path / "nca"
+    small = ["--steps", "4", "--batch-size", "2", "--seq-len", "64", "--eval-batches", "1", "--eval-every", "2",
+             "--threads", "1", "--no-progress"]
+    assert main(["prepretrain", "--out", str(nca), "--grid", "8", "--colors", "4", *small]) == 0
+    model, tok, meta = load_model(nca / "checkpoint.pt")
+    assert tok is None and meta["data"]["kind"] == "nca" and model.cfg.vocab_size == 4 ** 4 + 2
+    lang = tmp_path / "lang"
+    assert main(["pretrain", "--out", str(lang), "--init", str(nca / "checkpoint.pt"), "--max-bytes", "200k",
+                 "--freeze", "attn", *small]) == 0
+    out = capsys.readouterr().out
+    assert "validation loss" in out and "unigram entropy" in out
+    model2, tok2, meta2 = load_model(lang / "checkpoint.pt")
+    assert tok2.vocab_size == model2.cfg.vocab_size == 257
+    assert torch.equal(model2.layers[0].attn.wq.weight, model.layers[0].attn.wq.weight)  # frozen
+    assert not torch.equal(model2.layers[0].mlp.w1.weight, model.layers[0].mlp.w1.weight)  # trained
+    assert meta2["init"] == str(nca / "checkpoint.pt") and len(meta2["transfer"]["frozen"]) == 8
+    assert json.loads((lang / "config.json").read_text())["transfer"]["freeze"] == ["attn"]
+
+
+def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
+    assert main(["pretrain", "--out", str(tmp_path), "--reinit", "attn"]) == 2
+    assert "--init" in capsys.readouterr().err
+    assert main(["prepretrain", "--out", str(tmp_path), "--data", "dyck", "--dyck-depth", "0", "--no-progress"]) == 2
+    assert "max_depth" in capsys.readouterr().err
