@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+import ncalm
 from ncalm.cli import main
 from ncalm.experiment.config import ExperimentConfig, merge, parse_assignment
 
-REPO = Path(__file__).resolve().parents[1]
+# The child process must import the same ncalm as this one (installed, or the source tree).
+NCALM_ROOT = Path(ncalm.__file__).resolve().parents[1]
 
 CONFIG = """
 name = "resume-test"
@@ -66,7 +68,7 @@ def test_interrupted_experiment_resumes_without_redoing_finished_work(tmp_path):
     cfg_path.write_text(CONFIG.format(corpus=_corpus(tmp_path / "corpus")))
     out = tmp_path / "out"
     argv = ["experiment", "--config", str(cfg_path), "--out", str(out), "--no-progress"]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "python")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(NCALM_ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "ncalm", *argv], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     nca = out / "seed0" / "nca_0.1-1"

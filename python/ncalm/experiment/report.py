@@ -60,7 +60,7 @@ def _pm(stats: dict | None, fmt: str) -> str:
     if stats is None:
         return "-"
     text = format(stats["mean"], fmt)
-    return text + (f" ± {format(stats['std'], fmt)}" if stats["n"] > 1 else "")
+    return text + (f" ± {format(stats['std'], fmt.replace('+', ''))}" if stats["n"] > 1 else "")
 
 
 def markdown_table(summary: dict) -> str:
