@@ -34,6 +34,8 @@ def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int)
     g.add_argument("--out", default=out_default, help="run directory (checkpoint.pt, metrics.jsonl, config.json)")
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt exactly where it stopped")
     g.add_argument("--steps", type=int, default=steps_default, help="optimizer steps")
+    g.add_argument("--stop-at", type=int, default=0,
+                   help="stop after this step with a checkpoint, to continue later with --resume (0 = run to the end)")
     g.add_argument("--max-tokens", type=count, default=0,
                    help="token budget; if > 0 it sets the steps (batch x accum x ranks x seq-len per step)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: per local rank)")
@@ -87,7 +89,7 @@ def train_config(args: argparse.Namespace, data: DataConfig, init: str | None = 
         batch_size=args.batch_size, grad_accum=args.grad_accum, eval_every=args.eval_every,
         eval_batches=args.eval_batches, ckpt_every=args.ckpt_every, log_every=args.log_every,
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
-        resume=args.resume, threads=args.threads, progress=not args.no_progress)
+        resume=args.resume, stop_at=args.stop_at, threads=args.threads, progress=not args.no_progress)
 
 
 def text_data(args: argparse.Namespace) -> DataConfig:

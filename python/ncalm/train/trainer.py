@@ -203,7 +203,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
                 bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
         if bar is not None:
             bar.update(1)
-        if (cfg.eval_every and step % cfg.eval_every == 0) or step == total:
+        if (cfg.eval_every and step % cfg.eval_every == 0) or step == stop:
             run_eval()
         if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop:
             save()
