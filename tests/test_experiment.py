@@ -116,6 +116,15 @@ def test_resume_refuses_a_different_experiment(tmp_path):
         check_same_experiment(a, b)
 
 
+def test_a_band_without_rules_fails_before_training(tmp_path):
+    from ncalm.experiment.runner import run_experiment
+
+    cfg = ExperimentConfig(nca={"grid": 4, "colors": 2}, bands=[[0.0, 1.0], [1.9, 2.0]])
+    with pytest.raises(ValueError, match=r"bands: \[1.9, 2.0\]: no rule inside band"):
+        run_experiment(cfg, tmp_path / "out")
+    assert not (tmp_path / "out" / "seed0").exists()
+
+
 def test_settings_and_overrides():
     assert parse_assignment("language.tokens=2e6") == {"language": {"tokens": 2_000_000}}
     assert parse_assignment("text=hf:wikitext") == {"text": "hf:wikitext"}

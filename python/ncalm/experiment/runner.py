@@ -110,6 +110,18 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     return record
 
 
+def check_bands(cfg: ExperimentConfig) -> None:
+    """Fail before any training if an NCA band holds no rules (the generator would give up mid-run)."""
+    from ncalm import NCAConfig, find_rules
+
+    for arm in arms_of(cfg):
+        if arm.kind == "nca":
+            try:
+                find_rules(NCAConfig(**cfg.nca, band=arm.band), cfg.seeds[0], [0])
+            except RuntimeError as exc:
+                raise ValueError(f"bands: {list(arm.band)}: {exc}") from None
+
+
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> list[dict]:
     """Run (or resume) every seed x arm; returns their result records in a stable order."""
     out = Path(out_dir)
@@ -118,6 +130,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> li
     current = cfg.to_dict()
     if saved_path.exists():
         check_same_experiment(json.loads(saved_path.read_text()), current)
+    check_bands(cfg)
     write_json(saved_path, current)
 
     def log(event: str, **fields) -> None:
