@@ -89,3 +89,14 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
     assert "--init" in capsys.readouterr().err
     assert main(["prepretrain", "--out", str(tmp_path), "--data", "dyck", "--dyck-depth", "0", "--no-progress"]) == 2
     assert "max_depth" in capsys.readouterr().err
+
+
+def test_gpu_generator_request_without_a_usable_gpu_says_why(tmp_path):
+    from ncalm.cuda_backend import cuda_status
+
+    if cuda_status()[0]:
+        pytest.skip("a usable GPU is present")
+    with pytest.raises(ValueError, match="CUDA|GPU"):
+        train(config(tmp_path / "g", data=DataConfig(**NCA, gen_device="cuda")))
+    auto = train(config(tmp_path / "a", steps=1, data=DataConfig(**NCA, gen_device="auto")))
+    assert auto["step"] == 1

@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rules per epoch (paper: 16000); 0 = a fresh rule for every sequence")
     g.add_argument("--epoch-sequences", type=int, default=0, help="sequences per rule-pool epoch")
     g.add_argument("--gen-threads", type=int, default=None, help="generator threads (default: all cores)")
+    g.add_argument("--gen-device", default="auto",
+                   help="where NCA data is generated: cpu, cuda, or auto (the GPU backend when training on a "
+                        "GPU with --workers 0; same data either way)")
     g = p.add_argument_group("Dyck data (--data dyck)")
     g.add_argument("--dyck-k", type=int, default=4, help="bracket types")
     g.add_argument("--dyck-depth", type=int, default=16, help="maximum nesting depth")
@@ -48,6 +51,7 @@ def data_config(args: argparse.Namespace) -> DataConfig:
     return DataConfig(kind=args.data, seq_len=args.seq_len, seed=args.data_seed, workers=args.workers,
                       nca=nca if args.data == "nca" else {}, pool_size=args.pool_size,
                       epoch_sequences=args.epoch_sequences, gen_threads=args.gen_threads,
+                      gen_device=args.gen_device,
                       dyck_k=args.dyck_k, dyck_depth=args.dyck_depth)
 
 

@@ -22,7 +22,7 @@ class NCASource:
     """Sequences from the compiled NCA generator (``ncalm.sequence_tokens``)."""
 
     def __init__(self, cfg, seed: int = 0, pool_size: int = 0, epoch_sequences: int = 0,
-                 threads: int | None = None):
+                 threads: int | None = None, device: str = "cpu"):
         if pool_size < 0:
             raise ValueError(f"pool_size must be >= 0 (0 = a fresh rule per sequence), got {pool_size}")
         if pool_size and epoch_sequences < pool_size:
@@ -33,6 +33,16 @@ class NCASource:
         self.vocab_size = cfg.vocab_size
         self.seq_len = cfg.seq_len
         self._pool_epoch, self._pool = -1, None
+        # The CUDA backend is bit-identical to the CPU one, so the device changes speed, not data.
+        self.device = device
+        self._gpu = None  # made on first use: CUDA state must not cross into forked workers
+
+    def _cuda(self):
+        if self._gpu is None:
+            from ncalm.cuda_backend import CudaGenerator
+
+            self._gpu = CudaGenerator(self.cfg, self.seed, self.device, threads=self.threads)
+        return self._gpu
 
     def _rules_for(self, indices: np.ndarray) -> np.ndarray | None:
         if not self.pool_size:
@@ -44,17 +54,26 @@ class NCASource:
         for e in np.unique(epochs):
             if e != self._pool_epoch:
                 ids = np.arange(self.pool_size, dtype=np.uint64) + np.uint64(POOL_OFFSET + int(e) * self.pool_size)
-                self._pool = np.asarray(find_rules(self.cfg, self.seed, ids, self.threads)[0])
+                found = (self._cuda().find_rules(ids) if self.device != "cpu"
+                         else find_rules(self.cfg, self.seed, ids, self.threads))
+                self._pool = np.asarray(found[0])
                 self._pool_epoch = int(e)
             sel = epochs == e
             rules[sel] = self._pool[indices[sel] % self.pool_size]
         return rules
 
     def _tokens(self, ids: np.ndarray, rules: np.ndarray | None):
+        import torch
+
         from ncalm import sequence_tokens, split_inputs_targets
 
-        tokens = sequence_tokens(self.cfg, self.seed, ids.astype(np.uint64), rule_ids=rules,
-                                 threads=self.threads)
+        ids = ids.astype(np.uint64)
+        if self.device != "cpu":
+            gen = self._cuda()
+            tokens = torch.empty((len(ids), self.cfg.seq_len + 1), dtype=torch.int64, device=gen.device)
+            gen.generate_into(tokens, ids, rule_ids=rules)
+        else:
+            tokens = sequence_tokens(self.cfg, self.seed, ids, rule_ids=rules, threads=self.threads)
         # The first frame is a random initial state: split_inputs_targets leaves it unscored.
         return split_inputs_targets(tokens, self.cfg)
 

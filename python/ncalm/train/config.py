@@ -21,6 +21,7 @@ class DataConfig:
     pool_size: int = 0                # 0 = fresh rule per sequence; else rules per epoch (paper: 16000)
     epoch_sequences: int = 0          # sequences per rule-pool epoch
     gen_threads: int | None = None    # generator threads per call (None = generator default)
+    gen_device: str = "auto"          # cpu | cuda | auto (the CUDA generator when training on a usable GPU)
     # dyck
     dyck_k: int = 4
     dyck_depth: int = 16
@@ -38,6 +39,8 @@ class DataConfig:
             raise ValueError(f"data kind must be one of {', '.join(DATA_KINDS)}, got {self.kind!r}")
         if self.seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {self.seq_len}")
+        if self.gen_device not in ("auto", "cpu") and not self.gen_device.startswith("cuda"):
+            raise ValueError(f"gen_device must be auto, cpu, cuda or cuda:N, got {self.gen_device!r}")
 
 
 @dataclass

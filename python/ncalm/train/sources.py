@@ -16,13 +16,33 @@ def nca_config(cfg: DataConfig):
     return NCAConfig(**{**overrides, "seq_len": cfg.seq_len})
 
 
-def build_source(cfg: DataConfig, tokenizer=None):
+def generator_device(cfg: DataConfig, train_device: str) -> str:
+    """Where NCA sequences are generated: the GPU backend needs workers=0 (no CUDA in forked workers)."""
+    if cfg.gen_device == "cpu" or (cfg.gen_device == "auto" and not train_device.startswith("cuda")):
+        return "cpu"
+    if cfg.workers:
+        if cfg.gen_device == "auto":
+            return "cpu"
+        raise ValueError(f"gen_device={cfg.gen_device!r} needs workers=0, got workers={cfg.workers}")
+    from ncalm.cuda_backend import cuda_status
+
+    usable, why = cuda_status()
+    if not usable:
+        if cfg.gen_device == "auto":
+            return "cpu"
+        raise ValueError(why)
+    return train_device if train_device.startswith("cuda") else cfg.gen_device
+
+
+def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu"):
     """``(source, tokenizer)``; tokenizer is None for NCA and Dyck data.
 
-    Pass ``tokenizer`` to reuse one (a resumed run must keep its vocabulary).
+    Pass ``tokenizer`` to reuse one (a resumed run must keep its vocabulary);
+    ``device`` is the training device (NCA generation may follow it).
     """
     if cfg.kind == "nca":
-        return NCASource(nca_config(cfg), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads), None
+        return NCASource(nca_config(cfg), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads,
+                         generator_device(cfg, device)), None
     if cfg.kind == "dyck":
         return DyckSource(cfg.dyck_k, cfg.dyck_depth, cfg.seq_len, cfg.seed), None
     return language_source(cfg.text, cfg.seq_len, cfg.seed, tokenizer, cfg.tokenizer, cfg.bpe_vocab,

@@ -45,7 +45,7 @@ def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, resume_state: d
             tokenizer.save(out)
         d.barrier()
         tokenizer = tokenizer or load_tokenizer(out)
-    return build_source(cfg.data, tokenizer)
+    return build_source(cfg.data, tokenizer, str(d.device))
 
 
 def _model_config(cfg: TrainConfig, source, resume_state, init_state) -> ModelConfig:
