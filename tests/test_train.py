@@ -100,3 +100,10 @@ def test_gpu_generator_request_without_a_usable_gpu_says_why(tmp_path):
         train(config(tmp_path / "g", data=DataConfig(**NCA, gen_device="cuda")))
     auto = train(config(tmp_path / "a", steps=1, data=DataConfig(**NCA, gen_device="auto")))
     assert auto["step"] == 1
+
+
+def test_dataloader_workers_train_exactly_like_the_main_process(tmp_path):
+    runs = [train(config(tmp_path / f"w{w}", steps=3, eval_every=0, data=DataConfig(**NCA, workers=w)))
+            for w in (0, 2)]
+    a, b = (load_checkpoint(r["checkpoint"])["model"] for r in runs)
+    assert all(torch.equal(a[n], b[n]) for n in a)
