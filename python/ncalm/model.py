@@ -8,7 +8,7 @@ transfer (ncalm.transfer) swaps the embedding and head and keeps the rest.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,7 @@ class ModelConfig:
     n_head: int = 4
     d_model: int = 64
     mlp_hidden: int = 0
-    max_seq_len: int = 1024
+    max_seq_len: int = 1024  # the training context; rotary positions are computed on the fly, not capped
     rope_theta: float = 10000.0
     norm_eps: float = 1e-5
     init_std: float = 0.02
@@ -233,7 +233,3 @@ class LlamaLM(nn.Module):
                                    ignore_index=-100)
         return logits, loss
 
-
-def with_vocab(cfg: ModelConfig, vocab_size: int) -> ModelConfig:
-    """``cfg`` with another vocabulary size (for transfer between token spaces)."""
-    return replace(cfg, vocab_size=vocab_size)
