@@ -97,7 +97,8 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     bpb = bits_per_byte(cfg, lang["checkpoint"])
     record = {
         "arm": arm.name, "kind": arm.kind, "band": arm.band, "seed": seed,
-        "prepretrain": None if first is None else {k: first[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params")},
+        "prepretrain": None if first is None else {
+            k: first.get(k) for k in ("tokens", "val_loss", "val_unigram_entropy", "elapsed_s", "n_params")},
         "language": {k: lang[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params", "val_curve")},
         "final_val_loss": lang["val_loss"],
         "perplexity": math.exp(lang["val_loss"]),
