@@ -80,10 +80,10 @@ def run_bpb(args) -> dict:
 
 def run_icl(args) -> dict:
     from ncalm.checkpoint import load_model
-    from ncalm.commands.show import _band
+    from ncalm.commands.nca_options import parse_band
+    from ncalm.evaluation.icl import copy_last_frame_predictor, evaluate_icl, greedy_predictor
     from ncalm.train.config import DataConfig
     from ncalm.train.sources import nca_config
-    from ncalm.evaluation.icl import copy_last_frame_predictor, evaluate_icl, greedy_predictor
 
     model, _, meta = load_model(args.checkpoint, device=args.device)
     data = _train_data(meta)
@@ -97,7 +97,7 @@ def run_icl(args) -> dict:
         raise ValueError(f"--k must lie in [1, {max_k}] for this model's context of {model.cfg.max_seq_len} tokens")
     bands = {"train " + ("none" if cfg.band is None else "%g-%g" % tuple(cfg.band)): cfg.band}
     for text in args.bands:
-        lo, hi = _band(text) or (0.0, 2.0)
+        lo, hi = parse_band(text) or (0.0, 2.0)
         bands["%g-%g" % (lo, hi)] = (lo, hi)
     result = {}
     for name, predict in (("model", greedy_predictor(model, args.device)),

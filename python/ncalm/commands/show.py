@@ -14,37 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def _band(text: str):
-    if text.lower() in ("none", "off"):
-        return None
-    try:
-        lo, hi = (float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--band must be 'LOWER,UPPER' or 'none', got {text!r}") from None
-    return (lo, hi)
-
-
-def add_nca_arguments(p: argparse.ArgumentParser) -> None:
-    """The NCAConfig fields as options (defaults: the paper's)."""
-    g = p.add_argument_group("NCA config")
-    g.add_argument("--grid", type=int, default=12, help="grid side (cells), a multiple of --patch")
-    g.add_argument("--colors", type=int, default=10, help="cell states")
-    g.add_argument("--patch", type=int, default=2, help="patch side (cells per token side)")
-    g.add_argument("--burn-in", type=int, default=10, help="steps before the first frame")
-    g.add_argument("--dt", type=int, default=1, help="steps between frames")
-    g.add_argument("--temperature", type=float, default=1e-4, help="sampling temperature (0 = argmax)")
-    g.add_argument("--identity-bias", type=float, default=0.0, help="logit bonus for keeping a cell's state")
-    g.add_argument("--band", type=_band, default=(0.5, 1.0),
-                   help="gzip complexity band 'LOWER,UPPER' (strict), or 'none' for no filter")
-
-
-def nca_config(args: argparse.Namespace):
-    from ncalm import NCAConfig
-
-    return NCAConfig(grid=args.grid, colors=args.colors, patch=args.patch, burn_in=args.burn_in,
-                     dT=args.dt, temperature=args.temperature, identity_bias=args.identity_bias,
-                     band=args.band)
+from ncalm.commands.nca_options import add_nca_arguments, nca_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
