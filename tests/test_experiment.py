@@ -157,3 +157,25 @@ def test_summary_pairs_arms_with_scratch_by_seed():
     assert s["nca"]["speedup_not_reached"] == 1
     assert s["scratch"]["final_val_loss"]["mean"] == 2.5
     assert "1.50x (1 seed(s) not reached)" in markdown_table(s)
+
+
+def test_every_arm_gets_the_same_language_stage_and_first_stage_budget(tmp_path):
+    from dataclasses import asdict
+
+    from ncalm.experiment.arms import arms_of, first_stage, language_stage
+    from ncalm.experiment.presets import PRESETS
+
+    for name, preset in PRESETS.items():
+        cfg = ExperimentConfig.from_dict({**preset, "bands": [[0.5, 1.0], [0.3, 0.5]]})
+        arms = arms_of(cfg)
+        assert [a.kind for a in arms] == ["scratch", "nca", "nca", "dyck", "text"], name
+        lang = [asdict(language_stage(cfg, 7, tmp_path / "lang", None if a.kind == "scratch" else "ck.pt"))
+                for a in arms]
+        for d in lang[1:]:
+            assert {**d, "init": None} == {**lang[0], "init": None}, name
+        firsts = [asdict(first_stage(cfg, a, 7, tmp_path / "first", "text-spec")) for a in arms[1:]]
+        keys = ("max_tokens", "batch_size", "grad_accum", "optim", "model", "model_overrides", "seed")
+        for d in firsts:
+            assert {k: d[k] for k in keys} == {k: firsts[0][k] for k in keys}, name
+            assert d["data"]["seq_len"] == cfg.prepretrain.seq_len
+        assert [d["data"]["nca"].get("band") for d in firsts[:2]] == [[0.5, 1.0], [0.3, 0.5]]
