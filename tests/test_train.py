@@ -68,7 +68,7 @@ def test_cli_prepretrain_then_pretrain_with_init(tmp_path, capsys):
     nca = tmp_path / "nca"
     small = ["--steps", "4", "--batch-size", "2", "--seq-len", "64", "--eval-batches", "1", "--eval-every", "2",
              "--threads", "1", "--no-progress"]
-    assert main(["prepretrain", "--out", str(nca), "--grid", "8", "--colors", "4", *small]) == 0
+    assert main(["prepretrain", "--out", str(nca), "--grid", "8", "--colors", "4", "--band", "none", *small]) == 0
     model, tok, meta = load_model(nca / "checkpoint.pt")
     assert tok is None and meta["data"]["kind"] == "nca" and model.cfg.vocab_size == 4 ** 4 + 2
     lang = tmp_path / "lang"
@@ -89,6 +89,9 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
     assert "--init" in capsys.readouterr().err
     assert main(["prepretrain", "--out", str(tmp_path), "--data", "dyck", "--dyck-depth", "0", "--no-progress"]) == 2
     assert "max_depth" in capsys.readouterr().err
+    assert main(["prepretrain", "--out", str(tmp_path), "--colors", "4", "--band", "0.5,1.0", "--grid", "8",
+                 "--seq-len", "16", "--batch-size", "1", "--eval-batches", "1", "--no-progress"]) == 2
+    assert "no rule inside band" in capsys.readouterr().err
 
 
 def test_gpu_generator_request_without_a_usable_gpu_says_why(tmp_path):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 
 from ncalm.train.config import DataConfig
-from ncalm.train.options import add_common, add_text, band, run_and_report, text_data, train_config
+from ncalm.commands.nca_options import parse_band
+from ncalm.train.options import add_common, add_text, run_and_report, text_data, train_config
 
 NAME = "prepretrain"
 HELP = "first stage: train a transformer on NCA, Dyck or text data"
@@ -23,11 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--colors", type=int, default=10, help="cell states")
     g.add_argument("--patch", type=int, default=2, help="patch side; one token per patch")
     g.add_argument("--burn-in", type=int, default=10, help="steps before the first recorded frame")
-    g.add_argument("--dT", type=int, default=1, help="steps between recorded frames")
+    g.add_argument("--dt", type=int, default=1, help="steps between recorded frames")
     g.add_argument("--temperature", type=float, default=1e-4, help="softmax temperature of the NCA step")
     g.add_argument("--identity-bias", type=float, default=0.0, help="bias towards keeping a cell's colour")
-    g.add_argument("--band", type=band, default=None,
-                   help="gzip-complexity band LOWER,UPPER a rule must fall in (paper: 0.5,1.0), or none")
+    g.add_argument("--band", type=parse_band, default=(0.5, 1.0),
+                   help="gzip complexity band LOWER,UPPER a rule must fall strictly inside (as `ncalm generate`; "
+                        "fewer colours need a lower band), or none")
     g.add_argument("--pool-size", type=int, default=0,
                    help="rules per epoch (paper: 16000); 0 = a fresh rule for every sequence")
     g.add_argument("--epoch-sequences", type=int, default=0, help="sequences per rule-pool epoch")
@@ -44,8 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def data_config(args: argparse.Namespace) -> DataConfig:
     if args.data == "text":
         return text_data(args)
-    nca = dict(grid=args.grid, colors=args.colors, patch=args.patch, burn_in=args.burn_in, dT=args.dT,
-               temperature=args.temperature, identity_bias=args.identity_bias, band=args.band)
+    nca = dict(grid=args.grid, colors=args.colors, patch=args.patch, burn_in=args.burn_in, dT=args.dt,
+               temperature=args.temperature, identity_bias=args.identity_bias,
+               band=list(args.band) if args.band else None)
     if args.pool_size and not args.epoch_sequences:
         args.epoch_sequences = args.pool_size
     return DataConfig(kind=args.data, seq_len=args.seq_len, seed=args.data_seed, workers=args.workers,

@@ -2,32 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import re
 
+from ncalm.commands.nca_options import parse_count
 from ncalm.model import PRESETS
 from ncalm.train.config import DataConfig, OptimConfig, TrainConfig
 from ncalm.transfer import TransferConfig
-
-SUFFIXES = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "b": 10**9}
-
-
-def count(text: str) -> int:
-    """'300', '2M', '1.5k' -> int (for token and byte counts)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGbB]?)\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"expected a count like 300, 64k or 2M, got {text!r}")
-    return int(float(m.group(1)) * SUFFIXES[m.group(2).lower()])
-
-
-def band(text: str) -> list[float] | None:
-    if text.lower() == "none":
-        return None
-    try:
-        lo, hi = (float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"band must be LOWER,UPPER (e.g. 0.5,1.0) or none, got {text!r}") from None
-    return [lo, hi]
-
 
 def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int) -> None:
     g = p.add_argument_group("run")
@@ -36,7 +15,7 @@ def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int)
     g.add_argument("--steps", type=int, default=steps_default, help="optimizer steps")
     g.add_argument("--stop-at", type=int, default=0,
                    help="stop after this step with a checkpoint, to continue later with --resume (0 = run to the end)")
-    g.add_argument("--max-tokens", type=count, default=0,
+    g.add_argument("--max-tokens", type=parse_count, default=0,
                    help="token budget; if > 0 it sets the steps (batch x accum x ranks x seq-len per step)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: per local rank)")
     g.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
@@ -74,7 +53,7 @@ def add_text(p: argparse.ArgumentParser) -> None:
                         "(nanoGPT train.bin/val.bin) or hf:NAME[:CONFIG]")
     g.add_argument("--tokenizer", default="byte", choices=["byte", "bpe"], help="byte-level or locally trained BPE")
     g.add_argument("--bpe-vocab", type=int, default=4096, help="BPE vocabulary size")
-    g.add_argument("--max-bytes", type=count, default=None, help="cap on training text, e.g. 20M (default: all)")
+    g.add_argument("--max-bytes", type=parse_count, default=None, help="cap on training text, e.g. 20M (default: all)")
     g.add_argument("--val-percent", type=float, default=2.0, help="percent of files held out for validation")
 
 
