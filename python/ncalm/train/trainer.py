@@ -38,8 +38,8 @@ METRICS = "metrics.jsonl"
 def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, resume_state: dict | None, out: Path):
     tok = resume_state.get("tokenizer") if resume_state else None
     tokenizer = tokenizer_from_dict(tok) if tok else None
-    if cfg.data.kind == "text" and tokenizer is None and d.world > 1:
-        # One rank trains the (BPE) tokenizer; the others read it, so all share one vocabulary.
+    if cfg.data.kind == "text" and cfg.data.tokenizer == "bpe" and tokenizer is None and d.world > 1:
+        # One rank trains the BPE tokenizer; the others read it, so all share one vocabulary.
         if d.is_main:
             tokenizer = build_source(cfg.data)[1]
             tokenizer.save(out)
