@@ -138,7 +138,7 @@ def test_no_band_means_rule_i_for_sequence_i():
 
 def test_impossible_band_gives_a_clear_error():
     cfg = CFG.replace(band=(1.9, 2.0), max_attempts=8)
-    with pytest.raises(RuntimeError, match="no rule inside band"):
+    with pytest.raises(ValueError, match="no rule inside band"):
         ncalm.find_rules(cfg, 0, [0])
 
 

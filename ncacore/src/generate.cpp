@@ -97,7 +97,7 @@ uint64_t find_one(const Config& cfg, uint64_t seed, uint64_t seq, Worker& w, dou
   std::ostringstream e;
   e << "no rule inside band (" << cfg.band_lower << ", " << cfg.band_upper << ") after " << cfg.max_attempts
     << " candidates for sequence " << seq << "; widen the band or change the dynamics";
-  throw std::runtime_error(e.str());
+  throw std::invalid_argument(e.str());  // the band admits no rule of these dynamics: a config error
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ void score_rules(const Config& cfg, uint64_t seed, const uint64_t* rule_ids, int
 
 // First candidate of each id's stream inside the band (candidate 0 without a
 // band). ratios (nullable) receives the accepted rule's score (NaN without a
-// band). Throws std::runtime_error when max_attempts candidates all miss.
+// band). Throws std::invalid_argument when max_attempts candidates all miss.
 void find_rules(const Config& cfg, uint64_t seed, const uint64_t* seq_ids, int64_t n, uint64_t* rule_ids,
                 double* ratios, int threads);
 

@@ -107,7 +107,7 @@ def run_icl(args) -> dict:
             try:
                 result[name].update(evaluate_icl(predict, cfg, args.seed, args.rules, ks, {band_name: band},
                                                  args.batch_size))
-            except RuntimeError as exc:  # the generator found no rule inside the band
+            except ValueError as exc:  # the generator found no rule inside the band
                 raise ValueError(f"--bands {band_name}: {exc}") from None
     print(f"{'band':>14} {'k':>3}  {'cell acc':>8} {'frame acc':>9}   (copy last frame: cell, frame)")
     for band in bands:

@@ -73,10 +73,7 @@ class NCASource:
             tokens = torch.empty((len(ids), self.cfg.seq_len + 1), dtype=torch.int64, device=gen.device)
             gen.generate_into(tokens, ids, rule_ids=rules)
         else:
-            try:
-                tokens = sequence_tokens(self.cfg, self.seed, ids, rule_ids=rules, threads=self.threads)
-            except RuntimeError as exc:  # e.g. no rule inside the band: a configuration problem
-                raise ValueError(str(exc)) from None
+            tokens = sequence_tokens(self.cfg, self.seed, ids, rule_ids=rules, threads=self.threads)
         # The first frame is a random initial state: split_inputs_targets leaves it unscored.
         return split_inputs_targets(tokens, self.cfg)
 

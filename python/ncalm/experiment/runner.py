@@ -119,7 +119,7 @@ def check_bands(cfg: ExperimentConfig) -> None:
         if arm.kind == "nca":
             try:
                 find_rules(NCAConfig(**cfg.nca, band=arm.band), cfg.seeds[0], [0])
-            except RuntimeError as exc:
+            except ValueError as exc:  # no rule inside the band
                 raise ValueError(f"bands: {list(arm.band)}: {exc}") from None
 
 
