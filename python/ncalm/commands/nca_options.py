@@ -29,9 +29,13 @@ def parse_count(text: str) -> int:
     return int(round(value))
 
 
-def add_nca_arguments(p: argparse.ArgumentParser, band: tuple[float, float] | None = (0.5, 1.0)) -> None:
-    """The NCAConfig fields as options; defaults are the paper's."""
-    g = p.add_argument_group("NCA config (defaults: the paper's)")
+def add_nca_arguments(p: argparse.ArgumentParser, band: tuple[float, float] | None = (0.5, 1.0),
+                      title: str = "NCA config (defaults: the paper's)", seq_len: bool = True):
+    """The NCAConfig fields as options; defaults are the paper's. Returns the option group.
+
+    seq_len=False leaves --seq-len to the caller (the trainers own it).
+    """
+    g = p.add_argument_group(title)
     g.add_argument("--grid", type=int, default=12, help="grid side in cells; a multiple of --patch")
     g.add_argument("--colors", type=int, default=10, help="cell states C (2..256)")
     g.add_argument("--patch", type=int, default=2, help="patch side p: one token per p x p cells, vocab C**(p*p)+2")
@@ -39,10 +43,13 @@ def add_nca_arguments(p: argparse.ArgumentParser, band: tuple[float, float] | No
     g.add_argument("--dt", type=int, default=1, help="steps between recorded frames")
     g.add_argument("--temperature", type=float, default=1e-4, help="step sampling temperature; 0 = argmax")
     g.add_argument("--identity-bias", type=float, default=0.0, help="logit bonus for a cell keeping its colour")
-    g.add_argument("--seq-len", type=int, default=1024, help="tokens per training sequence")
+    if seq_len:
+        g.add_argument("--seq-len", type=int, default=1024, help="tokens per training sequence")
     g.add_argument("--band", type=parse_band, default=band,
                    help="gzip complexity band LOWER,UPPER a rule must fall strictly inside "
-                        "(paper: 0.5,1.0 for text/math, about 0.3,0.4 for code), or none")
+                        "(paper: 0.5,1.0 for text/math, about 0.3,0.4 for code; fewer colours "
+                        "need a lower band), or none")
+    return g
 
 
 def nca_config(args: argparse.Namespace):

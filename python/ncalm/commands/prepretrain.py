@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ncalm.train.config import DataConfig
-from ncalm.commands.nca_options import parse_band
+from ncalm.commands.nca_options import add_nca_arguments
 from ncalm.train.options import add_common, add_text, run_and_report, text_data, train_config
 
 NAME = "prepretrain"
@@ -19,17 +19,7 @@ HELP = "first stage: train a transformer on NCA, Dyck or text data"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="nca", choices=["nca", "dyck", "text"], help="what the first stage trains on")
     add_common(p, out_default="runs/prepretrain", steps_default=300)
-    g = p.add_argument_group("NCA data (--data nca)")
-    g.add_argument("--grid", type=int, default=12, help="grid side (cells)")
-    g.add_argument("--colors", type=int, default=10, help="cell states")
-    g.add_argument("--patch", type=int, default=2, help="patch side; one token per patch")
-    g.add_argument("--burn-in", type=int, default=10, help="steps before the first recorded frame")
-    g.add_argument("--dt", type=int, default=1, help="steps between recorded frames")
-    g.add_argument("--temperature", type=float, default=1e-4, help="softmax temperature of the NCA step")
-    g.add_argument("--identity-bias", type=float, default=0.0, help="bias towards keeping a cell's colour")
-    g.add_argument("--band", type=parse_band, default=(0.5, 1.0),
-                   help="gzip complexity band LOWER,UPPER a rule must fall strictly inside (as `ncalm generate`; "
-                        "fewer colours need a lower band), or none")
+    g = add_nca_arguments(p, title="NCA data (--data nca)", seq_len=False)
     g.add_argument("--pool-size", type=int, default=0,
                    help="rules per epoch (paper: 16000); 0 = a fresh rule for every sequence")
     g.add_argument("--epoch-sequences", type=int, default=0, help="sequences per rule-pool epoch")
