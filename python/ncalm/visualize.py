@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ncalm.evaluation.plots import save_figure
+
 GAP_RGB = (255, 255, 255)  # separator between grids
 
 
@@ -114,12 +116,7 @@ def save_complexity_histogram(ratios: Sequence[float], band: tuple[float, float]
     ax.set_xlabel("compressed / raw size (gzip -9 of the int32 tokens)")
     ax.set_ylabel("rules")
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def accepted_fraction(ratios: Sequence[float], band: tuple[float, float]) -> float:

@@ -9,6 +9,18 @@ import numpy as np
 Curve = Sequence[tuple[float, float]]
 
 
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (creating the folder) and close a matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def mean_and_spread(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(x, mean, lo, hi)`` of several seeds' curves on the first curve's x grid.
 
@@ -72,9 +84,4 @@ def plot_loss_curves(
         a.grid(alpha=0.3)
     ax.set_ylabel(ylabel)
     ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
