@@ -8,7 +8,6 @@ from ncalm import NCAConfig, find_rules, sequence_tokens
 from ncalm.data import DyckSource, NCASource, make_loader, micro_batch_items
 from ncalm.data.nca import POOL_OFFSET, VAL_OFFSET
 
-torch.set_num_threads(1)
 
 
 class IdentitySource:

@@ -13,15 +13,6 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"GSM8K copy not found at {DATA}")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two shared cores: torch's thread pool only contends with other processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @needs_data
 def test_gold_answers_of_real_solutions():
     test = gsm8k.load(DATA, "test")

@@ -6,7 +6,6 @@ import torch.nn.functional as F
 
 from ncalm.model import PRESETS, KVCache, LlamaLM, ModelConfig, model_config
 
-torch.set_num_threads(1)
 
 
 def tiny(vocab=50, seq=64, seed=0):

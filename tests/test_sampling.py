@@ -10,17 +10,8 @@ from ncalm.sampling import SamplingConfig, generate, generate_ids, sample_next, 
 from ncalm.tokenizer import ByteTokenizer
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two shared cores: torch's thread pool only contends with other processes.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
-def model(one_thread):
+def model():
     torch.manual_seed(0)
     # float64 so that cached and uncached attention cannot disagree on an argmax tie
     m = LlamaLM(model_config("tiny", vocab_size=257, max_seq_len=64)).double().eval()

@@ -5,7 +5,6 @@ from ncalm.checkpoint import CheckpointError
 from ncalm.model import LlamaLM, model_config
 from ncalm.transfer import TOKEN_SPACE, TransferConfig, select, transfer
 
-torch.set_num_threads(1)
 
 
 def make(vocab, seed, **kw):

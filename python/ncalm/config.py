@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from ncalm.fields import known_fields
 
 
 @dataclass(frozen=True)
@@ -88,11 +90,7 @@ class NCAConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NCAConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown NCAConfig field(s) {unknown}; known: {sorted(known)}")
-        d = dict(d)
+        d = dict(known_fields(cls, d))
         if d.get("band") is not None:
             d["band"] = tuple(d["band"])
         return cls(**d)

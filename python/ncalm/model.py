@@ -8,11 +8,13 @@ transfer (ncalm.transfer) swaps the embedding and head and keeps the rest.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from ncalm.fields import known_fields
 
 
 @dataclass
@@ -52,11 +54,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**known_fields(cls, d))
 
 
 # Paper scale is 24 layers x 2048 width (about 1.6B parameters with a 32k vocabulary).

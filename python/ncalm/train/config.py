@@ -1,8 +1,9 @@
 """Training configuration as plain dataclasses (round-trip through dicts for checkpoints)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
+from ncalm.fields import known_fields
 from ncalm.transfer import TransferConfig
 
 DATA_KINDS = ("nca", "dyck", "text")
@@ -113,8 +114,4 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
-        return cls(**d)
+        return cls(**known_fields(cls, d))
