@@ -221,10 +221,21 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "gzip_size",
-      [](py::buffer data) {
+      [](py::buffer data, const std::string& method) {
         py::buffer_info info = data.request();
-        nca::GzipScorer scorer;
+        nca::GzipMethod m = nca::GzipMethod::kAuto;
+        if (method == "zlib")
+          m = nca::GzipMethod::kZlib;
+        else if (method == "model")
+          m = nca::GzipMethod::kModel;
+        else
+          require(method == "auto", "method must be 'auto', 'zlib' or 'model', got '" + method + "'");
+        nca::GzipScorer scorer(m);
         return scorer.compressed_size(static_cast<const uint8_t*>(info.ptr), size_t(info.size * info.itemsize));
       },
-      py::arg("data"), "len(gzip.compress(data, 9)) computed with zlib.");
+      py::arg("data"), py::arg("method") = "auto",
+      "len(gzip.compress(data, 9)): 'zlib' compresses with the linked zlib, 'model' computes the length "
+      "without compressing (inputs up to 16000 bytes), 'auto' uses the model where it agrees with zlib.");
+  m.def("gzip_model_matches_zlib", &nca::GzipScorer::model_matches_zlib,
+        "Whether the deflate-length model reproduces the linked zlib (else 'auto' uses zlib).");
 }

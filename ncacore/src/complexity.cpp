@@ -1,19 +1,30 @@
 #include "ncacore/complexity.hpp"
 
 #include <stdexcept>
+#include <string>
 
 namespace nca {
 
-GzipScorer::GzipScorer() {
+GzipScorer::GzipScorer(GzipMethod method) : method_(method) {
   // windowBits 31 = 15 + gzip container: the same 10-byte header and 8-byte
   // trailer sizes as Python's gzip.compress, which deflates with memLevel 8.
   if (deflateInit2(&zs_, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     throw std::runtime_error("zlib deflateInit2 failed");
+  if (method_ == GzipMethod::kAuto && !model_matches_zlib()) method_ = GzipMethod::kZlib;
 }
 
 GzipScorer::~GzipScorer() { deflateEnd(&zs_); }
 
 size_t GzipScorer::compressed_size(const uint8_t* data, size_t n) {
+  if (method_ == GzipMethod::kZlib || (method_ == GzipMethod::kAuto && n > DeflateSize::kMaxInput))
+    return zlib_size(data, n);
+  if (n > DeflateSize::kMaxInput)
+    throw std::invalid_argument("the deflate model takes at most " + std::to_string(DeflateSize::kMaxInput) +
+                                " bytes, got " + std::to_string(n));
+  return model_.gzip_size(data, n);
+}
+
+size_t GzipScorer::zlib_size(const uint8_t* data, size_t n) {
   deflateReset(&zs_);
   const size_t bound = deflateBound(&zs_, uLong(n)) + 64;
   if (out_.size() < bound) out_.resize(bound);
@@ -23,6 +34,44 @@ size_t GzipScorer::compressed_size(const uint8_t* data, size_t n) {
   zs_.avail_out = uInt(out_.size());
   if (deflate(&zs_, Z_FINISH) != Z_STREAM_END) throw std::runtime_error("zlib deflate did not finish");
   return zs_.total_out;
+}
+
+namespace {
+// Inputs that exercise literals, short and long matches, the lazy rule, a
+// stored block and NCA-like int32 tokens; any other deflate would differ on
+// some of them.
+std::vector<std::vector<uint8_t>> self_check_inputs() {
+  std::vector<std::vector<uint8_t>> inputs;
+  uint32_t x = 12345;
+  auto next = [&x] { return x = x * 1664525u + 1013904223u; };
+  std::vector<uint8_t> tokens;
+  for (int i = 0; i < 360; ++i) {
+    const uint32_t r = next() >> 8;
+    const uint32_t t = (r & 3) ? (r >> 4) % 10000 : (r >> 4) % 16;  // skewed, with repeats
+    for (int b = 0; b < 4; ++b) tokens.push_back(uint8_t(t >> (8 * b)));
+  }
+  inputs.push_back(tokens);
+  std::vector<uint8_t> text;
+  const char* words[] = {"cellular ", "automata ", "neural ", "token ", "stream ", "gzip ", "band "};
+  for (int i = 0; i < 600; ++i)
+    for (const char* c = words[(next() >> 13) % 7]; *c; ++c) text.push_back(uint8_t(*c));
+  inputs.push_back(text);
+  std::vector<uint8_t> noise(3000);
+  for (auto& b : noise) b = uint8_t(next() >> 24);
+  inputs.push_back(noise);
+  inputs.push_back(std::vector<uint8_t>(5000, 7));
+  return inputs;
+}
+}  // namespace
+
+bool GzipScorer::model_matches_zlib() {
+  static const bool ok = [] {
+    GzipScorer zlib(GzipMethod::kZlib), model(GzipMethod::kModel);
+    for (const auto& in : self_check_inputs())
+      if (zlib.compressed_size(in.data(), in.size()) != model.compressed_size(in.data(), in.size())) return false;
+    return true;
+  }();
+  return ok;
 }
 
 }  // namespace nca
