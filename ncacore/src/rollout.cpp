@@ -13,6 +13,65 @@ namespace {
 constexpr int kLanes = 8;   // cells per vector block (one AVX register of floats)
 constexpr int kSlack = 32;  // bytes of slack so rows can be copied in 16-byte chunks
 
+#if defined(NCA_HAVE_AVX2)
+// conv1 of eight cells by in-register table lookups (C <= 16): neighbour p's
+// colours index the (p, o) row of eff16, a second table and a blend serving
+// colours 8..15. Sums over p in order, as cell_logits does.
+template <bool kWide>
+inline void conv1_lookup(const uint8_t* planes, const size_t* plane_offset, const float* eff16, int base,
+                         __m256* h1v) {
+#pragma GCC unroll 9
+  for (int p = 0; p < 9; ++p) {
+    const uint8_t* src = planes + plane_offset[p] + base;
+    const __m256i col = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src)));
+    const __m256 high = _mm256_castsi256_ps(_mm256_cmpgt_epi32(col, _mm256_set1_epi32(7)));
+#pragma GCC unroll 4
+    for (int o = 0; o < kHidden1; ++o) {
+      const float* tab = eff16 + (p * kHidden1 + o) * 16;
+      __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab), col);
+      if (kWide) v = _mm256_blendv_ps(v, _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab + 8), col), high);
+      h1v[o] = p == 0 ? v : _mm256_add_ps(h1v[o], v);
+    }
+  }
+}
+
+// conv3 for colours [c0, c0 + G): G accumulators side by side so the fma
+// chains overlap (one chain alone waits on fma latency). Each colour still
+// sums h2[0] * w, then fma over j = 1..15 in order.
+template <int G>
+inline void conv3_group(const __m256* h2v, const float* w3b, int C, int c0, float (*z)[kLanes]) {
+  __m256 acc[G];
+  for (int g = 0; g < G; ++g) acc[g] = _mm256_mul_ps(h2v[0], _mm256_loadu_ps(&w3b[size_t(c0 + g) * kLanes]));
+  for (int j = 1; j < kHidden2; ++j) {
+    const __m256 h = h2v[j];
+    for (int g = 0; g < G; ++g)
+      acc[g] = _mm256_fmadd_ps(h, _mm256_loadu_ps(&w3b[(size_t(j) * C + c0 + g) * kLanes]), acc[g]);
+  }
+  for (int g = 0; g < G; ++g) _mm256_store_ps(z[c0 + g], acc[g]);
+}
+
+// Logits z[c] of eight cells, in groups of at most 10 colours.
+inline void conv3(const __m256* h2v, const float* w3b, int C, float (*z)[kLanes]) {
+  const int groups = (C + 9) / 10;
+  for (int g = 0, c0 = 0; g < groups; ++g) {
+    const int size = (C - c0) / (groups - g);
+    switch (size) {
+      case 1: conv3_group<1>(h2v, w3b, C, c0, z); break;
+      case 2: conv3_group<2>(h2v, w3b, C, c0, z); break;
+      case 3: conv3_group<3>(h2v, w3b, C, c0, z); break;
+      case 4: conv3_group<4>(h2v, w3b, C, c0, z); break;
+      case 5: conv3_group<5>(h2v, w3b, C, c0, z); break;
+      case 6: conv3_group<6>(h2v, w3b, C, c0, z); break;
+      case 7: conv3_group<7>(h2v, w3b, C, c0, z); break;
+      case 8: conv3_group<8>(h2v, w3b, C, c0, z); break;
+      case 9: conv3_group<9>(h2v, w3b, C, c0, z); break;
+      default: conv3_group<10>(h2v, w3b, C, c0, z); break;
+    }
+    c0 += size;
+  }
+}
+#endif
+
 // All `n` weights of one layer (rule.hpp's rule_weight, eight blocks at a time).
 void fill_weights(uint64_t seed, uint64_t rule_id, int layer, int n, float scale, float* out) {
   const int blocks = (n + 3) / 4;
@@ -165,17 +224,10 @@ void Simulator::step(const RuleTables& rule) {
 #if defined(NCA_HAVE_AVX2)
     __m256 h1v[kHidden1];
     if (lookup) {
-      for (int p = 0; p < 9; ++p) {
-        const uint8_t* src = &planes_[plane_offset[p] + base];
-        const __m256i col = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src)));
-        const __m256 high = _mm256_castsi256_ps(_mm256_cmpgt_epi32(col, _mm256_set1_epi32(7)));
-        for (int o = 0; o < kHidden1; ++o) {
-          const float* tab = &rule.eff16[(p * kHidden1 + o) * 16];
-          __m256 v = _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab), col);
-          if (C > 8) v = _mm256_blendv_ps(v, _mm256_permutevar8x32_ps(_mm256_loadu_ps(tab + 8), col), high);
-          h1v[o] = p == 0 ? v : _mm256_add_ps(h1v[o], v);
-        }
-      }
+      if (C > 8)
+        conv1_lookup<true>(planes_.data(), plane_offset, rule.eff16.data(), base, h1v);
+      else
+        conv1_lookup<false>(planes_.data(), plane_offset, rule.eff16.data(), base, h1v);
     } else {
       alignas(32) float t[kLanes][kHidden1];
       for (int l = 0; l < kLanes; ++l) {
@@ -196,12 +248,7 @@ void Simulator::step(const RuleTables& rule) {
       for (int k = 1; k < kHidden1; ++k) a = _mm256_fmadd_ps(h1v[k], _mm256_loadu_ps(w + k * kHidden2 * kLanes), a);
       h2v[j] = _mm256_max_ps(a, zero);  // == (a > 0 ? a : 0), +0 for -0
     }
-    for (int c = 0; c < C; ++c) {
-      const float* w = &rule.w3b[c * kLanes];
-      __m256 a = _mm256_mul_ps(h2v[0], _mm256_loadu_ps(w));
-      for (int j = 1; j < kHidden2; ++j) a = _mm256_fmadd_ps(h2v[j], _mm256_loadu_ps(w + size_t(j) * C * kLanes), a);
-      _mm256_store_ps(z[c], a);
-    }
+    conv3(h2v, rule.w3b.data(), C, z);
 #else
     float h1[kHidden1][kLanes], h2[kHidden2][kLanes];
     for (int l = 0; l < kLanes; ++l) {
