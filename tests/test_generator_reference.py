@@ -57,6 +57,8 @@ CONFIGS = [
     ncalm.NCAConfig(grid=8, patch=4, colors=3, seq_len=90, temperature=0.3),
     ncalm.NCAConfig(seq_len=80, band=(0.5, 1.0)),
     ncalm.NCAConfig(seq_len=80, colour_wrap=False, identity_bias=-1.0),
+    # over 16 colours: no in-register conv1 lookup, conv3 in two groups, 5 noise blocks
+    ncalm.NCAConfig(grid=10, patch=1, colors=20, seq_len=100, temperature=0.5),
 ]
 
 

@@ -14,6 +14,60 @@ constexpr int kLanes = 8;   // cells per vector block (one AVX register of float
 constexpr int kSlack = 32;  // bytes of slack so rows can be copied in 16-byte chunks
 
 #if defined(NCA_HAVE_AVX2)
+// cell.hpp's gumbel_argmax for eight cells at once: z holds each colour's
+// z = logit / T for the cells (colour c at z[c * stride + lane]), lanes past
+// `count` are ignored. Draws every block some lane needs (the draws are
+// counter-based, so drawing for a lane that skips the block changes nothing)
+// and keeps, per lane, the first colour with the largest z + noise among
+// the colours that can win.
+void gumbel_argmax8(const float* z, size_t stride, int C, const uint32_t* cells, int count, uint64_t seed,
+                    uint32_t domain, uint64_t index, uint32_t step, int* out) {
+  alignas(32) uint32_t cell[kLanes];
+  for (int l = 0; l < kLanes; ++l) cell[l] = cells[l < count ? l : 0];
+  const __m256i vcell = _mm256_load_si256(reinterpret_cast<const __m256i*>(cell));
+  auto zc = [&](int c) { return _mm256_loadu_ps(z + size_t(c) * stride); };
+  __m256 zmax = zc(0);
+  for (int c = 1; c < C; ++c) {
+    const __m256 v = zc(c);
+    zmax = _mm256_blendv_ps(zmax, v, _mm256_cmp_ps(v, zmax, _CMP_GT_OQ));
+  }
+  const __m256 can_skip = _mm256_and_ps(_mm256_cmp_ps(zmax, _mm256_set1_ps(kDecisiveMax), _CMP_LT_OQ),
+                                        _mm256_cmp_ps(zmax, _mm256_set1_ps(-kDecisiveMax), _CMP_GT_OQ));
+  const __m256 gap = _mm256_set1_ps(kDecisiveGap);
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  const int blocks = (C + 3) / 4;
+  __m256 best_v = _mm256_setzero_ps();
+  __m256i best_c = _mm256_set1_epi32(-1);
+  for (int b = 0; b < blocks; ++b) {
+    __m256 need[4];
+    int any = 0;
+    for (int q = 0; q < 4 && 4 * b + q < C; ++q) {
+      const __m256 skip = _mm256_and_ps(can_skip, _mm256_cmp_ps(_mm256_sub_ps(zmax, zc(4 * b + q)), gap, _CMP_GT_OQ));
+      need[q] = _mm256_andnot_ps(skip, _mm256_castsi256_ps(_mm256_set1_epi32(-1)));
+      any |= _mm256_movemask_ps(need[q]);
+    }
+    if ((any & ((1 << count) - 1)) == 0) continue;
+    __m256i ctr[4] = {_mm256_set1_epi32(int(uint32_t(index))),
+                      _mm256_set1_epi32(int((domain << 24) | uint32_t((index >> 32) & 0xFFFFFFu))),
+                      _mm256_set1_epi32(int(step)),
+                      _mm256_add_epi32(_mm256_mullo_epi32(vcell, _mm256_set1_epi32(blocks)), _mm256_set1_epi32(b))};
+    avx2::philox(ctr, uint32_t(seed), uint32_t(seed >> 32));
+    for (int q = 0; q < 4 && 4 * b + q < C; ++q) {
+      if (_mm256_movemask_ps(need[q]) == 0) continue;
+      const __m256 inner = _mm256_xor_ps(avx2::log(avx2::uniform_open(ctr[q])), sign);
+      const __m256 v = _mm256_add_ps(zc(4 * b + q), _mm256_xor_ps(avx2::log(inner), sign));
+      const __m256 first = _mm256_castsi256_ps(_mm256_cmpeq_epi32(best_c, _mm256_set1_epi32(-1)));
+      const __m256 take = _mm256_and_ps(need[q], _mm256_or_ps(first, _mm256_cmp_ps(v, best_v, _CMP_GT_OQ)));
+      best_v = _mm256_blendv_ps(best_v, v, take);
+      best_c = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(best_c),
+                                                    _mm256_castsi256_ps(_mm256_set1_epi32(4 * b + q)), take));
+    }
+  }
+  alignas(32) int result[kLanes];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(result), best_c);
+  for (int l = 0; l < count; ++l) out[l] = result[l];
+}
+
 // conv1 of eight cells by in-register table lookups (C <= 16): neighbour p's
 // colours index the (p, o) row of eff16, a second table and a blend serving
 // colours 8..15. Sums over p in order, as cell_logits does.
@@ -145,6 +199,9 @@ Simulator::Simulator(const Config& cfg) : cfg_(cfg) {
   row_.assign(size_t(W) + 2 + kSlack, 0);
   plane_stride_ = size_t(H + 2) * W + kSlack;
   planes_.assign(3 * plane_stride_, 0);
+  noisy_stride_ = size_t(H) * W + kLanes;
+  noisy_z_.assign(noisy_stride_ * cfg.colors, 0.0f);
+  noisy_cell_.assign(noisy_stride_, 0);
 }
 
 void Simulator::init(uint64_t seed, uint64_t sim, SimKind kind) {
@@ -207,6 +264,7 @@ void Simulator::step(const RuleTables& rule) {
   const int C = cfg_.colors, N = cfg_.cells();
   const float T = cfg_.temperature, bias = cfg_.identity_bias;
   const uint32_t step_no = ++step_;
+  int pending = 0;  // noisy cells of this step so far (AVX2 path)
   alignas(32) float z[kMaxColors][kLanes];
   alignas(32) float z1[kLanes], z2[kLanes];
   alignas(32) int i1[kLanes];
@@ -325,6 +383,20 @@ void Simulator::step(const RuleTables& rule) {
 #endif
     }
     for (int l = 0; l < n; ++l) next_[base + l] = static_cast<uint8_t>(i1[l]);
+#if defined(NCA_HAVE_AVX2)
+    // Noisy cells wait for the end of the step and then draw eight at a time:
+    // one cell's draws are a long latency chain, eight side by side are not.
+    if (noisy) {
+      const __m256 vT = _mm256_set1_ps(T);
+      alignas(32) float zt[kLanes];
+      for (int c = 0; c < C; ++c) {
+        _mm256_store_ps(zt, _mm256_div_ps(_mm256_load_ps(z[c]), vT));
+        int k = pending;
+        for (unsigned m = noisy; m; m &= m - 1) noisy_z_[size_t(c) * noisy_stride_ + k++] = zt[__builtin_ctz(m)];
+      }
+      for (unsigned m = noisy; m; m &= m - 1) noisy_cell_[pending++] = uint32_t(base + __builtin_ctz(m));
+    }
+#else
     for (; noisy; noisy &= noisy - 1) {
       const int l = __builtin_ctz(noisy);
       const uint32_t cell = uint32_t(base + l);
@@ -332,7 +404,16 @@ void Simulator::step(const RuleTables& rule) {
       for (int c = 0; c < C; ++c) col[c] = z[c][l] / T;
       next_[cell] = static_cast<uint8_t>(gumbel_argmax(col, C, seed_, noise_domain_, sim_, step_no, cell));
     }
+#endif
   }
+#if defined(NCA_HAVE_AVX2)
+  for (int k = 0; k < pending; k += kLanes) {
+    alignas(32) int colour[kLanes];
+    gumbel_argmax8(&noisy_z_[k], noisy_stride_, C, &noisy_cell_[k], std::min(kLanes, pending - k), seed_,
+                   noise_domain_, sim_, step_no, colour);
+    for (int l = 0; l < std::min(kLanes, pending - k); ++l) next_[noisy_cell_[k + l]] = uint8_t(colour[l]);
+  }
+#endif
   grid_.swap(next_);
 }
 

@@ -58,6 +58,11 @@ class Simulator {
   uint64_t seed_ = 0, sim_ = 0;
   uint32_t noise_domain_ = 0;
   uint32_t step_ = 0;
+  // Cells of the current step that draw Gumbel noise, batched (AVX2 path):
+  // z = logit / T by colour (noisy_z_[c * noisy_stride_ + k]) and cell index.
+  std::vector<float> noisy_z_;
+  std::vector<uint32_t> noisy_cell_;
+  size_t noisy_stride_ = 0;
 };
 
 }  // namespace nca
