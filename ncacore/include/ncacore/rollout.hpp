@@ -58,6 +58,7 @@ class Simulator {
   uint64_t seed_ = 0, sim_ = 0;
   uint32_t noise_domain_ = 0;
   uint32_t step_ = 0;
+  bool fixed_point_ = false;  // the last step changed nothing and drew no noise
   // Cells of the current step that draw Gumbel noise, batched (AVX2 path):
   // z = logit / T by colour (noisy_z_[c * noisy_stride_ + k]) and cell index.
   std::vector<float> noisy_z_;
