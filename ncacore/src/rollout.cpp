@@ -210,7 +210,31 @@ void Simulator::init(uint64_t seed, uint64_t sim, SimKind kind) {
   float cdf[kMaxColors];
   initial_cdf(seed, mix_d, sim, cfg_.colors, cdf);
   const int N = cfg_.cells();
-  for (int i = 0; i < N; i += 4) {
+  int i = 0;
+#if defined(NCA_HAVE_AVX2)
+  // 32 cells per round: eight Philox blocks side by side, then each cell's
+  // colour as the count of cdf entries at or below its threshold (the first
+  // c with t < cdf[c], cdf being nondecreasing).
+  const __m256 total = _mm256_set1_ps(cdf[cfg_.colors - 1]);
+  for (; i + 32 <= N; i += 32) {
+    __m256i c[4] = {_mm256_set1_epi32(int(uint32_t(sim))),
+                    _mm256_set1_epi32(int((cells_d << 24) | uint32_t((sim >> 32) & 0xFFFFFFu))),
+                    _mm256_setzero_si256(),
+                    _mm256_add_epi32(_mm256_set1_epi32(i / 4), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))};
+    avx2::philox(c, uint32_t(seed), uint32_t(seed >> 32));
+    alignas(32) int32_t colour[4][8];
+    for (int q = 0; q < 4; ++q) {
+      const __m256 t = _mm256_mul_ps(avx2::uniform_open(c[q]), total);
+      __m256i count = _mm256_setzero_si256();
+      for (int k = 0; k < cfg_.colors - 1; ++k)  // + (t >= cdf[k]): a true compare is -1
+        count = _mm256_sub_epi32(count, _mm256_castps_si256(_mm256_cmp_ps(t, _mm256_set1_ps(cdf[k]), _CMP_NLT_UQ)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(colour[q]), count);
+    }
+    for (int b = 0; b < 8; ++b)
+      for (int q = 0; q < 4; ++q) grid_[i + 4 * b + q] = static_cast<uint8_t>(colour[q][b]);
+  }
+#endif
+  for (; i < N; i += 4) {
     const U32x4 r = draw4(seed, cells_d, sim, 0, uint32_t(i / 4));
     for (int q = 0; q < 4 && i + q < N; ++q)
       grid_[i + q] = static_cast<uint8_t>(initial_colour(cdf, cfg_.colors, r.v[q]));

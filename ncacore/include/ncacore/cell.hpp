@@ -108,10 +108,12 @@ NCA_HD void cell_logits(const float* eff, const float* w2, const float* w3, int 
 // uniform against the running sums of exp(mix - max).
 NCA_HD void initial_cdf(uint64_t seed, uint32_t mix_domain, uint64_t sim, int colors, float* cdf) {
   float mmax = -3.0e38f;
-  for (int c = 0; c < colors; ++c) {
-    U32x4 r = draw4(seed, mix_domain, sim, 0, static_cast<uint32_t>(c / 4));
-    cdf[c] = normal_from_uniform(uniform_open(r.v[c % 4]));
-    mmax = cdf[c] > mmax ? cdf[c] : mmax;
+  for (int c0 = 0; c0 < colors; c0 += 4) {
+    const U32x4 r = draw4(seed, mix_domain, sim, 0, static_cast<uint32_t>(c0 / 4));
+    for (int c = c0; c < c0 + 4 && c < colors; ++c) {
+      cdf[c] = normal_from_uniform(uniform_open(r.v[c - c0]));
+      mmax = cdf[c] > mmax ? cdf[c] : mmax;
+    }
   }
   float acc = 0.0f;
   for (int c = 0; c < colors; ++c) {
