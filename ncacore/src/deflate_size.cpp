@@ -113,6 +113,26 @@ class TreeBuilder {
   uint64_t entry(const Tree& t, int n) const {
     return (uint64_t(t.freq[n]) << 24) | (uint64_t(depth_[n]) << 16) | uint64_t(n);
   }
+  // pqremove's "move the last entry to the root and sift it down", done as
+  // Floyd does it: walk the hole down along the smaller sons to the bottom,
+  // then bring the last entry up to where the sift-down would have stopped
+  // (the sons on that path are in order, so the place is the same).
+  void pop_min() {
+    const uint64_t v = heap_[heap_len_--];
+    heap_[heap_len_ + 1] = ~uint64_t(0);
+    int k = 1;
+    for (int j = 2; j <= heap_len_; j = k << 1) {
+      const bool right = (heap_[j + 1] >> 16) <= (heap_[j] >> 16);
+      j += right;
+      heap_[k] = heap_[j];
+      k = j;
+    }
+    while (k > 1 && (v >> 16) <= (heap_[k >> 1] >> 16)) {
+      heap_[k] = heap_[k >> 1];
+      k >>= 1;
+    }
+    heap_[k] = v;
+  }
   // pqdownheap, with the smaller son chosen without a branch (a sentinel
   // past the end is never smaller).
   void downheap(int k) {
@@ -212,8 +232,8 @@ void scan_tree(Tree& t, uint32_t* bl_freq) {
 
 namespace {
 // min(common prefix of a and b, 258); reads up to 264 bytes of each.
-inline unsigned match_len(const uint8_t* a, const uint8_t* b) {
-  for (unsigned len = 0; len < kMaxMatch; len += 8) {
+inline unsigned match_len(const uint8_t* a, const uint8_t* b, unsigned from = 0) {
+  for (unsigned len = from; len < kMaxMatch; len += 8) {
     uint64_t x, y;
     std::memcpy(&x, a + len, 8);
     std::memcpy(&y, b + len, 8);
@@ -221,6 +241,13 @@ inline unsigned match_len(const uint8_t* a, const uint8_t* b) {
   }
   return kMaxMatch;
 }
+inline uint64_t load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+// The bytes a match must share to reach `len` (<= 8) bytes, as a mask of the first word.
+inline uint64_t prefix_mask(unsigned len) { return len >= 8 ? ~uint64_t(0) : (uint64_t(1) << (8 * len)) - 1; }
 inline uint32_t load32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
@@ -321,13 +348,22 @@ unsigned DeflateSize::find_match(unsigned strstart, unsigned prev_length, unsign
   const unsigned nice = std::min(kNiceLength, lookahead);
   unsigned best_len = prev_length;
   bool found = false;
+  // Most candidates fail within the first 8 bytes: reject them on one masked
+  // compare against the length they would need to improve on best_len.
+  const uint64_t head = load64(scan);
+  unsigned need = std::max(4u, best_len + 1);
+  uint64_t mask = prefix_mask(need);
   for (unsigned q = prev4_[strstart]; q != 0; q = prev4_[q]) {
-    const unsigned len = match_len(scan, w + q);
-    if (len >= 4 && len > best_len) {
+    const uint64_t diff = head ^ load64(w + q);
+    if (diff & mask) continue;
+    const unsigned len = diff ? unsigned(__builtin_ctzll(diff)) >> 3 : match_len(scan, w + q, 8);
+    if (len >= need) {
       *match_start = q;
       best_len = len;
       found = true;
       if (len >= nice) break;
+      need = len + 1;
+      mask = prefix_mask(need);
     }
   }
   if (!found && prev_length < kMinMatch) {
