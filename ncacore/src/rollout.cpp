@@ -126,27 +126,40 @@ inline void conv3(const __m256* h2v, const float* w3b, int C, float (*z)[kLanes]
 }
 #endif
 
-// All `n` weights of one layer (rule.hpp's rule_weight, eight blocks at a time).
-void fill_weights(uint64_t seed, uint64_t rule_id, int layer, int n, float scale, float* out) {
+// All `n` weights of one layer (rule.hpp's rule_weight), in two passes over
+// groups of eight Philox blocks: first all the draws, then all the
+// transforms, so that consecutive groups' long dependency chains overlap.
+void fill_weights(uint64_t seed, uint64_t rule_id, int layer, int n, float scale, float* out,
+                  std::vector<float>& scratch) {
   const int blocks = (n + 3) / 4;
   int b = 0;
 #if defined(NCA_HAVE_AVX2)
+  const int groups = blocks / 8;
+  scratch.resize(size_t(groups) * 32 + 8);
+  float* w = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 31) & ~uintptr_t(31));
   const uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
-  const __m256 vscale = _mm256_set1_ps(scale);
-  for (; b + 8 <= blocks; b += 8) {
-    __m256i c[4] = {_mm256_set1_epi32(int(uint32_t(rule_id))),
-                    _mm256_set1_epi32(int((kRuleWeights << 24) | uint32_t((rule_id >> 32) & 0xFFFFFFu))),
-                    _mm256_set1_epi32(layer), _mm256_add_epi32(_mm256_set1_epi32(b), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))};
+  const __m256i c0 = _mm256_set1_epi32(int(uint32_t(rule_id)));
+  const __m256i c1 = _mm256_set1_epi32(int((kRuleWeights << 24) | uint32_t((rule_id >> 32) & 0xFFFFFFu)));
+  const __m256i c2 = _mm256_set1_epi32(layer);
+  for (int g = 0; g < groups; ++g) {  // w[g][q][i]: draw q of block 8g + i, as bits
+    __m256i c[4] = {c0, c1, c2, _mm256_add_epi32(_mm256_set1_epi32(8 * g), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))};
     avx2::philox(c, k0, k1);
-    alignas(32) float w[4][8];
-    for (int q = 0; q < 4; ++q)
-      _mm256_store_ps(w[q], _mm256_mul_ps(avx2::truncated_normal(avx2::uniform_open(c[q])), vscale));
+    for (int q = 0; q < 4; ++q) _mm256_store_si256(reinterpret_cast<__m256i*>(w + 32 * g + 8 * q), c[q]);
+  }
+  const __m256 vscale = _mm256_set1_ps(scale);
+  for (int k = 0; k < 4 * groups; ++k) {
+    const __m256i bits = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 8 * k));
+    _mm256_store_ps(w + 8 * k, _mm256_mul_ps(avx2::truncated_normal(avx2::uniform_open(bits)), vscale));
+  }
+  for (int g = 0; g < groups; ++g)  // weight 4 * (8g + i) + q
     for (int i = 0; i < 8; ++i)
       for (int q = 0; q < 4; ++q) {
-        const int j = 4 * (b + i) + q;
-        if (j < n) out[j] = w[q][i];
+        const int j = 4 * (8 * g + i) + q;
+        if (j < n) out[j] = w[32 * g + 8 * q + i];
       }
-  }
+  b = 8 * groups;
+#else
+  (void)scratch;
 #endif
   for (int j = 4 * b; j < n; ++j) out[j] = rule_weight(seed, rule_id, layer, j, scale);
 }
@@ -156,9 +169,9 @@ void RuleTables::sample(const Config& cfg, uint64_t seed, uint64_t rule_id) {
   w1.resize(cfg.conv1_size());
   w2.resize(cfg.conv2_size());
   w3.resize(cfg.conv3_size());
-  fill_weights(seed, rule_id, 0, cfg.conv1_size(), lecun_scale(9 * cfg.conv1_in()), w1.data());
-  fill_weights(seed, rule_id, 1, cfg.conv2_size(), lecun_scale(kHidden1), w2.data());
-  fill_weights(seed, rule_id, 2, cfg.conv3_size(), lecun_scale(kHidden2), w3.data());
+  fill_weights(seed, rule_id, 0, cfg.conv1_size(), lecun_scale(9 * cfg.conv1_in()), w1.data(), scratch_);
+  fill_weights(seed, rule_id, 1, cfg.conv2_size(), lecun_scale(kHidden1), w2.data(), scratch_);
+  fill_weights(seed, rule_id, 2, cfg.conv3_size(), lecun_scale(kHidden2), w3.data(), scratch_);
   derive(cfg);
 }
 

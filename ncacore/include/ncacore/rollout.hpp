@@ -22,6 +22,7 @@ struct RuleTables {
 
  private:
   void derive(const Config& cfg);
+  std::vector<float> scratch_;  // sample()'s draws
 };
 
 // Which simulation stream a Simulator draws its grid and noise from. Scoring

@@ -86,8 +86,10 @@ inline __m256 erfinv(__m256 x) {
   const __m256 w = _mm256_xor_ps(_mm256_set1_ps(-0.0f),  // exact negation
                                  log(_mm256_mul_ps(_mm256_sub_ps(one, x), _mm256_add_ps(one, x))));
   const __m256 pc = horner(_mm256_sub_ps(w, _mm256_set1_ps(2.5f)), central, 9);
-  const __m256 pt = horner(_mm256_sub_ps(_mm256_sqrt_ps(w), _mm256_set1_ps(3.0f)), tail, 9);
   const __m256 use_central = _mm256_cmp_ps(w, _mm256_set1_ps(5.0f), _CMP_LT_OQ);
+  // Truncated-normal weights (|x| <= erf(sqrt 2)) never reach the tail branch.
+  if (_mm256_movemask_ps(use_central) == 0xFF) return _mm256_mul_ps(pc, x);
+  const __m256 pt = horner(_mm256_sub_ps(_mm256_sqrt_ps(w), _mm256_set1_ps(3.0f)), tail, 9);
   return _mm256_mul_ps(_mm256_blendv_ps(pt, pc, use_central), x);
 }
 
