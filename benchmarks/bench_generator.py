@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import ncalm
-from ncalm import torch_nca
+from ncalm import _core, torch_nca
 
 SHORT = os.environ.get("NCALM_BENCH_SHORT") == "1"
 CFG = ncalm.NCAConfig()
@@ -102,6 +102,21 @@ def test_speed_ratios():
     print(f"  tokens ratio {tok_ratio:8.1f}x   rules ratio {rule_ratio:8.1f}x")
     assert tok_ratio >= GUARD, f"generation only {tok_ratio:.1f}x the torch baseline (guard {GUARD}x)"
     assert rule_ratio >= GUARD, f"filtering only {rule_ratio:.1f}x the torch baseline (guard {GUARD}x)"
+
+
+def test_gzip_length_model_vs_zlib():
+    """The score's gzip length: the deflate model against compressing with zlib,
+    on the same score-shaped inputs (10 frames of 36 int32 patch tokens)."""
+    n = 300 if SHORT else 2000
+    ids = np.arange(n)
+    rules, _ = ncalm.find_rules(CFG, 0, ids)
+    grids = ncalm.rollout(CFG, 0, rules, ids, frames=CFG.burn_in + 10)[:, CFG.burn_in :]
+    rows = ncalm.encode(CFG, grids).astype("<i4").reshape(n, -1).view(np.uint8)
+    assert (_core.gzip_sizes(rows, "model") == _core.gzip_sizes(rows, "zlib")).all()
+    us = {m: best_seconds(lambda m=m: _core.gzip_sizes(rows, m), 3) / n * 1e6 for m in ("zlib", "model")}
+    print(f"\n[gzip length of a 1,440-byte score input, 1 thread]  zlib {us['zlib']:.1f} us  "
+          f"model {us['model']:.1f} us  ({us['zlib'] / us['model']:.2f}x)")
+    assert us["model"] < us["zlib"], "the deflate model is no faster than zlib"
 
 
 @pytest.mark.skipif(SHORT, reason="end-to-end generate run is for full benchmark runs")

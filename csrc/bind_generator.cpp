@@ -25,6 +25,13 @@ void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
 }
 
+nca::GzipMethod gzip_method(const std::string& method) {
+  if (method == "zlib") return nca::GzipMethod::kZlib;
+  if (method == "model") return nca::GzipMethod::kModel;
+  require(method == "auto", "method must be 'auto', 'zlib' or 'model', got '" + method + "'");
+  return nca::GzipMethod::kAuto;
+}
+
 template <typename T>
 void generate_into(const Config& cfg, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules,
                    py::array out, int threads) {
@@ -223,19 +230,28 @@ void bind_generator(py::module_& m) {
       "gzip_size",
       [](py::buffer data, const std::string& method) {
         py::buffer_info info = data.request();
-        nca::GzipMethod m = nca::GzipMethod::kAuto;
-        if (method == "zlib")
-          m = nca::GzipMethod::kZlib;
-        else if (method == "model")
-          m = nca::GzipMethod::kModel;
-        else
-          require(method == "auto", "method must be 'auto', 'zlib' or 'model', got '" + method + "'");
-        nca::GzipScorer scorer(m);
+        nca::GzipScorer scorer(gzip_method(method));
         return scorer.compressed_size(static_cast<const uint8_t*>(info.ptr), size_t(info.size * info.itemsize));
       },
       py::arg("data"), py::arg("method") = "auto",
       "len(gzip.compress(data, 9)): 'zlib' compresses with the linked zlib, 'model' computes the length "
       "without compressing (inputs up to 16000 bytes), 'auto' uses the model where it agrees with zlib.");
+  m.def(
+      "gzip_sizes",
+      [](const Array<uint8_t>& rows, const std::string& method) {
+        require(rows.ndim() == 2, "rows must be a 2-d uint8 array, one input per row");
+        const nca::GzipMethod m = gzip_method(method);
+        const int64_t n = rows.shape(0), len = rows.shape(1);
+        py::array_t<int64_t> out(n);
+        {
+          py::gil_scoped_release release;
+          nca::GzipScorer scorer(m);
+          for (int64_t i = 0; i < n; ++i)
+            out.mutable_data()[i] = int64_t(scorer.compressed_size(rows.data() + i * len, size_t(len)));
+        }
+        return out;
+      },
+      py::arg("rows"), py::arg("method") = "auto", "gzip_size of each row, with one scorer (for batches and timing).");
   m.def("gzip_model_matches_zlib", &nca::GzipScorer::model_matches_zlib,
         "Whether the deflate-length model reproduces the linked zlib (else 'auto' uses zlib).");
 }

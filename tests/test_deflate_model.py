@@ -57,8 +57,19 @@ def test_auto_uses_the_model_only_where_it_matches_zlib():
     assert _core.gzip_size(big) == _core.gzip_size(big, "zlib") == len(gzip.compress(big, 9))
 
 
+def test_batch_sizes_match_one_at_a_time():
+    rows = np.random.default_rng(3).integers(0, 7, (20, 500), dtype=np.uint8)
+    want = [len(gzip.compress(r.tobytes(), 9)) for r in rows]
+    for method in ("auto", "zlib", "model"):
+        assert _core.gzip_sizes(rows, method).tolist() == want
+    with pytest.raises(ValueError, match="2-d uint8 array"):
+        _core.gzip_sizes(rows[0], "model")
+
+
 def test_bad_method_and_oversized_model_input_are_refused():
     with pytest.raises(ValueError, match="at most 16000 bytes, got 16001"):
         _core.gzip_size(bytes(16001), "model")
     with pytest.raises(ValueError, match="method must be 'auto', 'zlib' or 'model'"):
         _core.gzip_size(b"abc", "fast")
+    with pytest.raises(ValueError, match="at most 16000 bytes"):
+        _core.gzip_sizes(np.zeros((2, 16001), np.uint8), "model")
