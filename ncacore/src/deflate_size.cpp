@@ -325,46 +325,58 @@ unsigned DeflateSize::zlib_walk(unsigned strstart, unsigned prev_length, unsigne
   return std::min(best_len, lookahead);
 }
 
-// longest_match's answer from fewer candidates. Every candidate that matches
-// 4 or more bytes shares the first 4, so the 4-byte chain (same order, most
-// recent first) holds the same first-longest match; a 3-byte match counts
-// only when nothing longer exists and is then the most recent position with
-// the same 3 bytes. Exact when zlib's walk would visit its whole chain (the
-// chain fits the budget) and nice_match >= 4; otherwise walk as zlib does.
-unsigned DeflateSize::find_match(unsigned strstart, unsigned prev_length, unsigned lookahead,
-                                 unsigned* match_start) const {
+// The first-longest match of at least max(4, *best_len + 1) bytes on the
+// 4-byte chain of strstart; true if it found one. Most candidates fail within
+// their first 8 bytes, so each is first tested on one masked compare of the
+// bytes the needed length requires.
+bool DeflateSize::walk4(unsigned strstart, unsigned nice, unsigned* best_len, unsigned* match_start) const {
   const uint8_t* w = buf_.data();
   const uint8_t* scan = w + strstart;
-  const unsigned budget = prev_length >= kGoodLength ? kMaxChain >> 2 : kMaxChain;
-  bool walk = lookahead < 4;
-  if (!walk && strstart - 1 > budget) {  // count the chain: only long inputs get here
-    const unsigned h = hash3(scan);
-    unsigned count = 0;
-    for (unsigned q = 1; q < strstart; ++q) count += hash3(w + q) == h;
-    walk = count > budget;
-  }
-  if (walk) return zlib_walk(strstart, prev_length, lookahead, match_start);
-
-  const unsigned nice = std::min(kNiceLength, lookahead);
-  unsigned best_len = prev_length;
-  bool found = false;
-  // Most candidates fail within the first 8 bytes: reject them on one masked
-  // compare against the length they would need to improve on best_len.
   const uint64_t head = load64(scan);
-  unsigned need = std::max(4u, best_len + 1);
+  unsigned need = std::max(4u, *best_len + 1);
   uint64_t mask = prefix_mask(need);
+  bool found = false;
   for (unsigned q = prev4_[strstart]; q != 0; q = prev4_[q]) {
     const uint64_t diff = head ^ load64(w + q);
     if (diff & mask) continue;
     const unsigned len = diff ? unsigned(__builtin_ctzll(diff)) >> 3 : match_len(scan, w + q, 8);
     if (len >= need) {
       *match_start = q;
-      best_len = len;
+      *best_len = len;
       found = true;
       if (len >= nice) break;
       need = len + 1;
       mask = prefix_mask(need);
     }
+  }
+  return found;
+}
+
+// longest_match's answer from fewer candidates. Every candidate that matches
+// 4 or more bytes shares the first 4, so the 4-byte chain (same order, most
+// recent first) holds the same first-longest match; a 3-byte match counts
+// only when nothing longer exists and is then the most recent position with
+// the same 3 bytes (also the answer for the last 3 bytes, where no match can
+// be longer). Exact when zlib's walk would visit its whole chain, i.e. the
+// chain fits the budget; otherwise walk as zlib does.
+unsigned DeflateSize::find_match(unsigned strstart, unsigned prev_length, unsigned lookahead,
+                                 unsigned* match_start) const {
+  const uint8_t* w = buf_.data();
+  const uint8_t* scan = w + strstart;
+  const unsigned budget = prev_length >= kGoodLength ? kMaxChain >> 2 : kMaxChain;
+  if (strstart - 1 > budget) {  // count the chain: only long inputs get here
+    const unsigned h = hash3(scan);
+    unsigned count = 0;
+    for (unsigned q = 1; q < strstart; ++q) count += hash3(w + q) == h;
+    if (count > budget) return zlib_walk(strstart, prev_length, lookahead, match_start);
+  }
+  const unsigned nice = std::min(kNiceLength, lookahead);
+  unsigned best_len = prev_length;
+  bool found = false;
+  if (lookahead >= 4) {
+    found = walk4(strstart, nice, &best_len, match_start);
+  } else if (prev_length >= kMinMatch) {
+    return std::min(prev_length, lookahead);  // the last 3 bytes: no match can beat it
   }
   if (!found && prev_length < kMinMatch) {
     for (unsigned q = prev3_[strstart]; q != 0; q = prev3_[q])

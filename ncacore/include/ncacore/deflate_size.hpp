@@ -30,6 +30,7 @@ class DeflateSize {
  private:
   void build_chains(size_t n);
   void parse(size_t n);
+  bool walk4(unsigned strstart, unsigned nice, unsigned* best_len, unsigned* match_start) const;
   unsigned find_match(unsigned strstart, unsigned prev_length, unsigned lookahead, unsigned* match_start) const;
   unsigned zlib_walk(unsigned strstart, unsigned prev_length, unsigned lookahead, unsigned* match_start) const;
   size_t block_bytes(size_t n);
