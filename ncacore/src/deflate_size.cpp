@@ -113,26 +113,6 @@ class TreeBuilder {
   uint64_t entry(const Tree& t, int n) const {
     return (uint64_t(t.freq[n]) << 24) | (uint64_t(depth_[n]) << 16) | uint64_t(n);
   }
-  // pqremove's "move the last entry to the root and sift it down", done as
-  // Floyd does it: walk the hole down along the smaller sons to the bottom,
-  // then bring the last entry up to where the sift-down would have stopped
-  // (the sons on that path are in order, so the place is the same).
-  void pop_min() {
-    const uint64_t v = heap_[heap_len_--];
-    heap_[heap_len_ + 1] = ~uint64_t(0);
-    int k = 1;
-    for (int j = 2; j <= heap_len_; j = k << 1) {
-      const bool right = (heap_[j + 1] >> 16) <= (heap_[j] >> 16);
-      j += right;
-      heap_[k] = heap_[j];
-      k = j;
-    }
-    while (k > 1 && (v >> 16) <= (heap_[k >> 1] >> 16)) {
-      heap_[k] = heap_[k >> 1];
-      k >>= 1;
-    }
-    heap_[k] = v;
-  }
   // pqdownheap, with the smaller son chosen without a branch (a sentinel
   // past the end is never smaller).
   void downheap(int k) {
@@ -228,9 +208,7 @@ void scan_tree(Tree& t, uint32_t* bl_freq) {
     }
   }
 }
-}  // namespace
 
-namespace {
 // min(common prefix of a and b, 258); reads up to 264 bytes of each.
 inline unsigned match_len(const uint8_t* a, const uint8_t* b, unsigned from = 0) {
   for (unsigned len = from; len < kMaxMatch; len += 8) {

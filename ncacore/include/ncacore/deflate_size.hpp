@@ -3,8 +3,9 @@
 // The complexity score only needs len(gzip.compress(data, 9)). For inputs
 // that deflate emits as one block (n <= kMaxInput), that length follows from
 // the LZ77 parse and the block's Huffman code lengths alone, so this class
-// re-runs zlib 1.2.x's deflate_slow parse (hash chains, lazy matching, the
-// same chain limits and tie-breaks) and its tree construction (heap order,
+// re-runs zlib 1.2.x's deflate_slow parse (lazy matching, the same chain
+// order, limits and tie-breaks, with the candidates found through 3- and
+// 4-byte chains rather than zlib's hash chain) and its tree construction (heap order,
 // depth tie-break, length-limit repair, bit-length tree, stored/static/dynamic
 // choice) and skips the bit packing and CRC. zlib itself stays the reference:
 // GzipScorer checks this model against the linked zlib before using it, and
