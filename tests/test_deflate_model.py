@@ -15,10 +15,11 @@ from ncalm import _core
 def _inputs(rng: np.random.Generator, count: int):
     """Byte strings of the shapes deflate treats differently: noise (stored
     blocks), small alphabets (short matches), repeats (long matches, the
-    258 cap, lazy matching), int32 tokens like the score's, and tiny sizes."""
+    258 cap, lazy matching), int32 tokens like the score's, tiny sizes, and
+    long chains under zlib's reduced chain budget."""
     for i in range(count):
         n = int(rng.integers(0, 16001)) if i % 5 == 0 else int(rng.integers(0, 3000))
-        kind = i % 6
+        kind = i % 7
         if kind == 0:
             yield rng.integers(0, 256, n, dtype=np.uint8).tobytes()
         elif kind == 1:
@@ -30,8 +31,19 @@ def _inputs(rng: np.random.Generator, count: int):
             yield (unit * (n // len(unit) + 1))[:n]
         elif kind == 4:
             yield bytes(n)
-        else:
+        elif kind == 5:
             yield rng.integers(0, 256, int(rng.integers(0, 8)), dtype=np.uint8).tobytes()
+        else:
+            # Mutated 33-80 byte words over 2-3 letters: hash chains past 1024
+            # entries and matches of 32 or more, where zlib cuts its chain budget.
+            alpha = int(rng.integers(2, 4))
+            words = [rng.integers(0, alpha, int(rng.integers(33, 81)), dtype=np.uint8) for _ in range(4)]
+            out = bytearray()
+            while len(out) < 4000 + n:
+                w = words[int(rng.integers(0, 4))].copy()
+                w[int(rng.integers(0, len(w)))] ^= 1
+                out += w.tobytes()
+            yield bytes(out[: min(16000, 4000 + n)])
 
 
 def test_model_equals_python_gzip_on_random_inputs():
