@@ -242,12 +242,12 @@ void bind_generator(py::module_& m) {
         require(rows.ndim() == 2, "rows must be a 2-d uint8 array, one input per row");
         const nca::GzipMethod m = gzip_method(method);
         const int64_t n = rows.shape(0), len = rows.shape(1);
-        py::array_t<int64_t> out(n);
+        Array<int64_t> out(n);
+        int64_t* op = out.mutable_data();
         {
           py::gil_scoped_release release;
           nca::GzipScorer scorer(m);
-          for (int64_t i = 0; i < n; ++i)
-            out.mutable_data()[i] = int64_t(scorer.compressed_size(rows.data() + i * len, size_t(len)));
+          for (int64_t i = 0; i < n; ++i) op[i] = int64_t(scorer.compressed_size(rows.data() + i * len, size_t(len)));
         }
         return out;
       },

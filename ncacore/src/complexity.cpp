@@ -6,14 +6,12 @@
 namespace nca {
 
 GzipScorer::GzipScorer(GzipMethod method) : method_(method) {
-  // windowBits 31 = 15 + gzip container: the same 10-byte header and 8-byte
-  // trailer sizes as Python's gzip.compress, which deflates with memLevel 8.
-  if (deflateInit2(&zs_, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    throw std::runtime_error("zlib deflateInit2 failed");
   if (method_ == GzipMethod::kAuto && !model_matches_zlib()) method_ = GzipMethod::kZlib;
 }
 
-GzipScorer::~GzipScorer() { deflateEnd(&zs_); }
+GzipScorer::~GzipScorer() {
+  if (zlib_ready_) deflateEnd(&zs_);
+}
 
 size_t GzipScorer::compressed_size(const uint8_t* data, size_t n) {
   if (method_ == GzipMethod::kZlib || (method_ == GzipMethod::kAuto && n > DeflateSize::kMaxInput))
@@ -25,6 +23,13 @@ size_t GzipScorer::compressed_size(const uint8_t* data, size_t n) {
 }
 
 size_t GzipScorer::zlib_size(const uint8_t* data, size_t n) {
+  if (!zlib_ready_) {  // created on first use: the model serves most scorers alone
+    // windowBits 31 = 15 + gzip container: the same 10-byte header and 8-byte
+    // trailer sizes as Python's gzip.compress, which deflates with memLevel 8.
+    if (deflateInit2(&zs_, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+      throw std::runtime_error("zlib deflateInit2 failed");
+    zlib_ready_ = true;
+  }
   deflateReset(&zs_);
   const size_t bound = deflateBound(&zs_, uLong(n)) + 64;
   if (out_.size() < bound) out_.resize(bound);

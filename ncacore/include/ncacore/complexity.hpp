@@ -15,9 +15,9 @@ namespace nca {
 // kAuto takes the model where it applies and agrees with the linked zlib.
 enum class GzipMethod { kAuto, kZlib, kModel };
 
-// len(gzip.compress(data, 9)) / len(data). The zlib stream is reset rather
-// than re-created per call (creating one costs ~300 KB of allocation). One
-// scorer per thread.
+// len(gzip.compress(data, 9)) / len(data). The zlib stream is created on
+// first use and then reset rather than re-created per call (creating one
+// costs ~300 KB of allocation). One scorer per thread.
 class GzipScorer {
  public:
   explicit GzipScorer(GzipMethod method = GzipMethod::kAuto);
@@ -38,6 +38,7 @@ class GzipScorer {
 
   GzipMethod method_;
   z_stream zs_{};
+  bool zlib_ready_ = false;
   std::vector<uint8_t> out_;
   DeflateSize model_;
 };
