@@ -268,22 +268,27 @@ __device__ void simulate_warp(const SimParams& p, int64_t i, unsigned char* base
   const uint64_t sim = p.sim_ids ? p.sim_ids[i] : p.first_sim + uint64_t(i);
   const uint64_t rule = p.rule_ids ? p.rule_ids[i] : sim;
   load_rule(cfg, p.seed, rule, base, L, lane);
-  uint8_t* grids[2] = {base + L.grid0, base + L.grid1};
-  init_grid(cfg, p.seed, p.mix_domain, p.cells_domain, sim, reinterpret_cast<float*>(base + L.cdf), grids[0], lane);
+  // Two named pointers swapped each step rather than an array indexed by
+  // the step's parity: the array lived in local memory and hid that the grid
+  // is shared memory, so every neighbour read became a generic load.
+  uint8_t* grid = base + L.grid0;
+  uint8_t* next = base + L.grid1;
+  init_grid(cfg, p.seed, p.mix_domain, p.cells_domain, sim, reinterpret_cast<float*>(base + L.cdf), grid, lane);
   T* row = static_cast<T*>(p.out) + i * p.row_stride;
   uint32_t step_no = 0;
-  int cur = 0;
   auto advance = [&](int steps) {
     for (int s = 0; s < steps; ++s) {
-      step<KC>(cfg, base, L, grids[cur], grids[cur ^ 1], p.seed, p.noise_domain, sim, ++step_no, lane);
+      step<KC>(cfg, base, L, grid, next, p.seed, p.noise_domain, sim, ++step_no, lane);
       __syncwarp();
-      cur ^= 1;
+      uint8_t* const done = grid;
+      grid = next;
+      next = done;
     }
   };
   advance(cfg.burn_in);
   for (int f = 0; f < p.frames; ++f) {
     if (f > 0) advance(cfg.dT);
-    write_frame_tokens(cfg, grids[cur], f, p.markers, p.row_len, row, lane);
+    write_frame_tokens(cfg, grid, f, p.markers, p.row_len, row, lane);
   }
 }
 
