@@ -28,7 +28,16 @@ if ! python3 -m pip install --no-build-isolation --no-deps -v . \
   exit 1
 fi
 echo "built in $(( $(date +%s) - start )) s"
-python3 -c "import ncalm._core as c; print('built_with_cuda', c.built_with_cuda, 'devices', c.cuda_device_count())"
+# Without a usable GPU every GPU test would skip and the run would look
+# green: stop here instead, with the reason, before spending more lease time.
+if ! python3 -c "
+import sys, ncalm._core as c
+n, why = c.cuda_device_count() if c.built_with_cuda else (0, 'built without CUDA')
+print('built_with_cuda', c.built_with_cuda, 'devices', n, why)
+sys.exit(0 if n > 0 else 1)"; then
+  echo "NO USABLE GPU: the GPU tests would only skip"
+  exit 1
+fi
 
 echo "== GPU tests"
 python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda_backend.py tests/test_cuda_emulated.py \
