@@ -249,6 +249,7 @@ size_t DeflateSize::gzip_size(const uint8_t* data, size_t n) {
   std::fill(std::begin(lfreq_), std::end(lfreq_), 0u);
   std::fill(std::begin(dfreq_), std::end(dfreq_), 0u);
   lfreq_[kEndBlock] = 1;
+  zlib_rank_ready_ = false;
   build_chains(n);
   parse(n);
   return kGzipOverhead + block_bytes(n);
@@ -338,16 +339,13 @@ bool DeflateSize::walk4(unsigned strstart, unsigned nice, unsigned* best_len, un
 // be longer). Exact when zlib's walk would visit its whole chain, i.e. the
 // chain fits the budget; otherwise walk as zlib does.
 unsigned DeflateSize::find_match(unsigned strstart, unsigned prev_length, unsigned lookahead,
-                                 unsigned* match_start) const {
+                                 unsigned* match_start) {
   const uint8_t* w = buf_.data();
   const uint8_t* scan = w + strstart;
   const unsigned budget = prev_length >= kGoodLength ? kMaxChain >> 2 : kMaxChain;
-  if (strstart - 1 > budget) {  // count the chain: only long inputs get here
-    const unsigned h = hash3(scan);
-    unsigned count = 0;
-    for (unsigned q = 1; q < strstart; ++q) count += hash3(w + q) == h;
-    if (count > budget) return zlib_walk(strstart, prev_length, lookahead, match_start);
-  }
+  // Only a chain longer than the budget can bind, and only long inputs have one.
+  if (strstart - 1 > budget && zlib_chain_length(strstart) > budget)
+    return zlib_walk(strstart, prev_length, lookahead, match_start);
   const unsigned nice = std::min(kNiceLength, lookahead);
   unsigned best_len = prev_length;
   bool found = false;
@@ -365,6 +363,20 @@ unsigned DeflateSize::find_match(unsigned strstart, unsigned prev_length, unsign
       }
   }
   return std::min(best_len, lookahead);
+}
+
+// How many q in [1, strstart) share strstart's zlib hash: the length of the
+// chain zlib would walk. All positions are ranked in one pass on first use
+// (a per-call count would make long inputs quadratic).
+unsigned DeflateSize::zlib_chain_length(unsigned strstart) {
+  if (!zlib_rank_ready_) {
+    const size_t n = buf_.size() - kPad;
+    zlib_seen_.assign(size_t(1) << kHashBits, 0);
+    zlib_rank_.resize(n);
+    for (size_t q = 1; q + kMinMatch <= n; ++q) zlib_rank_[q] = zlib_seen_[hash3(buf_.data() + q)]++;
+    zlib_rank_ready_ = true;
+  }
+  return zlib_rank_[strstart];
 }
 
 // deflate_slow over the whole input, tallying symbol frequencies. zlib also

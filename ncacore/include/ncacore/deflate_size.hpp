@@ -32,13 +32,18 @@ class DeflateSize {
   void build_chains(size_t n);
   void parse(size_t n);
   bool walk4(unsigned strstart, unsigned nice, unsigned* best_len, unsigned* match_start) const;
-  unsigned find_match(unsigned strstart, unsigned prev_length, unsigned lookahead, unsigned* match_start) const;
+  unsigned find_match(unsigned strstart, unsigned prev_length, unsigned lookahead, unsigned* match_start);
+  unsigned zlib_chain_length(unsigned strstart);
   unsigned zlib_walk(unsigned strstart, unsigned prev_length, unsigned lookahead, unsigned* match_start) const;
   size_t block_bytes(size_t n);
 
   std::vector<uint8_t> buf_;             // input plus zero padding for the 258-byte compares
   std::vector<uint16_t> head3_, prev3_;  // earlier positions by first 3 bytes (hashed); 0 ends a chain
   std::vector<uint16_t> head4_, prev4_;  // earlier positions by first 4 bytes (hashed)
+  // zlib's chain length at each position (earlier positions with the same
+  // 15-bit hash), counted once per input when first needed.
+  std::vector<uint16_t> zlib_rank_, zlib_seen_;
+  bool zlib_rank_ready_ = false;
   uint32_t lfreq_[286];
   uint32_t dfreq_[30];
 };
