@@ -18,18 +18,7 @@ int device_count(std::string* why) {
   return n;
 }
 
-int compute_capability(int device) {
-  int major = 0, minor = 0;
-  NCACUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  NCACUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-  return major * 10 + minor;
-}
-
 void set_device(int device) { NCACUDA_CHECK(cudaSetDevice(device)); }
-
-}  // namespace ncacuda
-
-namespace ncacuda {
 
 int pointer_device(const void* ptr) {
   cudaPointerAttributes a{};

@@ -100,22 +100,12 @@ void generate_async(const nca::Config& cfg, uint64_t seed, const Batch& batch, v
     throw std::invalid_argument("vocabulary " + std::to_string(cfg.vocab()) + " does not fit uint16 output");
   if (!batch.seq_ids && batch.n > 0 && batch.first_seq + uint64_t(batch.n - 1) > nca::kMaxSequenceId)
     throw std::invalid_argument("sequence ids exceed 2**40 - 1");
-  SimParams p{};
-  p.cfg = cfg;
-  p.layout = warp_layout(cfg);
-  p.seed = seed;
-  p.n = batch.n;
+  SimParams p = sim_params(cfg, seed, batch.n, /*scoring=*/false);
   p.sim_ids = batch.seq_ids;
   p.first_sim = batch.first_seq;
   // Without rule ids the rule is candidate 0 of the sequence's stream, whose
   // id equals the sequence id (candidate_id(seq, 0) == seq).
   p.rule_ids = batch.rule_ids;
-  p.mix_domain = nca::kTrainInitMix;
-  p.cells_domain = nca::kTrainInitCells;
-  p.noise_domain = nca::kTrainStepNoise;
-  p.frames = cfg.frames_per_sequence();
-  p.markers = true;
-  p.row_len = cfg.seq_len + 1;
   p.row_stride = row_stride;
   p.out = out;
   p.type = type;
@@ -125,22 +115,11 @@ void generate_async(const nca::Config& cfg, uint64_t seed, const Batch& batch, v
 void score_tokens_async(const nca::Config& cfg, uint64_t seed, const uint64_t* rule_ids, uint64_t first_rule,
                         int64_t n, int32_t* out, void* stream) {
   check_config(cfg);
-  SimParams p{};
-  p.cfg = cfg;
-  p.layout = warp_layout(cfg);
-  p.seed = seed;
-  p.n = n;
+  SimParams p = sim_params(cfg, seed, n, /*scoring=*/true);
   // A candidate's scoring simulation has the candidate's own id (score_one).
   p.sim_ids = rule_ids;
   p.first_sim = first_rule;
   p.rule_ids = nullptr;
-  p.mix_domain = nca::kScoreInitMix;
-  p.cells_domain = nca::kScoreInitCells;
-  p.noise_domain = nca::kScoreStepNoise;
-  p.frames = cfg.score_frames;
-  p.markers = false;
-  p.row_len = cfg.score_frames * cfg.patches();
-  p.row_stride = p.row_len;
   p.out = out;
   p.type = TokenType::kInt32;
   launch(p, static_cast<cudaStream_t>(stream));

@@ -260,6 +260,25 @@ struct SimParams {
   TokenType type;
 };
 
+// What a launch of training sequences (generate_async) or of scoring
+// rollouts (score_tokens_async) computes, but for ids, output and rules;
+// the host emulator starts from the same two.
+inline SimParams sim_params(const nca::Config& cfg, uint64_t seed, int64_t n, bool scoring) {
+  SimParams p{};
+  p.cfg = cfg;
+  p.layout = warp_layout(cfg);
+  p.seed = seed;
+  p.n = n;
+  p.mix_domain = scoring ? nca::kScoreInitMix : nca::kTrainInitMix;
+  p.cells_domain = scoring ? nca::kScoreInitCells : nca::kTrainInitCells;
+  p.noise_domain = scoring ? nca::kScoreStepNoise : nca::kTrainStepNoise;
+  p.frames = scoring ? cfg.score_frames : cfg.frames_per_sequence();
+  p.markers = !scoring;
+  p.row_len = scoring ? cfg.score_frames * cfg.patches() : cfg.seq_len + 1;
+  p.row_stride = p.row_len;
+  return p;
+}
+
 // Simulation i of the launch, start to last token, on one warp.
 template <int KC, typename T>
 __device__ void simulate_warp(const SimParams& p, int64_t i, unsigned char* base, int lane) {

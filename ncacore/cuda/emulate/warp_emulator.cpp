@@ -79,21 +79,9 @@ int main(int argc, char** argv) {
   cfg.score_frames = std::atoi(argv[12]);
   nca::check(cfg);
 
-  ncacuda::SimParams p{};
-  p.cfg = cfg;
-  p.layout = ncacuda::warp_layout(cfg);
-  p.seed = std::strtoull(argv[13], nullptr, 10);
+  ncacuda::SimParams p = ncacuda::sim_params(cfg, std::strtoull(argv[13], nullptr, 10), std::atoll(argv[15]),
+                                             /*scoring=*/mode != "gen");
   p.first_sim = std::strtoull(argv[14], nullptr, 10);
-  p.n = std::atoll(argv[15]);
-  const bool gen = mode == "gen";
-  // The same settings as generate_async / score_tokens_async.
-  p.mix_domain = gen ? nca::kTrainInitMix : nca::kScoreInitMix;
-  p.cells_domain = gen ? nca::kTrainInitCells : nca::kScoreInitCells;
-  p.noise_domain = gen ? nca::kTrainStepNoise : nca::kScoreStepNoise;
-  p.frames = gen ? cfg.frames_per_sequence() : cfg.score_frames;
-  p.markers = gen;
-  p.row_len = gen ? cfg.seq_len + 1 : cfg.score_frames * cfg.patches();
-  p.row_stride = p.row_len;
   p.type = ncacuda::TokenType::kInt64;
   std::vector<int64_t> out(size_t(p.n * p.row_stride), -1);
   p.out = out.data();

@@ -9,15 +9,8 @@ namespace ncacuda {
 // device, driver older than the runtime ...) when there is none.
 int device_count(std::string* why);
 
-// Compute capability major*10+minor of `device`; throws std::runtime_error.
-int compute_capability(int device);
-
 // Makes `device` current on the calling thread; throws std::runtime_error.
 void set_device(int device);
-
-}  // namespace ncacuda
-
-namespace ncacuda {
 
 // Device ordinal owning the memory at `ptr` (device or managed memory), or
 // -1 when it is host or unknown memory.
