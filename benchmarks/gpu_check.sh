@@ -31,10 +31,8 @@ echo "built in $(( $(date +%s) - start )) s"
 # Without a usable GPU every GPU test would skip and the run would look
 # green: stop here instead, with the reason, before spending more lease time.
 if ! python3 -c "
-import sys, ncalm._core as c
-n, why = c.cuda_device_count() if c.built_with_cuda else (0, 'built without CUDA')
-print('built_with_cuda', c.built_with_cuda, 'devices', n, why)
-sys.exit(0 if n > 0 else 1)"; then
+import sys; from ncalm.cuda_backend import cuda_status
+ok, why = cuda_status(); print(why); sys.exit(not ok)"; then
   echo "NO USABLE GPU: the GPU tests would only skip"
   exit 1
 fi

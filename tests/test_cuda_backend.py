@@ -83,6 +83,7 @@ def test_scattered_ids_and_explicit_rules():
     gen.generate_into(out, ids, rule_ids=rules, stream=s)
     s.synchronize()
     np.testing.assert_array_equal(out.cpu().numpy(), _cpu(cfg, ids, np.int32, rule_ids=rules))
+    np.testing.assert_array_equal(gen.tokens(ids, rule_ids=rules).cpu().numpy(), _cpu(cfg, ids, rule_ids=rules))
 
 
 @_gpu_only

@@ -19,7 +19,7 @@ import torch
 
 from ncalm import _core
 from ncalm.config import NCAConfig
-from ncalm.generator import MAX_SEQ_ID, _ids, _seed, _threads
+from ncalm.generator import MAX_SEQ_ID, _ids, _seed, _threads, filter_band
 
 _DTYPES = ("int32", "int64", "uint16")
 
@@ -151,7 +151,8 @@ class CudaGenerator:
         threads: int | None = None, chunk: int = 16384,
     ) -> None:
         self.index = _device_index(device)
-        why = _core.cuda_unsupported(cfg.core_dict())
+        self._core_cfg = cfg.core_dict()
+        why = _core.cuda_unsupported(self._core_cfg)
         if why:
             raise ValueError(why)
         self.cfg = cfg
@@ -161,7 +162,6 @@ class CudaGenerator:
         if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
             raise ValueError(f"chunk={chunk!r} must be a positive integer")
         self.chunk = chunk
-        self._core_cfg = cfg.core_dict()
         self._filter = None
 
     # -- rules ---------------------------------------------------------------
@@ -181,20 +181,18 @@ class CudaGenerator:
 
     def filter_rules(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Score candidates start..start+count-1; keep those strictly inside cfg.band."""
-        if self.cfg.band is None:
-            raise ValueError("filter_rules needs cfg.band=(lower, upper); it is None")
-        ids = np.arange(start, start + count, dtype=np.uint64)
-        ratios = self.score_rules(ids)
-        lo, hi = self.cfg.band
-        return ids[(ratios > lo) & (ratios < hi)], ratios
+        return filter_band(self.cfg, start, count, self.score_rules)
 
     # -- tokens --------------------------------------------------------------
 
-    def tokens(self, ids: Any) -> torch.Tensor:
-        """Sequences `ids` as an int64 tensor (n, seq_len + 1) on this generator's device."""
+    def tokens(self, ids: Any, rule_ids: Any = None) -> torch.Tensor:
+        """Sequences `ids` as an int64 tensor (n, seq_len + 1) on this generator's device.
+
+        `rule_ids` overrides the rules, as in generate_into.
+        """
         seq = _ids("ids", ids, MAX_SEQ_ID)
         out = torch.empty((seq.size, self.cfg.seq_len + 1), dtype=torch.int64, device=self.device)
-        self.generate_into(out, seq)
+        self.generate_into(out, seq, rule_ids=rule_ids)
         return out
 
     def generate_into(

@@ -7,7 +7,7 @@ which is what sharding and exact resumption build on.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 
@@ -98,10 +98,17 @@ def filter_rules(
 
     Returns (accepted rule ids, all ratios).
     """
+    return filter_band(cfg, start, count, lambda ids: score_rules(cfg, seed, ids, threads))
+
+
+def filter_band(
+    cfg: NCAConfig, start: int, count: int, score: Callable[[np.ndarray], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """filter_rules with the scores from `score` (the CPU or the GPU backend)."""
     if cfg.band is None:
         raise ValueError("filter_rules needs cfg.band=(lower, upper); it is None")
     ids = np.arange(start, start + count, dtype=np.uint64)
-    ratios = score_rules(cfg, seed, ids, threads)
+    ratios = score(ids)
     lo, hi = cfg.band
     return ids[(ratios > lo) & (ratios < hi)], ratios
 
@@ -199,7 +206,7 @@ class NCAGenerator:
         if self.device.type == "cuda":
             from ncalm.cuda_backend import CudaGenerator  # raises a clear error without GPU/CUDA build
 
-            self._cuda = CudaGenerator(cfg, self.seed, self.device)
+            self._cuda = CudaGenerator(cfg, self.seed, self.device, threads=self.threads)
 
     def sequences(self, start: int, count: int) -> np.ndarray:
         """Tokens of sequences start..start+count-1 as int32 (count, seq_len + 1); position unchanged."""

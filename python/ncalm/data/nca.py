@@ -63,15 +63,11 @@ class NCASource:
         return rules
 
     def _tokens(self, ids: np.ndarray, rules: np.ndarray | None):
-        import torch
-
         from ncalm import sequence_tokens, split_inputs_targets
 
         ids = ids.astype(np.uint64)
         if self.device != "cpu":
-            gen = self._cuda()
-            tokens = torch.empty((len(ids), self.cfg.seq_len + 1), dtype=torch.int64, device=gen.device)
-            gen.generate_into(tokens, ids, rule_ids=rules)
+            tokens = self._cuda().tokens(ids, rule_ids=rules)
         else:
             tokens = sequence_tokens(self.cfg, self.seed, ids, rule_ids=rules, threads=self.threads)
         # The first frame is a random initial state: split_inputs_targets leaves it unscored.
