@@ -55,15 +55,11 @@ void generate_into(const Config& cfg, uint64_t seed, const Array<uint64_t>& seq,
 }  // namespace
 
 void bind_generator(py::module_& m) {
-  m.def("validate", [](const py::dict& d) { config_from_dict(d); }, "Raise ValueError if the config is invalid.");
-
   m.def(
       "generate",
       [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules, py::array out,
          int threads) {
         Config cfg = config_from_dict(d);
-        if (cfg.vocab() > 65536 && py::dtype::of<uint16_t>().is(out.dtype()))
-          throw std::invalid_argument("vocabulary " + std::to_string(cfg.vocab()) + " does not fit uint16 output");
         if (py::dtype::of<int32_t>().is(out.dtype()))
           generate_into<int32_t>(cfg, seed, seq, rules, out, threads);
         else if (py::dtype::of<int64_t>().is(out.dtype()))

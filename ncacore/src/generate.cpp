@@ -9,7 +9,9 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "ncacore/complexity.hpp"
@@ -120,6 +122,8 @@ template <typename T>
 void generate(const Config& cfg, uint64_t seed, const uint64_t* seq_ids, const uint64_t* rule_ids, int64_t n,
               T* out, int threads) {
   check(cfg);
+  if (std::is_same_v<T, uint16_t> && cfg.vocab() > 65536)
+    throw std::invalid_argument("vocabulary " + std::to_string(cfg.vocab()) + " does not fit uint16 output");
   const int total = cfg.seq_len + 1;
   parallel_for(cfg, n, threads, [&](Worker& w, int64_t i) {
     const uint64_t rid = rule_ids ? rule_ids[i] : find_one(cfg, seed, seq_ids[i], w, nullptr);
