@@ -3,10 +3,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 import ncalm
 from ncalm.checkpoint import load_checkpoint
+from ncalm.tokenizer import load_tokenizer
 from ncalm.train import DataConfig, OptimConfig, TrainConfig, train
 
 PYTHONPATH = str(Path(ncalm.__file__).resolve().parents[1])
@@ -35,3 +37,36 @@ def test_torchrun_two_processes_match_one_process_with_double_batch(tmp_path):
     assert ddp["world"] == 2 and ddp["tokens"] == one["tokens"] == 3 * 4 * 32
     for name, t in one["model"].items():
         assert torch.allclose(ddp["model"][name], t, atol=1e-5, rtol=1e-4), name
+
+
+def _torchrun(out: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ncalm",
+           "pretrain", "--out", str(out), "--device", "cpu", "--model", "tiny", "--batch-size", "2", "--steps", "2",
+           "--seq-len", "32", "--warmup", "1", "--eval-every", "0", "--eval-batches", "1", "--threads", "1",
+           "--no-progress", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+
+
+def test_torchrun_ranks_share_one_trained_bpe_vocabulary(tmp_path):
+    """Rank 0 trains the BPE tokenizer once and the other rank reads it."""
+    proc = _torchrun(tmp_path / "bpe", "--text", "stdlib", "--max-bytes", "100000", "--tokenizer", "bpe",
+                     "--bpe-vocab", "400")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "bpe/checkpoint.pt")
+    saved = load_tokenizer(tmp_path / "bpe")
+    assert state["tokenizer"] == saved.to_dict() and saved.vocab_size == state["model_config"]["vocab_size"]
+
+
+def test_torchrun_bin_data_ignores_the_bpe_flag(tmp_path):
+    """nanoGPT .bin data carries its own vocabulary: --tokenizer bpe trains nothing there."""
+    data = tmp_path / "bin"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        rng.integers(0, 300, 5000, dtype=np.uint16).tofile(data / f"{split}.bin")
+    (data / "meta.json").write_text('{"vocab_size": 300}')
+    proc = _torchrun(tmp_path / "run", "--text", f"bin:{data}", "--tokenizer", "bpe")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "run/checkpoint.pt")["model_config"]["vocab_size"] == 300

@@ -22,6 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ncalm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from ncalm.data import make_loader
 from ncalm.data.stats import unigram_entropy
+from ncalm.data.tokens import is_bin_spec
 from ncalm.model import LlamaLM, ModelConfig, model_config
 from ncalm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.train import distributed
@@ -38,13 +39,16 @@ METRICS = "metrics.jsonl"
 def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, resume_state: dict | None, out: Path):
     tok = resume_state.get("tokenizer") if resume_state else None
     tokenizer = tokenizer_from_dict(tok) if tok else None
-    if cfg.data.kind == "text" and cfg.data.tokenizer == "bpe" and tokenizer is None and d.world > 1:
+    trains_bpe = cfg.data.kind == "text" and cfg.data.tokenizer == "bpe" and not is_bin_spec(cfg.data.text)
+    if trains_bpe and tokenizer is None and d.world > 1:
         # One rank trains the BPE tokenizer; the others read it, so all share one vocabulary.
         if d.is_main:
-            tokenizer = build_source(cfg.data)[1]
+            source, tokenizer = build_source(cfg.data, None, str(d.device))
             tokenizer.save(out)
+            d.barrier()
+            return source, tokenizer
         d.barrier()
-        tokenizer = tokenizer or load_tokenizer(out)
+        tokenizer = load_tokenizer(out)
     return build_source(cfg.data, tokenizer, str(d.device))
 
 
