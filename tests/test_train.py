@@ -64,6 +64,15 @@ def test_max_tokens_sets_the_step_count(tmp_path):
     assert result["total_steps"] == 8 and result["tokens_per_step"] == 128
 
 
+def test_model_overrides_apply_on_top_of_an_init_checkpoint(tmp_path):
+    nca = train(config(tmp_path / "nca", eval_every=0))["checkpoint"]
+    lang = DataConfig(kind="dyck", seq_len=32, dyck_k=2, dyck_depth=4)
+    result = train(config(tmp_path / "lang", data=lang, steps=2, eval_every=0, init=str(nca),
+                          model_overrides={"max_seq_len": 96}))
+    cfg, base = (load_checkpoint(p)["model_config"] for p in (result["checkpoint"], nca))
+    assert cfg["max_seq_len"] == 96 and cfg["n_layer"] == base["n_layer"]
+
+
 def test_cli_prepretrain_then_pretrain_with_init(tmp_path, capsys):
     nca = tmp_path / "nca"
     small = ["--steps", "4", "--batch-size", "2", "--seq-len", "64", "--eval-batches", "1", "--eval-every", "2",

@@ -55,10 +55,9 @@ def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, resume_state: d
 def _model_config(cfg: TrainConfig, source, resume_state, init_state) -> ModelConfig:
     if resume_state is not None:
         return ModelConfig.from_dict(resume_state["model_config"])
-    if init_state is not None and cfg.model is None:
-        base = ModelConfig.from_dict(init_state["model_config"])
-        return replace(base, **cfg.model_overrides, vocab_size=source.vocab_size, max_seq_len=source.seq_len)
     overrides = {"max_seq_len": source.seq_len, **cfg.model_overrides, "vocab_size": source.vocab_size}
+    if init_state is not None and cfg.model is None:
+        return replace(ModelConfig.from_dict(init_state["model_config"]), **overrides)
     return model_config(cfg.model or "tiny", **overrides)
 
 
