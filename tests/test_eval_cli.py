@@ -63,3 +63,6 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     assert "--k must lie in [1, 32]" in capsys.readouterr().err  # (200 - 1) // 6 - 1
     assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "1", "--bands", "1.9,2.0"]) == 2
     assert "--bands 1.9-2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a malformed band is refused while parsing, before any work
+        main(["eval", "icl", "--checkpoint", str(ck), "--bands", "0.1"])
+    assert exit_.value.code == 2 and "argument --bands: band must be LOWER,UPPER" in capsys.readouterr().err

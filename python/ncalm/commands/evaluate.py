@@ -7,10 +7,13 @@ import argparse
 import json
 from pathlib import Path
 
+from ncalm.commands.nca_options import parse_band
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ncalm.cli import HelpFormatter as fmt  # the CLI's: no "(default: None)" after "default: ..."
+
     sub = p.add_subparsers(dest="mode", metavar="MODE", required=True)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
 
     b = sub.add_parser("bpb", help="perplexity and bits per byte on held-out text", formatter_class=fmt)
     b.add_argument("--checkpoint", required=True, help="language-stage checkpoint")
@@ -20,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="validation share of the split; default: the checkpoint's, else 2")
     b.add_argument("--max-bytes", type=int, default=1_000_000, help="evaluate whole documents up to this many bytes")
     b.add_argument("--seq-len", type=int, default=None, help="window length; default: the model's max_seq_len")
-    b.add_argument("--batch-size", type=int, default=8)
-    b.add_argument("--device", default="cpu")
+    b.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
+    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     b.add_argument("--json", default=None, help="also write the result to this JSON file")
 
     i = sub.add_parser("icl", help="NCA in-context accuracy vs k frames of context", formatter_class=fmt)
@@ -29,11 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--k", type=int, nargs="+", default=None,
                    help="frames of context; default: 1, 2, 4, ... up to what fits the model's context")
     i.add_argument("--rules", type=int, default=64, help="fresh rules per band")
-    i.add_argument("--bands", nargs="*", default=["0.0,0.3", "0.3,0.5"],
-                   help="other complexity bands 'LOWER,UPPER' besides the training band")
+    i.add_argument("--bands", nargs="*", type=parse_band, default=[(0.0, 0.3), (0.3, 0.5)],
+                   help="other complexity bands 'LOWER,UPPER' besides the training band ('none': unfiltered); "
+                        "default: 0.0,0.3 0.3,0.5")
     i.add_argument("--seed", type=int, default=0, help="generator seed of the test rules")
-    i.add_argument("--batch-size", type=int, default=16)
-    i.add_argument("--device", default="cpu")
+    i.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
+    i.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     i.add_argument("--json", default=None, help="also write the result to this JSON file")
 
     s = sub.add_parser("speedup", help="convergence speedup of --run over --baseline", formatter_class=fmt)
@@ -80,8 +84,7 @@ def run_bpb(args) -> dict:
 
 def run_icl(args) -> dict:
     from ncalm.checkpoint import load_model
-    from ncalm.commands.nca_options import parse_band
-    from ncalm.evaluation.icl import copy_last_frame_predictor, evaluate_icl, greedy_predictor
+    from ncalm.evaluation.icl import copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences
     from ncalm.train.config import DataConfig
     from ncalm.train.sources import nca_config
 
@@ -96,19 +99,20 @@ def run_icl(args) -> dict:
     if not ks or max(ks) > max_k or min(ks) < 1:
         raise ValueError(f"--k must lie in [1, {max_k}] for this model's context of {model.cfg.max_seq_len} tokens")
     bands = {"train " + ("none" if cfg.band is None else "%g-%g" % tuple(cfg.band)): cfg.band}
-    for text in args.bands:
-        lo, hi = parse_band(text) or (0.0, 2.0)
+    for band in args.bands:
+        lo, hi = band or (0.0, 2.0)
         bands["%g-%g" % (lo, hi)] = (lo, hi)
-    result = {}
-    for name, predict in (("model", greedy_predictor(model, args.device)),
-                          ("copy-last-frame", copy_last_frame_predictor(cfg.frame_len))):
-        result[name] = {}
-        for band_name, band in bands.items():
-            try:
-                result[name].update(evaluate_icl(predict, cfg, args.seed, args.rules, ks, {band_name: band},
-                                                 args.batch_size))
-            except ValueError as exc:  # the generator found no rule inside the band
-                raise ValueError(f"--bands {band_name}: {exc}") from None
+    predictors = {"model": greedy_predictor(model, args.device),
+                  "copy-last-frame": copy_last_frame_predictor(cfg.frame_len)}
+    result = {name: {} for name in predictors}
+    for band_name, band in bands.items():  # one set of test sequences per band, shared by the predictors
+        try:
+            tokens = icl_sequences(cfg, args.seed, args.rules, max(ks) + 1, band)
+        except ValueError as exc:  # the generator found no rule inside the band
+            raise ValueError(f"--bands {band_name}: {exc}") from None
+        for name, predict in predictors.items():
+            result[name][band_name] = icl_accuracy(predict, tokens, cfg.frame_len, cfg.colors, cfg.patch, ks,
+                                                   args.batch_size)
     print(f"{'band':>14} {'k':>3}  {'cell acc':>8} {'frame acc':>9}   (copy last frame: cell, frame)")
     for band in bands:
         for row, base in zip(result["model"][band], result["copy-last-frame"][band]):

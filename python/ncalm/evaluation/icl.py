@@ -110,6 +110,8 @@ def icl_sequences(cfg, seed: int, n: int, frames: int, band=None) -> np.ndarray:
     """
     from ncalm import NCAConfig, sequence_tokens
 
+    if n < 1:
+        raise ValueError(f"n (rules per band) must be >= 1, got {n}")
     d = cfg.to_dict()
     d["seq_len"] = frames * cfg.frame_len - 1  # sequence_tokens gives seq_len + 1 tokens
     if band is not None:
@@ -122,8 +124,6 @@ def icl_sequences(cfg, seed: int, n: int, frames: int, band=None) -> np.ndarray:
 def evaluate_icl(predict: Predictor, cfg, seed: int, n: int, ks: Sequence[int],
                  bands: dict[str, tuple[float, float] | None], batch_size: int = 16) -> dict:
     """``{band name: [per-k rows]}`` for ``n`` fresh rules of each band."""
-    if n < 1:
-        raise ValueError(f"n (rules per band) must be >= 1, got {n}")
     if not ks:
         raise ValueError("ks: give at least one k")
     result = {}
