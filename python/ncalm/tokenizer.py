@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ncalm.atomic_json import write_json
+
 TOKENIZER_FILE = "tokenizer.json"
 EOS_TEXT = "<|endoftext|>"
 
@@ -123,9 +125,5 @@ def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: in
 
 
 def _write(directory, d: dict) -> Path:
-    path = Path(directory) / TOKENIZER_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(d))
-    os.replace(tmp, path)
-    return path
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return write_json(Path(directory) / TOKENIZER_FILE, d, indent=None)

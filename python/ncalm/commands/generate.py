@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ncalm.atomic_json import write_json
 from ncalm.commands.nca_options import add_nca_arguments, nca_config, parse_count
 
 MANIFEST = "manifest.json"
@@ -45,15 +46,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_nca_arguments(p)
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
@@ -129,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         done += shard_n
         manifest["histogram"]["counts"] = counts.tolist()
         manifest["complete"] = done >= n_seq
-        _write_json(args.out / MANIFEST, manifest)
+        write_json(args.out / MANIFEST, manifest)
     bar.close()
     dt = time.perf_counter() - t0
     total = n_seq * seq_tokens

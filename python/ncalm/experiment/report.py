@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ncalm.atomic_json import write_json
 from ncalm.evaluation.plots import plot_loss_curves
 from ncalm.evaluation.speedup import speedup
-from ncalm.experiment.runner import write_json
 
 SCRATCH = "scratch"
 

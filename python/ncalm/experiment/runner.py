@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from ncalm.atomic_json import write_json
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
 from ncalm.experiment.config import ExperimentConfig, check_same_experiment
 from ncalm.experiment.corpora import resolve_text
@@ -28,22 +29,10 @@ from ncalm.experiment.corpora import resolve_text
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
 
 
-def write_json(path: Path, obj) -> None:
-    """Atomic: a reader sees the old file or the complete new one."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def train_stage(train_cfg) -> dict:
-    """The single call into the trainer (ncalm.train.train), isolated for clarity and tests."""
-    from ncalm.train import train
-
-    return train(train_cfg)
-
-
 def run_stage(train_cfg, log) -> dict:
     """Train a stage to completion, continuing an interrupted one; cached once done."""
+    from ncalm.train import train
+
     out = Path(train_cfg.out_dir)
     done = out / DONE
     if done.exists():
@@ -52,7 +41,7 @@ def run_stage(train_cfg, log) -> dict:
     resume = (out / "checkpoint.pt").exists()
     log("resume" if resume else "start", stage=str(out))
     t0 = time.perf_counter()
-    result = train_stage(replace(train_cfg, resume=resume))
+    result = train(replace(train_cfg, resume=resume))
     # Wall time of this call only: an interrupted earlier attempt is not counted.
     result["wall_s"] = time.perf_counter() - t0
     if not result.get("finished"):
@@ -70,11 +59,10 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     from ncalm.checkpoint import load_model
     from ncalm.data.corpus import documents
     from ncalm.evaluation.bpb import evaluate_lm
-
-    import torch
+    from ncalm.train.distributed import resolve_device
 
     lang = cfg.language
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    device = resolve_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
     # max_bytes=1: the hash split gives the trainer's validation files without reading the training side.
     _, val = documents(lang.data, lang.val_percent, max_bytes=1, max_val_bytes=lang.max_val_bytes)
@@ -90,7 +78,8 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
         log("skip", arm=arm.name, seed=seed)
         return json.loads(result_path.read_text())
     log("start", arm=arm.name, seed=seed)
-    first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", resolve_text(cfg.text, out))
+    text = resolve_text(cfg.text, out) if arm.kind == "text" else cfg.text  # only the text arm reads it
+    first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", text)
     first = run_stage(first_cfg, log) if first_cfg is not None else None
     lang = run_stage(language_stage(cfg, seed, run_dir / "language", first and first["checkpoint"]), log)
     t0 = time.perf_counter()
