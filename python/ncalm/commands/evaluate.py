@@ -61,7 +61,7 @@ def _train_data(meta: dict) -> dict:
 
 def run_bpb(args) -> dict:
     from ncalm.checkpoint import load_model
-    from ncalm.data.corpus import documents
+    from ncalm.data.corpus import validation_documents
     from ncalm.evaluation.bpb import evaluate_lm
 
     model, tokenizer, meta = load_model(args.checkpoint, device=args.device)
@@ -73,8 +73,7 @@ def run_bpb(args) -> dict:
     val_percent = args.val_percent or data.get("val_percent", 2.0)
     # The trainer's validation files (same spec, share and cap) unless another corpus is asked for.
     cap = data.get("max_val_bytes", args.max_bytes) if args.data is None else args.max_bytes
-    # max_bytes=1: read as little of the training side as the split allows.
-    _, val = documents(spec, val_percent=val_percent, max_bytes=1, max_val_bytes=cap)
+    val = validation_documents(spec, val_percent, cap)
     r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
                     device=args.device, max_bytes=args.max_bytes)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "

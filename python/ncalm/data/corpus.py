@@ -155,3 +155,12 @@ def documents(spec: str = "stdlib", val_percent: float = 2.0, max_bytes: int | N
     if spec.startswith("hf:"):
         return hf_documents(spec, val_percent, max_bytes, max_val_bytes)
     return split_files(local_files(os.path.expanduser(spec)), val_percent, max_bytes, max_val_bytes)
+
+
+def validation_documents(spec: str, val_percent: float, max_val_bytes: int | None) -> list[str]:
+    """The validation side of documents(spec, ...), the same files the trainer validated on.
+
+    max_bytes=1 because the split is by file hash: the training side need not
+    be read beyond its first file.
+    """
+    return documents(spec, val_percent, max_bytes=1, max_val_bytes=max_val_bytes)[1]

@@ -57,15 +57,14 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     if not cfg.language.bpb_bytes:
         return None
     from ncalm.checkpoint import load_model
-    from ncalm.data.corpus import documents
+    from ncalm.data.corpus import validation_documents
     from ncalm.evaluation.bpb import evaluate_lm
     from ncalm.train.distributed import resolve_device
 
     lang = cfg.language
     device = resolve_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
-    # max_bytes=1: the hash split gives the trainer's validation files without reading the training side.
-    _, val = documents(lang.data, lang.val_percent, max_bytes=1, max_val_bytes=lang.max_val_bytes)
+    val = validation_documents(lang.data, lang.val_percent, lang.max_val_bytes)
     return evaluate_lm(model, tokenizer, val, seq_len=lang.seq_len, batch_size=lang.batch_size,
                        device=device, max_bytes=lang.bpb_bytes).to_dict()
 
