@@ -1,7 +1,7 @@
 """The `ncalm` command: a thin dispatcher over `ncalm.commands.*`.
 
-Each subcommand lives in its own module exposing ``NAME``, ``HELP``,
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only
+Each subcommand lives in its own module exposing ``add_arguments(parser)``
+and ``run(args) -> int``; its name and one-line help are in COMMANDS. Modules are imported only
 when their subcommand runs, so `ncalm generate` never pays for torch-heavy
 imports it does not need.
 """

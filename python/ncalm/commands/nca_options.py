@@ -52,10 +52,14 @@ def add_nca_arguments(p: argparse.ArgumentParser, band: tuple[float, float] | No
     return g
 
 
+def nca_fields(args: argparse.Namespace) -> dict:
+    """The NCAConfig fields add_nca_arguments sets, but for seq_len (which trainers own)."""
+    return dict(grid=args.grid, colors=args.colors, patch=args.patch, burn_in=args.burn_in, dT=args.dt,
+                temperature=args.temperature, identity_bias=args.identity_bias, band=args.band)
+
+
 def nca_config(args: argparse.Namespace):
     """NCAConfig from add_nca_arguments' options (raises ValueError on bad values)."""
     from ncalm.config import NCAConfig
 
-    return NCAConfig(grid=args.grid, colors=args.colors, patch=args.patch, burn_in=args.burn_in, dT=args.dt,
-                     temperature=args.temperature, identity_bias=args.identity_bias, seq_len=args.seq_len,
-                     band=args.band)
+    return NCAConfig(**nca_fields(args), seq_len=args.seq_len)

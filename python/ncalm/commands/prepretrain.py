@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import argparse
 
+from ncalm.commands.nca_options import add_nca_arguments, nca_fields
 from ncalm.train.config import DataConfig
-from ncalm.commands.nca_options import add_nca_arguments
 from ncalm.train.options import add_common, add_text, run_and_report, text_data, train_config
-
-NAME = "prepretrain"
-HELP = "first stage: train a transformer on NCA, Dyck or text data"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="nca", choices=["nca", "dyck", "text"], help="what the first stage trains on")
@@ -36,9 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def data_config(args: argparse.Namespace) -> DataConfig:
     if args.data == "text":
         return text_data(args)
-    nca = dict(grid=args.grid, colors=args.colors, patch=args.patch, burn_in=args.burn_in, dT=args.dt,
-               temperature=args.temperature, identity_bias=args.identity_bias,
-               band=list(args.band) if args.band else None)
+    nca = {**nca_fields(args), "band": list(args.band) if args.band else None}  # JSON-ready for the checkpoint
     if args.pool_size and not args.epoch_sequences:
         args.epoch_sequences = args.pool_size
     return DataConfig(kind=args.data, seq_len=args.seq_len, seed=args.data_seed, workers=args.workers,

@@ -12,10 +12,6 @@ import argparse
 from ncalm.train.options import add_common, add_text, run_and_report, text_data, train_config
 from ncalm.transfer import TransferConfig
 
-NAME = "pretrain"
-HELP = "language stage, optionally from a pre-pre-trained checkpoint (--init)"
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p, out_default="runs/pretrain", steps_default=1000)
     add_text(p)
