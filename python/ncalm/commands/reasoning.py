@@ -123,8 +123,7 @@ def _finetune(args, model, tokenizer) -> None:
     from ncalm.reasoning import gsm8k
     from ncalm.reasoning.finetune import finetune
 
-    train = gsm8k.load(args.data if args.data is None or Path(args.data).is_dir()
-                       else str(Path(args.data).with_name("train.jsonl")), "train")
+    train = gsm8k.load(gsm8k.train_path(args.data), "train")
     if args.finetune_limit:
         train = train[:args.finetune_limit]
     steps = args.finetune_epochs * -(-len(train) // args.finetune_batch_size)
@@ -190,12 +189,10 @@ def run(args) -> int:
     out = Path(args.out or f"runs/reasoning-{args.task}")
     config = _config(args, max_new, spec.stop)
     store = ResultsStore(out, config)
-    if args.finetune:
-        todo_any = any(item.id not in store for item in spec.items)
-        if todo_any:
-            _finetune(args, model, tokenizer)
-    sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
     todo = [item for item in spec.items if item.id not in store]
+    if args.finetune and todo:
+        _finetune(args, model, tokenizer)
+    sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
     bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
                total=len(spec.items))
     solved = sum(r["c"] / r["n"] for r in store.records.values())

@@ -23,6 +23,14 @@ class Example:
     answer: str  # chain of thought ending in "#### N"
 
 
+def train_path(data: str | Path | None) -> str | Path | None:
+    """Where the train split is, given the data the test split comes from: the
+    same directory (or the hub, for None), else train.jsonl beside a test file."""
+    if data is None or Path(data).is_dir():
+        return data
+    return str(Path(data).with_name("train.jsonl"))
+
+
 def load(path: str | Path | None = None, split: str = "test") -> list[Example]:
     """Examples of `split` from a JSONL file, a directory holding `{split}.jsonl`,
     or the Hugging Face hub when `path` is None."""

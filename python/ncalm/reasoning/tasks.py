@@ -36,10 +36,7 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
     test = gsm8k.load(data, "test")
     demos: list[gsm8k.Example] = []
     if shots:
-        train_path = data
-        if data is not None and Path(data).is_file():
-            train_path = str(Path(data).with_name("train.jsonl"))
-        demos = gsm8k.load(train_path, "train")[:shots]
+        demos = gsm8k.load(gsm8k.train_path(data), "train")[:shots]
     items = [Item(f"test/{i}", "gsm8k", gsm8k.few_shot_prompt(demos, e.question), e)
              for i, e in enumerate(_first(test, limit))]
 
