@@ -60,6 +60,11 @@ def select(names: list[str], spec: str, n_layer: int) -> set[str]:
     return out
 
 
+def select_all(names: list[str], specs: list[str], n_layer: int) -> set[str]:
+    """Parameter names matching any of the part specs."""
+    return set().union(*(select(names, s, n_layer) for s in specs))
+
+
 def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfig | None = None,
              origin: str = "checkpoint") -> dict[str, list[str]]:
     """Copy ``source`` tensors into ``model`` (freshly initialised) per ``cfg``; returns what was done.
@@ -69,9 +74,7 @@ def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfi
     """
     cfg = cfg or TransferConfig()
     params = dict(model.named_parameters())
-    names = list(params)
-    n_layer = model.cfg.n_layer
-    reinit = set().union(*(select(names, s, n_layer) for s in cfg.reinit)) if cfg.reinit else set()
+    reinit = select_all(list(params), cfg.reinit, model.cfg.n_layer)
     if not cfg.keep_embeddings:
         reinit |= set(TOKEN_SPACE)
     extra = sorted(set(source) - set(params))
@@ -97,7 +100,7 @@ def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfi
 def freeze(model: LlamaLM, specs: list[str]) -> set[str]:
     """Stop gradients for the parameters the part specs select; returns their names."""
     params = dict(model.named_parameters())
-    names = set().union(*(select(list(params), s, model.cfg.n_layer) for s in specs)) if specs else set()
+    names = select_all(list(params), specs, model.cfg.n_layer)
     for name in names:
         params[name].requires_grad_(False)
     return names
