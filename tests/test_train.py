@@ -59,6 +59,15 @@ def test_nca_loss_falls_below_the_streams_unigram_entropy(tmp_path):
     assert result["val_loss"] < result["val_unigram_entropy"] < curve[0][1]
 
 
+def test_train_config_round_trips_through_a_dict_and_names_stray_keys(tmp_path):
+    cfg = config(tmp_path / "c")
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    d = cfg.to_dict()
+    d["optim"]["momentum"] = 0.9
+    with pytest.raises(ValueError, match=r"unknown OptimConfig field\(s\) \['momentum'\]"):
+        TrainConfig.from_dict(d)
+
+
 def test_max_tokens_sets_the_step_count(tmp_path):
     result = train(config(tmp_path / "t", max_tokens=1000, batch_size=2, grad_accum=1, eval_every=0))
     assert result["total_steps"] == 8 and result["tokens_per_step"] == 128

@@ -93,9 +93,6 @@ class KVCache:
     def max_len(self) -> int:
         return self.k.shape[3]
 
-    def reset(self) -> None:
-        self.length = 0
-
 
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):

@@ -94,12 +94,13 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        # Nested dicts (from_dict, JSON) get the same stray-key check as the top level.
         if isinstance(self.data, dict):
-            self.data = DataConfig(**self.data)
+            self.data = DataConfig(**known_fields(DataConfig, self.data))
         if isinstance(self.optim, dict):
-            self.optim = OptimConfig(**self.optim)
+            self.optim = OptimConfig(**known_fields(OptimConfig, self.optim))
         if isinstance(self.transfer, dict):
-            self.transfer = TransferConfig(**self.transfer)
+            self.transfer = TransferConfig(**known_fields(TransferConfig, self.transfer))
         for name in ("steps", "batch_size", "grad_accum", "eval_batches", "log_every"):
             if getattr(self, name) < 1 and not (name == "steps" and self.max_tokens > 0):
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
