@@ -90,10 +90,7 @@ class NCAConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NCAConfig":
-        d = dict(known_fields(cls, d))
-        if d.get("band") is not None:
-            d["band"] = tuple(d["band"])
-        return cls(**d)
+        return cls(**known_fields(cls, d))  # __post_init__ turns a JSON band list into a tuple
 
     def core_dict(self) -> dict[str, Any]:
         """The form ncalm._core takes."""

@@ -11,9 +11,7 @@ def nca_config(cfg: DataConfig):
     overrides = dict(cfg.nca)
     if "seq_len" in overrides and overrides["seq_len"] != cfg.seq_len:
         raise ValueError(f"nca.seq_len={overrides['seq_len']} conflicts with seq_len={cfg.seq_len}")
-    if overrides.get("band") is not None:
-        overrides["band"] = tuple(overrides["band"])
-    return NCAConfig(**{**overrides, "seq_len": cfg.seq_len})
+    return NCAConfig.from_dict({**overrides, "seq_len": cfg.seq_len})
 
 
 def generator_device(cfg: DataConfig, train_device: str) -> str:
