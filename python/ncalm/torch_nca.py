@@ -11,6 +11,7 @@ or GPU.
 from __future__ import annotations
 
 import gzip
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -56,40 +57,38 @@ def tokenize(grids: torch.Tensor, colors: int, patch: int) -> torch.Tensor:
     return (p.long() * powers).sum(-1)                                # (n, N)
 
 
-@torch.no_grad()
-def sequences(n: int, seq_len: int = 1024, grid: int = 12, colors: int = 10, patch: int = 2, burn_in: int = 10,
-              temperature: float = 1e-4, seed: int = 0, device="cpu") -> torch.Tensor:
-    """(n, seq_len + 1) tokens: frames [START, patches, END] after burn-in, a fresh rule per sequence."""
+def _token_frames(n: int, frames: int, grid: int, colors: int, patch: int, burn_in: int, temperature: float,
+                  seed: int, device) -> Iterator[torch.Tensor]:
+    """Patch tokens (n, N) of each recorded frame of n fresh rules: burn-in, then one step between frames."""
     gen = torch.Generator(device=device).manual_seed(seed)
     rules = sample_rules(n, colors, gen, device)
     grids = initial_grids(n, grid, colors, gen, device)
     for _ in range(burn_in):
         grids = step(grids, rules, colors, temperature, gen)
-    vocab = colors ** (patch * patch)
-    frame_len = (grid // patch) ** 2 + 2
-    frames = []
-    for k in range(-(-(seq_len + 1) // frame_len)):
+    for k in range(frames):
         if k:
             grids = step(grids, rules, colors, temperature, gen)
-        toks = tokenize(grids, colors, patch)
+        yield tokenize(grids, colors, patch)
+
+
+@torch.no_grad()
+def sequences(n: int, seq_len: int = 1024, grid: int = 12, colors: int = 10, patch: int = 2, burn_in: int = 10,
+              temperature: float = 1e-4, seed: int = 0, device="cpu") -> torch.Tensor:
+    """(n, seq_len + 1) tokens: frames [START, patches, END] after burn-in, a fresh rule per sequence."""
+    vocab = colors ** (patch * patch)
+    frame_len = (grid // patch) ** 2 + 2
+    out = []
+    for toks in _token_frames(n, -(-(seq_len + 1) // frame_len), grid, colors, patch, burn_in, temperature, seed,
+                              device):
         start = torch.full((n, 1), vocab, device=device, dtype=toks.dtype)
-        frames.append(torch.cat([start, toks, start + 1], dim=1))
-    return torch.cat(frames, dim=1)[:, : seq_len + 1]
+        out.append(torch.cat([start, toks, start + 1], dim=1))
+    return torch.cat(out, dim=1)[:, : seq_len + 1]
 
 
 @torch.no_grad()
 def score_rules(n: int, grid: int = 12, colors: int = 10, patch: int = 2, burn_in: int = 10, frames: int = 10,
                 temperature: float = 1e-4, seed: int = 0, device="cpu") -> list[float]:
     """gzip ratio of each of n fresh candidate rules (rollouts batched, gzip per rule in Python)."""
-    gen = torch.Generator(device=device).manual_seed(seed)
-    rules = sample_rules(n, colors, gen, device)
-    grids = initial_grids(n, grid, colors, gen, device)
-    for _ in range(burn_in):
-        grids = step(grids, rules, colors, temperature, gen)
-    toks = []
-    for k in range(frames):
-        if k:
-            grids = step(grids, rules, colors, temperature, gen)
-        toks.append(tokenize(grids, colors, patch))
+    toks = list(_token_frames(n, frames, grid, colors, patch, burn_in, temperature, seed, device))
     raw = torch.cat(toks, dim=1).to(torch.int32).cpu().numpy().astype("<i4")
     return [len(gzip.compress(r.tobytes(), 9)) / r.nbytes for r in raw]
