@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ncalm.data.sharding import shifted_pairs
+
 VAL_OFFSET = 1 << 40
 
 
@@ -50,8 +52,7 @@ class DyckSource:
     def _tokens(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [dyck_sequence(np.random.default_rng([self.seed, int(i)]), self.seq_len + 1,
                               self.k, self.max_depth, self.p_open) for i in indices]
-        t = torch.from_numpy(np.stack(rows))
-        return t[:, :-1].contiguous(), t[:, 1:].contiguous()
+        return shifted_pairs(rows)
 
     def items(self, indices: np.ndarray):
         return self._tokens(indices)

@@ -33,6 +33,12 @@ class Source(Protocol):
         """A JSON-able description stored in checkpoints and metrics."""
 
 
+def shifted_pairs(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, targets) for next-token prediction from rows of seq_len + 1 tokens."""
+    t = torch.from_numpy(np.stack(rows))
+    return t[:, :-1].contiguous(), t[:, 1:].contiguous()
+
+
 def micro_batch_items(m: int, rank: int, world: int, batch_size: int) -> np.ndarray:
     """Global item indices of micro-batch ``m`` on ``rank``."""
     base = (m * world + rank) * batch_size

@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ncalm.data.corpus import documents
+from ncalm.data.sharding import shifted_pairs
 from ncalm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_tokenizer
 
 
@@ -36,10 +36,6 @@ class TokenSource:
     def _window(self, array: np.ndarray, w: int) -> np.ndarray:
         return np.asarray(array[w * self.seq_len: w * self.seq_len + self.seq_len + 1], dtype=np.int64)
 
-    def _pairs(self, rows: list[np.ndarray]):
-        t = torch.from_numpy(np.stack(rows))
-        return t[:, :-1].contiguous(), t[:, 1:].contiguous()
-
     def items(self, indices: np.ndarray):
         rows = []
         for i in np.asarray(indices, dtype=np.int64):
@@ -48,7 +44,7 @@ class TokenSource:
                 self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
                 self._perm_epoch = epoch
             rows.append(self._window(self.train, int(self._perm[j])))
-        return self._pairs(rows)
+        return shifted_pairs(rows)
 
     def val_batches(self, batch_size: int, n_batches: int):
         available = (len(self.val) - 1) // self.seq_len
@@ -56,7 +52,7 @@ class TokenSource:
         if n_batches < 1:
             raise ValueError(f"validation data has {len(self.val)} tokens: not one batch of "
                              f"{batch_size} x {self.seq_len + 1}; lower batch_size or seq_len")
-        return [self._pairs([self._window(self.val, b * batch_size + j) for j in range(batch_size)])
+        return [shifted_pairs([self._window(self.val, b * batch_size + j) for j in range(batch_size)])
                 for b in range(n_batches)]
 
     def describe(self) -> dict:
