@@ -109,8 +109,13 @@ def filter_band(
         raise ValueError("filter_rules needs cfg.band=(lower, upper); it is None")
     ids = np.arange(start, start + count, dtype=np.uint64)
     ratios = score(ids)
-    lo, hi = cfg.band
-    return ids[(ratios > lo) & (ratios < hi)], ratios
+    return ids[in_band(ratios, cfg.band)], ratios
+
+
+def in_band(ratios: Iterable[float] | np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """Which ratios lie strictly inside band = (lower, upper): the filter's rule (nca-spec.md)."""
+    r = np.asarray(ratios, dtype=np.float64)
+    return (r > band[0]) & (r < band[1])
 
 
 def sample_rules(cfg: NCAConfig, seed: int, rule_ids: Iterable[int] | np.ndarray) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ncalm.evaluation.plots import save_figure
+from ncalm.generator import in_band
 
 GAP_RGB = (255, 255, 255)  # separator between grids
 
@@ -121,5 +122,4 @@ def save_complexity_histogram(ratios: Sequence[float], band: tuple[float, float]
 
 def accepted_fraction(ratios: Sequence[float], band: tuple[float, float]) -> float:
     """Share of ``ratios`` strictly inside ``band`` (the filter's rule)."""
-    r = np.asarray(ratios, dtype=np.float64)
-    return float(((r > band[0]) & (r < band[1])).mean())
+    return float(in_band(ratios, band).mean())

@@ -36,6 +36,7 @@ def _positive(**values: int) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ncalm import find_rules, rollout, score_rules
+    from ncalm.generator import in_band
     from ncalm.visualize import accepted_fraction, save_complexity_histogram, save_gif, save_strip
 
     _positive(rules=args.rules, frames=args.frames, candidates=args.candidates, scale=args.scale)
@@ -55,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
     rejected_path = None
     if cfg.band is not None:
         # The rules the band throws away, drawn the same way, for comparison.
-        inside = (ratios > cfg.band[0]) & (ratios < cfg.band[1])
-        rejected = np.flatnonzero(~inside)[: args.rules].astype(np.uint64)
+        rejected = np.flatnonzero(~in_band(ratios, cfg.band))[: args.rules].astype(np.uint64)
         if rejected.size:
             sims = np.arange(rejected.size, dtype=np.uint64)
             rejected_path = save_strip(rollout(cfg, args.seed, rejected, sims, args.frames, threads=threads),
