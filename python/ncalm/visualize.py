@@ -49,10 +49,14 @@ def tile(grids: np.ndarray, scale: int = 8, gap: int = 2) -> np.ndarray:
     return out
 
 
+def _lut(colors: int) -> np.ndarray:
+    """(colors + 1, 3) uint8: the state colours, then the separator at index `colors`."""
+    return np.vstack([palette(colors), np.asarray(GAP_RGB, dtype=np.uint8)])
+
+
 def to_rgb(index_image: np.ndarray, colors: int) -> np.ndarray:
     """Index image (-1 = separator) -> (h, w, 3) uint8."""
-    lut = np.vstack([palette(colors), np.asarray(GAP_RGB, dtype=np.uint8)])
-    return lut[np.where(index_image < 0, colors, index_image)]
+    return _lut(colors)[np.where(index_image < 0, colors, index_image)]
 
 
 def save_strip(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8, gap: int = 2) -> Path:
@@ -78,7 +82,7 @@ def save_gif(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8, g
     padded = np.full((n_rows * per_row, n_frames, h, w), -1, dtype=np.int16)
     padded[:n_rules] = grids
     # An indexed palette keeps the state colours exact (no GIF quantisation).
-    flat_palette = np.vstack([palette(colors), np.asarray(GAP_RGB, dtype=np.uint8)]).ravel().tolist()
+    flat_palette = _lut(colors).ravel().tolist()
     images = []
     for t in range(n_frames):
         index = tile(padded[:, t].reshape(n_rows, per_row, h, w), scale, gap)

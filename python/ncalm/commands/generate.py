@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
                 out = buf[: len(ids)]
                 ncalm.sequence_tokens(cfg, args.seed, ids, rule_ids=rules, threads=args.threads, out=out)
                 out.astype("<u2", copy=False).tofile(f)
-                manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum()) if cfg.band else 0
-                if cfg.band:
+                if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
+                    manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
                     counts += np.histogram(ratios, bins=HIST_BINS)[0]
                 bar.update(len(ids) * seq_tokens)
             f.flush()
