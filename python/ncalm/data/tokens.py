@@ -76,7 +76,7 @@ def encode_documents(docs: list[str], tokenizer) -> np.ndarray:
 
 def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
     """nanoGPT layout: a directory with train.bin and val.bin (uint16), or ``bin:DIR``."""
-    root = Path(spec[4:] if spec.startswith("bin:") else spec)
+    root = _bin_path(spec)
     if root.suffix == ".bin":
         root = root.parent
     train_path, val_path = root / "train.bin", root / "val.bin"
@@ -99,8 +99,12 @@ def _meta_vocab(root: Path) -> int:
     return 50304  # nanoGPT's padded GPT-2 vocabulary, the layout's usual content
 
 
+def _bin_path(spec: str) -> Path:
+    return Path(spec.removeprefix("bin:"))
+
+
 def is_bin_spec(spec: str) -> bool:
-    p = Path(spec[4:] if spec.startswith("bin:") else spec)
+    p = _bin_path(spec)
     return spec.startswith("bin:") or p.suffix == ".bin" or (p.is_dir() and (p / "train.bin").is_file())
 
 
