@@ -227,14 +227,11 @@ __device__ void write_frame_tokens(const nca::Config& cfg, const uint8_t* grid, 
                                    T* row, int lane) {
   const int N = cfg.patches();
   if (markers) {
-    const int len = N + 2;
+    const int len = cfg.frame_len();
     for (int i = lane; i < len; i += kWarp) {
       const int64_t pos = int64_t(f) * len + i;
       if (pos >= row_len) break;
-      const int64_t t = i == 0 ? cfg.start_token()
-                        : i == len - 1 ? cfg.end_token()
-                                       : nca::patch_token(grid, cfg.width, cfg.colors, cfg.patch, i - 1);
-      row[pos] = static_cast<T>(t);
+      row[pos] = static_cast<T>(nca::frame_token(cfg, grid, i));
     }
   } else {
     for (int k = lane; k < N; k += kWarp)

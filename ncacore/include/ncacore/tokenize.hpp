@@ -27,22 +27,20 @@ NCA_HD int64_t patch_token(const uint8_t* grid, int width, int colors, int patch
   return t;
 }
 
-// Writes frame tokens [START, t_1 .. t_N, END] starting at frame offset
-// `from`, at most `count` of them, into out. Returns the number written.
+// Token i of a frame [START, t_1 .. t_N, END] (0 <= i < frame_len).
+NCA_HD int64_t frame_token(const Config& cfg, const uint8_t* grid, int i) {
+  if (i == 0) return cfg.start_token();
+  if (i == cfg.frame_len() - 1) return cfg.end_token();
+  return patch_token(grid, cfg.width, cfg.colors, cfg.patch, i - 1);
+}
+
+// Writes frame tokens starting at frame offset `from`, at most `count` of
+// them, into out. Returns the number written.
 template <typename T>
 NCA_HD int write_frame(const Config& cfg, const uint8_t* grid, int from, int count, T* out) {
   const int len = cfg.frame_len();
   int w = 0;
-  for (int i = from; i < len && w < count; ++i, ++w) {
-    int64_t t;
-    if (i == 0)
-      t = cfg.start_token();
-    else if (i == len - 1)
-      t = cfg.end_token();
-    else
-      t = patch_token(grid, cfg.width, cfg.colors, cfg.patch, i - 1);
-    out[w] = static_cast<T>(t);
-  }
+  for (int i = from; i < len && w < count; ++i, ++w) out[w] = static_cast<T>(frame_token(cfg, grid, i));
   return w;
 }
 
