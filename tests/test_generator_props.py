@@ -142,6 +142,29 @@ def test_impossible_band_gives_a_clear_error():
         ncalm.find_rules(cfg, 0, [0])
 
 
+@pytest.mark.parametrize("batch", [1, 7, 50, 4096])
+def test_batched_band_search_accepts_what_find_rules_accepts(batch):
+    # The GPU filter searches in rounds of candidates; driven by the CPU scorer
+    # here, so its order is checked without a GPU. A narrow band makes most
+    # sequences need several candidates, some over several rounds.
+    cfg = CFG.replace(band=(0.6, 0.7), max_attempts=200)
+    seqs = np.arange(100, 140, dtype=np.uint64)
+    rules, ratios = ncalm.find_rules(cfg, 3, seqs)
+    got_rules, got_ratios = _core.find_rules_batched(cfg.core_dict(), 3, seqs, batch)
+    np.testing.assert_array_equal(got_rules, rules)
+    np.testing.assert_array_equal(got_ratios, ratios)
+    assert (rules >> 40).max() >= 2  # the band did make sequences search
+
+
+def test_batched_band_search_reports_a_miss_as_find_rules_does():
+    cfg = CFG.replace(band=(1.9, 2.0), max_attempts=5)
+    with pytest.raises(ValueError, match="no rule inside band .* after 5 candidates for sequence 4"):
+        _core.find_rules_batched(cfg.core_dict(), 0, np.array([4], dtype=np.uint64), 3)
+    rules, ratios = _core.find_rules_batched(CFG.core_dict(), 0, np.array([0, 5], dtype=np.uint64), 3)
+    np.testing.assert_array_equal(rules, [0, 5])
+    assert np.isnan(ratios).all()
+
+
 def test_sampling_follows_softmax_at_temperature_one():
     # One step from a fixed grid, many independent noise streams: the colour
     # frequencies of a cell must match softmax(logits).

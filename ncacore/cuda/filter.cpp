@@ -4,16 +4,14 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstring>
 #include <exception>
-#include <limits>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
+#include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/generate.hpp"
 #include "ncacuda/check.cuh"
@@ -182,60 +180,9 @@ void Filter::State::score_all(const uint64_t* rule_ids, int64_t n, double* ratio
 void Filter::find(const uint64_t* seq_ids, int64_t n, uint64_t* rule_ids, double* ratios) {
   State& s = *s_;
   std::lock_guard<std::mutex> lock(s.busy);
-  const nca::Config& cfg = s.cfg;
-  for (int64_t i = 0; i < n; ++i)
-    if (seq_ids[i] > nca::kMaxSequenceId) throw std::invalid_argument("sequence id exceeds 2**40 - 1");
-  if (!cfg.band) {
-    for (int64_t i = 0; i < n; ++i) {
-      rule_ids[i] = nca::candidate_id(seq_ids[i], 0);
-      if (ratios) ratios[i] = std::numeric_limits<double>::quiet_NaN();
-    }
-    return;
-  }
-  // Rounds: every unresolved sequence scores its next `per` candidates in
-  // stream order and takes the first in band, as find_one does one by one.
-  // `per` grows as sequences resolve, to keep the chunks full.
-  std::vector<int64_t> pending(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) pending[size_t(i)] = i;
-  std::vector<uint32_t> attempt(size_t(n), 0);
-  std::vector<uint64_t> ids;
-  std::vector<double> scores;
-  while (!pending.empty()) {
-    const int64_t per = std::clamp<int64_t>(s.chunk / int64_t(pending.size()), 1, 64);
-    ids.clear();
-    std::vector<int64_t> first(pending.size() + 1);
-    for (size_t q = 0; q < pending.size(); ++q) {
-      const int64_t i = pending[q];
-      first[q] = int64_t(ids.size());
-      for (int64_t a = attempt[size_t(i)]; a < std::min<int64_t>(attempt[size_t(i)] + per, cfg.max_attempts); ++a)
-        ids.push_back(nca::candidate_id(seq_ids[i], uint32_t(a)));
-    }
-    first[pending.size()] = int64_t(ids.size());
-    scores.resize(ids.size());
-    s.score_all(ids.data(), int64_t(ids.size()), scores.data());
-    std::vector<int64_t> still;
-    for (size_t q = 0; q < pending.size(); ++q) {
-      const int64_t i = pending[q];
-      bool found = false;
-      for (int64_t j = first[q]; j < first[q + 1] && !found; ++j) {
-        if (cfg.band_lower < scores[size_t(j)] && scores[size_t(j)] < cfg.band_upper) {
-          rule_ids[i] = ids[size_t(j)];
-          if (ratios) ratios[i] = scores[size_t(j)];
-          found = true;
-        }
-      }
-      attempt[size_t(i)] += uint32_t(first[q + 1] - first[q]);
-      if (found) continue;
-      if (int64_t(attempt[size_t(i)]) >= cfg.max_attempts) {
-        std::ostringstream e;
-        e << "no rule inside band (" << cfg.band_lower << ", " << cfg.band_upper << ") after " << cfg.max_attempts
-          << " candidates for sequence " << seq_ids[i] << "; widen the band or change the dynamics";
-        throw std::runtime_error(e.str());
-      }
-      still.push_back(i);
-    }
-    pending.swap(still);
-  }
+  nca::find_rules_batched(
+      s.cfg, seq_ids, n, s.chunk,
+      [&s](const uint64_t* ids, int64_t m, double* scores) { s.score_all(ids, m, scores); }, rule_ids, ratios);
 }
 
 }  // namespace ncacuda

@@ -2,18 +2,17 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <exception>
 #include <limits>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/rollout.hpp"
 #include "ncacore/tokenize.hpp"
@@ -80,8 +79,6 @@ double score_one(const Config& cfg, uint64_t seed, uint64_t rule_id, Worker& w) 
   return w.gzip->ratio(reinterpret_cast<const uint8_t*>(w.tokens.data()), w.tokens.size() * sizeof(int32_t));
 }
 
-bool in_band(const Config& cfg, double r) { return cfg.band_lower < r && r < cfg.band_upper; }
-
 uint64_t find_one(const Config& cfg, uint64_t seed, uint64_t seq, Worker& w, double* ratio) {
   if (seq > kMaxSequenceId) throw std::invalid_argument("sequence id exceeds 2**40 - 1");
   if (!cfg.band) {
@@ -96,10 +93,7 @@ uint64_t find_one(const Config& cfg, uint64_t seed, uint64_t seq, Worker& w, dou
       return id;
     }
   }
-  std::ostringstream e;
-  e << "no rule inside band (" << cfg.band_lower << ", " << cfg.band_upper << ") after " << cfg.max_attempts
-    << " candidates for sequence " << seq << "; widen the band or change the dynamics";
-  throw std::invalid_argument(e.str());  // the band admits no rule of these dynamics: a config error
+  throw_no_rule_in_band(cfg, seq);
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ class Filter {
   // Complexity score of each candidate rule (host arrays), as score_rules.
   void score(const uint64_t* rule_ids, int64_t n, double* ratios);
   // First in-band candidate of each sequence's stream, as find_rules
-  // (ratios nullable; NaN without a band). Throws std::runtime_error when
+  // (ratios nullable; NaN without a band). Throws std::invalid_argument when
   // max_attempts candidates all miss.
   void find(const uint64_t* seq_ids, int64_t n, uint64_t* rule_ids, double* ratios);
 
