@@ -12,26 +12,17 @@ re-initialise or freeze, for the paper's ablations:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 
 import torch
 
 from ncalm.checkpoint import CheckpointError
 from ncalm.model import LlamaLM
+from ncalm.train.config import TransferConfig  # noqa: F401  (re-exported: transfer()'s settings)
 
 PARTS = {"attn": r"attn\.(wq|wk|wv|wo)\.", "mlp": r"mlp\.(w1|w2|w3)\.", "norm": r"(attn_norm|mlp_norm)\.",
          "block": r""}
 GLOBAL_PARTS = {"final_norm": "norm.weight", "embed": "embed.weight", "head": "head.weight"}
 TOKEN_SPACE = ("embed.weight", "head.weight")
-
-
-@dataclass
-class TransferConfig:
-    """Which copied tensors to re-initialise or freeze (see module docstring for the specs)."""
-
-    reinit: list[str] = field(default_factory=list)
-    freeze: list[str] = field(default_factory=list)
-    keep_embeddings: bool = False  # only meaningful when both stages share one vocabulary
 
 
 def select(names: list[str], spec: str, n_layer: int) -> set[str]:

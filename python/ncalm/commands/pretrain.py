@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from ncalm.train.config import TransferConfig
 from ncalm.train.options import add_common, add_text, run_and_report, text_data, train_config
-from ncalm.transfer import TransferConfig
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p, out_default="runs/pretrain", steps_default=1000)

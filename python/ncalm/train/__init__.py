@@ -1,6 +1,16 @@
-"""Training: ``train(TrainConfig) -> dict`` for one stage (NCA, Dyck or language)."""
-from ncalm.train.config import DataConfig, OptimConfig, TrainConfig
-from ncalm.train.trainer import train
-from ncalm.transfer import TransferConfig
+"""Training: ``train(TrainConfig) -> dict`` for one stage (NCA, Dyck or language).
+
+The trainer (and with it torch) loads on first use of ``train``, so the
+configs serve `--help` and experiment planning without it.
+"""
+from ncalm.train.config import DataConfig, OptimConfig, TrainConfig, TransferConfig
 
 __all__ = ["DataConfig", "OptimConfig", "TrainConfig", "TransferConfig", "train"]
+
+
+def __getattr__(name: str):
+    if name == "train":
+        from ncalm.train.trainer import train
+
+        return train
+    raise AttributeError(f"module 'ncalm.train' has no attribute {name!r}")

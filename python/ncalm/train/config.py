@@ -4,9 +4,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from ncalm.fields import known_fields
-from ncalm.transfer import TransferConfig
 
 DATA_KINDS = ("nca", "dyck", "text")
+
+
+@dataclass
+class TransferConfig:
+    """Which copied tensors ncalm.transfer re-initialises or freezes (part specs: see ncalm.transfer)."""
+
+    reinit: list[str] = field(default_factory=list)
+    freeze: list[str] = field(default_factory=list)
+    keep_embeddings: bool = False  # only meaningful when both stages share one vocabulary
 
 
 @dataclass

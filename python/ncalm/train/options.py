@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 
 from ncalm.commands.nca_options import parse_count
-from ncalm.model import PRESETS
-from ncalm.train.config import DataConfig, OptimConfig, TrainConfig
-from ncalm.transfer import TransferConfig
+from ncalm.model_config import PRESETS
+from ncalm.train.config import DataConfig, OptimConfig, TrainConfig, TransferConfig
+
 
 def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int) -> None:
     g = p.add_argument_group("run")
