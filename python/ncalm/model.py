@@ -12,6 +12,7 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 
 from ncalm.model_config import PRESETS, ModelConfig, model_config  # noqa: F401  (re-exported)
 
@@ -58,16 +59,15 @@ def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.n_head, self.head_dim = cfg.n_head, cfg.head_dim
+        self.n_head = cfg.n_head
         self.wq = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.wk = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.wv = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.wo = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
 
     def forward(self, x, cos, sin, cache: KVCache | None = None, layer: int = 0):
-        B, T, C = x.shape
-        q, k, v = (w(x).view(B, T, self.n_head, self.head_dim).transpose(1, 2)
-                   for w in (self.wq, self.wk, self.wv))
+        T = x.shape[1]
+        q, k, v = (rearrange(w(x), "b t (h d) -> b h t d", h=self.n_head) for w in (self.wq, self.wk, self.wv))
         q, k = rotary(q, cos, sin), rotary(k, cos, sin)
         if cache is None:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -82,7 +82,7 @@ class Attention(nn.Module):
                 qpos = torch.arange(start, end, device=x.device)[:, None]
                 mask = torch.arange(end, device=x.device)[None, :] <= qpos
             y = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype), attn_mask=mask)
-        return self.wo(y.transpose(1, 2).reshape(B, T, C))
+        return self.wo(rearrange(y, "b h t d -> b t (h d)"))
 
 
 class SwiGLU(nn.Module):
