@@ -145,6 +145,18 @@ def test_filtering_matches_cpu(band):
 
 
 @_gpu_only
+def test_generate_command_writes_the_same_shards_on_gpu(tmp_path):
+    from ncalm.cli import main
+
+    args = ["--seq-len", "63", "--sequences", "40", "--shard-tokens", "1k", "--chunk", "7", "--seed", "5",
+            "--no-progress"]
+    for device in ("cpu", "cuda"):
+        assert main(["generate", "--out", str(tmp_path / device), "--device", device, *args]) == 0
+    for name in sorted(p.name for p in (tmp_path / "cpu").iterdir()):
+        assert (tmp_path / "cuda" / name).read_bytes() == (tmp_path / "cpu" / name).read_bytes(), name
+
+
+@_gpu_only
 def test_band_search_failure_is_reported():
     cfg = NCAConfig(band=(1.9, 2.0), max_attempts=3)
     gen = cuda_backend.CudaGenerator(cfg, SEED, "cuda")

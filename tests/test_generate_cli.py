@@ -70,8 +70,21 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
     (["--band", "0.9,0.1"], "band=(0.9, 0.1) is invalid"),
     (["--grid", "13"], "grid=13 is not a multiple of patch=2"),
     (["--colors", "20"], "does not fit the uint16 shards"),
+    (["--device", "gpu"], "--device 'gpu': use auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, capsys, bad, message):
     assert main(["generate", "--out", str(tmp_path / "x"), "--sequences", "2", *bad]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_device_cuda_without_a_usable_gpu_says_why(tmp_path, capsys):
+    from ncalm import _core
+
+    if getattr(_core, "built_with_cuda", False) and _core.cuda_device_count()[0] > 0:
+        pytest.skip("this machine has a GPU: --device cuda is served (tests/test_cuda_backend.py)")
+    out = tmp_path / "x"
+    assert main(["generate", "--out", str(out), "--sequences", "2", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "--device cuda: ncalm was built" in err and ("without CUDA support" in err or "no CUDA GPU" in err)
+    assert not out.exists()  # refused before anything was written

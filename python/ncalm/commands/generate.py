@@ -8,6 +8,9 @@ atomically after every shard) lists the completed shards, the config, seed,
 counts and the histogram of the accepted rules' complexity scores. An
 interrupted run keeps its completed shards: rerun with --resume.
 
+The GPU backend (--device cuda, or auto when this build has CUDA kernels
+and a GPU is usable) writes exactly the CPU backend's tokens.
+
 examples:
   ncalm generate --tokens 100M --out nca/
   ncalm generate --sequences 5000 --band 0.3,0.4 --seed 1 --out nca-code/
@@ -18,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -41,7 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=int, default=0, help="id of the first sequence (to extend or shard a stream)")
     p.add_argument("--shard-tokens", type=parse_count, default=parse_count("100M"), help="tokens per shard file")
     p.add_argument("--chunk", type=int, default=2048, help="sequences generated per call (memory ~ chunk * seq_len * 2 B)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores); on a GPU, for gzip scoring")
+    p.add_argument("--device", default="auto",
+                   help="cpu, cuda, cuda:N, or auto (the GPU backend when usable, else cpu); same tokens either way")
     p.add_argument("--force", action="store_true", help="overwrite an existing output directory's shards")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -73,10 +79,54 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
             "candidates_scored": 0}
 
 
+def resolve_device(name: str, cfg) -> str:
+    """'cpu' or the CUDA device to generate on; auto falls back to the CPU where the GPU backend cannot serve."""
+    from ncalm import _core
+
+    if name == "cpu":
+        return "cpu"
+    if name != "auto" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
+    if not getattr(_core, "built_with_cuda", False) or _core.cuda_device_count()[0] == 0:
+        if name == "auto":
+            return "cpu"
+        from ncalm.cuda_backend import cuda_status
+
+        raise ValueError(f"--device {name}: {cuda_status()[1]}")
+    if name == "auto":
+        import torch
+
+        usable = torch.cuda.is_available() and not _core.cuda_unsupported(cfg.core_dict())
+        return "cuda" if usable else "cpu"
+    return name
+
+
+def backend(cfg, seed: int, threads: int, chunk: int, device: str):
+    """(find, write) on the chosen device: find(ids) -> (rules, ratios); write(ids, rules, out) fills out."""
+    import ncalm
+
+    if device == "cpu":
+        def write(ids, rules, out):
+            ncalm.sequence_tokens(cfg, seed, ids, rule_ids=rules, threads=threads, out=out)
+
+        return (lambda ids: ncalm.find_rules(cfg, seed, ids, threads=threads)), write
+    import torch
+
+    from ncalm.cuda_backend import CudaGenerator
+
+    gen = CudaGenerator(cfg, seed, device, threads=threads or None)
+    staging = torch.empty((chunk, cfg.seq_len + 1), dtype=torch.int32, device=gen.device)
+
+    def write_gpu(ids, rules, out):
+        part = staging[: len(ids)]
+        gen.generate_into(part, ids, rule_ids=rules)
+        out[...] = part.cpu().numpy()  # .cpu() waits for the kernel; the vocabulary fits uint16 (checked)
+
+    return gen.find_rules, write_gpu
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    import ncalm
 
     cfg = nca_config(args)
     if args.chunk < 1 or args.threads < 0 or args.start < 0:
@@ -89,7 +139,9 @@ def run(args: argparse.Namespace) -> int:
     plan = {"format": "ncalm-nca-shards/1", "dtype": "uint16", "sequence_tokens": seq_tokens,
             "config": cfg.to_dict(), "seed": args.seed, "start": args.start, "sequences": n_seq,
             "shard_sequences": shard_seq, "vocab_size": cfg.vocab_size}
+    device = resolve_device(args.device, cfg)
     manifest = _prepare_dir(args.out, plan, args.force, args.resume)
+    find, write = backend(cfg, args.seed, args.threads, args.chunk, device)
     done = sum(s["sequences"] for s in manifest["shards"])
     counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
     t0 = time.perf_counter()
@@ -105,9 +157,9 @@ def run(args: argparse.Namespace) -> int:
         with open(tmp, "wb") as f:
             for lo in range(0, shard_n, args.chunk):
                 ids = np.arange(first + lo, first + min(lo + args.chunk, shard_n), dtype=np.uint64)
-                rules, ratios = ncalm.find_rules(cfg, args.seed, ids, threads=args.threads)
+                rules, ratios = find(ids)
                 out = buf[: len(ids)]
-                ncalm.sequence_tokens(cfg, args.seed, ids, rule_ids=rules, threads=args.threads, out=out)
+                write(ids, rules, out)
                 out.astype("<u2", copy=False).tofile(f)
                 if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
                     manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
@@ -127,5 +179,5 @@ def run(args: argparse.Namespace) -> int:
     total = n_seq * seq_tokens
     accept = f", {n_seq / manifest['candidates_scored']:.1%} of candidates in band" if cfg.band and manifest["candidates_scored"] else ""
     print(f"wrote {total:,} tokens ({n_seq:,} sequences) in {len(manifest['shards'])} shard(s) to {args.out}"
-          f"{accept}; this run {dt:.1f} s")
+          f"{accept}; this run {dt:.1f} s on {device}")
     return 0
