@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config_dict.hpp"
+#include "found_rules.hpp"
 #include "ncacuda/device.hpp"
 #include "ncacuda/filter.hpp"
 #include "ncacuda/kernels.hpp"
@@ -86,16 +87,8 @@ void bind_cuda(py::module_& m) {
       .def(
           "find",
           [](ncacuda::Filter& f, const Array<uint64_t>& seq) {
-            const int64_t n = seq.size();
-            Array<uint64_t> ids(n);
-            Array<double> ratios(n);
-            uint64_t* ip = ids.mutable_data();
-            double* rp = ratios.mutable_data();
-            {
-              py::gil_scoped_release release;
-              f.find(seq.data(), n, ip, rp);
-            }
-            return py::make_tuple(ids, ratios);
+            return found_rules(seq.size(),
+                               [&](uint64_t* ids, double* ratios) { f.find(seq.data(), seq.size(), ids, ratios); });
           },
           py::arg("seq_ids"));
 }

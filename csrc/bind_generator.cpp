@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config_dict.hpp"
+#include "found_rules.hpp"
 #include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/generate.hpp"
@@ -77,16 +78,9 @@ void bind_generator(py::module_& m) {
       "find_rules",
       [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, int threads) {
         Config cfg = config_from_dict(d);
-        const int64_t n = seq.size();
-        Array<uint64_t> ids(n);
-        Array<double> ratios(n);
-        uint64_t* ip = ids.mutable_data();
-        double* rp = ratios.mutable_data();
-        {
-          py::gil_scoped_release release;
-          nca::find_rules(cfg, seed, seq.data(), n, ip, rp, threads);
-        }
-        return py::make_tuple(ids, ratios);
+        return found_rules(seq.size(), [&](uint64_t* ids, double* ratios) {
+          nca::find_rules(cfg, seed, seq.data(), seq.size(), ids, ratios, threads);
+        });
       },
       py::arg("cfg"), py::arg("seed"), py::arg("seq_ids"), py::arg("threads") = 0);
 
@@ -94,17 +88,12 @@ void bind_generator(py::module_& m) {
       "find_rules_batched",
       [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, int64_t batch, int threads) {
         Config cfg = config_from_dict(d);
-        const int64_t n = seq.size();
-        Array<uint64_t> ids(n);
-        Array<double> ratios(n);
-        uint64_t* ip = ids.mutable_data();
-        double* rp = ratios.mutable_data();
-        {
-          py::gil_scoped_release release;
-          auto score = [&](const uint64_t* r, int64_t m, double* out) { nca::score_rules(cfg, seed, r, m, out, threads); };
-          nca::find_rules_batched(cfg, seq.data(), n, batch, score, ip, rp);
-        }
-        return py::make_tuple(ids, ratios);
+        auto score = [&](const uint64_t* ids, int64_t m, double* ratios) {
+          nca::score_rules(cfg, seed, ids, m, ratios, threads);
+        };
+        return found_rules(seq.size(), [&](uint64_t* ids, double* ratios) {
+          nca::find_rules_batched(cfg, seq.data(), seq.size(), batch, score, ids, ratios);
+        });
       },
       py::arg("cfg"), py::arg("seed"), py::arg("seq_ids"), py::arg("batch"), py::arg("threads") = 0,
       "find_rules in the GPU filter's batched search order, scored on the CPU (so CPU tests check that order).");
