@@ -12,6 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 logs=${OUT:-/tmp/gpu_check}
+export NCALM_GPU_DUMP="$logs/mismatch"  # GPU != CPU streams are saved here, to come back with $OUT
 mkdir -p "$logs"
 quick=""
 [[ "${1:-}" == "--quick" ]] && quick="--quick"

@@ -3,6 +3,9 @@ streams and filtering results must be identical. GPU tests skip cleanly
 without a GPU; the error and buffer-parsing tests run anywhere."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -37,6 +40,23 @@ def _cpu(cfg: NCAConfig, ids: np.ndarray, dtype=np.int64, rule_ids=None) -> np.n
     return sequence_tokens(cfg, SEED, ids, rule_ids=rule_ids, dtype=dtype)
 
 
+def _assert_same_tokens(cfg: NCAConfig, got: np.ndarray, want: np.ndarray, label: str) -> None:
+    """GPU == CPU, or a failure that says where the streams part (and, under
+    gpu_check.sh, both streams saved to NCALM_GPU_DUMP for offline debugging)."""
+    got, want = np.asarray(got, dtype=np.int64), np.asarray(want, dtype=np.int64)
+    if got.shape == want.shape and np.array_equal(got, want):
+        return
+    if os.environ.get("NCALM_GPU_DUMP"):
+        dump = Path(os.environ["NCALM_GPU_DUMP"])
+        dump.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(dump / f"{label}.npz", gpu=got, cpu=want, seed=SEED, config=repr(cfg.to_dict()))
+    assert got.shape == want.shape, f"{label}: GPU shape {got.shape}, CPU shape {want.shape}"
+    rows, cols = np.nonzero(got != want)
+    r, c, L = rows[0], cols[0], cfg.frame_len
+    pytest.fail(f"{label}: {len(np.unique(rows))} of {len(got)} sequences differ; first at row {r}, token {c} "
+                f"(frame {c // L}, position {c % L} of {L}): GPU {got[r, c]}, CPU {want[r, c]}")
+
+
 # --- GPU == CPU ---------------------------------------------------------------
 
 
@@ -53,7 +73,7 @@ def test_tokens_match_cpu(name):
     ids = np.arange(1000, 1000 + 257, dtype=np.uint64)  # 257: a partial last block of warps
     gpu_tokens = cuda_backend.CudaGenerator(cfg, SEED, "cuda").tokens(ids)
     torch.cuda.synchronize()
-    np.testing.assert_array_equal(gpu_tokens.cpu().numpy(), _cpu(cfg, ids))
+    _assert_same_tokens(cfg, gpu_tokens.cpu().numpy(), _cpu(cfg, ids), name)
 
 
 @_gpu_only
@@ -141,7 +161,7 @@ def test_filtering_matches_cpu(band):
     np.testing.assert_array_equal(rules_gpu, rules_cpu)
     np.testing.assert_array_equal(ratios_gpu, ratios_cpu)
     # Sequences under the band: the same found rules, the same tokens.
-    np.testing.assert_array_equal(gen.tokens(seqs[:50]).cpu().numpy(), _cpu(cfg, seqs[:50]))
+    _assert_same_tokens(cfg, gen.tokens(seqs[:50]).cpu().numpy(), _cpu(cfg, seqs[:50]), f"band_{band[0]}_{band[1]}")
 
 
 @_gpu_only
@@ -181,6 +201,23 @@ def test_bad_targets_are_refused():
 
 
 # --- anywhere: errors and buffer parsing -------------------------------------------
+
+
+def test_a_stream_mismatch_is_located_and_saved(tmp_path, monkeypatch):
+    # The GPU tests' failure report, checked here so that the first GPU run's
+    # failure (if any) says where the streams part and brings both back.
+    cfg = NCAConfig(seq_len=100)
+    want = _cpu(cfg, np.arange(4))
+    got = want.copy()
+    got[2, 2 * cfg.frame_len + 5] += 1
+    monkeypatch.setenv("NCALM_GPU_DUMP", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match=r"1 of 4 sequences differ; first at row 2, token 81 \(frame 2, "
+                                                    r"position 5 of 38\)"):
+        _assert_same_tokens(cfg, got, want, "demo")
+    saved = np.load(tmp_path / "demo.npz")
+    np.testing.assert_array_equal(saved["gpu"], got)
+    np.testing.assert_array_equal(saved["cpu"], want)
+    _assert_same_tokens(cfg, want, want.copy(), "same")  # equal streams pass
 
 
 @pytest.mark.skipif(USABLE, reason="this machine has a usable GPU")
