@@ -87,17 +87,20 @@ def resolve_device(name: str, cfg) -> str:
         return "cpu"
     if name != "auto" and not re.fullmatch(r"cuda(:\d+)?", name):
         raise ValueError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
-    if not getattr(_core, "built_with_cuda", False) or _core.cuda_device_count()[0] == 0:
+    count = _core.cuda_device_count()[0] if getattr(_core, "built_with_cuda", False) else 0
+    if count == 0:
         if name == "auto":
             return "cpu"
         from ncalm.cuda_backend import cuda_status
 
-        raise ValueError(f"--device {name}: {cuda_status()[1]}")
+        raise ValueError(f"--device {name}: {cuda_status()[1]}".replace("device='cpu'", "--device cpu"))
     if name == "auto":
         import torch
 
         usable = torch.cuda.is_available() and not _core.cuda_unsupported(cfg.core_dict())
         return "cuda" if usable else "cpu"
+    if ":" in name and int(name.split(":")[1]) >= count:
+        raise ValueError(f"--device {name}: this machine has {count} CUDA device(s)")
     return name
 
 
@@ -140,8 +143,8 @@ def run(args: argparse.Namespace) -> int:
             "config": cfg.to_dict(), "seed": args.seed, "start": args.start, "sequences": n_seq,
             "shard_sequences": shard_seq, "vocab_size": cfg.vocab_size}
     device = resolve_device(args.device, cfg)
+    find, write = backend(cfg, args.seed, args.threads, args.chunk, device)  # refuses before anything is written
     manifest = _prepare_dir(args.out, plan, args.force, args.resume)
-    find, write = backend(cfg, args.seed, args.threads, args.chunk, device)
     done = sum(s["sequences"] for s in manifest["shards"])
     counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
     t0 = time.perf_counter()
