@@ -19,6 +19,7 @@ void throw_no_rule_in_band(const Config& cfg, uint64_t seq) {
 
 void find_rules_batched(const Config& cfg, const uint64_t* seq_ids, int64_t n, int64_t batch,
                         const ScoreBatch& score, uint64_t* rule_ids, double* ratios) {
+  check(cfg);
   if (batch < 1) throw std::invalid_argument("batch must be >= 1");
   for (int64_t i = 0; i < n; ++i)
     if (seq_ids[i] > kMaxSequenceId) throw std::invalid_argument("sequence id exceeds 2**40 - 1");
