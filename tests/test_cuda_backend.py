@@ -177,6 +177,14 @@ def test_generate_command_writes_the_same_shards_on_gpu(tmp_path):
 
 
 @_gpu_only
+def test_no_band_needs_no_filter():
+    gen = cuda_backend.CudaGenerator(NCAConfig(seq_len=64), SEED, "cuda")
+    rules, ratios = gen.find_rules([0, 5, 9])
+    np.testing.assert_array_equal(rules, [0, 5, 9])
+    assert np.isnan(ratios).all() and gen._filter is None
+
+
+@_gpu_only
 def test_band_search_failure_is_reported():
     cfg = NCAConfig(band=(1.9, 2.0), max_attempts=3)
     gen = cuda_backend.CudaGenerator(cfg, SEED, "cuda")

@@ -20,6 +20,7 @@ import torch
 from ncalm import _core
 from ncalm.config import NCAConfig
 from ncalm.generator import MAX_SEQ_ID, _ids, _seed, _threads, filter_band
+from ncalm.generator import find_rules as cpu_find_rules
 
 _DTYPES = ("int32", "int64", "uint16")
 
@@ -177,6 +178,8 @@ class CudaGenerator:
 
     def find_rules(self, ids: Any) -> tuple[np.ndarray, np.ndarray]:
         """First in-band candidate of each sequence's stream, as ncalm.generator.find_rules."""
+        if self.cfg.band is None:  # candidate 0 of each stream, nothing to score: no GPU filter to set up
+            return cpu_find_rules(self.cfg, self.seed, ids)
         return self._band_filter().find(_ids("ids", ids, MAX_SEQ_ID))
 
     def filter_rules(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
