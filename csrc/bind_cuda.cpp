@@ -60,7 +60,7 @@ void bind_cuda(py::module_& m) {
         b.seq_ids = static_cast<const uint64_t*>(as_ptr(seq_ids));
         b.first_seq = first_seq;
         b.rule_ids = static_cast<const uint64_t*>(as_ptr(rule_ids));
-        ncacuda::set_device(device);
+        const ncacuda::ScopedDevice on(device);
         ncacuda::generate_async(cfg, seed, b, as_ptr(out), token_type(dtype), row_stride, as_ptr(stream));
       },
       py::arg("cfg"), py::arg("seed"), py::arg("out"), py::arg("dtype"), py::arg("n"), py::arg("row_stride"),

@@ -18,7 +18,17 @@ int device_count(std::string* why) {
   return n;
 }
 
-void set_device(int device) { NCACUDA_CHECK(cudaSetDevice(device)); }
+ScopedDevice::ScopedDevice(int device) {
+  NCACUDA_CHECK(cudaGetDevice(&previous_));
+  if (device != previous_) {
+    NCACUDA_CHECK(cudaSetDevice(device));
+    changed_ = true;
+  }
+}
+
+ScopedDevice::~ScopedDevice() {
+  if (changed_) cudaSetDevice(previous_);
+}
 
 int pointer_device(const void* ptr) {
   cudaPointerAttributes a{};

@@ -15,6 +15,7 @@
 #include "ncacore/complexity.hpp"
 #include "ncacore/generate.hpp"
 #include "ncacuda/check.cuh"
+#include "ncacuda/device.hpp"
 #include "ncacuda/kernels.hpp"
 
 namespace ncacuda {
@@ -30,19 +31,6 @@ struct Slot {
   cudaEvent_t done = nullptr;
   int64_t n = 0;       // candidates in flight (0: idle)
   int64_t offset = 0;  // where their ratios go
-};
-
-// Restores the caller's current device on scope exit.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    NCACUDA_CHECK(cudaGetDevice(&previous_));
-    if (device != previous_) NCACUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
 };
 
 }  // namespace
@@ -115,7 +103,7 @@ Filter::Filter(const nca::Config& cfg, uint64_t seed, int device, int threads, i
   s.chunk = chunk;
   s.row = int64_t(cfg.score_frames) * cfg.patches();
   for (int t = 0; t < s.threads; ++t) s.scorers.push_back(std::make_unique<nca::GzipScorer>());
-  DeviceGuard guard(device);
+  ScopedDevice guard(device);
   try {
     NCACUDA_CHECK(cudaStreamCreateWithFlags(&s.stream, cudaStreamNonBlocking));
     for (Slot& slot : s.slots) {
@@ -160,7 +148,7 @@ void Filter::score(const uint64_t* rule_ids, int64_t n, double* ratios) {
 
 void Filter::State::score_all(const uint64_t* rule_ids, int64_t n, double* ratios) {
   State& s = *this;
-  DeviceGuard guard(s.device);
+  ScopedDevice guard(s.device);
   // Chunk k goes to the GPU before chunk k-1 is compressed, so the two overlap.
   int k = 0;
   try {

@@ -9,8 +9,20 @@ namespace ncacuda {
 // device, driver older than the runtime ...) when there is none.
 int device_count(std::string* why);
 
-// Makes `device` current on the calling thread; throws std::runtime_error.
-void set_device(int device);
+// Makes `device` current on the calling thread for the guard's lifetime and
+// then restores the caller's, so that callers (torch tracks the current
+// device as the CUDA runtime's) see no change. Throws std::runtime_error.
+class ScopedDevice {
+ public:
+  explicit ScopedDevice(int device);
+  ~ScopedDevice();
+  ScopedDevice(const ScopedDevice&) = delete;
+  ScopedDevice& operator=(const ScopedDevice&) = delete;
+
+ private:
+  int previous_ = 0;
+  bool changed_ = false;
+};
 
 // Device ordinal owning the memory at `ptr` (device or managed memory), or
 // -1 when it is host or unknown memory.
