@@ -39,7 +39,8 @@ ok, why = cuda_status(); print(why); sys.exit(not ok)"; then
 fi
 
 echo "== GPU tests"
-python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda_backend.py tests/test_cuda_emulated.py \
+python3 -m pytest -q -p no:cacheprovider -rs tests/test_cuda_backend.py tests/test_gpu_training.py \
+  tests/test_cuda_emulated.py \
   2>&1 | tee "$logs/tests.log" | tail -40
 tests_rc=${PIPESTATUS[0]}
 
