@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole GPU check in one run, for a lent GPU machine: build the package
 # with its CUDA kernels (sm_90 only, to save the lease's minutes), run the GPU
-# tests (GPU tokens == CPU tokens), then the GPU benchmarks; their table is
-# printed last.
+# tests (GPU tokens == CPU tokens), the GPU benchmarks, then small launches
+# under compute-sanitizer; the table of figures and verdicts is printed last.
 #
 #   benchmarks/gpu_check.sh [--quick]
 #
@@ -47,5 +47,32 @@ tests_rc=${PIPESTATUS[0]}
 echo "== GPU benchmarks"
 python3 benchmarks/bench_gpu.py $quick --json "$logs/bench.json" 2>&1 | tee "$logs/bench.log"
 bench_rc=${PIPESTATUS[0]}
-echo "tests rc=$tests_rc, benchmarks rc=$bench_rc"
-exit $(( tests_rc || bench_rc ))
+# After the benchmarks, so that a slow sanitizer cannot cost their figures.
+echo "== compute-sanitizer on small launches of every kernel variant"
+san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+sanitizer=()
+sanitizer_rc=0
+if [[ -z "$san" ]] || ! python3 -c "import cupy" 2>/dev/null; then
+  sanitizer+=("sanitizer: skipped (compute-sanitizer or cupy missing)")
+else
+  for tool in memcheck racecheck synccheck; do
+    timeout 90 "$san" --tool "$tool" --error-exitcode 9 --print-limit 20 \
+      python3 benchmarks/sanitize_kernels.py >"$logs/sanitize_$tool.log" 2>&1
+    rc=$?
+    case $rc in
+      0) verdict="clean" ;;
+      9) verdict="ERRORS (see sanitize_$tool.log)" ;;
+      124) verdict="timed out after 90 s" ;;
+      *) verdict="failed, rc $rc (see sanitize_$tool.log)" ;;
+    esac
+    sanitizer+=("$(printf '%-60s %s' "compute-sanitizer $tool" "$verdict")")
+    (( rc == 0 )) || sanitizer_rc=1
+  done
+fi
+
+# The table last: benchmark figures, then the sanitizer verdicts.
+echo
+sed -n '/^== ncalm GPU benchmarks/,$p' "$logs/bench.log"
+printf '%s\n' "${sanitizer[@]}"
+echo "tests rc=$tests_rc, benchmarks rc=$bench_rc, sanitizer rc=$sanitizer_rc"
+exit $(( tests_rc || bench_rc || sanitizer_rc ))
