@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ncalm.data import documents, language_source
+from ncalm.data import corpus
 from ncalm.data.corpus import is_validation, stdlib_files
 from ncalm.data.tokens import TokenSource
 from ncalm.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer
@@ -51,6 +52,26 @@ def test_directory_and_glob_and_missing_paths(tmp_path):
 def test_hf_without_datasets_is_a_clear_error():
     with pytest.raises(ValueError, match="datasets"):
         documents("hf:roneneldan/TinyStories")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="the optional `datasets` is not installed")
+def test_hf_dataset_from_a_local_folder(tmp_path, monkeypatch):
+    # A local folder of jsonl is a dataset `datasets` loads offline: no network here.
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    rows = [f"document {i}: " + "the quick brown fox " * (i % 7 + 1) for i in range(300)]
+    (tmp_path / "train.jsonl").write_text("".join(f'{{"text": "{r}"}}\n' for r in rows))
+    train, val = documents(f"hf:{tmp_path}", val_percent=5.0, max_bytes=None, max_val_bytes=None)
+    assert sorted(train + val) == sorted(rows) and 0 < len(val) < 60
+    assert val == [r for i, r in enumerate(rows) if is_validation(str(i), 5.0)]
+    capped, _ = documents(f"hf:{tmp_path}", val_percent=5.0, max_bytes=200, max_val_bytes=100)
+    assert 200 <= sum(map(len, capped)) < 200 + max(map(len, rows))
+    monkeypatch.setattr(corpus, "HF_MAX_DOCUMENTS", 50)
+    with pytest.warns(UserWarning, match="first 50 documents"):
+        head_train, head_val = documents(f"hf:{tmp_path}", val_percent=5.0, max_bytes=None, max_val_bytes=None)
+    assert len(head_train) + len(head_val) == 50
+    (tmp_path / "train.jsonl").write_text('{"body": "no text column"}\n')
+    with pytest.raises(ValueError, match="no 'text' column"):
+        documents(f"hf:{tmp_path}", max_bytes=None, max_val_bytes=None)
 
 
 def test_byte_tokenizer_round_trips_unicode(tmp_path):

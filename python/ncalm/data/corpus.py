@@ -17,9 +17,11 @@ import glob
 import hashlib
 import os
 import sysconfig
+import warnings
 from pathlib import Path
 
 MIN_FILES_FOR_FILE_SPLIT = 20
+HF_MAX_DOCUMENTS = 10_000_000  # hf: without max_bytes holds the whole stream in memory; stop (and say so) here
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".jsonl", ".c", ".h", ".cpp", ".js", ".html", ".tex"}
 
 
@@ -128,20 +130,23 @@ def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     train, val, n_train, n_val = [], [], 0, 0
     for i, row in enumerate(ds):
+        if _full(n_train, max_bytes) and _full(n_val, max_val_bytes):
+            break
+        if i == HF_MAX_DOCUMENTS:
+            warnings.warn(f"read only the first {HF_MAX_DOCUMENTS:,} documents of {name!r}; "
+                          f"set max_bytes to choose how much text to use", stacklevel=2)
+            break
         text = row.get("text")
         if text is None:
             raise ValueError(f"Hugging Face dataset {name!r} has no 'text' column")
+        # As split_files: a side that reached its cap takes no more documents.
         if is_validation(str(i), val_percent):
-            if max_val_bytes is None or n_val < max_val_bytes:
+            if not _full(n_val, max_val_bytes):
                 val.append(text)
                 n_val += len(text)
-        else:
+        elif not _full(n_train, max_bytes):
             train.append(text)
             n_train += len(text)
-        if max_bytes is not None and n_train >= max_bytes and (max_val_bytes is None or n_val >= max_val_bytes):
-            break
-        if max_bytes is None and i >= 10_000_000:
-            break
     return train, val
 
 
