@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 import torch
@@ -128,3 +129,14 @@ def test_dataloader_workers_train_exactly_like_the_main_process(tmp_path):
             for w in (0, 2)]
     a, b = (load_checkpoint(r["checkpoint"])["model"] for r in runs)
     assert all(torch.equal(a[n], b[n]) for n in a)
+
+
+def test_bf16_autocast_trains_on_cpu(tmp_path):
+    # The path CUDA takes by default (precision auto), exercised here on the CPU.
+    fp32 = train(config(tmp_path / "fp32", steps=4, precision="fp32"))
+    bf16 = train(config(tmp_path / "bf16", steps=4, precision="bf16"))
+    assert bf16["finished"] and math.isfinite(bf16["val_loss"])
+    assert bf16["val_loss"] != fp32["val_loss"]  # autocast changed the arithmetic ...
+    assert bf16["val_loss"] == pytest.approx(fp32["val_loss"], rel=0.05)  # ... not the model
+    state = load_checkpoint(tmp_path / "bf16/checkpoint.pt")
+    assert all(t.dtype == torch.float32 for t in state["model"].values())  # master weights stay fp32
