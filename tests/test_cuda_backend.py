@@ -145,6 +145,25 @@ def test_ncagenerator_cuda_batches_match_cpu():
 
 
 @_gpu_only
+def test_ncagenerator_cuda_writes_into_torch_and_cupy_buffers():
+    cfg = NCAConfig(seq_len=64, band=(0.5, 1.0))
+    want = _cpu(cfg, np.arange(2, 12))
+    gen = NCAGenerator(cfg, SEED, device="cuda", start=2)
+    store = torch.zeros((4, 65), dtype=torch.int16, device="cuda")  # uint16 is storage-only in torch
+    t = store.view(torch.uint16)
+    s = torch.cuda.Stream()
+    assert gen.generate_into(t, stream=s) is t and gen.position == 6
+    s.synchronize()
+    np.testing.assert_array_equal(store.cpu().numpy().view(np.uint16), want[:4])
+    cp = pytest.importorskip("cupy")
+    a = cp.zeros((6, 65), dtype=cp.int32)
+    gen.generate_into(a)
+    cp.cuda.get_current_stream().synchronize()
+    np.testing.assert_array_equal(cp.asnumpy(a), want[4:])
+    assert gen.position == 12
+
+
+@_gpu_only
 @pytest.mark.parametrize("band", [(0.5, 1.0), (0.3, 0.4)])
 def test_filtering_matches_cpu(band):
     cfg = NCAConfig(band=band)

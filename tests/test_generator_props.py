@@ -76,6 +76,26 @@ def test_stream_positions_are_independent():
     assert torch.equal(torch.cat([x1, x2]), torch.from_numpy(whole[3:8, :-1]).long())
 
 
+def test_generate_into_fills_caller_buffers_and_advances_the_stream():
+    cfg = CFG.replace(band=(0.5, 1.0))
+    whole = ncalm.sequence_tokens(cfg, 9, np.arange(10), dtype=np.int64)
+    gen = ncalm.NCAGenerator(cfg, 9, start=1)
+    a = np.zeros((3, cfg.seq_len + 1), dtype=np.uint16)
+    assert gen.generate_into(a) is a and gen.position == 4
+    b = torch.zeros((4, cfg.seq_len + 1), dtype=torch.int64)
+    gen.generate_into(b)
+    np.testing.assert_array_equal(a, whole[1:4])
+    np.testing.assert_array_equal(b.numpy(), whole[4:8])
+    assert gen.batch(2)[0].equal(torch.from_numpy(whole[8:10, :-1]))  # the stream goes on from there
+    with pytest.raises(TypeError, match="numpy array or a CPU torch tensor"):
+        gen.generate_into([[0] * (cfg.seq_len + 1)])
+    with pytest.raises(ValueError, match="shape"):
+        gen.generate_into(np.zeros((2, cfg.seq_len), dtype=np.int32))
+    with pytest.raises(ValueError, match="stream is for device='cuda'"):
+        gen.generate_into(a, stream=0)
+    assert gen.position == 10  # refused calls do not move the stream
+
+
 def test_generator_state_round_trip():
     gen = ncalm.NCAGenerator(CFG, 4)
     gen.batch(5)

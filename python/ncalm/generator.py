@@ -231,6 +231,39 @@ class NCAGenerator:
         self.position += n
         return split_inputs_targets(tokens, self.cfg)
 
+    def generate_into(self, out: Any, *, stream: Any = None) -> Any:
+        """Write the next n = len(out) sequences, seq_len + 1 tokens each, into `out`; returns `out`.
+
+        On "cpu", `out` is a C-contiguous numpy array or CPU tensor. On "cuda",
+        a torch tensor, cupy array, or any `__cuda_array_interface__` / DLPack
+        buffer on this device (rows contiguous), enqueued on `stream` (default:
+        the buffer's current stream) without synchronising. Dtype int32, int64
+        or uint16.
+        """
+        if self._cuda is not None:
+            from ncalm.cuda_backend import as_target
+
+            n = as_target(out).shape[0]
+            self._cuda.generate_into(out, start=self.position, stream=stream)
+        else:
+            import torch
+
+            if stream is not None:
+                raise ValueError("stream is for device='cuda'; this generator runs on the CPU")
+            if isinstance(out, torch.Tensor):
+                if out.device.type != "cpu":
+                    raise ValueError(f"out lives on {out.device}, this generator on the CPU")
+                host = out.numpy()  # shares out's memory
+            elif isinstance(out, np.ndarray):
+                host = out
+            else:
+                raise TypeError(f"out must be a numpy array or a CPU torch tensor, got {type(out).__name__}")
+            n = host.shape[0] if host.ndim else 0
+            sequence_tokens(self.cfg, self.seed, np.arange(self.position, self.position + n), threads=self.threads,
+                            out=host)
+        self.position += n
+        return out
+
     def state_dict(self) -> dict[str, Any]:
         return {"cfg": self.cfg.to_dict(), "seed": self.seed, "position": self.position}
 
