@@ -257,9 +257,13 @@ class CudaGenerator:
 
     def _upload(self, ids: np.ndarray, stream: int, keep: list) -> int:
         """Device copy of ids, ordered before work on `stream` and kept alive until that work is done."""
-        host = torch.from_numpy(ids.view(np.int64))
+        # Pinned, so the copy is truly asynchronous: a pageable copy would wait
+        # for all earlier work on the stream (in training, the previous step).
+        # The pinned block is not reused before the copy has run (torch's
+        # caching host allocator records the stream).
+        host = torch.from_numpy(ids.view(np.int64)).pin_memory()
         with torch.cuda.device(self.index):
-            dev = host.to(self.device, non_blocking=False)
+            dev = host.to(self.device, non_blocking=True)
             current = torch.cuda.current_stream(self.device)
             if stream != current.cuda_stream:
                 target = torch.cuda.ExternalStream(stream, device=self.device)
