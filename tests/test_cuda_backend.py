@@ -107,6 +107,23 @@ def test_scattered_ids_and_explicit_rules():
 
 
 @_gpu_only
+def test_generation_only_enqueues():
+    # Issue 3: no device synchronisation on the hot path, id uploads included.
+    cfg = NCAConfig(seq_len=64)
+    gen = cuda_backend.CudaGenerator(cfg, SEED, "cuda")
+    out = torch.empty((8, 65), dtype=torch.int32, device="cuda")
+    ids = np.array([9, 2, 7, 1, 0, 3, 4, 5], dtype=np.uint64)
+    torch.cuda.set_sync_debug_mode("error")  # a synchronising torch call raises
+    try:
+        gen.generate_into(out, start=3)
+        gen.generate_into(out, ids, rule_ids=ids + 1)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    torch.cuda.synchronize()
+    np.testing.assert_array_equal(out.cpu().numpy(), _cpu(cfg, ids, np.int32, rule_ids=ids + 1))
+
+
+@_gpu_only
 def test_cupy_and_dlpack_targets():
     cp = pytest.importorskip("cupy")
     cfg = NCAConfig(seq_len=64)
