@@ -19,6 +19,9 @@ quick=""
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
 nproc
+# CMake looks for nvcc on PATH only; a toolkit outside it would build no kernels.
+command -v nvcc >/dev/null || export PATH="/usr/local/cuda/bin:$PATH"
+nvcc --version | tail -1 || echo "nvcc not found: the build will have no CUDA kernels"
 
 echo "== build (pip install --no-build-isolation --no-deps .)"
 start=$(date +%s)
