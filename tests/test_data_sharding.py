@@ -60,6 +60,15 @@ def test_bad_sharding_arguments_are_named():
         make_loader(IdentitySource(), 0)
 
 
+def test_nca_sequences_shorter_than_a_frame_are_refused():
+    # The first frame is unscored context: with seq_len < frame_len every target is -100 (a NaN loss).
+    cfg = NCAConfig(seq_len=37)
+    with pytest.raises(ValueError, match=r"seq_len=37 is shorter than one frame \(38 tokens\)"):
+        NCASource(cfg)
+    _, targets = NCASource(cfg.replace(seq_len=38)).items(np.arange(2))
+    assert (targets != -100).sum(dim=1).tolist() == [1, 1]
+
+
 def test_nca_stream_over_workers_and_ranks_is_the_generator_sequences():
     cfg = NCAConfig(grid=8, colors=4, seq_len=64)
     source = NCASource(cfg, seed=3)

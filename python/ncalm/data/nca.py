@@ -23,6 +23,10 @@ class NCASource:
 
     def __init__(self, cfg, seed: int = 0, pool_size: int = 0, epoch_sequences: int = 0,
                  threads: int | None = None, device: str = "cpu"):
+        if cfg.seq_len < cfg.frame_len:
+            raise ValueError(
+                f"NCA seq_len={cfg.seq_len} is shorter than one frame ({cfg.frame_len} tokens); the first frame is "
+                f"context only, so no target would be scored: use seq_len >= {cfg.frame_len}")
         if pool_size < 0:
             raise ValueError(f"pool_size must be >= 0 (0 = a fresh rule per sequence), got {pool_size}")
         if pool_size and epoch_sequences < pool_size:
