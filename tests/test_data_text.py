@@ -6,7 +6,7 @@ import torch
 
 from ncalm.data import documents, language_source
 from ncalm.data import corpus
-from ncalm.data.corpus import is_validation, stdlib_files
+from ncalm.data.corpus import is_validation, stdlib_files, validation_documents
 from ncalm.data.tokens import TokenSource
 from ncalm.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer
 
@@ -72,6 +72,19 @@ def test_hf_dataset_from_a_local_folder(tmp_path, monkeypatch):
     (tmp_path / "train.jsonl").write_text('{"body": "no text column"}\n')
     with pytest.raises(ValueError, match="no 'text' column"):
         documents(f"hf:{tmp_path}", max_bytes=None, max_val_bytes=None)
+
+
+def test_validation_documents_are_the_trainers_with_few_files(tmp_path):
+    # Under MIN_FILES_FOR_FILE_SPLIT files the tail of every file is validation,
+    # whatever max_bytes caps on the training side.
+    for i in range(5):
+        (tmp_path / f"f{i}.txt").write_text("".join(f"file {i} line {j}\n" for j in range(100)))
+    _, val = documents(str(tmp_path), val_percent=10)
+    assert len(val) == 5
+    assert validation_documents(str(tmp_path), 10, max_val_bytes=None) == val
+    capped_train, capped_val = documents(str(tmp_path), val_percent=10, max_bytes=1)
+    assert len(capped_train) == 1 and capped_val == val
+    assert len(documents(str(tmp_path), val_percent=10, max_val_bytes=1)[1]) == 1  # the validation cap holds too
 
 
 def test_byte_tokenizer_round_trips_unicode(tmp_path):

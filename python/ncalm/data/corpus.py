@@ -90,19 +90,25 @@ def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: in
     by_file = len(files) >= MIN_FILES_FOR_FILE_SPLIT
     train, val, n_train, n_val = [], [], 0, 0
     for key, path in files:
-        if _full(n_train, max_bytes) and (_full(n_val, max_val_bytes) or not by_file):
+        train_full, val_full = _full(n_train, max_bytes), _full(n_val, max_val_bytes)
+        if train_full and val_full:
             break
         to_val = by_file and is_validation(key, val_percent)
-        if by_file and _full(n_val if to_val else n_train, max_val_bytes if to_val else max_bytes):
+        if by_file and (val_full if to_val else train_full):
             continue
         text = _read(path)
         if not text:
             continue
         if not by_file:
+            # Every file's tail is validation whatever the training cap, so that
+            # validation_documents (max_bytes=1) finds the trainer's tails.
             cut = int(len(text) * (1 - val_percent / 100))
             text, tail = text[:cut], text[cut:]
-            val.append(tail)
-            n_val += len(tail)
+            if not val_full:
+                val.append(tail)
+                n_val += len(tail)
+            if train_full:
+                continue
         if to_val:
             val.append(text)
             n_val += len(text)
