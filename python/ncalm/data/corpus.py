@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import itertools
 import os
 import sysconfig
 import warnings
@@ -50,15 +51,22 @@ def stdlib_files() -> tuple[tuple[str, Path], ...]:
     return tuple(out)
 
 
+def _is_pattern(part: str) -> bool:
+    return any(c in part for c in "*?[")
+
+
 def local_files(spec: str) -> list[tuple[str, Path]]:
     """(key, path) for a comma-separated list of files, directories or glob patterns."""
     out = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
-        if any(c in part for c in "*?["):
+        if _is_pattern(part):
             matches = sorted(glob.glob(part, recursive=True))
             if not matches:
                 raise FileNotFoundError(f"data pattern {part!r} matches no file")
-            out += [(m, Path(m)) for m in matches if Path(m).is_file()]
+            # Keys relative to the pattern's fixed directory, as for a directory spec:
+            # "corp/*.txt", "./corp/*.txt" and its absolute spelling split alike.
+            root = Path(*itertools.takewhile(lambda p: not _is_pattern(p), Path(part).parts))
+            out += [(Path(m).relative_to(root).as_posix(), Path(m)) for m in matches if Path(m).is_file()]
         elif Path(part).is_dir():
             root = Path(part)
             out += [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*"))
