@@ -6,7 +6,7 @@ import torch
 
 from ncalm.checkpoint import load_checkpoint, load_model
 from ncalm.cli import main
-from ncalm.train import DataConfig, OptimConfig, TrainConfig, train
+from ncalm.train import DataConfig, OptimConfig, TrainConfig, TransferConfig, train
 from ncalm.train.metrics import read_metrics
 
 NCA = dict(kind="nca", seq_len=64, nca={"grid": 8, "colors": 4})
@@ -81,6 +81,19 @@ def test_model_overrides_apply_on_top_of_an_init_checkpoint(tmp_path):
                           model_overrides={"max_seq_len": 96}))
     cfg, base = (load_checkpoint(p)["model_config"] for p in (result["checkpoint"], nca))
     assert cfg["max_seq_len"] == 96 and cfg["n_layer"] == base["n_layer"]
+
+
+def test_resume_refuses_another_frozen_set(tmp_path):
+    nca = train(config(tmp_path / "nca", steps=2, eval_every=0))["checkpoint"]
+    lang = DataConfig(kind="dyck", seq_len=32, dyck_k=2, dyck_depth=4)
+    run = dict(data=lang, steps=4, eval_every=0, init=str(nca))
+    train(config(tmp_path / "lang", stop_at=2, transfer=TransferConfig(freeze=["attn:0"]), **run))
+    for init, freeze in ((str(nca), ["attn:1"]), (None, [])):  # same-sized optimizer groups; no --init at all
+        with pytest.raises(ValueError, match=r"cannot resume: frozen parts \[.*\] but the checkpoint trained with "
+                                             r"\['attn:0'\] frozen"):
+            train(config(tmp_path / "lang", resume=True, transfer=TransferConfig(freeze=freeze), **{**run, "init": init}))
+    done = train(config(tmp_path / "lang", resume=True, transfer=TransferConfig(freeze=["attn:0"]), **run))
+    assert done["finished"] and done["step"] == 4
 
 
 def test_cli_prepretrain_then_pretrain_with_init(tmp_path, capsys):

@@ -70,6 +70,13 @@ def _check_resume(cfg: TrainConfig, state: dict, d: distributed.Dist, source) ->
         raise ValueError(f"cannot resume: {d.world} processes but the checkpoint was written by {state['world']}")
     if state["data"] != source.describe():
         raise ValueError("cannot resume: the data configuration differs from the checkpoint's")
+    # The optimizer state holds one entry per trainable tensor: another frozen
+    # set would load moments into the wrong tensors.
+    frozen_then = saved["transfer"]["freeze"] if saved.get("init") else []
+    frozen_now = cfg.transfer.freeze if cfg.init else []
+    if frozen_now != frozen_then:
+        raise ValueError(f"cannot resume: frozen parts {frozen_now} but the checkpoint trained with {frozen_then} "
+                         f"frozen; pass the same --init and --freeze as the interrupted run")
 
 
 @torch.no_grad()
