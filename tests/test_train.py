@@ -36,6 +36,18 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
     assert steps == list(range(1, 9))  # the interrupted run's records are not duplicated
 
 
+def test_resume_survives_a_metrics_line_torn_by_the_kill(tmp_path):
+    train(config(tmp_path / "r", stop_at=5))
+    with open(tmp_path / "r/metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "tok')  # the process died inside this write
+    assert train(config(tmp_path / "r", resume=True))["finished"]
+    steps = [r["step"] for r in read_metrics(tmp_path / "r/metrics.jsonl") if "loss" in r]
+    assert steps == list(range(1, 9))
+    (tmp_path / "bad.jsonl").write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    with pytest.raises(ValueError, match="line 2 is not a JSON record"):  # only a torn last line is forgiven
+        read_metrics(tmp_path / "bad.jsonl")
+
+
 def test_resume_of_a_finished_run_does_no_work_and_changes_nothing(tmp_path):
     first = train(config(tmp_path / "r", steps=3))
     before = (tmp_path / "r/checkpoint.pt").read_bytes()

@@ -5,6 +5,8 @@ import json
 import os
 from pathlib import Path
 
+from ncalm.atomic_json import write_text
+
 
 class MetricsLog:
     """Append-only JSONL; on resume, records after the resumed step are dropped (they were redone)."""
@@ -17,9 +19,8 @@ class MetricsLog:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["step"] <= resume_step]
-            self.path.write_text("".join(k + "\n" for k in kept))
+            kept = [json.dumps(r) for r in read_metrics(self.path) if r["step"] <= resume_step]
+            write_text(self.path, "".join(k + "\n" for k in kept))
 
     def write(self, record: dict) -> None:
         if self.enabled:
@@ -28,8 +29,16 @@ class MetricsLog:
 
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """All records of a metrics.jsonl file."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """All records of a metrics.jsonl file, less a last line torn by a killed run."""
+    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
+    records = []
+    for i, line in enumerate(lines):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i < len(lines) - 1:
+                raise ValueError(f"{path}: line {i + 1} is not a JSON record: {line[:80]!r}") from None
+    return records
 
 
 def val_curve(records: list[dict]) -> list[tuple[int, float]]:
