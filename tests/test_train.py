@@ -134,7 +134,7 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
     assert main(["prepretrain", "--out", str(tmp_path), "--data", "dyck", "--dyck-depth", "0", "--no-progress"]) == 2
     assert "max_depth" in capsys.readouterr().err
     assert main(["prepretrain", "--out", str(tmp_path), "--colors", "4", "--band", "0.5,1.0", "--grid", "8",
-                 "--seq-len", "16", "--batch-size", "1", "--eval-batches", "1", "--no-progress"]) == 2
+                 "--seq-len", "32", "--batch-size", "1", "--eval-batches", "1", "--no-progress"]) == 2
     assert "no rule inside band" in capsys.readouterr().err
 
 
