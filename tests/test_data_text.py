@@ -135,6 +135,12 @@ def test_nanogpt_bin_layout(tmp_path):
     x, y = source.items([0, 1])
     train = np.fromfile(tmp_path / "train.bin", dtype=np.uint16)
     assert any(np.array_equal(train[i:i + 32], x[0].numpy()) for i in range(0, len(train) - 32, 32))
+    (tmp_path / "meta.json").write_text('{"vocab_size": 400}')  # ids up to 499 do not fit
+    small, _ = language_source(f"bin:{tmp_path}", seq_len=32)
+    with pytest.raises(ValueError, match=r"training data .* holds token id 4\d\d, outside the vocabulary of 400"):
+        small.items(np.arange(8))
+    with pytest.raises(ValueError, match=r"validation data .* outside the vocabulary of 400"):
+        small.val_batches(2, 2)
     with pytest.raises(FileNotFoundError, match="val.bin"):
         (tmp_path / "val.bin").unlink()
         language_source(str(tmp_path / "train.bin"), seq_len=32)

@@ -44,7 +44,7 @@ class TokenSource:
                 self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
                 self._perm_epoch = epoch
             rows.append(self._window(self.train, int(self._perm[j])))
-        return shifted_pairs(rows)
+        return self._pairs(rows, "training")
 
     def val_batches(self, batch_size: int, n_batches: int):
         available = (len(self.val) - 1) // self.seq_len
@@ -52,8 +52,17 @@ class TokenSource:
         if n_batches < 1:
             raise ValueError(f"validation data has {len(self.val)} tokens: not one batch of "
                              f"{batch_size} x {self.seq_len + 1}; lower batch_size or seq_len")
-        return [shifted_pairs([self._window(self.val, b * batch_size + j) for j in range(batch_size)])
+        return [self._pairs([self._window(self.val, b * batch_size + j) for j in range(batch_size)], "validation")
                 for b in range(n_batches)]
+
+    def _pairs(self, rows: list[np.ndarray], side: str):
+        # Token files (.bin) carry no vocabulary of their own: an id past it
+        # would be an IndexError in the embedding, or a device assert on CUDA.
+        top = max(int(r.max()) for r in rows)
+        if top >= self.vocab_size:
+            raise ValueError(f"{side} data {self._info.get('data', '')!r} holds token id {top}, outside the "
+                             f"vocabulary of {self.vocab_size} (from meta.json, the tokenizer or data.vocab_size)")
+        return shifted_pairs(rows)
 
     def describe(self) -> dict:
         return {"kind": "text", "seq_len": self.seq_len, "seed": self.seed,
