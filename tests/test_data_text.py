@@ -71,6 +71,9 @@ def test_hf_dataset_from_a_local_folder(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="first 50 documents"):
         head_train, head_val = documents(f"hf:{tmp_path}", val_percent=5.0, max_bytes=None, max_val_bytes=None)
     assert len(head_train) + len(head_val) == 50
+    (tmp_path / "train.jsonl").write_text('{"text": "one document only"}\n')
+    with pytest.raises(ValueError, match="corpus split left 1 train and 0 validation documents"):
+        documents(f"hf:{tmp_path}", max_bytes=None, max_val_bytes=None)
     (tmp_path / "train.jsonl").write_text('{"body": "no text column"}\n')
     with pytest.raises(ValueError, match="no 'text' column"):
         documents(f"hf:{tmp_path}", max_bytes=None, max_val_bytes=None)

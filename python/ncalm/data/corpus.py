@@ -123,10 +123,14 @@ def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: in
         else:
             train.append(text)
             n_train += len(text)
+    _check_split(train, val, val_percent)
+    return train, val
+
+
+def _check_split(train: list[str], val: list[str], val_percent: float) -> None:
     if not train or not val:
         raise ValueError(f"corpus split left {len(train)} train and {len(val)} validation documents; "
                          f"need at least one of each (val_percent={val_percent})")
-    return train, val
 
 
 def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
@@ -161,6 +165,7 @@ def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
         elif not _full(n_train, max_bytes):
             train.append(text)
             n_train += len(text)
+    _check_split(train, val, val_percent)
     return train, val
 
 
