@@ -136,6 +136,10 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
     assert main(["prepretrain", "--out", str(tmp_path), "--colors", "4", "--band", "0.5,1.0", "--grid", "8",
                  "--seq-len", "32", "--batch-size", "1", "--eval-batches", "1", "--no-progress"]) == 2
     assert "no rule inside band" in capsys.readouterr().err
+    for flag, value, said in (("--grad-clip", "-1", "grad_clip must be >= 0, got -1.0"),
+                              ("--weight-decay", "-0.1", "weight_decay must be >= 0, got -0.1")):
+        assert main(["prepretrain", "--out", str(tmp_path), "--data", "dyck", flag, value, "--no-progress"]) == 2
+        assert said in capsys.readouterr().err
 
 
 def test_gpu_generator_request_without_a_usable_gpu_says_why(tmp_path):
