@@ -24,3 +24,11 @@ def test_help_of_every_command_loads_without_torch():
     done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "torch not imported"
+
+
+def test_user_errors_are_one_line_under_python_m_ncalm_cli():
+    # Run as a script, cli.py is __main__: its errors must still be the commands' errors.
+    done = subprocess.run([sys.executable, "-m", "ncalm.cli", "eval-reasoning", "--checkpoint", "none.pt",
+                           "--k", "8", "--n-samples", "4"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "ncalm eval-reasoning: error: --k 8: each k must be in [1, --n-samples=4]"

@@ -88,4 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m ncalm.cli` runs this file as __main__, a second copy of the
+    # module whose UserError is not the one the commands import and raise.
+    from ncalm.cli import main as package_main
+
+    sys.exit(package_main())
