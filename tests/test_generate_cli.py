@@ -66,11 +66,29 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
     np.testing.assert_array_equal(tokens, ncalm.sequence_tokens(ncalm.NCAConfig.from_dict(manifest["config"]), 5, np.arange(40)))
 
 
+def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "nca"
+    real = ncalm.sequence_tokens
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ncalm, "sequence_tokens", interrupted)
+    assert main(["generate", "--out", str(out), *ARGS]) == 130
+    assert [p.name for p in out.glob("nca_*")] == ["nca_000000.bin.tmp"]
+    monkeypatch.setattr(ncalm, "sequence_tokens", real)
+    assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
+    manifest, tokens = read_shards(out)
+    assert manifest["complete"] and len(tokens) == 40 and not list(out.glob("*.tmp"))
+
+
 @pytest.mark.parametrize("bad,message", [
     (["--band", "0.9,0.1"], "band=(0.9, 0.1) is invalid"),
     (["--grid", "13"], "grid=13 is not a multiple of patch=2"),
     (["--colors", "20"], "does not fit the uint16 shards"),
     (["--device", "gpu"], "--device 'gpu': use auto, cpu, cuda or cuda:N"),
+    (["--start", str(2**64 - 1)], "--start 18446744073709551615: the ids of 2 sequences from there exceed"),
+    (["--start", str(2**40 - 1)], "exceed the stream's last id, 2**40 - 1 = 1099511627775"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, capsys, bad, message):
     assert main(["generate", "--out", str(tmp_path / "x"), "--sequences", "2", *bad]) == 2

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ncalm.atomic_json import write_json
+from ncalm.generator import MAX_SEQ_ID
 from ncalm.commands.nca_options import add_nca_arguments, nca_config, parse_count
 
 MANIFEST = "manifest.json"
@@ -74,9 +75,12 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
         for f in existing + [manifest_path]:
             f.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    return {**plan, "complete": False, "shards": [], "histogram": {"edges": HIST_BINS.tolist(),
-                                                                   "counts": [0] * (len(HIST_BINS) - 1)},
-            "candidates_scored": 0}
+    manifest = {**plan, "complete": False, "shards": [],
+                "histogram": {"edges": HIST_BINS.tolist(), "counts": [0] * (len(HIST_BINS) - 1)},
+                "candidates_scored": 0}
+    # Written before the first shard, so that a run stopped inside it can be resumed.
+    write_json(manifest_path, manifest)
+    return manifest
 
 
 def resolve_device(name: str, cfg) -> str:
@@ -138,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
     if cfg.vocab_size > 2**16:
         raise ValueError(f"vocabulary {cfg.vocab_size} does not fit the uint16 shards (max 65536)")
     n_seq = args.sequences if args.sequences is not None else math.ceil((args.tokens or 10**7) / seq_tokens)
+    if args.start + n_seq - 1 > MAX_SEQ_ID:
+        raise ValueError(f"--start {args.start}: the ids of {n_seq:,} sequences from there exceed the stream's "
+                         f"last id, 2**40 - 1 = {MAX_SEQ_ID}")
     shard_seq = max(1, args.shard_tokens // seq_tokens)
     plan = {"format": "ncalm-nca-shards/1", "dtype": "uint16", "sequence_tokens": seq_tokens,
             "config": cfg.to_dict(), "seed": args.seed, "start": args.start, "sequences": n_seq,
