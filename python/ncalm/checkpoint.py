@@ -79,9 +79,11 @@ def load_model(path: str | os.PathLike, device="cpu"):
     ``meta`` is everything in the checkpoint except model and optimizer state
     (model_config, step, tokens, train config, data description...).
     """
+    from ncalm.devices import torch_device
     from ncalm.model import LlamaLM, ModelConfig
     from ncalm.tokenizer import tokenizer_from_dict
 
+    device = torch_device(device)  # a bad name fails before the (possibly large) checkpoint is read
     state = load_checkpoint(path, map_location="cpu")
     if "model" not in state or "model_config" not in state:
         raise CheckpointError(f"checkpoint {path} has no model weights or model_config")

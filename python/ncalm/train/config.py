@@ -122,6 +122,8 @@ class TrainConfig:
         for name in ("max_tokens", "eval_every", "ckpt_every", "stop_at"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be >= 1 (or unset for torch's default), got {self.threads}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ncalm.devices import torch_device as resolve_device  # device names are checked in one place
+
 
 @dataclass
 class Dist:
@@ -26,16 +28,6 @@ class Dist:
     def barrier(self) -> None:
         if self.world > 1:
             dist.barrier()
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
-    return torch.device(name)
 
 
 def setup(device: str = "auto") -> Dist:

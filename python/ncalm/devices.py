@@ -1,0 +1,27 @@
+"""Device names as users type them (auto, cpu, cuda, cuda:N), checked before any work."""
+from __future__ import annotations
+
+import re
+
+import torch
+
+
+def torch_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+    """The torch device `name` means; "cuda" is this process's local rank under torchrun.
+
+    Raises ValueError naming the device when it is malformed or not on this machine.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available")
+        if int(name[5:]) >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return torch.device(name)
