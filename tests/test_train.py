@@ -1,5 +1,7 @@
 import json
 import math
+import os
+import signal
 
 import pytest
 import torch
@@ -34,6 +36,36 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
     assert full["val_loss"] == resumed["val_loss"]
     steps = [r["step"] for r in read_metrics(tmp_path / "part/metrics.jsonl") if "loss" in r]
     assert steps == list(range(1, 9))  # the interrupted run's records are not duplicated
+
+
+def test_ctrl_c_mid_step_leaves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch):
+    from ncalm.train import trainer
+
+    real = trainer.make_loader
+
+    def interrupted_loader(*a, **k):
+        def batches():
+            for n, batch in enumerate(real(*a, **k)):
+                if n == 4:  # the first micro-batch of step 3 (two per step)
+                    os.kill(os.getpid(), signal.SIGINT)
+                yield batch
+        return batches()
+
+    monkeypatch.setattr(trainer, "make_loader", interrupted_loader)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path / "part"))
+    assert load_checkpoint(tmp_path / "part/checkpoint.pt")["step"] == 3  # step 3 was finished, then saved
+    monkeypatch.setattr(trainer, "make_loader", real)
+    resumed = train(config(tmp_path / "part", resume=True))
+    full = train(config(tmp_path / "full"))
+    a, b = load_checkpoint(tmp_path / "full/checkpoint.pt"), load_checkpoint(tmp_path / "part/checkpoint.pt")
+    assert all(torch.equal(t, b["model"][name]) for name, t in a["model"].items())
+    assert resumed["val_loss"] == full["val_loss"]
+    def untimed(run):
+        return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")}
+                for r in read_metrics(tmp_path / run / "metrics.jsonl")]
+
+    assert untimed("part") == untimed("full")  # not a record more or less than without the interruption
 
 
 def test_resume_survives_a_metrics_line_torn_by_the_kill(tmp_path):

@@ -12,6 +12,7 @@ import contextlib
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from ncalm.model import LlamaLM, ModelConfig, model_config
 from ncalm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.train import distributed
 from ncalm.train.config import TrainConfig
+from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, progress_bar, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
 from ncalm.train.sources import build_source
@@ -181,42 +183,53 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
     t_log, step_log = time.perf_counter(), step
     stop = min(total, cfg.stop_at) if cfg.stop_at else total
     model.train()
-    while step < stop:
-        t0 = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, total, cfg.optim)
-        loss_sum = torch.zeros((), device=d.device)
-        for micro in range(cfg.grad_accum):
-            x, y = next(loader)
-            x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-            # Only the last micro-batch all-reduces gradients.
-            sync = net.no_sync() if d.world > 1 and micro < cfg.grad_accum - 1 else contextlib.nullcontext()
-            with sync, autocast():
-                loss = fwd(x, y)[1]
-            (loss / cfg.grad_accum).backward()
-            loss_sum += loss.detach()
-        if cfg.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        elapsed += time.perf_counter() - t0
+    with DeferredInterrupt(enabled=d.world == 1 and cfg.data.workers == 0) as interrupt:
+        while step < stop:
+            t0 = time.perf_counter()
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total, cfg.optim)
+            loss_sum = torch.zeros((), device=d.device)
+            for micro in range(cfg.grad_accum):
+                x, y = next(loader)
+                x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+                # Only the last micro-batch all-reduces gradients.
+                sync = net.no_sync() if d.world > 1 and micro < cfg.grad_accum - 1 else contextlib.nullcontext()
+                with sync, autocast():
+                    loss = fwd(x, y)[1]
+                (loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach()
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            elapsed += time.perf_counter() - t0
 
-        if step % cfg.log_every == 0 or step == stop:
-            now = time.perf_counter()
-            last["train_loss"] = loss_sum.item() / cfg.grad_accum
-            tps = (step - step_log) * tokens_per_step / max(now - t_log, 1e-9)
-            t_log, step_log = now, step
-            metrics.write({"step": step, "tokens": step * tokens_per_step, "loss": last["train_loss"],
-                           "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tps, "elapsed_s": elapsed})
+            if step % cfg.log_every == 0 or step == stop:
+                now = time.perf_counter()
+                last["train_loss"] = loss_sum.item() / cfg.grad_accum
+                tps = (step - step_log) * tokens_per_step / max(now - t_log, 1e-9)
+                t_log, step_log = now, step
+                metrics.write({"step": step, "tokens": step * tokens_per_step, "loss": last["train_loss"],
+                               "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tps, "elapsed_s": elapsed})
+                if bar is not None:
+                    bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
             if bar is not None:
-                bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
-        if bar is not None:
-            bar.update(1)
-        if (cfg.eval_every and step % cfg.eval_every == 0) or step == stop:
-            run_eval()
-        if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop:
-            save()
+                bar.update(1)
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == stop:
+                run_eval()
+            saved = (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop
+            if saved:
+                save()
+            if interrupt.requested and step < stop:
+                if not saved:
+                    save()
+                if bar is not None:
+                    bar.close()
+                if d.is_main:
+                    print(f"interrupted after step {step}: checkpoint {ckpt_path}; rerun with --resume to continue",
+                          file=sys.stderr)
+                raise KeyboardInterrupt
     if bar is not None:
         bar.close()
 
