@@ -1,10 +1,12 @@
 import json
+import math
 
 import numpy as np
 import pytest
 
 from ncalm.evaluation.plots import mean_and_spread, plot_loss_curves
-from ncalm.evaluation.speedup import read_curve, speedup, tokens_to_reach
+from ncalm.evaluation.speedup import (AT_START, MEASURED, NOT_MEASURABLE, NOT_REACHED, read_curve, speedup,
+                                      tokens_to_reach)
 
 BASE = [(100, 4.0), (200, 3.0), (300, 2.5), (400, 2.0)]
 
@@ -16,7 +18,7 @@ def test_speedup_known_answer():
     assert s.target_loss == 2.0
     assert s.baseline_tokens == 400
     assert s.run_tokens == pytest.approx(250)
-    assert s.speedup == pytest.approx(400 / 250)
+    assert s.speedup == pytest.approx(400 / 250) and s.status == MEASURED
     assert s.improvement_pct == pytest.approx(40.0)
 
 
@@ -28,7 +30,7 @@ def test_speedup_of_a_curve_over_itself_is_one():
 def test_run_that_never_reaches_the_target():
     run = [(100, 4.0), (200, 3.0), (300, 2.5), (400, 2.1)]
     s = speedup(BASE, run)
-    assert s.run_tokens is None and s.speedup is None
+    assert s.run_tokens is None and s.speedup is None and s.status == NOT_REACHED
     assert s.improvement_pct == pytest.approx(-5.0)
 
 
@@ -42,11 +44,35 @@ def test_target_reached_at_the_first_point():
     assert tokens_to_reach([(50, 1.0), (100, 0.5)], 2.0) == 50
 
 
+def test_run_already_at_the_target_at_its_first_evaluation():
+    # Trainer curves start at 0 tokens: a first stage can put the step-0 loss under scratch's final one.
+    base = [(0, 5.0), (100, 4.0), (200, 3.9)]
+    s = speedup(base, [(0, 3.9), (100, 3.5)])
+    assert s.status == AT_START and s.run_tokens == 0 and s.speedup == math.inf
+    assert s.improvement_pct == pytest.approx((3.9 - 3.5) / 3.9 * 100)
+    # A first evaluation later than 0 tokens bounds the speedup from below.
+    s = speedup(base, [(50, 3.0), (100, 2.5)])
+    assert s.status == AT_START and s.speedup == pytest.approx(200 / 50)
+
+
+def test_speedup_needs_a_crossing_to_time():
+    # eval_every=0: one evaluation per run, at the end; nothing says when either got there.
+    s = speedup([(300, 2.0)], [(300, 1.9)])
+    assert s.status == NOT_MEASURABLE and s.speedup is None
+    assert s.improvement_pct == pytest.approx(5.0)
+    assert speedup(BASE, [(400, 1.0)]).status == NOT_MEASURABLE
+    # A baseline no lower at the end than at its first evaluation never crosses its own target.
+    s = speedup([(0, 3.0), (100, 3.5), (200, 3.0)], [(0, 3.0), (100, 2.0)])
+    assert s.status == NOT_MEASURABLE and s.speedup is None
+
+
 def test_bad_curves_are_rejected():
     with pytest.raises(ValueError, match="increase strictly"):
         speedup(BASE, [(100, 3.0), (100, 2.0)])
     with pytest.raises(ValueError, match="empty"):
         speedup([], BASE)
+    with pytest.raises(ValueError, match="tokens=-100"):
+        speedup([(-100, 3.0), (100, 2.0)], BASE)
 
 
 def test_read_curve_skips_lines_without_the_keys(tmp_path):

@@ -8,9 +8,9 @@ increasing ``tokens``. The speedup of a run over a baseline is
     tokens the run needs to reach that same loss
 
 where "needs to reach" is the first crossing of the target, linearly
-interpolated between the two evaluation points around it. A run that never
-gets down to the target has no speedup (``None``): we report that it did
-not reach it rather than invent a number.
+interpolated between the two evaluation points around it. Only such a
+crossing is a measurement; every other case gets a ``status`` and no invented
+number (see :func:`speedup`).
 """
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ def _check_curve(curve: Curve, name: str) -> None:
     for i, (t, loss) in enumerate(curve):
         if not (math.isfinite(t) and math.isfinite(loss)):
             raise ValueError(f"{name}: point {i} = ({t}, {loss}) is not finite")
+        if t < 0:
+            raise ValueError(f"{name}: point {i} has tokens={t}; token counts are >= 0")
         if t <= prev:
             raise ValueError(f"{name}: tokens must increase strictly; point {i} has {t} after {prev}")
         prev = t
@@ -54,12 +56,20 @@ def tokens_to_reach(curve: Curve, target: float) -> float | None:
     return None
 
 
+# Speedup.status: how (and whether) the crossing of the baseline's final loss was measured.
+MEASURED = "measured"
+AT_START = "at start"
+NOT_REACHED = "not reached"
+NOT_MEASURABLE = "n/a"
+
+
 @dataclass
 class Speedup:
     target_loss: float          # the baseline's final validation loss
     baseline_tokens: float      # tokens the baseline needs to reach it
     run_tokens: float | None    # tokens the run needs to reach it (None: never)
-    speedup: float | None       # baseline_tokens / run_tokens (None: never reached)
+    speedup: float | None       # baseline_tokens / run_tokens; see speedup() for each status
+    status: str                 # MEASURED | AT_START | NOT_REACHED | NOT_MEASURABLE
     baseline_final: float
     run_final: float
     improvement_pct: float      # (baseline_final - run_final) / baseline_final * 100
@@ -69,7 +79,23 @@ class Speedup:
 
 
 def speedup(baseline: Curve, run: Curve) -> Speedup:
-    """Convergence speedup of ``run`` over ``baseline`` and the final-loss improvement."""
+    """Convergence speedup of ``run`` over ``baseline`` and the final-loss improvement.
+
+    ``status`` says what ``speedup`` means:
+
+    - ``MEASURED``: the run crosses the target after its first evaluation;
+      ``speedup = baseline_tokens / run_tokens``, a finite number.
+    - ``AT_START``: the run is already at or below the target at its first
+      evaluation, so it crossed at or before ``run_tokens`` and ``speedup`` is
+      only a lower bound: ``baseline_tokens / run_tokens``, or ``math.inf``
+      when that evaluation is at 0 tokens (before any training).
+    - ``NOT_REACHED``: the run never gets down to the target; ``speedup`` is None.
+    - ``NOT_MEASURABLE``: a curve has a single point, or the baseline is
+      already at its final loss at its first evaluation, so no crossing can be
+      timed; ``speedup`` is None.
+
+    The improvement in final loss is reported in every case.
+    """
     _check_curve(baseline, "baseline")
     _check_curve(run, "run")
     target = float(baseline[-1][1])
@@ -78,12 +104,24 @@ def speedup(baseline: Curve, run: Curve) -> Speedup:
     base_tokens = tokens_to_reach(baseline, target)
     assert base_tokens is not None  # the last point always reaches its own loss
     run_tokens = tokens_to_reach(run, target)
+    value: float | None = None
+    if len(baseline) < 2 or len(run) < 2 or baseline[0][1] <= target:
+        status = NOT_MEASURABLE
+    elif run_tokens is None:
+        status = NOT_REACHED
+    elif run[0][1] <= target:
+        status = AT_START
+        value = base_tokens / run_tokens if run_tokens > 0 else math.inf
+    else:
+        status = MEASURED
+        value = base_tokens / run_tokens  # run_tokens > run[0][0] >= 0: interpolated past the first point
     run_final = float(run[-1][1])
     return Speedup(
         target_loss=target,
         baseline_tokens=base_tokens,
         run_tokens=run_tokens,
-        speedup=None if run_tokens is None else base_tokens / run_tokens,
+        speedup=value,
+        status=status,
         baseline_final=target,
         run_final=run_final,
         improvement_pct=(target - run_final) / target * 100.0,

@@ -4,8 +4,11 @@ Per arm, over seeds: the final language-stage validation loss (mean, sample
 standard deviation, min, max), perplexity, bits per byte, the improvement
 over scratch and the convergence speedup over scratch. The last two are
 paired by seed (same language data order and initialisation) and then
-averaged; a seed whose run never reaches scratch's final loss counts as
-"not reached", and the speedup mean covers only the seeds that did.
+averaged. The speedup mean covers only the seeds where it was measured; the
+others are counted by status (see ncalm.evaluation.speedup): "not reached"
+(never down to scratch's final loss), "at start" (already there at its first
+evaluation: the speedup is only a lower bound) and "n/a" (no crossing to time,
+e.g. one evaluation per curve with eval_every=0).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 
 from ncalm.atomic_json import write_json
 from ncalm.evaluation.plots import plot_loss_curves
-from ncalm.evaluation.speedup import speedup
+from ncalm.evaluation.speedup import AT_START, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
 
 SCRATCH = "scratch"
 
@@ -50,8 +53,10 @@ def summarize(records: list[dict]) -> dict:
         if paired:
             sp = [speedup(b["language"]["val_curve"], r["language"]["val_curve"]) for b, r in paired]
             s["improvement_pct"] = _stats([x.improvement_pct for x in sp])
-            s["speedup"] = _stats([x.speedup for x in sp if x.speedup is not None])
-            s["speedup_not_reached"] = sum(x.speedup is None for x in sp)
+            s["speedup"] = _stats([x.speedup for x in sp if x.status == MEASURED])
+            s["speedup_not_reached"] = sum(x.status == NOT_REACHED for x in sp)
+            s["speedup_at_start"] = sum(x.status == AT_START for x in sp)
+            s["speedup_not_measurable"] = sum(x.status == NOT_MEASURABLE for x in sp)
         out[arm] = s
     return out
 
@@ -63,6 +68,20 @@ def _pm(stats: dict | None, fmt: str) -> str:
     return text + (f" ± {format(stats['std'], fmt.replace('+', ''))}" if stats["n"] > 1 else "")
 
 
+def _speedup_cell(s: dict) -> str:
+    """'1.50x', '1.50x (1 seed(s) not reached)', 'at start', 'n/a', ..."""
+    others = [(s[key], label) for key, label in (("speedup_not_reached", NOT_REACHED),
+                                                   ("speedup_at_start", AT_START),
+                                                   ("speedup_not_measurable", NOT_MEASURABLE)) if s[key]]
+    if s["speedup"] is None and len(others) == 1:
+        return others[0][1]  # every seed alike
+    notes = ", ".join(f"{n} seed(s) {label}" for n, label in others)
+    if s["speedup"] is None:
+        return notes
+    measured = _pm(s["speedup"], ".2f") + "x"
+    return f"{measured} ({notes})" if notes else measured
+
+
 def markdown_table(summary: dict) -> str:
     head = ("| arm | seeds | first-stage tokens | language tokens | final val loss | perplexity "
             "| bits/byte | vs scratch | speedup | train time (s) | wall time (s) |")
@@ -70,9 +89,7 @@ def markdown_table(summary: dict) -> str:
     for arm, s in summary.items():
         if "improvement_pct" in s:
             imp = _pm(s["improvement_pct"], "+.2f") + " %"
-            sp = _pm(s["speedup"], ".2f") + "x" if s["speedup"] else "not reached"
-            if s["speedup"] and s["speedup_not_reached"]:
-                sp += f" ({s['speedup_not_reached']} seed(s) not reached)"
+            sp = _speedup_cell(s)
         else:
             imp = sp = "-"
         lines.append(
@@ -89,7 +106,10 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     table = markdown_table(summary)
     note = ("Mean ± sample std over seeds. 'vs scratch': final validation loss improvement, paired by seed. "
             "'speedup': language tokens scratch needs to reach its final validation loss / tokens this arm "
-            "needs (interpolated). Train time: optimizer steps of both stages; wall time: both stages with "
+            "needs (interpolated); 'at start': the arm was already at or below that loss at its first "
+            "evaluation; 'n/a': no crossing to time (a curve with a single evaluation, as with eval_every=0, "
+            "or a scratch run no lower at the end than at its first evaluation). "
+            "Train time: optimizer steps of both stages; wall time: both stages with "
             "evaluations, data loading and the bits-per-byte pass (for a resumed stage, its last attempt only).")
     (out / "results.md").write_text(f"# {config.get('name', 'experiment')}\n\n{table}\n{note}\n")
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
