@@ -138,14 +138,16 @@ def test_settings_and_overrides():
         ExperimentConfig(bands=[[0.6, 0.5]])
 
 
+def rec(arm, seed, curve):
+    """A run's result record as run_arm writes it, without the training."""
+    return {"arm": arm, "kind": arm, "band": None, "seed": seed, "final_val_loss": curve[-1][1],
+            "perplexity": 1.0, "bpb": None, "train_seconds": 1.0, "wall_seconds": 2.0,
+            "prepretrain": None if arm == "scratch" else {"tokens": 50},
+            "language": {"tokens": 300, "val_curve": curve}}
+
+
 def test_summary_pairs_arms_with_scratch_by_seed():
     from ncalm.experiment.report import markdown_table, summarize
-
-    def rec(arm, seed, curve):
-        return {"arm": arm, "kind": arm, "band": None, "seed": seed, "final_val_loss": curve[-1][1],
-                "perplexity": 1.0, "bpb": None, "train_seconds": 1.0, "wall_seconds": 2.0,
-                "prepretrain": None if arm == "scratch" else {"tokens": 50},
-                "language": {"tokens": 300, "val_curve": curve}}
 
     records = [rec("scratch", 0, [(100, 4.0), (200, 3.0), (300, 2.0)]),
                rec("scratch", 1, [(100, 4.0), (200, 3.0), (300, 3.0)]),
@@ -179,3 +181,66 @@ def test_every_arm_gets_the_same_language_stage_and_first_stage_budget(tmp_path)
             assert {k: d[k] for k in keys} == {k: firsts[0][k] for k in keys}, name
             assert d["data"]["seq_len"] == cfg.prepretrain.seq_len
         assert [d["data"]["nca"].get("band") for d in firsts[:2]] == [[0.5, 1.0], [0.3, 0.5]]
+
+
+def test_report_of_speedups_that_cannot_be_measured(tmp_path):
+    from ncalm.experiment.report import write_report
+
+    scratch = [(0, 5.0), (100, 4.0), (200, 3.0)]
+    records = [rec("scratch", 0, scratch), rec("scratch", 1, scratch),
+               rec("text", 0, [(0, 2.9), (100, 2.5), (200, 2.0)]),   # under 3.0 before training
+               rec("text", 1, [(0, 4.0), (100, 3.0), (200, 2.5)]),   # reaches it at 100: 2x
+               rec("dyck", 0, [(0, 2.8), (200, 2.5)]),
+               rec("nca", 0, [(200, 2.0)]), rec("nca", 1, [(200, 2.5)])]  # eval_every=0: one point
+    summary = write_report(records, tmp_path, {"name": "t"})  # no ZeroDivisionError
+    assert summary["text"]["speedup"]["mean"] == pytest.approx(2.0) and summary["text"]["speedup_at_start"] == 1
+    assert summary["dyck"]["speedup"] is None and summary["dyck"]["speedup_at_start"] == 1
+    assert summary["nca"]["speedup"] is None and summary["nca"]["speedup_not_measurable"] == 2
+    table = (tmp_path / "results.md").read_text()
+    assert "| 2.00x (1 seed(s) at start) |" in table
+    assert "| +16.67 % | at start |" in table and "| +25.00 ± 11.79 % | n/a |" in table
+    assert json.loads((tmp_path / "results.json").read_text())["summary"]["nca"]["speedup"] is None
+
+
+def test_rerun_with_fewer_arms_reports_every_finished_arm(tmp_path, capsys):
+    out = tmp_path / "out"
+    scratch = rec("scratch", 0, [(0, 5.0), (100, 4.0), (200, 3.0)])
+    dyck = rec("dyck", 0, [(0, 5.0), (100, 3.0), (200, 2.7)])
+    for r in (scratch, dyck):  # finished earlier: this invocation only reports them
+        (out / "seed0" / r["arm"]).mkdir(parents=True)
+        (out / "seed0" / r["arm"] / "result.json").write_text(json.dumps(r))
+
+    assert main(["experiment", "--out", str(out), "--arms", "dyck", "--no-progress"]) == 0
+
+    results = json.loads((out / "results.json").read_text())
+    assert [r["arm"] for r in results["runs"]] == ["scratch", "dyck"]
+    assert results["summary"]["dyck"]["improvement_pct"]["mean"] == pytest.approx(10.0)
+    table = (out / "results.md").read_text()
+    assert "| scratch |" in table and "| +10.00 % | 2.00x |" in table
+
+
+@pytest.mark.parametrize("setting", ["model=huge", "prepretrain.lr=0", "language.tokenizer=wordpiece",
+                                     "device=gpu", "nca.foo=1"])
+def test_a_bad_setting_writes_nothing_and_leaves_the_directory_usable(tmp_path, capsys, setting):
+    out = tmp_path / "out"
+    argv = ["experiment", "--out", str(out), "--arms", "scratch", "nca", "--no-progress", "--set", setting]
+    assert main([*argv, "--dry-run"]) == 2
+    assert main(argv) == 2
+    assert not out.exists()
+    key = setting.split("=")[0].split(".")[-1]
+    assert all("ncalm experiment: error: " in line and key in line
+               for line in capsys.readouterr().err.splitlines())
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("language=3", "language must be a table of settings (e.g. language.tokens=...), got 3"),
+    ("language.tokens=abc", "language.tokens must be an integer, got 'abc'"),
+    ("seeds=3", "seeds must be a list of integers, got 3"),
+    ("bands=0.5", "bands must be a list of lists of numbers, got 0.5"),
+    ("prepretrain.lr=true", "prepretrain.lr must be a number, got True"),
+    ("nca.foo=1", "unknown NCA setting(s) nca.foo; known: nca.grid,"),
+])
+def test_a_setting_of_the_wrong_type_is_a_one_line_error(tmp_path, capsys, setting, message):
+    assert main(["experiment", "--out", str(tmp_path / "out"), "--arms", "nca", "--set", setting, "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ncalm experiment: error: {message}") and err.count("\n") == 1

@@ -4,7 +4,8 @@ at one matched first-stage token budget, each followed by the same language stag
 then results.json, results.md (table) and curves.png (validation loss) in --out.
 Settings come from --preset, then --config (TOML, same keys), then --set KEY=VALUE
 and the flags below. Rerunning into the same --out resumes: finished arms are not
-redone, an interrupted stage continues from its checkpoint."""
+redone, an interrupted stage continues from its checkpoint, and the report covers
+every finished run in --out, including arms and seeds this invocation leaves out."""
 from __future__ import annotations
 
 import argparse
@@ -54,16 +55,19 @@ def resolve(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ncalm.experiment import run_experiment, write_report
+    from ncalm.experiment.runner import check_runnable, finished_records
 
     cfg = resolve(args)
     out = Path(args.out or f"runs/experiment-{args.preset}")
     if args.dry_run:
+        check_runnable(cfg)
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     t0 = time.perf_counter()
-    records = run_experiment(cfg, out)
+    run_experiment(cfg, out)
     wall = time.perf_counter() - t0
-    write_report(records, out, cfg.to_dict(), wall_seconds=wall)
+    # Every finished run in --out, not only this invocation's --seeds and --arms.
+    write_report(finished_records(out), out, cfg.to_dict(), wall_seconds=wall)
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'curves.png'} ({wall:.0f} s this invocation)")
     return 0

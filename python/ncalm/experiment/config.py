@@ -7,11 +7,16 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tomllib
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 ARM_KINDS = ("scratch", "nca", "dyck", "text")
+TOKENIZERS = ("byte", "bpe")
+DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Fields that may change between invocations of one experiment: they choose which
 # runs exist or where they run, not what any run computes.
 RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
@@ -30,7 +35,7 @@ class Stage:
     warmup_steps: int = 10
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    eval_every: int = 0              # steps; 0 = only at the start and the end
+    eval_every: int = 0              # steps; 0 = only at the end (a one-point curve: no speedup)
     eval_batches: int = 8
     ckpt_every: int = 0              # steps; 0 = only at the end
 
@@ -77,10 +82,18 @@ class ExperimentConfig:
     language: Language = field(default_factory=Language)
 
     def __post_init__(self) -> None:
-        if isinstance(self.prepretrain, dict):
-            self.prepretrain = Stage(**self.prepretrain)
-        if isinstance(self.language, dict):
-            self.language = Language(**self.language)
+        # Checked here, not at the first use hours later: a setting from --set or TOML can
+        # be any type, and a failed run must not leave an experiment.json behind.
+        for name, cls in (("prepretrain", Stage), ("language", Language)):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                _check_keys(value, cls, f"{name}.")
+                setattr(self, name, cls(**value))
+            elif not isinstance(value, cls):
+                raise ValueError(f"{name} must be a table of settings (e.g. {name}.tokens=...), got {value!r}")
+        _check_types(self, "")
+        _check_types(self.prepretrain, "prepretrain.")
+        _check_types(self.language, "language.")
         bad = [a for a in self.arms if a not in ARM_KINDS]
         if bad or not self.arms:
             raise ValueError(f"arms must be a non-empty list of {', '.join(ARM_KINDS)}; got {self.arms}")
@@ -100,6 +113,34 @@ class ExperimentConfig:
         for key in ("seq_len", "band"):
             if key in self.nca:
                 raise ValueError(f"nca.{key}: set prepretrain.seq_len / bands instead")
+        self._check_components()
+
+    def _check_components(self) -> None:
+        """The settings that the model, NCA generator, tokenizer and device would reject mid-run."""
+        from ncalm.config import NCAConfig
+        from ncalm.model_config import PRESETS, ModelConfig, model_config
+
+        if self.model not in PRESETS:
+            raise ValueError(f"model must be one of {', '.join(PRESETS)}, got {self.model!r}")
+        unknown = sorted(set(self.model_overrides) - {f.name for f in fields(ModelConfig)})
+        if unknown:
+            raise ValueError(f"unknown model_overrides key(s) {unknown}; known: "
+                             f"{', '.join(f.name for f in fields(ModelConfig))}")
+        model_config(self.model, **self.model_overrides)
+        settable = [f"nca.{f.name}" for f in fields(NCAConfig) if f.name not in ("seq_len", "band")]
+        unknown = [f"nca.{key}" for key in sorted(self.nca) if f"nca.{key}" not in settable]
+        if unknown:
+            raise ValueError(f"unknown NCA setting(s) {', '.join(unknown)}; known: {', '.join(settable)}")
+        try:
+            for band in self.bands or [None]:
+                NCAConfig(**self.nca, seq_len=self.prepretrain.seq_len, band=band)
+        except ValueError as exc:
+            raise ValueError(f"nca: {exc}") from None
+        if self.language.tokenizer not in TOKENIZERS:
+            raise ValueError(f"language.tokenizer must be one of {', '.join(TOKENIZERS)}, "
+                             f"got {self.language.tokenizer!r}")
+        if not DEVICE.fullmatch(self.device):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,6 +149,43 @@ class ExperimentConfig:
     def from_dict(cls, d: dict) -> "ExperimentConfig":
         _check_keys(d, cls, "")
         return cls(**d)
+
+
+_WORDS = {int: ("an integer", "integers"), float: ("a number", "numbers"), bool: ("true or false", "booleans"),
+          str: ("a string", "strings"), dict: ("a table", "tables")}
+
+
+def _fits(value, tp) -> bool:
+    """Whether ``value`` (from TOML or JSON) has the type ``tp`` of a field's annotation."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(tp))
+    if origin is list:
+        return isinstance(value, list) and all(_fits(v, typing.get_args(tp)[0]) for v in value)
+    if tp is type(None):
+        return value is None
+    if isinstance(value, bool):  # an int to isinstance, but `true` is no token count
+        return tp is bool
+    if tp is float:
+        return isinstance(value, (int, float))  # TOML reads 1 as an int
+    return isinstance(value, tp)
+
+
+def _describe(tp, plural: bool = False) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(arg, plural) for arg in typing.get_args(tp) if arg is not type(None))
+    if origin is list:
+        inner = _describe(typing.get_args(tp)[0], plural=True)
+        return f"lists of {inner}" if plural else f"a list of {inner}"
+    return _WORDS[tp][plural]
+
+
+def _check_types(obj, prefix: str) -> None:
+    for name, tp in typing.get_type_hints(type(obj)).items():
+        value = getattr(obj, name)
+        if not _fits(value, tp):
+            raise ValueError(f"{prefix}{name} must be {_describe(tp)}, got {value!r}")
 
 
 def _check_keys(d: dict, cls, prefix: str) -> None:

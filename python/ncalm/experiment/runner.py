@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ncalm.atomic_json import write_json
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
-from ncalm.experiment.config import ExperimentConfig, check_same_experiment
+from ncalm.experiment.config import ARM_KINDS, ExperimentConfig, check_same_experiment
 from ncalm.experiment.corpora import resolve_text
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
@@ -111,15 +111,46 @@ def check_bands(cfg: ExperimentConfig) -> None:
                 raise ValueError(f"bands: {list(arm.band)}: {exc}") from None
 
 
+def check_runnable(cfg: ExperimentConfig) -> None:
+    """Raise ValueError for what the trainer would reject after experiment.json is written.
+
+    ExperimentConfig checks its own settings; this builds every stage's TrainConfig
+    (optimizer and schedule values) and tries each NCA band. Nothing is written.
+    """
+    nowhere = Path("unused")  # the configs are built, never run
+    for arm in arms_of(cfg):
+        if arm.kind != "scratch":
+            try:
+                first_stage(cfg, arm, cfg.seeds[0], nowhere, cfg.text)
+            except ValueError as exc:
+                raise ValueError(f"prepretrain: {exc}") from None
+    try:
+        language_stage(cfg, cfg.seeds[0], nowhere, None)
+    except ValueError as exc:
+        raise ValueError(f"language: {exc}") from None
+    check_bands(cfg)
+
+
+def finished_records(out_dir: str | Path) -> list[dict]:
+    """The result record of every finished run in ``out_dir``, by seed, then arm.
+
+    An invocation may name fewer seeds or arms than an earlier one into the same
+    directory; its report still covers them all, so scratch stays the baseline.
+    """
+    order = {kind: i for i, kind in enumerate(ARM_KINDS)}
+    records = [json.loads(p.read_text()) for p in Path(out_dir).glob(f"seed*/*/{RESULT}")]
+    return sorted(records, key=lambda r: (r["seed"], order[r["kind"]], r["band"] or []))
+
+
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> list[dict]:
     """Run (or resume) every seed x arm; returns their result records in a stable order."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_runnable(cfg)  # before anything is written: a bad setting must not pin this --out
     saved_path = out / CONFIG
     current = cfg.to_dict()
     if saved_path.exists():
         check_same_experiment(json.loads(saved_path.read_text()), current)
-    check_bands(cfg)
+    out.mkdir(parents=True, exist_ok=True)
     write_json(saved_path, current)
 
     def log(event: str, **fields) -> None:
