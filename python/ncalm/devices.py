@@ -2,18 +2,25 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
+
+# What every --device accepts; checked without importing torch (config validation, --help paths).
+DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
-def torch_device(name: str | torch.device, local_rank: int = 0) -> torch.device:
+def torch_device(name: "str | torch.device", local_rank: int = 0) -> "torch.device":
     """The torch device `name` means; "cuda" is this process's local rank under torchrun.
 
     Raises ValueError naming the device when it is malformed or not on this machine.
     """
+    import torch
+
     if isinstance(name, torch.device):
         name = str(name)
-    if not isinstance(name, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
         raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

@@ -21,13 +21,13 @@ import argparse
 import json
 import math
 import os
-import re
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ncalm.atomic_json import write_json
+from ncalm.devices import DEVICE_NAME
 from ncalm.generator import MAX_SEQ_ID
 from ncalm.commands.nca_options import add_nca_arguments, nca_config, parse_count
 
@@ -89,7 +89,7 @@ def resolve_device(name: str, cfg) -> str:
 
     if name == "cpu":
         return "cpu"
-    if name != "auto" and not re.fullmatch(r"cuda(:\d+)?", name):
+    if not DEVICE_NAME.fullmatch(name):
         raise ValueError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
     count = _core.cuda_device_count()[0] if getattr(_core, "built_with_cuda", False) else 0
     if count == 0:

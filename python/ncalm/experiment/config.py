@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import tomllib
 import types
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ncalm.devices import DEVICE_NAME
+
 ARM_KINDS = ("scratch", "nca", "dyck", "text")
 TOKENIZERS = ("byte", "bpe")
-DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 # Fields that may change between invocations of one experiment: they choose which
 # runs exist or where they run, not what any run computes.
 RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
@@ -139,7 +139,7 @@ class ExperimentConfig:
         if self.language.tokenizer not in TOKENIZERS:
             raise ValueError(f"language.tokenizer must be one of {', '.join(TOKENIZERS)}, "
                              f"got {self.language.tokenizer!r}")
-        if not DEVICE.fullmatch(self.device):
+        if not DEVICE_NAME.fullmatch(self.device):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
 
     def to_dict(self) -> dict:
