@@ -67,3 +67,14 @@ def test_bad_input():
         evaluate_lm(Uniform(257), ByteTokenizer(), ["", ""], seq_len=8)
     with pytest.raises(ValueError, match="seq_len"):
         evaluate_lm(Uniform(257), ByteTokenizer(), DOCS, seq_len=0)
+
+
+def test_zero_is_refused_not_taken_for_the_default():
+    model = Uniform(257)
+    model.cfg = type("Cfg", (), {"max_seq_len": 16})()
+    assert evaluate_lm(model, ByteTokenizer(), DOCS).tokens == 64 + len(DOCS)  # None: the model's length
+    with pytest.raises(ValueError, match=r"seq_len must be in \[1, 16\].*got 0"):
+        evaluate_lm(model, ByteTokenizer(), DOCS, seq_len=0)
+    for cap in (0, -5):
+        with pytest.raises(ValueError, match=f"max_bytes must be >= 1 or None.*got {cap}"):
+            evaluate_lm(model, ByteTokenizer(), DOCS, max_bytes=cap)

@@ -66,3 +66,65 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:  # a malformed band is refused while parsing, before any work
         main(["eval", "icl", "--checkpoint", str(ck), "--bands", "0.1"])
     assert exit_.value.code == 2 and "argument --bands: band must be LOWER,UPPER" in capsys.readouterr().err
+
+
+def _text_checkpoint(tmp_path, max_val_bytes=100_000):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(25):  # non-ASCII, so characters and UTF-8 bytes differ
+        (corpus / f"f{i}.txt").write_text(f"d\u00e9j\u00e0 vu {i} " * (20 + i))
+    data = {"kind": "text", "text": str(corpus), "val_percent": 30.0, "max_val_bytes": max_val_bytes}
+    return corpus, _checkpoint(tmp_path / "lang.pt", 257, data, ByteTokenizer())
+
+
+def test_eval_bpb_max_bytes_caps_as_the_trainer_does(tmp_path):
+    corpus, ck = _text_checkpoint(tmp_path, max_val_bytes=300)
+    trainer_val = documents(str(corpus), 30.0, max_val_bytes=300)[1]
+    assert len(trainer_val) >= 2  # so a cap counted differently would change the set
+    # Default: the checkpoint's cap, which must select exactly the trainer's validation documents.
+    for extra in ([], ["--max-bytes", "300"]):
+        assert main(["eval", "bpb", "--checkpoint", str(ck), "--seq-len", "64", *extra,
+                     "--json", str(tmp_path / "r.json")]) == 0
+        got = json.loads((tmp_path / "r.json").read_text())
+        assert got["documents"] == len(trainer_val)
+        assert got["bytes"] == sum(len(d.encode("utf-8")) for d in trainer_val)
+    # Size suffixes as the other commands take them; documents are added until the cap is reached.
+    assert main(["eval", "bpb", "--checkpoint", str(ck), "--seq-len", "64", "--max-bytes", "1k",
+                 "--json", str(tmp_path / "k.json")]) == 0
+    got = json.loads((tmp_path / "k.json").read_text())
+    val = documents(str(corpus), 30.0, max_val_bytes=1000)[1]
+    assert got["documents"] == len(val) and sum(map(len, val[:-1])) < 1000 <= sum(map(len, val))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seq-len", "0"], "--seq-len must be in [1, 200] (the model's max_seq_len), got 0"),
+    (["--seq-len", "201"], "--seq-len must be in [1, 200]"),
+    (["--val-percent", "0"], "--val-percent must be in (0, 100), got 0"),
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+])
+def test_eval_bpb_bad_options_are_one_line_errors(tmp_path, capsys, argv, message):
+    _, ck = _text_checkpoint(tmp_path)
+    assert main(["eval", "bpb", "--checkpoint", str(ck), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "0.4"])
+def test_eval_bpb_refuses_a_max_bytes_below_one(tmp_path, capsys, value):
+    _, ck = _text_checkpoint(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["eval", "bpb", "--checkpoint", str(ck), "--max-bytes", value])
+    assert exit_.value.code == 2 and "argument --max-bytes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rules", "0"], "--rules must be in [1, 2**32], got 0"),
+    (["--seed", "-1"], "--seed must be in [0, 2**64), got -1"),
+    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+])
+def test_eval_icl_errors_name_the_option(tmp_path, capsys, argv, message):
+    nca = {"grid": 4, "colors": 3, "patch": 2, "band": [0.3, 1.0]}
+    ck = _checkpoint(tmp_path / "nca.pt", NCAConfig(**nca).vocab_size, {"kind": "nca", "seq_len": 100, "nca": nca})
+    assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "1", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err == f"ncalm eval: error: {message}\n"

@@ -92,3 +92,10 @@ def test_bad_input():
         icl_accuracy(copy_last_frame_predictor(CFG.frame_len), tokens, CFG.frame_len, CFG.colors, CFG.patch, [0])
     with pytest.raises(ValueError, match="shape"):
         icl_accuracy(lambda c, n: np.zeros((len(c), n - 1)), tokens, CFG.frame_len, CFG.colors, CFG.patch, [1])
+
+
+def test_batch_size_must_be_positive():
+    tokens = icl_sequences(CFG, SEED, 2, 3)
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        icl_accuracy(copy_last_frame_predictor(CFG.frame_len), tokens, CFG.frame_len, CFG.colors, CFG.patch, [1],
+                     batch_size=0)

@@ -7,7 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
-from ncalm.commands.nca_options import parse_band
+from ncalm.commands.nca_options import parse_band, parse_count
+
+DEFAULT_MAX_VAL_BYTES = 1_000_000  # the trainer's default max_val_bytes
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -21,7 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="corpus spec (stdlib, files/dirs/globs, hf:NAME); default: the checkpoint's")
     b.add_argument("--val-percent", type=float, default=None,
                    help="validation share of the split; default: the checkpoint's, else 2")
-    b.add_argument("--max-bytes", type=int, default=1_000_000, help="evaluate whole documents up to this many bytes")
+    b.add_argument("--max-bytes", type=parse_count, default=None,
+                   help="cap on validation text, e.g. 500k, applied as the trainer applies max_val_bytes: "
+                        "documents are added in the split's order until their total length (in characters) "
+                        "reaches it, the last one kept whole; default: the checkpoint's max_val_bytes, else 1M")
     b.add_argument("--seq-len", type=int, default=None, help="window length; default: the model's max_seq_len")
     b.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -64,21 +69,31 @@ def run_bpb(args) -> dict:
     from ncalm.data.corpus import validation_documents
     from ncalm.evaluation.bpb import evaluate_lm
 
+    if args.val_percent is not None and not 0 < args.val_percent < 100:
+        raise ValueError(f"--val-percent must be in (0, 100), got {args.val_percent:g}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     model, tokenizer, meta = load_model(args.checkpoint, device=args.device)
     if tokenizer is None:
         raise ValueError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens: "
                          "bits per byte needs a language-stage checkpoint")
+    max_len = model.cfg.max_seq_len
+    if args.seq_len is not None and not 1 <= args.seq_len <= max_len:
+        raise ValueError(f"--seq-len must be in [1, {max_len}] (the model's max_seq_len), got {args.seq_len}")
     data = _train_data(meta)
     spec = args.data or data.get("text", "stdlib")
-    val_percent = args.val_percent or data.get("val_percent", 2.0)
-    # The trainer's validation files (same spec, share and cap) unless another corpus is asked for.
-    cap = data.get("max_val_bytes", args.max_bytes) if args.data is None else args.max_bytes
+    val_percent = args.val_percent if args.val_percent is not None else data.get("val_percent", 2.0)
+    # The cap is applied once, by the split itself, so that the checkpoint's own
+    # cap selects exactly the trainer's validation documents; a larger one only adds
+    # documents the split also held out.
+    cap = args.max_bytes
+    if cap is None:
+        cap = (data.get("max_val_bytes") if args.data is None else None) or DEFAULT_MAX_VAL_BYTES
     val = validation_documents(spec, val_percent, cap)
-    r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
-                    device=args.device, max_bytes=args.max_bytes)
+    r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size, device=args.device)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
-    return {"data": spec, "val_percent": val_percent, **r.to_dict()}
+    return {"data": spec, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}
 
 
 def run_icl(args) -> dict:
@@ -87,6 +102,13 @@ def run_icl(args) -> dict:
     from ncalm.train.config import DataConfig
     from ncalm.train.sources import nca_config
 
+    # Checked here, before any work, so that the band loop below only reports band errors.
+    if not 1 <= args.rules <= 2**32:  # the ids from ICL_OFFSET up
+        raise ValueError(f"--rules must be in [1, 2**32], got {args.rules}")
+    if not 0 <= args.seed < 2**64:
+        raise ValueError(f"--seed must be in [0, 2**64), got {args.seed}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     model, _, meta = load_model(args.checkpoint, device=args.device)
     data = _train_data(meta)
     if data.get("kind") != "nca":

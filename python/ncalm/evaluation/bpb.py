@@ -69,16 +69,18 @@ def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None 
                 max_bytes: int | None = None) -> LMEval:
     """Summed loss, perplexity and bits per byte of ``model`` on ``documents``.
 
-    ``seq_len`` defaults to the model's ``max_seq_len``; ``max_bytes`` stops after
-    the first documents that reach that many bytes (whole documents only, so the
-    byte count stays exact).
+    ``seq_len`` defaults to the model's ``max_seq_len``. With ``max_bytes``,
+    documents are added until their UTF-8 total reaches it and the last one is kept
+    whole, so the byte count stays exact (and may exceed ``max_bytes``).
     """
     max_len = getattr(getattr(model, "cfg", None), "max_seq_len", None)
-    seq_len = seq_len or max_len
+    seq_len = max_len if seq_len is None else seq_len  # not `or`: 0 is an error, not "the default"
     if not seq_len or seq_len < 1 or (max_len and seq_len > max_len):
         raise ValueError(f"seq_len must be in [1, {max_len}] (the model's max_seq_len), got {seq_len}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if max_bytes is not None and max_bytes < 1:
+        raise ValueError(f"max_bytes must be >= 1 or None (no cap), got {max_bytes}")
     stream, n_bytes, n_docs = token_stream(tokenizer, documents, max_bytes)
     n_pred = len(stream) - 1
     n_windows = math.ceil(n_pred / seq_len)

@@ -54,6 +54,8 @@ def score(predicted: np.ndarray, target: np.ndarray, colors: int, patch: int) ->
 def icl_accuracy(predict: Predictor, tokens: np.ndarray, frame_len: int, colors: int, patch: int,
                  ks: Sequence[int], batch_size: int = 16) -> list[dict]:
     """Cell and frame accuracy of ``predict`` for each k in ``ks`` on ``tokens`` (n, T)."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     tokens = np.asarray(tokens, dtype=np.int64)
     n_patches = frame_len - 2
     rows = []
