@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from PIL import Image
 
 from ncalm import NCAConfig, find_rules, rollout, score_rules
@@ -43,3 +44,19 @@ def test_show_rejects_bad_options(tmp_path, capsys):
     assert main(["show", "--rules", "0", "--out", str(tmp_path)]) == 2
     assert "--rules must be >= 1" in capsys.readouterr().err
     assert main(["show", "--grid", "7", "--out", str(tmp_path)]) == 2
+
+
+def test_an_empty_band_still_writes_the_histogram(tmp_path, capsys):
+    # The histogram is the plot that explains why the band selects nothing.
+    assert main(["show", "--grid", "4", "--colors", "2", "--band", "0,0.01", "--candidates", "50", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ncalm show: error: --band 0,0.01: no rule inside band") and err.count("\n") == 1
+    assert "complexity.png" in err and Image.open(tmp_path / "complexity.png").size[0] > 100
+    assert not (tmp_path / "trajectories.png").exists()
+
+
+def test_show_has_no_seq_len(tmp_path, capsys):
+    # Pictures are --frames long; a --seq-len that changed nothing would mislead.
+    with pytest.raises(SystemExit) as exit_:
+        main(["show", "--seq-len", "64", "--out", str(tmp_path)])
+    assert exit_.value.code == 2 and "unrecognized arguments: --seq-len" in capsys.readouterr().err

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.commands.nca_options import add_nca_arguments, nca_config
+from ncalm.commands.nca_options import add_nca_arguments, nca_fields
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_nca_arguments(p)
+    # No --seq-len: the pictures are --frames frames long, whatever a training sequence holds.
+    add_nca_arguments(p, seq_len=False)
     p.add_argument("--seed", type=int, default=0, help="generator seed")
     p.add_argument("--rules", type=int, default=8, help="rules to draw (one row each)")
     p.add_argument("--frames", type=int, default=20, help="frames per rule")
@@ -35,24 +36,31 @@ def _positive(**values: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm import find_rules, rollout, score_rules
+    from ncalm import NCAConfig, find_rules, rollout, score_rules
     from ncalm.generator import in_band
     from ncalm.visualize import accepted_fraction, save_complexity_histogram, save_gif, save_strip
 
     _positive(rules=args.rules, frames=args.frames, candidates=args.candidates, scale=args.scale)
-    cfg = nca_config(args)
+    cfg = NCAConfig(**nca_fields(args))
     out = Path(args.out)
     threads = args.threads or None
 
-    ids = np.arange(args.rules, dtype=np.uint64)
-    rule_ids, _ = find_rules(cfg, args.seed, ids, threads=threads)
-    grids = rollout(cfg, args.seed, rule_ids, ids, args.frames, threads=threads)
-    strip = save_strip(grids, out / "trajectories.png", cfg.colors, args.scale)
-    gif = save_gif(grids, out / "trajectories.gif", cfg.colors, args.scale)
-
+    # The histogram comes first: when the band selects nothing it is the plot that shows why.
     # Attempt 0 of each candidate stream is an unfiltered random rule: the band's input distribution.
     ratios = score_rules(cfg, args.seed, np.arange(args.candidates, dtype=np.uint64), threads=threads)
     hist = save_complexity_histogram(ratios, cfg.band, out / "complexity.png")
+
+    ids = np.arange(args.rules, dtype=np.uint64)
+    try:
+        rule_ids, _ = find_rules(cfg, args.seed, ids, threads=threads)
+    except ValueError as exc:
+        if cfg.band is None:
+            raise
+        raise ValueError(f"--band {cfg.band[0]:g},{cfg.band[1]:g}: {exc}; "
+                         f"{hist} shows the scores of {args.candidates} candidates") from None
+    grids = rollout(cfg, args.seed, rule_ids, ids, args.frames, threads=threads)
+    strip = save_strip(grids, out / "trajectories.png", cfg.colors, args.scale)
+    gif = save_gif(grids, out / "trajectories.gif", cfg.colors, args.scale)
     rejected_path = None
     if cfg.band is not None:
         # The rules the band throws away, drawn the same way, for comparison.
