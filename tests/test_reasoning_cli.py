@@ -146,3 +146,27 @@ def test_without_data_the_hub_error_says_what_to_do(checkpoint, tmp_path, capsys
         pass
     assert run("--task", "humaneval", "--checkpoint", checkpoint, "--out", tmp_path, *FAST) == 2
     assert "pass --data PATH" in capsys.readouterr().err
+
+
+def _tiny_gsm8k(root: Path, n_train: int) -> Path:
+    root.mkdir()
+    for split, n in (("test", 2), ("train", n_train)):
+        rows = [{"question": f"What is {i} + 1?", "answer": f"{i} + 1 = {i + 1}\n#### {i + 1}"} for i in range(n)]
+        (root / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_more_shots_than_train_examples_warns_once(checkpoint, tmp_path, capsys):
+    data = _tiny_gsm8k(tmp_path / "gsm8k", n_train=4)
+    assert run("--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "o", "--shots", "50", *FAST) == 0
+    err = capsys.readouterr().err
+    warning = "warning: --shots 50: the GSM8K train split has only 4 examples; prompting with 4 demonstrations"
+    assert err.count(warning) == 1
+    assert run("--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "o2", "--shots", "4", *FAST) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_negative_shots_are_refused(checkpoint, capsys):
+    assert run("--checkpoint", checkpoint, "--shots", "-1") == 2
+    err = capsys.readouterr().err
+    assert "--shots -1: must be >= 0" in err and err.count("\n") == 1

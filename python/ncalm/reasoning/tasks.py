@@ -2,6 +2,7 @@
 stop strings and a default generation length."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -37,6 +38,9 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
     demos: list[gsm8k.Example] = []
     if shots:
         demos = gsm8k.load(gsm8k.train_path(data), "train")[:shots]
+        if len(demos) < shots:  # a small local train split; every example still helps, so warn, not refuse
+            print(f"warning: --shots {shots}: the GSM8K train split has only {len(demos)} examples; "
+                  f"prompting with {len(demos)} demonstrations", file=sys.stderr)
     items = [Item(f"test/{i}", "gsm8k", gsm8k.few_shot_prompt(demos, e.question), e)
              for i, e in enumerate(_first(test, limit))]
 
