@@ -102,3 +102,26 @@ def test_plot_writes_a_png(tmp_path):
     img = np.asarray(Image.open(out).convert("RGB"))
     assert img.shape[0] > 100 and img.shape[1] > 100
     assert (img.std(axis=(0, 1)) > 0).all()  # not a blank canvas
+
+
+def test_eval_speedup_command_reports_each_status(tmp_path, capsys):
+    from ncalm.cli import main
+
+    def curve(name, points):
+        (tmp_path / name).write_text("".join(json.dumps({"tokens": t, "val_loss": v}) + "\n" for t, v in points))
+        return str(tmp_path / name)
+
+    base = curve("base.jsonl", [(0, 4.0), (100, 3.0), (200, 2.0)])
+    runs = [curve("fast.jsonl", [(0, 4.0), (100, 2.0), (200, 1.5)]),
+            curve("start.jsonl", [(0, 1.9), (100, 1.8)]),           # below the target before training
+            curve("slow.jsonl", [(0, 4.0), (200, 3.5)]),
+            curve("one.jsonl", [(200, 2.5)])]
+    out = tmp_path / "s.json"
+    assert main(["eval", "speedup", "--baseline", base, "--run", *runs, "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "speedup 2.00x (100 vs 200 tokens)" in lines[0]
+    assert "speedup unbounded: before any training" in lines[1]
+    assert "never reaches" in lines[2] and "speedup n/a" in lines[3]
+    saved = json.loads(out.read_text())["runs"]  # strict JSON: no Infinity
+    assert [saved[r]["status"] for r in runs] == [MEASURED, AT_START, NOT_REACHED, NOT_MEASURABLE]
+    assert saved[runs[1]]["speedup"] is None

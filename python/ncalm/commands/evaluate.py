@@ -143,16 +143,15 @@ def run_icl(args) -> dict:
 
 
 def run_speedup(args) -> dict:
-    from ncalm.evaluation.speedup import read_curve, speedup
+    from ncalm.evaluation.speedup import MEASURED, read_curve, speedup
 
     base = read_curve(args.baseline, args.x, args.y)
     result = {"baseline": args.baseline, "runs": {}}
     for path in args.run:
         s = speedup(base, read_curve(path, args.x, args.y))
         result["runs"][path] = s.to_dict()
-        reached = (f"speedup {s.speedup:.2f}x ({s.run_tokens:,.0f} vs {s.baseline_tokens:,.0f} {args.x})"
-                   if s.speedup is not None else f"never reaches the baseline's final {args.y}")
-        print(f"{path}: {reached}; final {args.y} {s.run_final:.4f} vs {s.baseline_final:.4f} "
+        timed = f" ({s.run_tokens:,.0f} vs {s.baseline_tokens:,.0f} {args.x})" if s.status == MEASURED else ""
+        print(f"{path}: {s.describe()}{timed}; final {args.y} {s.run_final:.4f} vs {s.baseline_final:.4f} "
               f"({s.improvement_pct:+.2f}%)")
     return result
 

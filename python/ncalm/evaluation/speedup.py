@@ -75,7 +75,22 @@ class Speedup:
     improvement_pct: float      # (baseline_final - run_final) / baseline_final * 100
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-able: an infinite lower bound (AT_START at 0 tokens) becomes None, the status says why."""
+        d = asdict(self)
+        if d["speedup"] is not None and not math.isfinite(d["speedup"]):
+            d["speedup"] = None
+        return d
+
+    def describe(self) -> str:
+        """'speedup 1.50x', 'at start (speedup >= 2.00x)', 'not reached', 'n/a (...)'."""
+        if self.status == MEASURED:
+            return f"speedup {self.speedup:.2f}x"
+        if self.status == AT_START:
+            bound = f">= {self.speedup:.2f}x" if math.isfinite(self.speedup) else "unbounded: before any training"
+            return f"already at the baseline's final loss at its first evaluation (speedup {bound})"
+        if self.status == NOT_REACHED:
+            return "never reaches the baseline's final loss"
+        return "speedup n/a: a curve has one evaluation, or the baseline ends no lower than it starts"
 
 
 def speedup(baseline: Curve, run: Curve) -> Speedup:
