@@ -170,3 +170,12 @@ def test_negative_shots_are_refused(checkpoint, capsys):
     assert run("--checkpoint", checkpoint, "--shots", "-1") == 2
     err = capsys.readouterr().err
     assert "--shots -1: must be >= 0" in err and err.count("\n") == 1
+
+
+@needs_data
+def test_prompts_longer_than_the_context_are_announced(checkpoint, tmp_path, capsys):
+    # 8-shot GSM8K prompts are far longer than this model's 256 bytes: sampling keeps their tails.
+    assert run("--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k", "--out", tmp_path / "o",
+               "--shots", "8", *FAST) == 0
+    assert ("warning: 2 of 2 prompts are longer than the model's context 256 minus 12 new tokens; "
+            "they keep their last 244 tokens") in capsys.readouterr().err

@@ -6,6 +6,7 @@ goes to OUT/results.md and OUT/results.json."""
 from __future__ import annotations
 
 import argparse
+import sys
 import zlib
 from pathlib import Path
 
@@ -186,6 +187,12 @@ def run(args) -> int:
     max_new = args.max_new_tokens or min(spec.max_new_tokens, context // 2)
     if max_new >= context:
         raise UserError(f"--max-new-tokens {max_new}: must be < the model's context {context}")
+    keep = context - max_new
+    cut = sum(len(tokenizer.encode(item.prompt)) > keep for item in spec.items)
+    if cut:  # sampling keeps a long prompt's last tokens: its first demonstrations are silently lost
+        print(f"warning: {cut} of {len(spec.items)} prompts are longer than the model's context {context} minus "
+              f"{max_new} new tokens; they keep their last {keep} tokens (lower --shots or --max-new-tokens)",
+              file=sys.stderr)
     out = Path(args.out or f"runs/reasoning-{args.task}")
     config = _config(args, max_new, spec.stop)
     store = ResultsStore(out, config)
