@@ -29,6 +29,14 @@ class Dist:
         if self.world > 1:
             dist.barrier()
 
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` averaged over ranks (a collective: every rank must call it)."""
+        if self.world == 1:
+            return t
+        t = t.clone()
+        dist.all_reduce(t)  # SUM: gloo has no AVG
+        return t / self.world
+
 
 def setup(device: str = "auto") -> Dist:
     """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""

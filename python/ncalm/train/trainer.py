@@ -207,7 +207,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
 
             if step % cfg.log_every == 0 or step == stop:
                 now = time.perf_counter()
-                last["train_loss"] = loss_sum.item() / cfg.grad_accum
+                # All ranks log at the same steps: the loss of the whole batch, not rank 0's share.
+                last["train_loss"] = d.mean(loss_sum).item() / cfg.grad_accum
                 tps = (step - step_log) * tokens_per_step / max(now - t_log, 1e-9)
                 t_log, step_log = now, step
                 metrics.write({"step": step, "tokens": step * tokens_per_step, "loss": last["train_loss"],
