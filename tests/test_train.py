@@ -94,6 +94,15 @@ def test_resume_refuses_a_different_layout(tmp_path):
         train(config(tmp_path / "r", steps=4, batch_size=3, resume=True))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         train(config(tmp_path / "none", resume=True))
+    with pytest.raises(ValueError, match=r"optimizer settings differ.*lr=0.01 \(was 0.003\)"):
+        train(config(tmp_path / "r", steps=4, resume=True, optim=OptimConfig(lr=1e-2, warmup_steps=2)))
+
+
+def test_resume_with_more_steps_trains_on_and_says_the_schedule_changes(tmp_path, capsys):
+    train(config(tmp_path / "r", steps=2))
+    longer = train(config(tmp_path / "r", steps=4, resume=True))
+    assert longer["finished"] and longer["step"] == 4
+    assert "warning: resuming with 4 steps instead of 2" in capsys.readouterr().err
 
 
 def test_nca_loss_falls_below_the_streams_unigram_entropy(tmp_path):

@@ -14,7 +14,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -74,6 +74,11 @@ def _check_resume(cfg: TrainConfig, state: dict, d: distributed.Dist, source) ->
         raise ValueError("cannot resume: the data configuration differs from the checkpoint's")
     # The optimizer state holds one entry per trainable tensor: another frozen
     # set would load moments into the wrong tensors.
+    changed = [f"{k}={v!r} (was {saved['optim'][k]!r})" for k, v in asdict(cfg.optim).items()
+               if saved["optim"].get(k) != v]
+    if changed:
+        raise ValueError(f"cannot resume: the optimizer settings differ from the checkpoint's: {', '.join(changed)}; "
+                         f"use a new --out")
     frozen_then = saved["transfer"]["freeze"] if saved.get("init") else []
     frozen_now = cfg.transfer.freeze if cfg.init else []
     if frozen_now != frozen_then:
@@ -144,6 +149,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
 
     tokens_per_step = cfg.batch_size * cfg.grad_accum * d.world * source.seq_len
     total = math.ceil(cfg.max_tokens / tokens_per_step) if cfg.max_tokens else cfg.steps
+    if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
+        # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
+        print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
+              f"schedule changes from step {step} on", file=sys.stderr)
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
     autocast = (lambda: torch.autocast(d.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     net = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) if d.world > 1 else model
