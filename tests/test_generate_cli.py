@@ -87,6 +87,7 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
     (["--grid", "13"], "grid=13 is not a multiple of patch=2"),
     (["--colors", "20"], "does not fit the uint16 shards"),
     (["--device", "gpu"], "--device 'gpu': use auto, cpu, cuda or cuda:N"),
+    (["--seed", "-1"], "seed=-1 must be an integer in [0, 2**64)"),
     (["--start", str(2**64 - 1)], "--start 18446744073709551615: the ids of 2 sequences from there exceed"),
     (["--start", str(2**40 - 1)], "exceed the stream's last id, 2**40 - 1 = 1099511627775"),
 ])
@@ -94,6 +95,7 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, bad, message):
     assert main(["generate", "--out", str(tmp_path / "x"), "--sequences", "2", *bad]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "x").exists()  # refused before the output directory is made
 
 
 def test_device_cuda_without_a_usable_gpu_says_why(tmp_path, capsys):

@@ -28,7 +28,7 @@ import numpy as np
 
 from ncalm.atomic_json import write_json
 from ncalm.devices import DEVICE_NAME
-from ncalm.generator import MAX_SEQ_ID
+from ncalm.generator import MAX_SEQ_ID, _seed
 from ncalm.commands.nca_options import add_nca_arguments, nca_config, parse_count
 
 MANIFEST = "manifest.json"
@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
     plan = {"format": "ncalm-nca-shards/1", "dtype": "uint16", "sequence_tokens": seq_tokens,
             "config": cfg.to_dict(), "seed": args.seed, "start": args.start, "sequences": n_seq,
             "shard_sequences": shard_seq, "vocab_size": cfg.vocab_size}
+    _seed(args.seed)  # before the output directory is touched
     device = resolve_device(args.device, cfg)
     find, write = backend(cfg, args.seed, args.threads, args.chunk, device)  # refuses before anything is written
     manifest = _prepare_dir(args.out, plan, args.force, args.resume)
