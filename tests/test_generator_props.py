@@ -47,6 +47,14 @@ def test_decode_rejects_tokens_outside_patch_vocabulary():
         ncalm.decode(CFG, bad)
 
 
+def test_encode_and_decode_refuse_non_integers():
+    # Truncating 9.99 to colour 9 (or NaN to 0) would hide a caller's bug.
+    with pytest.raises(ValueError, match="grids must hold integer colours, got dtype float64"):
+        ncalm.encode(CFG, np.full((CFG.grid, CFG.grid), 9.99))
+    with pytest.raises(ValueError, match="tokens must hold integers, got dtype float32"):
+        ncalm.decode(CFG, np.zeros(CFG.patches_per_frame, dtype=np.float32))
+
+
 def test_loss_mask_hides_exactly_the_first_frame_targets():
     gen = ncalm.NCAGenerator(CFG, seed=1)
     inputs, targets = gen.batch(3)

@@ -31,7 +31,7 @@ def _threads(threads: int | None) -> int:
     if threads is None:
         return 0
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ValueError(f"threads={threads!r} must be None (all cores) or a positive integer")
+        raise ValueError(f"threads={threads!r} must be None or 0 (all cores), or a positive integer")
     return threads
 
 
@@ -144,6 +144,8 @@ def rollout(
 def encode(cfg: NCAConfig, grids: np.ndarray) -> np.ndarray:
     """Patch tokens (no START/END) of grids shaped (..., grid, grid): int64 (..., N)."""
     grids = np.asarray(grids)
+    if grids.size and grids.dtype.kind not in "iu":  # 9.99 would silently become colour 9
+        raise ValueError(f"grids must hold integer colours, got dtype {grids.dtype}")
     if grids.shape[-2:] != (cfg.grid, cfg.grid):
         raise ValueError(f"grids must end in ({cfg.grid}, {cfg.grid}), got shape {grids.shape}")
     if grids.size and (grids.min() < 0 or grids.max() >= cfg.colors):
@@ -155,6 +157,8 @@ def encode(cfg: NCAConfig, grids: np.ndarray) -> np.ndarray:
 def decode(cfg: NCAConfig, tokens: np.ndarray) -> np.ndarray:
     """Grids from patch tokens shaped (..., N): uint8 (..., grid, grid)."""
     tokens = np.asarray(tokens)
+    if tokens.size and tokens.dtype.kind not in "iu":
+        raise ValueError(f"tokens must hold integers, got dtype {tokens.dtype}")
     if tokens.shape[-1:] != (cfg.patches_per_frame,):
         raise ValueError(f"tokens must end in ({cfg.patches_per_frame},), got shape {tokens.shape}")
     out = _core.decode(cfg.core_dict(), tokens.astype(np.int64, copy=False))
