@@ -18,6 +18,9 @@ BAD = [
     (dict(temperature=-0.1), r"temperature=-0.1 must be >= 0"),
     (dict(temperature=float("nan")), r"temperature=nan must be a finite number"),
     (dict(identity_bias=float("inf")), r"identity_bias=inf"),
+    (dict(identity_bias=1e39), r"identity_bias=1e\+39 does not fit the float32"),
+    (dict(temperature=1e39), r"temperature=1e\+39 does not fit the float32"),
+    (dict(temperature=1e-40), r"temperature=1e-40 is below 1e-30: logits / temperature would overflow float32"),
     (dict(band=(0.6, 0.5)), r"band=\(0.6, 0.5\) is invalid: need 0 <= lower < upper <= 2"),
     (dict(band=(0.5, 0.5)), r"band=\(0.5, 0.5\)"),
     (dict(band=(-0.1, 1.0)), r"band=\(-0.1, 1.0\)"),
@@ -32,6 +35,14 @@ BAD = [
 def test_bad_config_raises_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ncalm.NCAConfig(**kwargs)
+
+
+def test_the_core_refuses_an_overflowing_temperature_too():
+    # Below 1e-30, logits / T overflow float32 and every tie went to colour 0 (wrong dynamics, no error).
+    d = ncalm.NCAConfig().core_dict()
+    d["temperature"] = 1e-35
+    with pytest.raises(ValueError, match="temperature=1e-35 is below 1e-30"):
+        ncalm._core.generate(d, 0, np.arange(1, dtype=np.uint64), None, np.empty((1, 1025), np.int32), 1)
 
 
 def test_defaults_are_the_papers():

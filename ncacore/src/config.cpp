@@ -39,6 +39,11 @@ std::string validate(const Config& c) {
     e << "temperature=" << c.temperature << " is invalid: must be finite and >= 0 (0 = argmax)";
     return e.str();
   }
+  if (c.temperature > 0.0f && c.temperature < 1e-30f) {  // logits / T would overflow float32
+    e << "temperature=" << c.temperature << " is below 1e-30: logits / temperature would overflow float32; "
+      << "use 0 for argmax";
+    return e.str();
+  }
   if (!std::isfinite(c.identity_bias)) {
     e << "identity_bias=" << c.identity_bias << " must be finite";
     return e.str();

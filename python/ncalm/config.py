@@ -103,6 +103,10 @@ class NCAConfig:
         }
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+MIN_TEMPERATURE = 1e-30  # also in ncacore/src/config.cpp
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{name}={value!r} must be an integer in [{lo}, {hi}]")
@@ -130,8 +134,13 @@ def _validate(c: NCAConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise ValueError(f"{name}={v!r} must be a finite number")
+        if abs(v) > FLOAT32_MAX:
+            raise ValueError(f"{name}={v!r} does not fit the float32 the generator computes in")
     if c.temperature < 0:
         raise ValueError(f"temperature={c.temperature} must be >= 0 (0 means argmax)")
+    if 0 < c.temperature < MIN_TEMPERATURE:
+        raise ValueError(f"temperature={c.temperature!r} is below {MIN_TEMPERATURE:g}: logits / temperature would "
+                         f"overflow float32 and ties would go to the lowest colour; use 0 for argmax")
     if c.band is not None:
         lo, hi = c.band
         if not (0.0 <= lo <= 2.0 and 0.0 <= hi <= 2.0) or not lo < hi:
