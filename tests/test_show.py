@@ -60,3 +60,13 @@ def test_show_has_no_seq_len(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["show", "--seq-len", "64", "--out", str(tmp_path)])
     assert exit_.value.code == 2 and "unrecognized arguments: --seq-len" in capsys.readouterr().err
+
+
+def test_256_colours_fit_the_gif_palette(tmp_path):
+    # 256 states leave no palette entry for the separator (it was index 256, an invalid palette).
+    assert main(["show", "--grid", "6", "--patch", "1", "--colors", "256", "--band", "none", "--rules", "2",
+                 "--frames", "3", "--candidates", "20", "--out", str(tmp_path)]) == 0
+    from PIL import Image
+
+    gif = Image.open(tmp_path / "trajectories.gif")
+    assert gif.n_frames == 3 and gif.mode == "P"

@@ -81,12 +81,14 @@ def save_gif(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8, g
     # Pad the last row with separator-coloured blanks so every row is full.
     padded = np.full((n_rows * per_row, n_frames, h, w), -1, dtype=np.int16)
     padded[:n_rules] = grids
-    # An indexed palette keeps the state colours exact (no GIF quantisation).
-    flat_palette = _lut(colors).ravel().tolist()
+    # An indexed palette keeps the state colours exact (no GIF quantisation). A GIF
+    # palette holds 256 entries: with 256 states the separator shares state 255's colour.
+    separator = min(colors, 255)
+    flat_palette = _lut(colors)[:256].ravel().tolist()
     images = []
     for t in range(n_frames):
         index = tile(padded[:, t].reshape(n_rows, per_row, h, w), scale, gap)
-        img = Image.fromarray(np.where(index < 0, colors, index).astype(np.uint8), mode="P")
+        img = Image.fromarray(np.where(index < 0, separator, index).astype(np.uint8), mode="P")
         img.putpalette(flat_palette)
         images.append(img)
     path = Path(path)
