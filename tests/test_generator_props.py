@@ -1,5 +1,8 @@
 """Spec properties of the generator: layout, ranges, determinism, addressing."""
 import gzip
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -217,3 +220,21 @@ def test_rule_weights_are_truncated_lecun_normal():
         assert abs(z.std() - 0.8796) < 0.05 and abs(z.mean()) < 0.05
     # colours 0 and C-1 get two weight slices of conv1 (colour-axis wrap)
     assert w["conv1"].shape == (40, 3, 3, 12, 4)
+
+
+def test_threads_the_system_refuses_slow_the_batch_rather_than_kill_it():
+    # Under a 1.5 GB address-space limit, 1000 threads (8 MB stacks) cannot all start;
+    # a failed start used to destroy joinable threads: std::terminate, the process gone.
+    script = """
+import resource, numpy as np, ncalm
+cfg = ncalm.NCAConfig(grid=4, seq_len=20)
+want = ncalm.sequence_tokens(cfg, 0, np.arange(1000), threads=1)
+resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, resource.RLIM_INFINITY))
+got = ncalm.sequence_tokens(cfg, 0, np.arange(1000), threads=1000)
+print("same" if np.array_equal(got, want) else "DIFFERENT")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "same"
+

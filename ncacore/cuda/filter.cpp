@@ -8,12 +8,12 @@
 #include <exception>
 #include <mutex>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/generate.hpp"
+#include "ncacore/threads.hpp"
 #include "ncacuda/check.cuh"
 #include "ncacuda/device.hpp"
 #include "ncacuda/kernels.hpp"
@@ -79,11 +79,7 @@ struct Filter::State {
         next.store(s.n);
       }
     };
-    const int t = int(std::min<int64_t>(threads, s.n));
-    std::vector<std::thread> pool;
-    for (int k = 1; k < t; ++k) pool.emplace_back(body, k);
-    body(0);
-    for (auto& th : pool) th.join();
+    nca::run_threads(int(std::min<int64_t>(threads, s.n)), body);
     s.n = 0;
     if (error) std::rethrow_exception(error);
   }

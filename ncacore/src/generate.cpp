@@ -15,6 +15,7 @@
 #include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/rollout.hpp"
+#include "ncacore/threads.hpp"
 #include "ncacore/tokenize.hpp"
 
 namespace nca {
@@ -44,7 +45,7 @@ void parallel_for(const Config& cfg, int64_t n, int threads, Fn fn) {
   std::atomic<int64_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
-  auto body = [&]() {
+  auto body = [&](int) {
     try {
       Worker w(cfg);
       for (int64_t i; (i = next.fetch_add(1)) < n;) fn(w, i);
@@ -54,13 +55,7 @@ void parallel_for(const Config& cfg, int64_t n, int threads, Fn fn) {
       next.store(n);
     }
   };
-  if (t <= 1) {
-    body();
-  } else {
-    std::vector<std::thread> pool;
-    for (int k = 0; k < t; ++k) pool.emplace_back(body);
-    for (auto& th : pool) th.join();
-  }
+  run_threads(t, body);
   if (error) std::rethrow_exception(error);
 }
 
