@@ -220,7 +220,7 @@ def test_rerun_with_fewer_arms_reports_every_finished_arm(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("setting", ["model=huge", "prepretrain.lr=0", "language.tokenizer=wordpiece",
-                                     "device=gpu", "nca.foo=1"])
+                                     "device=gpu", "nca.foo=1", "language.data=/nonexistent/corpus"])
 def test_a_bad_setting_writes_nothing_and_leaves_the_directory_usable(tmp_path, capsys, setting):
     out = tmp_path / "out"
     argv = ["experiment", "--out", str(out), "--arms", "scratch", "nca", "--no-progress", "--set", setting]

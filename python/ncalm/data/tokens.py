@@ -9,11 +9,12 @@ array, in order.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ncalm.data.corpus import documents
+from ncalm.data.corpus import documents, local_files
 from ncalm.data.sharding import shifted_pairs
 from ncalm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_tokenizer
 
@@ -83,8 +84,8 @@ def encode_documents(docs: list[str], tokenizer) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
-def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
-    """nanoGPT layout: a directory with train.bin and val.bin (uint16), or ``bin:DIR``."""
+def _bin_files(spec: str) -> tuple[Path, Path, Path]:
+    """(directory, train.bin, val.bin) of a nanoGPT-layout spec; FileNotFoundError if one is missing."""
     root = _bin_path(spec)
     if root.suffix == ".bin":
         root = root.parent
@@ -92,6 +93,25 @@ def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
     for p in (train_path, val_path):
         if not p.is_file():
             raise FileNotFoundError(f"nanoGPT-layout data needs {p}")
+    return root, train_path, val_path
+
+
+def check_corpus(spec: str) -> None:
+    """FileNotFoundError now, not when a stage starts, for local data that is not there.
+
+    stdlib is always there; hf: datasets are only looked up when read.
+    """
+    if spec == "stdlib" or spec.startswith("hf:"):
+        return
+    if is_bin_spec(spec):
+        _bin_files(spec)
+    else:
+        local_files(os.path.expanduser(spec))
+
+
+def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
+    """nanoGPT layout: a directory with train.bin and val.bin (uint16), or ``bin:DIR``."""
+    root, train_path, val_path = _bin_files(spec)
     train = np.memmap(train_path, dtype=np.uint16, mode="r")
     val = np.memmap(val_path, dtype=np.uint16, mode="r")
     tokenizer = load_tokenizer(root) if (root / TOKENIZER_FILE).is_file() else None

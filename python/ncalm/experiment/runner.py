@@ -24,7 +24,7 @@ from pathlib import Path
 from ncalm.atomic_json import write_json
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
 from ncalm.experiment.config import ARM_KINDS, ExperimentConfig, check_same_experiment
-from ncalm.experiment.corpora import resolve_text
+from ncalm.experiment.corpora import PYDOC, resolve_text
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
 
@@ -112,12 +112,17 @@ def check_bands(cfg: ExperimentConfig) -> None:
 
 
 def check_runnable(cfg: ExperimentConfig) -> None:
-    """Raise ValueError for what the trainer would reject after experiment.json is written.
+    """Raise ValueError (FileNotFoundError for missing local data) for what a stage would reject later.
 
     ExperimentConfig checks its own settings; this builds every stage's TrainConfig
     (optimizer and schedule values) and tries each NCA band. Nothing is written.
     """
+    from ncalm.data.tokens import check_corpus
+
     nowhere = Path("unused")  # the configs are built, never run
+    check_corpus(cfg.language.data)
+    if "text" in cfg.arms and cfg.text != PYDOC:
+        check_corpus(cfg.text)
     for arm in arms_of(cfg):
         if arm.kind != "scratch":
             try:
