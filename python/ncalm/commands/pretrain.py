@@ -13,7 +13,7 @@ from ncalm.train.config import TransferConfig
 from ncalm.train.options import add_common, add_text, run_and_report, text_data, train_config
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_common(p, out_default="runs/pretrain", steps_default=1000)
+    add_common(p, out_default="runs/pretrain", steps_default=1000, takes_init=True)
     add_text(p)
     g = p.add_argument_group("transfer (--init)")
     g.add_argument("--init", default=None, help="checkpoint to start from (e.g. runs/prepretrain/checkpoint.pt)")

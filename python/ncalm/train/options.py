@@ -8,7 +8,7 @@ from ncalm.model_config import PRESETS
 from ncalm.train.config import DataConfig, OptimConfig, TrainConfig, TransferConfig
 
 
-def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int) -> None:
+def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int, takes_init: bool = False) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", default=out_default, help="run directory (checkpoint.pt, metrics.jsonl, config.json)")
     g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt exactly where it stopped")
@@ -31,7 +31,7 @@ def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int)
 
     g = p.add_argument_group("model and optimisation")
     g.add_argument("--model", default=None, choices=list(PRESETS),
-                   help="size preset (default: tiny, or the --init checkpoint's shape)")
+                   help="size preset (default: tiny" + (", or the --init checkpoint's shape)" if takes_init else ")"))
     g.add_argument("--batch-size", type=int, default=8, help="sequences per micro-batch per process")
     g.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
     g.add_argument("--seq-len", type=int, default=256, help="tokens per training sequence")
