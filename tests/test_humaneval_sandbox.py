@@ -1,7 +1,10 @@
 """HumanEval harness and sandbox: canonical solutions pass; wrong, looping,
 memory-hungry, forking and destructive programs fail without harm."""
 import os
+import secrets
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -9,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ncalm.reasoning import humaneval
-from ncalm.reasoning.sandbox import Limits, run_program
+from ncalm.reasoning.sandbox import Limits, run_program, sandbox_python
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "humaneval"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"HumanEval copy not found at {DATA}")
@@ -86,8 +89,9 @@ def test_fork_bomb_is_stopped_by_the_process_limit():
 @pytest.fixture
 def victim():
     # A root-owned file in a world-readable directory: visible to the child,
-    # so only permissions and the guard protect it.
-    directory = Path(tempfile.mkdtemp(prefix="ncalm-victim-"))
+    # so only permissions and the guard protect it. Not under /tmp, which the
+    # sandbox replaces with a private one.
+    directory = Path(tempfile.mkdtemp(prefix=".ncalm-victim-", dir=Path(__file__).parent))
     directory.chmod(0o755)
     target = directory / "precious.txt"
     target.write_text("keep me")
@@ -116,6 +120,67 @@ def test_child_is_unprivileged_in_a_fresh_workdir():
              "assert posix.listdir('.') == []\nopen('scratch.txt', 'w').write('x')\n")
     assert run_program(probe).passed
     assert run_program(probe).passed  # the next run does not see the previous scratch file
+
+
+def _can_unshare_mounts() -> bool:
+    probe = "import ctypes, sys; sys.exit(ctypes.CDLL(None).unshare(0x20000) != 0)"
+    return subprocess.run([sys.executable, "-c", probe]).returncode == 0
+
+
+@needs_root
+def test_scratch_outside_the_workdir_vanishes_with_the_program():
+    if not _can_unshare_mounts():
+        pytest.skip("no mount namespaces here: /tmp cannot be made private")
+    name = f"ncalm-escape-{secrets.token_hex(4)}"
+    dirs = [d for d in ("/tmp", "/var/tmp", "/dev/shm") if os.path.isdir(d)]
+    program = "".join(f"open({d + '/' + name!r}, 'w').write('x' * 1000)\n" for d in dirs)
+    assert run_program(program).passed  # the program may use them ...
+    assert [d for d in dirs if Path(d, name).exists()] == []  # ... but nothing is left on the host
+
+
+@needs_root
+def test_a_sleeping_program_dies_with_its_evaluator():
+    # The CPU limit never fires for a sleeper: the launcher must not outlive the evaluator.
+    python = sandbox_python()  # chosen here, so that the evaluator's only child is the sleeper
+    evaluator = subprocess.Popen(
+        [sys.executable, "-c", "from ncalm.reasoning.sandbox import Limits, run_program; "
+                               f"run_program('import time\\ntime.sleep(1000)', Limits(timeout_s=600), {python!r})"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        for _ in range(100):  # wait for the launcher to start
+            children = _children(evaluator.pid)
+            if children:
+                break
+            time.sleep(0.1)
+        assert children, "the sandbox did not start"
+        time.sleep(0.5)  # past the uid switch and the parent-death signal
+    finally:
+        evaluator.kill()
+        evaluator.wait()
+    for _ in range(50):
+        if not any(Path(f"/proc/{pid}").exists() and "Z" not in _state(pid) for pid in children):
+            return
+        time.sleep(0.1)
+    pytest.fail(f"sandbox processes {children} outlived the evaluator")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _state(pid: int) -> str:
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
 
 
 @pytest.mark.parametrize("source", ["import sys\nsys.exit(0)\n", "import os\nos._exit(0)\n"])

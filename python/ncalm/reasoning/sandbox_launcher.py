@@ -18,6 +18,17 @@ import sys
 import traceback
 
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
+_PR_SET_PDEATHSIG = 1
+_SIGKILL = 9
+# Scratch space the program may fill: private tmpfs mounts, gone with the process.
+_PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+_TMP_SIZE = "size=64m,mode=1777"
+
+
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _isolate_network() -> None:
@@ -25,7 +36,35 @@ def _isolate_network() -> None:
     # any connect() fails at once; it needs CAP_SYS_ADMIN, and without it
     # the code simply runs with the host network (best effort by design).
     try:
-        ctypes.CDLL(None, use_errno=True).unshare(_CLONE_NEWNET)
+        _libc().unshare(_CLONE_NEWNET)
+    except (OSError, AttributeError):
+        pass
+
+
+def _private_tmp() -> None:
+    # Files the program writes to /tmp or /dev/shm would otherwise outlive it
+    # (and fill the host's disk). In a mount namespace of its own, fresh
+    # size-capped tmpfs mounts replace them and vanish when it exits. Needs
+    # CAP_SYS_ADMIN; best effort like the network. The working directory was
+    # entered before, so it stays reachable.
+    libc = _libc()
+    try:
+        if libc.unshare(_CLONE_NEWNS) != 0:
+            return
+        if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+            return
+        for path in _PRIVATE_TMP:
+            if os.path.isdir(path):
+                libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, _TMP_SIZE.encode())
+    except (OSError, AttributeError):
+        pass
+
+
+def _die_with_parent() -> None:
+    # If the evaluator dies (SIGTERM, crash), a sleeping program would run on:
+    # the CPU-time limit never fires. Set after the uid switch, which clears it.
+    try:
+        _libc().prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
@@ -83,8 +122,10 @@ def main() -> None:
     os.chdir(request["workdir"])
     if request["uid"] is not None:
         _isolate_network()
+        _private_tmp()
     _set_limits(request["limits"])
     _drop_privileges(request["uid"], request["gid"])
+    _die_with_parent()
     marker, write, flush, exit_now = request["marker"], sys.stdout.write, sys.stdout.flush, os._exit
     code = compile(request["source"], "<program>", "exec")
     del request
