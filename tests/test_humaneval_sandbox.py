@@ -192,3 +192,15 @@ def test_check_program_runs_prompt_completion_and_tests():
     p = humaneval.Problem("T/0", "def f(x):\n", "def check(c):\n    assert c(2) == 3\n", "f")
     assert humaneval.check_program(p, "    return x + 1\n").endswith("check(f)\n")
     assert run_program(humaneval.check_program(p, "    return x + 1\n")).passed
+
+
+def test_missing_isolation_is_announced(monkeypatch):
+    from ncalm.reasoning import sandbox
+
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
+    assert "not running as root" in sandbox.isolation_warning()
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox, "_mapped", lambda uid: False)
+    assert "runs as 'nobody'" in sandbox.isolation_warning()
+    monkeypatch.setattr(sandbox, "_mapped", lambda uid: True)
+    assert sandbox.isolation_warning() is None

@@ -3,9 +3,16 @@
 Each program runs in its own child process (`sandbox_launcher.py`): a fresh
 temporary working directory, rlimits on CPU time, address space, number of
 processes and file size, a wall-clock timeout that kills the whole process
-group, an empty network namespace where possible, the HumanEval
-`reliability_guard`, and -- when the evaluator runs as root -- an
-unprivileged user id of its own. Generated code never runs in this process.
+group, the HumanEval `reliability_guard`, and -- when the evaluator runs as
+root -- an unprivileged user id of its own, an empty network namespace,
+private /tmp and /dev/shm, and death with the evaluator. Generated code
+never runs in this process.
+
+What it defends against is a model's honest mistakes and accidents (loops,
+memory, forks, file damage, network), not code written to game the score:
+the pass marker lives in the same process as the program, so deliberately
+adversarial code could forge it. Without root most of the isolation is
+missing; isolation_warning() says so.
 """
 from __future__ import annotations
 
@@ -86,6 +93,19 @@ def _pick_ids() -> tuple[int | None, int | None]:
 
     nobody = pwd.getpwnam("nobody")
     return nobody.pw_uid, nobody.pw_gid
+
+
+def isolation_warning() -> str | None:
+    """Why generated code would run less confined than the module docstring says, or None."""
+    if os.geteuid() != 0:
+        return ("not running as root, so the sandbox cannot give generated code a user id of its own: it runs "
+                "as you and can read or change your files and signal your processes (limits and the timeout "
+                "still apply); evaluate untrusted models in a container or VM")
+    uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
+    if not _mapped(uid):
+        return ("private user ids are not mapped in this user namespace: generated code runs as 'nobody', "
+                "shared by parallel runs, so a leftover process of one run cannot be told from another's")
+    return None
 
 
 def _pids_of(uid: int) -> list[int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ncalm.reasoning import bbh, gsm8k, humaneval
-from ncalm.reasoning.sandbox import Limits
+from ncalm.reasoning.sandbox import Limits, isolation_warning
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,9 @@ def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers:
                    python: str | None) -> TaskSpec:
     """HumanEval problems; completions run in the sandbox."""
     problems = _first(humaneval.load_problems(data), limit)
+    warning = isolation_warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     items = [Item(p.task_id, "humaneval", p.prompt, p) for p in problems]
 
     def score(item: Item, completions: Sequence[str]) -> list[dict]:
