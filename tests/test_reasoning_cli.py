@@ -1,6 +1,7 @@
 """`ncalm eval-reasoning` end to end on a tiny random checkpoint: tables,
 resume, settings checks and one-line errors."""
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,26 @@ def test_changed_settings_are_refused(checkpoint, tmp_path, capsys):
     assert run(*base) == 0
     assert run(*base, "--temperature", "0.9") == 2
     assert "temperature differ" in capsys.readouterr().err
+    # Settings of other tasks, and the default spelled out, change nothing here.
+    assert run(*base, "--timeout", "9", "--bbh-cot") == 0
+    relative = Path(os.path.relpath(SHARED / "gsm8k"))
+    assert run("--task", "gsm8k", "--checkpoint", checkpoint, "--data", relative, "--out", tmp_path,
+               "--shots", "0", *FAST) == 0
+
+
+@needs_data
+def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
+    # Results of two models must not be averaged because a checkpoint was overwritten.
+    path = tmp_path / "ck.pt"
+    for seed, expected in ((0, 0), (1, 2)):
+        torch.manual_seed(seed)
+        tok = ByteTokenizer()
+        model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=256))
+        save_checkpoint(path, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
+                               "tokenizer": tok.to_dict()})
+        assert run("--task", "gsm8k", "--checkpoint", path, "--data", SHARED / "gsm8k", "--out", tmp_path / "o",
+                   "--shots", "0", *FAST) == expected
+    assert "checkpoint_sha256 differ" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -6,6 +6,7 @@ goes to OUT/results.md and OUT/results.json."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import zlib
 from pathlib import Path
@@ -108,14 +109,21 @@ def _task(args):
     from ncalm.reasoning.sandbox import Limits
 
     if args.task == "gsm8k":
-        shots = args.shots if args.shots is not None else (0 if args.finetune else 8)
-        return tasks.gsm8k_task(args.data, shots, args.limit)
+        return tasks.gsm8k_task(args.data, _shots(args), args.limit)
     if args.task == "humaneval":
         limits = Limits(timeout_s=args.timeout, memory_bytes=args.memory_mb << 20)
         return tasks.humaneval_task(args.data, args.limit, limits, args.workers, args.sandbox_python)
     names = [t.strip() for t in args.bbh_tasks.split(",")] if args.bbh_tasks else None
-    shots = 3 if args.shots is None else args.shots
-    return tasks.bbh_task(args.data, names, shots, args.bbh_cot, args.limit)
+    return tasks.bbh_task(args.data, names, _shots(args), args.bbh_cot, args.limit)
+
+
+def _shots(args) -> int | None:
+    """Demonstrations per prompt, defaults resolved (HumanEval takes none)."""
+    if args.task == "humaneval":
+        return None
+    if args.shots is not None:
+        return args.shots
+    return 3 if args.task == "bbh" else (0 if args.finetune else 8)
 
 
 def _finetune(args, model, tokenizer) -> None:
@@ -149,19 +157,35 @@ def _finetune(args, model, tokenizer) -> None:
         print(f"wrote {args.save_finetuned}")
 
 
+# What changes a task's samples or scores, beyond the common settings.
+_TASK_KEYS = {"gsm8k": (), "humaneval": ("timeout", "memory_mb"), "bbh": ("bbh_tasks", "bbh_cot")}
+
+
 def _config(args, max_new_tokens: int, stop) -> dict:
     # Everything that changes the samples (--batch-size does: rows of a batch share
-    # one random stream); --limit, --workers and --threads do not.
-    keys = ("task", "checkpoint", "data", "n_samples", "temperature", "top_p", "shots", "seed",
-            "batch_size",
-            "bbh_tasks", "bbh_cot", "timeout", "memory_mb", "finetune")
+    # one random stream) and only that: --limit, --workers, --threads and the
+    # settings of other tasks do not, so changing them does not block a resume.
+    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune",
+            *_TASK_KEYS[args.task])
     config = {k: getattr(args, k) for k in keys}
+    config["shots"] = _shots(args)
+    config["data"] = str(Path(args.data).resolve()) if args.data else None
     config["checkpoint"] = str(Path(args.checkpoint).resolve())
+    # The same path may hold other weights later: results of two models must not mix.
+    config["checkpoint_sha256"] = _sha256(args.checkpoint)
     if args.finetune:
         config.update({k: getattr(args, k) for k in
                        ("finetune_epochs", "finetune_lr", "finetune_batch_size", "finetune_limit")})
     config.update(max_new_tokens=max_new_tokens, stop=list(stop))
     return config
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def run(args) -> int:

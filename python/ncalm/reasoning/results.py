@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
+from ncalm.atomic_json import write_json, write_text
 from ncalm.reasoning.passk import mean_pass_at_k
 
 
@@ -32,7 +33,7 @@ class ResultsStore:
                     f"{self.dir} holds results made with other settings ({', '.join(changed)} "
                     "differ); use another --out directory or delete it")
         else:
-            config_path.write_text(json.dumps(config, indent=2) + "\n")
+            write_json(config_path, config)
         self.records: dict[str, dict] = {}
         if self.samples.exists():
             lines = self.samples.read_text(encoding="utf-8").splitlines()
@@ -45,8 +46,7 @@ class ResultsStore:
                     raise ValueError(f"{self.samples}:{i + 1}: corrupt record") from None
                 self.records[record["id"]] = record
             # Rewrite without the partial line so appends start on a fresh line.
-            self.samples.write_text("".join(json.dumps(r) + "\n" for r in self.records.values()),
-                                    encoding="utf-8")
+            write_text(self.samples, "".join(json.dumps(r) + "\n" for r in self.records.values()))
 
     def __contains__(self, problem_id: str) -> bool:
         return problem_id in self.records
