@@ -122,7 +122,8 @@ Filter::~Filter() {
 // Frees whatever was allocated (also after a failed constructor).
 void Filter::release(State& s) {
   int previous = 0;
-  if (cudaGetDevice(&previous) == cudaSuccess) cudaSetDevice(s.device);
+  const bool restore = cudaGetDevice(&previous) == cudaSuccess;
+  if (restore) cudaSetDevice(s.device);
   if (s.stream) cudaStreamSynchronize(s.stream);
   for (Slot& slot : s.slots) {
     if (slot.done) cudaEventDestroy(slot.done);
@@ -134,7 +135,7 @@ void Filter::release(State& s) {
   }
   if (s.stream) cudaStreamDestroy(s.stream);
   s.stream = nullptr;
-  cudaSetDevice(previous);
+  if (restore) cudaSetDevice(previous);
 }
 
 void Filter::score(const uint64_t* rule_ids, int64_t n, double* ratios) {
