@@ -44,6 +44,9 @@ def test_extraction_agrees_with_gold_on_every_solution(split):
     ("the loss is -4 dollars", "-4"),
     ("no digits at all", None),
     ("#### 1,000,000", "1000000"),
+    ("#### -$5", "-5"),                             # the sign before the dollar sign is kept
+    ("she lost -$12 on it", "-12"),
+    ("from 2021-2022", "2022"),                     # a range, not a negative number
 ])
 def test_extract_answer(text, expected):
     assert gsm8k.extract_answer(text) == expected

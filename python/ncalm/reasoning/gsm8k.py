@@ -11,9 +11,11 @@ from typing import Sequence
 HF_NAME, HF_CONFIG = "openai/gsm8k", "main"
 # Solutions are single-newline lines, so a blank line ends an answer.
 STOP = ("\n\n", "Question:")
-_FINAL = re.compile(r"####\s*\$?\s*(-?[\d,]*\.?\d+)")
+_FINAL = re.compile(r"####\s*(-?)\s*\$?\s*(-?[\d,]*\.?\d+)")  # "#### -$5" keeps its sign
 # Thousands separators only in groups of three, so "1,2" stays two numbers.
-_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|-?\.\d+")
+# A minus sign, unless it joins two words or numbers ("2021-2022" is a range, not -2022).
+_SIGN = r"(?:(?<![\w.])-)?"
+_NUMBER = re.compile(_SIGN + r"\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|" + _SIGN + r"\$?\.\d+")
 _CALCULATOR = re.compile(r"<<[^>]*>>")
 
 
@@ -71,14 +73,14 @@ def few_shot_prompt(shots: Sequence[Example], question: str) -> str:
 
 
 def _normalize(number: str) -> str:
-    return number.replace(",", "").rstrip(".")
+    return number.replace(",", "").replace("$", "").rstrip(".")
 
 
 def extract_answer(text: str) -> str | None:
     """The number after `#### `, else the last number in `text`, else None."""
     final = _FINAL.search(text)
     if final:
-        return _normalize(final.group(1))
+        return _normalize(final.group(1) + final.group(2))
     numbers = _NUMBER.findall(text)
     return _normalize(numbers[-1]) if numbers else None
 
@@ -88,7 +90,7 @@ def gold_answer(answer: str) -> str:
     final = _FINAL.search(answer)
     if not final:
         raise ValueError(f"GSM8K answer has no '#### N' line: {answer[-60:]!r}")
-    return _normalize(final.group(1))
+    return _normalize(final.group(1) + final.group(2))
 
 
 def same_number(a: str | None, b: str | None) -> bool:
