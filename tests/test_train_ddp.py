@@ -64,6 +64,13 @@ def test_torchrun_ranks_share_one_trained_bpe_vocabulary(tmp_path):
     assert state["tokenizer"] == saved.to_dict() and saved.vocab_size == state["model_config"]["vocab_size"]
 
 
+def test_torchrun_ranks_stop_when_rank_0_cannot_make_the_tokenizer(tmp_path):
+    """The other rank used to die in the barrier with a gloo traceback (with NCCL: wait for its timeout)."""
+    proc = _torchrun(tmp_path / "bpe", "--text", str(tmp_path / "missing"), "--tokenizer", "bpe")
+    assert proc.returncode != 0
+    assert "does not exist" in proc.stderr and "rank 0 could not make the BPE tokenizer" in proc.stderr
+
+
 def test_torchrun_bin_data_ignores_the_bpe_flag(tmp_path):
     """nanoGPT .bin data carries its own vocabulary: --tokenizer bpe trains nothing there."""
     data = tmp_path / "bin"

@@ -29,6 +29,15 @@ class Dist:
         if self.world > 1:
             dist.barrier()
 
+    def share_error(self, error: str | None) -> str | None:
+        """Rank 0's error (or None) on every rank: a collective in place of a barrier, so
+        that the other ranks stop with it instead of waiting forever."""
+        if self.world == 1:
+            return error
+        box = [error]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def mean(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` averaged over ranks (a collective: every rank must call it)."""
         if self.world == 1:

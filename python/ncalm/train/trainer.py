@@ -45,11 +45,17 @@ def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, resume_state: d
     if trains_bpe and tokenizer is None and d.world > 1:
         # One rank trains the BPE tokenizer; the others read it, so all share one vocabulary.
         if d.is_main:
-            source, tokenizer = build_source(cfg.data, None, str(d.device))
-            tokenizer.save(out)
-            d.barrier()
+            try:
+                source, tokenizer = build_source(cfg.data, None, str(d.device))
+                tokenizer.save(out)
+            except Exception as exc:
+                d.share_error(f"{type(exc).__name__}: {exc}")
+                raise
+            d.share_error(None)
             return source, tokenizer
-        d.barrier()
+        error = d.share_error(None)
+        if error:
+            raise ValueError(f"rank 0 could not make the BPE tokenizer: {error}")
         tokenizer = load_tokenizer(out)
     return build_source(cfg.data, tokenizer, str(d.device))
 
