@@ -1,4 +1,6 @@
 """Every invalid setting is a ValueError naming the parameter and what is allowed."""
+import json
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,15 @@ def test_the_core_refuses_an_overflowing_temperature_too():
     d["temperature"] = 1e-35
     with pytest.raises(ValueError, match="temperature=1e-35 is below 1e-30"):
         ncalm._core.generate(d, 0, np.arange(1, dtype=np.uint64), None, np.empty((1, 1025), np.int32), 1)
+
+
+def test_numpy_scalars_are_accepted_as_python_numbers():
+    c = ncalm.NCAConfig(grid=np.int64(8), colors=np.int32(4), temperature=np.float32(0.5), seq_len=np.uint16(64))
+    assert c == ncalm.NCAConfig(grid=8, colors=4, temperature=float(np.float32(0.5)), seq_len=64)
+    assert type(c.grid) is int and type(c.temperature) is float
+    json.dumps(c.to_dict())  # still JSON
+    with pytest.raises(ValueError, match=r"grid=.*8\.0.* must be an integer in \[1, 4096\]"):
+        ncalm.NCAConfig(grid=np.float64(8.0))
 
 
 def test_defaults_are_the_papers():

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ncalm.fields import known_fields
@@ -43,6 +44,14 @@ class NCAConfig:
     max_attempts: int = 1 << 16
 
     def __post_init__(self) -> None:
+        # numpy scalars (from a sweep's arange, say) become Python numbers, so that the
+        # checks below accept them and to_dict stays JSON.
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, numbers.Integral) and not isinstance(v, (bool, int)):
+                object.__setattr__(self, f.name, int(v))
+            elif isinstance(v, numbers.Real) and not isinstance(v, (numbers.Integral, float)):
+                object.__setattr__(self, f.name, float(v))
         if self.band is not None:
             try:
                 lo, hi = (float(x) for x in self.band)
