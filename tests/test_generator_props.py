@@ -117,6 +117,11 @@ def test_generator_state_round_trip():
     assert torch.equal(other.batch(2)[0], x)
     with pytest.raises(ValueError, match="different config or seed"):
         ncalm.NCAGenerator(CFG, 5).load_state_dict(state)
+    for bad, message in ((-5, r"must lie in \[0, 1099511627775\]"), (2**41, "must lie in"),
+                         (3.5, "must be an integer")):
+        with pytest.raises(ValueError, match=message):
+            other.load_state_dict({**state, "position": bad})
+    assert other.position == 7  # a refused state changes nothing
 
 
 @pytest.mark.parametrize("band", [None, (0.5, 1.0)])

@@ -274,4 +274,7 @@ class NCAGenerator:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if NCAConfig.from_dict(state["cfg"]) != self.cfg or int(state["seed"]) != self.seed:
             raise ValueError("state was saved from a generator with a different config or seed")
-        self.position = int(state["position"])
+        position = state["position"]
+        if isinstance(position, bool) or not isinstance(position, (int, np.integer)):
+            raise ValueError(f"state position={position!r} must be an integer")
+        self.position = int(_ids("position", position, MAX_SEQ_ID)[0])  # checked now, not at the next batch
