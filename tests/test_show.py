@@ -66,7 +66,5 @@ def test_256_colours_fit_the_gif_palette(tmp_path):
     # 256 states leave no palette entry for the separator (it was index 256, an invalid palette).
     assert main(["show", "--grid", "6", "--patch", "1", "--colors", "256", "--band", "none", "--rules", "2",
                  "--frames", "3", "--candidates", "20", "--out", str(tmp_path)]) == 0
-    from PIL import Image
-
     gif = Image.open(tmp_path / "trajectories.gif")
     assert gif.n_frames == 3 and gif.mode == "P"
