@@ -149,6 +149,15 @@ def test_resume_refuses_another_frozen_set(tmp_path):
     assert done["finished"] and done["step"] == 4
 
 
+def test_init_refuses_another_head_split_or_rotary_base(tmp_path):
+    nca = train(config(tmp_path / "nca", steps=2, eval_every=0))["checkpoint"]  # tiny: 4 heads
+    lang = DataConfig(kind="dyck", seq_len=32, dyck_k=2, dyck_depth=4)
+    for override, said in (({"n_head": 8}, "n_head=4 there but 8 here"),
+                           ({"rope_theta": 500000.0}, "rope_theta=10000.0 there but 500000.0 here")):
+        with pytest.raises(ValueError, match=said):
+            train(config(tmp_path / "lang", data=lang, steps=2, eval_every=0, init=str(nca), model_overrides=override))
+
+
 def test_cli_prepretrain_then_pretrain_with_init(tmp_path, capsys):
     nca = tmp_path / "nca"
     small = ["--steps", "4", "--batch-size", "2", "--seq-len", "64", "--eval-batches", "1", "--eval-every", "2",

@@ -69,6 +69,15 @@ def _model_config(cfg: TrainConfig, source, resume_state, init_state) -> ModelCo
     return model_config(cfg.model or "tiny", **overrides)
 
 
+def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
+    # Same shapes, other meaning: another head split or rotary base would copy every
+    # attention weight without error and use it wrongly.
+    for key in ("n_head", "rope_theta"):
+        if source[key] != getattr(target, key):
+            raise ValueError(f"--init {origin}: {key}={source[key]} there but {getattr(target, key)} here; "
+                             f"the copied attention weights would mean something else")
+
+
 def _check_resume(cfg: TrainConfig, state: dict, d: distributed.Dist, source) -> None:
     saved = state["train_config"]
     for key in ("batch_size", "grad_accum"):
@@ -143,6 +152,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
         freeze(model, cfg.transfer.freeze if cfg.init else [])
         transfer_report = resume_state.get("transfer")
     elif init_state is not None:
+        _check_same_meaning(init_state["model_config"], mc, cfg.init)
         transfer_report = transfer(model, init_state["model"], cfg.transfer, origin=cfg.init)
     model.to(d.device)
     optimizer = build_optimizer(model, cfg.optim, fused=d.device.type == "cuda")
