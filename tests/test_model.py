@@ -84,3 +84,11 @@ def test_presets_span_tiny_to_paper_and_round_trip():
     m = LlamaLM(cfg)
     assert m.head.weight.data_ptr() != m.embed.weight.data_ptr()
     assert m.num_parameters() - m.num_parameters(non_embedding=True) == 2 * 10 * cfg.d_model
+
+
+def test_rotary_frequencies_stay_float32_when_the_model_is_cast():
+    m = LlamaLM(model_config("tiny", vocab_size=50, max_seq_len=64))
+    cos32, _ = m._rope(2000, 4, "cpu")
+    m.to(torch.bfloat16)
+    cos16, _ = m._rope(2000, 4, "cpu")
+    assert torch.equal(cos16, cos32)

@@ -146,7 +146,11 @@ class LlamaLM(nn.Module):
 
     def _rope(self, start: int, T: int, device) -> tuple[torch.Tensor, torch.Tensor]:
         pos = torch.arange(start, start + T, device=device, dtype=torch.float32)
-        freqs = torch.outer(pos, self.inv_freq.to(device))
+        inv_freq = self.inv_freq
+        if inv_freq.dtype != torch.float32:  # model.to(bfloat16) rounded it: cos off by 0.33 at position 2000
+            hd = self.cfg.head_dim
+            inv_freq = 1.0 / self.cfg.rope_theta ** (torch.arange(0, hd, 2).float() / hd)
+        freqs = torch.outer(pos, inv_freq.to(device))
         return freqs.cos(), freqs.sin()
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
