@@ -1,11 +1,12 @@
 """JSON files that are replaced atomically: a reader (or a resumed run after a
-crash) sees the old file or the complete new one, never a torn write."""
+crash) sees the old file or the complete new one, never a torn write. JSON-lines
+logs are appended to instead; their readers forgive a torn last line."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -23,3 +24,31 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
     """Write obj as JSON to path, atomically (see write_text)."""
     return write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> Path:
+    """Rewrite a JSON-lines file with these records, atomically (see write_text)."""
+    return write_text(path, "".join(json.dumps(r) + "\n" for r in records))
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    """The records of an append-only JSON-lines file.
+
+    A last line cut short by a killed writer is dropped (its record is redone);
+    any other line that is not JSON is a ValueError naming it. Blank lines hold
+    no record and are skipped.
+    """
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    records = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == last:
+                break
+            raise ValueError(f"{path}:{i + 1}: corrupt record (line {i + 1} is not a JSON record): "
+                             f"{line[:80]!r}") from None
+    return records

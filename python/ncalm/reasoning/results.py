@@ -13,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Sequence
 
-from ncalm.atomic_json import write_json, write_text
+from ncalm.atomic_json import read_jsonl, write_json, write_jsonl
 from ncalm.reasoning.passk import mean_pass_at_k
 
 
@@ -36,17 +36,10 @@ class ResultsStore:
             write_json(config_path, config)
         self.records: dict[str, dict] = {}
         if self.samples.exists():
-            lines = self.samples.read_text(encoding="utf-8").splitlines()
-            for i, line in enumerate(lines):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    if i == len(lines) - 1:
-                        break  # a record cut short by an interrupted run: redo that problem
-                    raise ValueError(f"{self.samples}:{i + 1}: corrupt record") from None
-                self.records[record["id"]] = record
+            # A record cut short by an interrupted run is dropped: that problem is redone.
+            self.records = {r["id"]: r for r in read_jsonl(self.samples)}
             # Rewrite without the partial line so appends start on a fresh line.
-            write_text(self.samples, "".join(json.dumps(r) + "\n" for r in self.records.values()))
+            write_jsonl(self.samples, self.records.values())
 
     def __contains__(self, problem_id: str) -> bool:
         return problem_id in self.records

@@ -5,7 +5,7 @@ import json
 import os
 from pathlib import Path
 
-from ncalm.atomic_json import write_text
+from ncalm.atomic_json import read_jsonl, write_jsonl
 
 
 class MetricsLog:
@@ -19,8 +19,7 @@ class MetricsLog:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [json.dumps(r) for r in read_metrics(self.path) if r["step"] <= resume_step]
-            write_text(self.path, "".join(k + "\n" for k in kept))
+            write_jsonl(self.path, [r for r in read_metrics(self.path) if r["step"] <= resume_step])
 
     def write(self, record: dict) -> None:
         if self.enabled:
@@ -30,15 +29,7 @@ class MetricsLog:
 
 def read_metrics(path: str | os.PathLike) -> list[dict]:
     """All records of a metrics.jsonl file, less a last line torn by a killed run."""
-    lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
-    records = []
-    for i, line in enumerate(lines):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i < len(lines) - 1:
-                raise ValueError(f"{path}: line {i + 1} is not a JSON record: {line[:80]!r}") from None
-    return records
+    return read_jsonl(path)
 
 
 def val_curve(records: list[dict]) -> list[tuple[int, float]]:
