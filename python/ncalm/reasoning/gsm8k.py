@@ -76,21 +76,27 @@ def _normalize(number: str) -> str:
     return number.replace(",", "").replace("$", "").rstrip(".")
 
 
+def _marked(text: str) -> str | None:
+    """The number after `#### `, sign included, or None."""
+    final = _FINAL.search(text)
+    return _normalize(final.group(1) + final.group(2)) if final else None
+
+
 def extract_answer(text: str) -> str | None:
     """The number after `#### `, else the last number in `text`, else None."""
-    final = _FINAL.search(text)
-    if final:
-        return _normalize(final.group(1) + final.group(2))
+    marked = _marked(text)
+    if marked is not None:
+        return marked
     numbers = _NUMBER.findall(text)
     return _normalize(numbers[-1]) if numbers else None
 
 
 def gold_answer(answer: str) -> str:
     """The reference number of a GSM8K solution (its `#### N` line)."""
-    final = _FINAL.search(answer)
-    if not final:
+    marked = _marked(answer)
+    if marked is None:
         raise ValueError(f"GSM8K answer has no '#### N' line: {answer[-60:]!r}")
-    return _normalize(final.group(1) + final.group(2))
+    return marked
 
 
 def same_number(a: str | None, b: str | None) -> bool:
