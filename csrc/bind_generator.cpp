@@ -62,14 +62,18 @@ void bind_generator(py::module_& m) {
       [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules, py::array out,
          int threads) {
         Config cfg = config_from_dict(d);
-        if (py::dtype::of<int32_t>().is(out.dtype()))
+        // equal(), not is(): equivalent dtype objects (np.longlong, an array
+        // that went through pickle) are distinct objects.
+        const py::dtype dt = out.dtype();
+        if (dt.equal(py::dtype::of<int32_t>()))
           generate_into<int32_t>(cfg, seed, seq, rules, out, threads);
-        else if (py::dtype::of<int64_t>().is(out.dtype()))
+        else if (dt.equal(py::dtype::of<int64_t>()))
           generate_into<int64_t>(cfg, seed, seq, rules, out, threads);
-        else if (py::dtype::of<uint16_t>().is(out.dtype()))
+        else if (dt.equal(py::dtype::of<uint16_t>()))
           generate_into<uint16_t>(cfg, seed, seq, rules, out, threads);
         else
-          throw std::invalid_argument("out dtype must be int32, int64 or uint16");
+          throw std::invalid_argument("out dtype must be native int32, int64 or uint16, got " +
+                                      py::str(dt).cast<std::string>());
       },
       py::arg("cfg"), py::arg("seed"), py::arg("seq_ids"), py::arg("rule_ids"), py::arg("out"),
       py::arg("threads") = 0, "Write token sequences (seq_len + 1 each) into out.");
@@ -181,6 +185,7 @@ void bind_generator(py::module_& m) {
         require(w1.size() == cfg.conv1_size() && w2.size() == cfg.conv2_size() && w3.size() == cfg.conv3_size(),
                 "weight sizes do not match the config");
         require(grid.size() == cfg.cells(), "grid size does not match the config");
+        for (int64_t i = 0; i < grid.size(); ++i) require(grid.data()[i] < cfg.colors, "grid colour out of range");
         nca::RuleTables r;
         r.set(cfg, w1.data(), w2.data(), w3.data());
         nca::Simulator sim(cfg);

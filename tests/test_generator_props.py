@@ -217,6 +217,25 @@ def test_sampling_follows_softmax_at_temperature_one():
     assert np.abs(freq - p).max() < 4 * np.sqrt(0.25 / n)
 
 
+def test_low_level_entry_points_refuse_bad_input_by_name():
+    cfg = ncalm.NCAConfig(colors=4)
+    w = ncalm.sample_rules(cfg, 0, [1])
+    w = (w["conv1"][0], w["conv2"][0], w["conv3"][0])
+    bad = np.zeros((12, 12), np.uint8)
+    bad[0, 0] = 200  # would index past the weight table
+    with pytest.raises(ValueError, match="colour out of range"):
+        _core.logits(cfg.core_dict(), *w, bad)
+    empty = ncalm.sample_rules(cfg, 0, [])
+    assert {k: v.shape for k, v in empty.items()} == {"conv1": (0, 3, 3, 6, 4), "conv2": (0, 4, 16), "conv3": (0, 16, 4)}
+    with pytest.raises(ValueError, match="start=1.5"):
+        ncalm.filter_rules(cfg.replace(band=(0.5, 1.0)), 0, 1.5, 2)
+    with pytest.raises(ValueError, match="threads=100000"):
+        ncalm.sequence_tokens(cfg, 0, [0], threads=100_000)
+    with pytest.raises(ValueError, match="frames=2147483648"):
+        ncalm.rollout(cfg, 0, [0], [0], frames=2**31)
+    np.testing.assert_array_equal(ncalm.sequence_tokens(CFG, 0, [0], threads=np.int64(2)), ncalm.sequence_tokens(CFG, 0, [0]))
+
+
 def test_rule_weights_are_truncated_lecun_normal():
     w = ncalm.sample_rules(CFG, 0, np.arange(40))
     for name, fan in (("conv1", 9 * 12), ("conv2", 4), ("conv3", 16)):

@@ -30,9 +30,9 @@ def _seed(seed: int) -> int:
 def _threads(threads: int | None) -> int:
     if threads is None:
         return 0
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-        raise ValueError(f"threads={threads!r} must be None or 0 (all cores), or a positive integer")
-    return threads
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or not 0 <= threads <= 4096:
+        raise ValueError(f"threads={threads!r} must be None or 0 (all usable cores), or an integer in [1, 4096]")
+    return int(threads)
 
 
 def _ids(name: str, ids: Iterable[int] | np.ndarray | int, limit: int = 2**56 - 1) -> np.ndarray:
@@ -107,7 +107,10 @@ def filter_band(
     """filter_rules with the scores from `score` (the CPU or the GPU backend)."""
     if cfg.band is None:
         raise ValueError("filter_rules needs cfg.band=(lower, upper); it is None")
-    ids = np.arange(start, start + count, dtype=np.uint64)
+    for name, value in (("start", start), ("count", count)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name}={value!r} must be a non-negative integer")
+    ids = _ids("rule ids", np.arange(int(start), int(start) + int(count), dtype=np.uint64))
     ratios = score(ids)
     return ids[in_band(ratios, cfg.band)], ratios
 
@@ -121,8 +124,13 @@ def in_band(ratios: Iterable[float] | np.ndarray, band: tuple[float, float]) -> 
 def sample_rules(cfg: NCAConfig, seed: int, rule_ids: Iterable[int] | np.ndarray) -> dict[str, np.ndarray]:
     """Weights of the given rules: conv1 (n, 3, 3, C+2, 4), conv2 (n, 4, 16), conv3 (n, 16, C)."""
     d, s = cfg.core_dict(), _seed(seed)
-    weights = [_core.sample_rule(d, s, int(r)) for r in _ids("rule_ids", rule_ids)]
-    return {name: np.stack([w[i] for w in weights]) for i, name in enumerate(("conv1", "conv2", "conv3"))}
+    ids = _ids("rule_ids", rule_ids)
+    shapes = [w.shape for w in _core.sample_rule(d, s, 0)] if ids.size == 0 else []
+    weights = [_core.sample_rule(d, s, int(r)) for r in ids]
+    return {
+        name: np.stack([w[i] for w in weights]) if weights else np.empty((0, *shapes[i]), np.float32)
+        for i, name in enumerate(("conv1", "conv2", "conv3"))
+    }
 
 
 def rollout(
@@ -134,8 +142,8 @@ def rollout(
     threads: int | None = None,
 ) -> np.ndarray:
     """Recorded grids, uint8 (n, frames, grid, grid); frame k is after burn_in + k*dT steps."""
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise ValueError(f"frames={frames!r} must be a positive integer")
+    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames < 2**31:
+        raise ValueError(f"frames={frames!r} must be an integer in [1, 2**31)")
     return _core.rollout(
         cfg.core_dict(), _seed(seed), _ids("rule_ids", rule_ids), _ids("sim_ids", sim_ids), frames, _threads(threads)
     )
@@ -168,7 +176,13 @@ def decode(cfg: NCAConfig, tokens: np.ndarray) -> np.ndarray:
 def complexity(data: np.ndarray | bytes) -> float:
     """Gzip ratio len(gzip.compress(b, 9)) / len(b); arrays are taken as little-endian int32 tokens."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        data = np.ascontiguousarray(data, dtype="<i4").tobytes()
+        arr = np.asarray(data)
+        # A float or an id past int32 would otherwise be cast silently (1.7 -> 1, 2**32 + 5 -> 5).
+        if arr.size and arr.dtype.kind not in "iu":
+            raise ValueError(f"complexity takes bytes or integer tokens, got dtype {arr.dtype}")
+        if arr.size and (int(arr.min()) < -(2**31) or int(arr.max()) >= 2**31):
+            raise ValueError("complexity takes tokens in int32 range [-2**31, 2**31)")
+        data = np.ascontiguousarray(arr, dtype="<i4").tobytes()
     if len(data) == 0:
         raise ValueError("complexity of empty data is undefined")
     return _core.gzip_size(bytes(data)) / len(data)
