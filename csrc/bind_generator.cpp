@@ -240,8 +240,18 @@ void bind_generator(py::module_& m) {
       "gzip_size",
       [](py::buffer data, const std::string& method) {
         py::buffer_info info = data.request();
-        nca::GzipScorer scorer(gzip_method(method));
-        return scorer.compressed_size(static_cast<const uint8_t*>(info.ptr), size_t(info.size * info.itemsize));
+        // A strided view's bytes are not info.size * itemsize bytes from ptr.
+        ssize_t stride = info.itemsize;
+        for (ssize_t d = info.ndim - 1; d >= 0; --d) {
+          require(info.shape[d] <= 1 || info.strides[d] == stride, "data must be a C-contiguous buffer");
+          stride *= info.shape[d];
+        }
+        const nca::GzipMethod m = gzip_method(method);
+        const auto* ptr = static_cast<const uint8_t*>(info.ptr);
+        const size_t n = size_t(info.size * info.itemsize);
+        py::gil_scoped_release release;
+        nca::GzipScorer scorer(m);
+        return scorer.compressed_size(ptr, n);
       },
       py::arg("data"), py::arg("method") = "auto",
       "len(gzip.compress(data, 9)): 'zlib' compresses with the linked zlib, 'model' computes the length "

@@ -141,6 +141,41 @@ def test_output_dtypes_agree_and_uint16_needs_small_vocab():
         ncalm.sequence_tokens(big, 0, [0], dtype=np.uint16)
 
 
+def test_complexity_refuses_what_int32_tokens_cannot_hold():
+    with pytest.raises(ValueError, match="dtype float64"):
+        ncalm.complexity(np.array([1.7, 2.0]))
+    with pytest.raises(ValueError, match="int32 range"):
+        ncalm.complexity(np.array([2**32 + 5] * 100))
+    assert ncalm.complexity(np.array([-5, 7] * 50)) == ncalm.complexity(np.array([-5, 7] * 50, np.int32))
+
+
+def test_gzip_size_reads_only_contiguous_buffers():
+    a = np.arange(200, dtype=np.uint8)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.gzip_size(a[::-1])
+    assert _core.gzip_size(a, "zlib") == len(gzip.compress(a.tobytes(), 9))
+
+
+def test_zlib_length_is_exact_when_input_and_output_stream_in_pieces():
+    # zlib counts bytes in 32 bits, so the core feeds input in 1 MiB pieces and
+    # drains output through 64 KiB: 3.5 MB with matches across piece borders.
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, 1_500_000, dtype=np.uint8).tobytes()
+    data = noise + b"ab" * 500_000 + noise[:1_000_000]
+    assert _core.gzip_size(data, "zlib") == len(gzip.compress(data, 9))
+
+
+def test_out_buffers_of_an_equivalent_dtype_are_accepted():
+    import pickle
+
+    want = ncalm.sequence_tokens(CFG, 0, [0, 1])
+    for out in (pickle.loads(pickle.dumps(np.empty((2, CFG.seq_len + 1), np.int32))),
+                np.empty((2, CFG.seq_len + 1), np.longlong)):
+        np.testing.assert_array_equal(ncalm.sequence_tokens(CFG, 0, [0, 1], out=out), want)
+    with pytest.raises(ValueError, match=">i4"):
+        ncalm.sequence_tokens(CFG, 0, [0, 1], out=np.empty((2, CFG.seq_len + 1), ">i4"))
+
+
 def test_complexity_equals_python_gzip():
     rng = np.random.default_rng(1)
     for n in (1, 36, 360, 5000):

@@ -1,5 +1,6 @@
 #include "ncacore/complexity.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -31,14 +32,28 @@ size_t GzipScorer::zlib_size(const uint8_t* data, size_t n) {
     zlib_ready_ = true;
   }
   deflateReset(&zs_);
-  const size_t bound = deflateBound(&zs_, uLong(n)) + 64;
-  if (out_.size() < bound) out_.resize(bound);
+  // Only the length is wanted: deflate streams through a fixed output buffer,
+  // and the input goes in pieces because zlib counts bytes in 32 bits (a
+  // single avail_in would silently drop everything past 4 GiB). Splitting
+  // the input does not change the output: deflate waits for more input
+  // before every match decision it cannot make yet.
+  constexpr size_t kOut = size_t(1) << 16, kIn = size_t(1) << 20;
+  if (out_.size() < kOut) out_.resize(kOut);
   zs_.next_in = const_cast<Bytef*>(data);
-  zs_.avail_in = uInt(n);
-  zs_.next_out = out_.data();
-  zs_.avail_out = uInt(out_.size());
-  if (deflate(&zs_, Z_FINISH) != Z_STREAM_END) throw std::runtime_error("zlib deflate did not finish");
-  return zs_.total_out;
+  size_t left = n;
+  int status = Z_OK;
+  while (status != Z_STREAM_END) {
+    if (zs_.avail_in == 0 && left > 0) {
+      zs_.avail_in = uInt(std::min(left, kIn));
+      left -= zs_.avail_in;
+    }
+    zs_.next_out = out_.data();
+    zs_.avail_out = uInt(kOut);
+    status = deflate(&zs_, left == 0 ? Z_FINISH : Z_NO_FLUSH);
+    if (status != Z_OK && status != Z_STREAM_END && status != Z_BUF_ERROR)
+      throw std::runtime_error("zlib deflate failed");
+  }
+  return size_t(zs_.total_out);
 }
 
 namespace {
