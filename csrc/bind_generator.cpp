@@ -272,6 +272,8 @@ void bind_generator(py::module_& m) {
         return out;
       },
       py::arg("rows"), py::arg("method") = "auto", "gzip_size of each row, with one scorer (for batches and timing).");
+  m.def("default_threads", [] { return nca::resolve_threads(0); },
+        "The thread count that threads=0 means: the CPUs this process may run on.");
   m.def("gzip_model_matches_zlib", &nca::GzipScorer::model_matches_zlib,
         "Whether the deflate-length model reproduces the linked zlib (else 'auto' uses zlib).");
 }

@@ -281,6 +281,16 @@ def test_rule_weights_are_truncated_lecun_normal():
     assert w["conv1"].shape == (40, 3, 3, 12, 4)
 
 
+def test_all_cores_means_the_cpus_this_process_may_use():
+    # hardware_concurrency() counts the host's CPUs: a pinned process (taskset,
+    # a cpuset container, one DataLoader worker per core) would oversubscribe.
+    assert _core.default_threads() == len(os.sched_getaffinity(0))
+    script = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); from ncalm import _core; print(_core.default_threads())"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.stdout.strip() == "1", done.stderr[-2000:]
+
+
 def test_threads_the_system_refuses_slow_the_batch_rather_than_kill_it():
     # Under a 1.5 GB address-space limit, 1000 threads (8 MB stacks) cannot all start;
     # a failed start used to destroy joinable threads: std::terminate, the process gone.

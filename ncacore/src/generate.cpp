@@ -12,6 +12,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 #include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/rollout.hpp"
@@ -22,6 +26,15 @@ namespace nca {
 
 int resolve_threads(int threads) {
   if (threads > 0) return threads;
+#if defined(__linux__)
+  // The CPUs this process may run on (taskset, cgroup cpusets), not the
+  // host's: hardware_concurrency() would oversubscribe a pinned process.
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+    const int n = CPU_COUNT(&allowed);
+    if (n > 0) return n;
+  }
+#endif
   unsigned hw = std::thread::hardware_concurrency();
   return hw ? int(hw) : 1;
 }
