@@ -84,6 +84,14 @@ def test_rule_weights_and_initial_grid_match_numpy_reference(cfg):
             )
 
 
+def test_grids_past_the_noise_batch_draw_the_same_noise():
+    # 72 x 72 = 5184 cells, over the core's 4096-cell noise batch: at T = 1
+    # nearly every cell draws, so one step flushes a full batch early.
+    cfg = ncalm.NCAConfig(grid=72, temperature=1.0, burn_in=2, seq_len=2000)
+    core = ncalm.sequence_tokens(cfg, 5, np.arange(2))
+    np.testing.assert_array_equal(core, np.stack([R.sequence(cfg, 5, s) for s in range(2)]))
+
+
 def test_scores_equal_numpy_reference_and_python_gzip():
     cfg = ncalm.NCAConfig(band=(0.5, 1.0))
     ids = np.arange(12)

@@ -11,6 +11,7 @@ namespace nca {
 
 namespace {
 constexpr int kLanes = 8;   // cells per vector block (one AVX register of floats)
+constexpr int kNoisyBatch = 4096;  // noisy cells held before they draw (a multiple of kLanes)
 constexpr int kSlack = 32;  // bytes of slack so rows can be copied in 16-byte chunks
 
 #if defined(NCA_HAVE_AVX2)
@@ -212,7 +213,11 @@ Simulator::Simulator(const Config& cfg) : cfg_(cfg) {
   row_.assign(size_t(W) + 2 + kSlack, 0);
   plane_stride_ = size_t(H + 2) * W + kSlack;
   planes_.assign(3 * plane_stride_, 0);
-  noisy_stride_ = size_t(H) * W + kLanes;
+  // Capped so that big grids with many colours do not need cells x colours
+  // floats per thread; a full batch is drawn early (exact: the noise only
+  // writes next_, and every draw depends on its cell alone).
+  noisy_capacity_ = std::min(H * W, kNoisyBatch);
+  noisy_stride_ = size_t(noisy_capacity_) + kLanes;
   noisy_z_.assign(noisy_stride_ * cfg.colors, 0.0f);
   noisy_cell_.assign(noisy_stride_, 0);
 }
@@ -299,6 +304,18 @@ void Simulator::build_planes() {
 // then a top-2 search on the raw logits that settles almost every cell
 // without drawing noise (cell.hpp's select_colour, reordered exactly: x / T
 // is monotone, so the two largest z are the two largest logits divided by T).
+#if defined(NCA_HAVE_AVX2)
+// Draws the first `pending` batched noisy cells, eight side by side, into next_.
+void Simulator::draw_noisy(int pending, uint32_t step_no) {
+  for (int k = 0; k < pending; k += kLanes) {
+    alignas(32) int colour[kLanes];
+    gumbel_argmax8(&noisy_z_[k], noisy_stride_, cfg_.colors, &noisy_cell_[k], std::min(kLanes, pending - k), seed_,
+                   noise_domain_, sim_, step_no, colour);
+    for (int l = 0; l < std::min(kLanes, pending - k); ++l) next_[noisy_cell_[k + l]] = uint8_t(colour[l]);
+  }
+}
+#endif
+
 void Simulator::step(const RuleTables& rule) {
   const int C = cfg_.colors, N = cfg_.cells();
   const float T = cfg_.temperature, bias = cfg_.identity_bias;
@@ -431,6 +448,11 @@ void Simulator::step(const RuleTables& rule) {
     // Noisy cells wait for the end of the step and then draw eight at a time:
     // one cell's draws are a long latency chain, eight side by side are not.
     if (noisy) {
+      if (pending + n > noisy_capacity_) {
+        draw_noisy(pending, step_no);
+        drew_noise = true;
+        pending = 0;
+      }
       const __m256 vT = _mm256_set1_ps(T);
       alignas(32) float zt[kLanes];
       for (int c = 0; c < C; ++c) {
@@ -452,13 +474,8 @@ void Simulator::step(const RuleTables& rule) {
 #endif
   }
 #if defined(NCA_HAVE_AVX2)
-  for (int k = 0; k < pending; k += kLanes) {
-    alignas(32) int colour[kLanes];
-    gumbel_argmax8(&noisy_z_[k], noisy_stride_, C, &noisy_cell_[k], std::min(kLanes, pending - k), seed_,
-                   noise_domain_, sim_, step_no, colour);
-    for (int l = 0; l < std::min(kLanes, pending - k); ++l) next_[noisy_cell_[k + l]] = uint8_t(colour[l]);
-  }
-  drew_noise = pending > 0;
+  draw_noisy(pending, step_no);
+  drew_noise = drew_noise || pending > 0;
 #endif
   fixed_point_ = !drew_noise && std::memcmp(grid_.data(), next_.data(), size_t(N)) == 0;
   grid_.swap(next_);

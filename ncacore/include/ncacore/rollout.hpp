@@ -65,6 +65,8 @@ class Simulator {
   std::vector<float> noisy_z_;
   std::vector<uint32_t> noisy_cell_;
   size_t noisy_stride_ = 0;
+  int noisy_capacity_ = 0;
+  void draw_noisy(int pending, uint32_t step_no);
 };
 
 }  // namespace nca
