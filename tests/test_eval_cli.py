@@ -77,12 +77,19 @@ def _text_checkpoint(tmp_path, max_val_bytes=100_000):
     return corpus, _checkpoint(tmp_path / "lang.pt", 257, data, ByteTokenizer())
 
 
+def _utf8(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
 def test_eval_bpb_max_bytes_caps_as_the_trainer_does(tmp_path):
-    corpus, ck = _text_checkpoint(tmp_path, max_val_bytes=300)
-    trainer_val = documents(str(corpus), 30.0, max_val_bytes=300)[1]
-    assert len(trainer_val) >= 2  # so a cap counted differently would change the set
+    corpus, _ = _text_checkpoint(tmp_path)
+    cap = _utf8(documents(str(corpus), 30.0, max_val_bytes=1)[1][0]) + 1  # two documents reach it
+    data = {"kind": "text", "text": str(corpus), "val_percent": 30.0, "max_val_bytes": cap}
+    ck = _checkpoint(tmp_path / "capped.pt", 257, data, ByteTokenizer())
+    trainer_val = documents(str(corpus), 30.0, max_val_bytes=cap)[1]
+    assert len(trainer_val) == 2  # so a cap counted differently would change the set
     # Default: the checkpoint's cap, which must select exactly the trainer's validation documents.
-    for extra in ([], ["--max-bytes", "300"]):
+    for extra in ([], ["--max-bytes", str(cap)]):
         assert main(["eval", "bpb", "--checkpoint", str(ck), "--seq-len", "64", *extra,
                      "--json", str(tmp_path / "r.json")]) == 0
         got = json.loads((tmp_path / "r.json").read_text())
@@ -93,7 +100,7 @@ def test_eval_bpb_max_bytes_caps_as_the_trainer_does(tmp_path):
                  "--json", str(tmp_path / "k.json")]) == 0
     got = json.loads((tmp_path / "k.json").read_text())
     val = documents(str(corpus), 30.0, max_val_bytes=1000)[1]
-    assert got["documents"] == len(val) and sum(map(len, val[:-1])) < 1000 <= sum(map(len, val))
+    assert got["documents"] == len(val) and sum(map(_utf8, val[:-1])) < 1000 <= sum(map(_utf8, val))
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -6,9 +6,10 @@ code corpus on every machine, no download), a local file, directory or glob
 ``datasets`` (optional, needs internet or a local cache).
 
 Files are split by a hash of their path (relative to their root), so the
-split never depends on file order, machine or cap. With fewer than
-``MIN_FILES_FOR_FILE_SPLIT`` files, the last ``val_percent`` of each file is
-validation instead.
+split never depends on file order, machine or cap. When that would hold out
+fewer than ``MIN_VAL_FILES_FOR_FILE_SPLIT`` files, the last ``val_percent`` of
+each file is validation instead. The caps (``max_bytes``, ``max_val_bytes``)
+count UTF-8 bytes.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import sysconfig
 import warnings
 from pathlib import Path
 
-MIN_FILES_FOR_FILE_SPLIT = 20
+MIN_VAL_FILES_FOR_FILE_SPLIT = 5  # fewer held-out files would make a noisy (or empty) validation set
 HF_MAX_DOCUMENTS = 10_000_000  # hf: without max_bytes holds the whole stream in memory; stop (and say so) here
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".jsonl", ".c", ".h", ".cpp", ".js", ".html", ".tex"}
 
@@ -56,10 +57,14 @@ def _is_pattern(part: str) -> bool:
 
 
 def local_files(spec: str) -> list[tuple[str, Path]]:
-    """(key, path) for a comma-separated list of files, directories or glob patterns."""
+    """(key, path) for a comma-separated list of files, directories or glob patterns.
+
+    A part that exists is that path, even if its name holds glob characters
+    (``x[1].txt``); only a part that does not exist is a pattern.
+    """
     out = []
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        if _is_pattern(part):
+    for part in filter(None, (os.path.expanduser(p.strip()) for p in spec.split(","))):
+        if not os.path.exists(part) and _is_pattern(part):
             matches = sorted(glob.glob(part, recursive=True))
             if not matches:
                 raise FileNotFoundError(f"data pattern {part!r} matches no file")
@@ -80,23 +85,48 @@ def local_files(spec: str) -> list[tuple[str, Path]]:
     return out
 
 
-def _read(path: Path) -> str | None:
+def _read(path: Path, skipped: list[str]) -> str | None:
+    """The file's text, or None (its name and why appended to ``skipped``)."""
     try:
         return path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError):
-        return None  # a few stdlib test files are deliberately not UTF-8
+    except UnicodeDecodeError:
+        skipped.append(f"{path} (not UTF-8)")
+    except OSError as exc:
+        skipped.append(f"{path} ({exc.strerror or exc})")
+    return None
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def _head(text: str, n_bytes: int) -> str:
+    """The shortest prefix of ``text`` with at least ``n_bytes`` UTF-8 bytes (all of it if shorter)."""
+    data = text.encode("utf-8")
+    while n_bytes < len(data) and data[n_bytes] & 0xC0 == 0x80:  # not inside a character
+        n_bytes += 1
+    return data[:n_bytes].decode("utf-8")
 
 
 def _full(n: int, cap: int | None) -> bool:
     return cap is not None and n >= cap
 
 
+def _skipped_note(skipped: list[str]) -> str:
+    shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+    return f"skipped {len(skipped)} file(s) that could not be read as text: {shown}"
+
+
 def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: int | None,
-                max_val_bytes: int | None) -> tuple[list[str], list[str]]:
-    """Read files into (train, val) documents; caps keep a hash-ordered (unbiased) subset."""
+                max_val_bytes: int | None, warn_unreadable: bool = True) -> tuple[list[str], list[str]]:
+    """Read files into (train, val) documents; caps keep a hash-ordered (unbiased) subset.
+
+    The mode depends only on the keys, never on the caps, so that
+    validation_documents (max_bytes=1) finds the trainer's validation side.
+    """
     files = sorted(files, key=lambda kp: (_hash(kp[0]), kp[0]))
-    by_file = len(files) >= MIN_FILES_FOR_FILE_SPLIT
-    train, val, n_train, n_val = [], [], 0, 0
+    by_file = sum(is_validation(key, val_percent) for key, _ in files) >= MIN_VAL_FILES_FOR_FILE_SPLIT
+    train, val, n_train, n_val, skipped = [], [], 0, 0, []
     for key, path in files:
         train_full, val_full = _full(n_train, max_bytes), _full(n_val, max_val_bytes)
         if train_full and val_full:
@@ -104,7 +134,7 @@ def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: in
         to_val = by_file and is_validation(key, val_percent)
         if by_file and (val_full if to_val else train_full):
             continue
-        text = _read(path)
+        text = _read(path, skipped)
         if not text:
             continue
         if not by_file:
@@ -114,23 +144,35 @@ def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: in
             text, tail = text[:cut], text[cut:]
             if not val_full:
                 val.append(tail)
-                n_val += len(tail)
-            if train_full:
+                n_val += _size(tail)
+            if train_full or not text:
                 continue
+            if max_bytes is not None:  # one big file must not overshoot the cap by all of itself
+                text = _head(text, max_bytes - n_train)
         if to_val:
             val.append(text)
-            n_val += len(text)
+            n_val += _size(text)
         else:
             train.append(text)
-            n_train += len(text)
-    _check_split(train, val, val_percent)
+            n_train += _size(text)
+    note = _skipped_note(skipped) if skipped and warn_unreadable else ""
+    if note:
+        warnings.warn(note, stacklevel=3)
+    _check_split(train, val, val_percent, note)
     return train, val
 
 
-def _check_split(train: list[str], val: list[str], val_percent: float) -> None:
-    if not train or not val:
-        raise ValueError(f"corpus split left {len(train)} train and {len(val)} validation documents; "
-                         f"need at least one of each (val_percent={val_percent})")
+def _check_split(train: list[str], val: list[str], val_percent: float, note: str = "") -> None:
+    if train and val:
+        return
+    if train:
+        hint = f"raise --val-percent (val_percent={val_percent:g}) so that some text is held out"
+    elif val:
+        hint = f"lower --val-percent (val_percent={val_percent:g}) so that some text is left to train on"
+    else:
+        hint = "the corpus holds no readable text"
+    raise ValueError(f"corpus split left {len(train)} train and {len(val)} validation documents; "
+                     f"need at least one of each: {hint}" + (f"; {note}" if note else ""))
 
 
 def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
@@ -161,10 +203,10 @@ def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
         if is_validation(str(i), val_percent):
             if not _full(n_val, max_val_bytes):
                 val.append(text)
-                n_val += len(text)
+                n_val += _size(text)
         elif not _full(n_train, max_bytes):
             train.append(text)
-            n_train += len(text)
+            n_train += _size(text)
     _check_split(train, val, val_percent)
     return train, val
 
@@ -175,16 +217,17 @@ def documents(spec: str = "stdlib", val_percent: float = 2.0, max_bytes: int | N
     if not 0 < val_percent < 100:
         raise ValueError(f"val_percent must be in (0, 100), got {val_percent}")
     if spec == "stdlib":
-        return split_files(list(stdlib_files()), val_percent, max_bytes, max_val_bytes)
+        # A few stdlib test files are deliberately not UTF-8: skipping them is no news.
+        return split_files(list(stdlib_files()), val_percent, max_bytes, max_val_bytes, warn_unreadable=False)
     if spec.startswith("hf:"):
         return hf_documents(spec, val_percent, max_bytes, max_val_bytes)
-    return split_files(local_files(os.path.expanduser(spec)), val_percent, max_bytes, max_val_bytes)
+    return split_files(local_files(spec), val_percent, max_bytes, max_val_bytes)
 
 
 def validation_documents(spec: str, val_percent: float, max_val_bytes: int | None) -> list[str]:
     """The validation side of documents(spec, ...), the same files the trainer validated on.
 
-    max_bytes=1 because the split is by file hash: the training side need not
-    be read beyond its first file.
+    max_bytes=1 because the split never depends on the training cap: the
+    training side need not be read beyond its first byte.
     """
     return documents(spec, val_percent, max_bytes=1, max_val_bytes=max_val_bytes)[1]

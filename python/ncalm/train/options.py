@@ -53,8 +53,11 @@ def add_text(p: argparse.ArgumentParser) -> None:
                         "(nanoGPT train.bin/val.bin) or hf:NAME[:CONFIG]")
     g.add_argument("--tokenizer", default="byte", choices=["byte", "bpe"], help="byte-level or locally trained BPE")
     g.add_argument("--bpe-vocab", type=int, default=4096, help="BPE vocabulary size")
-    g.add_argument("--max-bytes", type=parse_count, default=None, help="cap on training text, e.g. 20M (default: all)")
-    g.add_argument("--val-percent", type=float, default=2.0, help="percent of files held out for validation")
+    g.add_argument("--max-bytes", type=parse_count, default=None,
+                   help="cap on training text in UTF-8 bytes, e.g. 20M (default: all)")
+    g.add_argument("--val-percent", type=float, default=2.0,
+                   help="percent of files held out for validation; where that is fewer than 5 files, "
+                        "that percent of each file's end instead")
 
 
 def train_config(args: argparse.Namespace, data: DataConfig, init: str | None = None,
