@@ -7,7 +7,7 @@ import torch
 from ncalm.data import documents, language_source
 from ncalm.data import corpus
 from ncalm.data.corpus import is_validation, stdlib_files, validation_documents
-from ncalm.data.tokens import TokenSource
+from ncalm.data.tokens import TokenSource, encode_documents
 from ncalm.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer
 
 
@@ -138,15 +138,44 @@ def test_nanogpt_bin_layout(tmp_path):
     x, y = source.items([0, 1])
     train = np.fromfile(tmp_path / "train.bin", dtype=np.uint16)
     assert any(np.array_equal(train[i:i + 32], x[0].numpy()) for i in range(0, len(train) - 32, 32))
-    (tmp_path / "meta.json").write_text('{"vocab_size": 400}')  # ids up to 499 do not fit
-    small, _ = language_source(f"bin:{tmp_path}", seq_len=32)
-    with pytest.raises(ValueError, match=r"training data .* holds token id 4\d\d, outside the vocabulary of 400"):
-        small.items(np.arange(8))
-    with pytest.raises(ValueError, match=r"validation data .* outside the vocabulary of 400"):
-        small.val_batches(2, 2)
     with pytest.raises(FileNotFoundError, match="val.bin"):
         (tmp_path / "val.bin").unlink()
         language_source(str(tmp_path / "train.bin"), seq_len=32)
+
+
+def test_bin_data_outside_the_vocabulary_is_refused_before_training(tmp_path):
+    # Checked once over the whole files, not per sampled batch (which could be hours in).
+    train = np.zeros(5000, dtype=np.uint16)
+    train[4321] = 450
+    train.tofile(tmp_path / "train.bin")
+    val = np.zeros(1000, dtype=np.uint16)
+    val[999] = 400
+    val.tofile(tmp_path / "val.bin")
+    (tmp_path / "meta.json").write_text('{"vocab_size": 400}')
+    with pytest.raises(ValueError, match=r"train\.bin holds token id 450, outside the vocabulary of 400"):
+        language_source(f"bin:{tmp_path}", seq_len=32)
+    train[4321] = 0
+    train.tofile(tmp_path / "train.bin")
+    with pytest.raises(ValueError, match=r"val\.bin holds token id 400, outside the vocabulary of 400"):
+        language_source(f"bin:{tmp_path}", seq_len=32)
+    source, _ = language_source(f"bin:{tmp_path}", seq_len=32, vocab_size=401)
+    assert source.vocab_size == 401
+
+
+def test_bin_layout_problems_name_the_file(tmp_path, monkeypatch):
+    np.zeros(5000, dtype=np.uint16).tofile(tmp_path / "train.bin")
+    (tmp_path / "val.bin").write_bytes(b"")
+    (tmp_path / "meta.json").write_text('{"vocab_size": 400}')
+    with pytest.raises(ValueError, match=r"val\.bin is empty"):
+        language_source(f"bin:{tmp_path}", seq_len=32)
+    np.zeros(1000, dtype=np.uint16).tofile(tmp_path / "val.bin")
+    (tmp_path / "meta.json").write_text('{"block_size": 1024}')
+    with pytest.raises(ValueError, match=r"meta\.json has no integer 'vocab_size'"):
+        language_source(f"bin:{tmp_path}", seq_len=32)
+    (tmp_path / "meta.json").write_text('{"vocab_size": 400}')
+    monkeypatch.setenv("HOME", str(tmp_path.parent))
+    source, _ = language_source(f"bin:~/{tmp_path.name}", seq_len=32)
+    assert source.vocab_size == 400
 
 
 def test_stdlib_language_source_with_byte_tokenizer():

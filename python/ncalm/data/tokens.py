@@ -9,7 +9,6 @@ array, in order.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,7 @@ class TokenSource:
                 self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.n_windows)
                 self._perm_epoch = epoch
             rows.append(self._window(self.train, int(self._perm[j])))
-        return self._pairs(rows, "training")
+        return shifted_pairs(rows)
 
     def val_batches(self, batch_size: int, n_batches: int):
         available = (len(self.val) - 1) // self.seq_len
@@ -53,17 +52,8 @@ class TokenSource:
         if n_batches < 1:
             raise ValueError(f"validation data has {len(self.val)} tokens: not one batch of "
                              f"{batch_size} x {self.seq_len + 1}; lower batch_size or seq_len")
-        return [self._pairs([self._window(self.val, b * batch_size + j) for j in range(batch_size)], "validation")
+        return [shifted_pairs([self._window(self.val, b * batch_size + j) for j in range(batch_size)])
                 for b in range(n_batches)]
-
-    def _pairs(self, rows: list[np.ndarray], side: str):
-        # Token files (.bin) carry no vocabulary of their own: an id past it
-        # would be an IndexError in the embedding, or a device assert on CUDA.
-        top = max(int(r.max()) for r in rows)
-        if top >= self.vocab_size:
-            raise ValueError(f"{side} data {self._info.get('data', '')!r} holds token id {top}, outside the "
-                             f"vocabulary of {self.vocab_size} (from meta.json, the tokenizer or data.vocab_size)")
-        return shifted_pairs(rows)
 
     def describe(self) -> dict:
         return {"kind": "text", "seq_len": self.seq_len, "seed": self.seed,
@@ -106,30 +96,64 @@ def check_corpus(spec: str) -> None:
     if is_bin_spec(spec):
         _bin_files(spec)
     else:
-        local_files(os.path.expanduser(spec))
+        local_files(spec)
 
 
 def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
     """nanoGPT layout: a directory with train.bin and val.bin (uint16), or ``bin:DIR``."""
     root, train_path, val_path = _bin_files(spec)
-    train = np.memmap(train_path, dtype=np.uint16, mode="r")
-    val = np.memmap(val_path, dtype=np.uint16, mode="r")
-    tokenizer = load_tokenizer(root) if (root / TOKENIZER_FILE).is_file() else None
+    tokenizer = _shards_tokenizer(root)
     if vocab_size is None:
         vocab_size = tokenizer.vocab_size if tokenizer else _meta_vocab(root)
+    train, val = _checked_tokens(train_path, vocab_size), _checked_tokens(val_path, vocab_size)
     info = {"data": f"bin:{root}"}
     return TokenSource(train, val, vocab_size, seq_len, seed, info), tokenizer
 
 
+def bin_validation(spec: str, vocab_size: int):
+    """(val.bin tokens, the shards' tokenizer or None) without reading train.bin (evaluation)."""
+    root, _, val_path = _bin_files(spec)
+    return _checked_tokens(val_path, vocab_size), _shards_tokenizer(root)
+
+
+def _shards_tokenizer(root: Path):
+    return load_tokenizer(root) if (root / TOKENIZER_FILE).is_file() else None
+
+
+def _checked_tokens(path: Path, vocab_size: int) -> np.memmap:
+    tokens = _token_file(path)
+    # Token files carry no vocabulary of their own: an id past it would be an
+    # IndexError (or a CUDA assert) at whichever batch first samples it.
+    top = int(tokens.max())  # one pass over the file, once
+    if top >= vocab_size:
+        raise ValueError(f"{path} holds token id {top}, outside the vocabulary of {vocab_size} "
+                         f"(from meta.json, the tokenizer or data.vocab_size)")
+    return tokens
+
+
+def _token_file(path: Path) -> np.memmap:
+    size = path.stat().st_size
+    if size == 0 or size % 2:
+        raise ValueError(f"{path} is {'empty' if size == 0 else f'{size} bytes, not whole uint16 tokens'}")
+    return np.memmap(path, dtype=np.uint16, mode="r")
+
+
 def _meta_vocab(root: Path) -> int:
     meta = root / "meta.json"
-    if meta.is_file():
-        return int(json.loads(meta.read_text())["vocab_size"])
-    return 50304  # nanoGPT's padded GPT-2 vocabulary, the layout's usual content
+    if not meta.is_file():
+        return 50304  # nanoGPT's padded GPT-2 vocabulary, the layout's usual content
+    try:
+        vocab = json.loads(meta.read_text()).get("vocab_size")
+    except (json.JSONDecodeError, AttributeError):
+        vocab = None
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 1:
+        raise ValueError(f"{meta} has no integer 'vocab_size' >= 1: add one, or remove the file "
+                         f"to use the GPT-2 default 50304")
+    return vocab
 
 
 def _bin_path(spec: str) -> Path:
-    return Path(spec.removeprefix("bin:"))
+    return Path(spec.removeprefix("bin:")).expanduser()
 
 
 def is_bin_spec(spec: str) -> bool:
