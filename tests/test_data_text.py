@@ -178,6 +178,16 @@ def test_bin_layout_problems_name_the_file(tmp_path, monkeypatch):
     assert source.vocab_size == 400
 
 
+def test_bpe_keeps_a_literal_end_of_text_string_as_text():
+    docs = ["def f(x):\n    return x + 1\n" * 20, "the quick brown fox <|endoftext|> jumps\n" * 5]
+    tok = BPETokenizer.train(docs, vocab_size=300)
+    for text in ("a <|endoftext|> b", "<|endoftext|>", "x<|endoftext|><|endoftext|>y"):
+        ids = tok.encode(text)
+        assert tok.eos_id not in ids and tok.decode(ids) == text, text
+    eos_ids = encode_documents(["a <|endoftext|> b"], tok)
+    assert eos_ids.tolist().count(tok.eos_id) == 1 and eos_ids[-1] == tok.eos_id  # only the one appended
+
+
 def test_stdlib_language_source_with_byte_tokenizer():
     source, tok = language_source("stdlib", seq_len=64, max_bytes=100_000, max_val_bytes=50_000)
     assert isinstance(tok, ByteTokenizer) and source.vocab_size == 257

@@ -76,7 +76,17 @@ class BPETokenizer:
         return cls(backend)
 
     def encode(self, text: str) -> list[int]:
-        return self._tok.encode(text).ids
+        """The ids of ``text`` as text: no end-of-text id, even for a literal ``<|endoftext|>`` in it."""
+        if EOS_TEXT not in text:
+            return self._tok.encode(text).ids
+        # The backend turns the literal string into the EOS id wherever it appears
+        # (and decode drops that id). Its pieces are plain text, and byte-level BPE
+        # ids concatenate like the text: encode the parts around it, and it in two.
+        literal = self._tok.encode(EOS_TEXT[:2]).ids + self._tok.encode(EOS_TEXT[2:]).ids
+        ids = []
+        for i, piece in enumerate(text.split(EOS_TEXT)):
+            ids += (literal if i else []) + (self._tok.encode(piece).ids if piece else [])
+        return ids
 
     def decode(self, ids: Iterable[int]) -> str:
         return self._tok.decode([int(i) for i in ids if int(i) != self.eos_id])
