@@ -108,3 +108,23 @@ def test_device_cuda_without_a_usable_gpu_says_why(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--device cuda: ncalm was built" in err and ("without CUDA support" in err or "no CUDA GPU" in err)
     assert not out.exists()  # refused before anything was written
+
+
+def test_an_out_path_under_a_file_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    out = tmp_path / "afile" / "sub"
+    assert main(["generate", "--out", str(out), *ARGS]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ncalm generate: error: ") and str(out) in err and len(err.splitlines()) == 1
+
+
+def test_resume_from_a_manifest_missing_a_key_names_the_manifest_and_key(tmp_path, capsys):
+    out = tmp_path / "nca"
+    assert main(["generate", "--out", str(out), *ARGS]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["seed"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(out / "manifest.json") in err and "'seed'" in err and len(err.splitlines()) == 1

@@ -79,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv else 2
     try:
         return int(args._run(args) or 0)
-    except (UserError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    # OSError: a path the user gave that cannot be read or written (missing, a file
+    # where a directory is needed, no permission...) is the user's to fix, not a bug.
+    except (UserError, ValueError, OSError) as exc:
         print(f"ncalm {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -62,7 +62,15 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
     if resume:
         if not manifest_path.exists():
             raise ValueError(f"--resume: no {MANIFEST} in {out}; nothing to resume")
-        manifest = json.loads(manifest_path.read_text())
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--resume: {manifest_path} is not valid JSON ({exc})") from None
+        for key in ("config", "seed", "start", "sequences", "shard_sequences", "shards", "histogram",
+                    "candidates_scored"):
+            if not isinstance(manifest, dict) or key not in manifest:
+                raise ValueError(f"--resume: {manifest_path} has no {key!r}; it is not a manifest of "
+                                 f"`ncalm generate`, or is damaged")
         for key in ("config", "seed", "start", "sequences", "shard_sequences"):
             if manifest[key] != plan[key]:
                 raise ValueError(f"--resume: {key} differs from the interrupted run's ({manifest[key]!r} vs {plan[key]!r})")
