@@ -1,7 +1,9 @@
 import json
 import math
 import os
+import re
 import signal
+from dataclasses import replace
 
 import pytest
 import torch
@@ -219,3 +221,109 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
     assert bf16["val_loss"] == pytest.approx(fp32["val_loss"], rel=0.05)  # ... not the model
     state = load_checkpoint(tmp_path / "bf16/checkpoint.pt")
     assert all(t.dtype == torch.float32 for t in state["model"].values())  # master weights stay fp32
+
+
+def untimed(path):
+    """A metrics.jsonl without its wall-clock fields, for comparing runs."""
+    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in read_metrics(path)]
+
+
+def test_stop_at_then_resume_records_exactly_what_an_uninterrupted_run_records(tmp_path):
+    # Step 5 is neither a log (every 3) nor an eval step (every 4): stopping there only adds a checkpoint.
+    full = train(config(tmp_path / "full", log_every=3))
+    part = train(config(tmp_path / "part", log_every=3, stop_at=5))
+    assert part["step"] == 5 and load_checkpoint(tmp_path / "part/checkpoint.pt")["step"] == 5
+    resumed = train(config(tmp_path / "part", log_every=3, resume=True))
+    assert untimed(tmp_path / "part/metrics.jsonl") == untimed(tmp_path / "full/metrics.jsonl")
+    assert resumed["val_curve"] == full["val_curve"] and [t for t, _ in full["val_curve"]] == [0, 1024, 2048]
+    assert [r["step"] for r in read_metrics(tmp_path / "full/metrics.jsonl") if "loss" in r] == [3, 6, 8]
+
+
+@pytest.mark.parametrize("when", ["last step", "final evaluation"])
+def test_ctrl_c_at_the_end_of_a_run_still_stops_the_caller(tmp_path, monkeypatch, when):
+    from ncalm.experiment.runner import run_stage
+    from ncalm.train import trainer
+
+    real_loader, real_evaluate = trainer.make_loader, trainer.evaluate
+    evals = []
+
+    def loader(*a, **k):
+        for n, batch in enumerate(real_loader(*a, **k)):
+            if n == 14 and when == "last step":  # the first micro-batch of step 8 of 8
+                os.kill(os.getpid(), signal.SIGINT)
+            yield batch
+
+    def evaluate(*a, **k):
+        evals.append(1)
+        if len(evals) == 3 and when == "final evaluation":  # steps 0, 4, 8
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(trainer, "make_loader", loader)
+    monkeypatch.setattr(trainer, "evaluate", evaluate)
+    with pytest.raises(KeyboardInterrupt):  # was swallowed: an experiment went on to its next stage
+        train(config(tmp_path / "part"))
+    assert load_checkpoint(tmp_path / "part/checkpoint.pt")["step"] == 8
+    monkeypatch.setattr(trainer, "make_loader", real_loader)
+    monkeypatch.setattr(trainer, "evaluate", real_evaluate)
+    # Rerunning the experiment resumes the stage, finds it finished and marks it done.
+    done = run_stage(config(tmp_path / "part"), lambda *a, **k: None)
+    assert done["finished"] and (tmp_path / "part/done.json").exists()
+    full = train(config(tmp_path / "full"))
+    assert done["val_loss"] == full["val_loss"]
+    assert untimed(tmp_path / "part/metrics.jsonl") == untimed(tmp_path / "full/metrics.jsonl")
+
+
+def test_resume_refuses_settings_it_would_ignore(tmp_path):
+    nca = train(config(tmp_path / "nca", steps=1, eval_every=0))["checkpoint"]
+    text = DataConfig(kind="text", seq_len=32, text="stdlib", max_bytes=50_000, max_val_bytes=20_000)
+    run = dict(data=text, steps=3, eval_every=0, init=str(nca))
+    train(config(tmp_path / "r", stop_at=1, **run))
+    before = (tmp_path / "r/config.json").read_text()
+    for change, said in ((dict(model="small"), "model='small' (was None)"),
+                         (dict(model_overrides={"mlp_hidden": 96}), "model_overrides={'mlp_hidden': 96} (was {})"),
+                         (dict(precision="bf16"), "precision bf16 (was fp32)"),
+                         (dict(seed=1), "seed=1 (was 0)"),
+                         (dict(data=replace(text, tokenizer="bpe")), "data.tokenizer='bpe' (was 'byte')"),
+                         (dict(transfer=TransferConfig(reinit=["attn"])), "transfer.reinit=['attn'] (was [])"),
+                         (dict(transfer=TransferConfig(keep_embeddings=True)),
+                          "transfer.keep_embeddings=True (was False)")):
+        with pytest.raises(ValueError, match=re.escape(f"cannot resume: {said}")):
+            train(config(tmp_path / "r", resume=True, **{**run, **change}))
+    assert (tmp_path / "r/config.json").read_text() == before  # not rewritten with the refused values
+    # precision is compared as resolved: auto is fp32 on the CPU.
+    assert train(config(tmp_path / "r", resume=True, precision="fp32", **run))["finished"]
+
+
+def _bpe_text(spec, vocab=280):
+    return DataConfig(kind="text", seq_len=32, text=str(spec), tokenizer="bpe", bpe_vocab=vocab, val_percent=20.0,
+                      max_bytes=60_000, max_val_bytes=20_000)
+
+
+def test_keep_embeddings_tokenizes_with_the_init_checkpoints_tokenizer(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(10):
+        (corpus / f"d{i}.txt").write_text(" ".join(f"cell{(i * j) % 37} rule grid" for j in range(400)))
+    first = train(config(tmp_path / "a", data=_bpe_text("stdlib"), steps=1, eval_every=0))["checkpoint"]
+    # Another corpus, the same vocabulary size: a BPE of its own would give the copied rows other tokens.
+    keep = TransferConfig(keep_embeddings=True)
+    second = train(config(tmp_path / "b", data=_bpe_text(corpus), steps=1, eval_every=0, init=first, transfer=keep))
+    a, b = load_checkpoint(first), load_checkpoint(second["checkpoint"])
+    assert b["tokenizer"] == a["tokenizer"] and "embed.weight" in b["transfer"]["copied"]
+    with pytest.raises(ValueError, match=r"tokenizer of .* \(bpe with 280 tokens\), but this stage asks for byte: "
+                                         r"pass --tokenizer bpe --bpe-vocab 280"):
+        train(config(tmp_path / "c", data=replace(_bpe_text(corpus), tokenizer="byte"), steps=1, init=first,
+                     transfer=keep))
+
+
+def test_keep_embeddings_refuses_an_init_without_a_text_tokenizer(tmp_path):
+    nca = train(config(tmp_path / "nca", steps=1, eval_every=0))["checkpoint"]  # 258 tokens, as a BPE-258 vocabulary
+    with pytest.raises(ValueError, match="trained on nca data, which has no text tokenizer"):
+        train(config(tmp_path / "lang", data=_bpe_text("stdlib", vocab=258), steps=1, eval_every=0, init=nca,
+                     transfer=TransferConfig(keep_embeddings=True)))
+
+
+def test_model_overrides_cannot_set_the_vocabulary(tmp_path):
+    with pytest.raises(ValueError, match="vocab_size=300 cannot be set: the vocabulary comes from the data"):
+        config(tmp_path / "v", model_overrides={"vocab_size": 300})

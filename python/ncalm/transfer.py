@@ -61,7 +61,9 @@ def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfi
     """Copy ``source`` tensors into ``model`` (freshly initialised) per ``cfg``; returns what was done.
 
     Refuses (CheckpointError naming the tensor) any missing, extra or
-    mis-shaped tensor among those it copies.
+    mis-shaped tensor among those it copies. With ``keep_embeddings`` equal
+    shapes do not mean equal tokens: the caller must give both models one
+    tokenizer (the trainer reads the new text with the source's).
     """
     cfg = cfg or TransferConfig()
     params = dict(model.named_parameters())

@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--freeze", action="append", default=[], metavar="PART",
                    help="keep PART fixed during training (repeatable), e.g. attn:0-11")
     g.add_argument("--keep-embeddings", action="store_true",
-                   help="copy embedding and head too (only when both stages share a vocabulary)")
+                   help="copy embedding and head too; the text is then tokenized with the --init checkpoint's "
+                        "tokenizer (a text checkpoint; --tokenizer and --bpe-vocab must name it)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,13 +8,20 @@ from ncalm.fields import known_fields
 DATA_KINDS = ("nca", "dyck", "text")
 
 
+def check_model_overrides(overrides: dict) -> None:
+    """Refuse what a stage would silently replace: the vocabulary size is the data's."""
+    if "vocab_size" in overrides:
+        raise ValueError(f"model_overrides: vocab_size={overrides['vocab_size']!r} cannot be set: the "
+                         f"vocabulary comes from the data (its tokenizer, or the NCA or Dyck alphabet)")
+
+
 @dataclass
 class TransferConfig:
     """Which copied tensors ncalm.transfer re-initialises or freezes (part specs: see ncalm.transfer)."""
 
     reinit: list[str] = field(default_factory=list)
     freeze: list[str] = field(default_factory=list)
-    keep_embeddings: bool = False  # only meaningful when both stages share one vocabulary
+    keep_embeddings: bool = False  # copy embed/head too; the stage then reads text with the init's tokenizer
 
 
 @dataclass
@@ -126,6 +133,7 @@ class TrainConfig:
             raise ValueError(f"threads must be >= 1 (or unset for torch's default), got {self.threads}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        check_model_overrides(self.model_overrides)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -11,7 +11,9 @@ from ncalm.train.config import DataConfig, OptimConfig, TrainConfig, TransferCon
 def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int, takes_init: bool = False) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", default=out_default, help="run directory (checkpoint.pt, metrics.jsonl, config.json)")
-    g.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt exactly where it stopped")
+    g.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt exactly where it stopped, with the same settings "
+                        "(another model, model overrides, seed, tokenizer, precision or transfer setting is refused)")
     g.add_argument("--steps", type=int, default=steps_default, help="optimizer steps")
     g.add_argument("--stop-at", type=int, default=0,
                    help="stop after this step with a checkpoint, to continue later with --resume (0 = run to the end)")
@@ -19,7 +21,7 @@ def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int,
                    help="token budget; if > 0 it sets the steps (batch x accum x ranks x seq-len per step)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: per local rank)")
     g.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
-                   help="auto = bf16 autocast on CUDA, fp32 on CPU")
+                   help="auto = bf16 autocast on CUDA, fp32 on CPU; --resume refuses another resolved precision")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -27,7 +27,7 @@ from ncalm.data.tokens import is_bin_spec
 from ncalm.model import LlamaLM, ModelConfig, model_config
 from ncalm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.train import distributed
-from ncalm.train.config import TrainConfig
+from ncalm.train.config import TrainConfig, TransferConfig
 from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, progress_bar, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
@@ -38,9 +38,8 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
 
-def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, resume_state: dict | None, out: Path):
-    tok = resume_state.get("tokenizer") if resume_state else None
-    tokenizer = tokenizer_from_dict(tok) if tok else None
+def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, tokenizer, out: Path):
+    """The data source and its tokenizer; ``tokenizer`` (the resumed or kept one) is reused, not made anew."""
     trains_bpe = cfg.data.kind == "text" and cfg.data.tokenizer == "bpe" and not is_bin_spec(cfg.data.text)
     if trains_bpe and tokenizer is None and d.world > 1:
         # One rank trains the BPE tokenizer; the others read it, so all share one vocabulary.
@@ -58,6 +57,28 @@ def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, resume_state: d
             raise ValueError(f"rank 0 could not make the BPE tokenizer: {error}")
         tokenizer = load_tokenizer(out)
     return build_source(cfg.data, tokenizer, str(d.device))
+
+
+def _kept_tokenizer(cfg: TrainConfig, init_state: dict):
+    """The --init checkpoint's tokenizer, which this stage must read its text with under keep_embeddings.
+
+    Copied embedding row i has to mean the same token in both stages; equal
+    vocabulary sizes do not say so (two BPE vocabularies of one size from
+    different corpora, an NCA alphabet the size of a BPE vocabulary).
+    """
+    saved = init_state.get("tokenizer")
+    if saved is None:
+        kind = init_state.get("train_config", {}).get("data", {}).get("kind", "non-text")
+        raise ValueError(f"--keep-embeddings: {cfg.init} was trained on {kind} data, which has no text tokenizer, "
+                         f"so its embedding rows are no text tokens; leave out --keep-embeddings")
+    tokenizer = tokenizer_from_dict(saved)
+    have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
+    want = cfg.data.tokenizer + (f" with {cfg.data.bpe_vocab} tokens" if cfg.data.tokenizer == "bpe" else "")
+    if have != want:
+        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.init} ({have}), but this stage asks for "
+                         f"{want}: pass --tokenizer {tokenizer.kind}"
+                         + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.kind == "bpe" else ""))
+    return tokenizer
 
 
 def _model_config(cfg: TrainConfig, source, resume_state, init_state) -> ModelConfig:
@@ -78,8 +99,35 @@ def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
                              f"the copied attention weights would mean something else")
 
 
-def _check_resume(cfg: TrainConfig, state: dict, d: distributed.Dist, source) -> None:
+def _setting(d: dict, key: str):
+    for part in key.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def _fixed_settings(cfg: dict) -> dict:
+    """Settings that a resumed run takes from its checkpoint (model, tokenizer, transfer) or
+    that would make the rest of the run compute something else; by dotted name."""
+    out = {key: _setting(cfg, key) for key in ("model", "model_overrides", "seed", "data.tokenizer")}
+    out["data.bpe_vocab"] = _setting(cfg, "data.bpe_vocab") if out["data.tokenizer"] == "bpe" else None
+    # Transfer settings only mean something with an --init checkpoint.
+    transfer = cfg["transfer"] if cfg.get("init") else asdict(TransferConfig())
+    out.update({f"transfer.{k}": transfer.get(k) for k in ("reinit", "keep_embeddings")})
+    return out
+
+
+def _check_resume(cfg: TrainConfig, state: dict, d: distributed.Dist, source, precision: str) -> None:
     saved = state["train_config"]
+    then, now = _fixed_settings(saved), _fixed_settings(cfg.to_dict())
+    changed = [f"{k}={now[k]!r} (was {then[k]!r})" for k in now if now[k] != then.get(k)]
+    # Compared as resolved: precision auto is bf16 on CUDA and fp32 on the CPU. Checkpoints
+    # from before the resolved value was saved hold only the setting; auto there is taken as now.
+    precision_then = state.get("precision") or (precision if saved["precision"] == "auto" else saved["precision"])
+    if precision != precision_then:
+        changed.append(f"precision {precision} (was {precision_then})")
+    if changed:
+        raise ValueError(f"cannot resume: {', '.join(changed)}; a resumed run keeps the settings of the "
+                         f"interrupted one: pass those, or use a new --out")
     for key in ("batch_size", "grad_accum"):
         if saved[key] != getattr(cfg, key):
             raise ValueError(f"cannot resume: {key}={getattr(cfg, key)} but the checkpoint used {saved[key]}")
@@ -139,15 +187,24 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
         resume_state = load_checkpoint(ckpt_path)
     init_state = load_checkpoint(cfg.init) if cfg.init and resume_state is None else None
+    kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.transfer.keep_embeddings else None
     out.mkdir(parents=True, exist_ok=True)
 
-    source, tokenizer = _source_and_tokenizer(cfg, d, resume_state, out)
+    resumed = resume_state.get("tokenizer") if resume_state else None
+    source, tokenizer = _source_and_tokenizer(cfg, d, tokenizer_from_dict(resumed) if resumed else kept, out)
+    if kept is not None and (tokenizer is None or tokenizer.to_dict() != kept.to_dict()):
+        # NCA and Dyck data have no tokenizer; .bin data brings its own (or none), whatever was passed in.
+        what = f"the text {cfg.data.text!r}" if cfg.data.kind == "text" else f"{cfg.data.kind} data"
+        raise ValueError(f"--keep-embeddings: {what} is not tokenized with the tokenizer of {cfg.init}, "
+                         f"so the copied embedding rows would stand for other tokens")
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
+    precision = "bf16" if bf16 else "fp32"
     mc = _model_config(cfg, source, resume_state, init_state)
     torch.manual_seed(cfg.seed)
     model = LlamaLM(mc)
     transfer_report = None
     if resume_state is not None:
-        _check_resume(cfg, resume_state, d, source)
+        _check_resume(cfg, resume_state, d, source, precision)
         load_state_strict(model, resume_state["model"], str(ckpt_path))
         freeze(model, cfg.transfer.freeze if cfg.init else [])
         transfer_report = resume_state.get("transfer")
@@ -169,7 +226,6 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
               f"schedule changes from step {step} on", file=sys.stderr)
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
     autocast = (lambda: torch.autocast(d.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     net = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) if d.world > 1 else model
     fwd = torch.compile(net) if cfg.compile else net
@@ -193,7 +249,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
                 "micro_batch": step * cfg.grad_accum, "world": d.world, "elapsed_s": elapsed,
                 "schedule": {"kind": "warmup_cosine", "step": step, "total": total},
                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-                "transfer": transfer_report, "init": cfg.init, **last})
+                "transfer": transfer_report, "init": cfg.init, "precision": precision, **last})
         d.barrier()
 
     def run_eval() -> None:
@@ -230,7 +286,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
             step += 1
             elapsed += time.perf_counter() - t0
 
-            if step % cfg.log_every == 0 or step == stop:
+            # Logs and evaluations follow the run's own steps, not where this invocation
+            # stops: a run stopped (--stop-at, Ctrl-C) and resumed records what an
+            # uninterrupted one does. Stopping early only adds a checkpoint.
+            if step % cfg.log_every == 0 or step == total:
                 now = time.perf_counter()
                 # All ranks log at the same steps: the loss of the whole batch, not rank 0's share.
                 last["train_loss"] = d.mean(loss_sum).item() / cfg.grad_accum
@@ -242,22 +301,22 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
                     bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
             if bar is not None:
                 bar.update(1)
-            if (cfg.eval_every and step % cfg.eval_every == 0) or step == stop:
+            if (cfg.eval_every and step % cfg.eval_every == 0) or step == total:
                 run_eval()
-            saved = (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop
-            if saved:
+            if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop or interrupt.requested:
                 save()
-            if interrupt.requested and step < stop:
-                if not saved:
-                    save()
-                if bar is not None:
-                    bar.close()
-                if d.is_main:
-                    print(f"interrupted after step {step}: checkpoint {ckpt_path}; rerun with --resume to continue",
-                          file=sys.stderr)
-                raise KeyboardInterrupt
+            if interrupt.requested:
+                break
     if bar is not None:
         bar.close()
+    # Also a Ctrl-C during the last step, its evaluation or its checkpoint: the caller
+    # (e.g. an experiment about to start its next stage) must stop too. The checkpoint
+    # is complete either way; --resume continues from it (or finds the run finished).
+    if interrupt.requested:
+        if d.is_main:
+            print(f"interrupted after step {step}: checkpoint {ckpt_path}; rerun with --resume to continue",
+                  file=sys.stderr)
+        raise KeyboardInterrupt
 
     records = read_metrics(out / METRICS) if d.is_main else []
     return {
