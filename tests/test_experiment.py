@@ -244,3 +244,61 @@ def test_a_setting_of_the_wrong_type_is_a_one_line_error(tmp_path, capsys, setti
     assert main(["experiment", "--out", str(tmp_path / "out"), "--arms", "nca", "--set", setting, "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"ncalm experiment: error: {message}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("settings, said", [
+    (["language.tokenizer=bpe", "language.bpe_vocab=10"], "language.bpe_vocab must be >= 258 with tokenizer bpe"),
+    (["pool_size=-3"], "pool_size must be >= 0"),
+    (["epoch_sequences=-1"], "epoch_sequences must be >= 0, got -1"),
+    (["pool_size=100"], "epoch_sequences must be >= pool_size=100, got 0"),
+    (["dyck_k=0"], "dyck_k must be >= 1, got 0"),
+    (["dyck_depth=0"], "dyck_depth must be >= 1, got 0"),
+    (["language.val_percent=0"], "language.val_percent must be in (0, 100), got 0"),
+    (["language.val_percent=150"], "language.val_percent must be in (0, 100), got 150"),
+    (["text_val_percent=0"], "text_val_percent must be in (0, 100), got 0"),
+    (["text_val_percent=150"], "text_val_percent must be in (0, 100), got 150"),
+    (["model_overrides.vocab_size=300"], "vocab_size=300 cannot be set: the vocabulary comes from the data"),
+])
+def test_data_settings_a_stage_would_reject_are_refused_before_anything_is_written(tmp_path, capsys, settings, said):
+    # Also for arms not run now: --arms may add them on a resume, when experiment.json pins the value.
+    out = tmp_path / "out"
+    argv = ["experiment", "--out", str(out), "--arms", "scratch", "--no-progress",
+            *[arg for s in settings for arg in ("--set", s)]]
+    assert main([*argv, "--dry-run"]) == 2
+    assert main(argv) == 2
+    assert not out.exists()
+    assert all(line.startswith("ncalm experiment: error: ") and said in line
+               for line in capsys.readouterr().err.splitlines())
+
+
+def test_precision_is_resolved_once_and_kept_for_every_arm_and_resume(tmp_path, capsys):
+    import torch
+
+    from ncalm.experiment.arms import arms_of, first_stage, language_stage
+    from ncalm.experiment.config import check_same_experiment
+    from ncalm.experiment.runner import pin_precision
+
+    out = tmp_path / "out"
+    argv = ["experiment", "--out", str(out), "--arms", "scratch", "dyck", "--dry-run"]
+    assert main(argv) == 0
+    here = json.loads(capsys.readouterr().out)
+    assert here["precision"] == ("bf16" if torch.cuda.is_available() else "fp32")  # auto, resolved for this device
+    # An experiment started on a GPU and resumed here keeps its bf16, whatever device runs the rest.
+    out.mkdir()
+    (out / "experiment.json").write_text(json.dumps({**here, "precision": "bf16"}))
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "bf16"
+    cfg = pin_precision(ExperimentConfig(arms=["scratch", "dyck"]), out)
+    assert language_stage(cfg, 0, tmp_path, None).precision == "bf16"
+    assert first_stage(cfg, arms_of(cfg)[1], 0, tmp_path, "stdlib").precision == "bf16"
+    with pytest.raises(ValueError, match="precision='bf16', not 'fp32'"):  # an explicit other precision
+        check_same_experiment({**here, "precision": "bf16"}, {**here, "precision": "fp32"})
+
+
+def test_experiment_under_torchrun_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
+    # Each rank used to write the shared files, and rank 1 (no validation loss) crashed.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    out = tmp_path / "out"
+    assert main(["experiment", "--out", str(out), "--arms", "scratch", "--no-progress"]) == 2
+    assert not out.exists()
+    assert "not under torchrun (WORLD_SIZE=2)" in capsys.readouterr().err

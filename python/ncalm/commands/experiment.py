@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arms", nargs="+", default=None, help="arms to run: scratch nca dyck text")
     p.add_argument("--bands", nargs="+", default=None, metavar="LOWER,UPPER", help="one NCA arm per band")
     p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default=None, choices=["auto", "bf16", "fp32"],
+                   help="auto = bf16 autocast on CUDA, fp32 on CPU, resolved when the experiment starts and "
+                        "kept for all its arms and resumes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and stop")
@@ -41,7 +44,8 @@ def resolve(args: argparse.Namespace):
         d = merge(d, load_toml(args.config))
     for text in args.assignments:
         d = merge(d, parse_assignment(text))
-    flags = {"seeds": args.seeds, "arms": args.arms, "device": args.device, "threads": args.threads}
+    flags = {"seeds": args.seeds, "arms": args.arms, "device": args.device, "precision": args.precision,
+             "threads": args.threads}
     d = merge(d, {k: v for k, v in flags.items() if v is not None})
     if args.bands:
         try:
@@ -55,16 +59,18 @@ def resolve(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from ncalm.experiment import run_experiment, write_report
-    from ncalm.experiment.runner import check_runnable, finished_records
+    from ncalm.experiment.runner import check_runnable, finished_records, pin_precision
 
-    cfg = resolve(args)
     out = Path(args.out or f"runs/experiment-{args.preset}")
+    cfg = resolve(args)
     if args.dry_run:
         check_runnable(cfg)
+        cfg = pin_precision(cfg, out)  # what a run into --out would use
         print(json.dumps(cfg.to_dict(), indent=2))
         return 0
     t0 = time.perf_counter()
     run_experiment(cfg, out)
+    cfg = pin_precision(cfg, out)  # as run_experiment recorded it
     wall = time.perf_counter() - t0
     # Every finished run in --out, not only this invocation's --seeds and --arms.
     write_report(finished_records(out), out, cfg.to_dict(), wall_seconds=wall)

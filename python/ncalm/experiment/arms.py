@@ -47,8 +47,8 @@ def _train_config(cfg: ExperimentConfig, stage: Stage, data: DataConfig, out_dir
         out_dir=str(out_dir), model=cfg.model, model_overrides=dict(cfg.model_overrides), data=data,
         optim=_optim(stage), init=init, max_tokens=stage.tokens, steps=0, batch_size=stage.batch_size,
         grad_accum=stage.grad_accum, eval_every=stage.eval_every, eval_batches=stage.eval_batches,
-        ckpt_every=stage.ckpt_every, log_every=10, seed=seed, device=cfg.device, threads=cfg.threads,
-        progress=cfg.progress)
+        ckpt_every=stage.ckpt_every, log_every=10, seed=seed, device=cfg.device, precision=cfg.precision,
+        threads=cfg.threads, progress=cfg.progress)
 
 
 def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_spec: str) -> TrainConfig | None:

@@ -14,9 +14,11 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from ncalm.devices import DEVICE_NAME
+from ncalm.train.config import check_model_overrides
 
 ARM_KINDS = ("scratch", "nca", "dyck", "text")
 TOKENIZERS = ("byte", "bpe")
+PRECISIONS = ("auto", "bf16", "fp32")
 # Fields that may change between invocations of one experiment: they choose which
 # runs exist or where they run, not what any run computes.
 RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
@@ -65,6 +67,9 @@ class ExperimentConfig:
     model: str = "tiny"              # ncalm.model preset, the same for both stages and all arms
     model_overrides: dict = field(default_factory=dict)
     device: str = "auto"
+    # auto: bf16 autocast on CUDA, fp32 on the CPU, resolved once when the experiment starts and
+    # kept in experiment.json, so every arm and every resumed stage runs at one precision.
+    precision: str = "auto"
     threads: int | None = None       # torch CPU threads (None = torch's default)
     progress: bool = True
     # first stage (every arm but scratch): one budget, one schedule
@@ -113,7 +118,30 @@ class ExperimentConfig:
         for key in ("seq_len", "band"):
             if key in self.nca:
                 raise ValueError(f"nca.{key}: set prepretrain.seq_len / bands instead")
+        self._check_data()
         self._check_components()
+
+    def _check_data(self) -> None:
+        """The data settings the sources would reject at a stage's start.
+
+        Checked for every arm, not only those listed: ``arms`` may grow on a
+        resume, and by then experiment.json would pin the bad value.
+        """
+        if self.pool_size < 0:
+            raise ValueError(f"pool_size must be >= 0 (0 = a fresh rule per sequence), got {self.pool_size}")
+        if self.epoch_sequences < 0 or self.epoch_sequences < self.pool_size:
+            least = f"pool_size={self.pool_size}" if self.pool_size else "0"
+            raise ValueError(f"epoch_sequences must be >= {least}, got {self.epoch_sequences}")
+        for name in ("dyck_k", "dyck_depth"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, value in (("text_val_percent", self.text_val_percent),
+                            ("language.val_percent", self.language.val_percent)):
+            if not 0 < value < 100:
+                raise ValueError(f"{name} must be in (0, 100), got {value}")
+        # 256 byte symbols, the end-of-text token and at least one merge (see BPETokenizer.train).
+        if self.language.tokenizer == "bpe" and self.language.bpe_vocab < 258:
+            raise ValueError(f"language.bpe_vocab must be >= 258 with tokenizer bpe, got {self.language.bpe_vocab}")
 
     def _check_components(self) -> None:
         """The settings that the model, NCA generator, tokenizer and device would reject mid-run."""
@@ -126,6 +154,7 @@ class ExperimentConfig:
         if unknown:
             raise ValueError(f"unknown model_overrides key(s) {unknown}; known: "
                              f"{', '.join(f.name for f in fields(ModelConfig))}")
+        check_model_overrides(self.model_overrides)
         model_config(self.model, **self.model_overrides)
         settable = [f"nca.{f.name}" for f in fields(NCAConfig) if f.name not in ("seq_len", "band")]
         unknown = [f"nca.{key}" for key in sorted(self.nca) if f"nca.{key}" not in settable]
@@ -141,6 +170,8 @@ class ExperimentConfig:
                              f"got {self.language.tokenizer!r}")
         if not DEVICE_NAME.fullmatch(self.device):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

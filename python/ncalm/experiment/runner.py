@@ -111,6 +111,25 @@ def check_bands(cfg: ExperimentConfig) -> None:
                 raise ValueError(f"bands: {list(arm.band)}: {exc}") from None
 
 
+def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfig:
+    """``cfg`` with precision "auto" resolved: to the one ``out_dir``'s experiment.json pins, else
+    to bf16 when the device is a GPU and fp32 on the CPU (the trainer's auto).
+
+    Resolved once for the experiment, not per stage, so that a resume on another
+    kind of device does not run the remaining arms at another precision.
+    """
+    if cfg.precision != "auto":
+        return cfg
+    saved = Path(out_dir) / CONFIG
+    if saved.exists():
+        pinned = json.loads(saved.read_text()).get("precision")
+        if pinned not in (None, "auto"):
+            return replace(cfg, precision=pinned)
+    from ncalm.devices import torch_device
+
+    return replace(cfg, precision="bf16" if torch_device(cfg.device).type == "cuda" else "fp32")
+
+
 def check_runnable(cfg: ExperimentConfig) -> None:
     """Raise ValueError (FileNotFoundError for missing local data) for what a stage would reject later.
 
@@ -119,6 +138,13 @@ def check_runnable(cfg: ExperimentConfig) -> None:
     """
     from ncalm.data.tokens import check_corpus
 
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        # Every rank would write the shared files and the ranks other than 0 have no
+        # validation loss; data-parallel stages are run one by one instead.
+        raise ValueError(f"ncalm experiment runs in one process, not under torchrun (WORLD_SIZE={world}); "
+                         f"for data-parallel training run the stages with `torchrun ... -m ncalm prepretrain` "
+                         f"and `torchrun ... -m ncalm pretrain --init ...`")
     nowhere = Path("unused")  # the configs are built, never run
     check_corpus(cfg.language.data)
     if "text" in cfg.arms and cfg.text != PYDOC:
@@ -151,6 +177,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> li
     """Run (or resume) every seed x arm; returns their result records in a stable order."""
     out = Path(out_dir)
     check_runnable(cfg)  # before anything is written: a bad setting must not pin this --out
+    cfg = pin_precision(cfg, out)
     saved_path = out / CONFIG
     current = cfg.to_dict()
     if saved_path.exists():
