@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ncalm.evaluation.bpb import evaluate_lm
+from ncalm.evaluation.bpb import evaluate_lm, evaluate_tokens, token_bytes
 from ncalm.tokenizer import ByteTokenizer
 
 DOCS = ["hello world\n", "h\u00e9llo \u2603 snow", "", "x" * 37]
@@ -78,3 +78,40 @@ def test_zero_is_refused_not_taken_for_the_default():
     for cap in (0, -5):
         with pytest.raises(ValueError, match=f"max_bytes must be >= 1 or None.*got {cap}"):
             evaluate_lm(model, ByteTokenizer(), DOCS, max_bytes=cap)
+
+
+def _byte_ids(docs):
+    return np.array([i for d in docs for i in list(d.encode("utf-8")) + [256]], dtype=np.uint16)
+
+
+def test_tokens_give_what_the_documents_give():
+    docs = [d for d in DOCS if d]
+    want = evaluate_lm(Uniform(257), ByteTokenizer(), docs, seq_len=5)
+    got = evaluate_tokens(Uniform(257), ByteTokenizer(), _byte_ids(docs), seq_len=5)
+    assert got == want
+    # A stream that starts with EOS already gets no second one.
+    again = evaluate_tokens(Uniform(257), ByteTokenizer(), np.r_[256, _byte_ids(docs)], seq_len=5)
+    assert (again.tokens, again.bytes) == (want.tokens, want.bytes)
+
+
+def test_token_cap_counts_bytes_even_inside_a_character():
+    ids = _byte_ids(["h\u00e9llo", "x" * 30])  # 6 bytes, EOS, 30 bytes, EOS
+    r = evaluate_tokens(Uniform(257), ByteTokenizer(), ids, seq_len=4, max_bytes=2)
+    assert (r.bytes, r.tokens, r.documents) == (2, 2, 1)  # "h" and the first byte of "é": cut mid-character
+    r = evaluate_tokens(Uniform(257), ByteTokenizer(), ids, seq_len=4, max_bytes=7)
+    assert (r.bytes, r.tokens, r.documents) == (7, 8, 2)  # EOS counts no byte
+    with pytest.raises(ValueError, match="token id 300 at position 1 is outside the tokenizer's vocabulary of 257"):
+        evaluate_tokens(Uniform(301), ByteTokenizer(), np.array([65, 300]), seq_len=4)
+    with pytest.raises(ValueError, match="no text"):
+        evaluate_tokens(Uniform(257), ByteTokenizer(), np.array([256, 256]), seq_len=4)
+
+
+def test_bpe_bytes_per_token_are_exact():
+    pytest.importorskip("tokenizers")
+    from ncalm.tokenizer import BPETokenizer
+
+    tok = BPETokenizer.train(["h\u00e9llo w\u00f6rld \u2603 " * 20, "def f(x): return x\n" * 20], 300)
+    table = token_bytes(tok)
+    text = "h\u00e9llo \u2603 \U0001F600 unseen \u00e9"  # the emoji's bytes were never merged
+    assert table[tok.encode(text)].sum() == len(text.encode("utf-8"))
+    assert table[tok.eos_id] == 0

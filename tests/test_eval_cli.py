@@ -135,3 +135,88 @@ def test_eval_icl_errors_name_the_option(tmp_path, capsys, argv, message):
     assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "1", *argv]) == 2
     err = capsys.readouterr().err
     assert err == f"ncalm eval: error: {message}\n"
+
+
+def _shards(root, docs, tokenizer=None):
+    """nanoGPT-layout shards of ``docs`` (a few for training, the rest validation), as ncalm writes them."""
+    from ncalm.data.tokens import encode_documents
+
+    root.mkdir()
+    tok = ByteTokenizer()
+    encode_documents(docs[:2], tok).astype(np.uint16).tofile(root / "train.bin")
+    encode_documents(docs[2:], tok).astype(np.uint16).tofile(root / "val.bin")
+    if tokenizer is not None:
+        tokenizer.save(root)
+    return root
+
+
+SHARD_DOCS = [f"d\u00e9j\u00e0 vu {i} " * (5 + i) for i in range(8)]
+
+
+@pytest.mark.parametrize("spelling", ["bin:{}", "{}", "{}/val.bin"])
+def test_eval_bpb_on_token_shards_evaluates_val_bin(tmp_path, spelling):
+    # Read as a text corpus, a shard directory used to be its tokenizer.json (or "does not exist").
+    shards = _shards(tmp_path / "shards", SHARD_DOCS, ByteTokenizer())
+    data = {"kind": "text", "text": f"bin:{shards}", "max_val_bytes": None}
+    ck = _checkpoint(tmp_path / "lang.pt", 257, data, ByteTokenizer())
+    out = tmp_path / "r.json"
+    assert main(["eval", "bpb", "--checkpoint", str(ck), "--data", spelling.format(shards), "--seq-len", "16",
+                 "--json", str(out)]) == 0
+    got = json.loads(out.read_text())
+    model, tok, _ = load_model(ck)
+    want = evaluate_lm(model, tok, SHARD_DOCS[2:], seq_len=16)  # the same stream: EOS d3 EOS d4 EOS ...
+    assert got["bits_per_byte"] == pytest.approx(want.bits_per_byte)
+    assert (got["bytes"], got["documents"], got["tokens"]) == (want.bytes, want.documents, want.tokens)
+
+
+def test_eval_bpb_refuses_shards_whose_ids_it_cannot_count(tmp_path, capsys):
+    ck = _checkpoint(tmp_path / "lang.pt", 300, {"kind": "text", "text": "stdlib"}, ByteTokenizer())
+    bare = _shards(tmp_path / "bare", SHARD_DOCS)
+    assert main(["eval", "bpb", "--checkpoint", str(ck), "--data", f"bin:{bare}"]) == 2
+    assert "no tokenizer.json beside val.bin" in capsys.readouterr().err
+    # A checkpoint trained on such shards has no tokenizer at all: not an NCA checkpoint, though.
+    ck = _checkpoint(tmp_path / "bin.pt", 300, {"kind": "text", "text": f"bin:{bare}"})
+    assert main(["eval", "bpb", "--checkpoint", str(ck)]) == 2
+    err = capsys.readouterr().err
+    assert "without a tokenizer: bits per byte needs one" in err and "NCA" not in err
+
+
+def test_eval_bpb_refuses_shards_of_another_tokenizer(tmp_path, capsys):
+    pytest.importorskip("tokenizers")
+    from ncalm.tokenizer import BPETokenizer
+
+    shards = _shards(tmp_path / "shards", SHARD_DOCS, BPETokenizer.train(SHARD_DOCS, 300))
+    ck = _checkpoint(tmp_path / "lang.pt", 300, {"kind": "text", "text": "stdlib"}, ByteTokenizer())
+    assert main(["eval", "bpb", "--checkpoint", str(ck), "--data", str(shards)]) == 2
+    assert "not the checkpoint's tokenizer" in capsys.readouterr().err
+
+
+def test_eval_bpb_keeps_the_checkpoints_cap_for_its_own_corpus(tmp_path, monkeypatch):
+    corpus, ck = _text_checkpoint(tmp_path, max_val_bytes=300)
+    trainer_val = documents(str(corpus), 30.0, max_val_bytes=300)[1]
+    monkeypatch.chdir(tmp_path)
+    for spelling in (str(corpus), "corpus", "./corpus/"):  # the same corpus, spelled otherwise
+        assert main(["eval", "bpb", "--checkpoint", str(ck), "--data", spelling, "--seq-len", "64",
+                     "--json", "r.json"]) == 0
+        got = json.loads((tmp_path / "r.json").read_text())
+        assert (got["max_bytes"], got["documents"]) == (300, len(trainer_val)), spelling
+    # Another corpus: the default cap.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "a.txt").write_text("other text " * 50)
+    assert main(["eval", "bpb", "--checkpoint", str(ck), "--data", str(other), "--json", "r.json"]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["max_bytes"] == 1_000_000
+
+
+def test_eval_bpb_honours_a_stored_no_cap(tmp_path, monkeypatch):
+    import ncalm.commands.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "DEFAULT_MAX_VAL_BYTES", 300)  # so that a wrong cap would show
+    corpus, ck = _text_checkpoint(tmp_path, max_val_bytes=None)
+    every = documents(str(corpus), 30.0, max_val_bytes=None)[1]
+    assert len(documents(str(corpus), 30.0, max_val_bytes=300)[1]) < len(every)
+    for data in ([], ["--data", str(corpus)]):
+        assert main(["eval", "bpb", "--checkpoint", str(ck), *data, "--seq-len", "64",
+                     "--json", str(tmp_path / "r.json")]) == 0
+        got = json.loads((tmp_path / "r.json").read_text())
+        assert got["max_bytes"] is None and got["documents"] == len(every)

@@ -20,13 +20,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b = sub.add_parser("bpb", help="perplexity and bits per byte on held-out text", formatter_class=fmt)
     b.add_argument("--checkpoint", required=True, help="language-stage checkpoint")
     b.add_argument("--data", default=None,
-                   help="corpus spec (stdlib, files/dirs/globs, hf:NAME); default: the checkpoint's")
+                   help="corpus spec (stdlib, files/dirs/globs, hf:NAME), or token shards (bin:DIR, or a DIR "
+                        "holding train.bin and val.bin: val.bin is evaluated, and DIR must hold the "
+                        "checkpoint's tokenizer.json); default: the checkpoint's")
     b.add_argument("--val-percent", type=float, default=None,
                    help="validation share of the split; default: the checkpoint's, else 2")
     b.add_argument("--max-bytes", type=parse_count, default=None,
                    help="cap on validation text, e.g. 500k, applied as the trainer applies max_val_bytes: "
-                        "documents are added in the split's order until their total length (in characters) "
-                        "reaches it, the last one kept whole; default: the checkpoint's max_val_bytes, else 1M")
+                        "documents are added in the split's order until their total UTF-8 bytes reach it, "
+                        "the last one kept whole (val.bin: tokens until their bytes reach it); default: the "
+                        "checkpoint's max_val_bytes (its 'none': no cap) when --data is the checkpoint's "
+                        "corpus, else 1M")
     b.add_argument("--seq-len", type=int, default=None, help="window length; default: the model's max_seq_len")
     b.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -64,9 +68,48 @@ def _train_data(meta: dict) -> dict:
     return (meta.get("train_config") or {}).get("data") or {}
 
 
+def _same_corpus(a: str, b: str) -> bool:
+    """Whether two corpus specs name the same data, however their paths are spelled."""
+    def parts(spec: str) -> list[str]:
+        if spec == "stdlib" or spec.startswith("hf:"):
+            return [spec]
+        # bin:DIR and DIR (holding train.bin) are the same shards.
+        return [str(Path(p.strip()).expanduser().resolve())
+                for p in spec.removeprefix("bin:").split(",") if p.strip()]
+    return parts(a) == parts(b)
+
+
+def _validation_cap(args, data: dict) -> int | None:
+    """--max-bytes, else the checkpoint's max_val_bytes (None: no cap) for its own corpus, else 1M."""
+    if args.max_bytes is not None:
+        return args.max_bytes
+    own = args.data is None or _same_corpus(args.data, data.get("text", "stdlib"))
+    # A stored None is "no cap", not "unset": only a missing key falls back to the default.
+    return data.get("max_val_bytes", DEFAULT_MAX_VAL_BYTES) if own else DEFAULT_MAX_VAL_BYTES
+
+
+def _bin_eval(args, model, tokenizer, spec: str, cap: int | None):
+    """Bits per byte on the val.bin of token shards; bytes come from the tokenizer's vocabulary."""
+    from ncalm.data.tokens import bin_validation
+    from ncalm.evaluation.bpb import evaluate_tokens
+
+    val, shards_tokenizer = bin_validation(spec, tokenizer.vocab_size)
+    # Ids mean nothing without the tokenizer that made them: the bytes, and so
+    # bits per byte, would be made up.
+    if shards_tokenizer is None:
+        raise ValueError(f"--data {spec}: no tokenizer.json beside val.bin, so its ids cannot be counted "
+                         "in bytes; pass --data with a text corpus")
+    if shards_tokenizer.to_dict() != tokenizer.to_dict():
+        raise ValueError(f"--data {spec}: its tokenizer.json is not the checkpoint's tokenizer; "
+                         "pass --data with a text corpus or shards made with the checkpoint's tokenizer")
+    return evaluate_tokens(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
+                           device=args.device, max_bytes=cap)
+
+
 def run_bpb(args) -> dict:
     from ncalm.checkpoint import load_model
     from ncalm.data.corpus import validation_documents
+    from ncalm.data.tokens import is_bin_spec
     from ncalm.evaluation.bpb import evaluate_lm
 
     if args.val_percent is not None and not 0 < args.val_percent < 100:
@@ -74,23 +117,29 @@ def run_bpb(args) -> dict:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     model, tokenizer, meta = load_model(args.checkpoint, device=args.device)
+    data = _train_data(meta)
     if tokenizer is None:
+        if data.get("kind") == "text":  # token shards without a tokenizer.json
+            raise ValueError(f"--checkpoint {args.checkpoint} was trained on {data.get('text')!r} without a "
+                             "tokenizer: bits per byte needs one to count bytes")
         raise ValueError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens: "
                          "bits per byte needs a language-stage checkpoint")
     max_len = model.cfg.max_seq_len
     if args.seq_len is not None and not 1 <= args.seq_len <= max_len:
         raise ValueError(f"--seq-len must be in [1, {max_len}] (the model's max_seq_len), got {args.seq_len}")
-    data = _train_data(meta)
     spec = args.data or data.get("text", "stdlib")
     val_percent = args.val_percent if args.val_percent is not None else data.get("val_percent", 2.0)
     # The cap is applied once, by the split itself, so that the checkpoint's own
     # cap selects exactly the trainer's validation documents; a larger one only adds
     # documents the split also held out.
-    cap = args.max_bytes
-    if cap is None:
-        cap = (data.get("max_val_bytes") if args.data is None else None) or DEFAULT_MAX_VAL_BYTES
-    val = validation_documents(spec, val_percent, cap)
-    r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size, device=args.device)
+    cap = _validation_cap(args, data)
+    if is_bin_spec(spec):  # read as text, a shard directory would be its tokenizer.json
+        r = _bin_eval(args, model, tokenizer, spec, cap)
+        val_percent = None  # the shards were split when they were made
+    else:
+        val = validation_documents(spec, val_percent, cap)
+        r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
+                        device=args.device)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
     return {"data": spec, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}

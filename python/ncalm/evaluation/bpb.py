@@ -10,9 +10,14 @@ leading EOS is predicted exactly once.
 
 The byte count does not depend on the tokenizer, which makes byte-level and
 BPE models comparable; EOS tokens add nats but no bytes.
+
+Text that is already tokens (a nanoGPT-layout ``val.bin``) is evaluated by
+:func:`evaluate_tokens`, which counts each token's bytes from the tokenizer's
+vocabulary instead of decoding.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass
 from typing import Iterable
@@ -73,6 +78,79 @@ def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None 
     documents are added until their UTF-8 total reaches it and the last one is kept
     whole, so the byte count stays exact (and may exceed ``max_bytes``).
     """
+    seq_len = _check_options(model, seq_len, batch_size, max_bytes)
+    stream, n_bytes, n_docs = token_stream(tokenizer, documents, max_bytes)
+    nats = _stream_nats(model, stream, seq_len, batch_size, device)
+    return LMEval(nats=nats, tokens=len(stream) - 1, bytes=n_bytes, documents=n_docs)
+
+
+def token_bytes(tokenizer) -> np.ndarray:
+    """UTF-8 bytes that each token id stands for; 0 for EOS and other special tokens.
+
+    Exact whatever the ids hold (a character cut in two, invalid UTF-8), which
+    decoding with replacement characters would not be.
+    """
+    if tokenizer.kind == "byte":
+        return np.array([1] * 256 + [0] * (tokenizer.vocab_size - 256), dtype=np.int64)
+    if tokenizer.kind == "bpe":
+        spec = json.loads(tokenizer.to_dict()["json"])
+        if (spec.get("pre_tokenizer") or {}).get("type") != "ByteLevel":
+            raise ValueError("bytes per token are known only for byte-level BPE (ncalm's own)")
+        table = np.zeros(tokenizer.vocab_size, dtype=np.int64)
+        for text, i in spec["model"]["vocab"].items():
+            table[i] = len(text)  # byte-level BPE writes one character per byte
+        for special in spec.get("added_tokens", []):
+            table[special["id"]] = 0
+        return table
+    raise ValueError(f"bytes per token: unknown tokenizer kind {tokenizer.kind!r}")
+
+
+_CHUNK = 1 << 20  # tokens read at a time, so that a cap reads only a prefix of a large file
+
+
+def _byte_prefix(ids, table: np.ndarray, max_bytes: int | None) -> tuple[int, int]:
+    """``(tokens, bytes)`` of the shortest prefix of ``ids`` holding ``max_bytes`` bytes (None: all)."""
+    n_tokens = n_bytes = 0
+    for start in range(0, len(ids), _CHUNK):
+        part = np.asarray(ids[start:start + _CHUNK], dtype=np.int64)
+        if part.min() < 0 or part.max() >= len(table):
+            bad = part.max() if part.max() >= len(table) else part.min()
+            raise ValueError(f"token id {bad} at position {start + int(np.argmax(part == bad))} is outside "
+                             f"the tokenizer's vocabulary of {len(table)}")
+        sizes = np.cumsum(table[part])
+        if max_bytes is not None and n_bytes + sizes[-1] >= max_bytes:
+            k = int(np.searchsorted(sizes, max_bytes - n_bytes)) + 1  # first token reaching the cap, included
+            return n_tokens + k, n_bytes + int(sizes[k - 1])
+        n_tokens += len(part)
+        n_bytes += int(sizes[-1])
+    return n_tokens, n_bytes
+
+
+@torch.no_grad()
+def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_size: int = 8,
+                    device: str | torch.device = "cpu", max_bytes: int | None = None) -> LMEval:
+    """:func:`evaluate_lm` for text that is already tokens ``d1 EOS d2 EOS ...`` (e.g. a val.bin memmap).
+
+    ``tokenizer`` must be the one that made ``ids``; bytes are counted per token
+    (:func:`token_bytes`). With ``max_bytes`` the stream ends at the first token
+    that reaches it, possibly inside a document. ``documents`` counts the
+    documents begun. A leading EOS is added, as in :func:`evaluate_lm`, unless
+    the stream starts with one.
+    """
+    seq_len = _check_options(model, seq_len, batch_size, max_bytes)
+    n_tokens, n_bytes = _byte_prefix(ids, token_bytes(tokenizer), max_bytes)
+    if n_bytes == 0:
+        raise ValueError("tokens: no text to evaluate (empty, or only end-of-text tokens)")
+    eos = tokenizer.eos_id
+    text = np.asarray(ids[:n_tokens], dtype=np.int64)
+    stream = text if text[0] == eos else np.concatenate([[eos], text])
+    n_docs = int(np.count_nonzero(text == eos)) + int(text[-1] != eos)
+    nats = _stream_nats(model, stream, seq_len, batch_size, device)
+    return LMEval(nats=nats, tokens=len(stream) - 1, bytes=n_bytes, documents=n_docs)
+
+
+def _check_options(model, seq_len: int | None, batch_size: int, max_bytes: int | None) -> int:
+    """``seq_len`` resolved (None: the model's ``max_seq_len``); ValueError for a bad option."""
     max_len = getattr(getattr(model, "cfg", None), "max_seq_len", None)
     seq_len = max_len if seq_len is None else seq_len  # not `or`: 0 is an error, not "the default"
     if not seq_len or seq_len < 1 or (max_len and seq_len > max_len):
@@ -81,7 +159,11 @@ def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None 
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if max_bytes is not None and max_bytes < 1:
         raise ValueError(f"max_bytes must be >= 1 or None (no cap), got {max_bytes}")
-    stream, n_bytes, n_docs = token_stream(tokenizer, documents, max_bytes)
+    return seq_len
+
+
+def _stream_nats(model, stream: np.ndarray, seq_len: int, batch_size: int, device) -> float:
+    """Summed cross entropy of every token of ``stream`` after the first, in windows of ``seq_len``."""
     n_pred = len(stream) - 1
     n_windows = math.ceil(n_pred / seq_len)
     # Window w predicts stream[w*L+1 : w*L+L+1] from stream[w*L : w*L+L]; pad the last one.
@@ -102,4 +184,4 @@ def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None 
                                     ignore_index=-100, reduction="sum").double().item()
     finally:
         model.train(was_training)
-    return LMEval(nats=nats, tokens=n_pred, bytes=n_bytes, documents=n_docs)
+    return nats
