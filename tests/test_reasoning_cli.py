@@ -200,3 +200,52 @@ def test_prompts_longer_than_the_context_are_announced(checkpoint, tmp_path, cap
                "--shots", "8", *FAST) == 0
     assert ("warning: 2 of 2 prompts are longer than the model's context 256 minus 12 new tokens; "
             "they keep their last 244 tokens") in capsys.readouterr().err
+
+
+@needs_data
+def test_default_lengths_hold_the_reference_answers_in_bytes():
+    # The default tokenizer is byte-level: a length of N tokens is N bytes.
+    from ncalm.reasoning import bbh, gsm8k, humaneval, tasks
+
+    tok = ByteTokenizer()
+    budget = tasks.gsm8k_task(str(SHARED / "gsm8k"), 0, None).default_max_new_tokens(tok)
+    assert all(len((" " + gsm8k.clean_solution(e.answer)).encode()) <= budget
+               for e in gsm8k.load(SHARED / "gsm8k", "test"))
+    budget = tasks.bbh_task(str(SHARED / "bbh"), ["word_sorting"], 3, False, None).default_max_new_tokens(tok)
+    assert all(len((" " + e.target).encode()) <= budget for e in bbh.load_task(SHARED / "bbh" / "word_sorting.json"))
+    spec = tasks.humaneval_task(str(SHARED / "humaneval"), None, None, 1, None)
+    assert all(len(i.reference.canonical_solution.encode()) <= spec.default_max_new_tokens(tok) for i in spec.items)
+
+
+def test_default_length_is_in_the_tokenizers_units(capsys):
+    from argparse import Namespace
+
+    from ncalm.commands.reasoning import _default_max_new
+    from ncalm.reasoning.tasks import TaskSpec
+
+    spec = TaskSpec([], ("\n",), 1024, lambda item, completions: [])
+    bpe = Namespace(kind="bpe")
+    args = Namespace(task="gsm8k")
+    assert _default_max_new(args, spec, ByteTokenizer(), 4096) == 1024
+    assert _default_max_new(args, spec, bpe, 4096) == 256
+    assert capsys.readouterr().err == ""
+    # Half the context is the most; cutting the default below what answers need is announced.
+    assert _default_max_new(args, spec, ByteTokenizer(), 256) == 128
+    assert _default_max_new(args, spec, bpe, 256) == 128
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == ("warning: the gsm8k default generation length of 1024 bytes is cut to 128, half the "
+                      "model's context of 256: longer answers are cut off (--max-new-tokens sets the length)")
+    assert "of 256 tokens is cut to 128" in err[1]
+
+
+def test_a_cut_default_length_warns_once_and_resumes(checkpoint, tmp_path, capsys):
+    data = _tiny_gsm8k(tmp_path / "gsm8k", n_train=1)
+    args = ["--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "o", "--shots", "0", "--limit", "1",
+            "--n-samples", "1", "--temperature", "0", "--k", "1", "--threads", "1"]
+    assert run(*args) == 0
+    assert capsys.readouterr().err.count("warning: the gsm8k default generation length of 1024 bytes is cut") == 1
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["max_new_tokens"] == 128
+    assert run(*args, "--limit", "2") == 0  # the same resolved length: the run resumes
+    assert len((tmp_path / "o" / "samples.jsonl").read_text().splitlines()) == 2
+    assert run(*args, "--max-new-tokens", "12") == 2  # another length: other samples, refused
+    assert "max_new_tokens differ" in capsys.readouterr().err

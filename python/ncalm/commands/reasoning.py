@@ -31,8 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=PAPER_TEMPERATURE, help="0 = greedy")
     p.add_argument("--top-p", type=float, default=PAPER_TOP_P, help="nucleus sampling mass")
     p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="generation length; default: gsm8k 256, humaneval 384, bbh 32 (256 with "
-                        "--bbh-cot), at most half the model's context")
+                   help="generation length in the checkpoint tokenizer's tokens (bytes for the byte "
+                        "tokenizer); default: room for the reference answers, gsm8k 1024 bytes, humaneval "
+                        "1536, bbh 256 (1024 with --bbh-cot), a quarter as many tokens for BPE, and at most "
+                        "half the model's context")
     p.add_argument("--shots", type=int, default=None,
                    help="few-shot demonstrations; default: gsm8k 8 (0 with --finetune), bbh 3")
     p.add_argument("--batch-size", type=int, default=16, help="sequences decoded together")
@@ -188,6 +190,19 @@ def _sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+def _default_max_new(args, spec, tokenizer, context: int) -> int:
+    """The task's default generation length, capped at half the context (so the prompt keeps the rest)."""
+    default = spec.default_max_new_tokens(tokenizer)
+    if default <= context // 2:
+        return default
+    unit = "bytes" if tokenizer.kind == "byte" else "tokens"
+    # Said once, up front: a silently short budget would read as a weak model.
+    print(f"warning: the {args.task} default generation length of {default} {unit} is cut to {context // 2}, "
+          f"half the model's context of {context}: longer answers are cut off "
+          f"(--max-new-tokens sets the length)", file=sys.stderr)
+    return context // 2
+
+
 def run(args) -> int:
     _check(args)
     ks = parse_ks(args.k, args.n_samples)
@@ -208,7 +223,7 @@ def run(args) -> int:
         raise UserError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens only: "
                         "reasoning evaluation needs a language-stage checkpoint with a tokenizer")
     context = model.cfg.max_seq_len
-    max_new = args.max_new_tokens or min(spec.max_new_tokens, context // 2)
+    max_new = args.max_new_tokens or _default_max_new(args, spec, tokenizer, context)
     if max_new >= context:
         raise UserError(f"--max-new-tokens {max_new}: must be < the model's context {context}")
     keep = context - max_new

@@ -1,5 +1,11 @@
 """The three benchmarks behind one shape: prompts to complete, a scorer,
-stop strings and a default generation length."""
+stop strings and a default generation length.
+
+Default lengths are budgets in UTF-8 bytes, long enough for the reference
+answers (the longest GSM8K test solution is 952 bytes, HumanEval canonical
+solution 864, BBH target 182 (word_sorting), BBH chain-of-thought
+demonstration about 1.1k), and become tokens by the checkpoint's tokenizer:
+one per byte for the byte tokenizer, about BYTES_PER_TOKEN for BPE."""
 from __future__ import annotations
 
 import sys
@@ -19,13 +25,21 @@ class Item:
     reference: Any
 
 
+BYTES_PER_TOKEN = 4  # about, for BPE on English and code
+GSM8K_BYTES, HUMANEVAL_BYTES, BBH_BYTES, BBH_COT_BYTES = 1024, 1536, 256, 1024
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     items: list[Item]
     stop: tuple[str, ...]
-    max_new_tokens: int
+    max_new_bytes: int  # the default generation budget, in bytes: see default_max_new_tokens
     # (item, completions) -> one dict per completion with at least "correct"
     score: Callable[[Item, Sequence[str]], list[dict]]
+
+    def default_max_new_tokens(self, tokenizer) -> int:
+        """The default budget in ``tokenizer``'s tokens: a byte tokenizer spends one per byte."""
+        return self.max_new_bytes if tokenizer.kind == "byte" else self.max_new_bytes // BYTES_PER_TOKEN
 
 
 def _first(items: list, limit: int | None) -> list:
@@ -53,7 +67,7 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
                         "correct": gsm8k.same_number(answer, gold)})
         return out
 
-    return TaskSpec(items, gsm8k.STOP, 256, score)
+    return TaskSpec(items, gsm8k.STOP, GSM8K_BYTES, score)
 
 
 def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers: int,
@@ -71,7 +85,7 @@ def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers:
         return [{"completion": c, "correct": r.passed, "status": r.status, "detail": r.detail}
                 for c, r in zip(completions, results)]
 
-    return TaskSpec(items, humaneval.STOP, 384, score)
+    return TaskSpec(items, humaneval.STOP, HUMANEVAL_BYTES, score)
 
 
 def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: bool,
@@ -101,4 +115,4 @@ def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: boo
                 for c in completions]
 
     return TaskSpec(_first(items, limit), bbh.STOP if cot else bbh.DIRECT_STOP,
-                    256 if cot else 32, score)
+                    BBH_COT_BYTES if cot else BBH_BYTES, score)
