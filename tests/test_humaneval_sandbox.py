@@ -204,3 +204,14 @@ def test_missing_isolation_is_announced(monkeypatch):
     assert "runs as 'nobody'" in sandbox.isolation_warning()
     monkeypatch.setattr(sandbox, "_mapped", lambda uid: True)
     assert sandbox.isolation_warning() is None
+
+
+def test_program_output_is_discarded_not_held_against_it():
+    # As openai/human-eval: prints are swallowed, so they cannot hit the file-size limit.
+    chatty = ("import os, sys\nblock = 'x' * (1 << 16)\nfor _ in range(40):\n    print(block)\n"
+              "    sys.stderr.write(block)\n    os.write(1, block.encode())\n")
+    limits = Limits(timeout_s=20.0, max_file_bytes=1 << 20)  # 2.5 MiB to each stream, 1 MiB allowed
+    assert run_program(chatty, limits).passed
+    result = run_program(chatty + "raise ValueError('after all that output')\n", limits)
+    assert result.status == "failed" and result.detail == "ValueError: after all that output"
+    assert not run_program("print('\\n' * 3)\nimport os\nos._exit(0)\n").passed  # printing is no pass

@@ -6,7 +6,9 @@ processes and file size, a wall-clock timeout that kills the whole process
 group, the HumanEval `reliability_guard`, and -- when the evaluator runs as
 root -- an unprivileged user id of its own, an empty network namespace,
 private /tmp and /dev/shm, and death with the evaluator. Generated code
-never runs in this process.
+never runs in this process. What the program prints is discarded (as
+openai/human-eval does), so a correct program that prints much still
+passes; a failure's detail is the last line of its traceback.
 
 What it defends against is a model's honest mistakes and accidents (loops,
 memory, forks, file damage, network), not code written to game the score:

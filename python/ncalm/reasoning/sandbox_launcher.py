@@ -6,7 +6,9 @@ depends on the standard library only, because it runs before (and must not
 trust) anything on the untrusted side. Order matters: limits and network
 isolation need privileges, so they come before the switch to the
 unprivileged user, and the HumanEval guard comes last because it removes the
-functions the earlier steps use.
+functions the earlier steps use. The program's own output is discarded; the
+launcher's stdout carries only the pass marker, its stderr only the
+traceback of a failure.
 """
 import builtins
 import ctypes
@@ -126,21 +128,40 @@ def main() -> None:
     _set_limits(request["limits"])
     _drop_privileges(request["uid"], request["gid"])
     _die_with_parent()
-    marker, write, flush, exit_now = request["marker"], sys.stdout.write, sys.stdout.flush, os._exit
+    marker, exit_now = request["marker"], os._exit
     code = compile(request["source"], "<program>", "exec")
     del request
+    results, errors = _discard_program_output()
     reliability_guard()
     try:
         exec(code, {"__name__": "__main__", "__builtins__": builtins})
     except BaseException:  # SystemExit too: a program that exits early did not pass
-        traceback.print_exc()
-        sys.stderr.flush()
+        traceback.print_exc(file=errors)
+        errors.flush()
         exit_now(1)
     # The marker (unknown to the program) separates "ran to the end" from a
     # program that calls os._exit(0) halfway.
-    write("\n" + marker + "\n")
-    flush()
+    results.write("\n" + marker + "\n")
+    results.flush()
     exit_now(0)
+
+
+def _discard_program_output():
+    """Send the program's stdout and stderr (fds 1 and 2) to /dev/null, as
+    openai/human-eval's swallow_io does; return private copies of the
+    originals for the marker and the traceback.
+
+    Captured, a correct program's prints would count against the file-size
+    limit and fail it. The copies are as secret as before: a program that
+    looks for them can write to them, as it could to stdout (the marker
+    stays unknown to it)."""
+    results = os.fdopen(os.dup(1), "w")  # os.dup: not inherited by programs the code starts
+    errors = os.fdopen(os.dup(2), "w")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    os.close(null)
+    return results, errors
 
 
 if __name__ == "__main__":
