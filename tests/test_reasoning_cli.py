@@ -215,6 +215,11 @@ def test_default_lengths_hold_the_reference_answers_in_bytes():
     assert all(len((" " + e.target).encode()) <= budget for e in bbh.load_task(SHARED / "bbh" / "word_sorting.json"))
     spec = tasks.humaneval_task(str(SHARED / "humaneval"), None, None, 1, None)
     assert all(len(i.reference.canonical_solution.encode()) <= spec.default_max_new_tokens(tok) for i in spec.items)
+    # Chain of thought: the model continues "A: Let's think step by step." as the demonstrations do.
+    budget = tasks.bbh_task(str(SHARED / "bbh"), ["geometric_shapes"], 3, True, None).default_max_new_tokens(tok)
+    for demos in (SHARED / "bbh" / "cot-prompts").glob("*.txt"):
+        for answer in bbh.load_cot_prompt(demos).split("A: Let's think step by step.")[1:]:
+            assert len(answer.split("\n\nQ:")[0].encode()) <= budget, demos.name
 
 
 def test_default_length_is_in_the_tokenizers_units(capsys):

@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="generation length in the checkpoint tokenizer's tokens (bytes for the byte "
                         "tokenizer); default: room for the reference answers, gsm8k 1024 bytes, humaneval "
-                        "1536, bbh 256 (1024 with --bbh-cot), a quarter as many tokens for BPE, and at most "
+                        "1536, bbh 256 (2048 with --bbh-cot), a quarter as many tokens for BPE, and at most "
                         "half the model's context")
     p.add_argument("--shots", type=int, default=None,
                    help="few-shot demonstrations; default: gsm8k 8 (0 with --finetune), bbh 3")

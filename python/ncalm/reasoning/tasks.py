@@ -4,7 +4,7 @@ stop strings and a default generation length.
 Default lengths are budgets in UTF-8 bytes, long enough for the reference
 answers (the longest GSM8K test solution is 952 bytes, HumanEval canonical
 solution 864, BBH target 182 (word_sorting), BBH chain-of-thought
-demonstration about 1.1k), and become tokens by the checkpoint's tokenizer:
+demonstration answer 1774 (geometric_shapes)), and become tokens by the checkpoint's tokenizer:
 one per byte for the byte tokenizer, about BYTES_PER_TOKEN for BPE."""
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class Item:
 
 
 BYTES_PER_TOKEN = 4  # about, for BPE on English and code
-GSM8K_BYTES, HUMANEVAL_BYTES, BBH_BYTES, BBH_COT_BYTES = 1024, 1536, 256, 1024
+GSM8K_BYTES, HUMANEVAL_BYTES, BBH_BYTES, BBH_COT_BYTES = 1024, 1536, 256, 2048
 
 
 @dataclass(frozen=True)
