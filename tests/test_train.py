@@ -295,6 +295,13 @@ def test_resume_refuses_settings_it_would_ignore(tmp_path):
     assert train(config(tmp_path / "r", resume=True, precision="fp32", **run))["finished"]
 
 
+def test_resume_takes_no_model_as_the_tiny_it_means(tmp_path):
+    train(config(tmp_path / "r", model="tiny", steps=2, stop_at=1, eval_every=0))
+    with pytest.raises(ValueError, match=re.escape("model='small' (was 'tiny')")):
+        train(config(tmp_path / "r", resume=True, model="small", steps=2, eval_every=0))
+    assert train(config(tmp_path / "r", resume=True, steps=2, eval_every=0))["finished"]
+
+
 def _bpe_text(spec, vocab=280):
     return DataConfig(kind="text", seq_len=32, text=str(spec), tokenizer="bpe", bpe_vocab=vocab, val_percent=20.0,
                       max_bytes=60_000, max_val_bytes=20_000)

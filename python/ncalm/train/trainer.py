@@ -109,6 +109,8 @@ def _fixed_settings(cfg: dict) -> dict:
     """Settings that a resumed run takes from its checkpoint (model, tokenizer, transfer) or
     that would make the rest of the run compute something else; by dotted name."""
     out = {key: _setting(cfg, key) for key in ("model", "model_overrides", "seed", "data.tokenizer")}
+    # No --model is tiny, or the --init checkpoint's shape: the same run either way.
+    out["model"] = out["model"] or (None if cfg.get("init") else "tiny")
     out["data.bpe_vocab"] = _setting(cfg, "data.bpe_vocab") if out["data.tokenizer"] == "bpe" else None
     # Transfer settings only mean something with an --init checkpoint.
     transfer = cfg["transfer"] if cfg.get("init") else asdict(TransferConfig())
