@@ -295,6 +295,16 @@ def test_precision_is_resolved_once_and_kept_for_every_arm_and_resume(tmp_path, 
         check_same_experiment({**here, "precision": "bf16"}, {**here, "precision": "fp32"})
 
 
+def test_an_experiment_from_before_precision_was_pinned_resumes(tmp_path):
+    from ncalm.experiment.config import check_same_experiment
+    from ncalm.experiment.runner import pin_precision, saved_experiment
+
+    cfg = ExperimentConfig(arms=["scratch"])
+    (tmp_path / "experiment.json").write_text(json.dumps({k: v for k, v in cfg.to_dict().items() if k != "precision"}))
+    pinned = pin_precision(cfg, tmp_path)
+    check_same_experiment(saved_experiment(tmp_path, cfg.device), pinned.to_dict())  # its stages ran at auto: this
+
+
 def test_experiment_under_torchrun_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys):
     # Each rank used to write the shared files, and rank 1 (no validation loss) crashed.
     monkeypatch.setenv("WORLD_SIZE", "2")

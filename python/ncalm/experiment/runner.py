@@ -130,6 +130,21 @@ def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfi
     return replace(cfg, precision="bf16" if torch_device(cfg.device).type == "cuda" else "fp32")
 
 
+def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
+    """``out_dir``'s experiment.json, or None. One written before precision was
+    pinned ran its stages at auto: taken as what auto means on ``device`` (as the
+    trainer takes such a stage checkpoint)."""
+    path = Path(out_dir) / CONFIG
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if "precision" not in saved:
+        from ncalm.devices import torch_device
+
+        saved["precision"] = "bf16" if torch_device(device).type == "cuda" else "fp32"
+    return saved
+
+
 def check_runnable(cfg: ExperimentConfig) -> None:
     """Raise ValueError (FileNotFoundError for missing local data) for what a stage would reject later.
 
@@ -180,8 +195,9 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> li
     cfg = pin_precision(cfg, out)
     saved_path = out / CONFIG
     current = cfg.to_dict()
-    if saved_path.exists():
-        check_same_experiment(json.loads(saved_path.read_text()), current)
+    saved = saved_experiment(out, cfg.device)
+    if saved is not None:
+        check_same_experiment(saved, current)
     out.mkdir(parents=True, exist_ok=True)
     write_json(saved_path, current)
 
