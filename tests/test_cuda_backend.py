@@ -121,6 +121,16 @@ def test_generation_only_enqueues():
         torch.cuda.set_sync_debug_mode(0)
     torch.cuda.synchronize()
     np.testing.assert_array_equal(out.cpu().numpy(), _cpu(cfg, ids, np.int32, rule_ids=ids + 1))
+    # The debug mode sees torch's syncs only; one inside the core would leave the
+    # stream idle on return. 32768 paper-sized rows take the GPU tens of ms.
+    big_gen = cuda_backend.CudaGenerator(NCAConfig(), SEED, "cuda")
+    big = torch.empty((32768, 1025), dtype=torch.int32, device="cuda")
+    big_gen.generate_into(big[:8], start=0)  # first launch: module load, stack size
+    torch.cuda.synchronize()
+    big_gen.generate_into(big, np.arange(32768, dtype=np.uint64)[::-1].copy())  # an id upload too
+    busy = not torch.cuda.current_stream().query()
+    torch.cuda.synchronize()
+    assert busy, "generate_into returned after the GPU had finished: something synchronised"
 
 
 @_gpu_only

@@ -206,7 +206,11 @@ class CudaGenerator:
         Give either `ids` (sequence ids) or `start` (sequences start..start+n-1,
         no id upload at all). `rule_ids` overrides the rules (else the band
         search runs first when cfg.band is set). `stream` defaults to the
-        buffer owner's current stream. Returns `out`; nothing is synchronised.
+        buffer owner's current stream (torch's or cupy's; the interface's
+        stream for other CAI producers; torch's current stream for DLPack);
+        another stream is ordered after that one. Returns `out`; nothing is
+        synchronised. A DLPack producer's read-only flag cannot be seen
+        through torch.from_dlpack: do not pass immutable arrays (e.g. JAX).
         """
         t = as_target(out)
         n = self._check_target(t)
@@ -229,6 +233,11 @@ class CudaGenerator:
         if n == 0:
             return out
         handle = t.stream if stream is None else _stream_handle(stream)
+        if handle != t.stream:
+            # The buffer is ready on its owner's stream (CUDA array interface v3,
+            # DLPack as imported onto torch's current stream): order after it.
+            with torch.cuda.device(self.index):
+                self._stream(handle).wait_stream(self._stream(t.stream))
         keep = []  # id arrays uploaded for this launch
         seq_ptr = 0
         if first is None:
@@ -262,12 +271,15 @@ class CudaGenerator:
         # The pinned block is not reused before the copy has run (torch's
         # caching host allocator records the stream).
         host = torch.from_numpy(ids.view(np.int64)).pin_memory()
-        with torch.cuda.device(self.index):
+        # Copied on `stream` itself, and allocated there: ordered before the
+        # launch without waiting for other streams' work (a side stream that
+        # prefetches the next batch stays parallel to the training step), and
+        # the allocator reuses the block only for later work on that stream.
+        with torch.cuda.device(self.index), torch.cuda.stream(self._stream(stream)):
             dev = host.to(self.device, non_blocking=True)
-            current = torch.cuda.current_stream(self.device)
-            if stream != current.cuda_stream:
-                target = torch.cuda.ExternalStream(stream, device=self.device)
-                target.wait_stream(current)
-                dev.record_stream(target)  # the allocator waits for `target` before reusing it
         keep.append(dev)
         return dev.data_ptr()
+
+    def _stream(self, handle: int) -> torch.cuda.Stream:
+        current = torch.cuda.current_stream(self.device)
+        return current if handle == current.cuda_stream else torch.cuda.ExternalStream(handle, device=self.device)
