@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ncalm import torch_nca  # the plain PyTorch NCA that bench_generator.py also uses
+from ncalm import _core, torch_nca  # torch_nca: the plain PyTorch NCA that bench_generator.py also uses
 from ncalm.config import NCAConfig
 from ncalm.cuda_backend import CudaGenerator
 from ncalm.generator import score_rules, sequence_tokens
@@ -58,7 +57,7 @@ def main() -> None:
     cfg = NCAConfig()  # paper settings: 12x12, 10 colours, 2x2 patches, burn-in 10, T 1e-4, seq_len 1024
     band_cfg = cfg.replace(band=(0.5, 1.0))
     width = cfg.seq_len + 1
-    cores = os.cpu_count() or 1
+    cores = _core.default_threads()  # what threads=None uses: the CPUs this process may run on
     rows: list[tuple[str, float, str]] = []
 
     gen = CudaGenerator(cfg, SEED, "cuda")

@@ -20,6 +20,9 @@ from ncalm.config import NCAConfig
 from ncalm.generator import score_rules, sequence_tokens
 
 SEED = 77
+# One cudaMalloc per array: cupy's pool rounds sizes up and carves blocks out
+# of larger freed ones, where a write past `out` would be invisible to memcheck.
+cp.cuda.set_allocator(None)
 N = 41  # ten blocks of four warps and one warp more
 
 # One config per kernel variant (cells per lane KC and passes), the near-tie
