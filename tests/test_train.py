@@ -295,11 +295,13 @@ def test_resume_refuses_settings_it_would_ignore(tmp_path):
     assert train(config(tmp_path / "r", resume=True, precision="fp32", **run))["finished"]
 
 
-def test_resume_takes_no_model_as_the_tiny_it_means(tmp_path):
-    train(config(tmp_path / "r", model="tiny", steps=2, stop_at=1, eval_every=0))
+def test_resume_without_model_asks_for_nothing_and_explicit_tiny_is_the_default(tmp_path):
+    train(config(tmp_path / "r", model="tiny", steps=3, stop_at=1, eval_every=0))
     with pytest.raises(ValueError, match=re.escape("model='small' (was 'tiny')")):
-        train(config(tmp_path / "r", resume=True, model="small", steps=2, eval_every=0))
-    assert train(config(tmp_path / "r", resume=True, steps=2, eval_every=0))["finished"]
+        train(config(tmp_path / "r", resume=True, model="small", steps=3, eval_every=0))
+    assert train(config(tmp_path / "r", resume=True, steps=3, stop_at=2, eval_every=0))["step"] == 2
+    train(config(tmp_path / "d", steps=2, stop_at=1, eval_every=0))  # no --model: tiny
+    assert train(config(tmp_path / "d", resume=True, model="tiny", steps=2, eval_every=0))["finished"]
 
 
 def _bpe_text(spec, vocab=280):

@@ -109,7 +109,7 @@ def _fixed_settings(cfg: dict) -> dict:
     """Settings that a resumed run takes from its checkpoint (model, tokenizer, transfer) or
     that would make the rest of the run compute something else; by dotted name."""
     out = {key: _setting(cfg, key) for key in ("model", "model_overrides", "seed", "data.tokenizer")}
-    # No --model is tiny, or the --init checkpoint's shape: the same run either way.
+    # Without --init, no --model meant tiny: an explicit tiny asks for the same.
     out["model"] = out["model"] or (None if cfg.get("init") else "tiny")
     out["data.bpe_vocab"] = _setting(cfg, "data.bpe_vocab") if out["data.tokenizer"] == "bpe" else None
     # Transfer settings only mean something with an --init checkpoint.
@@ -121,7 +121,9 @@ def _fixed_settings(cfg: dict) -> dict:
 def _check_resume(cfg: TrainConfig, state: dict, d: distributed.Dist, source, precision: str) -> None:
     saved = state["train_config"]
     then, now = _fixed_settings(saved), _fixed_settings(cfg.to_dict())
-    changed = [f"{k}={now[k]!r} (was {then[k]!r})" for k in now if now[k] != then.get(k)]
+    # No --model asks for nothing: the model comes from the checkpoint.
+    asked = [k for k in now if not (k == "model" and cfg.model is None)]
+    changed = [f"{k}={now[k]!r} (was {then[k]!r})" for k in asked if now[k] != then.get(k)]
     # Compared as resolved: precision auto is bf16 on CUDA and fp32 on the CPU. Checkpoints
     # from before the resolved value was saved hold only the setting; auto there is taken as now.
     precision_then = state.get("precision") or (precision if saved["precision"] == "auto" else saved["precision"])
