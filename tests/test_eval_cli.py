@@ -60,7 +60,7 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "bpb", "--checkpoint", str(ck)]) == 2
     assert "needs a language-stage checkpoint" in capsys.readouterr().err
     assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "40"]) == 2
-    assert "--k must lie in [1, 32]" in capsys.readouterr().err  # (200 - 1) // 6 - 1
+    assert "--k must lie in [1, 32]" in capsys.readouterr().err  # (200 + 2) // 6 - 1
     assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "1", "--bands", "1.9,2.0"]) == 2
     assert "--bands 1.9-2" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:  # a malformed band is refused while parsing, before any work

@@ -4,7 +4,7 @@ import torch
 
 from ncalm import NCAConfig, decode, find_rules, rollout
 from ncalm.evaluation.icl import (ICL_OFFSET, copy_last_frame_predictor, evaluate_icl, greedy_predictor,
-                                  icl_accuracy, icl_sequences, patch_cells)
+                                  icl_accuracy, icl_sequences, max_context_frames, patch_cells)
 from ncalm.model import LlamaLM, ModelConfig
 
 SEED, N, KS = 3, 48, (1, 2, 4)
@@ -99,3 +99,12 @@ def test_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         icl_accuracy(copy_last_frame_predictor(CFG.frame_len), tokens, CFG.frame_len, CFG.colors, CFG.patch, [1],
                      batch_size=0)
+
+
+def test_max_context_frames_is_the_largest_k_whose_decode_fits():
+    # k frames + START are read, then the predicted patches but the last: k*F + F - 2 positions.
+    assert max_context_frames(1024, 38) == 26  # the paper's settings: 26 * 38 + 36 = 1024
+    for length in range(20, 300):
+        for frame_len in (6, 10, 18, 38):
+            k = max_context_frames(length, frame_len)
+            assert k * frame_len + frame_len - 2 <= length < (k + 1) * frame_len + frame_len - 2

@@ -147,7 +147,8 @@ def run_bpb(args) -> dict:
 
 def run_icl(args) -> dict:
     from ncalm.checkpoint import load_model
-    from ncalm.evaluation.icl import copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences
+    from ncalm.evaluation.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
+                                      max_context_frames)
     from ncalm.train.config import DataConfig
     from ncalm.train.sources import nca_config
 
@@ -164,7 +165,7 @@ def run_icl(args) -> dict:
         raise ValueError(f"--checkpoint {args.checkpoint} was not trained on NCA data "
                          f"(data kind {data.get('kind')!r}); icl needs an NCA-stage checkpoint")
     cfg = nca_config(DataConfig(**data))
-    max_k = (model.cfg.max_seq_len - 1) // cfg.frame_len - 1  # k frames + START + N patches must fit
+    max_k = max_context_frames(model.cfg.max_seq_len, cfg.frame_len)
     ks = args.k or [k for k in (1, 2, 4, 8, 16, 32) if k <= max_k]
     if not ks or max(ks) > max_k or min(ks) < 1:
         raise ValueError(f"--k must lie in [1, {max_k}] for this model's context of {model.cfg.max_seq_len} tokens")

@@ -44,6 +44,15 @@ def frame_split(tokens: np.ndarray, frame_len: int, k: int) -> tuple[np.ndarray,
     return tokens[:, :end], tokens[:, end:end + n_patches]
 
 
+def max_context_frames(max_seq_len: int, frame_len: int) -> int:
+    """The largest k whose prediction stays inside a context of ``max_seq_len`` positions.
+
+    The model reads k frames and START (k*F + 1 tokens) and then its own
+    patches but the last (F - 3 more): k*F + F - 2 positions in all.
+    """
+    return (max_seq_len + 2) // frame_len - 1
+
+
 def score(predicted: np.ndarray, target: np.ndarray, colors: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
     """Per sequence: (fraction of cells right, whether every cell is right)."""
     right = patch_cells(predicted, colors, patch) == patch_cells(target, colors, patch)
