@@ -116,6 +116,7 @@ def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
     (["--k", "one"], "--k 'one'"),
     (["--n-samples", "3", "--temperature", "0"], "greedy"),
     (["--top-p", "1.5"], "--top-p 1.5"),
+    (["--temperature", "nan"], "--temperature nan: must be a finite number"),
     (["--limit", "0"], "--limit 0"),
     (["--task", "bbh", "--finetune"], "--finetune applies to --task gsm8k only"),
 ])

@@ -62,6 +62,13 @@ def test_tiny_top_p_is_greedy(model):
     assert sampled == [greedy_by_recomputation(model, [7, 8], 10)] * 3
 
 
+def test_a_tiny_temperature_samples_the_top_token_not_nan():
+    logits = torch.tensor([[1.0, 2.0, 3.0], [5.0, -2.0, 0.0]])
+    for t in (1e-6, 1e-30, 1e-40):  # logits / 1e-40 overflow float32
+        assert sample_next(logits, t, 1.0).tolist() == [2, 0]
+        assert sample_next(logits, t, 0.5).tolist() == [2, 0]
+
+
 def test_nucleus_support():
     logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]])).repeat(4000, 1)
     g = torch.Generator().manual_seed(0)

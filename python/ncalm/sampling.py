@@ -43,7 +43,10 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
     temperature sampling restricted to the top-p nucleus."""
     if temperature == 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    # Shifted before dividing: a tiny temperature would turn the largest logits
+    # into inf, and inf - inf into NaN inside the softmax.
+    logits = logits.float()
+    probs = torch.softmax((logits - logits.amax(-1, keepdim=True)) / temperature, dim=-1)
     if top_p < 1:
         sorted_probs, order = probs.sort(dim=-1, descending=True)
         # Keep a token while the mass before it is below top_p: the smallest

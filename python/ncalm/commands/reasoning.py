@@ -93,8 +93,8 @@ def _check(args) -> None:
             raise UserError(f"--{name.replace('_', '-')} {value}: must be >= 1")
     if args.shots is not None and args.shots < 0:
         raise UserError(f"--shots {args.shots}: must be >= 0")
-    if args.temperature < 0:
-        raise UserError(f"--temperature {args.temperature}: must be >= 0 (0 = greedy)")
+    if not 0 <= args.temperature < float("inf"):  # NaN too
+        raise UserError(f"--temperature {args.temperature}: must be a finite number >= 0 (0 = greedy)")
     if not 0 < args.top_p <= 1:
         raise UserError(f"--top-p {args.top_p}: must be in (0, 1]")
     if not args.timeout > 0:
