@@ -67,8 +67,8 @@ def test_plain_torch_file_is_refused(tmp_path):
 
 def test_cli_reports_corrupt_checkpoint_in_one_line(tmp_path, capsys):
     (tmp_path / "bad.pt").write_bytes(b"\0" * 1000)
-    rc = main(["pretrain", "--init", str(tmp_path / "bad.pt"), "--steps", "1", "--out", str(tmp_path / "o"),
-               "--no-progress"])
+    rc = main(["pretrain", "--init", str(tmp_path / "bad.pt"), "--steps", "1", "--warmup", "1",
+               "--out", str(tmp_path / "o"), "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert err.count("\n") == 0 and "bad.pt" in err and "Traceback" not in err

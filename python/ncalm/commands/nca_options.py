@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from decimal import Decimal
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
 
@@ -19,14 +20,15 @@ def parse_band(text: str) -> tuple[float, float] | None:
 
 
 def parse_count(text: str) -> int:
-    """'100M', '1.5B', '64k', '5000' -> int."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMbBgG]?)\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"expected a count like 5000, 64k, 100M or 1.5B, got {text!r}")
-    value = float(m.group(1)) * _SUFFIX[m.group(2).lower()]
+    """'100M', '1.5B', '64k', '1e6', '5000' -> int; refuses what is not a whole number ('1.5', '1.2345k')."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]{1,2})?)\s*([kKmMbBgG]?)\s*", text)
+    # Decimal, not float: 1.1B is exactly 1100000000, and whether a value is whole is decided exactly.
+    value = Decimal(m.group(1)) * _SUFFIX[m.group(2).lower()] if m else None
+    if value is None or value != value.to_integral_value():
+        raise argparse.ArgumentTypeError(f"expected a whole count like 5000, 64k, 100M, 1.5B or 1e6, got {text!r}")
     if value < 1:
         raise argparse.ArgumentTypeError(f"count must be at least 1, got {text!r}")
-    return int(round(value))
+    return int(value)
 
 
 def add_nca_arguments(p: argparse.ArgumentParser, band: tuple[float, float] | None = (0.5, 1.0),

@@ -18,7 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = add_nca_arguments(p, title="NCA data (--data nca)", seq_len=False)
     g.add_argument("--pool-size", type=int, default=0,
                    help="rules per epoch (paper: 16000); 0 = a fresh rule for every sequence")
-    g.add_argument("--epoch-sequences", type=int, default=0, help="sequences per rule-pool epoch")
+    g.add_argument("--epoch-sequences", type=int, default=0,
+                   help="sequences per rule-pool epoch, at least --pool-size; 0 = --pool-size (each pool rule "
+                        "makes one sequence per epoch); unused without --pool-size")
     g.add_argument("--gen-threads", type=int, default=None, help="generator threads (default: all cores)")
     g.add_argument("--gen-device", default="auto",
                    help="where NCA data is generated: cpu, cuda, or auto (the GPU backend when training on a "
@@ -42,5 +44,17 @@ def data_config(args: argparse.Namespace) -> DataConfig:
                       dyck_k=args.dyck_k, dyck_depth=args.dyck_depth)
 
 
+def check_gen_device(args: argparse.Namespace) -> None:
+    """Refuse --gen-device cuda up front where the GPU backend cannot run, naming this flag in the advice."""
+    if args.data != "nca" or not args.gen_device.startswith("cuda"):  # auto falls back; others DataConfig refuses
+        return
+    from ncalm.cuda_backend import cuda_status
+
+    usable, why = cuda_status()
+    if not usable:  # why ends "use device='cpu'", the Python API's spelling
+        raise ValueError(f"--gen-device {args.gen_device}: {why}".replace("device='cpu'", "--gen-device cpu"))
+
+
 def run(args: argparse.Namespace) -> int:
-    return run_and_report(train_config(args, data_config(args)), f"prepretrain ({args.data})")
+    check_gen_device(args)
+    return run_and_report(train_config(args, data_config(args)), f"prepretrain ({args.data})", force=args.force)

@@ -31,4 +31,4 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--reinit, --freeze and --keep-embeddings need --init CHECKPOINT")
     transfer = TransferConfig(reinit=args.reinit, freeze=args.freeze, keep_embeddings=args.keep_embeddings)
     cfg = train_config(args, text_data(args), init=args.init, transfer=transfer)
-    return run_and_report(cfg, "pretrain")
+    return run_and_report(cfg, "pretrain", force=args.force)

@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import sys
+from pathlib import Path
 
 from ncalm.commands.nca_options import parse_count
 from ncalm.model_config import PRESETS
@@ -11,9 +15,14 @@ from ncalm.train.config import DataConfig, OptimConfig, TrainConfig, TransferCon
 def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int, takes_init: bool = False) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--out", default=out_default, help="run directory (checkpoint.pt, metrics.jsonl, config.json)")
-    g.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.pt exactly where it stopped, with the same settings "
-                        "(another model, model overrides, seed, tokenizer, precision or transfer setting is refused)")
+    again = g.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true",
+                       help="continue from OUT/checkpoint.pt exactly where it stopped, with the same settings "
+                            "(another model, model overrides, seed, tokenizer, precision or transfer setting "
+                            "is refused)")
+    again.add_argument("--force", action="store_true",
+                       help="start over in an OUT that already holds a checkpoint, replacing it and its metrics "
+                            "(without --resume or --force such an OUT is refused)")
     g.add_argument("--steps", type=int, default=steps_default, help="optimizer steps")
     g.add_argument("--stop-at", type=int, default=0,
                    help="stop after this step with a checkpoint, to continue later with --resume (0 = run to the end)")
@@ -82,11 +91,35 @@ def text_data(args: argparse.Namespace) -> DataConfig:
                       max_bytes=args.max_bytes, val_percent=args.val_percent)
 
 
-def run_and_report(cfg: TrainConfig, label: str) -> int:
+def check_out_dir(cfg: TrainConfig, force: bool) -> None:
+    """Refuse to start over silently on top of a run: its checkpoint and metrics would be overwritten."""
+    from ncalm.train.trainer import CHECKPOINT
+
+    ckpt = Path(cfg.out_dir) / CHECKPOINT
+    if ckpt.exists() and not (cfg.resume or force):
+        raise FileExistsError(f"--out {cfg.out_dir} already holds a run ({ckpt}): pass --resume to continue it, "
+                              f"or --force to start over and replace it")
+
+
+def warn_long_warmup(cfg: TrainConfig) -> None:
+    """A warmup longer than the run is legal but leaves the learning rate short of --lr, never decaying."""
+    steps = cfg.steps
+    if cfg.max_tokens:  # as the trainer counts them; WORLD_SIZE is set by torchrun
+        per_step = cfg.batch_size * cfg.grad_accum * int(os.environ.get("WORLD_SIZE", 1)) * cfg.data.seq_len
+        steps = math.ceil(cfg.max_tokens / per_step)
+    warmup = cfg.optim.warmup_steps
+    if warmup > steps and os.environ.get("RANK", "0") == "0":
+        print(f"warning: --warmup {warmup} is longer than the run's {steps} steps: the learning rate only "
+              f"rises, to {steps / warmup:.0%} of --lr, and never decays", file=sys.stderr)
+
+
+def run_and_report(cfg: TrainConfig, label: str, force: bool = False) -> int:
     """Train, then print a short summary (rank 0 only)."""
     from ncalm.cli import UserError
     from ncalm.train.trainer import train
 
+    check_out_dir(cfg, force)
+    warn_long_warmup(cfg)
     try:
         result = train(cfg)
     except ImportError as exc:

@@ -1,0 +1,107 @@
+"""How the `ncalm` commands answer mistakes: the command's own usage for an unknown option,
+counts in every notation, refusing to train over a finished run, and flags named in advice."""
+import argparse
+
+import pytest
+
+from ncalm.cli import COMMANDS, build_parser, main
+from ncalm.commands.nca_options import parse_count
+
+# Required options, so that the unknown one is what the parser trips on.
+REQUIRED = {"generate": ["--out", "x"], "eval-reasoning": ["--checkpoint", "x.pt"], "eval": ["bpb", "--checkpoint", "x"]}
+
+
+@pytest.mark.parametrize("name", [name for name, _, _ in COMMANDS])
+def test_an_unknown_option_shows_the_commands_usage(name, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([name, *REQUIRED.get(name, []), "--bogus", "1"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    command = " ".join([name] + (["bpb"] if name == "eval" else []))
+    assert err.startswith(f"usage: ncalm {command} ")
+    assert err.splitlines()[-1] == f"ncalm {command}: error: unrecognized arguments: --bogus 1"
+
+
+@pytest.mark.parametrize("text, value", [("5000", 5000), ("64k", 64_000), ("1.5B", 1_500_000_000),
+                                         ("1.1B", 1_100_000_000), ("1e6", 10**6), ("2.5e3", 2500), ("1E6", 10**6)])
+def test_counts_take_suffixes_and_scientific_notation(text, value):
+    assert parse_count(text) == value
+
+
+@pytest.mark.parametrize("text", ["1.5", "2.5e0", "1e-3", "1.2345k", "lots"])
+def test_counts_that_are_not_whole_numbers_are_refused(text):
+    with pytest.raises(argparse.ArgumentTypeError, match=f"expected a whole count like .* got '{text}'"):
+        parse_count(text)
+
+
+def test_count_options_parse_scientific_notation(capsys):
+    args = build_parser("pretrain").parse_args(["pretrain", "--max-tokens", "1e6", "--max-bytes", "2.5e3"])
+    assert (args.max_tokens, args.max_bytes) == (10**6, 2500)
+    with pytest.raises(SystemExit):
+        main(["pretrain", "--max-bytes", "1.5"])
+    assert "argument --max-bytes: expected a whole count" in capsys.readouterr().err
+
+
+TINY = ["--data", "dyck", "--steps", "2", "--seq-len", "32", "--batch-size", "1", "--warmup", "1",
+        "--eval-every", "0", "--eval-batches", "1", "--threads", "1", "--no-progress"]
+
+
+def test_a_run_directory_holding_a_checkpoint_needs_resume_or_force(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["prepretrain", "--out", str(out), *TINY, "--stop-at", "1"]) == 0
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["prepretrain", "--out", str(out), *TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--resume to continue" in err and "--force to start over" in err
+    assert (out / "checkpoint.pt").read_bytes() == checkpoint  # untouched
+    assert main(["pretrain", "--out", str(out), "--steps", "1"]) == 2  # the language stage too
+    assert "--resume" in capsys.readouterr().err
+    assert main(["prepretrain", "--out", str(out), *TINY, "--resume"]) == 0
+    assert "2/2 steps" in capsys.readouterr().out
+    assert main(["prepretrain", "--out", str(out), *TINY, "--force", "--stop-at", "1"]) == 0
+    assert "1/2 steps" in capsys.readouterr().out  # started over
+    with pytest.raises(SystemExit):
+        main(["prepretrain", "--out", str(out), *TINY, "--force", "--resume"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def _train_config(*argv):
+    from ncalm.commands.prepretrain import data_config
+    from ncalm.train.options import train_config
+
+    args = build_parser("prepretrain").parse_args(["prepretrain", *argv])
+    return train_config(args, data_config(args))
+
+
+def test_a_warmup_longer_than_the_run_is_announced(capsys):
+    from ncalm.train.options import warn_long_warmup
+
+    warn_long_warmup(_train_config("--steps", "20", "--warmup", "100"))
+    assert capsys.readouterr().err == ("warning: --warmup 100 is longer than the run's 20 steps: the learning rate "
+                                       "only rises, to 20% of --lr, and never decays\n")
+    # --max-tokens sets the steps: 8 x 256 tokens per step, so 4096 tokens are 2 steps.
+    warn_long_warmup(_train_config("--max-tokens", "4096", "--warmup", "3"))
+    assert "the run's 2 steps" in capsys.readouterr().err
+    warn_long_warmup(_train_config("--steps", "20", "--warmup", "20"))
+    assert capsys.readouterr().err == ""
+
+
+def test_gen_device_cuda_without_a_gpu_names_the_flag(tmp_path, capsys):
+    from ncalm.cuda_backend import cuda_status
+
+    if cuda_status()[0]:
+        pytest.skip("a usable GPU is present: --gen-device cuda is served")
+    out = tmp_path / "run"
+    assert main(["prepretrain", "--out", str(out), "--gen-device", "cuda", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ncalm prepretrain: error: --gen-device cuda: ") and err.count("\n") == 1
+    assert "--gen-device cpu" in err and "device='cpu'" not in err
+    assert not out.exists()  # refused before any work
+
+
+def test_epoch_sequences_help_says_what_0_means():
+    parser = build_parser("prepretrain")
+    sub = next(a for a in parser._actions if a.dest == "command").choices["prepretrain"]
+    [action] = [a for a in sub._actions if a.dest == "epoch_sequences"]
+    assert "0 = --pool-size" in action.help
