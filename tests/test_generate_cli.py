@@ -85,7 +85,11 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
 @pytest.mark.parametrize("bad,message", [
     (["--band", "0.9,0.1"], "band=(0.9, 0.1) is invalid"),
     (["--grid", "13"], "grid=13 is not a multiple of patch=2"),
-    (["--colors", "20"], "does not fit the uint16 shards"),
+    (["--colors", "20"], "--colors 20 --patch 2: the uint16 shards need colors**(patch*patch)+2 <= 65536, "
+                         "got 160,002 (with --patch 2, at most --colors 15)"),
+    (["--chunk", "0"], "--chunk 0: must be >= 1"),
+    (["--threads", "-1"], "--threads -1: must be >= 0 (0 = all cores)"),
+    (["--start", "-1"], "--start -1: must be >= 0"),
     (["--device", "gpu"], "--device 'gpu': use auto, cpu, cuda or cuda:N"),
     (["--seed", "-1"], "seed=-1 must be an integer in [0, 2**64)"),
     (["--start", str(2**64 - 1)], "--start 18446744073709551615: the ids of 2 sequences from there exceed"),
@@ -96,6 +100,12 @@ def test_bad_options_are_one_line_errors(tmp_path, capsys, bad, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x").exists()  # refused before the output directory is made
+
+
+def test_counts_in_scientific_notation_are_taken(tmp_path):
+    out = tmp_path / "nca"
+    assert main(["generate", "--out", str(out), *ARGS[:2], "--tokens", "1.28e2", *ARGS[4:]]) == 0
+    assert json.loads((out / "manifest.json").read_text())["sequences"] == 2  # 128 tokens: 2 x (63 + 1)
 
 
 def test_device_cuda_without_a_usable_gpu_says_why(tmp_path, capsys):

@@ -143,12 +143,20 @@ def backend(cfg, seed: int, threads: int, chunk: int, device: str):
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    if args.chunk < 1:
+        raise ValueError(f"--chunk {args.chunk}: must be >= 1")
+    if args.threads < 0:
+        raise ValueError(f"--threads {args.threads}: must be >= 0 (0 = all cores)")
+    if args.start < 0:
+        raise ValueError(f"--start {args.start}: must be >= 0")
     cfg = nca_config(args)
-    if args.chunk < 1 or args.threads < 0 or args.start < 0:
-        raise ValueError("--chunk must be >= 1, --threads >= 0 and --start >= 0")
     seq_tokens = cfg.seq_len + 1
     if cfg.vocab_size > 2**16:
-        raise ValueError(f"vocabulary {cfg.vocab_size} does not fit the uint16 shards (max 65536)")
+        cells = args.patch * args.patch
+        most = max((c for c in range(2, 257) if c**cells + 2 <= 2**16), default=None)
+        hint = f"with --patch {args.patch}, at most --colors {most}" if most else "use a smaller --patch"
+        raise ValueError(f"--colors {args.colors} --patch {args.patch}: the uint16 shards need "
+                         f"colors**(patch*patch)+2 <= 65536, got {cfg.vocab_size:,} ({hint})")
     n_seq = args.sequences if args.sequences is not None else math.ceil((args.tokens or 10**7) / seq_tokens)
     if args.start + n_seq - 1 > MAX_SEQ_ID:
         raise ValueError(f"--start {args.start}: the ids of {n_seq:,} sequences from there exceed the stream's "
