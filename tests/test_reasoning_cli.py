@@ -255,3 +255,47 @@ def test_a_cut_default_length_warns_once_and_resumes(checkpoint, tmp_path, capsy
     assert len((tmp_path / "o" / "samples.jsonl").read_text().splitlines()) == 2
     assert run(*args, "--max-new-tokens", "12") == 2  # another length: other samples, refused
     assert "max_new_tokens differ" in capsys.readouterr().err
+
+
+def test_no_progress_silences_the_fine_tune_and_problem_bars(checkpoint, tmp_path, capsys):
+    data = _tiny_gsm8k(tmp_path / "gsm8k", n_train=2)
+    saved = tmp_path / "new" / "ft.pt"  # a directory save_checkpoint makes
+    args = ["--checkpoint", checkpoint, "--data", data, "--shots", "0", "--finetune", "--finetune-epochs", "1",
+            "--finetune-limit", "2", "--finetune-batch-size", "2", "--save-finetuned", saved, *FAST]
+    assert run(*args, "--out", tmp_path / "o", "--no-progress") == 0
+    assert "%|" not in capsys.readouterr().err and saved.is_file()
+    assert run(*args, "--out", tmp_path / "o2") == 0
+    assert "fine-tune gsm8k: 100%|" in capsys.readouterr().err  # the bars it silenced
+
+
+def test_an_unusable_save_finetuned_path_is_refused_before_fine_tuning(checkpoint, tmp_path, capsys):
+    data = _tiny_gsm8k(tmp_path / "gsm8k", n_train=2)
+    (tmp_path / "afile").write_text("")
+    base = ["--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "o", "--shots", "0", *FAST]
+    for target, message in ((tmp_path, f"--save-finetuned {tmp_path}: is a directory; name the checkpoint file"),
+                            (tmp_path / "afile" / "ft.pt", f"({tmp_path / 'afile'} is not a writable directory)")):
+        assert run(*base, "--finetune", "--save-finetuned", target) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and captured.err.count("\n") == 1
+        assert "fine-tuned" not in captured.out and not (tmp_path / "o").exists()
+    assert run(*base, "--save-finetuned", tmp_path / "ft.pt") == 2
+    assert "needs --finetune" in capsys.readouterr().err
+
+
+def test_a_file_of_another_format_names_the_file_and_the_expected_format(checkpoint, tmp_path, capsys):
+    import gzip
+
+    humaneval = tmp_path / "HumanEval.jsonl.gz"
+    with gzip.open(humaneval, "wt") as f:
+        f.write(json.dumps({"task_id": "t/0", "prompt": "def f():\n", "test": "", "entry_point": "f"}) + "\n")
+    gsm8k = _tiny_gsm8k(tmp_path / "gsm8k", n_train=1) / "test.jsonl"
+    plain = tmp_path / "plain.jsonl.gz"
+    plain.write_text(gsm8k.read_text())
+    for task, data, said in (
+            ("gsm8k", humaneval, f"{humaneval}: not UTF-8 text (compressed, or another task's file?); GSM8K data is "
+                                 "UTF-8 JSON lines"),
+            ("humaneval", plain, f"{plain}: not a complete gzip file (Not a gzipped file"),
+            ("bbh", gsm8k, f"{gsm8k}: not valid JSON (Extra data at line 2); a BBH task file is a UTF-8 JSON object")):
+        assert run("--task", task, "--checkpoint", checkpoint, "--data", data, "--out", tmp_path / task, *FAST) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ncalm eval-reasoning: error: ") and said in err and err.count("\n") == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -43,6 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads; default: torch's choice (1 is faster on a busy machine)")
     p.add_argument("--out", default=None, help="output directory; default: runs/reasoning-TASK")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     g = p.add_argument_group("gsm8k fine-tuning (paper: 10 epochs, lr 1e-5)")
     g.add_argument("--finetune", action="store_true",
                    help="fine-tune on the GSM8K train split before evaluating")
@@ -104,6 +106,24 @@ def _check(args) -> None:
                         "identical; use --n-samples 1 or a temperature > 0")
     if args.finetune and args.task != "gsm8k":
         raise UserError("--finetune applies to --task gsm8k only")
+    if args.save_finetuned:
+        _check_save_target(args)
+
+
+def _check_save_target(args) -> None:
+    """Refuse a --save-finetuned path that cannot be written now, not after fine-tuning has run."""
+    if not args.finetune:
+        raise UserError(f"--save-finetuned {args.save_finetuned}: needs --finetune (nothing is fine-tuned without it)")
+    path = Path(args.save_finetuned)
+    if path.is_dir():
+        raise UserError(f"--save-finetuned {path}: is a directory; name the checkpoint file, e.g. {path / 'finetuned.pt'}")
+    # save_checkpoint creates missing directories and renames a new file into place: the nearest
+    # existing directory must take a new file (an existing read-only file is replaced all the same).
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--save-finetuned {path}: cannot write there ({parent} is not a writable directory)")
 
 
 def _task(args):
@@ -138,7 +158,7 @@ def _finetune(args, model, tokenizer) -> None:
     if args.finetune_limit:
         train = train[:args.finetune_limit]
     steps = args.finetune_epochs * -(-len(train) // args.finetune_batch_size)
-    bar = tqdm(total=steps, desc="fine-tune gsm8k", unit="step")
+    bar = tqdm(total=steps, desc="fine-tune gsm8k", unit="step", disable=args.no_progress)
 
     def on_step(step: int, loss: float) -> None:
         bar.update(1)
@@ -240,7 +260,7 @@ def run(args) -> int:
         _finetune(args, model, tokenizer)
     sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
     bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
-               total=len(spec.items))
+               total=len(spec.items), disable=args.no_progress)
     solved = sum(r["c"] / r["n"] for r in store.records.values())
     for item in bar:
         # A generator per problem, seeded from its id: resumed and uninterrupted

@@ -27,7 +27,13 @@ class Example:
 def load_task(path: str | Path) -> list[Example]:
     """The examples of one BBH JSON file ({"examples": [{input, target}]})."""
     path = Path(path)
-    data = json.loads(path.read_text(encoding="utf-8"))
+    expected = "a BBH task file is a UTF-8 JSON object with an 'examples' list of {input, target}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text (compressed, or another task's file?); {expected}") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); {expected}") from None
     if not isinstance(data, dict) or not isinstance(data.get("examples"), list):
         raise ValueError(f"{path}: expected a JSON object with an 'examples' list")
     out = []

@@ -45,14 +45,21 @@ def load(path: str | Path | None = None, split: str = "test") -> list[Example]:
         path = path / f"{split}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"GSM8K {split} file not found: {path}")
+    expected = "GSM8K data is UTF-8 JSON lines, one object with 'question' and 'answer' per line"
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if line.strip():
-                record = json.loads(line)
-                if "question" not in record or "answer" not in record:
-                    raise ValueError(f"{path}:{i + 1}: GSM8K record needs 'question' and 'answer'")
-                examples.append(Example(record["question"], record["answer"]))
+    try:
+        with open(path, encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"{path}:{i + 1}: not valid JSON ({exc.msg}); {expected}") from None
+                    if not isinstance(record, dict) or "question" not in record or "answer" not in record:
+                        raise ValueError(f"{path}:{i + 1}: GSM8K record needs 'question' and 'answer'")
+                    examples.append(Example(record["question"], record["answer"]))
+    except UnicodeDecodeError:  # e.g. HumanEval.jsonl.gz given to --task gsm8k
+        raise ValueError(f"{path}: not UTF-8 text (compressed, or another task's file?); {expected}") from None
     return examples
 
 

@@ -43,10 +43,27 @@ def load_problems(path: str | Path | None = None) -> list[Problem]:
         path = path / "HumanEval.jsonl.gz"
     if not path.is_file():
         raise FileNotFoundError(f"HumanEval file not found: {path}")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        return [_problem(json.loads(line), f"{path}:{i + 1}")
-                for i, line in enumerate(f) if line.strip()]
+    compressed = path.suffix == ".gz"
+    expected = (f"HumanEval data is {'gzip-compressed ' if compressed else ''}UTF-8 JSON lines, one object with "
+                "task_id, prompt, test and entry_point per line")
+    problems = []
+    try:
+        with (gzip.open if compressed else open)(path, "rt", encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if line.strip():
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise ValueError(f"{path}:{i + 1}: not valid JSON ({exc.msg}); {expected}") from None
+                    if not isinstance(record, dict):
+                        raise ValueError(f"{path}:{i + 1}: not a JSON object; {expected}")
+                    problems.append(_problem(record, f"{path}:{i + 1}"))
+    except (gzip.BadGzipFile, EOFError) as exc:  # not gzip, or cut short
+        raise ValueError(f"{path}: not a complete gzip file ({exc}); {expected}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text{' inside the gzip' if compressed else ' (compressed?)'}; "
+                         f"{expected}") from None
+    return problems
 
 
 def check_program(problem: Problem, completion: str) -> str:
