@@ -274,6 +274,27 @@ def test_ctrl_c_at_the_end_of_a_run_still_stops_the_caller(tmp_path, monkeypatch
     assert untimed(tmp_path / "part/metrics.jsonl") == untimed(tmp_path / "full/metrics.jsonl")
 
 
+@pytest.mark.parametrize("caller, hint", [("train", "rerun with --resume to continue"),
+                                          ("experiment", "rerun the same ncalm experiment command to continue")])
+def test_ctrl_c_tells_how_the_caller_continues(tmp_path, monkeypatch, capsys, caller, hint):
+    # `ncalm experiment` has no --resume: it was told to pass one.
+    from ncalm.experiment.runner import run_stage
+    from ncalm.train import trainer
+
+    real = trainer.make_loader
+
+    def loader(*a, **k):
+        os.kill(os.getpid(), signal.SIGINT)  # during the first step
+        yield from real(*a, **k)
+
+    monkeypatch.setattr(trainer, "make_loader", loader)
+    cfg = config(tmp_path / "r", steps=2, eval_every=0)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg) if caller == "train" else run_stage(cfg, lambda *a, **k: None)
+    said = capsys.readouterr().err.strip()
+    assert said == f"interrupted after step 1: checkpoint {tmp_path / 'r/checkpoint.pt'}; {hint}"
+
+
 def test_resume_refuses_settings_it_would_ignore(tmp_path):
     nca = train(config(tmp_path / "nca", steps=1, eval_every=0))["checkpoint"]
     text = DataConfig(kind="text", seq_len=32, text="stdlib", max_bytes=50_000, max_val_bytes=20_000)

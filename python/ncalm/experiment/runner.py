@@ -27,6 +27,8 @@ from ncalm.experiment.config import ARM_KINDS, ExperimentConfig, check_same_expe
 from ncalm.experiment.corpora import PYDOC, resolve_text
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
+# Printed by the trainer on Ctrl-C: `ncalm experiment` has no --resume, a rerun resumes.
+RESUME_HINT = "rerun the same ncalm experiment command to continue"
 
 
 def run_stage(train_cfg, log) -> dict:
@@ -41,7 +43,7 @@ def run_stage(train_cfg, log) -> dict:
     resume = (out / "checkpoint.pt").exists()
     log("resume" if resume else "start", stage=str(out))
     t0 = time.perf_counter()
-    result = train(replace(train_cfg, resume=resume))
+    result = train(replace(train_cfg, resume=resume), resume_hint=RESUME_HINT)
     # Wall time of this call only: an interrupted earlier attempt is not counted.
     result["wall_s"] = time.perf_counter() - t0
     if not result.get("finished"):

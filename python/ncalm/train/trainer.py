@@ -165,9 +165,11 @@ def evaluate(model: LlamaLM, batches, device, autocast) -> float:
     return total / len(batches)
 
 
-def train(cfg: TrainConfig) -> dict:
+def train(cfg: TrainConfig, resume_hint: str = "rerun with --resume to continue") -> dict:
     """Train one stage; returns final metrics and paths (see the end of this function).
 
+    ``resume_hint`` ends the message printed on Ctrl-C: how the caller's user
+    continues (a command without --resume, such as `ncalm experiment`, says its own).
     Raises ValueError (and subclasses such as CheckpointError) for bad
     configuration, data or checkpoints: callers print them as one line.
     """
@@ -176,13 +178,13 @@ def train(cfg: TrainConfig) -> dict:
     owned = not torch.distributed.is_initialized()
     d = distributed.setup(cfg.device)
     try:
-        return _train(cfg, d)
+        return _train(cfg, d, resume_hint)
     finally:
         if owned:
             distributed.teardown()
 
 
-def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
+def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
     out = Path(cfg.out_dir)
     ckpt_path = out / CHECKPOINT
     resume_state = None
@@ -315,11 +317,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist) -> dict:
         bar.close()
     # Also a Ctrl-C during the last step, its evaluation or its checkpoint: the caller
     # (e.g. an experiment about to start its next stage) must stop too. The checkpoint
-    # is complete either way; --resume continues from it (or finds the run finished).
+    # is complete either way; resuming continues from it (or finds the run finished).
     if interrupt.requested:
         if d.is_main:
-            print(f"interrupted after step {step}: checkpoint {ckpt_path}; rerun with --resume to continue",
-                  file=sys.stderr)
+            print(f"interrupted after step {step}: checkpoint {ckpt_path}; {resume_hint}", file=sys.stderr)
         raise KeyboardInterrupt
 
     records = read_metrics(out / METRICS) if d.is_main else []
