@@ -10,7 +10,8 @@ import pytest
 
 import ncalm
 from ncalm.cli import main
-from ncalm.experiment.config import ExperimentConfig, merge, parse_assignment
+from ncalm.experiment.config import ExperimentConfig, load_toml, merge, parse_assignment
+from ncalm.experiment.presets import preset
 
 # The child process must import the same ncalm as this one (installed, or the source tree).
 NCALM_ROOT = Path(ncalm.__file__).resolve().parents[1]
@@ -116,6 +117,21 @@ def test_resume_refuses_a_different_experiment(tmp_path):
         check_same_experiment(a, b)
 
 
+def test_resume_refusal_names_every_changed_setting_as_old_to_new():
+    # It printed the first differing section as two whole dicts and said nothing of the rest.
+    from ncalm.experiment.config import check_same_experiment
+
+    a = ExperimentConfig().to_dict()
+    b = ExperimentConfig(model="small", nca={"colors": 6}, language={"lr": 0.002, "tokens": 5},
+                         seeds=[3], arms=["scratch"]).to_dict()  # seeds and arms may change
+    with pytest.raises(ValueError) as exc:
+        check_same_experiment(a, b)
+    assert str(exc.value) == (
+        'the output directory holds an experiment with other settings (there -> here): language.lr: 0.001 -> 0.002, '
+        'language.tokens: 1000000 -> 5, model: "tiny" -> "small", nca.colors: (unset) -> 6; use another --out, '
+        'or the same settings to resume')
+
+
 def test_a_band_without_rules_fails_before_training(tmp_path):
     from ncalm.experiment.runner import run_experiment
 
@@ -123,6 +139,47 @@ def test_a_band_without_rules_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"bands: \[1.9, 2.0\]: no rule inside band"):
         run_experiment(cfg, tmp_path / "out")
     assert not (tmp_path / "out" / "seed0").exists()
+
+
+def test_integer_settings_take_counts_and_list_settings_one_item():
+    # As the command-line flags do: --set language.tokens=100k was refused, seeds=1 too.
+    sets = ["language.tokens=100k", "prepretrain.tokens=1e6", "language.max_bytes=1.5M", "language.bpb_bytes=2B",
+            "seeds=1", "arms=scratch", "bands=[0.3,0.5]"]
+    d = preset("tiny")
+    for text in sets:
+        d = merge(d, parse_assignment(text))
+    cfg = ExperimentConfig.from_dict(d)
+    assert (cfg.language.tokens, cfg.prepretrain.tokens, cfg.language.max_bytes, cfg.language.bpb_bytes) == (
+        100_000, 1_000_000, 1_500_000, 2_000_000_000)
+    assert (cfg.seeds, cfg.arms, cfg.bands) == ([1], ["scratch"], [[0.3, 0.5]])
+    assert type(cfg.prepretrain.tokens) is int and type(cfg.to_dict()["language"]["tokens"]) is int
+
+
+def test_a_config_file_takes_counts_too(tmp_path):
+    path = tmp_path / "exp.toml"
+    path.write_text('seeds = 2\n[language]\ntokens = "100k"\neval_every = 1e1\nmax_bytes = "2e6"\n')
+    cfg = ExperimentConfig.from_dict(merge(preset("tiny"), load_toml(path)))
+    assert (cfg.seeds, cfg.language.tokens, cfg.language.eval_every, cfg.language.max_bytes) == (
+        [2], 100_000, 10, 2_000_000)
+
+
+def test_a_bad_seed_is_named_as_the_seeds_setting(tmp_path, capsys):
+    # It surfaced from the NCA band check as "bands: [0.36, 1.0]: seed=-1 must be ...".
+    assert main(["experiment", "--out", str(tmp_path / "out"), "--seeds", "0", "-1", "--dry-run"]) == 2
+    assert capsys.readouterr().err == (
+        "ncalm experiment: error: seeds (--seeds): each seed must be an integer in [0, 2**64), got -1\n")
+
+
+def test_help_states_every_option_default(capsys):
+    # --seeds, --arms, --bands, --device, --precision and --threads said nothing: their defaults are the preset's.
+    from ncalm.cli import build_parser
+
+    sub = next(a for a in build_parser("experiment")._actions if a.dest == "command").choices["experiment"]
+    for action in sub._actions:
+        if action.dest not in ("help", "no_progress", "dry_run"):
+            assert "default" in sub.formatter_class("ncalm")._get_help_string(action), action.dest
+    seeds = next(a for a in sub._actions if a.dest == "seeds").help
+    assert "tiny: 0; gpu-small: 0 1 2; paper: 0" in seeds
 
 
 def test_settings_and_overrides():
@@ -234,9 +291,12 @@ def test_a_bad_setting_writes_nothing_and_leaves_the_directory_usable(tmp_path, 
 
 @pytest.mark.parametrize("setting, message", [
     ("language=3", "language must be a table of settings (e.g. language.tokens=...), got 3"),
-    ("language.tokens=abc", "language.tokens must be an integer, got 'abc'"),
-    ("seeds=3", "seeds must be a list of integers, got 3"),
-    ("bands=0.5", "bands must be a list of lists of numbers, got 0.5"),
+    ("language.tokens=abc", "language.tokens must be an integer or a count such as 100k, 1.5M, 2B or 1e6, got 'abc'"),
+    ("language.tokens=1.5", "language.tokens must be an integer or a count such as 100k, 1.5M, 2B or 1e6, got 1.5"),
+    ("seeds=true", "seeds must be a list of integers (e.g. seeds=[0,1]), got True"),
+    ("seeds=0,1", "seeds must be a list of integers (e.g. seeds=[0,1]), got '0,1'"),
+    ("bands=0.5", "bands must be a list of lists of numbers (e.g. bands=[[0.5,1.0]]), got 0.5"),
+    ("bands=0.5,1.0", "bands must be a list of lists of numbers (e.g. bands=[[0.5,1.0]]), got '0.5,1.0'"),
     ("prepretrain.lr=true", "prepretrain.lr must be a number, got True"),
     ("nca.foo=1", "unknown NCA setting(s) nca.foo; known: nca.grid,"),
 ])
@@ -291,7 +351,7 @@ def test_precision_is_resolved_once_and_kept_for_every_arm_and_resume(tmp_path, 
     cfg = pin_precision(ExperimentConfig(arms=["scratch", "dyck"]), out)
     assert language_stage(cfg, 0, tmp_path, None).precision == "bf16"
     assert first_stage(cfg, arms_of(cfg)[1], 0, tmp_path, "stdlib").precision == "bf16"
-    with pytest.raises(ValueError, match="precision='bf16', not 'fp32'"):  # an explicit other precision
+    with pytest.raises(ValueError, match='precision: "bf16" -> "fp32"'):  # an explicit other precision
         check_same_experiment({**here, "precision": "bf16"}, {**here, "precision": "fp32"})
 
 

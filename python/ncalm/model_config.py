@@ -49,7 +49,8 @@ class ModelConfig:
 
 
 # "paper" is the paper's 24 layers x 2048 width. With this model's default MLP (8/3 d,
-# 5504 wide) and a 32k vocabulary it has 1.35B parameters, not the paper's 1.6B: the
+# 5504 wide) and a 32k vocabulary it has 1.35B parameters (1.22B with the byte
+# tokenizer), not the paper's 1.6B: the
 # paper's MLP width and vocabulary are not known here (set mlp_hidden to match them).
 PRESETS: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=4, d_model=64),

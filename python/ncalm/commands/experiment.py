@@ -14,22 +14,49 @@ import time
 from pathlib import Path
 
 
+def _preset_default(key: str, show) -> str:
+    """'default: the preset's, ...' for a help text: what --preset sets ``key`` to, else the built-in default."""
+    from dataclasses import MISSING, fields
+
+    from ncalm.experiment.config import ExperimentConfig
+    from ncalm.experiment.presets import PRESETS
+
+    f = next(f for f in fields(ExperimentConfig) if f.name == key)
+    builtin = f.default_factory() if f.default is MISSING else f.default
+    values = {name: show(preset.get(key, builtin)) for name, preset in PRESETS.items()}
+    if len(set(values.values())) == 1:
+        return f"default: the preset's; {next(iter(values.values()))} in every preset"
+    return "default: the preset's; " + "; ".join(f"{name}: {value}" for name, value in values.items())
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ncalm.experiment.presets import PRESETS
 
+    def words(values) -> str:
+        return " ".join(str(v) for v in values)
+
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base settings")
-    p.add_argument("--config", default=None, help="TOML file overriding the preset (keys as in experiment.json)")
+    p.add_argument("--config", default=None,
+                   help="TOML file overriding the preset (keys as in experiment.json; default: none)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set language.tokens=2000000 (repeatable)")
+                   help="override one setting, e.g. --set language.tokens=2M (repeatable; default: none)")
     p.add_argument("--out", default=None, help="output directory (default: runs/experiment-PRESET)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds to run")
-    p.add_argument("--arms", nargs="+", default=None, help="arms to run: scratch nca dyck text")
-    p.add_argument("--bands", nargs="+", default=None, metavar="LOWER,UPPER", help="one NCA arm per band")
-    p.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help=f"seeds to run ({_preset_default('seeds', words)})")
+    p.add_argument("--arms", nargs="+", default=None,
+                   help=f"arms to run, of scratch nca dyck text ({_preset_default('arms', words)})")
+    p.add_argument("--bands", nargs="+", default=None, metavar="LOWER,UPPER",
+                   help="one NCA arm per band ("
+                        + _preset_default("bands", lambda bands: words(f"{lo:g},{hi:g}" for lo, hi in bands)) + ")")
+    p.add_argument("--device", default=None,
+                   help=f"auto | cpu | cuda | cuda:N; auto = the GPU if CUDA is usable, else the CPU "
+                        f"({_preset_default('device', str)})")
     p.add_argument("--precision", default=None, choices=["auto", "bf16", "fp32"],
                    help="auto = bf16 autocast on CUDA, fp32 on CPU, resolved when the experiment starts and "
-                        "kept for all its arms and resumes")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+                        f"kept for all its arms and resumes ({_preset_default('precision', str)})")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (" + _preset_default(
+                       "threads", lambda n: "torch's default" if n is None else str(n)) + ")")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and stop")
 

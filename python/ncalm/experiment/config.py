@@ -5,6 +5,7 @@ output directory pins what was run; resuming checks that it still matches.
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import tomllib
@@ -13,6 +14,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ncalm.commands.nca_options import parse_count
 from ncalm.devices import DEVICE_NAME
 from ncalm.train.config import check_model_overrides
 
@@ -22,6 +24,8 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # Fields that may change between invocations of one experiment: they choose which
 # runs exist or where they run, not what any run computes.
 RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
+# The syntax of the list settings, for errors: `--set seeds=0,1` is no list.
+_EXAMPLES = {"seeds": "seeds=[0,1]", "arms": 'arms=["scratch","nca"]', "bands": "bands=[[0.5,1.0]]"}
 
 
 @dataclass
@@ -106,6 +110,9 @@ class ExperimentConfig:
             raise ValueError(f"arms lists an arm twice: {self.arms}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ValueError(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        for seed in self.seeds:
+            if not 0 <= seed < 2**64:  # what the NCA generator takes (numpy and torch take it too)
+                raise ValueError(f"seeds (--seeds): each seed must be an integer in [0, 2**64), got {seed}")
         for band in self.bands:
             if len(band) != 2 or not 0 <= band[0] < band[1] <= 2:
                 raise ValueError(f"bands: each band must be [lower, upper] with 0 <= lower < upper <= 2, got {band}")
@@ -212,11 +219,47 @@ def _describe(tp, plural: bool = False) -> str:
     return _WORDS[tp][plural]
 
 
+def _takes_int(tp) -> bool:
+    """Whether the annotation ``tp`` is int or int | None."""
+    return tp is int or (typing.get_origin(tp) in (typing.Union, types.UnionType) and int in typing.get_args(tp))
+
+
+def _count(value) -> int | None:
+    """``value`` as an integer if it is one written as a count (100k, 1.5M, 2B, 1e6), else None."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # 1e6 in TOML is a float
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_count(value)  # the forms the command-line flags take
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        number = float(value)  # "1e6", should parse_count not read it
+    except ValueError:
+        return None
+    return int(number) if number.is_integer() else None
+
+
+def _as_declared(value, tp):
+    """``value`` in the form the annotation ``tp`` asks for, where that is unambiguous."""
+    if _takes_int(tp) and not isinstance(value, (int, type(None))):
+        count = _count(value)
+        return value if count is None else count
+    if typing.get_origin(tp) is list and _fits(value, typing.get_args(tp)[0]):
+        return [value]  # seeds=1 -> [1]
+    return value
+
+
 def _check_types(obj, prefix: str) -> None:
+    """Raise ValueError for a setting of the wrong type, after reading counts and one-item lists."""
     for name, tp in typing.get_type_hints(type(obj)).items():
-        value = getattr(obj, name)
+        value = _as_declared(getattr(obj, name), tp)
         if not _fits(value, tp):
-            raise ValueError(f"{prefix}{name} must be {_describe(tp)}, got {value!r}")
+            forms = " or a count such as 100k, 1.5M, 2B or 1e6" if _takes_int(tp) else ""
+            example = f" (e.g. {_EXAMPLES[name]})" if name in _EXAMPLES else ""
+            raise ValueError(f"{prefix}{name} must be {_describe(tp)}{forms}{example}, got {value!r}")
+        setattr(obj, name, value)
 
 
 def _check_keys(d: dict, cls, prefix: str) -> None:
@@ -270,12 +313,30 @@ def load_toml(path: str | Path) -> dict:
         raise ValueError(f"--config {path}: not valid TOML ({exc})") from None
 
 
+def _leaves(d: dict, prefix: str = "") -> dict:
+    """Nested tables flattened to dotted names: {'language': {'lr': 0.1}} -> {'language.lr': 0.1}."""
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
 def check_same_experiment(saved: dict, current: dict) -> None:
-    """Raise ValueError if ``current`` would compute different runs than ``saved`` did."""
-    for key in sorted(set(saved) | set(current)):
-        if key in RESUMABLE_CHANGES:
-            continue
-        if json.dumps(saved.get(key), sort_keys=True) != json.dumps(current.get(key), sort_keys=True):
-            raise ValueError(
-                f"the output directory holds an experiment with {key}={saved.get(key)!r}, not "
-                f"{current.get(key)!r}; use another --out, or the same settings to resume")
+    """Raise ValueError naming every setting by which ``current`` would compute different runs than ``saved``."""
+    then, now = _leaves(saved), _leaves(current)
+    unset = object()  # a setting one of them lacks (written by another version, or a key of nca)
+
+    def show(value) -> str:
+        return "(unset)" if value is unset else json.dumps(value, separators=(",", ":"))
+
+    changed = []
+    for key in sorted(set(then) | set(now)):
+        old, new = then.get(key, unset), now.get(key, unset)
+        if key.split(".")[0] not in RESUMABLE_CHANGES and old != new:
+            changed.append(f"{key}: {show(old)} -> {show(new)}")
+    if changed:
+        raise ValueError(f"the output directory holds an experiment with other settings (there -> here): "
+                         f"{', '.join(changed)}; use another --out, or the same settings to resume")
