@@ -115,3 +115,14 @@ def test_bpe_bytes_per_token_are_exact():
     text = "h\u00e9llo \u2603 \U0001F600 unseen \u00e9"  # the emoji's bytes were never merged
     assert table[tok.encode(text)].sum() == len(text.encode("utf-8"))
     assert table[tok.eos_id] == 0
+
+
+
+@pytest.mark.parametrize("evaluate, data", [(evaluate_lm, DOCS), (evaluate_tokens, _byte_ids(DOCS))])
+def test_progress_bar_counts_windows_on_stderr_only_when_asked(capsys, evaluate, data):
+    evaluate(Uniform(257), ByteTokenizer(), data, seq_len=5, batch_size=3)
+    assert capsys.readouterr() == ("", "")  # library callers and tests stay quiet by default
+    evaluate(Uniform(257), ByteTokenizer(), data, seq_len=5, batch_size=3, progress=True)
+    out, err = capsys.readouterr()
+    # 64 bytes + 4 EOS = 68 predictions in windows of 5: 14 windows, all counted (batches of 3 and a last 2).
+    assert out == "" and "bpb" in err and "14/14" in err

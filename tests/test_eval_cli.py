@@ -220,3 +220,32 @@ def test_eval_bpb_honours_a_stored_no_cap(tmp_path, monkeypatch):
                      "--json", str(tmp_path / "r.json")]) == 0
         got = json.loads((tmp_path / "r.json").read_text())
         assert got["max_bytes"] is None and got["documents"] == len(every)
+
+
+def _nca_checkpoint(tmp_path):
+    nca = {"grid": 4, "colors": 3, "patch": 2, "band": [0.3, 1.0]}
+    return _checkpoint(tmp_path / "nca.pt", NCAConfig(**nca).vocab_size, {"kind": "nca", "seq_len": 100, "nca": nca})
+
+
+def test_eval_shows_progress_on_stderr_unless_no_progress(tmp_path, capsys):
+    _, lang = _text_checkpoint(tmp_path)
+    icl = ["eval", "icl", "--checkpoint", str(_nca_checkpoint(tmp_path)), "--rules", "3", "--k", "1", "2",
+           "--bands", "0.0,0.2"]
+    for argv, bar in ((["eval", "bpb", "--checkpoint", str(lang), "--seq-len", "64"], "bpb"), (icl, "icl 0-0.2")):
+        assert main(argv) == 0
+        out, err = capsys.readouterr()
+        assert bar in err and bar not in out  # the bar stays off stdout, which holds the result
+        assert main([*argv, "--no-progress"]) == 0
+        assert capsys.readouterr().err == ""
+
+
+def test_eval_device_defaults_to_auto_and_auto_runs(tmp_path):
+    from ncalm.cli import build_parser
+
+    for mode in ("bpb", "icl"):  # as training does: cuda when available, else cpu
+        assert build_parser("eval").parse_args(["eval", mode, "--checkpoint", "x"]).device == "auto"
+    # torch knows no device "auto": these runs only work if it is resolved before use.
+    _, lang = _text_checkpoint(tmp_path)
+    assert main(["eval", "bpb", "--checkpoint", str(lang), "--seq-len", "64", "--no-progress"]) == 0
+    assert main(["eval", "icl", "--checkpoint", str(_nca_checkpoint(tmp_path)), "--rules", "3", "--k", "1",
+                 "--bands", "--no-progress"]) == 0

@@ -108,3 +108,15 @@ def test_max_context_frames_is_the_largest_k_whose_decode_fits():
         for frame_len in (6, 10, 18, 38):
             k = max_context_frames(length, frame_len)
             assert k * frame_len + frame_len - 2 <= length < (k + 1) * frame_len + frame_len - 2
+
+
+def test_progress_bar_counts_k_times_batches_on_stderr_only_when_asked(capsys):
+    tokens = icl_sequences(CFG, SEED, 5, 3)
+    copy = copy_last_frame_predictor(CFG.frame_len)
+    quiet = icl_accuracy(copy, tokens, CFG.frame_len, CFG.colors, CFG.patch, [1, 2], batch_size=2)
+    assert capsys.readouterr() == ("", "")  # quiet by default
+    shown = icl_accuracy(copy, tokens, CFG.frame_len, CFG.colors, CFG.patch, [1, 2], batch_size=2,
+                         progress=True, desc="icl low")
+    out, err = capsys.readouterr()
+    assert shown == quiet and out == ""
+    assert "icl low" in err and "6/6" in err  # 2 ks x 3 batches of 5 rules

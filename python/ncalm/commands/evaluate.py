@@ -10,6 +10,7 @@ from pathlib import Path
 from ncalm.commands.nca_options import parse_band, parse_count
 
 DEFAULT_MAX_VAL_BYTES = 1_000_000  # the trainer's default max_val_bytes
+DEVICE_HELP = "auto (cuda when available, else cpu), cpu, cuda or cuda:N"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "corpus, else 1M")
     b.add_argument("--seq-len", type=int, default=None, help="window length; default: the model's max_seq_len")
     b.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
-    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    b.add_argument("--device", default="auto", help=DEVICE_HELP)
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", default=None, help="also write the result to this JSON file")
 
     i = sub.add_parser("icl", help="NCA in-context accuracy vs k frames of context", formatter_class=fmt)
@@ -46,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "default: 0.0,0.3 0.3,0.5")
     i.add_argument("--seed", type=int, default=0, help="generator seed of the test rules")
     i.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass")
-    i.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    i.add_argument("--device", default="auto", help=DEVICE_HELP)
+    i.add_argument("--no-progress", action="store_true", help="no progress bars")
     i.add_argument("--json", default=None, help="also write the result to this JSON file")
 
     s = sub.add_parser("speedup", help="convergence speedup of --run over --baseline", formatter_class=fmt)
@@ -88,7 +91,7 @@ def _validation_cap(args, data: dict) -> int | None:
     return data.get("max_val_bytes", DEFAULT_MAX_VAL_BYTES) if own else DEFAULT_MAX_VAL_BYTES
 
 
-def _bin_eval(args, model, tokenizer, spec: str, cap: int | None):
+def _bin_eval(args, model, tokenizer, spec: str, cap: int | None, device):
     """Bits per byte on the val.bin of token shards; bytes come from the tokenizer's vocabulary."""
     from ncalm.data.tokens import bin_validation
     from ncalm.evaluation.bpb import evaluate_tokens
@@ -103,20 +106,22 @@ def _bin_eval(args, model, tokenizer, spec: str, cap: int | None):
         raise ValueError(f"--data {spec}: its tokenizer.json is not the checkpoint's tokenizer; "
                          "pass --data with a text corpus or shards made with the checkpoint's tokenizer")
     return evaluate_tokens(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
-                           device=args.device, max_bytes=cap)
+                           device=device, max_bytes=cap, progress=not args.no_progress)
 
 
 def run_bpb(args) -> dict:
     from ncalm.checkpoint import load_model
     from ncalm.data.corpus import validation_documents
     from ncalm.data.tokens import is_bin_spec
+    from ncalm.devices import torch_device
     from ncalm.evaluation.bpb import evaluate_lm
 
     if args.val_percent is not None and not 0 < args.val_percent < 100:
         raise ValueError(f"--val-percent must be in (0, 100), got {args.val_percent:g}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model, tokenizer, meta = load_model(args.checkpoint, device=args.device)
+    device = torch_device(args.device)  # "auto" means nothing to torch: resolve it once, for every use
+    model, tokenizer, meta = load_model(args.checkpoint, device=device)
     data = _train_data(meta)
     if tokenizer is None:
         if data.get("kind") == "text":  # token shards without a tokenizer.json
@@ -134,12 +139,12 @@ def run_bpb(args) -> dict:
     # documents the split also held out.
     cap = _validation_cap(args, data)
     if is_bin_spec(spec):  # read as text, a shard directory would be its tokenizer.json
-        r = _bin_eval(args, model, tokenizer, spec, cap)
+        r = _bin_eval(args, model, tokenizer, spec, cap, device)
         val_percent = None  # the shards were split when they were made
     else:
         val = validation_documents(spec, val_percent, cap)
         r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
-                        device=args.device)
+                        device=device, progress=not args.no_progress)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
     return {"data": spec, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}
@@ -147,6 +152,7 @@ def run_bpb(args) -> dict:
 
 def run_icl(args) -> dict:
     from ncalm.checkpoint import load_model
+    from ncalm.devices import torch_device
     from ncalm.evaluation.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
                                       max_context_frames)
     from ncalm.train.config import DataConfig
@@ -159,7 +165,8 @@ def run_icl(args) -> dict:
         raise ValueError(f"--seed must be in [0, 2**64), got {args.seed}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model, _, meta = load_model(args.checkpoint, device=args.device)
+    device = torch_device(args.device)  # "auto" means nothing to torch: resolve it once, for every use
+    model, _, meta = load_model(args.checkpoint, device=device)
     data = _train_data(meta)
     if data.get("kind") != "nca":
         raise ValueError(f"--checkpoint {args.checkpoint} was not trained on NCA data "
@@ -173,7 +180,7 @@ def run_icl(args) -> dict:
     for band in args.bands:
         lo, hi = band or (0.0, 2.0)
         bands["%g-%g" % (lo, hi)] = (lo, hi)
-    predictors = {"model": greedy_predictor(model, args.device),
+    predictors = {"model": greedy_predictor(model, device),
                   "copy-last-frame": copy_last_frame_predictor(cfg.frame_len)}
     result = {name: {} for name in predictors}
     for band_name, band in bands.items():  # one set of test sequences per band, shared by the predictors
@@ -182,8 +189,10 @@ def run_icl(args) -> dict:
         except ValueError as exc:  # the generator found no rule inside the band
             raise ValueError(f"--bands {band_name}: {exc}") from None
         for name, predict in predictors.items():
+            slow = name == "model"  # the copy baseline is instant: a bar for it would only flash by
             result[name][band_name] = icl_accuracy(predict, tokens, cfg.frame_len, cfg.colors, cfg.patch, ks,
-                                                   args.batch_size)
+                                                   args.batch_size, progress=slow and not args.no_progress,
+                                                   desc=f"icl {band_name}")
     print(f"{'band':>14} {'k':>3}  {'cell acc':>8} {'frame acc':>9}   (copy last frame: cell, frame)")
     for band in bands:
         for row, base in zip(result["model"][band], result["copy-last-frame"][band]):

@@ -25,6 +25,7 @@ from typing import Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 
 @dataclass
@@ -71,16 +72,17 @@ def token_stream(tokenizer, documents: Iterable[str], max_bytes: int | None = No
 @torch.no_grad()
 def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None = None,
                 batch_size: int = 8, device: str | torch.device = "cpu",
-                max_bytes: int | None = None) -> LMEval:
+                max_bytes: int | None = None, progress: bool = False) -> LMEval:
     """Summed loss, perplexity and bits per byte of ``model`` on ``documents``.
 
     ``seq_len`` defaults to the model's ``max_seq_len``. With ``max_bytes``,
     documents are added until their UTF-8 total reaches it and the last one is kept
     whole, so the byte count stays exact (and may exceed ``max_bytes``).
+    ``progress`` shows a bar over the windows on stderr.
     """
     seq_len = _check_options(model, seq_len, batch_size, max_bytes)
     stream, n_bytes, n_docs = token_stream(tokenizer, documents, max_bytes)
-    nats = _stream_nats(model, stream, seq_len, batch_size, device)
+    nats = _stream_nats(model, stream, seq_len, batch_size, device, progress)
     return LMEval(nats=nats, tokens=len(stream) - 1, bytes=n_bytes, documents=n_docs)
 
 
@@ -128,7 +130,8 @@ def _byte_prefix(ids, table: np.ndarray, max_bytes: int | None) -> tuple[int, in
 
 @torch.no_grad()
 def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_size: int = 8,
-                    device: str | torch.device = "cpu", max_bytes: int | None = None) -> LMEval:
+                    device: str | torch.device = "cpu", max_bytes: int | None = None,
+                    progress: bool = False) -> LMEval:
     """:func:`evaluate_lm` for text that is already tokens ``d1 EOS d2 EOS ...`` (e.g. a val.bin memmap).
 
     ``tokenizer`` must be the one that made ``ids``; bytes are counted per token
@@ -145,7 +148,7 @@ def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_siz
     text = np.asarray(ids[:n_tokens], dtype=np.int64)
     stream = text if text[0] == eos else np.concatenate([[eos], text])
     n_docs = int(np.count_nonzero(text == eos)) + int(text[-1] != eos)
-    nats = _stream_nats(model, stream, seq_len, batch_size, device)
+    nats = _stream_nats(model, stream, seq_len, batch_size, device, progress)
     return LMEval(nats=nats, tokens=len(stream) - 1, bytes=n_bytes, documents=n_docs)
 
 
@@ -162,7 +165,8 @@ def _check_options(model, seq_len: int | None, batch_size: int, max_bytes: int |
     return seq_len
 
 
-def _stream_nats(model, stream: np.ndarray, seq_len: int, batch_size: int, device) -> float:
+def _stream_nats(model, stream: np.ndarray, seq_len: int, batch_size: int, device,
+                 progress: bool = False) -> float:
     """Summed cross entropy of every token of ``stream`` after the first, in windows of ``seq_len``."""
     n_pred = len(stream) - 1
     n_windows = math.ceil(n_pred / seq_len)
@@ -174,6 +178,8 @@ def _stream_nats(model, stream: np.ndarray, seq_len: int, batch_size: int, devic
     was_training = model.training
     model.eval()
     nats = 0.0
+    # A large validation set takes minutes on a CPU; the bar (stderr) shows it is moving.
+    bar = tqdm(total=n_windows, desc="bpb", unit="window", disable=not progress, dynamic_ncols=True)
     try:
         for i in range(0, n_windows, batch_size):
             x = torch.from_numpy(inputs[i:i + batch_size].copy()).to(device)
@@ -182,6 +188,8 @@ def _stream_nats(model, stream: np.ndarray, seq_len: int, batch_size: int, devic
             logits, _ = model(x)
             nats += F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1),
                                     ignore_index=-100, reduction="sum").double().item()
+            bar.update(len(x))
     finally:
+        bar.close()
         model.train(was_training)
     return nats

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 # Sequence ids for ICL rules: the top 2**32 of the generator's 2**40 ids, far from the
 # training (0, 1, ...) and validation streams, so the rules are new to the model.
@@ -61,28 +62,37 @@ def score(predicted: np.ndarray, target: np.ndarray, colors: int, patch: int) ->
 
 
 def icl_accuracy(predict: Predictor, tokens: np.ndarray, frame_len: int, colors: int, patch: int,
-                 ks: Sequence[int], batch_size: int = 16) -> list[dict]:
-    """Cell and frame accuracy of ``predict`` for each k in ``ks`` on ``tokens`` (n, T)."""
+                 ks: Sequence[int], batch_size: int = 16, progress: bool = False,
+                 desc: str = "icl") -> list[dict]:
+    """Cell and frame accuracy of ``predict`` for each k in ``ks`` on ``tokens`` (n, T).
+
+    ``progress`` shows a bar over the k x batch predictions on stderr, labelled ``desc``.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if any(k < 1 for k in ks):  # before any prediction, not after the first ks have run
+        raise ValueError(f"ks: every k must be >= 1 (frames of context), got {min(ks)}")
     tokens = np.asarray(tokens, dtype=np.int64)
     n_patches = frame_len - 2
+    starts = range(0, len(tokens), batch_size)
     rows = []
-    for k in ks:
-        if k < 1:
-            raise ValueError(f"ks: every k must be >= 1 (frames of context), got {k}")
-        context, target = frame_split(tokens, frame_len, k)
-        cells, frames = [], []
-        for i in range(0, len(tokens), batch_size):
-            pred = np.asarray(predict(context[i:i + batch_size], n_patches))
-            if pred.shape != target[i:i + batch_size].shape:
-                raise ValueError(f"predictor returned shape {pred.shape}, expected "
-                                 f"{target[i:i + batch_size].shape}")
-            c, f = score(pred, target[i:i + batch_size], colors, patch)
-            cells.append(c)
-            frames.append(f)
-        rows.append({"k": int(k), "cell_acc": float(np.concatenate(cells).mean()),
-                     "frame_acc": float(np.concatenate(frames).mean()), "n": len(tokens)})
+    # Greedy decoding of many rules at large k takes minutes on a CPU: show it moving.
+    with tqdm(total=len(ks) * len(starts), desc=desc, unit="batch", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for k in ks:
+            context, target = frame_split(tokens, frame_len, k)
+            cells, frames = [], []
+            for i in starts:
+                pred = np.asarray(predict(context[i:i + batch_size], n_patches))
+                if pred.shape != target[i:i + batch_size].shape:
+                    raise ValueError(f"predictor returned shape {pred.shape}, expected "
+                                     f"{target[i:i + batch_size].shape}")
+                c, f = score(pred, target[i:i + batch_size], colors, patch)
+                cells.append(c)
+                frames.append(f)
+                bar.update()
+            rows.append({"k": int(k), "cell_acc": float(np.concatenate(cells).mean()),
+                         "frame_acc": float(np.concatenate(frames).mean()), "n": len(tokens)})
     return rows
 
 
@@ -133,12 +143,14 @@ def icl_sequences(cfg, seed: int, n: int, frames: int, band=None) -> np.ndarray:
 
 
 def evaluate_icl(predict: Predictor, cfg, seed: int, n: int, ks: Sequence[int],
-                 bands: dict[str, tuple[float, float] | None], batch_size: int = 16) -> dict:
-    """``{band name: [per-k rows]}`` for ``n`` fresh rules of each band."""
+                 bands: dict[str, tuple[float, float] | None], batch_size: int = 16,
+                 progress: bool = False) -> dict:
+    """``{band name: [per-k rows]}`` for ``n`` fresh rules of each band (``progress``: a bar per band)."""
     if not ks:
         raise ValueError("ks: give at least one k")
     result = {}
     for name, band in bands.items():
         tokens = icl_sequences(cfg, seed, n, max(ks) + 1, band)
-        result[name] = icl_accuracy(predict, tokens, cfg.frame_len, cfg.colors, cfg.patch, ks, batch_size)
+        result[name] = icl_accuracy(predict, tokens, cfg.frame_len, cfg.colors, cfg.patch, ks, batch_size,
+                                    progress, desc=f"icl {name}")
     return result
