@@ -291,9 +291,12 @@ def test_a_file_of_another_format_names_the_file_and_the_expected_format(checkpo
     gsm8k = _tiny_gsm8k(tmp_path / "gsm8k", n_train=1) / "test.jsonl"
     plain = tmp_path / "plain.jsonl.gz"
     plain.write_text(gsm8k.read_text())
+    plain.with_suffix("").write_bytes(gzip.compress(gsm8k.read_bytes()))  # gzip under a plain name
     for task, data, said in (
-            ("gsm8k", humaneval, f"{humaneval}: not UTF-8 text (compressed, or another task's file?); GSM8K data is "
+            ("gsm8k", humaneval, f"{humaneval}:1: GSM8K record needs 'question' and 'answer'; GSM8K data is "
                                  "UTF-8 JSON lines"),
+            ("gsm8k", plain.with_suffix(""), f"{plain.with_suffix('')}: not UTF-8 text (compressed, or another "
+                                             "task's file?); GSM8K data is UTF-8 JSON lines"),
             ("humaneval", plain, f"{plain}: not a complete gzip file (Not a gzipped file"),
             ("bbh", gsm8k, f"{gsm8k}: not valid JSON (Extra data at line 2); a BBH task file is a UTF-8 JSON object")):
         assert run("--task", task, "--checkpoint", checkpoint, "--data", data, "--out", tmp_path / task, *FAST) == 2

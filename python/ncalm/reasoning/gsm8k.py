@@ -1,12 +1,13 @@
 """GSM8K (Cobbe et al. 2021): load, prompt, extract and compare answers."""
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Sequence
+
+from ncalm.reasoning.jsonl import json_records
 
 HF_NAME, HF_CONFIG = "openai/gsm8k", "main"
 # Solutions are single-newline lines, so a blank line ends an answer.
@@ -45,21 +46,12 @@ def load(path: str | Path | None = None, split: str = "test") -> list[Example]:
         path = path / f"{split}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"GSM8K {split} file not found: {path}")
-    expected = "GSM8K data is UTF-8 JSON lines, one object with 'question' and 'answer' per line"
+    expected = "GSM8K data is UTF-8 JSON lines (gzip if .gz), one object with 'question' and 'answer' per line"
     examples = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"{path}:{i + 1}: not valid JSON ({exc.msg}); {expected}") from None
-                    if not isinstance(record, dict) or "question" not in record or "answer" not in record:
-                        raise ValueError(f"{path}:{i + 1}: GSM8K record needs 'question' and 'answer'")
-                    examples.append(Example(record["question"], record["answer"]))
-    except UnicodeDecodeError:  # e.g. HumanEval.jsonl.gz given to --task gsm8k
-        raise ValueError(f"{path}: not UTF-8 text (compressed, or another task's file?); {expected}") from None
+    for where, record in json_records(path, expected):
+        if "question" not in record or "answer" not in record:
+            raise ValueError(f"{where}: GSM8K record needs 'question' and 'answer'; {expected}")
+        examples.append(Example(record["question"], record["answer"]))
     return examples
 
 

@@ -2,12 +2,11 @@
 run completions in the sandbox."""
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ncalm.reasoning.jsonl import json_records
 from ncalm.reasoning.sandbox import ExecResult, Limits, run_programs
 
 # The Codex paper's stop sequences: a new top-level statement ends the function body.
@@ -46,24 +45,7 @@ def load_problems(path: str | Path | None = None) -> list[Problem]:
     compressed = path.suffix == ".gz"
     expected = (f"HumanEval data is {'gzip-compressed ' if compressed else ''}UTF-8 JSON lines, one object with "
                 "task_id, prompt, test and entry_point per line")
-    problems = []
-    try:
-        with (gzip.open if compressed else open)(path, "rt", encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"{path}:{i + 1}: not valid JSON ({exc.msg}); {expected}") from None
-                    if not isinstance(record, dict):
-                        raise ValueError(f"{path}:{i + 1}: not a JSON object; {expected}")
-                    problems.append(_problem(record, f"{path}:{i + 1}"))
-    except (gzip.BadGzipFile, EOFError) as exc:  # not gzip, or cut short
-        raise ValueError(f"{path}: not a complete gzip file ({exc}); {expected}") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not UTF-8 text{' inside the gzip' if compressed else ' (compressed?)'}; "
-                         f"{expected}") from None
-    return problems
+    return [_problem(record, where) for where, record in json_records(path, expected)]
 
 
 def check_program(problem: Problem, completion: str) -> str:
