@@ -64,6 +64,11 @@ def test_a_run_directory_holding_a_checkpoint_needs_resume_or_force(tmp_path, ca
     with pytest.raises(SystemExit):
         main(["prepretrain", "--out", str(out), *TINY, "--force", "--resume"])
     assert "not allowed with argument" in capsys.readouterr().err
+    # --init of the very checkpoint --out holds: neither flag may replace it.
+    for flag in ([], ["--force"]):
+        assert main(["pretrain", "--init", str(out / "checkpoint.pt"), "--out", str(out), "--steps", "1", *flag]) == 2
+        assert "is the checkpoint this run would overwrite" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").exists()
 
 
 def _train_config(*argv):

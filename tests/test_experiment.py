@@ -142,9 +142,9 @@ def test_a_band_without_rules_fails_before_training(tmp_path):
 
 
 def test_integer_settings_take_counts_and_list_settings_one_item():
-    # As the command-line flags do: --set language.tokens=100k was refused, seeds=1 too.
+    # As the command-line flags do: --set language.tokens=100k was refused.
     sets = ["language.tokens=100k", "prepretrain.tokens=1e6", "language.max_bytes=1.5M", "language.bpb_bytes=2B",
-            "seeds=1", "arms=scratch", "bands=[0.3,0.5]"]
+            "seeds=[1]", "arms=scratch", "bands=[0.3,0.5]"]
     d = preset("tiny")
     for text in sets:
         d = merge(d, parse_assignment(text))
@@ -157,7 +157,7 @@ def test_integer_settings_take_counts_and_list_settings_one_item():
 
 def test_a_config_file_takes_counts_too(tmp_path):
     path = tmp_path / "exp.toml"
-    path.write_text('seeds = 2\n[language]\ntokens = "100k"\neval_every = 1e1\nmax_bytes = "2e6"\n')
+    path.write_text('seeds = [2]\n[language]\ntokens = "100k"\neval_every = 1e1\nmax_bytes = "2e6"\n')
     cfg = ExperimentConfig.from_dict(merge(preset("tiny"), load_toml(path)))
     assert (cfg.seeds, cfg.language.tokens, cfg.language.eval_every, cfg.language.max_bytes) == (
         [2], 100_000, 10, 2_000_000)
@@ -293,8 +293,9 @@ def test_a_bad_setting_writes_nothing_and_leaves_the_directory_usable(tmp_path, 
     ("language=3", "language must be a table of settings (e.g. language.tokens=...), got 3"),
     ("language.tokens=abc", "language.tokens must be an integer or a count such as 100k, 1.5M, 2B or 1e6, got 'abc'"),
     ("language.tokens=1.5", "language.tokens must be an integer or a count such as 100k, 1.5M, 2B or 1e6, got 1.5"),
-    ("seeds=true", "seeds must be a list of integers (e.g. seeds=[0,1]), got True"),
-    ("seeds=0,1", "seeds must be a list of integers (e.g. seeds=[0,1]), got '0,1'"),
+    ("seeds=true", "seeds must be a list of integers (e.g. seeds=[0,1,2] for three seeds), got True"),
+    ("seeds=0,1", "seeds must be a list of integers (e.g. seeds=[0,1,2] for three seeds), got '0,1'"),
+    ("seeds=3", "seeds must be a list of integers (e.g. seeds=[0,1,2] for three seeds), got 3"),
     ("bands=0.5", "bands must be a list of lists of numbers (e.g. bands=[[0.5,1.0]]), got 0.5"),
     ("bands=0.5,1.0", "bands must be a list of lists of numbers (e.g. bands=[[0.5,1.0]]), got '0.5,1.0'"),
     ("prepretrain.lr=true", "prepretrain.lr must be a number, got True"),

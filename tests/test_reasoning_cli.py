@@ -178,6 +178,26 @@ def _tiny_gsm8k(root: Path, n_train: int) -> Path:
     return root
 
 
+def test_gsm8k_files_may_be_gzipped_and_a_damaged_gzip_is_one_line(tmp_path):
+    import gzip
+
+    from ncalm.reasoning import gsm8k
+
+    plain = _tiny_gsm8k(tmp_path / "plain", n_train=3)
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    for split in ("test", "train"):
+        (packed / f"{split}.jsonl.gz").write_bytes(gzip.compress((plain / f"{split}.jsonl").read_bytes()))
+    assert gsm8k.load(packed) == gsm8k.load(plain)  # a directory of .jsonl.gz
+    test = packed / "test.jsonl.gz"
+    assert gsm8k.load(gsm8k.train_path(test), "train") == gsm8k.load(plain, "train")  # the train file beside it
+    damaged = bytearray(gzip.compress(("x" * 5000 + "\n").encode() * 20))
+    damaged[30] ^= 0xFF  # inside the deflate stream: zlib.error, not BadGzipFile
+    (tmp_path / "damaged.jsonl.gz").write_bytes(bytes(damaged))
+    with pytest.raises(ValueError, match="damaged.jsonl.gz: not a complete gzip file"):
+        gsm8k.load(tmp_path / "damaged.jsonl.gz")
+
+
 def test_more_shots_than_train_examples_warns_once(checkpoint, tmp_path, capsys):
     data = _tiny_gsm8k(tmp_path / "gsm8k", n_train=4)
     assert run("--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "o", "--shots", "50", *FAST) == 0

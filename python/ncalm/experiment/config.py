@@ -25,7 +25,7 @@ PRECISIONS = ("auto", "bf16", "fp32")
 # runs exist or where they run, not what any run computes.
 RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
 # The syntax of the list settings, for errors: `--set seeds=0,1` is no list.
-_EXAMPLES = {"seeds": "seeds=[0,1]", "arms": 'arms=["scratch","nca"]', "bands": "bands=[[0.5,1.0]]"}
+_EXAMPLES = {"seeds": "seeds=[0,1,2] for three seeds", "arms": 'arms=["scratch","nca"]', "bands": "bands=[[0.5,1.0]]"}
 
 
 @dataclass
@@ -241,20 +241,21 @@ def _count(value) -> int | None:
     return int(number) if number.is_integer() else None
 
 
-def _as_declared(value, tp):
+def _as_declared(name: str, value, tp):
     """``value`` in the form the annotation ``tp`` asks for, where that is unambiguous."""
     if _takes_int(tp) and not isinstance(value, (int, type(None))):
         count = _count(value)
         return value if count is None else count
-    if typing.get_origin(tp) is list and _fits(value, typing.get_args(tp)[0]):
-        return [value]  # seeds=1 -> [1]
+    # arms=scratch -> ["scratch"]; not seeds: seeds=3 reads as "3 seeds" as often as "seed 3".
+    if name != "seeds" and typing.get_origin(tp) is list and _fits(value, typing.get_args(tp)[0]):
+        return [value]
     return value
 
 
 def _check_types(obj, prefix: str) -> None:
     """Raise ValueError for a setting of the wrong type, after reading counts and one-item lists."""
     for name, tp in typing.get_type_hints(type(obj)).items():
-        value = _as_declared(getattr(obj, name), tp)
+        value = _as_declared(name, getattr(obj, name), tp)
         if not _fits(value, tp):
             forms = " or a count such as 100k, 1.5M, 2B or 1e6" if _takes_int(tp) else ""
             example = f" (e.g. {_EXAMPLES[name]})" if name in _EXAMPLES else ""

@@ -31,12 +31,13 @@ def train_path(data: str | Path | None) -> str | Path | None:
     same directory (or the hub, for None), else train.jsonl beside a test file."""
     if data is None or Path(data).is_dir():
         return data
-    return str(Path(data).with_name("train.jsonl"))
+    data = Path(data)
+    return str(data.with_name("train.jsonl" + (".gz" if data.suffix == ".gz" else "")))
 
 
 def load(path: str | Path | None = None, split: str = "test") -> list[Example]:
-    """Examples of `split` from a JSONL file, a directory holding `{split}.jsonl`,
-    or the Hugging Face hub when `path` is None."""
+    """Examples of `split` from a JSONL file (.gz too), a directory holding
+    `{split}.jsonl` (or .jsonl.gz), or the Hugging Face hub when `path` is None."""
     if path is None:
         from ncalm.reasoning.hub import load_hf
 
@@ -44,6 +45,8 @@ def load(path: str | Path | None = None, split: str = "test") -> list[Example]:
     path = Path(path)
     if path.is_dir():
         path = path / f"{split}.jsonl"
+        if not path.exists() and path.with_name(path.name + ".gz").exists():
+            path = path.with_name(path.name + ".gz")
     if not path.is_file():
         raise FileNotFoundError(f"GSM8K {split} file not found: {path}")
     expected = "GSM8K data is UTF-8 JSON lines (gzip if .gz), one object with 'question' and 'answer' per line"

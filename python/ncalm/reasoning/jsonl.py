@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -29,7 +30,7 @@ def json_records(path: Path, expected: str) -> Iterator[tuple[str, dict]]:
                 if not isinstance(record, dict):
                     raise ValueError(f"{where}: not a JSON object; {expected}")
                 yield where, record
-    except (gzip.BadGzipFile, EOFError) as exc:  # not gzip, or cut short
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip, cut short, or damaged
         raise ValueError(f"{path}: not a complete gzip file ({exc}); {expected}") from None
     except UnicodeDecodeError:  # e.g. HumanEval.jsonl.gz given to --task gsm8k
         where = "inside the gzip" if compressed else "(compressed, or another task's file?)"

@@ -96,6 +96,9 @@ def check_out_dir(cfg: TrainConfig, force: bool) -> None:
     from ncalm.train.trainer import CHECKPOINT
 
     ckpt = Path(cfg.out_dir) / CHECKPOINT
+    if cfg.init and not cfg.resume and ckpt.exists() and ckpt.resolve() == Path(cfg.init).resolve():
+        raise FileExistsError(f"--init {cfg.init} is the checkpoint this run would overwrite in --out "
+                              f"{cfg.out_dir}; give the new stage another --out")
     if ckpt.exists() and not (cfg.resume or force):
         raise FileExistsError(f"--out {cfg.out_dir} already holds a run ({ckpt}): pass --resume to continue it, "
                               f"or --force to start over and replace it")
