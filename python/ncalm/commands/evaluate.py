@@ -109,20 +109,26 @@ def _bin_eval(args, model, tokenizer, spec: str, cap: int | None, device):
                            device=device, max_bytes=cap, progress=not args.no_progress)
 
 
-def run_bpb(args) -> dict:
+def _load(args):
+    """(model, tokenizer, training data settings, device) of --checkpoint, after the options both modes share."""
     from ncalm.checkpoint import load_model
-    from ncalm.data.corpus import validation_documents
-    from ncalm.data.tokens import is_bin_spec
     from ncalm.devices import torch_device
-    from ncalm.evaluation.bpb import evaluate_lm
 
-    if args.val_percent is not None and not 0 < args.val_percent < 100:
-        raise ValueError(f"--val-percent must be in (0, 100), got {args.val_percent:g}")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = torch_device(args.device)  # "auto" means nothing to torch: resolve it once, for every use
     model, tokenizer, meta = load_model(args.checkpoint, device=device)
-    data = _train_data(meta)
+    return model, tokenizer, _train_data(meta), device
+
+
+def run_bpb(args) -> dict:
+    from ncalm.data.corpus import validation_documents
+    from ncalm.data.tokens import is_bin_spec
+    from ncalm.evaluation.bpb import evaluate_lm
+
+    if args.val_percent is not None and not 0 < args.val_percent < 100:
+        raise ValueError(f"--val-percent must be in (0, 100), got {args.val_percent:g}")
+    model, tokenizer, data, device = _load(args)
     if tokenizer is None:
         if data.get("kind") == "text":  # token shards without a tokenizer.json
             raise ValueError(f"--checkpoint {args.checkpoint} was trained on {data.get('text')!r} without a "
@@ -151,8 +157,6 @@ def run_bpb(args) -> dict:
 
 
 def run_icl(args) -> dict:
-    from ncalm.checkpoint import load_model
-    from ncalm.devices import torch_device
     from ncalm.evaluation.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
                                       max_context_frames)
     from ncalm.train.config import DataConfig
@@ -163,11 +167,7 @@ def run_icl(args) -> dict:
         raise ValueError(f"--rules must be in [1, 2**32], got {args.rules}")
     if not 0 <= args.seed < 2**64:
         raise ValueError(f"--seed must be in [0, 2**64), got {args.seed}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    device = torch_device(args.device)  # "auto" means nothing to torch: resolve it once, for every use
-    model, _, meta = load_model(args.checkpoint, device=device)
-    data = _train_data(meta)
+    model, _, data, device = _load(args)
     if data.get("kind") != "nca":
         raise ValueError(f"--checkpoint {args.checkpoint} was not trained on NCA data "
                          f"(data kind {data.get('kind')!r}); icl needs an NCA-stage checkpoint")
