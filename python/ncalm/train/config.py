@@ -1,6 +1,8 @@
 """Training configuration as plain dataclasses (round-trip through dicts for checkpoints)."""
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass, field
 
 from ncalm.fields import known_fields
@@ -114,6 +116,12 @@ class TrainConfig:
     stop_at: int = 0                  # stop (with a checkpoint) after this step, as if interrupted
     threads: int | None = None        # torch CPU threads
     progress: bool = True
+
+    def total_steps(self, world: int, seq_len: int) -> int:
+        """Optimizer steps of the run: ``steps``, or ``max_tokens`` over the tokens of one step."""
+        if not self.max_tokens:
+            return self.steps
+        return math.ceil(self.max_tokens / (self.batch_size * self.grad_accum * world * seq_len))
 
     def __post_init__(self) -> None:
         # Nested dicts (from_dict, JSON) get the same stray-key check as the top level.

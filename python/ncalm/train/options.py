@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -106,10 +105,7 @@ def check_out_dir(cfg: TrainConfig, force: bool) -> None:
 
 def warn_long_warmup(cfg: TrainConfig) -> None:
     """A warmup longer than the run is legal but leaves the learning rate short of --lr, never decaying."""
-    steps = cfg.steps
-    if cfg.max_tokens:  # as the trainer counts them; WORLD_SIZE is set by torchrun
-        per_step = cfg.batch_size * cfg.grad_accum * int(os.environ.get("WORLD_SIZE", 1)) * cfg.data.seq_len
-        steps = math.ceil(cfg.max_tokens / per_step)
+    steps = cfg.total_steps(int(os.environ.get("WORLD_SIZE", 1)), cfg.data.seq_len)  # WORLD_SIZE: torchrun's
     warmup = cfg.optim.warmup_steps
     if warmup > steps and os.environ.get("RANK", "0") == "0":
         print(f"warning: --warmup {warmup} is longer than the run's {steps} steps: the learning rate only "

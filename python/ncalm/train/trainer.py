@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import random
 import sys
 import time
@@ -227,7 +226,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
         step, elapsed = resume_state["step"], resume_state["elapsed_s"]
 
     tokens_per_step = cfg.batch_size * cfg.grad_accum * d.world * source.seq_len
-    total = math.ceil(cfg.max_tokens / tokens_per_step) if cfg.max_tokens else cfg.steps
+    total = cfg.total_steps(d.world, source.seq_len)
     if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
