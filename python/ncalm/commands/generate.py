@@ -105,7 +105,7 @@ def resolve_device(name: str, cfg) -> str:
             return "cpu"
         from ncalm.cuda_backend import cuda_status
 
-        raise ValueError(f"--device {name}: {cuda_status()[1]}".replace("device='cpu'", "--device cpu"))
+        raise ValueError(f"--device {name}: {cuda_status(cpu='--device cpu')[1]}")
     if name == "auto":
         import torch
 

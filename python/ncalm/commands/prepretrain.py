@@ -50,9 +50,9 @@ def check_gen_device(args: argparse.Namespace) -> None:
         return
     from ncalm.cuda_backend import cuda_status
 
-    usable, why = cuda_status()
-    if not usable:  # why ends "use device='cpu'", the Python API's spelling
-        raise ValueError(f"--gen-device {args.gen_device}: {why}".replace("device='cpu'", "--gen-device cpu"))
+    usable, why = cuda_status(cpu="--gen-device cpu")
+    if not usable:
+        raise ValueError(f"--gen-device {args.gen_device}: {why}")
 
 
 def run(args: argparse.Namespace) -> int:
