@@ -70,6 +70,22 @@ def test_ctrl_c_mid_step_leaves_a_checkpoint_that_resumes_exactly(tmp_path, monk
     assert untimed("part") == untimed("full")  # not a record more or less than without the interruption
 
 
+def test_a_fresh_start_crashing_before_its_first_save_leaves_no_stale_checkpoint(tmp_path, monkeypatch):
+    from ncalm.train import trainer
+
+    train(config(tmp_path / "r", stop_at=2))
+
+    def broken_loader(*a, **k):
+        raise RuntimeError("data went away")
+
+    monkeypatch.setattr(trainer, "make_loader", broken_loader)
+    with pytest.raises(RuntimeError, match="data went away"):
+        train(config(tmp_path / "r"))  # what --force does: start over in a run directory
+    # The new config.json and empty metrics must not sit beside the old run's weights.
+    assert not (tmp_path / "r/checkpoint.pt").exists()
+    assert [r["step"] for r in read_metrics(tmp_path / "r/metrics.jsonl")] == [0]  # the new run's first eval
+
+
 def test_resume_survives_a_metrics_line_torn_by_the_kill(tmp_path):
     train(config(tmp_path / "r", stop_at=5))
     with open(tmp_path / "r/metrics.jsonl", "a") as f:

@@ -237,6 +237,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     if d.is_main:
+        if resume_state is None:
+            # A fresh start (--force) replaces config and metrics now; a stale checkpoint beside them
+            # would pair the old weights with the new run's files until the first save.
+            ckpt_path.unlink(missing_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         if tokenizer is not None:
             tokenizer.save(out)
