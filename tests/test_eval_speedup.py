@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from ncalm.evaluation.plots import mean_and_spread, plot_loss_curves
-from ncalm.evaluation.speedup import (AT_START, MEASURED, NOT_MEASURABLE, NOT_REACHED, read_curve, speedup,
-                                      tokens_to_reach)
+from ncalm.evaluation.speedup import (AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, read_curve,
+                                      speedup, tokens_to_reach)
 
 BASE = [(100, 4.0), (200, 3.0), (300, 2.5), (400, 2.0)]
 
@@ -66,6 +66,20 @@ def test_speedup_needs_a_crossing_to_time():
     assert s.status == NOT_MEASURABLE and s.speedup is None
 
 
+def test_a_diverged_curve_is_a_status_not_an_error():
+    nan = float("nan")
+    s = speedup(BASE, [(100, 3.0), (200, 2.0), (300, nan)])  # reached the target, then NaN
+    assert s.status == DIVERGED and s.speedup is None and s.run_tokens is None
+    assert s.baseline_tokens == 400 and s.improvement_pct is None
+    assert s.to_dict()["run_final"] is None and "diverged" in s.describe()
+    s = speedup(BASE, [(100, 3.0), (200, math.inf), (400, 1.0)])  # blew up, came back: still not a clean curve
+    assert s.status == DIVERGED and s.improvement_pct == pytest.approx(50.0)
+    s = speedup([(100, 4.0), (200, nan)], BASE)
+    assert s.status == DIVERGED and s.to_dict()["baseline_tokens"] is None and s.improvement_pct is None
+    with pytest.raises(ValueError, match="not finite"):  # token counts must still be numbers
+        speedup(BASE, [(nan, 3.0), (200, 2.0)])
+
+
 def test_bad_curves_are_rejected():
     with pytest.raises(ValueError, match="increase strictly"):
         speedup(BASE, [(100, 3.0), (100, 2.0)])
@@ -115,13 +129,19 @@ def test_eval_speedup_command_reports_each_status(tmp_path, capsys):
     runs = [curve("fast.jsonl", [(0, 4.0), (100, 2.0), (200, 1.5)]),
             curve("start.jsonl", [(0, 1.9), (100, 1.8)]),           # below the target before training
             curve("slow.jsonl", [(0, 4.0), (200, 3.5)]),
-            curve("one.jsonl", [(200, 2.5)])]
+            curve("one.jsonl", [(200, 2.5)]),
+            curve("nan.jsonl", [(0, 4.0), (100, float("nan"))])]  # the trainer logs NaN as NaN
     out = tmp_path / "s.json"
     assert main(["eval", "speedup", "--baseline", base, "--run", *runs, "--json", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "speedup 2.00x (100 vs 200 tokens)" in lines[0]
     assert "speedup unbounded: before any training" in lines[1]
     assert "never reaches" in lines[2] and "speedup n/a" in lines[3]
-    saved = json.loads(out.read_text())["runs"]  # strict JSON: no Infinity
-    assert [saved[r]["status"] for r in runs] == [MEASURED, AT_START, NOT_REACHED, NOT_MEASURABLE]
+    assert "diverged" in lines[4] and lines[4].endswith("final val_loss nan vs 2.0000")
+
+    def strict(constant):
+        raise AssertionError(f"{constant} in JSON")
+
+    saved = json.loads(out.read_text(), parse_constant=strict)["runs"]  # strict JSON: no Infinity, no NaN
+    assert [saved[r]["status"] for r in runs] == [MEASURED, AT_START, NOT_REACHED, NOT_MEASURABLE, DIVERGED]
     assert saved[runs[1]]["speedup"] is None

@@ -207,11 +207,14 @@ def run_speedup(args) -> dict:
     base = read_curve(args.baseline, args.x, args.y)
     result = {"baseline": args.baseline, "runs": {}}
     for path in args.run:
-        s = speedup(base, read_curve(path, args.x, args.y))
+        try:
+            s = speedup(base, read_curve(path, args.x, args.y))
+        except ValueError as exc:  # "baseline: ..." / "run: ...": say which files
+            raise ValueError(f"--baseline {args.baseline}, --run {path}: {exc}") from None
         result["runs"][path] = s.to_dict()
         timed = f" ({s.run_tokens:,.0f} vs {s.baseline_tokens:,.0f} {args.x})" if s.status == MEASURED else ""
-        print(f"{path}: {s.describe()}{timed}; final {args.y} {s.run_final:.4f} vs {s.baseline_final:.4f} "
-              f"({s.improvement_pct:+.2f}%)")
+        change = f" ({s.improvement_pct:+.2f}%)" if s.improvement_pct is not None else ""
+        print(f"{path}: {s.describe()}{timed}; final {args.y} {s.run_final:.4f} vs {s.baseline_final:.4f}{change}")
     return result
 
 

@@ -10,7 +10,8 @@ increasing ``tokens``. The speedup of a run over a baseline is
 where "needs to reach" is the first crossing of the target, linearly
 interpolated between the two evaluation points around it. Only such a
 crossing is a measurement; every other case gets a ``status`` and no invented
-number (see :func:`speedup`).
+number (see :func:`speedup`). A loss that is not finite (a diverged run logs
+NaN) is a status too, not an error, so one bad run cannot hide the others.
 """
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ from typing import Sequence
 Curve = Sequence[tuple[float, float]]
 
 
-def _check_curve(curve: Curve, name: str) -> None:
+def _check_curve(curve: Curve, name: str, finite_loss: bool = True) -> None:
     if len(curve) == 0:
         raise ValueError(f"{name}: the curve is empty; need at least one (tokens, loss) point")
     prev = -math.inf
     for i, (t, loss) in enumerate(curve):
-        if not (math.isfinite(t) and math.isfinite(loss)):
+        if not (math.isfinite(t) and (math.isfinite(loss) or not finite_loss)):
             raise ValueError(f"{name}: point {i} = ({t}, {loss}) is not finite")
         if t < 0:
             raise ValueError(f"{name}: point {i} has tokens={t}; token counts are >= 0")
@@ -61,6 +62,7 @@ MEASURED = "measured"
 AT_START = "at start"
 NOT_REACHED = "not reached"
 NOT_MEASURABLE = "n/a"
+DIVERGED = "diverged"
 
 
 @dataclass
@@ -69,17 +71,14 @@ class Speedup:
     baseline_tokens: float      # tokens the baseline needs to reach it
     run_tokens: float | None    # tokens the run needs to reach it (None: never)
     speedup: float | None       # baseline_tokens / run_tokens; see speedup() for each status
-    status: str                 # MEASURED | AT_START | NOT_REACHED | NOT_MEASURABLE
+    status: str                 # MEASURED | AT_START | NOT_REACHED | NOT_MEASURABLE | DIVERGED
     baseline_final: float
     run_final: float
-    improvement_pct: float      # (baseline_final - run_final) / baseline_final * 100
+    improvement_pct: float | None  # (baseline_final - run_final) / baseline_final * 100; None if either is not finite
 
     def to_dict(self) -> dict:
-        """JSON-able: an infinite lower bound (AT_START at 0 tokens) becomes None, the status says why."""
-        d = asdict(self)
-        if d["speedup"] is not None and not math.isfinite(d["speedup"]):
-            d["speedup"] = None
-        return d
+        """JSON-able: an infinite lower bound (AT_START at 0 tokens) or a NaN loss becomes None, the status says why."""
+        return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(self).items()}
 
     def describe(self) -> str:
         """'speedup 1.50x', 'at start (speedup >= 2.00x)', 'not reached', 'n/a (...)'."""
@@ -90,6 +89,8 @@ class Speedup:
             return f"already at the baseline's final loss at its first evaluation (speedup {bound})"
         if self.status == NOT_REACHED:
             return "never reaches the baseline's final loss"
+        if self.status == DIVERGED:
+            return "speedup n/a: diverged (a validation loss of the run or the baseline is not finite)"
         return "speedup n/a: a curve has one evaluation, or the baseline ends no lower than it starts"
 
 
@@ -108,14 +109,23 @@ def speedup(baseline: Curve, run: Curve) -> Speedup:
     - ``NOT_MEASURABLE``: a curve has a single point, or the baseline is
       already at its final loss at its first evaluation, so no crossing can be
       timed; ``speedup`` is None.
+    - ``DIVERGED``: a loss of either curve is not finite (NaN or inf), so
+      neither the target nor the run's progress means anything; ``speedup``
+      and ``run_tokens`` are None.
 
-    The improvement in final loss is reported in every case.
+    The improvement in final loss is reported whenever both final losses are finite.
     """
-    _check_curve(baseline, "baseline")
-    _check_curve(run, "run")
-    target = float(baseline[-1][1])
+    _check_curve(baseline, "baseline", finite_loss=False)
+    _check_curve(run, "run", finite_loss=False)
+    target, run_final = float(baseline[-1][1]), float(run[-1][1])
     if target == 0:
         raise ValueError("baseline: final loss is 0; the improvement in percent is undefined")
+    if not all(math.isfinite(loss) for _, loss in (*baseline, *run)):
+        improvement = (target - run_final) / target * 100.0 if math.isfinite(target + run_final) else None
+        finite_base = all(math.isfinite(loss) for _, loss in baseline)
+        base_tokens = tokens_to_reach(baseline, target) if finite_base else math.nan
+        return Speedup(target_loss=target, baseline_tokens=base_tokens, run_tokens=None, speedup=None,
+                       status=DIVERGED, baseline_final=target, run_final=run_final, improvement_pct=improvement)
     base_tokens = tokens_to_reach(baseline, target)
     assert base_tokens is not None  # the last point always reaches its own loss
     run_tokens = tokens_to_reach(run, target)
@@ -130,7 +140,6 @@ def speedup(baseline: Curve, run: Curve) -> Speedup:
     else:
         status = MEASURED
         value = base_tokens / run_tokens  # run_tokens > run[0][0] >= 0: interpolated past the first point
-    run_final = float(run[-1][1])
     return Speedup(
         target_loss=target,
         baseline_tokens=base_tokens,

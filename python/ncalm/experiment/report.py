@@ -7,8 +7,9 @@ paired by seed (same language data order and initialisation) and then
 averaged. The speedup mean covers only the seeds where it was measured; the
 others are counted by status (see ncalm.evaluation.speedup): "not reached"
 (never down to scratch's final loss), "at start" (already there at its first
-evaluation: the speedup is only a lower bound) and "n/a" (no crossing to time,
-e.g. one evaluation per curve with eval_every=0).
+evaluation: the speedup is only a lower bound), "n/a" (no crossing to time,
+e.g. one evaluation per curve with eval_every=0) and "diverged" (a NaN or
+infinite validation loss in the arm's or scratch's curve).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from ncalm.atomic_json import write_json
 from ncalm.evaluation.plots import plot_loss_curves
-from ncalm.evaluation.speedup import AT_START, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
+from ncalm.evaluation.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
 
 SCRATCH = "scratch"
 
@@ -52,11 +53,12 @@ def summarize(records: list[dict]) -> dict:
         paired = [(scratch[r["seed"]], r) for r in runs if r["seed"] in scratch and arm != SCRATCH]
         if paired:
             sp = [speedup(b["language"]["val_curve"], r["language"]["val_curve"]) for b, r in paired]
-            s["improvement_pct"] = _stats([x.improvement_pct for x in sp])
+            s["improvement_pct"] = _stats([x.improvement_pct for x in sp if x.improvement_pct is not None])
             s["speedup"] = _stats([x.speedup for x in sp if x.status == MEASURED])
             s["speedup_not_reached"] = sum(x.status == NOT_REACHED for x in sp)
             s["speedup_at_start"] = sum(x.status == AT_START for x in sp)
             s["speedup_not_measurable"] = sum(x.status == NOT_MEASURABLE for x in sp)
+            s["speedup_diverged"] = sum(x.status == DIVERGED for x in sp)
         out[arm] = s
     return out
 
@@ -72,7 +74,8 @@ def _speedup_cell(s: dict) -> str:
     """'1.50x', '1.50x (1 seed(s) not reached)', 'at start', 'n/a', ..."""
     others = [(s[key], label) for key, label in (("speedup_not_reached", NOT_REACHED),
                                                    ("speedup_at_start", AT_START),
-                                                   ("speedup_not_measurable", NOT_MEASURABLE)) if s[key]]
+                                                   ("speedup_not_measurable", NOT_MEASURABLE),
+                                                   ("speedup_diverged", DIVERGED)) if s.get(key)]
     if s["speedup"] is None and len(others) == 1:
         return others[0][1]  # every seed alike
     notes = ", ".join(f"{n} seed(s) {label}" for n, label in others)
@@ -88,7 +91,7 @@ def markdown_table(summary: dict) -> str:
     lines = [head, "|" + "---|" * 11]
     for arm, s in summary.items():
         if "improvement_pct" in s:
-            imp = _pm(s["improvement_pct"], "+.2f") + " %"
+            imp = _pm(s["improvement_pct"], "+.2f") + (" %" if s["improvement_pct"] else "")
             sp = _speedup_cell(s)
         else:
             imp = sp = "-"
@@ -108,7 +111,8 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
             "'speedup': language tokens scratch needs to reach its final validation loss / tokens this arm "
             "needs (interpolated); 'at start': the arm was already at or below that loss at its first "
             "evaluation; 'n/a': no crossing to time (a curve with a single evaluation, as with eval_every=0, "
-            "or a scratch run no lower at the end than at its first evaluation). "
+            "or a scratch run no lower at the end than at its first evaluation); 'diverged': a validation "
+            "loss of the arm or of scratch is NaN or infinite. "
             "Train time: optimizer steps of both stages; wall time: both stages with "
             "evaluations, data loading and the bits-per-byte pass (for a resumed stage, its last attempt only).")
     (out / "results.md").write_text(f"# {config.get('name', 'experiment')}\n\n{table}\n{note}\n")
