@@ -373,3 +373,12 @@ def test_keep_embeddings_refuses_an_init_without_a_text_tokenizer(tmp_path):
 def test_model_overrides_cannot_set_the_vocabulary(tmp_path):
     with pytest.raises(ValueError, match="vocab_size=300 cannot be set: the vocabulary comes from the data"):
         config(tmp_path / "v", model_overrides={"vocab_size": 300})
+
+
+def test_a_diverging_run_is_announced_once(tmp_path, capsys):
+    # lr 1e5 without clipping blows the weights up within a few steps.
+    cfg = config(tmp_path / "r", optim=OptimConfig(lr=1e5, warmup_steps=1, grad_clip=0.0))
+    result = train(cfg)
+    assert not math.isfinite(result["train_loss"])
+    err = capsys.readouterr().err
+    assert err.count("the run has diverged") == 1 and "a lower --lr" in err

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import sys
 import time
@@ -273,6 +274,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
     t_log, step_log = time.perf_counter(), step
     stop = min(total, cfg.stop_at) if cfg.stop_at else total
     model.train()
+    diverged = False
     with DeferredInterrupt(enabled=d.world == 1 and cfg.data.workers == 0) as interrupt:
         while step < stop:
             t0 = time.perf_counter()
@@ -308,6 +310,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
                                "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tps, "elapsed_s": elapsed})
                 if bar is not None:
                     bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
+                if not math.isfinite(last["train_loss"]) and d.is_main and not diverged:
+                    diverged = True  # said once: the run goes on (its metrics show it), but the user should know now
+                    print(f"warning: the training loss is {last['train_loss']} at step {step}: the run has diverged; "
+                          f"a lower --lr, a --grad-clip or --precision fp32 may help", file=sys.stderr)
             if bar is not None:
                 bar.update(1)
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == total:
