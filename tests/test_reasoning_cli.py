@@ -65,6 +65,19 @@ def test_each_task_writes_samples_and_tables(checkpoint, tmp_path, task, extra, 
 
 
 @needs_data
+def test_device_auto_is_the_default_and_samples_where_the_model_is(checkpoint, tmp_path):
+    # "auto" reached torch.Generator(device="auto") unresolved: a RuntimeError traceback.
+    common = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k", "--shots", "0", *FAST]
+    assert run(*common, "--out", tmp_path / "auto", "--device", "auto") == 0
+    assert run(*common, "--out", tmp_path / "default") == 0
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert build_parser("eval-reasoning").parse_args(["eval-reasoning", "--checkpoint", "x"]).device == "auto"
+    if expected == "cpu":  # the same samples as an explicit --device cpu
+        assert run(*common, "--out", tmp_path / "cpu", "--device", "cpu") == 0
+        assert ((tmp_path / "auto/samples.jsonl").read_text() == (tmp_path / "cpu/samples.jsonl").read_text())
+
+
+@needs_data
 def test_resume_adds_only_missing_problems(checkpoint, tmp_path):
     args = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k",
             "--out", tmp_path, "--shots", "0", *FAST]
@@ -119,6 +132,7 @@ def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
     (["--temperature", "nan"], "--temperature nan: must be a finite number"),
     (["--limit", "0"], "--limit 0"),
     (["--task", "bbh", "--finetune"], "--finetune applies to --task gsm8k only"),
+    (["--device", "tpu"], "--device 'tpu': use auto, cpu, cuda or cuda:N"),
 ])
 def test_bad_options_give_one_line_errors(checkpoint, argv, message, capsys):
     assert run("--checkpoint", checkpoint, *argv) == 2

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 from ncalm.cli import UserError
+from ncalm.devices import DEVICE_NAME
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
 PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
@@ -40,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="few-shot demonstrations; default: gsm8k 8 (0 with --finetune), bbh 3")
     p.add_argument("--batch-size", type=int, default=16, help="sequences decoded together")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (per problem: seed + id hash)")
-    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu), cpu, cuda or cuda:N")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads; default: torch's choice (1 is faster on a busy machine)")
     p.add_argument("--out", default=None, help="output directory; default: runs/reasoning-TASK")
@@ -106,6 +107,8 @@ def _check(args) -> None:
                         "identical; use --n-samples 1 or a temperature > 0")
     if args.finetune and args.task != "gsm8k":
         raise UserError("--finetune applies to --task gsm8k only")
+    if not DEVICE_NAME.fullmatch(args.device):  # before any data is read; availability is checked at load
+        raise UserError(f"--device {args.device!r}: use auto, cpu, cuda or cuda:N")
     if args.save_finetuned:
         _check_save_target(args)
 
@@ -230,6 +233,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from ncalm.checkpoint import load_model
+    from ncalm.devices import torch_device
     from ncalm.reasoning.results import ResultsStore, summarize, write_tables
     from ncalm.sampling import SamplingConfig, generate
 
@@ -238,7 +242,8 @@ def run(args) -> int:
     spec = _task(args)
     if not spec.items:
         raise UserError("no problems to evaluate (check --data and --limit)")
-    model, tokenizer, _ = load_model(args.checkpoint, device=args.device)
+    device = torch_device(args.device)  # "auto" and "cuda" become the device the sampling generators need
+    model, tokenizer, _ = load_model(args.checkpoint, device=device)
     if tokenizer is None:
         raise UserError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens only: "
                         "reasoning evaluation needs a language-stage checkpoint with a tokenizer")
@@ -265,7 +270,7 @@ def run(args) -> int:
     for item in bar:
         # A generator per problem, seeded from its id: resumed and uninterrupted
         # runs draw the same samples.
-        gen = torch.Generator(device=args.device).manual_seed(args.seed + zlib.crc32(item.id.encode()))
+        gen = torch.Generator(device=device).manual_seed(args.seed + zlib.crc32(item.id.encode()))
         [completions] = generate(model, tokenizer, [item.prompt], sampling, args.n_samples, gen)
         record = store.add(item.id, item.group, spec.score(item, completions))
         solved += record["c"] / record["n"]
