@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+import ncalm
 from ncalm import NCAConfig, decode, find_rules, rollout
 from ncalm.evaluation.icl import (ICL_OFFSET, copy_last_frame_predictor, evaluate_icl, greedy_predictor,
                                   icl_accuracy, icl_sequences, max_context_frames, patch_cells)
@@ -33,7 +34,7 @@ def test_patch_cells_agrees_with_the_generators_decode():
 
 
 def test_perfect_oracle_scores_one():
-    tokens = icl_sequences(CFG, SEED, N, max(KS) + 1)
+    tokens = icl_sequences(CFG, SEED, N, max(KS) + 1, CFG.band)
     truth = {row[:k * CFG.frame_len + 1].tobytes(): row for row in tokens for k in KS}
 
     def oracle(context, n):
@@ -85,7 +86,7 @@ def test_greedy_with_kv_cache_equals_full_recomputation():
 
 
 def test_bad_input():
-    tokens = icl_sequences(CFG, SEED, 2, 3)
+    tokens = icl_sequences(CFG, SEED, 2, 3, CFG.band)
     with pytest.raises(ValueError, match="k=3"):
         icl_accuracy(copy_last_frame_predictor(CFG.frame_len), tokens, CFG.frame_len, CFG.colors, CFG.patch, [3])
     with pytest.raises(ValueError, match=">= 1"):
@@ -95,7 +96,7 @@ def test_bad_input():
 
 
 def test_batch_size_must_be_positive():
-    tokens = icl_sequences(CFG, SEED, 2, 3)
+    tokens = icl_sequences(CFG, SEED, 2, 3, CFG.band)
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         icl_accuracy(copy_last_frame_predictor(CFG.frame_len), tokens, CFG.frame_len, CFG.colors, CFG.patch, [1],
                      batch_size=0)
@@ -111,7 +112,7 @@ def test_max_context_frames_is_the_largest_k_whose_decode_fits():
 
 
 def test_progress_bar_counts_k_times_batches_on_stderr_only_when_asked(capsys):
-    tokens = icl_sequences(CFG, SEED, 5, 3)
+    tokens = icl_sequences(CFG, SEED, 5, 3, CFG.band)
     copy = copy_last_frame_predictor(CFG.frame_len)
     quiet = icl_accuracy(copy, tokens, CFG.frame_len, CFG.colors, CFG.patch, [1, 2], batch_size=2)
     assert capsys.readouterr() == ("", "")  # quiet by default
@@ -120,3 +121,12 @@ def test_progress_bar_counts_k_times_batches_on_stderr_only_when_asked(capsys):
     out, err = capsys.readouterr()
     assert shown == quiet and out == ""
     assert "icl low" in err and "6/6" in err  # 2 ks x 3 batches of 5 rules
+
+
+def test_a_band_of_none_is_every_rule_not_the_training_band():
+    # Was "keep cfg.band": {'unfiltered': None} silently scored training-band rules.
+    unfiltered = icl_sequences(CFG, SEED, N, 2, None)
+    plain = CFG.replace(band=None, seq_len=2 * CFG.frame_len - 1)
+    ids = np.arange(N, dtype=np.uint64) + np.uint64(ICL_OFFSET)
+    np.testing.assert_array_equal(unfiltered, ncalm.sequence_tokens(plain, SEED, ids))
+    assert not np.array_equal(unfiltered, icl_sequences(CFG, SEED, N, 2, CFG.band))

@@ -124,10 +124,11 @@ def copy_last_frame_predictor(frame_len: int) -> Predictor:
     return predict
 
 
-def icl_sequences(cfg, seed: int, n: int, frames: int, band=None) -> np.ndarray:
+def icl_sequences(cfg, seed: int, n: int, frames: int, band: tuple[float, float] | None) -> np.ndarray:
     """``n`` sequences of ``frames`` whole frames, each a fresh rule from ``band``.
 
-    ``band`` overrides ``cfg.band`` (None keeps it). Ids start at ``ICL_OFFSET``.
+    ``band`` replaces ``cfg.band``; None means every rule (no filter), as in
+    NCAConfig. Pass ``cfg.band`` for the training band. Ids start at ``ICL_OFFSET``.
     """
     from ncalm import NCAConfig, sequence_tokens
 
@@ -135,8 +136,7 @@ def icl_sequences(cfg, seed: int, n: int, frames: int, band=None) -> np.ndarray:
         raise ValueError(f"n (rules per band) must be >= 1, got {n}")
     d = cfg.to_dict()
     d["seq_len"] = frames * cfg.frame_len - 1  # sequence_tokens gives seq_len + 1 tokens
-    if band is not None:
-        d["band"] = tuple(band)
+    d["band"] = None if band is None else tuple(band)
     ids = np.arange(n, dtype=np.uint64) + np.uint64(ICL_OFFSET)
     tokens = sequence_tokens(NCAConfig.from_dict(d), seed, ids)
     return np.asarray(tokens, dtype=np.int64)
@@ -145,7 +145,10 @@ def icl_sequences(cfg, seed: int, n: int, frames: int, band=None) -> np.ndarray:
 def evaluate_icl(predict: Predictor, cfg, seed: int, n: int, ks: Sequence[int],
                  bands: dict[str, tuple[float, float] | None], batch_size: int = 16,
                  progress: bool = False) -> dict:
-    """``{band name: [per-k rows]}`` for ``n`` fresh rules of each band (``progress``: a bar per band)."""
+    """``{band name: [per-k rows]}`` for ``n`` fresh rules of each band (``progress``: a bar per band).
+
+    A band of None is every rule, unfiltered; pass ``cfg.band`` for the training band.
+    """
     if not ks:
         raise ValueError("ks: give at least one k")
     result = {}
