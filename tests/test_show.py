@@ -39,6 +39,12 @@ def test_show_draws_the_simulated_grids(tmp_path, capsys):
     for name in ("complexity.png", "rejected.png"):
         assert Image.open(tmp_path / name).size[0] > 100
 
+    # Again into the same --out without a band: the old rejected.png would pass for this run's.
+    assert main(["show", "--grid", "8", "--colors", "6", "--band", "none", "--rules", "1", "--frames", "2",
+                 "--candidates", "20", "--out", str(tmp_path)]) == 0
+    assert not (tmp_path / "rejected.png").exists()
+    assert f"removed {tmp_path / 'rejected.png'} of an earlier run" in capsys.readouterr().out
+
 
 def test_show_rejects_bad_options(tmp_path, capsys):
     assert main(["show", "--rules", "0", "--out", str(tmp_path)]) == 2

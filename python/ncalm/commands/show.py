@@ -69,6 +69,10 @@ def run(args: argparse.Namespace) -> int:
             sims = np.arange(rejected.size, dtype=np.uint64)
             rejected_path = save_strip(rollout(cfg, args.seed, rejected, sims, args.frames, threads=threads),
                                        out / "rejected.png", cfg.colors, args.scale)
+    stale = out / "rejected.png"
+    if rejected_path is None and stale.exists():
+        stale.unlink()  # an earlier run's picture, of another band or config, must not pass for this one's
+        print(f"removed {stale} of an earlier run: this run rejects no rule to draw")
 
     print(f"{args.rules} rules x {args.frames} frames ({cfg.grid}x{cfg.grid}, {cfg.colors} colours): {strip}, {gif}")
     print(f"complexity of {args.candidates} candidate rules: median {np.median(ratios):.3f}, "
