@@ -32,3 +32,30 @@ def test_user_errors_are_one_line_under_python_m_ncalm_cli():
                            "--k", "8", "--n-samples", "4"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert done.stderr.strip() == "ncalm eval-reasoning: error: --k 8: each k must be in [1, --n-samples=4]"
+
+
+def _actions(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _actions(sub)
+        else:
+            yield action
+
+
+def test_every_shown_default_is_a_value_its_option_accepts():
+    # --max-tokens showed "(default: 0)" and refused 0: a default a user cannot type back is a lie in --help.
+    from ncalm.cli import build_parser
+
+    checked = 0
+    for name, _, _ in COMMANDS:
+        for action in _actions(build_parser(name)):
+            if action.type is None or action.default is None or isinstance(action.default, bool):
+                continue
+            values = action.default if isinstance(action.default, list) else [action.default]
+            for value in values:
+                action.type(str(value) if not isinstance(value, tuple) else ",".join(map(str, value)))
+                checked += 1
+    assert checked > 20

@@ -25,8 +25,9 @@ def add_common(p: argparse.ArgumentParser, out_default: str, steps_default: int,
     g.add_argument("--steps", type=int, default=steps_default, help="optimizer steps")
     g.add_argument("--stop-at", type=int, default=0,
                    help="stop after this step with a checkpoint, to continue later with --resume (0 = run to the end)")
-    g.add_argument("--max-tokens", type=parse_count, default=0,
-                   help="token budget; if > 0 it sets the steps (batch x accum x ranks x seq-len per step)")
+    g.add_argument("--max-tokens", type=parse_count, default=None,
+                   help="token budget (e.g. 50M); given, it sets the steps instead of --steps "
+                        "(batch x accum x ranks x seq-len tokens per step)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (under torchrun: per local rank)")
     g.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                    help="auto = bf16 autocast on CUDA, fp32 on CPU; --resume refuses another resolved precision")
@@ -77,7 +78,7 @@ def train_config(args: argparse.Namespace, data: DataConfig, init: str | None = 
                         weight_decay=args.weight_decay, grad_clip=args.grad_clip)
     return TrainConfig(
         out_dir=args.out, model=args.model, data=data, optim=optim, init=init,
-        transfer=transfer or TransferConfig(), steps=args.steps, max_tokens=args.max_tokens,
+        transfer=transfer or TransferConfig(), steps=args.steps, max_tokens=args.max_tokens or 0,
         batch_size=args.batch_size, grad_accum=args.grad_accum, eval_every=args.eval_every,
         eval_batches=args.eval_batches, ckpt_every=args.ckpt_every, log_every=args.log_every,
         seed=args.seed, device=args.device, precision=args.precision, compile=args.compile,
