@@ -110,3 +110,16 @@ def test_epoch_sequences_help_says_what_0_means():
     sub = next(a for a in parser._actions if a.dest == "command").choices["prepretrain"]
     [action] = [a for a in sub._actions if a.dest == "epoch_sequences"]
     assert "0 = --pool-size" in action.help
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "dyck", "--data-seed", "-1"], "data seed (--data-seed) must be in [0, 2**64), got -1"),
+    (["--data", "nca", "--data-seed", str(2**64)], f"data seed (--data-seed) must be in [0, 2**64), got {2**64}"),
+    (["--data", "dyck", "--seed", "-3"], "seed (--seed) must be in [0, 2**64), got -3"),
+])
+def test_seeds_out_of_range_name_their_option_before_any_data_is_read(tmp_path, argv, message, capsys):
+    # A negative --data-seed used to surface as numpy's "expected non-negative integer" after loading the data.
+    assert main(["prepretrain", "--out", str(tmp_path / "r"), *argv, "--steps", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()

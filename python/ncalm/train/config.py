@@ -57,6 +57,8 @@ class DataConfig:
             raise ValueError(f"data kind must be one of {', '.join(DATA_KINDS)}, got {self.kind!r}")
         if self.seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {self.seq_len}")
+        if not 0 <= self.seed < 2**64:  # the generator's uint64; numpy's draws refuse negatives only at the first batch
+            raise ValueError(f"data seed (--data-seed) must be in [0, 2**64), got {self.seed}")
         if self.gen_device not in ("auto", "cpu") and not self.gen_device.startswith("cuda"):
             raise ValueError(f"gen_device must be auto, cpu, cuda or cuda:N, got {self.gen_device!r}")
 
@@ -137,6 +139,8 @@ class TrainConfig:
         for name in ("max_tokens", "eval_every", "ckpt_every", "stop_at"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**64:  # what torch.manual_seed takes as given (negatives would wrap)
+            raise ValueError(f"seed (--seed) must be in [0, 2**64), got {self.seed}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 (or unset for torch's default), got {self.threads}")
         if self.precision not in ("auto", "bf16", "fp32"):
