@@ -59,3 +59,16 @@ def test_every_shown_default_is_a_value_its_option_accepts():
                 action.type(str(value) if not isinstance(value, tuple) else ",".join(map(str, value)))
                 checked += 1
     assert checked > 20
+
+
+def test_eval_modes_define_their_metrics_in_help(capsys):
+    import pytest
+
+    from ncalm.cli import main
+
+    for mode, definition in (("bpb", "bits/byte     total nats / (ln 2 x UTF-8 bytes"),
+                             ("icl", "frame acc     fraction of frames with every cell right"),
+                             ("speedup", "speedup = tokens the baseline needs to reach its final loss")):
+        with pytest.raises(SystemExit):
+            main(["eval", mode, "--help"])
+        assert definition in capsys.readouterr().out

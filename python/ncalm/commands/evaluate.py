@@ -12,13 +12,50 @@ from ncalm.commands.nca_options import parse_band, parse_count
 DEFAULT_MAX_VAL_BYTES = 1_000_000  # the trainer's default max_val_bytes
 DEVICE_HELP = "auto (cuda when available, else cpu), cpu, cuda or cuda:N"
 
+# What each number means, for `ncalm eval MODE --help` (the modules' docstrings say it at length).
+BPB_DESCRIPTION = """\
+Perplexity and bits per byte of a language-stage checkpoint on held-out text.
+
+The documents become one stream EOS d1 EOS d2 ..., cut into windows of
+--seq-len predictions with no overlap, so every token is predicted once:
+  loss          mean next-token cross-entropy, nats/token
+  perplexity    exp(loss)
+  bits/byte     total nats / (ln 2 x UTF-8 bytes of the documents)
+Bits per byte does not depend on the tokenizer: byte-level and BPE models compare."""
+
+ICL_DESCRIPTION = """\
+In-context learning on NCA: can an NCA-stage model infer an unseen rule from
+k frames of its trajectory?
+
+For each band, --rules fresh rules (never in training) are simulated; the
+model sees k frames plus the next frame's START and greedily decodes that
+frame. Tokens are decoded back to cells:
+  cell acc      fraction of cells right
+  frame acc     fraction of frames with every cell right
+The baseline in parentheses copies the last frame it was shown: what a model
+blind to the rule scores. The training band is always evaluated."""
+
+SPEEDUP_DESCRIPTION = """\
+Convergence speedup of each --run over --baseline, from their metrics.jsonl
+validation curves (the same language data and schedule, e.g. an NCA arm vs
+scratch):
+  speedup = tokens the baseline needs to reach its final loss
+            / tokens the run needs to reach that loss
+each "needs" the first crossing, linearly interpolated between evaluations.
+Without such a crossing the run gets a status and no number: "never
+reaches", "already at the baseline's final loss at its first evaluation"
+(a lower bound), "n/a" (a curve with one evaluation, or a baseline ending no
+lower than it starts) or "diverged" (a NaN or infinite loss). The final-loss
+improvement in percent is printed whenever both final losses are finite."""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ncalm.cli import HelpFormatter as fmt  # the CLI's: no "(default: None)" after "default: ..."
 
     sub = p.add_subparsers(dest="mode", metavar="MODE", required=True)
 
-    b = sub.add_parser("bpb", help="perplexity and bits per byte on held-out text", formatter_class=fmt)
+    b = sub.add_parser("bpb", help="perplexity and bits per byte on held-out text", formatter_class=fmt,
+                       description=BPB_DESCRIPTION)
     b.add_argument("--checkpoint", required=True, help="language-stage checkpoint")
     b.add_argument("--data", default=None,
                    help="corpus spec (stdlib, files/dirs/globs, hf:NAME), or token shards (bin:DIR, or a DIR "
@@ -38,7 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.add_argument("--json", default=None, help="also write the result to this JSON file")
 
-    i = sub.add_parser("icl", help="NCA in-context accuracy vs k frames of context", formatter_class=fmt)
+    i = sub.add_parser("icl", help="NCA in-context accuracy vs k frames of context", formatter_class=fmt,
+                       description=ICL_DESCRIPTION)
     i.add_argument("--checkpoint", required=True, help="NCA-stage checkpoint")
     i.add_argument("--k", type=int, nargs="+", default=None,
                    help="frames of context; default: 1, 2, 4, ... up to what fits the model's context")
@@ -52,7 +90,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--no-progress", action="store_true", help="no progress bars")
     i.add_argument("--json", default=None, help="also write the result to this JSON file")
 
-    s = sub.add_parser("speedup", help="convergence speedup of --run over --baseline", formatter_class=fmt)
+    s = sub.add_parser("speedup", help="convergence speedup of --run over --baseline", formatter_class=fmt,
+                       description=SPEEDUP_DESCRIPTION)
     s.add_argument("--baseline", required=True, help="metrics JSONL of the baseline (e.g. scratch)")
     s.add_argument("--run", required=True, nargs="+", help="metrics JSONL of one or more other runs")
     s.add_argument("--x", default="tokens", help="JSONL key of the token count")
