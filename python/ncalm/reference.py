@@ -1,10 +1,11 @@
 """A slow, plain-numpy NCA generator, written from nca-spec.md for clarity.
 
-It is the yardstick the compiled core is tested against (and the baseline
-the benchmarks divide by): the same Philox counters and stream layout as
-ncacore, but textbook numpy everywhere else (one-hot, np.pad(mode="wrap") on
-all three axes, full Gumbel-max with np.log, np.exp, gzip from the standard
-library). Batched over simulations, never optimised beyond that.
+It is the yardstick the compiled core is tested against (the benchmarks
+divide by ncalm/torch_nca.py instead, a batched PyTorch NCA): the same
+Philox counters and stream layout as ncacore, but textbook numpy everywhere
+else (one-hot, np.pad(mode="wrap") on all three axes, full Gumbel-max with
+np.log, np.exp, gzip from the standard library). Batched over simulations,
+never optimised beyond that.
 """
 from __future__ import annotations
 

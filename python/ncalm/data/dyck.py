@@ -17,7 +17,8 @@ VAL_OFFSET = 1 << 40
 
 
 def dyck_sequence(rng: np.random.Generator, length: int, k: int, max_depth: int, p_open: float) -> np.ndarray:
-    """One Dyck token stream of ``length`` tokens (closes any open brackets first when it can)."""
+    """One Dyck token stream of ``length`` tokens: a prefix of a balanced string, so brackets may
+    still be open at the end (the model learns to close them from the stack, not from the length)."""
     coin = rng.random(length)
     kinds = rng.integers(0, k, size=length)
     out = np.empty(length, dtype=np.int64)
