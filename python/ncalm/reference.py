@@ -5,7 +5,9 @@ divide by ncalm/torch_nca.py instead, a batched PyTorch NCA): the same
 Philox counters and stream layout as ncacore, but textbook numpy everywhere
 else (one-hot, np.pad(mode="wrap") on all three axes, full Gumbel-max with
 np.log, np.exp, gzip from the standard library). Batched over simulations,
-never optimised beyond that.
+never optimised beyond that. Being textbook, its weights and logits can
+differ from the core's in the last bit, so a float near-tie may go the other
+way (rare: see docs/nca-semantics.md).
 """
 from __future__ import annotations
 
