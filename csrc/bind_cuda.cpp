@@ -12,6 +12,7 @@
 
 #include "config_dict.hpp"
 #include "found_rules.hpp"
+#include "numpy_array.hpp"
 #include "ncacuda/device.hpp"
 #include "ncacuda/filter.hpp"
 #include "ncacuda/kernels.hpp"
@@ -19,9 +20,6 @@
 namespace py = pybind11;
 
 namespace {
-
-template <typename T>
-using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 
 ncacuda::TokenType token_type(const std::string& name) {

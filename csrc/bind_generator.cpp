@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config_dict.hpp"
+#include "numpy_array.hpp"
 #include "found_rules.hpp"
 #include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
@@ -18,9 +19,6 @@ namespace py = pybind11;
 using nca::Config;
 
 namespace {
-
-template <typename T>
-using Array = py::array_t<T, py::array::c_style | py::array::forcecast>;
 
 
 void require(bool ok, const std::string& msg) {
@@ -42,6 +40,8 @@ void generate_into(const Config& cfg, uint64_t seed, const Array<uint64_t>& seq,
           "out must have shape (len(seq_ids), seq_len + 1)");
   require(out.flags() & py::array::c_style, "out must be C-contiguous");
   require(out.writeable(), "out must be writeable");
+  require(out.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_,
+          "out must be aligned for its dtype (a view at an odd byte offset is not)");
   const uint64_t* rule_ptr = nullptr;
   Array<uint64_t> rule_arr;
   if (!rules.is_none()) {

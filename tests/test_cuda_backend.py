@@ -252,6 +252,14 @@ def test_bad_targets_are_refused():
         gen.generate_into(torch.empty((17, 4), dtype=torch.int32, device="cuda").t(), start=0)
     with pytest.raises(ValueError, match="exactly one"):
         gen.generate_into(torch.empty((4, 17), dtype=torch.int32, device="cuda"))
+    buf = torch.empty((4 * 17 + 1,), dtype=torch.int32, device="cuda")
+
+    class Misaligned:  # an int32 view 2 bytes into an allocation
+        __cuda_array_interface__ = {"shape": (4, 17), "typestr": "<i4", "strides": None, "version": 3,
+                                    "data": (buf.data_ptr() + 2, False)}
+
+    with pytest.raises(ValueError, match="must be aligned for int32"):
+        gen.generate_into(Misaligned(), start=0)
 
 
 # --- anywhere: errors and buffer parsing -------------------------------------------

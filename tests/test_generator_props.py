@@ -176,6 +176,26 @@ def test_out_buffers_of_an_equivalent_dtype_are_accepted():
         ncalm.sequence_tokens(CFG, 0, [0, 1], out=np.empty((2, CFG.seq_len + 1), ">i4"))
 
 
+def test_misaligned_arrays_are_copied_in_and_refused_out():
+    # np.frombuffer at an odd offset reached the core as a misaligned pointer (UBSan).
+    def misaligned(n, dtype):
+        a = np.frombuffer(bytearray(n * np.dtype(dtype).itemsize + 1), dtype, count=n, offset=1)
+        assert not a.flags.aligned
+        return a
+
+    ids = misaligned(3, np.uint64)
+    ids[:] = [5, 0, 9]
+    want = ncalm.sequence_tokens(CFG, 0, [5, 0, 9])
+    np.testing.assert_array_equal(ncalm.sequence_tokens(CFG, 0, ids), want)
+    rules = misaligned(3, np.uint64)
+    rules[:] = [5, 0, 9]
+    np.testing.assert_array_equal(ncalm.rollout(CFG, 0, rules, ids, 2), ncalm.rollout(CFG, 0, [5, 0, 9], [5, 0, 9], 2))
+    out = misaligned(3 * (CFG.seq_len + 1), np.int32).reshape(3, -1)
+    out.flags.writeable = True
+    with pytest.raises(ValueError, match="out must be aligned"):
+        ncalm.sequence_tokens(CFG, 0, [5, 0, 9], out=out)
+
+
 def test_complexity_equals_python_gzip():
     rng = np.random.default_rng(1)
     for n in (1, 36, 360, 5000):

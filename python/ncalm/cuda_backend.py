@@ -262,6 +262,8 @@ class CudaGenerator:
         size = np.dtype(t.dtype).itemsize
         if t.shape[0] and (t.strides[1] != size or t.strides[0] % size or t.strides[0] < width * size):
             raise ValueError("out's rows must be contiguous and not overlap (stride of the last axis = 1 element)")
+        if t.ptr % size:  # a misaligned store is a CUDA error that poisons the context
+            raise ValueError(f"out must be aligned for {t.dtype}: its address {t.ptr:#x} is not a multiple of {size}")
         if t.shape[0] and t.device != self.index:
             where = "host or unknown memory" if t.device < 0 else f"cuda:{t.device}"
             raise ValueError(f"out lives on {where}, this generator on cuda:{self.index}")
