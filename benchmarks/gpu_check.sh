@@ -54,10 +54,39 @@ if not torch.cuda.is_available(): print('torch sees no CUDA device (torch', torc
   exit 1
 fi
 
+# C++ exceptions must reach Python as errors. A build on a lent machine (gcc 13,
+# Python 3.12) was once seen to crash on them instead: if they do, say so with
+# the toolchain and a backtrace, and run the tests in a worker that pytest-xdist
+# restarts after a crash, so that one crash does not hide the other results.
+echo "== C++ exceptions through the bindings"
+xdist=()
+if ! timeout 60 python3 -X faulthandler -c "
+import numpy as np, ncalm
+from ncalm import _core
+cfg = ncalm.NCAConfig(grid=4, colors=2, band=(0.0, 0.01), max_attempts=3)
+for what, call in [('core: bad colour', lambda: _core.logits(cfg.core_dict(), *[np.zeros(n, np.float32) for n in (144, 64, 32)], np.full(16, 9, np.uint8))),
+                   ('core: band without rules', lambda: ncalm.find_rules(cfg, 0, [0]))]:
+    print('raising:', what, flush=True)
+    try:
+        call()
+    except (ValueError, RuntimeError) as e:
+        print('  caught', type(e).__name__, str(e)[:80], flush=True)
+print('C++ exceptions: caught as Python errors')"; then
+  echo "C++ EXCEPTIONS CRASH THE PROCESS (rc above): toolchain, libraries and a backtrace follow"
+  gcc --version | head -1
+  python3 -c "import sys, pybind11, torch; print('python', sys.version.split()[0], 'pybind11', pybind11.__version__, 'torch', torch.__version__)"
+  so=$(python3 -c "import ncalm._core as c; print(c.__file__)")
+  ldd "$so" | grep -E "stdc|gcc_s|cudart|libz"
+  python3 -c "import torch, ncalm._core; print(''.join(l for l in open('/proc/self/maps') if 'libstdc' in l or 'libgcc_s' in l))" | awk '{print $6}' | sort -u
+  gdb=$(command -v cuda-gdb || ls /usr/local/cuda*/bin/cuda-gdb 2>/dev/null | head -1)
+  [[ -n "$gdb" ]] && timeout 60 "$gdb" -batch -ex run -ex bt --args python3 -c "import ncalm; ncalm.find_rules(ncalm.NCAConfig(grid=4, colors=2, band=(0.0, 0.01), max_attempts=3), 0, [0])" 2>&1 | grep -v "^\[New Thread\|^\[Thread" | tail -30
+  python3 -c "import xdist" 2>/dev/null && xdist=(-n 1 --max-worker-restart 200)
+fi
+
 echo "== GPU tests ($(left) s left)"
 # -v: a test that hangs is named in tests.log. (The kernel emulator's test runs
 # in CI, without a GPU; it is left out here to save the lease.)
-timeout "$(allow 240 130)" python3 -m pytest -v -p no:cacheprovider -rs --durations=10 \
+timeout "$(allow 240 130)" python3 -m pytest -v -p no:cacheprovider -rs --durations=10 "${xdist[@]}" \
   tests/test_cuda_backend.py tests/test_gpu_training.py \
   2>&1 | tee "$logs/tests.log" | grep -v " PASSED" | tail -50
 tests_rc=${PIPESTATUS[0]}
