@@ -2,6 +2,12 @@
 // core library; this layer converts arrays and releases the GIL.
 #include <pybind11/pybind11.h>
 
+// Not for output: with gcc 13+, <iostream> makes the module reference
+// libstdc++'s stream initialisation (std::ios_base_library_init), so a build
+// that links libstdc++ statically (as one on a lent H100 did) still sets up
+// the stream locale that pybind11 or a dependency may format numbers with.
+#include <iostream>
+
 namespace py = pybind11;
 
 void bind_generator(py::module_& m);

@@ -3,11 +3,11 @@
 // counterparts are generate() and score_one() in ncacore/src/generate.cpp.
 #include <cuda_runtime.h>
 
-#include <sstream>
 #include <stdexcept>
 
 #include "ncacore/generate.hpp"
 #include "ncacore/philox.hpp"
+#include "ncacore/text.hpp"
 #include "ncacuda/check.cuh"
 #include "ncacuda/kernels.hpp"
 #include "warp_sim.cuh"
@@ -49,12 +49,10 @@ void launch(const SimParams& p, cudaStream_t stream) {
   NCACUDA_CHECK(cudaGetDevice(&device));
   NCACUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   const int warps = std::min(kWarpsPerBlock, limit / p.layout.total);
-  if (warps < 1) {
-    std::ostringstream e;
-    e << "CUDA backend: one simulation of this config needs " << p.layout.total
-      << " bytes of shared memory, the device offers " << limit << "; use the CPU backend";
-    throw std::invalid_argument(e.str());
-  }
+  if (warps < 1)
+    throw std::invalid_argument("CUDA backend: one simulation of this config needs " + nca::num(p.layout.total) +
+                                " bytes of shared memory, the device offers " + nca::num(limit) +
+                                "; use the CPU backend");
   const size_t smem = size_t(warps) * p.layout.total;
   switch (cells_per_lane(p.cfg.cells())) {
     case 1: launch_kc<1>(p, warps, smem, stream); break;
@@ -79,12 +77,10 @@ std::string unsupported(const nca::Config& cfg) {
   const std::string invalid = nca::validate(cfg);
   if (!invalid.empty()) return invalid;
   const int bytes = warp_layout(cfg).total;
-  if (bytes > kSmallestLimit) {
-    std::ostringstream e;
-    e << "CUDA backend: a " << cfg.height << "x" << cfg.width << " grid with " << cfg.colors << " colors needs "
-      << bytes << " bytes of shared memory per simulation (limit " << kSmallestLimit << "); use the CPU backend";
-    return e.str();
-  }
+  if (bytes > kSmallestLimit)
+    return "CUDA backend: a " + nca::num(cfg.height) + "x" + nca::num(cfg.width) + " grid with " +
+           nca::num(cfg.colors) + " colors needs " + nca::num(bytes) + " bytes of shared memory per simulation (limit " +
+           nca::num(kSmallestLimit) + "); use the CPU backend";
   return "";
 }
 

@@ -2,19 +2,18 @@
 
 #include <algorithm>
 #include <limits>
-#include <sstream>
 #include <stdexcept>
 #include <vector>
 
 #include "ncacore/generate.hpp"
+#include "ncacore/text.hpp"
 
 namespace nca {
 
 void throw_no_rule_in_band(const Config& cfg, uint64_t seq) {
-  std::ostringstream e;
-  e << "no rule inside band (" << cfg.band_lower << ", " << cfg.band_upper << ") after " << cfg.max_attempts
-    << " candidates for sequence " << seq << "; widen the band or change the dynamics";
-  throw std::invalid_argument(e.str());
+  throw std::invalid_argument("no rule inside band (" + num(cfg.band_lower) + ", " + num(cfg.band_upper) +
+                              ") after " + num(cfg.max_attempts) + " candidates for sequence " + num(seq) +
+                              "; widen the band or change the dynamics");
 }
 
 void find_rules_batched(const Config& cfg, const uint64_t* seq_ids, int64_t n, int64_t batch,

@@ -3,16 +3,15 @@
 #pragma once
 #include <cuda_runtime.h>
 
-#include <sstream>
 #include <stdexcept>
+#include <string>
 
 namespace ncacuda {
 
 inline void throw_cuda(cudaError_t e, const char* what, const char* file, int line) {
-  std::ostringstream s;
-  s << "CUDA error in " << what << " (" << file << ":" << line << "): " << cudaGetErrorName(e) << ": "
-    << cudaGetErrorString(e);
-  throw std::runtime_error(s.str());
+  // No ostringstream: see ncacore/text.hpp.
+  throw std::runtime_error(std::string("CUDA error in ") + what + " (" + file + ":" + std::to_string(line) +
+                           "): " + cudaGetErrorName(e) + ": " + cudaGetErrorString(e));
 }
 
 }  // namespace ncacuda
