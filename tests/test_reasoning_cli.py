@@ -77,6 +77,20 @@ def test_device_auto_is_the_default_and_samples_where_the_model_is(checkpoint, t
         assert ((tmp_path / "auto/samples.jsonl").read_text() == (tmp_path / "cpu/samples.jsonl").read_text())
 
 
+def test_a_resume_on_the_other_device_is_refused(checkpoint, tmp_path):
+    # CPU and CUDA generators draw different samples from one seed: a run begun on one
+    # must not be finished on the other (the default device is auto).
+    from ncalm.commands.reasoning import _config
+
+    args = build_parser("eval-reasoning").parse_args(["eval-reasoning", "--checkpoint", str(checkpoint)])
+    cpu, cuda = _config(args, 12, ["\n"], "cpu"), _config(args, 12, ["\n"], "cuda")
+    assert "sampling_device" not in cpu  # CPU results made before the key still resume
+    assert cuda == {**cpu, "sampling_device": "cuda"}
+    ResultsStore(tmp_path, cpu)
+    with pytest.raises(ValueError, match="sampling_device differ"):
+        ResultsStore(tmp_path, cuda)
+
+
 @needs_data
 def test_resume_adds_only_missing_problems(checkpoint, tmp_path):
     args = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k",

@@ -186,7 +186,7 @@ def _finetune(args, model, tokenizer) -> None:
 _TASK_KEYS = {"gsm8k": (), "humaneval": ("timeout", "memory_mb"), "bbh": ("bbh_tasks", "bbh_cot")}
 
 
-def _config(args, max_new_tokens: int, stop) -> dict:
+def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     # Everything that changes the samples (--batch-size does: rows of a batch share
     # one random stream) and only that: --limit, --workers, --threads and the
     # settings of other tasks do not, so changing them does not block a resume.
@@ -202,6 +202,10 @@ def _config(args, max_new_tokens: int, stop) -> dict:
         config.update({k: getattr(args, k) for k in
                        ("finetune_epochs", "finetune_lr", "finetune_batch_size", "finetune_limit")})
     config.update(max_new_tokens=max_new_tokens, stop=list(stop))
+    if device_type != "cpu":
+        # CPU and CUDA generators draw different samples from one seed: a resume on the other
+        # device would mix two streams. Absent for the CPU, so CPU runs made before this key resume.
+        config["sampling_device"] = device_type
     return config
 
 
@@ -258,7 +262,7 @@ def run(args) -> int:
               f"{max_new} new tokens; they keep their last {keep} tokens (lower --shots or --max-new-tokens)",
               file=sys.stderr)
     out = Path(args.out or f"runs/reasoning-{args.task}")
-    config = _config(args, max_new, spec.stop)
+    config = _config(args, max_new, spec.stop, device.type)
     store = ResultsStore(out, config)
     todo = [item for item in spec.items if item.id not in store]
     if args.finetune and todo:
