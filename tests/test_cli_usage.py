@@ -115,7 +115,7 @@ def test_epoch_sequences_help_says_what_0_means():
 @pytest.mark.parametrize("argv, message", [
     (["--data", "dyck", "--data-seed", "-1"], "data seed (--data-seed) must be in [0, 2**64), got -1"),
     (["--data", "nca", "--data-seed", str(2**64)], f"data seed (--data-seed) must be in [0, 2**64), got {2**64}"),
-    (["--data", "dyck", "--seed", "-3"], "seed (--seed) must be in [0, 2**64), got -3"),
+    (["--data", "dyck", "--seed", str(2**64)], f"seed (--seed) must be in [-2**63, 2**64), got {2**64}"),
 ])
 def test_seeds_out_of_range_name_their_option_before_any_data_is_read(tmp_path, argv, message, capsys):
     # A negative --data-seed used to surface as numpy's "expected non-negative integer" after loading the data.
@@ -123,3 +123,10 @@ def test_seeds_out_of_range_name_their_option_before_any_data_is_read(tmp_path, 
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_a_negative_model_seed_still_trains_as_torch_takes_it(tmp_path):
+    # torch.manual_seed takes negative seeds; runs made with one must keep resuming.
+    out = tmp_path / "neg"
+    assert main(["prepretrain", "--out", str(out), *TINY, "--seed", "-1", "--stop-at", "1"]) == 0
+    assert main(["prepretrain", "--out", str(out), *TINY, "--seed", "-1", "--resume"]) == 0

@@ -139,8 +139,8 @@ class TrainConfig:
         for name in ("max_tokens", "eval_every", "ckpt_every", "stop_at"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 <= self.seed < 2**64:  # what torch.manual_seed takes as given (negatives would wrap)
-            raise ValueError(f"seed (--seed) must be in [0, 2**64), got {self.seed}")
+        if not -2**63 <= self.seed < 2**64:  # what torch.manual_seed takes
+            raise ValueError(f"seed (--seed) must be in [-2**63, 2**64), got {self.seed}")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be >= 1 (or unset for torch's default), got {self.threads}")
         if self.precision not in ("auto", "bf16", "fp32"):
