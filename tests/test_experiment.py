@@ -218,18 +218,31 @@ def test_summary_pairs_arms_with_scratch_by_seed():
     assert "1.50x (1 seed(s) not reached)" in markdown_table(s)
 
 
-def test_a_diverged_arm_is_reported_not_fatal():
-    from ncalm.experiment.report import markdown_table, summarize
+def test_a_diverged_arm_is_reported_not_fatal(tmp_path):
+    import json
+
+    from ncalm.experiment.report import markdown_table, summarize, write_report
 
     nan = float("nan")
     records = [rec("scratch", 0, [(100, 4.0), (200, 3.0)]), rec("scratch", 1, [(100, 4.0), (200, 3.0)]),
-               rec("nca", 0, [(100, 3.0), (200, nan)]), rec("nca", 1, [(100, 3.5), (200, 2.7)])]
+               {**rec("nca", 0, [(100, 3.0), (200, nan)]), "perplexity": nan},
+               rec("nca", 1, [(100, 3.5), (200, 2.7)])]
     s = summarize(records)  # raised "point 1 = (200.0, nan) is not finite": no table for any arm
     assert s["nca"]["speedup_diverged"] == 1 and s["nca"]["speedup"]["n"] == 1  # seed 1: 200 / 162.5 tokens
-    assert s["nca"]["improvement_pct"]["n"] == 1 and s["nca"]["improvement_pct"]["mean"] == pytest.approx(10.0)
-    assert "| +10.00 % | 1.23x (1 seed(s) diverged) |" in markdown_table(s)
-    only = summarize(records[:3])  # every seed of the arm diverged
-    assert "| - | diverged |" in markdown_table(only)
+    assert s["nca"]["improvement_pct"] == {"mean": pytest.approx(10.0), "std": 0.0, "min": pytest.approx(10.0),
+                                           "max": pytest.approx(10.0), "n": 1, "diverged": 1}
+    table = markdown_table(s)
+    assert "| nca | 2 | 50 | 300 | 2.7000 (1 diverged) | 1.000 (1 diverged) | - " in table
+    assert "| +10.00 % (1 diverged) | 1.23x (1 seed(s) diverged) |" in table
+    only = markdown_table(summarize(records[:3]))  # every seed of the arm diverged
+    assert "| nca | 1 | 50 | 300 | diverged | diverged | - | diverged | diverged |" in only
+
+    def strict(constant):
+        raise AssertionError(f"{constant} in results.json")
+
+    write_report(records, tmp_path, {"name": "t"})
+    saved = json.loads((tmp_path / "results.json").read_text(), parse_constant=strict)
+    assert saved["runs"][2]["final_val_loss"] is None and saved["runs"][2]["language"]["val_curve"][1] == [200, None]
 
 
 def test_every_arm_gets_the_same_language_stage_and_first_stage_budget(tmp_path):

@@ -13,6 +13,7 @@ infinite validation loss in the arm's or scratch's curve).
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +25,28 @@ from ncalm.evaluation.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABL
 SCRATCH = "scratch"
 
 
-def _stats(values: list[float]) -> dict | None:
+def _stats(values: list[float | None]) -> dict | None:
+    """Mean, sample std, min, max over the finite values; ``diverged`` counts the others (NaN, inf, None)."""
     if not values:
         return None
-    a = np.asarray(values, dtype=np.float64)
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    diverged = {"diverged": len(values) - len(finite)} if len(finite) < len(values) else {}
+    if not finite:
+        return {"mean": None, "std": None, "min": None, "max": None, "n": 0, **diverged}
+    a = np.asarray(finite)
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0,
-            "min": float(a.min()), "max": float(a.max()), "n": int(a.size)}
+            "min": float(a.min()), "max": float(a.max()), "n": int(a.size), **diverged}
+
+
+def _finite(obj):
+    """obj with NaN and inf as None: results.json stays strict JSON when a run diverged."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def summarize(records: list[dict]) -> dict:
@@ -53,7 +70,7 @@ def summarize(records: list[dict]) -> dict:
         paired = [(scratch[r["seed"]], r) for r in runs if r["seed"] in scratch and arm != SCRATCH]
         if paired:
             sp = [speedup(b["language"]["val_curve"], r["language"]["val_curve"]) for b, r in paired]
-            s["improvement_pct"] = _stats([x.improvement_pct for x in sp if x.improvement_pct is not None])
+            s["improvement_pct"] = _stats([x.improvement_pct for x in sp])
             s["speedup"] = _stats([x.speedup for x in sp if x.status == MEASURED])
             s["speedup_not_reached"] = sum(x.status == NOT_REACHED for x in sp)
             s["speedup_at_start"] = sum(x.status == AT_START for x in sp)
@@ -63,11 +80,14 @@ def summarize(records: list[dict]) -> dict:
     return out
 
 
-def _pm(stats: dict | None, fmt: str) -> str:
+def _pm(stats: dict | None, fmt: str, unit: str = "") -> str:
+    """'2.3500 ± 0.0100', '+1.20 %', '2.35 (1 diverged)', 'diverged'."""
     if stats is None:
         return "-"
-    text = format(stats["mean"], fmt)
-    return text + (f" ± {format(stats['std'], fmt.replace('+', ''))}" if stats["n"] > 1 else "")
+    if stats["n"] == 0:
+        return "diverged"
+    text = format(stats["mean"], fmt) + (f" ± {format(stats['std'], fmt.replace('+', ''))}" if stats["n"] > 1 else "")
+    return text + unit + (f" ({stats['diverged']} diverged)" if stats.get("diverged") else "")
 
 
 def _speedup_cell(s: dict) -> str:
@@ -91,7 +111,7 @@ def markdown_table(summary: dict) -> str:
     lines = [head, "|" + "---|" * 11]
     for arm, s in summary.items():
         if "improvement_pct" in s:
-            imp = _pm(s["improvement_pct"], "+.2f") + (" %" if s["improvement_pct"] else "")
+            imp = _pm(s["improvement_pct"], "+.2f", " %")
             sp = _speedup_cell(s)
         else:
             imp = sp = "-"
@@ -107,7 +127,7 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     out = Path(out_dir)
     summary = summarize(records)
     table = markdown_table(summary)
-    note = ("Mean ± sample std over seeds. 'vs scratch': final validation loss improvement, paired by seed. "
+    note = ("Mean ± sample std over seeds; a seed whose loss is NaN or infinite is counted as diverged instead. 'vs scratch': final validation loss improvement, paired by seed. "
             "'speedup': language tokens scratch needs to reach its final validation loss / tokens this arm "
             "needs (interpolated); 'at start': the arm was already at or below that loss at its first "
             "evaluation; 'n/a': no crossing to time (a curve with a single evaluation, as with eval_every=0, "
@@ -118,6 +138,6 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     (out / "results.md").write_text(f"# {config.get('name', 'experiment')}\n\n{table}\n{note}\n")
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
     plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")
-    write_json(out / "results.json", {"config": config, "summary": summary, "runs": records,
-                                      "wall_seconds": wall_seconds})
+    write_json(out / "results.json", _finite({"config": config, "summary": summary, "runs": records,
+                                              "wall_seconds": wall_seconds}))
     return summary
