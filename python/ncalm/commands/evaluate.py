@@ -42,11 +42,14 @@ scratch):
   speedup = tokens the baseline needs to reach its final loss
             / tokens the run needs to reach that loss
 each "needs" the first crossing, linearly interpolated between evaluations.
-Without such a crossing the run gets a status and no number: "never
-reaches", "already at the baseline's final loss at its first evaluation"
-(a lower bound), "n/a" (a curve with one evaluation, or a baseline ending no
-lower than it starts) or "diverged" (a NaN or infinite loss). The final-loss
-improvement in percent is printed whenever both final losses are finite."""
+Without such a crossing the run gets a status instead:
+  already at the baseline's final loss at its first evaluation
+                the speedup shown is only a lower bound
+  never reaches, n/a (a curve with one evaluation, or a baseline ending no
+  lower than it starts), diverged (a NaN or infinite loss)
+                no speedup number
+The final-loss improvement in percent is printed whenever both final losses
+are finite."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
