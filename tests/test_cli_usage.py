@@ -130,3 +130,12 @@ def test_a_negative_model_seed_still_trains_as_torch_takes_it(tmp_path):
     out = tmp_path / "neg"
     assert main(["prepretrain", "--out", str(out), *TINY, "--seed", "-1", "--stop-at", "1"]) == 0
     assert main(["prepretrain", "--out", str(out), *TINY, "--seed", "-1", "--resume"]) == 0
+
+
+def test_stopping_before_the_first_log_step_still_reports(tmp_path, capsys):
+    # No train loss is logged before --log-every: the summary crashed formatting None.
+    out = tmp_path / "early"
+    argv = ["prepretrain", "--out", str(out), *TINY, "--log-every", "10", "--eval-every", "1", "--stop-at", "1"]
+    assert main(argv) == 0
+    said = capsys.readouterr().out
+    assert "1/2 steps" in said and "validation loss" in said and "train loss" not in said

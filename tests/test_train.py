@@ -381,4 +381,4 @@ def test_a_diverging_run_is_announced_once(tmp_path, capsys):
     result = train(cfg)
     assert not math.isfinite(result["train_loss"])
     err = capsys.readouterr().err
-    assert err.count("the run has diverged") == 1 and "a lower --lr" in err
+    assert err.count("the run has diverged") == 1 and "a lower learning rate" in err

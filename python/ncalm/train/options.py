@@ -128,9 +128,11 @@ def run_and_report(cfg: TrainConfig, label: str, force: bool = False) -> int:
         val = result["val_loss"]
         print(f"{label}: {result['step']}/{result['total_steps']} steps, {result['tokens']:,} tokens, "
               f"{result['n_params']:,} parameters")
+        train_loss = result["train_loss"]  # None when the run stopped before its first log step
         if val is not None:
             print(f"  validation loss {val:.4f} nats/token (unigram entropy of the stream "
-                  f"{result['val_unigram_entropy']:.4f}); train loss {result['train_loss']:.4f}")
+                  f"{result['val_unigram_entropy']:.4f})"
+                  + (f"; train loss {train_loss:.4f}" if train_loss is not None else ""))
         if result["tokens_per_s"]:
             print(f"  {result['tokens_per_s']:,.0f} tokens/s over {result['elapsed_s']:.1f} s")
         print(f"  checkpoint {result['checkpoint']}, metrics {result['metrics']}")

@@ -313,7 +313,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
                 if not math.isfinite(last["train_loss"]) and d.is_main and not diverged:
                     diverged = True  # said once: the run goes on (its metrics show it), but the user should know now
                     print(f"warning: the training loss is {last['train_loss']} at step {step}: the run has diverged; "
-                          f"a lower --lr, a --grad-clip or --precision fp32 may help", file=sys.stderr)
+                          f"a lower learning rate, gradient clipping or fp32 precision may help", file=sys.stderr)
             if bar is not None:
                 bar.update(1)
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == total:
