@@ -21,7 +21,6 @@ namespace py = pybind11;
 
 namespace {
 
-
 ncacuda::TokenType token_type(const std::string& name) {
   if (name == "int32") return ncacuda::TokenType::kInt32;
   if (name == "int64") return ncacuda::TokenType::kInt64;

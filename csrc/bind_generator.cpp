@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "config_dict.hpp"
-#include "numpy_array.hpp"
 #include "found_rules.hpp"
+#include "numpy_array.hpp"
 #include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/generate.hpp"
@@ -19,7 +19,6 @@ namespace py = pybind11;
 using nca::Config;
 
 namespace {
-
 
 void require(bool ok, const std::string& msg) {
   if (!ok) throw std::invalid_argument(msg);
