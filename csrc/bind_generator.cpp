@@ -31,6 +31,17 @@ nca::GzipMethod gzip_method(const std::string& method) {
   return nca::GzipMethod::kAuto;
 }
 
+// Given weights and a grid (evolve, logits): both must fit the config, every
+// colour below C (the tables are indexed by it).
+void set_checked_rule(const Config& cfg, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
+                      const Array<uint8_t>& grid, nca::RuleTables& r) {
+  require(w1.size() == cfg.conv1_size() && w2.size() == cfg.conv2_size() && w3.size() == cfg.conv3_size(),
+          "weight sizes do not match the config");
+  require(grid.size() == cfg.cells(), "grid size does not match the config");
+  for (int64_t i = 0; i < grid.size(); ++i) require(grid.data()[i] < cfg.colors, "grid colour out of range");
+  r.set(cfg, w1.data(), w2.data(), w3.data());
+}
+
 template <typename T>
 void generate_into(const Config& cfg, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules,
                    py::array out, int threads) {
@@ -158,12 +169,8 @@ void bind_generator(py::module_& m) {
       [](const py::dict& d, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
          const Array<uint8_t>& grid, int steps, uint64_t seed, uint64_t sim_id) {
         Config cfg = config_from_dict(d);
-        require(w1.size() == cfg.conv1_size() && w2.size() == cfg.conv2_size() && w3.size() == cfg.conv3_size(),
-                "weight sizes do not match the config");
-        require(grid.size() == cfg.cells(), "grid size does not match the config");
-        for (int64_t i = 0; i < grid.size(); ++i) require(grid.data()[i] < cfg.colors, "grid colour out of range");
         nca::RuleTables r;
-        r.set(cfg, w1.data(), w2.data(), w3.data());
+        set_checked_rule(cfg, w1, w2, w3, grid, r);
         nca::Simulator sim(cfg);
         sim.set_grid(grid.data(), seed, sim_id, nca::SimKind::kTrain);
         Array<uint8_t> out({int64_t(steps), int64_t(cfg.height), int64_t(cfg.width)});
@@ -181,12 +188,8 @@ void bind_generator(py::module_& m) {
       [](const py::dict& d, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
          const Array<uint8_t>& grid) {
         Config cfg = config_from_dict(d);
-        require(w1.size() == cfg.conv1_size() && w2.size() == cfg.conv2_size() && w3.size() == cfg.conv3_size(),
-                "weight sizes do not match the config");
-        require(grid.size() == cfg.cells(), "grid size does not match the config");
-        for (int64_t i = 0; i < grid.size(); ++i) require(grid.data()[i] < cfg.colors, "grid colour out of range");
         nca::RuleTables r;
-        r.set(cfg, w1.data(), w2.data(), w3.data());
+        set_checked_rule(cfg, w1, w2, w3, grid, r);
         nca::Simulator sim(cfg);
         sim.set_grid(grid.data(), 0, 0, nca::SimKind::kTrain);
         Array<float> out({int64_t(cfg.height), int64_t(cfg.width), int64_t(cfg.colors)});
