@@ -21,8 +21,13 @@ IGNORE_INDEX = -100  # targets ignored by the loss (torch's cross_entropy defaul
 MAX_SEQ_ID = (1 << 40) - 1
 
 
+def _integer(value: Any) -> bool:
+    """A Python or numpy integer, not a bool (np.bool_ is no np.integer)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _seed(seed: int) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
+    if not _integer(seed) or not 0 <= int(seed) < 2**64:
         raise ValueError(f"seed={seed!r} must be an integer in [0, 2**64)")
     return int(seed)
 
@@ -30,7 +35,7 @@ def _seed(seed: int) -> int:
 def _threads(threads: int | None) -> int:
     if threads is None:
         return 0
-    if isinstance(threads, (bool, np.bool_)) or not isinstance(threads, (int, np.integer)) or not 0 <= threads <= 4096:
+    if not _integer(threads) or not 0 <= threads <= 4096:
         raise ValueError(f"threads={threads!r} must be None or 0 (all usable cores), or an integer in [1, 4096]")
     return int(threads)
 
@@ -108,7 +113,7 @@ def filter_band(
     if cfg.band is None:
         raise ValueError("filter_rules needs cfg.band=(lower, upper); it is None")
     for name, value in (("start", start), ("count", count)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        if not _integer(value) or value < 0:
             raise ValueError(f"{name}={value!r} must be a non-negative integer")
     ids = _ids("rule ids", np.arange(int(start), int(start) + int(count), dtype=np.uint64))
     ratios = score(ids)
@@ -289,6 +294,6 @@ class NCAGenerator:
         if NCAConfig.from_dict(state["cfg"]) != self.cfg or int(state["seed"]) != self.seed:
             raise ValueError("state was saved from a generator with a different config or seed")
         position = state["position"]
-        if isinstance(position, bool) or not isinstance(position, (int, np.integer)):
+        if not _integer(position):
             raise ValueError(f"state position={position!r} must be an integer")
         self.position = int(_ids("position", position, MAX_SEQ_ID)[0])  # checked now, not at the next batch
