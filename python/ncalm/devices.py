@@ -9,6 +9,13 @@ if TYPE_CHECKING:
 
 # What every --device accepts; checked without importing torch (config validation, --help paths).
 DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEVICE_HELP = "auto (cuda when available, else cpu), cpu, cuda or cuda:N"
+
+
+def check_device_name(name: str, flag: str = "--device") -> None:
+    """Refuse a malformed device name before any work; whether the device exists is checked where it is used."""
+    if not DEVICE_NAME.fullmatch(name):
+        raise ValueError(f"{flag} {name!r}: use auto, cpu, cuda or cuda:N")
 
 
 def torch_device(name: "str | torch.device", local_rank: int = 0) -> "torch.device":

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from ncalm.commands.nca_options import parse_band, parse_count
+from ncalm.devices import DEVICE_HELP
 
 DEFAULT_MAX_VAL_BYTES = 1_000_000  # the trainer's default max_val_bytes
-DEVICE_HELP = "auto (cuda when available, else cpu), cpu, cuda or cuda:N"
 
 # What each number means, for `ncalm eval MODE --help` (the modules' docstrings say it at length).
 BPB_DESCRIPTION = """\

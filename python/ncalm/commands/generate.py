@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ncalm.atomic_json import write_json
-from ncalm.devices import DEVICE_NAME
+from ncalm.devices import check_device_name
 from ncalm.generator import MAX_SEQ_ID, _seed
 from ncalm.commands.nca_options import add_nca_arguments, nca_config, parse_count
 
@@ -97,8 +97,7 @@ def resolve_device(name: str, cfg) -> str:
 
     if name == "cpu":
         return "cpu"
-    if not DEVICE_NAME.fullmatch(name):
-        raise ValueError(f"--device {name!r}: use auto, cpu, cuda or cuda:N")
+    check_device_name(name)
     count = _core.cuda_device_count()[0] if getattr(_core, "built_with_cuda", False) else 0
     if count == 0:
         if name == "auto":

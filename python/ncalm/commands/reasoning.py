@@ -13,7 +13,7 @@ import zlib
 from pathlib import Path
 
 from ncalm.cli import UserError
-from ncalm.devices import DEVICE_NAME
+from ncalm.devices import DEVICE_HELP, check_device_name
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
 PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="few-shot demonstrations; default: gsm8k 8 (0 with --finetune), bbh 3")
     p.add_argument("--batch-size", type=int, default=16, help="sequences decoded together")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (per problem: seed + id hash)")
-    p.add_argument("--device", default="auto", help="auto (cuda when available, else cpu), cpu, cuda or cuda:N")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads; default: torch's choice (1 is faster on a busy machine)")
     p.add_argument("--out", default=None, help="output directory; default: runs/reasoning-TASK")
@@ -107,8 +107,7 @@ def _check(args) -> None:
                         "identical; use --n-samples 1 or a temperature > 0")
     if args.finetune and args.task != "gsm8k":
         raise UserError("--finetune applies to --task gsm8k only")
-    if not DEVICE_NAME.fullmatch(args.device):  # before any data is read; availability is checked at load
-        raise UserError(f"--device {args.device!r}: use auto, cpu, cuda or cuda:N")
+    check_device_name(args.device)  # before any data is read; availability is checked at load
     if args.save_finetuned:
         _check_save_target(args)
 
