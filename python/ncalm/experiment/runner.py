@@ -122,14 +122,16 @@ def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfi
     """
     if cfg.precision != "auto":
         return cfg
-    saved = Path(out_dir) / CONFIG
-    if saved.exists():
-        pinned = json.loads(saved.read_text()).get("precision")
-        if pinned not in (None, "auto"):
-            return replace(cfg, precision=pinned)
+    saved = saved_experiment(out_dir, cfg.device)
+    pinned = saved["precision"] if saved is not None and saved["precision"] != "auto" else None
+    return replace(cfg, precision=pinned or _auto_precision(cfg.device))
+
+
+def _auto_precision(device: str) -> str:
+    """What precision "auto" means on ``device``, as the trainer resolves it."""
     from ncalm.devices import torch_device
 
-    return replace(cfg, precision="bf16" if torch_device(cfg.device).type == "cuda" else "fp32")
+    return "bf16" if torch_device(device).type == "cuda" else "fp32"
 
 
 def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
@@ -141,9 +143,7 @@ def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
         return None
     saved = json.loads(path.read_text())
     if "precision" not in saved:
-        from ncalm.devices import torch_device
-
-        saved["precision"] = "bf16" if torch_device(device).type == "cuda" else "fp32"
+        saved["precision"] = _auto_precision(device)
     return saved
 
 
