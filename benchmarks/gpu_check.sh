@@ -60,12 +60,13 @@ fi
 # restarts after a crash, so that one crash does not hide the other results.
 echo "== C++ exceptions through the bindings"
 xdist=()
+no_rule="ncalm.find_rules(ncalm.NCAConfig(grid=4, colors=2, band=(0.0, 0.01), max_attempts=3), 0, [0])"
 if ! timeout 60 python3 -X faulthandler -c "
 import numpy as np, ncalm
 from ncalm import _core
-cfg = ncalm.NCAConfig(grid=4, colors=2, band=(0.0, 0.01), max_attempts=3)
-for what, call in [('core: bad colour', lambda: _core.logits(cfg.core_dict(), *[np.zeros(n, np.float32) for n in (144, 64, 32)], np.full(16, 9, np.uint8))),
-                   ('core: band without rules', lambda: ncalm.find_rules(cfg, 0, [0]))]:
+d = ncalm.NCAConfig(grid=4, colors=2).core_dict()
+for what, call in [('core: bad colour', lambda: _core.logits(d, *_core.sample_rule(d, 0, 0), np.full(16, 9, np.uint8))),
+                   ('core: band without rules', lambda: $no_rule)]:
     print('raising:', what, flush=True)
     try:
         call()
@@ -79,7 +80,7 @@ print('C++ exceptions: caught as Python errors')"; then
   ldd "$so" | grep -E "stdc|gcc_s|cudart|libz"
   python3 -c "import torch, ncalm._core; print(''.join(l for l in open('/proc/self/maps') if 'libstdc' in l or 'libgcc_s' in l))" | awk '{print $6}' | sort -u
   gdb=$(command -v cuda-gdb || ls /usr/local/cuda*/bin/cuda-gdb 2>/dev/null | head -1)
-  [[ -n "$gdb" ]] && timeout 60 "$gdb" -batch -ex run -ex bt --args python3 -c "import ncalm; ncalm.find_rules(ncalm.NCAConfig(grid=4, colors=2, band=(0.0, 0.01), max_attempts=3), 0, [0])" 2>&1 | grep -v "^\[New Thread\|^\[Thread" | tail -30
+  [[ -n "$gdb" ]] && timeout 60 "$gdb" -batch -ex run -ex bt --args python3 -c "import ncalm; $no_rule" 2>&1 | grep -v "^\[New Thread\|^\[Thread" | tail -30
   python3 -c "import xdist" 2>/dev/null && xdist=(-n 1 --max-worker-restart 200)
 fi
 
