@@ -19,7 +19,8 @@ import pytest
 import torch
 
 import ncalm
-from ncalm import _core, torch_nca
+import torch_nca  # the plain PyTorch NCA baseline beside this file
+from ncalm import _core
 
 SHORT = os.environ.get("NCALM_BENCH_SHORT") == "1"
 CFG = ncalm.NCAConfig()

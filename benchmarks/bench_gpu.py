@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ncalm import _core, torch_nca  # torch_nca: the plain PyTorch NCA that bench_generator.py also uses
-from ncalm.config import NCAConfig
-from ncalm.cuda_backend import CudaGenerator
-from ncalm.generator import score_rules, sequence_tokens
+import torch_nca  # the plain PyTorch NCA baseline beside this file
+from ncalm import _core
+from ncalm.nca.config import NCAConfig
+from ncalm.nca.cuda import CudaGenerator
+from ncalm.nca.generator import score_rules, sequence_tokens
 
 SEED = 1234
 

@@ -8,7 +8,7 @@ fixed batch, so the number is the model's cost, not the data source's.
 import pytest
 import torch
 
-from ncalm.model import LlamaLM, model_config
+from ncalm.lm.model import LlamaLM, model_config
 from ncalm.train.config import OptimConfig
 from ncalm.train.optim import build_optimizer
 

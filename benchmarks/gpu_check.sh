@@ -46,7 +46,7 @@ echo "built in $(( $(date +%s) - start )) s"
 # green: stop here instead, with the reason, before spending more lease time.
 # The tests skip unless both the kernels and torch see a GPU: check both.
 if ! python3 -c "
-import sys, torch; from ncalm.cuda_backend import cuda_status
+import sys, torch; from ncalm.nca.cuda import cuda_status
 ok, why = cuda_status(); print(why)
 if not ok: sys.exit(1)
 if not torch.cuda.is_available(): print('torch sees no CUDA device (torch', torch.__version__, ', CUDA', torch.version.cuda, ')'); sys.exit(2)"; then

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from ncalm.reasoning import bbh
-from ncalm.reasoning.tasks import bbh_task
+from ncalm.eval.reasoning import bbh
+from ncalm.eval.reasoning.tasks import bbh_task
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bbh"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"BBH copy not found at {DATA}")

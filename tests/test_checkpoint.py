@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from ncalm.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
+from ncalm.lm.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from ncalm.cli import main
-from ncalm.model import LlamaLM, model_config
-from ncalm.tokenizer import ByteTokenizer
+from ncalm.lm.model import LlamaLM, model_config
+from ncalm.lm.tokenizer import ByteTokenizer
 
 
 def small_state():

@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from ncalm.cli import COMMANDS, build_parser, main
-from ncalm.commands.nca_options import parse_count
+from ncalm.cli.options import parse_count
 
 # Required options, so that the unknown one is what the parser trips on.
 REQUIRED = {"generate": ["--out", "x"], "eval-reasoning": ["--checkpoint", "x.pt"], "eval": ["bpb", "--checkpoint", "x"]}
@@ -72,15 +72,15 @@ def test_a_run_directory_holding_a_checkpoint_needs_resume_or_force(tmp_path, ca
 
 
 def _train_config(*argv):
-    from ncalm.commands.prepretrain import data_config
-    from ncalm.train.options import train_config
+    from ncalm.cli.prepretrain import data_config
+    from ncalm.cli.train_options import train_config
 
     args = build_parser("prepretrain").parse_args(["prepretrain", *argv])
     return train_config(args, data_config(args))
 
 
 def test_a_warmup_longer_than_the_run_is_announced(capsys):
-    from ncalm.train.options import warn_long_warmup
+    from ncalm.cli.train_options import warn_long_warmup
 
     warn_long_warmup(_train_config("--steps", "20", "--warmup", "100"))
     assert capsys.readouterr().err == ("warning: --warmup 100 is longer than the run's 20 steps: the learning rate "
@@ -93,7 +93,7 @@ def test_a_warmup_longer_than_the_run_is_announced(capsys):
 
 
 def test_gen_device_cuda_without_a_gpu_names_the_flag(tmp_path, capsys):
-    from ncalm.cuda_backend import cuda_status
+    from ncalm.nca.cuda import cuda_status
 
     if cuda_status()[0]:
         pytest.skip("a usable GPU is present: --gen-device cuda is served")

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from ncalm import _core
-from ncalm.config import NCAConfig
-from ncalm.generator import NCAGenerator, filter_rules, find_rules, score_rules, sequence_tokens
+from ncalm.nca.config import NCAConfig
+from ncalm.nca.generator import NCAGenerator, filter_rules, find_rules, score_rules, sequence_tokens
 
-cuda_backend = pytest.importorskip("ncalm.cuda_backend")
+cuda_backend = pytest.importorskip("ncalm.nca.cuda")
 USABLE, WHY = cuda_backend.cuda_status()
 gpu = [pytest.mark.gpu, pytest.mark.skipif(not (USABLE and torch.cuda.is_available()), reason=f"no GPU: {WHY}")]
 

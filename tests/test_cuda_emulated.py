@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ncalm.config import NCAConfig
-from ncalm.generator import complexity, score_rules, sequence_tokens
+from ncalm.nca.config import NCAConfig
+from ncalm.nca.generator import complexity, score_rules, sequence_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "ncacore"

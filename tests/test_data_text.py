@@ -8,7 +8,7 @@ from ncalm.data import documents, language_source
 from ncalm.data import corpus
 from ncalm.data.corpus import is_validation, stdlib_files, validation_documents
 from ncalm.data.tokens import TokenSource, encode_documents
-from ncalm.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer
+from ncalm.lm.tokenizer import BPETokenizer, ByteTokenizer, load_tokenizer
 
 
 def test_stdlib_corpus_split_is_deterministic_and_disjoint():

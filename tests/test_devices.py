@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from ncalm.checkpoint import load_model
+from ncalm.lm.checkpoint import load_model
 from ncalm.cli import main
 from ncalm.devices import torch_device
 

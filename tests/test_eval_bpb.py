@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ncalm.evaluation.bpb import evaluate_lm, evaluate_tokens, token_bytes
-from ncalm.tokenizer import ByteTokenizer
+from ncalm.eval.bpb import evaluate_lm, evaluate_tokens, token_bytes
+from ncalm.lm.tokenizer import ByteTokenizer
 
 DOCS = ["hello world\n", "h\u00e9llo \u2603 snow", "", "x" * 37]
 
@@ -108,7 +108,7 @@ def test_token_cap_counts_bytes_even_inside_a_character():
 
 def test_bpe_bytes_per_token_are_exact():
     pytest.importorskip("tokenizers")
-    from ncalm.tokenizer import BPETokenizer
+    from ncalm.lm.tokenizer import BPETokenizer
 
     tok = BPETokenizer.train(["h\u00e9llo w\u00f6rld \u2603 " * 20, "def f(x): return x\n" * 20], 300)
     table = token_bytes(tok)

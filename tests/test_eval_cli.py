@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from ncalm import NCAConfig
-from ncalm.checkpoint import load_model, save_checkpoint
+from ncalm.lm.checkpoint import load_model, save_checkpoint
 from ncalm.cli import main
 from ncalm.data.corpus import documents
-from ncalm.evaluation.bpb import evaluate_lm
-from ncalm.evaluation.icl import evaluate_icl, greedy_predictor
-from ncalm.model import LlamaLM, ModelConfig
-from ncalm.tokenizer import ByteTokenizer
+from ncalm.eval.bpb import evaluate_lm
+from ncalm.eval.icl import evaluate_icl, greedy_predictor
+from ncalm.lm.model import LlamaLM, ModelConfig
+from ncalm.lm.tokenizer import ByteTokenizer
 
 
 def _checkpoint(path, vocab, data: dict, tokenizer=None):
@@ -183,7 +183,7 @@ def test_eval_bpb_refuses_shards_whose_ids_it_cannot_count(tmp_path, capsys):
 
 def test_eval_bpb_refuses_shards_of_another_tokenizer(tmp_path, capsys):
     pytest.importorskip("tokenizers")
-    from ncalm.tokenizer import BPETokenizer
+    from ncalm.lm.tokenizer import BPETokenizer
 
     shards = _shards(tmp_path / "shards", SHARD_DOCS, BPETokenizer.train(SHARD_DOCS, 300))
     ck = _checkpoint(tmp_path / "lang.pt", 300, {"kind": "text", "text": "stdlib"}, ByteTokenizer())
@@ -209,7 +209,7 @@ def test_eval_bpb_keeps_the_checkpoints_cap_for_its_own_corpus(tmp_path, monkeyp
 
 
 def test_eval_bpb_honours_a_stored_no_cap(tmp_path, monkeypatch):
-    import ncalm.commands.evaluate as evaluate
+    import ncalm.cli.evaluate as evaluate
 
     monkeypatch.setattr(evaluate, "DEFAULT_MAX_VAL_BYTES", 300)  # so that a wrong cap would show
     corpus, ck = _text_checkpoint(tmp_path, max_val_bytes=None)

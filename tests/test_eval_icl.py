@@ -4,9 +4,9 @@ import torch
 
 import ncalm
 from ncalm import NCAConfig, decode, find_rules, rollout
-from ncalm.evaluation.icl import (ICL_OFFSET, copy_last_frame_predictor, evaluate_icl, greedy_predictor,
+from ncalm.eval.icl import (ICL_OFFSET, copy_last_frame_predictor, evaluate_icl, greedy_predictor,
                                   icl_accuracy, icl_sequences, max_context_frames, patch_cells)
-from ncalm.model import LlamaLM, ModelConfig
+from ncalm.lm.model import LlamaLM, ModelConfig
 
 SEED, N, KS = 3, 48, (1, 2, 4)
 # A low band: many rules freeze into one colour, so a constant guess gets whole frames right.

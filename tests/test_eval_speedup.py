@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from ncalm.evaluation.plots import mean_and_spread, plot_loss_curves
-from ncalm.evaluation.speedup import (AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, read_curve,
+from ncalm.eval.plots import mean_and_spread, plot_loss_curves
+from ncalm.eval.speedup import (AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, read_curve,
                                       speedup, tokens_to_reach)
 
 BASE = [(100, 4.0), (200, 3.0), (300, 2.5), (400, 2.0)]

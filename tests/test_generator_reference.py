@@ -1,5 +1,5 @@
 """The compiled core against the published reference vectors and against the
-plain-numpy generator in ncalm.reference (same semantics, textbook code)."""
+plain-numpy generator in ncalm.nca.reference (same semantics, textbook code)."""
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +7,7 @@ import pytest
 
 import ncalm
 from ncalm import _core
-from ncalm import reference as R
+from ncalm.nca import reference as R
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "design" / "reference-vectors.npz"
 

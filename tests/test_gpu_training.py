@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from ncalm.config import NCAConfig
+from ncalm.nca.config import NCAConfig
 from ncalm.data import NCASource
 from ncalm.train import DataConfig, OptimConfig, TrainConfig, train
 
-cuda_backend = pytest.importorskip("ncalm.cuda_backend")
+cuda_backend = pytest.importorskip("ncalm.nca.cuda")
 USABLE, WHY = cuda_backend.cuda_status()
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not (USABLE and torch.cuda.is_available()), reason=f"no GPU: {WHY}")]

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ncalm.reasoning import gsm8k
-from ncalm.reasoning.finetune import finetune
+from ncalm.eval.reasoning import gsm8k
+from ncalm.eval.reasoning.finetune import finetune
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"GSM8K copy not found at {DATA}")
@@ -78,9 +78,9 @@ def test_loading_errors(tmp_path):
 
 
 def test_finetune_learns_answers_and_masks_the_question():
-    from ncalm.model import LlamaLM, model_config
-    from ncalm.sampling import SamplingConfig, generate
-    from ncalm.tokenizer import ByteTokenizer
+    from ncalm.lm.model import LlamaLM, model_config
+    from ncalm.lm.sampling import SamplingConfig, generate
+    from ncalm.lm.tokenizer import ByteTokenizer
 
     torch.manual_seed(0)
     tok = ByteTokenizer()
@@ -102,8 +102,8 @@ def test_finetune_learns_answers_and_masks_the_question():
     (dict(epochs=0), "epochs"), (dict(lr=0.0), "lr"), (dict(batch_size=0), "batch_size"),
 ])
 def test_finetune_rejects_bad_settings(kwargs, word):
-    from ncalm.model import LlamaLM, model_config
-    from ncalm.tokenizer import ByteTokenizer
+    from ncalm.lm.model import LlamaLM, model_config
+    from ncalm.lm.tokenizer import ByteTokenizer
 
     model = LlamaLM(model_config("tiny", vocab_size=257, max_seq_len=32))
     with pytest.raises(ValueError, match=word):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ncalm.reasoning import humaneval
-from ncalm.reasoning.sandbox import Limits, run_program, sandbox_python
+from ncalm.eval.reasoning import humaneval
+from ncalm.eval.reasoning.sandbox import Limits, run_program, sandbox_python
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "humaneval"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"HumanEval copy not found at {DATA}")
@@ -143,7 +143,7 @@ def test_a_sleeping_program_dies_with_its_evaluator():
     # The CPU limit never fires for a sleeper: the launcher must not outlive the evaluator.
     python = sandbox_python()  # chosen here, so that the evaluator's only child is the sleeper
     evaluator = subprocess.Popen(
-        [sys.executable, "-c", "from ncalm.reasoning.sandbox import Limits, run_program; "
+        [sys.executable, "-c", "from ncalm.eval.reasoning.sandbox import Limits, run_program; "
                                f"run_program('import time\\ntime.sleep(1000)', Limits(timeout_s=600), {python!r})"],
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     try:
@@ -195,7 +195,7 @@ def test_check_program_runs_prompt_completion_and_tests():
 
 
 def test_missing_isolation_is_announced(monkeypatch):
-    from ncalm.reasoning import sandbox
+    from ncalm.eval.reasoning import sandbox
 
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
     assert "not running as root" in sandbox.isolation_warning()

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ncalm.model import PRESETS, KVCache, LlamaLM, ModelConfig, model_config
+from ncalm.lm.model import PRESETS, KVCache, LlamaLM, ModelConfig, model_config
 
 
 

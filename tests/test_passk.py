@@ -3,7 +3,7 @@ from math import comb
 
 import pytest
 
-from ncalm.reasoning.passk import mean_pass_at_k, pass_at_k
+from ncalm.eval.reasoning.passk import mean_pass_at_k, pass_at_k
 
 
 @pytest.mark.parametrize("n, c, k, expected", [

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from ncalm.checkpoint import save_checkpoint
+from ncalm.lm.checkpoint import save_checkpoint
 from ncalm.cli import build_parser, main
-from ncalm.model import LlamaLM, model_config
-from ncalm.reasoning.results import ResultsStore, summarize
-from ncalm.tokenizer import ByteTokenizer
+from ncalm.lm.model import LlamaLM, model_config
+from ncalm.eval.reasoning.results import ResultsStore, summarize
+from ncalm.lm.tokenizer import ByteTokenizer
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared test data not found at {SHARED}")
@@ -80,7 +80,7 @@ def test_device_auto_is_the_default_and_samples_where_the_model_is(checkpoint, t
 def test_a_resume_on_the_other_device_is_refused(checkpoint, tmp_path):
     # CPU and CUDA generators draw different samples from one seed: a run begun on one
     # must not be finished on the other (the default device is auto).
-    from ncalm.commands.reasoning import _config
+    from ncalm.cli.reasoning import _config
 
     args = build_parser("eval-reasoning").parse_args(["eval-reasoning", "--checkpoint", str(checkpoint)])
     cpu, cuda = _config(args, 12, ["\n"], "cpu"), _config(args, 12, ["\n"], "cuda")
@@ -209,7 +209,7 @@ def _tiny_gsm8k(root: Path, n_train: int) -> Path:
 def test_gsm8k_files_may_be_gzipped_and_a_damaged_gzip_is_one_line(tmp_path):
     import gzip
 
-    from ncalm.reasoning import gsm8k
+    from ncalm.eval.reasoning import gsm8k
 
     plain = _tiny_gsm8k(tmp_path / "plain", n_train=3)
     packed = tmp_path / "packed"
@@ -254,7 +254,7 @@ def test_prompts_longer_than_the_context_are_announced(checkpoint, tmp_path, cap
 @needs_data
 def test_default_lengths_hold_the_reference_answers_in_bytes():
     # The default tokenizer is byte-level: a length of N tokens is N bytes.
-    from ncalm.reasoning import bbh, gsm8k, humaneval, tasks
+    from ncalm.eval.reasoning import bbh, gsm8k, humaneval, tasks
 
     tok = ByteTokenizer()
     budget = tasks.gsm8k_task(str(SHARED / "gsm8k"), 0, None).default_max_new_tokens(tok)
@@ -274,8 +274,8 @@ def test_default_lengths_hold_the_reference_answers_in_bytes():
 def test_default_length_is_in_the_tokenizers_units(capsys):
     from argparse import Namespace
 
-    from ncalm.commands.reasoning import _default_max_new
-    from ncalm.reasoning.tasks import TaskSpec
+    from ncalm.cli.reasoning import _default_max_new
+    from ncalm.eval.reasoning.tasks import TaskSpec
 
     spec = TaskSpec([], ("\n",), 1024, lambda item, completions: [])
     bpe = Namespace(kind="bpe")

@@ -5,9 +5,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from ncalm.model import LlamaLM, model_config
-from ncalm.sampling import SamplingConfig, generate, generate_ids, sample_next, truncate_at_stop
-from ncalm.tokenizer import ByteTokenizer
+from ncalm.lm.model import LlamaLM, model_config
+from ncalm.lm.sampling import SamplingConfig, generate, generate_ids, sample_next, truncate_at_stop
+from ncalm.lm.tokenizer import ByteTokenizer
 
 
 @pytest.fixture(scope="module")

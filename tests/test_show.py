@@ -4,7 +4,7 @@ from PIL import Image
 
 from ncalm import NCAConfig, find_rules, rollout, score_rules
 from ncalm.cli import main
-from ncalm.visualize import palette
+from ncalm.nca.pictures import palette
 
 RULES, FRAMES, SCALE, GAP, CANDIDATES = 3, 5, 4, 2, 300
 CFG = NCAConfig(grid=8, colors=6, band=(0.3, 1.0))

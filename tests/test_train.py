@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from ncalm.checkpoint import load_checkpoint, load_model
+from ncalm.lm.checkpoint import load_checkpoint, load_model
 from ncalm.cli import main
 from ncalm.train import DataConfig, OptimConfig, TrainConfig, TransferConfig, train
 from ncalm.train.metrics import read_metrics
@@ -211,7 +211,7 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
 
 
 def test_gpu_generator_request_without_a_usable_gpu_says_why(tmp_path):
-    from ncalm.cuda_backend import cuda_status
+    from ncalm.nca.cuda import cuda_status
 
     if cuda_status()[0]:
         pytest.skip("a usable GPU is present")

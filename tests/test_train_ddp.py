@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 import ncalm
-from ncalm.checkpoint import load_checkpoint
-from ncalm.tokenizer import load_tokenizer
+from ncalm.lm.checkpoint import load_checkpoint
+from ncalm.lm.tokenizer import load_tokenizer
 from ncalm.train import DataConfig, OptimConfig, TrainConfig, train
 from ncalm.train.metrics import read_metrics
 

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from ncalm.checkpoint import CheckpointError
-from ncalm.model import LlamaLM, model_config
-from ncalm.transfer import TOKEN_SPACE, TransferConfig, select, transfer
+from ncalm.lm.checkpoint import CheckpointError
+from ncalm.lm.model import LlamaLM, model_config
+from ncalm.lm.transfer import TOKEN_SPACE, TransferConfig, select, transfer
 
 
 

@@ -4,8 +4,8 @@ Generator API (the compiled core):
     NCAConfig, NCAGenerator, sequence_tokens, find_rules, score_rules,
     filter_rules, sample_rules, rollout, encode, decode, complexity
 """
-from ncalm.config import NCAConfig
-from ncalm.generator import (
+from ncalm.nca.config import NCAConfig
+from ncalm.nca.generator import (
     IGNORE_INDEX,
     NCAGenerator,
     complexity,

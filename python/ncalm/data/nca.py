@@ -43,7 +43,7 @@ class NCASource:
 
     def _cuda(self):
         if self._gpu is None:
-            from ncalm.cuda_backend import CudaGenerator
+            from ncalm.nca.cuda import CudaGenerator
 
             self._gpu = CudaGenerator(self.cfg, self.seed, self.device, threads=self.threads)
         return self._gpu

@@ -15,7 +15,7 @@ import numpy as np
 
 from ncalm.data.corpus import documents, local_files
 from ncalm.data.sharding import shifted_pairs
-from ncalm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_tokenizer
+from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_tokenizer
 
 
 class TokenSource:

@@ -14,7 +14,7 @@ import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ncalm.commands.nca_options import parse_count
+from ncalm.cli.options import parse_count
 from ncalm.devices import DEVICE_NAME
 from ncalm.train.config import check_model_overrides
 
@@ -68,7 +68,7 @@ class ExperimentConfig:
     name: str = "experiment"
     seeds: list[int] = field(default_factory=lambda: [0])
     arms: list[str] = field(default_factory=lambda: list(ARM_KINDS))
-    model: str = "tiny"              # ncalm.model preset, the same for both stages and all arms
+    model: str = "tiny"              # ncalm.lm.model preset, the same for both stages and all arms
     model_overrides: dict = field(default_factory=dict)
     device: str = "auto"
     # auto: bf16 autocast on CUDA, fp32 on the CPU, resolved once when the experiment starts and
@@ -152,8 +152,8 @@ class ExperimentConfig:
 
     def _check_components(self) -> None:
         """The settings that the model, NCA generator, tokenizer and device would reject mid-run."""
-        from ncalm.config import NCAConfig
-        from ncalm.model_config import PRESETS, ModelConfig, model_config
+        from ncalm.nca.config import NCAConfig
+        from ncalm.lm.config import PRESETS, ModelConfig, model_config
 
         if self.model not in PRESETS:
             raise ValueError(f"model must be one of {', '.join(PRESETS)}, got {self.model!r}")

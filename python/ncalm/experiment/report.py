@@ -5,7 +5,7 @@ standard deviation, min, max), perplexity, bits per byte, the improvement
 over scratch and the convergence speedup over scratch. The last two are
 paired by seed (same language data order and initialisation) and then
 averaged. The speedup mean covers only the seeds where it was measured; the
-others are counted by status (see ncalm.evaluation.speedup): "not reached"
+others are counted by status (see ncalm.eval.speedup): "not reached"
 (never down to scratch's final loss), "at start" (already there at its first
 evaluation: the speedup is only a lower bound), "n/a" (no crossing to time,
 e.g. one evaluation per curve with eval_every=0) and "diverged" (a NaN or
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ncalm.atomic_json import write_json
-from ncalm.evaluation.plots import plot_loss_curves
-from ncalm.evaluation.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
+from ncalm.eval.plots import plot_loss_curves
+from ncalm.eval.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
 
 SCRATCH = "scratch"
 

@@ -58,9 +58,9 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     """Bits per byte of the finished language model on the language stage's held-out text."""
     if not cfg.language.bpb_bytes:
         return None
-    from ncalm.checkpoint import load_model
+    from ncalm.lm.checkpoint import load_model
     from ncalm.data.corpus import validation_documents
-    from ncalm.evaluation.bpb import evaluate_lm
+    from ncalm.eval.bpb import evaluate_lm
     from ncalm.train.distributed import resolve_device
 
     lang = cfg.language

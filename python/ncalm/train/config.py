@@ -19,7 +19,7 @@ def check_model_overrides(overrides: dict) -> None:
 
 @dataclass
 class TransferConfig:
-    """Which copied tensors ncalm.transfer re-initialises or freezes (part specs: see ncalm.transfer)."""
+    """Which copied tensors ncalm.lm.transfer re-initialises or freezes (part specs: see ncalm.lm.transfer)."""
 
     reinit: list[str] = field(default_factory=list)
     freeze: list[str] = field(default_factory=list)

@@ -22,7 +22,7 @@ def generator_device(cfg: DataConfig, train_device: str) -> str:
         if cfg.gen_device == "auto":
             return "cpu"
         raise ValueError(f"gen_device={cfg.gen_device!r} needs workers=0, got workers={cfg.workers}")
-    from ncalm.cuda_backend import cuda_status
+    from ncalm.nca.cuda import cuda_status
 
     usable, why = cuda_status()
     if not usable:

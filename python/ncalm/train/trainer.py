@@ -20,19 +20,19 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ncalm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from ncalm.data import make_loader
 from ncalm.data.stats import unigram_entropy
 from ncalm.data.tokens import is_bin_spec
-from ncalm.model import LlamaLM, ModelConfig, model_config
-from ncalm.tokenizer import load_tokenizer, tokenizer_from_dict
+from ncalm.lm.model import LlamaLM, ModelConfig, model_config
+from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.train import distributed
 from ncalm.train.config import TrainConfig, TransferConfig
 from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, progress_bar, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
 from ncalm.train.sources import build_source
-from ncalm.transfer import freeze, transfer
+from ncalm.lm.transfer import freeze, transfer
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"

@@ -1,0 +1,5 @@
+import sys
+
+from ncalm.cli.main import main
+
+sys.exit(main())

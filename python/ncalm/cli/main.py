@@ -1,0 +1,103 @@
+"""The `ncalm` command: a thin dispatcher over `ncalm.cli.*`.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)``
+and ``run(args) -> int``; its name and one-line help are in COMMANDS. Modules are imported only
+when their subcommand runs, so `ncalm generate` never pays for torch-heavy
+imports it does not need.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (subcommand, module, one-line help). Order is the order shown by --help.
+COMMANDS = [
+    ("generate", "ncalm.cli.generate", "write filtered NCA token shards (.bin) and a manifest"),
+    ("show", "ncalm.cli.show", "render NCA trajectories (PNG strip, GIF) and the complexity histogram"),
+    ("prepretrain", "ncalm.cli.prepretrain", "first stage: train a transformer on NCA, Dyck or text data"),
+    ("pretrain", "ncalm.cli.pretrain", "language stage, optionally from a pre-pre-trained checkpoint (--init)"),
+    ("eval", "ncalm.cli.evaluate", "perplexity / bits-per-byte, NCA in-context accuracy, convergence speedup"),
+    ("experiment", "ncalm.cli.experiment", "the paper's comparison end to end: all arms, table and plot"),
+    ("eval-reasoning", "ncalm.cli.reasoning", "GSM8K, HumanEval and BIG-Bench Hard with pass@k"),
+]
+
+EPILOG = """\
+typical session:
+  ncalm show --out show/                 # look at what the complexity band selects
+  ncalm generate --tokens 10M --out nca/ # write NCA shards to disk
+  ncalm experiment --preset tiny         # scratch vs NCA vs Dyck vs text, on this CPU
+Run `ncalm COMMAND --help` for each command's options."""
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps descriptions as written; shows each default unless the help states it or there is none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            return text
+        return super()._get_help_string(action)
+
+
+class UserError(Exception):
+    """An error caused by the user's input: printed as one line, exit code 2."""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ncalm",
+        description="NCA pre-pre-training of language models.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name, help_text in COMMANDS:
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_text, add_help=False)
+            continue
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=(module.__doc__ or help_text).strip(),
+            formatter_class=HelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the deepest (sub)command that ``args`` selected, e.g. that of `ncalm eval bpb`."""
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subs[0].dest, None) if subs else None
+        if name is None:
+            return parser
+        parser = subs[0].choices[name]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = {name for name, _, _ in COMMANDS}
+    only = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only if only in names else "")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Reported by the command's own parser, so the usage shown is `ncalm prepretrain ...`, not `ncalm COMMAND ...`.
+        innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if getattr(args, "_run", None) is None:
+        parser.print_help()
+        return 0 if not argv else 2
+    try:
+        return int(args._run(args) or 0)
+    # OSError: a path the user gave that cannot be read or written (missing, a file
+    # where a directory is needed, no permission...) is the user's to fix, not a bug.
+    except (UserError, ValueError, OSError) as exc:
+        print(f"ncalm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ncalm {args.command}: interrupted", file=sys.stderr)
+        return 130
+

@@ -1,0 +1,287 @@
+"""Downstream reasoning evaluation of a language-stage checkpoint: GSM8K
+(few-shot or fine-tuned), HumanEval (sandboxed execution) and BIG-Bench Hard
+(few-shot exact match), reported as unbiased pass@k. Per-problem results go to
+OUT/samples.jsonl, so an interrupted run resumes where it stopped; the table
+goes to OUT/results.md and OUT/results.json."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import zlib
+from pathlib import Path
+
+from ncalm.cli.main import UserError
+from ncalm.devices import DEVICE_HELP, check_device_name
+
+# The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
+PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", choices=("gsm8k", "humaneval", "bbh"), default="gsm8k",
+                   help="benchmark to run")
+    p.add_argument("--checkpoint", required=True, help="language-stage checkpoint (with a tokenizer)")
+    p.add_argument("--data", default=None,
+                   help="local data: GSM8K dir or test.jsonl, HumanEval.jsonl(.gz), BBH dir or "
+                        "task .json; default: the Hugging Face hub (needs `datasets` and network)")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N problems; default: all")
+    p.add_argument("--n-samples", type=int, default=PAPER_N, help="completions per problem (n)")
+    p.add_argument("--k", default="auto",
+                   help="comma-separated k for pass@k; auto = 1, 2, 4, ... up to min(n, 32)")
+    p.add_argument("--temperature", type=float, default=PAPER_TEMPERATURE, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=PAPER_TOP_P, help="nucleus sampling mass")
+    p.add_argument("--max-new-tokens", type=int, default=None,
+                   help="generation length in the checkpoint tokenizer's tokens (bytes for the byte "
+                        "tokenizer); default: room for the reference answers, gsm8k 1024 bytes, humaneval "
+                        "1536, bbh 256 (2048 with --bbh-cot), a quarter as many tokens for BPE, and at most "
+                        "half the model's context")
+    p.add_argument("--shots", type=int, default=None,
+                   help="few-shot demonstrations; default: gsm8k 8 (0 with --finetune), bbh 3")
+    p.add_argument("--batch-size", type=int, default=16, help="sequences decoded together")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (per problem: seed + id hash)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads; default: torch's choice (1 is faster on a busy machine)")
+    p.add_argument("--out", default=None, help="output directory; default: runs/reasoning-TASK")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g = p.add_argument_group("gsm8k fine-tuning (paper: 10 epochs, lr 1e-5)")
+    g.add_argument("--finetune", action="store_true",
+                   help="fine-tune on the GSM8K train split before evaluating")
+    g.add_argument("--finetune-epochs", type=int, default=10, help="epochs over the train split")
+    g.add_argument("--finetune-lr", type=float, default=1e-5, help="AdamW learning rate")
+    g.add_argument("--finetune-batch-size", type=int, default=8, help="examples per step")
+    g.add_argument("--finetune-limit", type=int, default=None, help="use only the first N train examples; default: all")
+    g.add_argument("--save-finetuned", default=None, help="write the fine-tuned checkpoint here; default: not saved")
+    h = p.add_argument_group("humaneval sandbox")
+    h.add_argument("--timeout", type=float, default=5.0, help="wall-clock seconds per program")
+    h.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
+    h.add_argument("--workers", type=int, default=4, help="programs run in parallel")
+    h.add_argument("--sandbox-python", default=None,
+                   help="interpreter for generated code; default: this one, or a system python3 "
+                        "if the unprivileged sandbox user cannot read this one's library")
+    b = p.add_argument_group("bbh")
+    b.add_argument("--bbh-tasks", default=None, help="comma-separated subtasks; default: all in --data")
+    b.add_argument("--bbh-cot", action="store_true",
+                   help="use the published chain-of-thought prompts (DATA/cot-prompts/TASK.txt)")
+
+
+def parse_ks(text: str, n: int) -> list[int]:
+    """The k list from --k ("auto" or "1,2,8"), each within [1, n]."""
+    if text == "auto":
+        ks, k = [], 1
+        while k <= min(n, PAPER_MAX_K):
+            ks.append(k)
+            k *= 2
+        return ks
+    try:
+        ks = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise UserError(f"--k {text!r}: expected 'auto' or comma-separated integers") from None
+    bad = [k for k in ks if not 1 <= k <= n]
+    if not ks or bad:
+        raise UserError(f"--k {text}: each k must be in [1, --n-samples={n}]")
+    return ks
+
+
+def _check(args) -> None:
+    for name in ("n_samples", "batch_size", "workers", "memory_mb", "finetune_epochs",
+                 "finetune_batch_size"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
+    for name in ("limit", "finetune_limit", "max_new_tokens", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UserError(f"--{name.replace('_', '-')} {value}: must be >= 1")
+    if args.shots is not None and args.shots < 0:
+        raise UserError(f"--shots {args.shots}: must be >= 0")
+    if not 0 <= args.temperature < float("inf"):  # NaN too
+        raise UserError(f"--temperature {args.temperature}: must be a finite number >= 0 (0 = greedy)")
+    if not 0 < args.top_p <= 1:
+        raise UserError(f"--top-p {args.top_p}: must be in (0, 1]")
+    if not args.timeout > 0:
+        raise UserError(f"--timeout {args.timeout}: must be > 0 seconds")
+    if args.temperature == 0 and args.n_samples > 1:
+        raise UserError(f"--n-samples {args.n_samples} with --temperature 0: greedy samples are "
+                        "identical; use --n-samples 1 or a temperature > 0")
+    if args.finetune and args.task != "gsm8k":
+        raise UserError("--finetune applies to --task gsm8k only")
+    check_device_name(args.device)  # before any data is read; availability is checked at load
+    if args.save_finetuned:
+        _check_save_target(args)
+
+
+def _check_save_target(args) -> None:
+    """Refuse a --save-finetuned path that cannot be written now, not after fine-tuning has run."""
+    if not args.finetune:
+        raise UserError(f"--save-finetuned {args.save_finetuned}: needs --finetune (nothing is fine-tuned without it)")
+    path = Path(args.save_finetuned)
+    if path.is_dir():
+        raise UserError(f"--save-finetuned {path}: is a directory; name the checkpoint file, e.g. {path / 'finetuned.pt'}")
+    # save_checkpoint creates missing directories and renames a new file into place: the nearest
+    # existing directory must take a new file (an existing read-only file is replaced all the same).
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--save-finetuned {path}: cannot write there ({parent} is not a writable directory)")
+
+
+def _task(args):
+    from ncalm.eval.reasoning import tasks
+    from ncalm.eval.reasoning.sandbox import Limits
+
+    if args.task == "gsm8k":
+        return tasks.gsm8k_task(args.data, _shots(args), args.limit)
+    if args.task == "humaneval":
+        limits = Limits(timeout_s=args.timeout, memory_bytes=args.memory_mb << 20)
+        return tasks.humaneval_task(args.data, args.limit, limits, args.workers, args.sandbox_python)
+    names = [t.strip() for t in args.bbh_tasks.split(",")] if args.bbh_tasks else None
+    return tasks.bbh_task(args.data, names, _shots(args), args.bbh_cot, args.limit)
+
+
+def _shots(args) -> int | None:
+    """Demonstrations per prompt, defaults resolved (HumanEval takes none)."""
+    if args.task == "humaneval":
+        return None
+    if args.shots is not None:
+        return args.shots
+    return 3 if args.task == "bbh" else (0 if args.finetune else 8)
+
+
+def _finetune(args, model, tokenizer) -> None:
+    from tqdm import tqdm
+
+    from ncalm.eval.reasoning import gsm8k
+    from ncalm.eval.reasoning.finetune import finetune
+
+    train = gsm8k.load(gsm8k.train_path(args.data), "train")
+    if args.finetune_limit:
+        train = train[:args.finetune_limit]
+    steps = args.finetune_epochs * -(-len(train) // args.finetune_batch_size)
+    bar = tqdm(total=steps, desc="fine-tune gsm8k", unit="step", disable=args.no_progress)
+
+    def on_step(step: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}")
+
+    losses = finetune(model, tokenizer, gsm8k.training_pairs(train), args.finetune_epochs,
+                      args.finetune_lr, args.finetune_batch_size, args.seed, on_step)
+    bar.close()
+    print(f"fine-tuned on {len(train)} GSM8K train examples: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    if args.save_finetuned:
+        from ncalm.lm.checkpoint import save_checkpoint
+
+        save_checkpoint(args.save_finetuned, {
+            "model": model.state_dict(), "model_config": model.cfg.to_dict(),
+            "tokenizer": tokenizer.to_dict(), "finetuned_from": str(args.checkpoint),
+            "finetune": {"task": "gsm8k", "epochs": args.finetune_epochs, "lr": args.finetune_lr,
+                         "examples": len(train)}})
+        print(f"wrote {args.save_finetuned}")
+
+
+# What changes a task's samples or scores, beyond the common settings.
+_TASK_KEYS = {"gsm8k": (), "humaneval": ("timeout", "memory_mb"), "bbh": ("bbh_tasks", "bbh_cot")}
+
+
+def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
+    # Everything that changes the samples (--batch-size does: rows of a batch share
+    # one random stream) and only that: --limit, --workers, --threads and the
+    # settings of other tasks do not, so changing them does not block a resume.
+    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune",
+            *_TASK_KEYS[args.task])
+    config = {k: getattr(args, k) for k in keys}
+    config["shots"] = _shots(args)
+    config["data"] = str(Path(args.data).resolve()) if args.data else None
+    config["checkpoint"] = str(Path(args.checkpoint).resolve())
+    # The same path may hold other weights later: results of two models must not mix.
+    config["checkpoint_sha256"] = _sha256(args.checkpoint)
+    if args.finetune:
+        config.update({k: getattr(args, k) for k in
+                       ("finetune_epochs", "finetune_lr", "finetune_batch_size", "finetune_limit")})
+    config.update(max_new_tokens=max_new_tokens, stop=list(stop))
+    if device_type != "cpu":
+        # CPU and CUDA generators draw different samples from one seed: a resume on the other
+        # device would mix two streams. Absent for the CPU, so CPU runs made before this key resume.
+        config["sampling_device"] = device_type
+    return config
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _default_max_new(args, spec, tokenizer, context: int) -> int:
+    """The task's default generation length, capped at half the context (so the prompt keeps the rest)."""
+    default = spec.default_max_new_tokens(tokenizer)
+    if default <= context // 2:
+        return default
+    unit = "bytes" if tokenizer.kind == "byte" else "tokens"
+    # Said once, up front: a silently short budget would read as a weak model.
+    print(f"warning: the {args.task} default generation length of {default} {unit} is cut to {context // 2}, "
+          f"half the model's context of {context}: longer answers are cut off "
+          f"(--max-new-tokens sets the length)", file=sys.stderr)
+    return context // 2
+
+
+def run(args) -> int:
+    _check(args)
+    ks = parse_ks(args.k, args.n_samples)
+    import torch
+    from tqdm import tqdm
+
+    from ncalm.lm.checkpoint import load_model
+    from ncalm.devices import torch_device
+    from ncalm.eval.reasoning.results import ResultsStore, summarize, write_tables
+    from ncalm.lm.sampling import SamplingConfig, generate
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    spec = _task(args)
+    if not spec.items:
+        raise UserError("no problems to evaluate (check --data and --limit)")
+    device = torch_device(args.device)  # "auto" and "cuda" become the device the sampling generators need
+    model, tokenizer, _ = load_model(args.checkpoint, device=device)
+    if tokenizer is None:
+        raise UserError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens only: "
+                        "reasoning evaluation needs a language-stage checkpoint with a tokenizer")
+    context = model.cfg.max_seq_len
+    max_new = args.max_new_tokens or _default_max_new(args, spec, tokenizer, context)
+    if max_new >= context:
+        raise UserError(f"--max-new-tokens {max_new}: must be < the model's context {context}")
+    keep = context - max_new
+    cut = sum(len(tokenizer.encode(item.prompt)) > keep for item in spec.items)
+    if cut:  # sampling keeps a long prompt's last tokens: its first demonstrations are silently lost
+        print(f"warning: {cut} of {len(spec.items)} prompts are longer than the model's context {context} minus "
+              f"{max_new} new tokens; they keep their last {keep} tokens (lower --shots or --max-new-tokens)",
+              file=sys.stderr)
+    out = Path(args.out or f"runs/reasoning-{args.task}")
+    config = _config(args, max_new, spec.stop, device.type)
+    store = ResultsStore(out, config)
+    todo = [item for item in spec.items if item.id not in store]
+    if args.finetune and todo:
+        _finetune(args, model, tokenizer)
+    sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
+    bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
+               total=len(spec.items), disable=args.no_progress)
+    solved = sum(r["c"] / r["n"] for r in store.records.values())
+    for item in bar:
+        # A generator per problem, seeded from its id: resumed and uninterrupted
+        # runs draw the same samples.
+        gen = torch.Generator(device=device).manual_seed(args.seed + zlib.crc32(item.id.encode()))
+        [completions] = generate(model, tokenizer, [item.prompt], sampling, args.n_samples, gen)
+        record = store.add(item.id, item.group, spec.score(item, completions))
+        solved += record["c"] / record["n"]
+        bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
+    records = [store.records[item.id] for item in spec.items]
+    summary = summarize(records, ks)
+    title = f"{args.task}: {Path(args.checkpoint).name}"
+    json_path, md_path = write_tables(out, title, summary, config)
+    print(md_path.read_text(), end="")
+    print(f"wrote {md_path}, {json_path} and {store.samples}")
+    return 0

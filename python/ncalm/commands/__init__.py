@@ -1,1 +1,0 @@
-"""One module per `ncalm` subcommand (see ncalm.cli.COMMANDS)."""

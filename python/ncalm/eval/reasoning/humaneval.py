@@ -1,0 +1,60 @@
+"""HumanEval (Chen et al. 2021): load problems, build the check program,
+run completions in the sandbox."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ncalm.eval.reasoning.jsonl import json_records
+from ncalm.eval.reasoning.sandbox import ExecResult, Limits, run_programs
+
+# The Codex paper's stop sequences: a new top-level statement ends the function body.
+STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+HF_NAME = "openai/openai_humaneval"
+
+
+@dataclass(frozen=True)
+class Problem:
+    task_id: str
+    prompt: str
+    test: str
+    entry_point: str
+    canonical_solution: str = ""
+
+
+def _problem(record: dict, where: str) -> Problem:
+    missing = [k for k in ("task_id", "prompt", "test", "entry_point") if k not in record]
+    if missing:
+        raise ValueError(f"{where}: HumanEval record lacks {', '.join(missing)}")
+    return Problem(record["task_id"], record["prompt"], record["test"], record["entry_point"],
+                   record.get("canonical_solution", ""))
+
+
+def load_problems(path: str | Path | None = None) -> list[Problem]:
+    """Problems from HumanEval.jsonl(.gz), or from the Hugging Face hub if `path` is None."""
+    if path is None:
+        from ncalm.eval.reasoning.hub import load_hf
+
+        return [_problem(dict(r), HF_NAME) for r in load_hf(HF_NAME, None, "test")]
+    path = Path(path)
+    if path.is_dir():
+        path = path / "HumanEval.jsonl.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"HumanEval file not found: {path}")
+    compressed = path.suffix == ".gz"
+    expected = (f"HumanEval data is {'gzip-compressed ' if compressed else ''}UTF-8 JSON lines, one object with "
+                "task_id, prompt, test and entry_point per line")
+    return [_problem(record, where) for where, record in json_records(path, expected)]
+
+
+def check_program(problem: Problem, completion: str) -> str:
+    """The program the reference harness executes: prompt, completion, tests, check call."""
+    return (problem.prompt + completion + "\n" + problem.test + "\n"
+            + f"check({problem.entry_point})\n")
+
+
+def evaluate(pairs: Sequence[tuple[Problem, str]], limits: Limits = Limits(timeout_s=3.0),
+             workers: int = 4, python: str | None = None) -> list[ExecResult]:
+    """Execute each (problem, completion) in its own sandbox, `workers` at a time."""
+    return run_programs([check_program(p, c) for p, c in pairs], limits, workers, python)

@@ -1,0 +1,93 @@
+"""Per-problem results as JSONL (resumable, auditable) and the summary table.
+
+Layout of an output directory:
+  config.json    the settings that produced the samples (checked on resume)
+  samples.jsonl  one record per problem: id, group, completions, correctness
+  results.json   summary: pass@k overall and per group
+  results.md     the same as a markdown table
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Sequence
+
+from ncalm.atomic_json import read_jsonl, write_json, write_jsonl
+from ncalm.eval.reasoning.passk import mean_pass_at_k
+
+
+class ResultsStore:
+    """Append-only per-problem records; a run with the same config resumes."""
+
+    def __init__(self, directory: str | Path, config: dict):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.samples = self.dir / "samples.jsonl"
+        config_path = self.dir / "config.json"
+        if config_path.exists():
+            old = json.loads(config_path.read_text())
+            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            if changed:
+                raise ValueError(
+                    f"{self.dir} holds results made with other settings ({', '.join(changed)} "
+                    "differ); use another --out directory or delete it")
+        else:
+            write_json(config_path, config)
+        self.records: dict[str, dict] = {}
+        if self.samples.exists():
+            # A record cut short by an interrupted run is dropped: that problem is redone.
+            self.records = {r["id"]: r for r in read_jsonl(self.samples)}
+            # Rewrite without the partial line so appends start on a fresh line.
+            write_jsonl(self.samples, self.records.values())
+
+    def __contains__(self, problem_id: str) -> bool:
+        return problem_id in self.records
+
+    def add(self, problem_id: str, group: str, samples: Sequence[dict]) -> dict:
+        """Record one problem's samples; each sample dict needs a bool 'correct'."""
+        record = {"id": problem_id, "group": group, "n": len(samples),
+                  "c": sum(bool(s["correct"]) for s in samples), "samples": list(samples)}
+        with open(self.samples, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        self.records[problem_id] = record
+        return record
+
+
+def summarize(records: Sequence[dict], ks: Sequence[int]) -> dict:
+    """pass@k over all problems and per group (e.g. BBH subtask)."""
+    if not records:
+        raise ValueError("no problem records to summarize")
+    by_group: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_group[r["group"]].append(r)
+
+    def row(rs):
+        return {"problems": len(rs), "n": min(r["n"] for r in rs),
+                "pass@k": {str(k): v for k, v in
+                           mean_pass_at_k([(r["n"], r["c"]) for r in rs], ks).items()}}
+
+    summary = {"overall": row(records)}
+    if len(by_group) > 1:
+        summary["groups"] = {g: row(rs) for g, rs in sorted(by_group.items())}
+    return summary
+
+
+def markdown_table(title: str, summary: dict) -> str:
+    ks = list(summary["overall"]["pass@k"])
+    rows = [("all", summary["overall"])] + list(summary.get("groups", {}).items())
+    lines = [f"## {title}", "", "| subset | problems | n | " + " | ".join(f"pass@{k}" for k in ks) + " |",
+             "|---|---:|---:|" + "---:|" * len(ks)]
+    for name, r in rows:
+        cells = " | ".join(f"{100 * r['pass@k'][k]:.1f}" for k in ks)
+        lines.append(f"| {name} | {r['problems']} | {r['n']} | {cells} |")
+    return "\n".join(lines) + "\n\npass@k in percent (unbiased estimator, Chen et al. 2021).\n"
+
+
+def write_tables(directory: str | Path, title: str, summary: dict, config: dict) -> tuple[Path, Path]:
+    """Write results.json (summary and config) and results.md; returns both paths."""
+    directory = Path(directory)
+    json_path, md_path = directory / "results.json", directory / "results.md"
+    json_path.write_text(json.dumps({"title": title, "config": config, **summary}, indent=2) + "\n")
+    md_path.write_text(markdown_table(title, summary))
+    return json_path, md_path

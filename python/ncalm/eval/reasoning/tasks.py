@@ -1,0 +1,118 @@
+"""The three benchmarks behind one shape: prompts to complete, a scorer,
+stop strings and a default generation length.
+
+Default lengths are budgets in UTF-8 bytes, long enough for the reference
+answers (the longest GSM8K test solution is 952 bytes, HumanEval canonical
+solution 864, BBH target 182 (word_sorting), BBH chain-of-thought
+demonstration answer 1774 (geometric_shapes)), and become tokens by the checkpoint's tokenizer:
+one per byte for the byte tokenizer, about BYTES_PER_TOKEN for BPE."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from ncalm.eval.reasoning import bbh, gsm8k, humaneval
+from ncalm.eval.reasoning.sandbox import Limits, isolation_warning
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    group: str
+    prompt: str
+    reference: Any
+
+
+BYTES_PER_TOKEN = 4  # about, for BPE on English and code
+GSM8K_BYTES, HUMANEVAL_BYTES, BBH_BYTES, BBH_COT_BYTES = 1024, 1536, 256, 2048
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    items: list[Item]
+    stop: tuple[str, ...]
+    max_new_bytes: int  # the default generation budget, in bytes: see default_max_new_tokens
+    # (item, completions) -> one dict per completion with at least "correct"
+    score: Callable[[Item, Sequence[str]], list[dict]]
+
+    def default_max_new_tokens(self, tokenizer) -> int:
+        """The default budget in ``tokenizer``'s tokens: a byte tokenizer spends one per byte."""
+        return self.max_new_bytes if tokenizer.kind == "byte" else self.max_new_bytes // BYTES_PER_TOKEN
+
+
+def _first(items: list, limit: int | None) -> list:
+    return items if limit is None else items[:limit]
+
+
+def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
+    """GSM8K test problems; demonstrations are the first `shots` train examples."""
+    test = gsm8k.load(data, "test")
+    demos: list[gsm8k.Example] = []
+    if shots:
+        demos = gsm8k.load(gsm8k.train_path(data), "train")[:shots]
+        if len(demos) < shots:  # a small local train split; every example still helps, so warn, not refuse
+            print(f"warning: --shots {shots}: the GSM8K train split has only {len(demos)} examples; "
+                  f"prompting with {len(demos)} demonstrations", file=sys.stderr)
+    items = [Item(f"test/{i}", "gsm8k", gsm8k.few_shot_prompt(demos, e.question), e)
+             for i, e in enumerate(_first(test, limit))]
+
+    def score(item: Item, completions: Sequence[str]) -> list[dict]:
+        gold = gsm8k.gold_answer(item.reference.answer)
+        out = []
+        for c in completions:
+            answer = gsm8k.extract_answer(c)
+            out.append({"completion": c, "answer": answer, "gold": gold,
+                        "correct": gsm8k.same_number(answer, gold)})
+        return out
+
+    return TaskSpec(items, gsm8k.STOP, GSM8K_BYTES, score)
+
+
+def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers: int,
+                   python: str | None) -> TaskSpec:
+    """HumanEval problems; completions run in the sandbox."""
+    problems = _first(humaneval.load_problems(data), limit)
+    warning = isolation_warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    items = [Item(p.task_id, "humaneval", p.prompt, p) for p in problems]
+
+    def score(item: Item, completions: Sequence[str]) -> list[dict]:
+        results = humaneval.evaluate([(item.reference, c) for c in completions], limits, workers,
+                                     python)
+        return [{"completion": c, "correct": r.passed, "status": r.status, "detail": r.detail}
+                for c, r in zip(completions, results)]
+
+    return TaskSpec(items, humaneval.STOP, HUMANEVAL_BYTES, score)
+
+
+def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: bool,
+             limit: int | None) -> TaskSpec:
+    """BBH examples, interleaved across subtasks so a --limit covers all of them."""
+    by_task = bbh.load(data, tasks)
+    queues = []
+    for name, examples in by_task.items():
+        if cot:
+            if data is None or not Path(data).is_dir():
+                raise ValueError("--bbh-cot needs --data DIR holding cot-prompts/<task>.txt")
+            demos = bbh.load_cot_prompt(Path(data) / "cot-prompts" / f"{name}.txt")
+            queues.append([Item(f"{name}/{i}", name, bbh.cot_prompt(demos, e.input), e)
+                           for i, e in enumerate(examples)])
+        else:
+            if len(examples) <= shots:
+                raise ValueError(f"--shots {shots}: BBH task {name} has only {len(examples)} examples")
+            demos = examples[:shots]
+            queues.append([Item(f"{name}/{i}", name, bbh.direct_prompt(demos, e.input), e)
+                           for i, e in enumerate(examples) if i >= shots])
+    longest = max(len(q) for q in queues)
+    items = [q[i] for i in range(longest) for q in queues if i < len(q)]
+
+    def score(item: Item, completions: Sequence[str]) -> list[dict]:
+        return [{"completion": c, "answer": bbh.extract_answer(c, cot),
+                 "target": item.reference.target, "correct": bbh.is_correct(c, item.reference, cot)}
+                for c in completions]
+
+    return TaskSpec(_first(items, limit), bbh.STOP if cot else bbh.DIRECT_STOP,
+                    BBH_COT_BYTES if cot else BBH_BYTES, score)

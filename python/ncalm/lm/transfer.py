@@ -1,0 +1,99 @@
+"""Carry a pre-pre-trained transformer into a model with another vocabulary.
+
+The input embedding and output head belong to the token space, so they are
+left at their fresh initialisation; every other tensor (attention, MLP,
+norms) is copied bit for bit. Part specs select further tensors to
+re-initialise or freeze, for the paper's ablations:
+
+    attn | mlp | norm | block     all layers   (norm = the two per-layer norms)
+    attn:0-5, mlp:3, block:10-23  a layer or an inclusive range
+    final_norm | embed | head     the non-layer tensors
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from ncalm.lm.checkpoint import CheckpointError
+from ncalm.lm.model import LlamaLM
+from ncalm.train.config import TransferConfig
+
+PARTS = {"attn": r"attn\.(wq|wk|wv|wo)\.", "mlp": r"mlp\.(w1|w2|w3)\.", "norm": r"(attn_norm|mlp_norm)\.",
+         "block": r""}
+GLOBAL_PARTS = {"final_norm": "norm.weight", "embed": "embed.weight", "head": "head.weight"}
+TOKEN_SPACE = ("embed.weight", "head.weight")
+
+
+def select(names: list[str], spec: str, n_layer: int) -> set[str]:
+    """Parameter names matching one part spec; raises ValueError naming a bad spec."""
+    if spec in GLOBAL_PARTS:
+        return {GLOBAL_PARTS[spec]} & set(names)
+    part, _, layers = spec.partition(":")
+    if part not in PARTS:
+        raise ValueError(f"unknown part {spec!r}: use attn, mlp, norm, block (optionally :A or :A-B), "
+                         f"or {', '.join(GLOBAL_PARTS)}")
+    lo, hi = 0, n_layer - 1
+    if layers:
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", layers)
+        if not m:
+            raise ValueError(f"bad layer range in {spec!r}: expected A or A-B")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) else lo
+        if not 0 <= lo <= hi < n_layer:
+            raise ValueError(f"layer range {layers!r} in {spec!r} is outside 0-{n_layer - 1}")
+    pattern = re.compile(r"layers\.(\d+)\." + PARTS[part])
+    out = set()
+    for name in names:
+        m = pattern.match(name)
+        if m and lo <= int(m.group(1)) <= hi:
+            out.add(name)
+    return out
+
+
+def select_all(names: list[str], specs: list[str], n_layer: int) -> set[str]:
+    """Parameter names matching any of the part specs."""
+    return set().union(*(select(names, s, n_layer) for s in specs))
+
+
+def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfig | None = None,
+             origin: str = "checkpoint") -> dict[str, list[str]]:
+    """Copy ``source`` tensors into ``model`` (freshly initialised) per ``cfg``; returns what was done.
+
+    Refuses (CheckpointError naming the tensor) any missing, extra or
+    mis-shaped tensor among those it copies. With ``keep_embeddings`` equal
+    shapes do not mean equal tokens: the caller must give both models one
+    tokenizer (the trainer reads the new text with the source's).
+    """
+    cfg = cfg or TransferConfig()
+    params = dict(model.named_parameters())
+    reinit = select_all(list(params), cfg.reinit, model.cfg.n_layer)
+    if not cfg.keep_embeddings:
+        reinit |= set(TOKEN_SPACE)
+    extra = sorted(set(source) - set(params))
+    if extra:
+        raise CheckpointError(f"{origin}: tensor {extra[0]!r} has no counterpart in the model")
+    copied = []
+    with torch.no_grad():
+        for name, p in params.items():
+            if name in reinit:
+                continue
+            if name not in source:
+                raise CheckpointError(f"{origin}: missing tensor {name!r}")
+            t = source[name]
+            if tuple(t.shape) != tuple(p.shape):
+                raise CheckpointError(f"{origin}: tensor {name!r} has shape {tuple(t.shape)}, "
+                                      f"the model expects {tuple(p.shape)}")
+            p.copy_(t.to(dtype=p.dtype, device=p.device))
+            copied.append(name)
+    frozen = freeze(model, cfg.freeze)
+    return {"copied": copied, "reinitialized": sorted(reinit), "frozen": sorted(frozen)}
+
+
+def freeze(model: LlamaLM, specs: list[str]) -> set[str]:
+    """Stop gradients for the parameters the part specs select; returns their names."""
+    params = dict(model.named_parameters())
+    names = select_all(list(params), specs, model.cfg.n_layer)
+    for name in names:
+        params[name].requires_grad_(False)
+    return names

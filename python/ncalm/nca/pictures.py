@@ -1,0 +1,131 @@
+"""Pictures of NCA data: trajectory strips (PNG), animations (GIF), complexity histograms.
+
+Cells are drawn as solid squares of ``scale`` pixels, one fixed colour per
+state from a qualitative colormap, so the same state has the same colour in
+every rule, frame and file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ncalm.figures import save_figure
+from ncalm.nca.generator import in_band
+
+GAP_RGB = (255, 255, 255)  # separator between grids
+
+
+def palette(colors: int) -> np.ndarray:
+    """(colors, 3) uint8 RGB: tab10 / tab20 when they suffice, evenly spaced hues beyond."""
+    import matplotlib
+
+    if colors < 1:
+        raise ValueError(f"colors must be >= 1, got {colors}")
+    if colors <= 10:
+        rgb = matplotlib.colormaps["tab10"].colors[:colors]
+    elif colors <= 20:
+        rgb = matplotlib.colormaps["tab20"].colors[:colors]
+    else:
+        rgb = matplotlib.colormaps["turbo"](np.linspace(0, 1, colors))[:, :3]
+    return (np.asarray(rgb) * 255).round().astype(np.uint8)
+
+
+def tile(grids: np.ndarray, scale: int = 8, gap: int = 2) -> np.ndarray:
+    """(rows, cols, H, W) states -> one (h, w) index image; separators get index -1."""
+    grids = np.asarray(grids)
+    if grids.ndim != 4:
+        raise ValueError(f"grids must have shape (rows, cols, H, W), got {grids.shape}")
+    if scale < 1 or gap < 0:
+        raise ValueError(f"scale must be >= 1 and gap >= 0, got scale={scale}, gap={gap}")
+    rows, cols, h, w = grids.shape
+    big = grids.repeat(scale, axis=2).repeat(scale, axis=3).astype(np.int16)
+    ch, cw = h * scale + gap, w * scale + gap
+    out = np.full((rows * ch - gap, cols * cw - gap), -1, dtype=np.int16)
+    for r in range(rows):
+        for c in range(cols):
+            out[r * ch:r * ch + h * scale, c * cw:c * cw + w * scale] = big[r, c]
+    return out
+
+
+def _lut(colors: int) -> np.ndarray:
+    """(colors + 1, 3) uint8: the state colours, then the separator at index `colors`."""
+    return np.vstack([palette(colors), np.asarray(GAP_RGB, dtype=np.uint8)])
+
+
+def to_rgb(index_image: np.ndarray, colors: int) -> np.ndarray:
+    """Index image (-1 = separator) -> (h, w, 3) uint8."""
+    return _lut(colors)[np.where(index_image < 0, colors, index_image)]
+
+
+def save_strip(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8, gap: int = 2) -> Path:
+    """PNG of (rules, frames, H, W) trajectories: one row per rule, time left to right."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_rgb(tile(grids, scale, gap), colors)).save(path)
+    return path
+
+
+def save_gif(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8, gap: int = 2,
+             per_row: int = 4, duration_ms: int = 200) -> Path:
+    """Animated GIF of (rules, frames, H, W): every rule side by side, one GIF frame per time step."""
+    from PIL import Image
+
+    grids = np.asarray(grids)
+    n_rules, n_frames, h, w = grids.shape
+    per_row = max(1, min(per_row, n_rules))
+    n_rows = -(-n_rules // per_row)
+    # Pad the last row with separator-coloured blanks so every row is full.
+    padded = np.full((n_rows * per_row, n_frames, h, w), -1, dtype=np.int16)
+    padded[:n_rules] = grids
+    # An indexed palette keeps the state colours exact (no GIF quantisation). A GIF
+    # palette holds 256 entries: with 256 states the separator shares state 255's colour.
+    separator = min(colors, 255)
+    flat_palette = _lut(colors)[:256].ravel().tolist()
+    images = []
+    for t in range(n_frames):
+        index = tile(padded[:, t].reshape(n_rows, per_row, h, w), scale, gap)
+        img = Image.fromarray(np.where(index < 0, separator, index).astype(np.uint8), mode="P")
+        img.putpalette(flat_palette)
+        images.append(img)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=duration_ms, loop=0,
+                   optimize=False)
+    return path
+
+
+def save_complexity_histogram(ratios: Sequence[float], band: tuple[float, float] | None,
+                              path: str | Path, bins: int = 60) -> Path:
+    """Histogram of candidate rules' gzip ratios, the band shaded and the accepted share in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ratios = np.asarray(ratios, dtype=np.float64)
+    if ratios.size == 0:
+        raise ValueError("ratios: no candidate rules to plot")
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    ax.hist(ratios, bins=bins, color="#4c72b0", edgecolor="white", lw=0.3)
+    title = f"gzip complexity of {ratios.size} candidate rules"
+    if band is not None:
+        lo, hi = band
+        ax.axvspan(lo, min(hi, max(1.0, ratios.max())), color="#dd8452", alpha=0.25, zorder=0,
+                   label=f"band ({lo:g}, {hi:g})")
+        for x in (lo, hi):
+            ax.axvline(x, color="#dd8452", lw=1.5)
+        title += f": {accepted_fraction(ratios, band):.1%} inside the band"
+        ax.legend()
+    ax.set_xlabel("compressed / raw size (gzip -9 of the int32 tokens)")
+    ax.set_ylabel("rules")
+    ax.set_title(title)
+    return save_figure(fig, path)
+
+
+def accepted_fraction(ratios: Sequence[float], band: tuple[float, float]) -> float:
+    """Share of ``ratios`` strictly inside ``band`` (the filter's rule)."""
+    return float(in_band(ratios, band).mean())

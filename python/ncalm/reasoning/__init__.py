@@ -1,5 +1,0 @@
-"""Downstream reasoning evaluation: GSM8K, HumanEval, BIG-Bench Hard, pass@k.
-
-Submodules are imported on demand (``ncalm.reasoning.gsm8k`` ...); the
-sandbox in particular has no torch dependency.
-"""
