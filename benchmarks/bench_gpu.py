@@ -21,7 +21,7 @@ import torch_nca  # the plain PyTorch NCA baseline beside this file
 from ncalm import _core
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cuda import CudaGenerator
-from ncalm.nca.generator import score_rules, sequence_tokens
+from ncalm.nca.cpu import score_rules, sequence_tokens
 
 SEED = 1234
 

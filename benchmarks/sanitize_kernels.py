@@ -17,7 +17,7 @@ import numpy as np
 
 from ncalm import _core
 from ncalm.nca.config import NCAConfig
-from ncalm.nca.generator import score_rules, sequence_tokens
+from ncalm.nca.cpu import score_rules, sequence_tokens
 
 SEED = 77
 # One cudaMalloc per array: cupy's pool rounds sizes up and carves blocks out

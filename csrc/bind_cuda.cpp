@@ -18,6 +18,7 @@
 #include "ncacuda/kernels.hpp"
 
 namespace py = pybind11;
+using nca::Config;
 
 namespace {
 
@@ -42,16 +43,15 @@ void bind_cuda(py::module_& m) {
       },
       "(number of usable CUDA devices, why none when 0).");
   m.def(
-      "cuda_unsupported", [](const py::dict& d) { return ncacuda::unsupported(config_from_dict(d)); },
+      "cuda_unsupported", [](const Config& cfg) { return ncacuda::unsupported(cfg); },
       "'' when the config runs on the CUDA kernels, else why not.");
   m.def(
       "cuda_pointer_device", [](uintptr_t ptr) { return ncacuda::pointer_device(as_ptr(ptr)); },
       "Device ordinal owning a pointer, -1 for host/unknown memory.");
   m.def(
       "cuda_generate",
-      [](const py::dict& d, uint64_t seed, uintptr_t out, const std::string& dtype, int64_t n, int64_t row_stride,
+      [](const Config& cfg, uint64_t seed, uintptr_t out, const std::string& dtype, int64_t n, int64_t row_stride,
          uint64_t first_seq, uintptr_t seq_ids, uintptr_t rule_ids, int device, uintptr_t stream) {
-        const nca::Config cfg = config_from_dict(d);
         ncacuda::Batch b;
         b.n = n;
         b.seq_ids = static_cast<const uint64_t*>(as_ptr(seq_ids));
@@ -65,8 +65,8 @@ void bind_cuda(py::module_& m) {
       "Enqueue n sequences into the device buffer `out` on `stream` (pointers as integers, 0 = none).");
 
   py::class_<ncacuda::Filter>(m, "CudaFilter", "Band filtering: rollouts on the GPU, gzip on CPU threads.")
-      .def(py::init([](const py::dict& d, uint64_t seed, int device, int threads, int64_t chunk) {
-             return new ncacuda::Filter(config_from_dict(d), seed, device, threads, chunk);
+      .def(py::init([](const Config& cfg, uint64_t seed, int device, int threads, int64_t chunk) {
+             return new ncacuda::Filter(cfg, seed, device, threads, chunk);
            }),
            py::arg("cfg"), py::arg("seed"), py::arg("device"), py::arg("threads") = 0, py::arg("chunk") = 16384)
       .def(

@@ -67,11 +67,11 @@ void generate_into(const Config& cfg, uint64_t seed, const Array<uint64_t>& seq,
 }  // namespace
 
 void bind_generator(py::module_& m) {
+  bind_config(m);
   m.def(
       "generate",
-      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules, py::array out,
+      [](const Config& cfg, uint64_t seed, const Array<uint64_t>& seq, const py::object& rules, py::array out,
          int threads) {
-        Config cfg = config_from_dict(d);
         // equal(), not is(): equivalent dtype objects (np.longlong, an array
         // that went through pickle) are distinct objects.
         const py::dtype dt = out.dtype();
@@ -90,8 +90,7 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "find_rules",
-      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, int threads) {
-        Config cfg = config_from_dict(d);
+      [](const Config& cfg, uint64_t seed, const Array<uint64_t>& seq, int threads) {
         return found_rules(seq.size(), [&](uint64_t* ids, double* ratios) {
           nca::find_rules(cfg, seed, seq.data(), seq.size(), ids, ratios, threads);
         });
@@ -100,8 +99,7 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "find_rules_batched",
-      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& seq, int64_t batch, int threads) {
-        Config cfg = config_from_dict(d);
+      [](const Config& cfg, uint64_t seed, const Array<uint64_t>& seq, int64_t batch, int threads) {
         auto score = [&](const uint64_t* ids, int64_t m, double* ratios) {
           nca::score_rules(cfg, seed, ids, m, ratios, threads);
         };
@@ -114,8 +112,7 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "score_rules",
-      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& rules, int threads) {
-        Config cfg = config_from_dict(d);
+      [](const Config& cfg, uint64_t seed, const Array<uint64_t>& rules, int threads) {
         const int64_t n = rules.size();
         Array<double> ratios(n);
         double* rp = ratios.mutable_data();
@@ -129,9 +126,8 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "rollout",
-      [](const py::dict& d, uint64_t seed, const Array<uint64_t>& rules, const Array<uint64_t>& sims, int frames,
+      [](const Config& cfg, uint64_t seed, const Array<uint64_t>& rules, const Array<uint64_t>& sims, int frames,
          int threads) {
-        Config cfg = config_from_dict(d);
         require(rules.size() == sims.size(), "rule_ids and sim_ids must have the same length");
         require(frames >= 1, "frames must be >= 1");
         const int64_t n = rules.size();
@@ -148,8 +144,7 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "sample_rule",
-      [](const py::dict& d, uint64_t seed, uint64_t rule_id) {
-        Config cfg = config_from_dict(d);
+      [](const Config& cfg, uint64_t seed, uint64_t rule_id) {
         nca::RuleTables r;
         r.sample(cfg, seed, rule_id);
         Array<float> w1({3, 3, cfg.conv1_in(), nca::kHidden1});
@@ -166,9 +161,8 @@ void bind_generator(py::module_& m) {
   // after steps 1..steps, noise drawn as training simulation sim_id.
   m.def(
       "evolve",
-      [](const py::dict& d, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
+      [](const Config& cfg, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
          const Array<uint8_t>& grid, int steps, uint64_t seed, uint64_t sim_id) {
-        Config cfg = config_from_dict(d);
         nca::RuleTables r;
         set_checked_rule(cfg, w1, w2, w3, grid, r);
         nca::Simulator sim(cfg);
@@ -185,9 +179,8 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "logits",
-      [](const py::dict& d, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
+      [](const Config& cfg, const Array<float>& w1, const Array<float>& w2, const Array<float>& w3,
          const Array<uint8_t>& grid) {
-        Config cfg = config_from_dict(d);
         nca::RuleTables r;
         set_checked_rule(cfg, w1, w2, w3, grid, r);
         nca::Simulator sim(cfg);
@@ -200,8 +193,7 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "init_grid",
-      [](const py::dict& d, uint64_t seed, uint64_t sim_id, bool scoring) {
-        Config cfg = config_from_dict(d);
+      [](const Config& cfg, uint64_t seed, uint64_t sim_id, bool scoring) {
         nca::Simulator sim(cfg);
         sim.init(seed, sim_id, scoring ? nca::SimKind::kScore : nca::SimKind::kTrain);
         Array<uint8_t> out({int64_t(cfg.height), int64_t(cfg.width)});
@@ -212,8 +204,7 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "encode",
-      [](const py::dict& d, const Array<uint8_t>& grids) {
-        Config cfg = config_from_dict(d);
+      [](const Config& cfg, const Array<uint8_t>& grids) {
         require(grids.size() % cfg.cells() == 0, "grids must hold whole H x W grids");
         const int64_t n = grids.size() / cfg.cells();
         Array<int64_t> out({n, int64_t(cfg.patches())});
@@ -226,8 +217,7 @@ void bind_generator(py::module_& m) {
 
   m.def(
       "decode",
-      [](const py::dict& d, const Array<int64_t>& tokens) {
-        Config cfg = config_from_dict(d);
+      [](const Config& cfg, const Array<int64_t>& tokens) {
         require(tokens.size() % cfg.patches() == 0, "tokens must hold whole frames of patch tokens");
         const int64_t n = tokens.size() / cfg.patches();
         Array<uint8_t> out({n, int64_t(cfg.height), int64_t(cfg.width)});

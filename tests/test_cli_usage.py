@@ -36,10 +36,10 @@ def test_counts_that_are_not_whole_numbers_are_refused(text):
 
 def test_count_options_parse_scientific_notation(capsys):
     args = build_parser("pretrain").parse_args(["pretrain", "--max-tokens", "1e6", "--max-bytes", "2.5e3"])
-    assert (args.max_tokens, args.max_bytes) == (10**6, 2500)
+    assert (vars(args)["@run.tokens"], vars(args)["@data.text.max_bytes"]) == (10**6, 2500)
     with pytest.raises(SystemExit):
         main(["pretrain", "--max-bytes", "1.5"])
-    assert "argument --max-bytes: expected a whole count" in capsys.readouterr().err
+    assert "argument --max-bytes/--data.text.max_bytes: expected a whole count" in capsys.readouterr().err
 
 
 TINY = ["--data", "dyck", "--steps", "2", "--seq-len", "32", "--batch-size", "1", "--warmup", "1",
@@ -61,9 +61,8 @@ def test_a_run_directory_holding_a_checkpoint_needs_resume_or_force(tmp_path, ca
     assert "2/2 steps" in capsys.readouterr().out
     assert main(["prepretrain", "--out", str(out), *TINY, "--force", "--stop-at", "1"]) == 0
     assert "1/2 steps" in capsys.readouterr().out  # started over
-    with pytest.raises(SystemExit):
-        main(["prepretrain", "--out", str(out), *TINY, "--force", "--resume"])
-    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["prepretrain", "--out", str(out), *TINY, "--force", "--resume"]) == 2
+    assert "--resume continues the run in --out and --force replaces it" in capsys.readouterr().err
     # --init of the very checkpoint --out holds: neither flag may replace it.
     for flag in ([], ["--force"]):
         assert main(["pretrain", "--init", str(out / "checkpoint.pt"), "--out", str(out), "--steps", "1", *flag]) == 2
@@ -72,11 +71,9 @@ def test_a_run_directory_holding_a_checkpoint_needs_resume_or_force(tmp_path, ca
 
 
 def _train_config(*argv):
-    from ncalm.cli.prepretrain import data_config
-    from ncalm.cli.train_options import train_config
+    from ncalm.cli.train_options import stage_config
 
-    args = build_parser("prepretrain").parse_args(["prepretrain", *argv])
-    return train_config(args, data_config(args))
+    return stage_config(build_parser("prepretrain").parse_args(["prepretrain", *argv]))
 
 
 def test_a_warmup_longer_than_the_run_is_announced(capsys):
@@ -108,14 +105,14 @@ def test_gen_device_cuda_without_a_gpu_names_the_flag(tmp_path, capsys):
 def test_epoch_sequences_help_says_what_0_means():
     parser = build_parser("prepretrain")
     sub = next(a for a in parser._actions if a.dest == "command").choices["prepretrain"]
-    [action] = [a for a in sub._actions if a.dest == "epoch_sequences"]
-    assert "0 = --pool-size" in action.help
+    [action] = [a for a in sub._actions if a.dest == "@data.epoch_sequences"]
+    assert "0 = pool_size" in action.help
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--data", "dyck", "--data-seed", "-1"], "data seed (--data-seed) must be in [0, 2**64), got -1"),
-    (["--data", "nca", "--data-seed", str(2**64)], f"data seed (--data-seed) must be in [0, 2**64), got {2**64}"),
-    (["--data", "dyck", "--seed", str(2**64)], f"seed (--seed) must be in [-2**63, 2**64), got {2**64}"),
+    (["--data", "dyck", "--data-seed", "-1"], "data.seed: must be in [0, 2**64), got -1"),
+    (["--data", "nca", "--data-seed", str(2**64)], f"data.seed: must be in [0, 2**64), got {2**64}"),
+    (["--data", "dyck", "--seed", str(2**64)], f"run.seed: must be in [-2**63, 2**64), got {2**64}"),
 ])
 def test_seeds_out_of_range_name_their_option_before_any_data_is_read(tmp_path, argv, message, capsys):
     # A negative --data-seed used to surface as numpy's "expected non-negative integer" after loading the data.

@@ -12,7 +12,8 @@ import torch
 
 from ncalm import _core
 from ncalm.nca.config import NCAConfig
-from ncalm.nca.generator import NCAGenerator, filter_rules, find_rules, score_rules, sequence_tokens
+from ncalm.nca.cpu import filter_rules, find_rules, score_rules, sequence_tokens
+from ncalm.nca.generator import NCAGenerator
 
 cuda_backend = pytest.importorskip("ncalm.nca.cuda")
 USABLE, WHY = cuda_backend.cuda_status()

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ncalm.nca.config import NCAConfig
-from ncalm.nca.generator import complexity, score_rules, sequence_tokens
+from ncalm.nca.cpu import complexity, score_rules, sequence_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "ncacore"

@@ -5,7 +5,10 @@ import pytest
 import torch
 
 from ncalm import NCAConfig, find_rules, sequence_tokens
-from ncalm.data import DyckSource, NCASource, make_loader, micro_batch_items
+from ncalm.data.config import DataConfig
+from ncalm.data.dyck import DyckSource
+from ncalm.data.nca import NCASource
+from ncalm.data.sharding import make_loader, micro_batch_items
 from ncalm.data.nca import POOL_OFFSET, VAL_OFFSET
 
 
@@ -63,8 +66,8 @@ def test_bad_sharding_arguments_are_named():
 def test_nca_sequences_shorter_than_a_frame_are_refused():
     # The first frame is unscored context: with seq_len < frame_len every target is -100 (a NaN loss).
     cfg = NCAConfig(seq_len=37)
-    with pytest.raises(ValueError, match=r"seq_len=37 is shorter than one frame \(38 tokens\)"):
-        NCASource(cfg)
+    with pytest.raises(ValueError, match=r"seq_len: 37 is shorter than one NCA frame \(38 tokens\)"):
+        DataConfig(kind="nca", seq_len=37)
     _, targets = NCASource(cfg.replace(seq_len=38)).items(np.arange(2))
     assert (targets != -100).sum(dim=1).tolist() == [1, 1]
 
@@ -93,8 +96,8 @@ def test_nca_rule_pool_uses_its_epochs_rules():
     rules = np.array([pools[e][i % 3] for i, e in zip(ids, epochs)], dtype=np.uint64)
     expected = sequence_tokens(cfg, 1, ids, rule_ids=rules)
     assert torch.equal(x, torch.from_numpy(expected[:, :-1]).long())
-    with pytest.raises(ValueError, match="epoch_sequences"):
-        NCASource(cfg, pool_size=4, epoch_sequences=2)
+    with pytest.raises(ValueError, match="epoch_sequences: must be >= pool_size=4, got 2"):
+        DataConfig(pool_size=4, epoch_sequences=2)
 
 
 def test_nca_validation_is_fixed_and_disjoint_from_training_ids():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ncalm.data import documents, language_source
+from ncalm.data.corpus import documents
+from ncalm.data.tokens import language_source
 from ncalm.data import corpus
 from ncalm.data.corpus import is_validation, stdlib_files, validation_documents
 from ncalm.data.tokens import TokenSource, encode_documents

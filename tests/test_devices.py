@@ -23,8 +23,8 @@ def test_bad_devices_fail_before_work(tmp_path, capsys):
         load_model(tmp_path / "missing.pt", device="foo")  # before the checkpoint is even looked for
     assert main(["prepretrain", "--out", str(tmp_path / "r"), "--data", "dyck", "--device", "foo",
                  "--no-progress"]) == 2
-    assert capsys.readouterr().err.strip() == "ncalm prepretrain: error: device 'foo': use auto, cpu, cuda or cuda:N"
+    assert capsys.readouterr().err.strip() == "ncalm prepretrain: error: run.device: must be auto, cpu, cuda or cuda:N, got 'foo'"
     assert main(["prepretrain", "--out", str(tmp_path / "r"), "--data", "dyck", "--threads", "-3",
                  "--no-progress"]) == 2
-    assert "threads must be >= 1" in capsys.readouterr().err
+    assert "run.threads: must be >= 1" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

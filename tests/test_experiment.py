@@ -1,3 +1,4 @@
+import argparse
 import json
 import os
 import signal
@@ -10,13 +11,30 @@ import pytest
 
 import ncalm
 from ncalm.cli import main
-from ncalm.experiment.config import ExperimentConfig, load_toml, merge, parse_assignment
+from ncalm.experiment.config import RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.presets import preset
+from ncalm.settings import check_same, load_toml, merge, parse_assignment, quietly, resolve
 
 # The child process must import the same ncalm as this one (installed, or the source tree).
 NCALM_ROOT = Path(ncalm.__file__).resolve().parents[1]
 
 CONFIG = """
+name = "resume-test"
+seeds = [0]
+threads = 1
+bands = [[0.1, 1.0]]
+bpb_bytes = 3000
+[prepretrain]
+data = {{ seq_len = 64, nca = {{ grid = 6, colors = 4 }}, text = {{ max_bytes = 60000 }} }}
+optim = {{ batch_size = 4, warmup_steps = 1 }}
+run = {{ tokens = 1024 }}
+[language]
+data = {{ seq_len = 64, text = {{ source = "{corpus}", val_percent = 20.0, max_val_bytes = 20000 }} }}
+optim = {{ batch_size = 4, warmup_steps = 2 }}
+run = {{ tokens = 12800, eval_every = 10, eval_batches = 2, ckpt_every = 5 }}
+"""
+# The same experiment in the flat layout of experiment.json and TOML files before the config tree.
+OLD_CONFIG = """
 name = "resume-test"
 seeds = [0]
 threads = 1
@@ -43,6 +61,11 @@ bpb_bytes = 3000
 """
 
 
+def check_same_experiment(saved: dict, current: dict) -> None:
+    """What run_experiment checks before it resumes the experiment an --out holds."""
+    check_same(saved, current, RESUMABLE_CHANGES, "the experiment in out")
+
+
 def _corpus(directory: Path) -> Path:
     directory.mkdir()
     words = "the of cell rule grid token frame state loss model data python code value".split()
@@ -62,6 +85,15 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 240.0) -> Non
             proc.kill()
             raise AssertionError(f"timed out waiting for {path}")
         time.sleep(0.01)
+
+
+def test_a_config_file_in_the_layout_before_the_config_tree_still_loads(tmp_path):
+    new, old = tmp_path / "new.toml", tmp_path / "old.toml"
+    new.write_text(CONFIG.format(corpus="corpus"))
+    old.write_text(OLD_CONFIG.format(corpus="corpus"))
+    with quietly():
+        assert resolve(ExperimentConfig, preset("tiny"), str(old)) == resolve(ExperimentConfig, preset("tiny"),
+                                                                              str(new))
 
 
 def test_interrupted_experiment_resumes_without_redoing_finished_work(tmp_path):
@@ -108,10 +140,8 @@ def test_interrupted_experiment_resumes_without_redoing_finished_work(tmp_path):
 
 
 def test_resume_refuses_a_different_experiment(tmp_path):
-    from ncalm.experiment.config import check_same_experiment
-
     a = ExperimentConfig().to_dict()
-    b = ExperimentConfig(language={"tokens": 5}).to_dict()
+    b = ExperimentConfig.from_dict({"language": {"run": {"tokens": 5}}}).to_dict()
     check_same_experiment(a, ExperimentConfig(seeds=[0, 1], arms=["scratch"]).to_dict())  # more runs: fine
     with pytest.raises(ValueError, match="language"):
         check_same_experiment(a, b)
@@ -119,23 +149,23 @@ def test_resume_refuses_a_different_experiment(tmp_path):
 
 def test_resume_refusal_names_every_changed_setting_as_old_to_new():
     # It printed the first differing section as two whole dicts and said nothing of the rest.
-    from ncalm.experiment.config import check_same_experiment
-
     a = ExperimentConfig().to_dict()
-    b = ExperimentConfig(model="small", nca={"colors": 6}, language={"lr": 0.002, "tokens": 5},
-                         seeds=[3], arms=["scratch"]).to_dict()  # seeds and arms may change
+    b = ExperimentConfig.from_dict({"model": "small", "prepretrain": {"data": {"nca": {"colors": 6}}},
+                                    "language": {"optim": {"lr": 0.002}, "run": {"tokens": 5}},
+                                    "seeds": [3], "arms": ["scratch"]}).to_dict()  # seeds and arms may change
     with pytest.raises(ValueError) as exc:
         check_same_experiment(a, b)
     assert str(exc.value) == (
-        'the output directory holds an experiment with other settings (there -> here): language.lr: 0.001 -> 0.002, '
-        'language.tokens: 1000000 -> 5, model: "tiny" -> "small", nca.colors: (unset) -> 6; use another --out, '
-        'or the same settings to resume')
+        'the experiment in out was made with other settings (there -> here): language.optim.lr: 0.001 -> 0.002, '
+        'language.run.tokens: 1000000 -> 5, model.size: "tiny" -> "small", prepretrain.data.nca.colors: 10 -> 6; '
+        'use the same settings to resume, or another output directory')
 
 
 def test_a_band_without_rules_fails_before_training(tmp_path):
     from ncalm.experiment.runner import run_experiment
 
-    cfg = ExperimentConfig(nca={"grid": 4, "colors": 2}, bands=[[0.0, 1.0], [1.9, 2.0]])
+    cfg = ExperimentConfig.from_dict({"prepretrain": {"data": {"nca": {"grid": 4, "colors": 2}}},
+                                      "bands": [[0.0, 1.0], [1.9, 2.0]]})
     with pytest.raises(ValueError, match=r"bands: \[1.9, 2.0\]: no rule inside band"):
         run_experiment(cfg, tmp_path / "out")
     assert not (tmp_path / "out" / "seed0").exists()
@@ -143,23 +173,24 @@ def test_a_band_without_rules_fails_before_training(tmp_path):
 
 def test_integer_settings_take_counts_and_list_settings_one_item():
     # As the command-line flags do: --set language.tokens=100k was refused.
-    sets = ["language.tokens=100k", "prepretrain.tokens=1e6", "language.max_bytes=1.5M", "language.bpb_bytes=2B",
-            "seeds=[1]", "arms=scratch", "bands=[0.3,0.5]"]
+    sets = ["language.run.tokens=100k", "prepretrain.run.tokens=1e6", "language.data.text.max_bytes=1.5M",
+            "bpb_bytes=2B", "seeds=[1]", "arms=scratch", "bands=[0.3,0.5]"]
     d = preset("tiny")
     for text in sets:
         d = merge(d, parse_assignment(text))
     cfg = ExperimentConfig.from_dict(d)
-    assert (cfg.language.tokens, cfg.prepretrain.tokens, cfg.language.max_bytes, cfg.language.bpb_bytes) == (
-        100_000, 1_000_000, 1_500_000, 2_000_000_000)
+    assert (cfg.language.run.tokens, cfg.prepretrain.run.tokens, cfg.language.data.text.max_bytes,
+            cfg.bpb_bytes) == (100_000, 1_000_000, 1_500_000, 2_000_000_000)
     assert (cfg.seeds, cfg.arms, cfg.bands) == ([1], ["scratch"], [[0.3, 0.5]])
-    assert type(cfg.prepretrain.tokens) is int and type(cfg.to_dict()["language"]["tokens"]) is int
+    assert type(cfg.prepretrain.run.tokens) is int and type(cfg.to_dict()["language"]["run"]["tokens"]) is int
 
 
 def test_a_config_file_takes_counts_too(tmp_path):
     path = tmp_path / "exp.toml"
-    path.write_text('seeds = [2]\n[language]\ntokens = "100k"\neval_every = 1e1\nmax_bytes = "2e6"\n')
+    path.write_text('seeds = [2]\n[language.run]\ntokens = "100k"\neval_every = 1e1\n'
+                    '[language.data.text]\nmax_bytes = "2e6"\n')
     cfg = ExperimentConfig.from_dict(merge(preset("tiny"), load_toml(path)))
-    assert (cfg.seeds, cfg.language.tokens, cfg.language.eval_every, cfg.language.max_bytes) == (
+    assert (cfg.seeds, cfg.language.run.tokens, cfg.language.run.eval_every, cfg.language.data.text.max_bytes) == (
         [2], 100_000, 10, 2_000_000)
 
 
@@ -167,7 +198,7 @@ def test_a_bad_seed_is_named_as_the_seeds_setting(tmp_path, capsys):
     # It surfaced from the NCA band check as "bands: [0.36, 1.0]: seed=-1 must be ...".
     assert main(["experiment", "--out", str(tmp_path / "out"), "--seeds", "0", "-1", "--dry-run"]) == 2
     assert capsys.readouterr().err == (
-        "ncalm experiment: error: seeds (--seeds): each seed must be an integer in [0, 2**64), got -1\n")
+        "ncalm experiment: error: seeds: each seed must be an integer in [0, 2**64), got [0, -1]\n")
 
 
 def test_help_states_every_option_default(capsys):
@@ -176,9 +207,9 @@ def test_help_states_every_option_default(capsys):
 
     sub = next(a for a in build_parser("experiment")._actions if a.dest == "command").choices["experiment"]
     for action in sub._actions:
-        if action.dest not in ("help", "no_progress", "dry_run"):
+        if action.dest not in ("help", "dry_run") and action.help != argparse.SUPPRESS:  # --progress: hidden alias
             assert "default" in sub.formatter_class("ncalm")._get_help_string(action), action.dest
-    seeds = next(a for a in sub._actions if a.dest == "seeds").help
+    seeds = next(a for a in sub._actions if a.dest == "@seeds").help
     assert "tiny: 0; gpu-small: 0 1 2; paper: 0" in seeds
 
 
@@ -187,7 +218,7 @@ def test_settings_and_overrides():
     assert parse_assignment("text=hf:wikitext") == {"text": "hf:wikitext"}
     d = merge({"nca": {"colors": 6}, "language": {"lr": 1.0, "tokens": 3}}, {"nca": {"grid": 8}, "language": {"lr": 2.0}})
     assert d == {"nca": {"colors": 6, "grid": 8}, "language": {"lr": 2.0, "tokens": 3}}
-    with pytest.raises(ValueError, match="unknown experiment setting 'language.tokenz'"):
+    with pytest.raises(ValueError, match=r"language\.tokenz: unknown setting; known: data, model, optim, run"):
         ExperimentConfig.from_dict({"language": {"tokenz": 1}})
     with pytest.raises(ValueError, match="arms"):
         ExperimentConfig(arms=["nca", "gpt"])
@@ -246,8 +277,6 @@ def test_a_diverged_arm_is_reported_not_fatal(tmp_path):
 
 
 def test_every_arm_gets_the_same_language_stage_and_first_stage_budget(tmp_path):
-    from dataclasses import asdict
-
     from ncalm.experiment.arms import arms_of, first_stage, language_stage
     from ncalm.experiment.presets import PRESETS
 
@@ -255,16 +284,16 @@ def test_every_arm_gets_the_same_language_stage_and_first_stage_budget(tmp_path)
         cfg = ExperimentConfig.from_dict({**preset, "bands": [[0.5, 1.0], [0.3, 0.5]]})
         arms = arms_of(cfg)
         assert [a.kind for a in arms] == ["scratch", "nca", "nca", "dyck", "text"], name
-        lang = [asdict(language_stage(cfg, 7, tmp_path / "lang", None if a.kind == "scratch" else "ck.pt"))
+        lang = [language_stage(cfg, 7, tmp_path / "lang", None if a.kind == "scratch" else "ck.pt").to_dict()
                 for a in arms]
-        for d in lang[1:]:
-            assert {**d, "init": None} == {**lang[0], "init": None}, name
-        firsts = [asdict(first_stage(cfg, a, 7, tmp_path / "first", "text-spec")) for a in arms[1:]]
-        keys = ("max_tokens", "batch_size", "grad_accum", "optim", "model", "model_overrides", "seed")
+        for d in lang:
+            d["model"]["init"] = None
+        assert all(d == lang[0] for d in lang[1:]), name
+        firsts = [first_stage(cfg, a, 7, tmp_path / "first", "text-spec").to_dict() for a in arms[1:]]
         for d in firsts:
-            assert {k: d[k] for k in keys} == {k: firsts[0][k] for k in keys}, name
-            assert d["data"]["seq_len"] == cfg.prepretrain.seq_len
-        assert [d["data"]["nca"].get("band") for d in firsts[:2]] == [[0.5, 1.0], [0.3, 0.5]]
+            assert (d["run"], d["optim"], d["model"]) == (firsts[0]["run"], firsts[0]["optim"], firsts[0]["model"])
+            assert d["data"]["seq_len"] == cfg.prepretrain.data.seq_len
+        assert [d["data"]["nca"]["band"] for d in firsts[:2]] == [[0.5, 1.0], [0.3, 0.5]]
 
 
 def test_report_of_speedups_that_cannot_be_measured(tmp_path):
@@ -303,8 +332,8 @@ def test_rerun_with_fewer_arms_reports_every_finished_arm(tmp_path, capsys):
     assert "| scratch |" in table and "| +10.00 % | 2.00x |" in table
 
 
-@pytest.mark.parametrize("setting", ["model=huge", "prepretrain.lr=0", "language.tokenizer=wordpiece",
-                                     "device=gpu", "nca.foo=1", "language.data=/nonexistent/corpus"])
+@pytest.mark.parametrize("setting", ["model=huge", "prepretrain.optim.lr=0", "language.data.text.tokenizer=wordpiece",
+                                     "device=gpu", "prepretrain.data.nca.foo=1", "language.data=/nonexistent/corpus"])
 def test_a_bad_setting_writes_nothing_and_leaves_the_directory_usable(tmp_path, capsys, setting):
     out = tmp_path / "out"
     argv = ["experiment", "--out", str(out), "--arms", "scratch", "nca", "--no-progress", "--set", setting]
@@ -317,16 +346,18 @@ def test_a_bad_setting_writes_nothing_and_leaves_the_directory_usable(tmp_path, 
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("language=3", "language must be a table of settings (e.g. language.tokens=...), got 3"),
-    ("language.tokens=abc", "language.tokens must be an integer or a count such as 100k, 1.5M, 2B or 1e6, got 'abc'"),
-    ("language.tokens=1.5", "language.tokens must be an integer or a count such as 100k, 1.5M, 2B or 1e6, got 1.5"),
-    ("seeds=true", "seeds must be a list of integers (e.g. seeds=[0,1,2] for three seeds), got True"),
-    ("seeds=0,1", "seeds must be a list of integers (e.g. seeds=[0,1,2] for three seeds), got '0,1'"),
-    ("seeds=3", "seeds must be a list of integers (e.g. seeds=[0,1,2] for three seeds), got 3"),
-    ("bands=0.5", "bands must be a list of lists of numbers (e.g. bands=[[0.5,1.0]]), got 0.5"),
-    ("bands=0.5,1.0", "bands must be a list of lists of numbers (e.g. bands=[[0.5,1.0]]), got '0.5,1.0'"),
-    ("prepretrain.lr=true", "prepretrain.lr must be a number, got True"),
-    ("nca.foo=1", "unknown NCA setting(s) nca.foo; known: nca.grid,"),
+    ("language=3", "language: must be a table of settings, got 3"),
+    ("language.run.tokens=abc",
+     "language.run.tokens: must be an integer or a count such as 100k, 1.5M, 2B or 1e6, got 'abc'"),
+    ("language.run.tokens=1.5",
+     "language.run.tokens: must be an integer or a count such as 100k, 1.5M, 2B or 1e6, got 1.5"),
+    ("seeds=true", "seeds: must be a list of integers, got True"),
+    ("seeds=3", "seeds: must be a list of integers, got 3"),
+    ("seeds=0,1", "seeds: must be a list of integers, got '0,1'"),
+    ("bands=0.5", "bands: must be a list of lists of numbers, got 0.5"),
+    ("bands=0.5,1.0", "bands: must be a list of lists of numbers, got '0.5,1.0'"),
+    ("prepretrain.optim.lr=true", "prepretrain.optim.lr: must be a number, got True"),
+    ("prepretrain.data.nca.foo=1", "prepretrain.data.nca.foo: unknown setting; known: band, burn_in,"),
 ])
 def test_a_setting_of_the_wrong_type_is_a_one_line_error(tmp_path, capsys, setting, message):
     assert main(["experiment", "--out", str(tmp_path / "out"), "--arms", "nca", "--set", setting, "--dry-run"]) == 2
@@ -335,17 +366,21 @@ def test_a_setting_of_the_wrong_type_is_a_one_line_error(tmp_path, capsys, setti
 
 
 @pytest.mark.parametrize("settings, said", [
-    (["language.tokenizer=bpe", "language.bpe_vocab=10"], "language.bpe_vocab must be >= 258 with tokenizer bpe"),
-    (["pool_size=-3"], "pool_size must be >= 0"),
-    (["epoch_sequences=-1"], "epoch_sequences must be >= 0, got -1"),
-    (["pool_size=100"], "epoch_sequences must be >= pool_size=100, got 0"),
-    (["dyck_k=0"], "dyck_k must be >= 1, got 0"),
-    (["dyck_depth=0"], "dyck_depth must be >= 1, got 0"),
-    (["language.val_percent=0"], "language.val_percent must be in (0, 100), got 0"),
-    (["language.val_percent=150"], "language.val_percent must be in (0, 100), got 150"),
-    (["text_val_percent=0"], "text_val_percent must be in (0, 100), got 0"),
-    (["text_val_percent=150"], "text_val_percent must be in (0, 100), got 150"),
-    (["model_overrides.vocab_size=300"], "vocab_size=300 cannot be set: the vocabulary comes from the data"),
+    (["language.data.text.tokenizer=bpe", "language.data.text.bpe_vocab=10"],
+     "language.data.text.bpe_vocab: must be >= 258, got 10"),
+    (["prepretrain.data.pool_size=-3"], "prepretrain.data.pool_size: must be >= 0"),
+    (["prepretrain.data.epoch_sequences=-1"], "prepretrain.data.epoch_sequences: must be >= 0, got -1"),
+    (["prepretrain.data.pool_size=100", "prepretrain.data.epoch_sequences=50"],
+     "prepretrain.data.epoch_sequences: must be >= pool_size=100, got 50"),
+    (["prepretrain.data.dyck.k=0"], "prepretrain.data.dyck.k: must be >= 1, got 0"),
+    (["prepretrain.data.dyck.depth=0"], "prepretrain.data.dyck.depth: must be >= 1, got 0"),
+    (["language.data.text.val_percent=0"], "language.data.text.val_percent: must be in (0, 100), got 0.0"),
+    (["language.data.text.val_percent=150"], "language.data.text.val_percent: must be in (0, 100), got 150.0"),
+    (["prepretrain.data.text.val_percent=0"], "prepretrain.data.text.val_percent: must be in (0, 100), got 0.0"),
+    (["prepretrain.data.text.val_percent=150"],
+     "prepretrain.data.text.val_percent: must be in (0, 100), got 150.0"),
+    (["model.overrides.vocab_size=300"],
+     "model.overrides: vocab_size cannot be set: the vocabulary comes from the data"),
 ])
 def test_data_settings_a_stage_would_reject_are_refused_before_anything_is_written(tmp_path, capsys, settings, said):
     # Also for arms not run now: --arms may add them on a resume, when experiment.json pins the value.
@@ -363,7 +398,6 @@ def test_precision_is_resolved_once_and_kept_for_every_arm_and_resume(tmp_path, 
     import torch
 
     from ncalm.experiment.arms import arms_of, first_stage, language_stage
-    from ncalm.experiment.config import check_same_experiment
     from ncalm.experiment.runner import pin_precision
 
     out = tmp_path / "out"
@@ -377,14 +411,13 @@ def test_precision_is_resolved_once_and_kept_for_every_arm_and_resume(tmp_path, 
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out)["precision"] == "bf16"
     cfg = pin_precision(ExperimentConfig(arms=["scratch", "dyck"]), out)
-    assert language_stage(cfg, 0, tmp_path, None).precision == "bf16"
-    assert first_stage(cfg, arms_of(cfg)[1], 0, tmp_path, "stdlib").precision == "bf16"
+    assert language_stage(cfg, 0, tmp_path, None).run.precision == "bf16"
+    assert first_stage(cfg, arms_of(cfg)[1], 0, tmp_path, "stdlib").run.precision == "bf16"
     with pytest.raises(ValueError, match='precision: "bf16" -> "fp32"'):  # an explicit other precision
         check_same_experiment({**here, "precision": "bf16"}, {**here, "precision": "fp32"})
 
 
 def test_an_experiment_from_before_precision_was_pinned_resumes(tmp_path):
-    from ncalm.experiment.config import check_same_experiment
     from ncalm.experiment.runner import pin_precision, saved_experiment
 
     cfg = ExperimentConfig(arms=["scratch"])

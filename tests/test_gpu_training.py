@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ncalm.nca.config import NCAConfig
-from ncalm.data import NCASource
-from ncalm.train import DataConfig, OptimConfig, TrainConfig, train
+from ncalm.data.nca import NCASource
+from ncalm.train import StageConfig, train
 
 cuda_backend = pytest.importorskip("ncalm.nca.cuda")
 USABLE, WHY = cuda_backend.cuda_status()
@@ -32,14 +32,13 @@ def test_nca_source_on_gpu_yields_the_cpu_batches(pool_size):
         assert torch.equal(gx.cpu(), cx) and torch.equal(gy.cpu(), cy)
 
 
-def _config(out, gen_device: str, **kw) -> TrainConfig:
-    base = dict(out_dir=str(out), device="cuda", steps=8, batch_size=4, grad_accum=2, eval_every=4,
-                eval_batches=2, ckpt_every=0, log_every=1, progress=False,
-                data=DataConfig(kind="nca", seq_len=64, nca={"grid": 8, "colors": 4, "band": [0.3, 1.0]},
-                                gen_device=gen_device),
-                optim=OptimConfig(lr=3e-3, warmup_steps=2))
-    base.update(kw)
-    return TrainConfig(**base)
+def _config(out, gen_device: str, **run) -> StageConfig:
+    return StageConfig.from_dict({
+        "data": {"kind": "nca", "seq_len": 64, "nca": {"grid": 8, "colors": 4, "band": [0.3, 1.0]},
+                 "gen_device": gen_device},
+        "optim": {"lr": 3e-3, "warmup_steps": 2, "batch_size": 4, "grad_accum": 2},
+        "run": {"out_dir": str(out), "device": "cuda", "steps": 8, "eval_every": 4, "eval_batches": 2,
+                "ckpt_every": 0, "log_every": 1, "progress": False, **run}})
 
 
 def test_a_stage_trains_on_gpu_generated_nca_and_resumes(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ncalm.lm.model import PRESETS, KVCache, LlamaLM, ModelConfig, model_config
+from ncalm.lm.model import SIZES, KVCache, LlamaLM, ModelConfig, model_config
 
 
 
@@ -70,14 +70,14 @@ def test_config_validation_names_the_parameter():
         ModelConfig(d_model=64, n_head=5)
     with pytest.raises(ValueError, match="vocab_size"):
         ModelConfig(vocab_size=0)
-    with pytest.raises(ValueError, match="unknown model preset 'huge'"):
+    with pytest.raises(ValueError, match="unknown model size 'huge'"):
         model_config("huge")
 
 
 def test_presets_span_tiny_to_paper_and_round_trip():
     paper = model_config("paper", vocab_size=32000)
     assert (paper.n_layer, paper.d_model) == (24, 2048)
-    assert "tiny" in PRESETS
+    assert "tiny" in SIZES
     cfg = model_config("tiny", vocab_size=10)
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     # Untied head: separate tensors.

@@ -9,7 +9,7 @@ import torch
 import ncalm
 from ncalm.lm.checkpoint import load_checkpoint
 from ncalm.lm.tokenizer import load_tokenizer
-from ncalm.train import DataConfig, OptimConfig, TrainConfig, train
+from ncalm.train import StageConfig, train
 from ncalm.train.metrics import read_metrics
 
 PYTHONPATH = str(Path(ncalm.__file__).resolve().parents[1])
@@ -29,13 +29,14 @@ def test_torchrun_two_processes_match_one_process_with_double_batch(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("prepretrain (dyck): 3/3 steps") == 1  # only rank 0 reports
 
-    single = train(TrainConfig(out_dir=str(tmp_path / "one"), data=DataConfig(kind="dyck", seq_len=32, dyck_k=2,
-                                                                             dyck_depth=4),
-                               steps=3, batch_size=4, eval_every=0, eval_batches=1, threads=1, progress=False,
-                               log_every=1, optim=OptimConfig(lr=1e-2, warmup_steps=1), device="cpu"))
+    single = train(StageConfig.from_dict({
+        "data": {"kind": "dyck", "seq_len": 32, "dyck": {"k": 2, "depth": 4}},
+        "optim": {"lr": 1e-2, "warmup_steps": 1, "batch_size": 4},
+        "run": {"out_dir": str(tmp_path / "one"), "steps": 3, "eval_every": 0, "eval_batches": 1, "threads": 1,
+                "progress": False, "log_every": 1, "device": "cpu"}}))
     ddp = load_checkpoint(tmp_path / "ddp/checkpoint.pt")
     one = load_checkpoint(single["checkpoint"])
-    assert ddp["world"] == 2 and ddp["tokens"] == one["tokens"] == 3 * 4 * 32
+    assert ddp["spec"]["world"] == 2 and ddp["tokens"] == one["tokens"] == 3 * 4 * 32
     for name, t in one["model"].items():
         assert torch.allclose(ddp["model"][name], t, atol=1e-5, rtol=1e-4), name
     # The logged training loss is the whole batch's (both ranks), as in the single process.

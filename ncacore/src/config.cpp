@@ -13,8 +13,12 @@ std::string validate(const Config& c) {
     if (e.empty() && (v < lo || v > hi))
       e = name + "=" + num(v) + " is out of range: allowed " + num(lo) + " <= " + name + " <= " + num(hi);
   };
-  range("grid height", c.height, 1, 4096);
-  range("grid width", c.width, 1, 4096);
+  if (c.height == c.width) {
+    range("grid", c.height, 1, 4096);
+  } else {
+    range("grid height", c.height, 1, 4096);
+    range("grid width", c.width, 1, 4096);
+  }
   range("colors", c.colors, 2, kMaxColors);
   range("patch", c.patch, 1, 64);
   range("burn_in", c.burn_in, 0, 1 << 20);
@@ -23,7 +27,8 @@ std::string validate(const Config& c) {
   range("score_frames", c.score_frames, 1, 1 << 16);
   range("max_attempts", c.max_attempts, 1, 1 << 16);
   if (!e.empty()) return e;
-  const std::string grid = "grid " + num(c.height) + "x" + num(c.width);
+  const std::string grid =
+      c.height == c.width ? "grid=" + num(c.height) : "grid " + num(c.height) + "x" + num(c.width);
   if (c.height % c.patch != 0 || c.width % c.patch != 0)
     return grid + " is not a multiple of patch=" + num(c.patch);
   if (int64_t(c.cells()) * c.noise_blocks() >= (int64_t(1) << 32))

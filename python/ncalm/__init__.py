@@ -5,9 +5,8 @@ Generator API (the compiled core):
     filter_rules, sample_rules, rollout, encode, decode, complexity
 """
 from ncalm.nca.config import NCAConfig
-from ncalm.nca.generator import (
+from ncalm.nca.cpu import (
     IGNORE_INDEX,
-    NCAGenerator,
     complexity,
     decode,
     encode,
@@ -19,6 +18,7 @@ from ncalm.nca.generator import (
     sequence_tokens,
     split_inputs_targets,
 )
+from ncalm.nca.generator import NCAGenerator
 
 __version__ = "0.1.0"
 

@@ -108,9 +108,14 @@ def _write_json(path: str | None, result: dict) -> None:
         Path(path).write_text(json.dumps(result, indent=2) + "\n")
 
 
-def _train_data(meta: dict) -> dict:
-    """The data settings a checkpoint was trained with (TrainConfig.data), or {}."""
-    return (meta.get("train_config") or {}).get("data") or {}
+def _train_data(meta: dict):
+    """The DataConfig a checkpoint was trained with (older checkpoints: their saved train_config's)."""
+    from ncalm.data.config import DataConfig
+    from ncalm.settings import quietly
+
+    saved = meta["spec"]["config"]["data"] if "spec" in meta else (meta.get("train_config") or {}).get("data")
+    with quietly():
+        return DataConfig.from_dict(saved or {"kind": "text"})
 
 
 def _same_corpus(a: str, b: str) -> bool:
@@ -128,9 +133,8 @@ def _validation_cap(args, data: dict) -> int | None:
     """--max-bytes, else the checkpoint's max_val_bytes (None: no cap) for its own corpus, else 1M."""
     if args.max_bytes is not None:
         return args.max_bytes
-    own = args.data is None or _same_corpus(args.data, data.get("text", "stdlib"))
-    # A stored None is "no cap", not "unset": only a missing key falls back to the default.
-    return data.get("max_val_bytes", DEFAULT_MAX_VAL_BYTES) if own else DEFAULT_MAX_VAL_BYTES
+    own = args.data is None or _same_corpus(args.data, data.text.source)
+    return data.text.max_val_bytes if own else DEFAULT_MAX_VAL_BYTES  # the checkpoint's None: no cap
 
 
 def _bin_eval(args, model, tokenizer, spec: str, cap: int | None, device):
@@ -172,16 +176,16 @@ def run_bpb(args) -> dict:
         raise ValueError(f"--val-percent must be in (0, 100), got {args.val_percent:g}")
     model, tokenizer, data, device = _load(args)
     if tokenizer is None:
-        if data.get("kind") == "text":  # token shards without a tokenizer.json
-            raise ValueError(f"--checkpoint {args.checkpoint} was trained on {data.get('text')!r} without a "
+        if data.kind == "text":  # token shards without a tokenizer.json
+            raise ValueError(f"--checkpoint {args.checkpoint} was trained on {data.text.source!r} without a "
                              "tokenizer: bits per byte needs one to count bytes")
         raise ValueError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens: "
                          "bits per byte needs a language-stage checkpoint")
     max_len = model.cfg.max_seq_len
     if args.seq_len is not None and not 1 <= args.seq_len <= max_len:
         raise ValueError(f"--seq-len must be in [1, {max_len}] (the model's max_seq_len), got {args.seq_len}")
-    spec = args.data or data.get("text", "stdlib")
-    val_percent = args.val_percent if args.val_percent is not None else data.get("val_percent", 2.0)
+    spec = args.data or data.text.source
+    val_percent = args.val_percent if args.val_percent is not None else data.text.val_percent
     # The cap is applied once, by the split itself, so that the checkpoint's own
     # cap selects exactly the trainer's validation documents; a larger one only adds
     # documents the split also held out.
@@ -201,19 +205,16 @@ def run_bpb(args) -> dict:
 def run_icl(args) -> dict:
     from ncalm.eval.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
                                       max_context_frames)
-    from ncalm.train.config import DataConfig
-    from ncalm.train.sources import nca_config
-
     # Checked here, before any work, so that the band loop below only reports band errors.
     if not 1 <= args.rules <= 2**32:  # the ids from ICL_OFFSET up
         raise ValueError(f"--rules must be in [1, 2**32], got {args.rules}")
     if not 0 <= args.seed < 2**64:
         raise ValueError(f"--seed must be in [0, 2**64), got {args.seed}")
     model, _, data, device = _load(args)
-    if data.get("kind") != "nca":
+    if data.kind != "nca":
         raise ValueError(f"--checkpoint {args.checkpoint} was not trained on NCA data "
-                         f"(data kind {data.get('kind')!r}); icl needs an NCA-stage checkpoint")
-    cfg = nca_config(DataConfig(**data))
+                         f"(data kind {data.kind!r}); icl needs an NCA-stage checkpoint")
+    cfg = data.nca_config()
     max_k = max_context_frames(model.cfg.max_seq_len, cfg.frame_len)
     ks = args.k or [k for k in (1, 2, 4, 8, 16, 32) if k <= max_k]
     if not ks or max(ks) > max_k or min(ks) < 1:

@@ -10,78 +10,42 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
 
-def _preset_default(key: str, show) -> str:
-    """'default: the preset's, ...' for a help text: what --preset sets ``key`` to, else the built-in default."""
-    from dataclasses import MISSING, fields
-
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ncalm.cli.options import add_tree_arguments
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import PRESETS
-
-    f = next(f for f in fields(ExperimentConfig) if f.name == key)
-    builtin = f.default_factory() if f.default is MISSING else f.default
-    values = {name: show(preset.get(key, builtin)) for name, preset in PRESETS.items()}
-    if len(set(values.values())) == 1:
-        return f"default: the preset's; {next(iter(values.values()))} in every preset"
-    return "default: the preset's; " + "; ".join(f"{name}: {value}" for name, value in values.items())
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.experiment.presets import PRESETS
-
-    def words(values) -> str:
-        return " ".join(str(v) for v in values)
+    from ncalm.settings import add_flags, show_value
 
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base settings")
-    p.add_argument("--config", default=None,
-                   help="TOML file overriding the preset (keys as in experiment.json; default: none)")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set language.tokens=2M (repeatable; default: none)")
+    add_tree_arguments(p, "experiment")
     p.add_argument("--out", default=None, help="output directory (default: runs/experiment-PRESET)")
-    p.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help=f"seeds to run ({_preset_default('seeds', words)})")
-    p.add_argument("--arms", nargs="+", default=None,
-                   help=f"arms to run, of scratch nca dyck text ({_preset_default('arms', words)})")
-    p.add_argument("--bands", nargs="+", default=None, metavar="LOWER,UPPER",
-                   help="one NCA arm per band ("
-                        + _preset_default("bands", lambda bands: words(f"{lo:g},{hi:g}" for lo, hi in bands)) + ")")
-    p.add_argument("--device", default=None,
-                   help=f"auto | cpu | cuda | cuda:N; auto = the GPU if CUDA is usable, else the CPU "
-                        f"({_preset_default('device', str)})")
-    p.add_argument("--precision", default=None, choices=["auto", "bf16", "fp32"],
-                   help="auto = bf16 autocast on CUDA, fp32 on CPU, resolved when the experiment starts and "
-                        f"kept for all its arms and resumes ({_preset_default('precision', str)})")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (" + _preset_default(
-                       "threads", lambda n: "torch's default" if n is None else str(n)) + ")")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and stop")
+    # The top-level settings as flags; their defaults are the preset's, named for each preset.
+    group = p.add_argument_group("settings (default: the preset's)")
+    add_flags(p, ExperimentConfig, ExperimentConfig(), only=("seeds", "arms", "bands", "device", "precision",
+                                                            "threads", "progress"), group=group)
+    presets = {name: ExperimentConfig.from_dict(d) for name, d in PRESETS.items()}
+    for action in group._group_actions:
+        if action.help != argparse.SUPPRESS:
+            values = {name: getattr(cfg, action.dest[1:]) for name, cfg in presets.items()}
+            shown = {name: "unset" if v is None else show_value(v) for name, v in values.items()}
+            said = (f"{shown.popitem()[1]} in every preset" if len(set(shown.values())) == 1
+                    else "; ".join(f"{name}: {value}" for name, value in shown.items()))
+            action.help = re.sub(r" \(default: [^)]*\)$", "", action.help) + f" (default: the preset's; {said})"
 
 
 def resolve(args: argparse.Namespace):
     """The ExperimentConfig that the preset, file, --set and flags describe."""
-    from ncalm.experiment.config import ExperimentConfig, load_toml, merge, parse_assignment
+    from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import preset
+    from ncalm.settings import flag_values, resolve as resolve_tree
 
-    d = preset(args.preset)
-    if args.config:
-        d = merge(d, load_toml(args.config))
-    for text in args.assignments:
-        d = merge(d, parse_assignment(text))
-    flags = {"seeds": args.seeds, "arms": args.arms, "device": args.device, "precision": args.precision,
-             "threads": args.threads}
-    d = merge(d, {k: v for k, v in flags.items() if v is not None})
-    if args.bands:
-        try:
-            d["bands"] = [[float(x) for x in b.split(",")] for b in args.bands]
-        except ValueError:
-            raise ValueError(f"--bands expects LOWER,UPPER pairs, got {args.bands}") from None
-    if args.no_progress:
-        d["progress"] = False
-    return ExperimentConfig.from_dict(d)
+    return resolve_tree(ExperimentConfig, preset(args.preset), args.config, args.assignments, flag_values(args))
 
 
 def run(args: argparse.Namespace) -> int:

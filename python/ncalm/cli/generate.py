@@ -28,7 +28,7 @@ import numpy as np
 
 from ncalm.atomic_json import write_json
 from ncalm.devices import check_device_name
-from ncalm.nca.generator import MAX_SEQ_ID, _seed
+from ncalm.nca.cpu import MAX_SEQ_ID, _seed
 from ncalm.cli.options import add_nca_arguments, nca_config, parse_count
 
 MANIFEST = "manifest.json"
@@ -108,7 +108,7 @@ def resolve_device(name: str, cfg) -> str:
     if name == "auto":
         import torch
 
-        usable = torch.cuda.is_available() and not _core.cuda_unsupported(cfg.core_dict())
+        usable = torch.cuda.is_available() and not _core.cuda_unsupported(cfg.core)
         return "cuda" if usable else "cpu"
     if ":" in name and int(name.split(":")[1]) >= count:
         raise ValueError(f"--device {name}: this machine has {count} CUDA device(s)")
@@ -151,10 +151,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = nca_config(args)
     seq_tokens = cfg.seq_len + 1
     if cfg.vocab_size > 2**16:
-        cells = args.patch * args.patch
+        cells = cfg.patch * cfg.patch
         most = max((c for c in range(2, 257) if c**cells + 2 <= 2**16), default=None)
-        hint = f"with --patch {args.patch}, at most --colors {most}" if most else "use a smaller --patch"
-        raise ValueError(f"--colors {args.colors} --patch {args.patch}: the uint16 shards need "
+        hint = f"with --patch {cfg.patch}, at most --colors {most}" if most else "use a smaller --patch"
+        raise ValueError(f"--colors {cfg.colors} --patch {cfg.patch}: the uint16 shards need "
                          f"colors**(patch*patch)+2 <= 65536, got {cfg.vocab_size:,} ({hint})")
     n_seq = args.sequences if args.sequences is not None else math.ceil((args.tokens or 10**7) / seq_tokens)
     if args.start + n_seq - 1 > MAX_SEQ_ID:

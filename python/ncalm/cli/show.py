@@ -14,12 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.cli.options import add_nca_arguments, nca_fields
+from ncalm.cli.options import add_nca_arguments, nca_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # No --seq-len: the pictures are --frames frames long, whatever a training sequence holds.
-    add_nca_arguments(p, seq_len=False)
+    add_nca_arguments(p, skip=("nca.seq_len",))
     p.add_argument("--seed", type=int, default=0, help="generator seed")
     p.add_argument("--rules", type=int, default=8, help="rules to draw (one row each)")
     p.add_argument("--frames", type=int, default=20, help="frames per rule")
@@ -36,12 +36,12 @@ def _positive(**values: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm import NCAConfig, find_rules, rollout, score_rules
-    from ncalm.nca.generator import in_band
+    from ncalm import find_rules, rollout, score_rules
+    from ncalm.nca.cpu import in_band
     from ncalm.nca.pictures import accepted_fraction, save_complexity_histogram, save_gif, save_strip
 
     _positive(rules=args.rules, frames=args.frames, candidates=args.candidates, scale=args.scale)
-    cfg = NCAConfig(**nca_fields(args))
+    cfg = nca_config(args)
     out = Path(args.out)
     threads = args.threads or None
 

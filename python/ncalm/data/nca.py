@@ -23,15 +23,7 @@ class NCASource:
 
     def __init__(self, cfg, seed: int = 0, pool_size: int = 0, epoch_sequences: int = 0,
                  threads: int | None = None, device: str = "cpu"):
-        if cfg.seq_len < cfg.frame_len:
-            raise ValueError(
-                f"NCA seq_len={cfg.seq_len} is shorter than one frame ({cfg.frame_len} tokens); the first frame is "
-                f"context only, so no target would be scored: use seq_len >= {cfg.frame_len}")
-        if pool_size < 0:
-            raise ValueError(f"pool_size must be >= 0 (0 = a fresh rule per sequence), got {pool_size}")
-        if pool_size and epoch_sequences < pool_size:
-            raise ValueError(
-                f"epoch_sequences must be >= pool_size={pool_size} with a rule pool, got {epoch_sequences}")
+        # The sequence length and pool sizes were checked with the DataConfig they come from.
         self.cfg, self.seed, self.threads = cfg, seed, threads
         self.pool_size, self.epoch_sequences = pool_size, epoch_sequences
         self.vocab_size = cfg.vocab_size
@@ -39,41 +31,33 @@ class NCASource:
         self._pool_epoch, self._pool = -1, None
         # The CUDA backend is bit-identical to the CPU one, so the device changes speed, not data.
         self.device = device
-        self._gpu = None  # made on first use: CUDA state must not cross into forked workers
+        self._made = None  # made on first use: CUDA state must not cross into forked workers
 
-    def _cuda(self):
-        if self._gpu is None:
-            from ncalm.nca.cuda import CudaGenerator
+    def _backend(self):
+        if self._made is None:
+            from ncalm.nca.generator import backend
 
-            self._gpu = CudaGenerator(self.cfg, self.seed, self.device, threads=self.threads)
-        return self._gpu
+            self._made = backend(self.cfg, self.seed, self.device, self.threads)
+        return self._made
 
     def _rules_for(self, indices: np.ndarray) -> np.ndarray | None:
         if not self.pool_size:
             return None
-        from ncalm import find_rules
-
         epochs = indices // self.epoch_sequences
         rules = np.empty(len(indices), dtype=np.uint64)
         for e in np.unique(epochs):
             if e != self._pool_epoch:
                 ids = np.arange(self.pool_size, dtype=np.uint64) + np.uint64(POOL_OFFSET + int(e) * self.pool_size)
-                found = (self._cuda().find_rules(ids) if self.device != "cpu"
-                         else find_rules(self.cfg, self.seed, ids, self.threads))
-                self._pool = np.asarray(found[0])
+                self._pool = np.asarray(self._backend().find_rules(ids)[0])
                 self._pool_epoch = int(e)
             sel = epochs == e
             rules[sel] = self._pool[indices[sel] % self.pool_size]
         return rules
 
     def _tokens(self, ids: np.ndarray, rules: np.ndarray | None):
-        from ncalm import sequence_tokens, split_inputs_targets
+        from ncalm.nca.cpu import split_inputs_targets
 
-        ids = ids.astype(np.uint64)
-        if self.device != "cpu":
-            tokens = self._cuda().tokens(ids, rule_ids=rules)
-        else:
-            tokens = sequence_tokens(self.cfg, self.seed, ids, rule_ids=rules, threads=self.threads)
+        tokens = self._backend().tokens(ids.astype(np.uint64), rule_ids=rules)
         # The first frame is a random initial state: split_inputs_targets leaves it unscored.
         return split_inputs_targets(tokens, self.cfg)
 

@@ -11,54 +11,43 @@ PRESETS: dict[str, dict] = {
     # the band's lower edge 0.36 keeps the paper band's share of accepted rules (~45%,
     # measured with `ncalm show`) for 6 colours.
     "tiny": {
-        "name": "tiny",
-        "seeds": [0],
-        "model": "tiny",
-        "threads": 1,
-        "prepretrain": {"tokens": 300_000, "seq_len": 256, "batch_size": 8, "lr": 1e-3,
-                        "warmup_steps": 10},
-        "nca": {"colors": 6},
-        "bands": [[0.36, 1.0]],
-        "language": {"data": "stdlib", "max_bytes": 3_000_000, "max_val_bytes": 200_000,
-                     "tokens": 600_000, "seq_len": 256, "batch_size": 8, "lr": 1e-3,
-                     "warmup_steps": 10, "eval_every": 15, "bpb_bytes": 100_000},
+        "name": "tiny", "seeds": [0], "model": "tiny", "threads": 1, "bands": [[0.36, 1.0]], "bpb_bytes": 100_000,
+        "prepretrain": {"data": {"seq_len": 256, "nca": {"colors": 6}},
+                        "optim": {"batch_size": 8, "lr": 1e-3, "warmup_steps": 10},
+                        "run": {"tokens": 300_000}},
+        "language": {"data": {"seq_len": 256, "text": {"source": "stdlib", "max_bytes": 3_000_000,
+                                                        "max_val_bytes": 200_000}},
+                     "optim": {"batch_size": 8, "lr": 1e-3, "warmup_steps": 10},
+                     "run": {"tokens": 600_000, "eval_every": 15}},
     },
     # One H100 for a few minutes: a 6 x 384 model, the paper's NCA data, 3 seeds.
     "gpu-small": {
-        "name": "gpu-small",
-        "seeds": [0, 1, 2],
-        "model": "small",
-        "prepretrain": {"tokens": 10_000_000, "seq_len": 1024, "batch_size": 32, "lr": 1e-3,
-                        "warmup_steps": 30},
-        "nca": {},
-        "bands": [[0.5, 1.0]],
-        "language": {"data": "stdlib", "max_val_bytes": 1_000_000, "tokens": 20_000_000,
-                     "seq_len": 1024, "batch_size": 32, "lr": 1e-3, "warmup_steps": 30,
-                     "eval_every": 25, "bpb_bytes": 1_000_000},
+        "name": "gpu-small", "seeds": [0, 1, 2], "model": "small", "bands": [[0.5, 1.0]], "bpb_bytes": 1_000_000,
+        "prepretrain": {"data": {"seq_len": 1024}, "optim": {"batch_size": 32, "lr": 1e-3, "warmup_steps": 30},
+                        "run": {"tokens": 10_000_000}},
+        "language": {"data": {"seq_len": 1024, "text": {"source": "stdlib", "max_val_bytes": 1_000_000}},
+                     "optim": {"batch_size": 32, "lr": 1e-3, "warmup_steps": 30},
+                     "run": {"tokens": 20_000_000, "eval_every": 25}},
     },
     # The paper's settings: 164M NCA tokens of 1024-token sequences, 16,000 rules per
     # epoch, band (0.5, 1.0), the paper's 24 x 2048 Llama shape. With this package's MLP
     # (5,504 wide) that is 1.26B parameters on the NCA's 10,002 tokens and 1.22B with the
-    # language stage's byte tokenizer, not the paper's 1.6B (model_overrides.mlp_hidden sets
+    # language stage's byte tokenizer, not the paper's 1.6B (model.overrides.mlp_hidden sets
     # the width). Learning rates, batch sizes and weight decay are the public reference
     # code's defaults (NCA: 3e-5, batch 128; language: 1e-4, 16 x 32 accumulation, no weight
     # decay, 10% warmup: 125 of 1,252 and 380 of 3,815 steps at these budgets, kept as steps
     # if the budget changes). The language budget and corpus are yours to set (--set
-    # language.data=... language.tokens=...): the standard library is only ~30 MB of code.
+    # language.data=... language.run.tokens=...): the standard library is only ~30 MB of code.
     "paper": {
-        "name": "paper",
-        "seeds": [0],
-        "model": "paper",
-        "prepretrain": {"tokens": 164_000_000, "seq_len": 1024, "batch_size": 16, "grad_accum": 8,
-                        "lr": 3e-5, "weight_decay": 0.0, "warmup_steps": 125, "min_lr_ratio": 0.1,
-                        "eval_every": 250, "ckpt_every": 250},
-        "nca": {},
-        "bands": [[0.5, 1.0]],
-        "pool_size": 16_000,
-        "epoch_sequences": 16_000,
-        "language": {"data": "stdlib", "tokens": 2_000_000_000, "seq_len": 1024, "batch_size": 16,
-                     "grad_accum": 32, "lr": 1e-4, "weight_decay": 0.0, "warmup_steps": 380,
-                     "eval_every": 250, "ckpt_every": 250, "bpb_bytes": 1_000_000},
+        "name": "paper", "seeds": [0], "model": "paper", "bands": [[0.5, 1.0]], "bpb_bytes": 1_000_000,
+        "prepretrain": {"data": {"seq_len": 1024, "pool_size": 16_000, "epoch_sequences": 16_000},
+                        "optim": {"batch_size": 16, "grad_accum": 8, "lr": 3e-5, "weight_decay": 0.0,
+                                  "warmup_steps": 125, "min_lr_ratio": 0.1},
+                        "run": {"tokens": 164_000_000, "eval_every": 250, "ckpt_every": 250}},
+        "language": {"data": {"seq_len": 1024, "text": {"source": "stdlib"}},
+                     "optim": {"batch_size": 16, "grad_accum": 32, "lr": 1e-4, "weight_decay": 0.0,
+                               "warmup_steps": 380},
+                     "run": {"tokens": 2_000_000_000, "eval_every": 250, "ckpt_every": 250}},
     },
 }
 

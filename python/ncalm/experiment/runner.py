@@ -23,8 +23,9 @@ from pathlib import Path
 
 from ncalm.atomic_json import write_json
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
-from ncalm.experiment.config import ARM_KINDS, ExperimentConfig, check_same_experiment
+from ncalm.experiment.config import ARM_KINDS, RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
+from ncalm.settings import check_same, quietly
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
 # Printed by the trainer on Ctrl-C: `ncalm experiment` has no --resume, a rerun resumes.
@@ -35,7 +36,7 @@ def run_stage(train_cfg, log) -> dict:
     """Train a stage to completion, continuing an interrupted one; cached once done."""
     from ncalm.train import train
 
-    out = Path(train_cfg.out_dir)
+    out = Path(train_cfg.run.out_dir)
     done = out / DONE
     if done.exists():
         log("skip", stage=str(out))
@@ -43,7 +44,7 @@ def run_stage(train_cfg, log) -> dict:
     resume = (out / "checkpoint.pt").exists()
     log("resume" if resume else "start", stage=str(out))
     t0 = time.perf_counter()
-    result = train(replace(train_cfg, resume=resume), resume_hint=RESUME_HINT)
+    result = train(replace(train_cfg, run=replace(train_cfg.run, resume=resume)), resume_hint=RESUME_HINT)
     # Wall time of this call only: an interrupted earlier attempt is not counted.
     result["wall_s"] = time.perf_counter() - t0
     if not result.get("finished"):
@@ -56,7 +57,7 @@ def run_stage(train_cfg, log) -> dict:
 
 def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     """Bits per byte of the finished language model on the language stage's held-out text."""
-    if not cfg.language.bpb_bytes:
+    if not cfg.bpb_bytes:
         return None
     from ncalm.lm.checkpoint import load_model
     from ncalm.data.corpus import validation_documents
@@ -64,11 +65,12 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     from ncalm.train.distributed import resolve_device
 
     lang = cfg.language
+    text = lang.data.text
     device = resolve_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
-    val = validation_documents(lang.data, lang.val_percent, lang.max_val_bytes)
-    return evaluate_lm(model, tokenizer, val, seq_len=lang.seq_len, batch_size=lang.batch_size,
-                       device=device, max_bytes=lang.bpb_bytes).to_dict()
+    val = validation_documents(text.source, text.val_percent, text.max_val_bytes)
+    return evaluate_lm(model, tokenizer, val, seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size,
+                       device=device, max_bytes=cfg.bpb_bytes).to_dict()
 
 
 def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
@@ -79,7 +81,8 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
         log("skip", arm=arm.name, seed=seed)
         return json.loads(result_path.read_text())
     log("start", arm=arm.name, seed=seed)
-    text = resolve_text(cfg.text, out) if arm.kind == "text" else cfg.text  # only the text arm reads it
+    text = cfg.prepretrain.data.text.source
+    text = resolve_text(text, out) if arm.kind == "text" else text  # only the text arm reads it
     first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", text)
     first = run_stage(first_cfg, log) if first_cfg is not None else None
     lang = run_stage(language_stage(cfg, seed, run_dir / "language", first and first["checkpoint"]), log)
@@ -103,12 +106,12 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
 
 def check_bands(cfg: ExperimentConfig) -> None:
     """Fail before any training if an NCA band holds no rules (the generator would give up mid-run)."""
-    from ncalm import NCAConfig, find_rules
+    from ncalm.nca.cpu import find_rules
 
     for arm in arms_of(cfg):
         if arm.kind == "nca":
             try:
-                find_rules(NCAConfig(**cfg.nca, band=arm.band), cfg.seeds[0], [0])
+                find_rules(cfg.prepretrain.data.nca.replace(band=arm.band), cfg.seeds[0], [0])
             except ValueError as exc:  # no rule inside the band
                 raise ValueError(f"bands: {list(arm.band)}: {exc}") from None
 
@@ -144,7 +147,8 @@ def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
     saved = json.loads(path.read_text())
     if "precision" not in saved:
         saved["precision"] = _auto_precision(device)
-    return saved
+    with quietly():  # one written before the config tree, in today's layout
+        return ExperimentConfig.from_dict(saved).to_dict()
 
 
 def check_runnable(cfg: ExperimentConfig) -> None:
@@ -163,13 +167,14 @@ def check_runnable(cfg: ExperimentConfig) -> None:
                          f"for data-parallel training run the stages with `torchrun ... -m ncalm prepretrain` "
                          f"and `torchrun ... -m ncalm pretrain --init ...`")
     nowhere = Path("unused")  # the configs are built, never run
-    check_corpus(cfg.language.data)
-    if "text" in cfg.arms and cfg.text != PYDOC:
-        check_corpus(cfg.text)
+    check_corpus(cfg.language.data.text.source)
+    first_text = cfg.prepretrain.data.text.source
+    if "text" in cfg.arms and first_text != PYDOC:
+        check_corpus(first_text)
     for arm in arms_of(cfg):
         if arm.kind != "scratch":
             try:
-                first_stage(cfg, arm, cfg.seeds[0], nowhere, cfg.text)
+                first_stage(cfg, arm, cfg.seeds[0], nowhere, cfg.prepretrain.data.text.source)
             except ValueError as exc:
                 raise ValueError(f"prepretrain: {exc}") from None
     try:
@@ -199,7 +204,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> li
     current = cfg.to_dict()
     saved = saved_experiment(out, cfg.device)
     if saved is not None:
-        check_same_experiment(saved, current)
+        check_same(saved, current, RESUMABLE_CHANGES, f"the experiment in {out}")
     out.mkdir(parents=True, exist_ok=True)
     write_json(saved_path, current)
 

@@ -1,38 +1,33 @@
-"""Sizes of the transformer (ModelConfig) and the named presets, kept free of
-torch so that configs and `--help` load without it."""
+"""The transformer's shape (ModelConfig), the named model sizes, and what a training stage
+says about its model (ModelSpec: a size, overrides, and the checkpoint to start from).
+Free of torch, so that configs and `--help` load without it."""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 
-from ncalm.fields import known_fields
+from ncalm.settings import Settings, SettingError, at_least, setting, table
 
 
 @dataclass
-class ModelConfig:
-    """Sizes of a :class:`LlamaLM`. ``mlp_hidden=0`` means 8/3 * d_model rounded up to 64."""
+class ModelConfig(Settings):
+    """Sizes of a :class:`~ncalm.lm.model.LlamaLM`."""
 
-    vocab_size: int = 258
-    n_layer: int = 2
-    n_head: int = 4
-    d_model: int = 64
-    mlp_hidden: int = 0
-    max_seq_len: int = 1024  # the training context; rotary positions are computed on the fly, not capped
-    rope_theta: float = 10000.0
-    norm_eps: float = 1e-5
-    init_std: float = 0.02
+    vocab_size: int = setting(258, "tokens in the vocabulary (set by the data)", check=at_least(1))
+    n_layer: int = setting(2, "transformer blocks", check=at_least(1))
+    n_head: int = setting(4, "attention heads", check=at_least(1))
+    d_model: int = setting(64, "residual stream width", check=at_least(1))
+    mlp_hidden: int = setting(0, "SwiGLU hidden width; 0 = 8/3 x d_model rounded up to 64", check=at_least(0))
+    max_seq_len: int = setting(1024, "the training context (rotary positions are not capped by it)",
+                               check=at_least(1))
+    rope_theta: float = setting(10000.0, "rotary embedding base")
+    norm_eps: float = setting(1e-5, "RMSNorm epsilon")
+    init_std: float = setting(0.02, "standard deviation of the initial weights")
 
-    def __post_init__(self) -> None:
-        for name in ("vocab_size", "n_layer", "n_head", "d_model", "max_seq_len"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer, got {value!r}")
+    def validate(self) -> None:
         if self.d_model % self.n_head or (self.d_model // self.n_head) % 2:
-            raise ValueError(
-                f"ModelConfig.d_model={self.d_model} must be divisible by n_head={self.n_head} "
-                "into an even head size (rotary embeddings rotate pairs)")
-        if self.mlp_hidden < 0:
-            raise ValueError(f"ModelConfig.mlp_hidden must be >= 0, got {self.mlp_hidden}")
+            raise SettingError("d_model", f"{self.d_model} must be divisible by n_head={self.n_head} into an even "
+                                          "head size (rotary embeddings rotate pairs)")
         if self.mlp_hidden == 0:
             self.mlp_hidden = 64 * math.ceil(8 * self.d_model / 3 / 64)
 
@@ -40,19 +35,12 @@ class ModelConfig:
     def head_dim(self) -> int:
         return self.d_model // self.n_head
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        return cls(**known_fields(cls, d))
-
 
 # "paper" is the paper's 24 layers x 2048 width. With this model's default MLP (8/3 d,
 # 5504 wide) and a 32k vocabulary it has 1.35B parameters (1.22B with the byte
-# tokenizer), not the paper's 1.6B: the
-# paper's MLP width and vocabulary are not known here (set mlp_hidden to match them).
-PRESETS: dict[str, dict] = {
+# tokenizer), not the paper's 1.6B: the paper's MLP width and vocabulary are not
+# known here (set mlp_hidden to match them).
+SIZES: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=4, d_model=64),
     "mini": dict(n_layer=4, n_head=4, d_model=128),
     "small": dict(n_layer=6, n_head=6, d_model=384),
@@ -62,8 +50,50 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def model_config(preset: str, **overrides) -> ModelConfig:
-    """The named preset with ``overrides`` (e.g. vocab_size, max_seq_len) applied."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown model preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    return ModelConfig(**{**PRESETS[preset], **overrides})
+def model_config(size: str, **overrides) -> ModelConfig:
+    """The named size with ``overrides`` (e.g. vocab_size, max_seq_len) applied."""
+    if size not in SIZES:
+        raise ValueError(f"unknown model size {size!r}; choose one of {', '.join(SIZES)}")
+    return ModelConfig(**{**SIZES[size], **overrides})
+
+
+def _check_overrides(overrides: dict) -> str | None:
+    known = {f.name for f in fields(ModelConfig)} - {"vocab_size"}
+    if "vocab_size" in overrides:
+        return ("vocab_size cannot be set: the vocabulary comes from the data (its tokenizer, or the NCA or "
+                "Dyck alphabet)")
+    unknown = sorted(set(overrides) - known)
+    return f"unknown key(s) {unknown}; known: {', '.join(sorted(known))}" if unknown else None
+
+
+@dataclass
+class TransferConfig(Settings):
+    """Which tensors copied from ``model.init`` are re-initialised or frozen (part specs: ncalm.lm.transfer)."""
+
+    reinit: list[str] = setting([], "also re-initialise PART (repeatable), e.g. attn, mlp:0-3, norm",
+                                flags=("--reinit",), repeat=True)
+    freeze: list[str] = setting([], "keep PART fixed during training (repeatable), e.g. attn:0-11",
+                                flags=("--freeze",), repeat=True)
+    keep_embeddings: bool = setting(False, "copy embedding and head too; the text is then tokenized with the "
+                                           "init checkpoint's tokenizer", flags=("--keep-embeddings",))
+
+
+@dataclass
+class ModelSpec(Settings):
+    """A stage's model: a named size with overrides, or the shape of the ``init`` checkpoint."""
+
+    SHORTHAND = "size"
+
+    size: str | None = setting(None, "model size: tiny, mini, small, base, large or paper; unset = tiny, or "
+                                     "the init checkpoint's shape", flags=("--model",), choices=(*SIZES, None))
+    overrides: dict = setting({}, "ModelConfig fields to change from the size's, e.g. {mlp_hidden = 8192}",
+                              check=_check_overrides)
+    init: str | None = setting(None, "checkpoint to start from; its transformer layers are copied, "
+                                     "embedding and head start fresh", flags=("--init",))
+    transfer: TransferConfig = table(TransferConfig, "transfer (--init)")
+
+    def validate(self) -> None:
+        t = self.transfer
+        if (t.reinit or t.freeze or t.keep_embeddings) and not self.init:
+            raise SettingError("transfer", "--reinit, --freeze and --keep-embeddings need --init CHECKPOINT")
+        model_config(self.size or "tiny", **self.overrides)  # a shape the model can take

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
-from ncalm.lm.config import PRESETS, ModelConfig, model_config  # noqa: F401  (re-exported)
+from ncalm.lm.config import SIZES, ModelConfig, model_config  # noqa: F401  (re-exported)
 
 
 class KVCache:

@@ -17,7 +17,7 @@ import torch
 
 from ncalm.lm.checkpoint import CheckpointError
 from ncalm.lm.model import LlamaLM
-from ncalm.train.config import TransferConfig
+from ncalm.lm.config import TransferConfig
 
 PARTS = {"attn": r"attn\.(wq|wk|wv|wo)\.", "mlp": r"mlp\.(w1|w2|w3)\.", "norm": r"(attn_norm|mlp_norm)\.",
          "block": r""}

@@ -19,8 +19,8 @@ import torch
 
 from ncalm import _core
 from ncalm.nca.config import NCAConfig
-from ncalm.nca.generator import MAX_SEQ_ID, _ids, _seed, _threads, filter_band
-from ncalm.nca.generator import find_rules as cpu_find_rules
+from ncalm.nca.cpu import MAX_SEQ_ID, _ids, _seed, _threads, filter_band
+from ncalm.nca.cpu import find_rules as cpu_find_rules
 
 _DTYPES = ("int32", "int64", "uint16")
 
@@ -155,7 +155,7 @@ class CudaGenerator:
         threads: int | None = None, chunk: int = 16384,
     ) -> None:
         self.index = _device_index(device)
-        self._core_cfg = cfg.core_dict()
+        self._core_cfg = cfg.core
         why = _core.cuda_unsupported(self._core_cfg)
         if why:
             raise ValueError(why)
@@ -176,11 +176,11 @@ class CudaGenerator:
         return self._filter
 
     def score_rules(self, rule_ids: Any) -> np.ndarray:
-        """Gzip complexity score (float64) of each candidate rule, as ncalm.nca.generator.score_rules."""
+        """Gzip complexity score (float64) of each candidate rule, as ncalm.nca.cpu.score_rules."""
         return self._band_filter().score(_ids("rule_ids", rule_ids))
 
     def find_rules(self, ids: Any) -> tuple[np.ndarray, np.ndarray]:
-        """First in-band candidate of each sequence's stream, as ncalm.nca.generator.find_rules."""
+        """First in-band candidate of each sequence's stream, as ncalm.nca.cpu.find_rules."""
         if self.cfg.band is None:  # candidate 0 of each stream, nothing to score: no GPU filter to set up
             return cpu_find_rules(self.cfg, self.seed, ids)
         return self._band_filter().find(_ids("ids", ids, MAX_SEQ_ID))
@@ -211,7 +211,7 @@ class CudaGenerator:
         search runs first when cfg.band is set). `stream` defaults to the
         buffer owner's current stream (torch's or cupy's; the interface's
         stream for other CAI producers; torch's current stream for DLPack);
-        another stream is ordered after that one. Returns `out`; nothing is
+        another stream is ordered after that one. Returns the rows n; nothing is
         synchronised. A DLPack producer's read-only flag cannot be seen
         through torch.from_dlpack: do not pass immutable arrays (e.g. JAX).
         """
@@ -234,7 +234,7 @@ class CudaGenerator:
         if rules is not None and rules.size != n:
             raise ValueError(f"rule_ids has {rules.size} entries, out has {n} rows")
         if n == 0:
-            return out
+            return 0
         handle = t.stream if stream is None else _stream_handle(stream)
         if handle != t.stream:
             # The buffer is ready on its owner's stream (CUDA array interface v3,
@@ -249,7 +249,7 @@ class CudaGenerator:
         rule_ptr = 0 if rules is None else self._upload(rules, handle, keep)
         _core.cuda_generate(self._core_cfg, self.seed, t.ptr, t.dtype, n, t.strides[0] // t.strides[1], first,
                             seq_ptr, rule_ptr, self.index, handle)
-        return out
+        return n
 
     def _check_target(self, t: _Target) -> int:
         if t.dtype not in _DTYPES:

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from ncalm.figures import save_figure
-from ncalm.nca.generator import in_band
+from ncalm.nca.cpu import in_band
 
 GAP_RGB = (255, 255, 255)  # separator between grids
 

@@ -1,11 +1,11 @@
-"""Training: ``train(TrainConfig) -> dict`` for one stage (NCA, Dyck or language).
+"""Training: ``train(StageConfig) -> dict`` for one stage (NCA, Dyck or language).
 
 The trainer (and with it torch) loads on first use of ``train``, so the
 configs serve `--help` and experiment planning without it.
 """
-from ncalm.train.config import DataConfig, OptimConfig, TrainConfig, TransferConfig
+from ncalm.train.config import OptimConfig, RunConfig, StageConfig
 
-__all__ = ["DataConfig", "OptimConfig", "TrainConfig", "TransferConfig", "train"]
+__all__ = ["OptimConfig", "RunConfig", "StageConfig", "train"]
 
 
 def __getattr__(name: str):

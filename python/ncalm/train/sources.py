@@ -1,17 +1,10 @@
 """Build the training :class:`~ncalm.data.sharding.Source` a :class:`DataConfig` describes."""
 from __future__ import annotations
 
-from ncalm.data import DyckSource, NCASource, language_source
-from ncalm.train.config import DataConfig
-
-
-def nca_config(cfg: DataConfig):
-    from ncalm import NCAConfig
-
-    overrides = dict(cfg.nca)
-    if "seq_len" in overrides and overrides["seq_len"] != cfg.seq_len:
-        raise ValueError(f"nca.seq_len={overrides['seq_len']} conflicts with seq_len={cfg.seq_len}")
-    return NCAConfig.from_dict({**overrides, "seq_len": cfg.seq_len})
+from ncalm.data.dyck import DyckSource
+from ncalm.data.nca import NCASource
+from ncalm.data.tokens import language_source
+from ncalm.data.config import DataConfig
 
 
 def generator_device(cfg: DataConfig, train_device: str) -> str:
@@ -21,14 +14,14 @@ def generator_device(cfg: DataConfig, train_device: str) -> str:
     if cfg.workers:
         if cfg.gen_device == "auto":
             return "cpu"
-        raise ValueError(f"gen_device={cfg.gen_device!r} needs workers=0, got workers={cfg.workers}")
+        raise ValueError(f"data.gen_device={cfg.gen_device!r} needs data.workers=0, got {cfg.workers}")
     from ncalm.nca.cuda import cuda_status
 
-    usable, why = cuda_status()
+    usable, why = cuda_status(cpu="--gen-device cpu")
     if not usable:
         if cfg.gen_device == "auto":
             return "cpu"
-        raise ValueError(why)
+        raise ValueError(f"data.gen_device {cfg.gen_device}: {why}")
     return train_device if train_device.startswith("cuda") else cfg.gen_device
 
 
@@ -39,9 +32,10 @@ def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu"):
     ``device`` is the training device (NCA generation may follow it).
     """
     if cfg.kind == "nca":
-        return NCASource(nca_config(cfg), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads,
+        return NCASource(cfg.nca_config(), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads,
                          generator_device(cfg, device)), None
     if cfg.kind == "dyck":
-        return DyckSource(cfg.dyck_k, cfg.dyck_depth, cfg.seq_len, cfg.seed), None
-    return language_source(cfg.text, cfg.seq_len, cfg.seed, tokenizer, cfg.tokenizer, cfg.bpe_vocab,
-                           cfg.val_percent, cfg.max_bytes, cfg.max_val_bytes, cfg.vocab_size)
+        return DyckSource(cfg.dyck.k, cfg.dyck.depth, cfg.seq_len, cfg.seed), None
+    t = cfg.text
+    return language_source(t.source, cfg.seq_len, cfg.seed, tokenizer, t.tokenizer, t.bpe_vocab, t.val_percent,
+                           t.max_bytes, t.max_val_bytes, t.vocab_size)

@@ -1,6 +1,6 @@
 """The training loop behind `ncalm prepretrain` and `ncalm pretrain`: :func:`train`.
 
-One call trains one stage into ``cfg.out_dir`` (``checkpoint.pt``,
+One call trains one stage into ``cfg.run.out_dir`` (``checkpoint.pt``,
 ``metrics.jsonl``, ``config.json``, the tokenizer for text). Under torchrun
 each rank calls it; the data of rank ``r`` is fixed by ``(step, r)`` (see
 ncalm.data.sharding), so ``resume=True`` continues exactly where the last
@@ -14,20 +14,22 @@ import math
 import random
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
-from ncalm.data import make_loader
+from ncalm.data.sharding import make_loader
 from ncalm.data.stats import unigram_entropy
 from ncalm.data.tokens import is_bin_spec
+import ncalm
 from ncalm.lm.model import LlamaLM, ModelConfig, model_config
 from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.train import distributed
-from ncalm.train.config import TrainConfig, TransferConfig
+from ncalm.settings import check_same, quietly
+from ncalm.train.config import StageConfig
 from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, progress_bar, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
@@ -38,9 +40,10 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 
 
-def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, tokenizer, out: Path):
+def _source_and_tokenizer(cfg: StageConfig, d: distributed.Dist, tokenizer, out: Path):
     """The data source and its tokenizer; ``tokenizer`` (the resumed or kept one) is reused, not made anew."""
-    trains_bpe = cfg.data.kind == "text" and cfg.data.tokenizer == "bpe" and not is_bin_spec(cfg.data.text)
+    text = cfg.data.text
+    trains_bpe = cfg.data.kind == "text" and text.tokenizer == "bpe" and not is_bin_spec(text.source)
     if trains_bpe and tokenizer is None and d.world > 1:
         # One rank trains the BPE tokenizer; the others read it, so all share one vocabulary.
         if d.is_main:
@@ -59,7 +62,7 @@ def _source_and_tokenizer(cfg: TrainConfig, d: distributed.Dist, tokenizer, out:
     return build_source(cfg.data, tokenizer, str(d.device))
 
 
-def _kept_tokenizer(cfg: TrainConfig, init_state: dict):
+def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     """The --init checkpoint's tokenizer, which this stage must read its text with under keep_embeddings.
 
     Copied embedding row i has to mean the same token in both stages; equal
@@ -68,26 +71,27 @@ def _kept_tokenizer(cfg: TrainConfig, init_state: dict):
     """
     saved = init_state.get("tokenizer")
     if saved is None:
-        kind = init_state.get("train_config", {}).get("data", {}).get("kind", "non-text")
-        raise ValueError(f"--keep-embeddings: {cfg.init} was trained on {kind} data, which has no text tokenizer, "
+        kind = _saved_spec(init_state)["config"]["data"]["kind"]
+        raise ValueError(f"--keep-embeddings: {cfg.model.init} was trained on {kind} data, which has no text tokenizer, "
                          f"so its embedding rows are no text tokens; leave out --keep-embeddings")
     tokenizer = tokenizer_from_dict(saved)
     have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
-    want = cfg.data.tokenizer + (f" with {cfg.data.bpe_vocab} tokens" if cfg.data.tokenizer == "bpe" else "")
+    text = cfg.data.text
+    want = text.tokenizer + (f" with {text.bpe_vocab} tokens" if text.tokenizer == "bpe" else "")
     if have != want:
-        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.init} ({have}), but this stage asks for "
+        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage asks for "
                          f"{want}: pass --tokenizer {tokenizer.kind}"
                          + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.kind == "bpe" else ""))
     return tokenizer
 
 
-def _model_config(cfg: TrainConfig, source, resume_state, init_state) -> ModelConfig:
+def _model_config(cfg: StageConfig, source, resume_state, init_state) -> ModelConfig:
     if resume_state is not None:
         return ModelConfig.from_dict(resume_state["model_config"])
-    overrides = {"max_seq_len": source.seq_len, **cfg.model_overrides, "vocab_size": source.vocab_size}
-    if init_state is not None and cfg.model is None:
+    overrides = {"max_seq_len": source.seq_len, **cfg.model.overrides, "vocab_size": source.vocab_size}
+    if init_state is not None and cfg.model.size is None:
         return replace(ModelConfig.from_dict(init_state["model_config"]), **overrides)
-    return model_config(cfg.model or "tiny", **overrides)
+    return model_config(cfg.model.size or "tiny", **overrides)
 
 
 def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
@@ -99,58 +103,46 @@ def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
                              f"the copied attention weights would mean something else")
 
 
-def _setting(d: dict, key: str):
-    for part in key.split("."):
-        d = d.get(part) if isinstance(d, dict) else None
-    return d
+# What may differ between a run and its resume: how long it runs, where and how fast, and what it
+# records; everything else (model, data, optimizer, precision, world size) must match the checkpoint.
+# Precision is compared as resolved (the spec's "precision"): auto is fp32 on the CPU.
+MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir", "config.run.steps",
+              "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
+              "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
+              "config.run.log_every", "config.run.compile", "config.data.workers", "config.data.gen_threads",
+              "config.data.gen_device")
 
 
-def _fixed_settings(cfg: dict) -> dict:
-    """Settings that a resumed run takes from its checkpoint (model, tokenizer, transfer) or
-    that would make the rest of the run compute something else; by dotted name."""
-    out = {key: _setting(cfg, key) for key in ("model", "model_overrides", "seed", "data.tokenizer")}
-    # Without --init, no --model meant tiny: an explicit tiny asks for the same.
-    out["model"] = out["model"] or (None if cfg.get("init") else "tiny")
-    out["data.bpe_vocab"] = _setting(cfg, "data.bpe_vocab") if out["data.tokenizer"] == "bpe" else None
-    # Transfer settings only mean something with an --init checkpoint.
-    transfer = cfg["transfer"] if cfg.get("init") else asdict(TransferConfig())
-    out.update({f"transfer.{k}": transfer.get(k) for k in ("reinit", "keep_embeddings")})
-    return out
+def run_spec(cfg: StageConfig, precision: str, d: distributed.Dist, data: dict) -> dict:
+    """The resolved run spec saved in every checkpoint: the whole tree, the resolved precision, device
+    kind and world size, the data's identity and the package version."""
+    return {"config": cfg.to_dict(), "precision": precision, "device": d.device.type, "world": d.world,
+            "data": data, "version": ncalm.__version__}
 
 
-def _check_resume(cfg: TrainConfig, state: dict, d: distributed.Dist, source, precision: str) -> None:
-    saved = state["train_config"]
-    then, now = _fixed_settings(saved), _fixed_settings(cfg.to_dict())
-    # No --model asks for nothing: the model comes from the checkpoint.
-    asked = [k for k in now if not (k == "model" and cfg.model is None)]
-    changed = [f"{k}={now[k]!r} (was {then[k]!r})" for k in asked if now[k] != then.get(k)]
-    # Compared as resolved: precision auto is bf16 on CUDA and fp32 on the CPU. Checkpoints
-    # from before the resolved value was saved hold only the setting; auto there is taken as now.
-    precision_then = state.get("precision") or (precision if saved["precision"] == "auto" else saved["precision"])
-    if precision != precision_then:
-        changed.append(f"precision {precision} (was {precision_then})")
-    if changed:
-        raise ValueError(f"cannot resume: {', '.join(changed)}; a resumed run keeps the settings of the "
-                         f"interrupted one: pass those, or use a new --out")
-    for key in ("batch_size", "grad_accum"):
-        if saved[key] != getattr(cfg, key):
-            raise ValueError(f"cannot resume: {key}={getattr(cfg, key)} but the checkpoint used {saved[key]}")
-    if state["world"] != d.world:
-        raise ValueError(f"cannot resume: {d.world} processes but the checkpoint was written by {state['world']}")
-    if state["data"] != source.describe():
-        raise ValueError("cannot resume: the data configuration differs from the checkpoint's")
-    # The optimizer state holds one entry per trainable tensor: another frozen
-    # set would load moments into the wrong tensors.
-    changed = [f"{k}={v!r} (was {saved['optim'][k]!r})" for k, v in asdict(cfg.optim).items()
-               if saved["optim"].get(k) != v]
-    if changed:
-        raise ValueError(f"cannot resume: the optimizer settings differ from the checkpoint's: {', '.join(changed)}; "
-                         f"use a new --out")
-    frozen_then = saved["transfer"]["freeze"] if saved.get("init") else []
-    frozen_now = cfg.transfer.freeze if cfg.init else []
-    if frozen_now != frozen_then:
-        raise ValueError(f"cannot resume: frozen parts {frozen_now} but the checkpoint trained with {frozen_then} "
-                         f"frozen; pass the same --init and --freeze as the interrupted run")
+def _saved_spec(state: dict) -> dict:
+    """A checkpoint's run spec; one written before the spec existed is rebuilt from what it saved."""
+    if "spec" in state:
+        return state["spec"]
+    with quietly():
+        config = StageConfig.from_dict(state["train_config"]).to_dict()
+    return {"config": config, "precision": state.get("precision") or "auto", "world": state.get("world", 1),
+            "data": state.get("data")}
+
+
+def _check_resume(cfg: StageConfig, state: dict, spec: dict) -> None:
+    saved = _saved_spec(state)
+    current = json.loads(json.dumps(spec))
+    if saved["precision"] == "auto":  # checkpoints before the resolved value was saved: auto as now
+        saved["precision"] = spec["precision"]
+    for model in (saved["config"]["model"], current["config"]["model"]):
+        model["size"] = model["size"] or (None if model["init"] else "tiny")  # without --init, no --model is tiny
+    may_change = MAY_CHANGE
+    if cfg.model.size is None:  # no --model asks for nothing: the model comes from the checkpoint
+        may_change += ("config.model.size",)
+    if not cfg.model.init:  # transfer settings mean something only with an init checkpoint
+        may_change += ("config.model.transfer",)
+    check_same(saved, current, may_change, f"cannot resume: the checkpoint {cfg.run.out_dir}/{CHECKPOINT}")
 
 
 @torch.no_grad()
@@ -165,7 +157,7 @@ def evaluate(model: LlamaLM, batches, device, autocast) -> float:
     return total / len(batches)
 
 
-def train(cfg: TrainConfig, resume_hint: str = "rerun with --resume to continue") -> dict:
+def train(cfg: StageConfig, resume_hint: str = "rerun with --resume to continue") -> dict:
     """Train one stage; returns final metrics and paths (see the end of this function).
 
     ``resume_hint`` ends the message printed on Ctrl-C: how the caller's user
@@ -173,10 +165,10 @@ def train(cfg: TrainConfig, resume_hint: str = "rerun with --resume to continue"
     Raises ValueError (and subclasses such as CheckpointError) for bad
     configuration, data or checkpoints: callers print them as one line.
     """
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.run.threads:
+        torch.set_num_threads(cfg.run.threads)
     owned = not torch.distributed.is_initialized()
-    d = distributed.setup(cfg.device)
+    d = distributed.setup(cfg.run.device)
     try:
         return _train(cfg, d, resume_hint)
     finally:
@@ -184,39 +176,40 @@ def train(cfg: TrainConfig, resume_hint: str = "rerun with --resume to continue"
             distributed.teardown()
 
 
-def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
-    out = Path(cfg.out_dir)
+def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str) -> dict:
+    out = Path(cfg.run.out_dir)
     ckpt_path = out / CHECKPOINT
     resume_state = None
-    if cfg.resume:
+    if cfg.run.resume:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
         resume_state = load_checkpoint(ckpt_path)
-    init_state = load_checkpoint(cfg.init) if cfg.init and resume_state is None else None
-    kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.transfer.keep_embeddings else None
+    init_state = load_checkpoint(cfg.model.init) if cfg.model.init and resume_state is None else None
+    kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.model.transfer.keep_embeddings else None
     out.mkdir(parents=True, exist_ok=True)
 
     resumed = resume_state.get("tokenizer") if resume_state else None
     source, tokenizer = _source_and_tokenizer(cfg, d, tokenizer_from_dict(resumed) if resumed else kept, out)
     if kept is not None and (tokenizer is None or tokenizer.to_dict() != kept.to_dict()):
         # NCA and Dyck data have no tokenizer; .bin data brings its own (or none), whatever was passed in.
-        what = f"the text {cfg.data.text!r}" if cfg.data.kind == "text" else f"{cfg.data.kind} data"
-        raise ValueError(f"--keep-embeddings: {what} is not tokenized with the tokenizer of {cfg.init}, "
+        what = f"the text {cfg.data.text.source!r}" if cfg.data.kind == "text" else f"{cfg.data.kind} data"
+        raise ValueError(f"--keep-embeddings: {what} is not tokenized with the tokenizer of {cfg.model.init}, "
                          f"so the copied embedding rows would stand for other tokens")
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and d.device.type == "cuda")
+    bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and d.device.type == "cuda")
     precision = "bf16" if bf16 else "fp32"
+    spec = run_spec(cfg, precision, d, source.describe())
     mc = _model_config(cfg, source, resume_state, init_state)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.run.seed)
     model = LlamaLM(mc)
     transfer_report = None
     if resume_state is not None:
-        _check_resume(cfg, resume_state, d, source, precision)
+        _check_resume(cfg, resume_state, spec)
         load_state_strict(model, resume_state["model"], str(ckpt_path))
-        freeze(model, cfg.transfer.freeze if cfg.init else [])
+        freeze(model, cfg.model.transfer.freeze if cfg.model.init else [])
         transfer_report = resume_state.get("transfer")
     elif init_state is not None:
-        _check_same_meaning(init_state["model_config"], mc, cfg.init)
-        transfer_report = transfer(model, init_state["model"], cfg.transfer, origin=cfg.init)
+        _check_same_meaning(init_state["model_config"], mc, cfg.model.init)
+        transfer_report = transfer(model, init_state["model"], cfg.model.transfer, origin=cfg.model.init)
     model.to(d.device)
     optimizer = build_optimizer(model, cfg.optim, fused=d.device.type == "cuda")
     step, elapsed = 0, 0.0
@@ -226,15 +219,15 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
         random.setstate(resume_state["rng"]["python"])
         step, elapsed = resume_state["step"], resume_state["elapsed_s"]
 
-    tokens_per_step = cfg.batch_size * cfg.grad_accum * d.world * source.seq_len
-    total = cfg.total_steps(d.world, source.seq_len)
+    tokens_per_step = cfg.tokens_per_step(d.world)
+    total = cfg.total_steps(d.world)
     if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
               f"schedule changes from step {step} on", file=sys.stderr)
     autocast = (lambda: torch.autocast(d.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     net = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) if d.world > 1 else model
-    fwd = torch.compile(net) if cfg.compile else net
+    fwd = torch.compile(net) if cfg.run.compile else net
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     if d.is_main:
@@ -246,20 +239,20 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
         if tokenizer is not None:
             tokenizer.save(out)
     metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main)
-    val = source.val_batches(cfg.batch_size, cfg.eval_batches) if d.is_main else None
+    val = source.val_batches(cfg.optim.batch_size, cfg.run.eval_batches) if d.is_main else None
     last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss")}
 
     def save() -> None:
         if d.is_main:
             save_checkpoint(ckpt_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "model_config": mc.to_dict(), "train_config": cfg.to_dict(), "data": source.describe(),
+                "model_config": mc.to_dict(), "spec": spec,
                 "tokenizer": tokenizer.to_dict() if tokenizer else None,
                 "step": step, "total_steps": total, "tokens": step * tokens_per_step,
-                "micro_batch": step * cfg.grad_accum, "world": d.world, "elapsed_s": elapsed,
+                "micro_batch": step * cfg.optim.grad_accum, "elapsed_s": elapsed,
                 "schedule": {"kind": "warmup_cosine", "step": step, "total": total},
                 "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-                "transfer": transfer_report, "init": cfg.init, "precision": precision, **last})
+                "transfer": transfer_report, "init": cfg.model.init, **last})
         d.barrier()
 
     def run_eval() -> None:
@@ -267,12 +260,12 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
             last["val_loss"] = evaluate(model, val, d.device, autocast)
             metrics.write({"step": step, "tokens": step * tokens_per_step, "val_loss": last["val_loss"]})
 
-    if step == 0 and cfg.eval_every:
+    if step == 0 and cfg.run.eval_every:
         run_eval()
-    loader = make_loader(source, cfg.batch_size, d.rank, d.world, step * cfg.grad_accum, cfg.data.workers)
-    bar = progress_bar(total, step, cfg.progress and d.is_main, desc=cfg.data.kind)
+    loader = make_loader(source, cfg.optim.batch_size, d.rank, d.world, step * cfg.optim.grad_accum, cfg.data.workers)
+    bar = progress_bar(total, step, cfg.run.progress and d.is_main, desc=cfg.data.kind)
     t_log, step_log = time.perf_counter(), step
-    stop = min(total, cfg.stop_at) if cfg.stop_at else total
+    stop = min(total, cfg.run.stop_at) if cfg.run.stop_at else total
     model.train()
     diverged = False
     with DeferredInterrupt(enabled=d.world == 1 and cfg.data.workers == 0) as interrupt:
@@ -281,14 +274,14 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, cfg.optim)
             loss_sum = torch.zeros((), device=d.device)
-            for micro in range(cfg.grad_accum):
+            for micro in range(cfg.optim.grad_accum):
                 x, y = next(loader)
                 x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
                 # Only the last micro-batch all-reduces gradients.
-                sync = net.no_sync() if d.world > 1 and micro < cfg.grad_accum - 1 else contextlib.nullcontext()
+                sync = net.no_sync() if d.world > 1 and micro < cfg.optim.grad_accum - 1 else contextlib.nullcontext()
                 with sync, autocast():
                     loss = fwd(x, y)[1]
-                (loss / cfg.grad_accum).backward()
+                (loss / cfg.optim.grad_accum).backward()
                 loss_sum += loss.detach()
             if cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
@@ -300,10 +293,10 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
             # Logs and evaluations follow the run's own steps, not where this invocation
             # stops: a run stopped (--stop-at, Ctrl-C) and resumed records what an
             # uninterrupted one does. Stopping early only adds a checkpoint.
-            if step % cfg.log_every == 0 or step == total:
+            if step % cfg.run.log_every == 0 or step == total:
                 now = time.perf_counter()
                 # All ranks log at the same steps: the loss of the whole batch, not rank 0's share.
-                last["train_loss"] = d.mean(loss_sum).item() / cfg.grad_accum
+                last["train_loss"] = d.mean(loss_sum).item() / cfg.optim.grad_accum
                 tps = (step - step_log) * tokens_per_step / max(now - t_log, 1e-9)
                 t_log, step_log = now, step
                 metrics.write({"step": step, "tokens": step * tokens_per_step, "loss": last["train_loss"],
@@ -316,9 +309,9 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
                           f"a lower learning rate, gradient clipping or fp32 precision may help", file=sys.stderr)
             if bar is not None:
                 bar.update(1)
-            if (cfg.eval_every and step % cfg.eval_every == 0) or step == total:
+            if (cfg.run.eval_every and step % cfg.run.eval_every == 0) or step == total:
                 run_eval()
-            if (cfg.ckpt_every and step % cfg.ckpt_every == 0) or step == stop or interrupt.requested:
+            if (cfg.run.ckpt_every and step % cfg.run.ckpt_every == 0) or step == stop or interrupt.requested:
                 save()
             if interrupt.requested:
                 break

@@ -1,0 +1,87 @@
+"""What a training stage reads: DataConfig, a tagged union over NCA, Dyck and text data.
+
+``kind`` picks the table that counts (``nca``, ``dyck`` or ``text``); the
+shared fields (sequence length, data seed, workers) apply to all.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ncalm.devices import DEVICE_NAME
+from ncalm.nca.config import NCAConfig
+from ncalm.settings import Settings, SettingError, at_least, in_range, setting, table
+
+DATA_KINDS = ("nca", "dyck", "text")
+TOKENIZERS = ("byte", "bpe")
+
+
+@dataclass
+class DyckConfig(Settings):
+    k: int = setting(4, "bracket types", check=at_least(1), flags=("--dyck-k",))
+    depth: int = setting(16, "maximum nesting depth", check=at_least(1), flags=("--dyck-depth",))
+
+
+@dataclass
+class TextConfig(Settings):
+    SHORTHAND = "source"
+
+    source: str = setting("stdlib", "stdlib (this Python's standard library), FILE/DIR/GLOB[,...], bin:DIR "
+                                    "(nanoGPT train.bin/val.bin) or hf:NAME[:CONFIG]", flags=("--text",))
+    tokenizer: str = setting("byte", "byte-level, or BPE trained on the corpus", choices=TOKENIZERS,
+                             flags=("--tokenizer",))
+    bpe_vocab: int = setting(4096, "BPE vocabulary size", check=at_least(258), flags=("--bpe-vocab",))
+    val_percent: float = setting(2.0, "percent of files held out for validation; where that is fewer than 5 "
+                                      "files, that percent of each file's end instead",
+                                 check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))
+    max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 20M; unset = all",
+                                    check=at_least(1), flags=("--max-bytes",))
+    max_val_bytes: int | None = setting(1_000_000, "cap on validation text in UTF-8 bytes", check=at_least(1))
+    vocab_size: int | None = setting(None, "vocabulary of .bin data that has no tokenizer file", check=at_least(1))
+
+
+@dataclass
+class DataConfig(Settings):
+    """What the stage trains on. Only the table of the chosen ``kind`` matters."""
+
+    SHORTHAND = "text.source"  # language.data = "corpus/" in files written before the config tree
+
+    kind: str = setting("nca", "what the stage trains on", choices=DATA_KINDS, flags=("--data",))
+    seq_len: int = setting(256, "tokens per training sequence", check=at_least(1), flags=("--seq-len",))
+    seed: int = setting(0, "data seed: rules and initial states, Dyck draws, window order",
+                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"), flags=("--data-seed",))
+    workers: int = setting(0, "DataLoader worker processes (0 = in the training process)", check=at_least(0),
+                           flags=("--workers",))
+    nca: NCAConfig = table(NCAConfig, "NCA data (data.kind nca)", band=(0.5, 1.0))
+    pool_size: int = setting(0, "NCA rules per epoch (paper: 16000); 0 = a fresh rule for every sequence",
+                             check=at_least(0), flags=("--pool-size",))
+    epoch_sequences: int = setting(0, "sequences per rule-pool epoch, at least pool_size; 0 = pool_size",
+                                   check=at_least(0), flags=("--epoch-sequences",))
+    gen_threads: int | None = setting(None, "NCA generator threads; unset = all cores", check=at_least(1),
+                                      flags=("--gen-threads",))
+    gen_device: str = setting("auto", "where NCA data is generated: cpu, cuda[:N], or auto (the GPU backend "
+                                      "when training on a GPU with workers 0; same data either way)",
+                              check=lambda v: None if DEVICE_NAME.fullmatch(v) else "must be auto, cpu, cuda or cuda:N",
+                              flags=("--gen-device",))
+    dyck: DyckConfig = table(DyckConfig, "Dyck data (data.kind dyck)")
+    text: TextConfig = table(TextConfig, "text data (data.kind text)")
+
+    RENAMED = {"dyck_k": "dyck.k", "dyck_depth": "dyck.depth", "tokenizer": "text.tokenizer",
+               "bpe_vocab": "text.bpe_vocab", "val_percent": "text.val_percent", "max_bytes": "text.max_bytes",
+               "max_val_bytes": "text.max_val_bytes", "vocab_size": "text.vocab_size"}
+
+    def validate(self) -> None:
+        if self.nca.seq_len not in (self.seq_len, NCAConfig.seq_len):
+            raise SettingError("nca.seq_len", f"{self.nca.seq_len} conflicts with seq_len={self.seq_len}; "
+                                              "set seq_len only")
+        if self.kind == "nca" and self.seq_len < self.nca.frame_len:
+            raise SettingError("seq_len", f"{self.seq_len} is shorter than one NCA frame ({self.nca.frame_len} "
+                                          "tokens); the first frame is context only, so no target would be scored")
+        if self.pool_size and not self.epoch_sequences:
+            self.epoch_sequences = self.pool_size  # each pool rule makes one sequence per epoch
+        if self.epoch_sequences < self.pool_size:
+            raise SettingError("epoch_sequences", f"must be >= pool_size={self.pool_size}, "
+                                                  f"got {self.epoch_sequences}")
+
+    def nca_config(self) -> NCAConfig:
+        """The generator's config: the NCA table at this stage's sequence length."""
+        return self.nca.replace(seq_len=self.seq_len)
