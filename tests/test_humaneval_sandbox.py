@@ -14,8 +14,7 @@ import pytest
 from ncalm.reasoning import humaneval
 from ncalm.reasoning.sandbox import Limits, run_program, sandbox_python
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "humaneval"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"HumanEval copy not found at {DATA}")
+DATA = Path(__file__).parent / "fixtures" / "humaneval"  # all 164 problems
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch only happens when run as root")
 
 
@@ -24,7 +23,6 @@ def problems():
     return humaneval.load_problems(DATA / "HumanEval.jsonl.gz")
 
 
-@needs_data
 def test_all_canonical_solutions_pass(problems):
     assert len(problems) == 164
     results = humaneval.evaluate([(p, p.canonical_solution) for p in problems],
@@ -33,14 +31,12 @@ def test_all_canonical_solutions_pass(problems):
     assert failed == []
 
 
-@needs_data
 def test_wrong_solution_fails(problems):
     p = problems[0]  # has_close_elements
     [result] = humaneval.evaluate([(p, "    return False\n")])
     assert result.status == "failed" and "AssertionError" in result.detail
 
 
-@needs_data
 def test_infinite_loop_is_killed_at_timeout(problems):
     start = time.monotonic()
     [result] = humaneval.evaluate([(problems[0], "    while True:\n        pass\n")],
