@@ -85,15 +85,19 @@ def test_fork_bomb_is_stopped_by_the_process_limit():
 @pytest.fixture
 def victim():
     # A root-owned file in a world-readable directory: visible to the child,
-    # so only permissions and the guard protect it. Not under /tmp, which the
-    # sandbox replaces with a private one.
-    directory = Path(tempfile.mkdtemp(prefix=".ncalm-victim-", dir=Path(__file__).parent))
-    directory.chmod(0o755)
-    target = directory / "precious.txt"
-    target.write_text("keep me")
-    target.chmod(0o644)
-    yield target
-    shutil.rmtree(directory)
+    # so only permissions and the guard protect it. As root, in "/": the sandbox
+    # replaces /tmp, /var/tmp and /dev/shm with private ones, and the checkout
+    # may lie under any of them. Without root nothing is private: the usual /tmp.
+    directory = Path(tempfile.mkdtemp(prefix=".ncalm-victim-", dir="/" if os.geteuid() == 0 else None))
+    try:
+        directory.chmod(0o755)
+        target = directory / "precious.txt"
+        target.write_text("keep me")
+        target.chmod(0o644)
+        assert run_program(f"assert open({str(target)!r}).read() == 'keep me'\n").passed, "the child cannot see it"
+        yield target
+    finally:
+        shutil.rmtree(directory)
 
 
 @pytest.mark.parametrize("attack, expected", [
