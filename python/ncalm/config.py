@@ -1,4 +1,4 @@
-"""NCAConfig: the generator's settings, validated up front (nca-spec.md)."""
+"""NCAConfig: the generator's settings, validated up front (docs/nca-semantics.md)."""
 from __future__ import annotations
 
 import math
@@ -60,7 +60,7 @@ class NCAConfig:
             object.__setattr__(self, "band", (lo, hi))
         _validate(self)
 
-    # Derived sizes (nca-spec.md "Tokens").
+    # Derived sizes (docs/nca-semantics.md "Tokens").
     @property
     def patch_vocab(self) -> int:
         return self.colors ** (self.patch * self.patch)
