@@ -8,20 +8,17 @@ import pytest
 from ncalm.eval.reasoning import bbh
 from ncalm.eval.reasoning.tasks import bbh_task
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bbh"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"BBH copy not found at {DATA}")
+DATA = Path(__file__).parent / "fixtures" / "bbh"  # real examples: fixtures/README.md says which
 
 
-@needs_data
 def test_loads_all_real_tasks():
     tasks = bbh.load(DATA)
-    assert len(tasks) == 27
-    assert sum(len(v) for v in tasks.values()) == 6511
-    assert len(tasks["boolean_expressions"]) == 250
+    assert len(tasks) == 7
+    assert sum(len(v) for v in tasks.values()) == 7 * 8 + 1
+    assert len(tasks["boolean_expressions"]) == 8
     assert tasks["date_understanding"][0].target == "(B)"
 
 
-@needs_data
 def test_exact_match_on_real_targets():
     for name, examples in bbh.load(DATA, ["boolean_expressions", "date_understanding",
                                           "word_sorting", "dyck_languages"]).items():
@@ -49,14 +46,12 @@ def test_direct_prompt_layout():
     assert bbh.direct_prompt(shots, "2 + 2 is") == "Q: 1 + 1 is\nA: 2\n\nQ: 2 + 2 is\nA:"
 
 
-@needs_data
 def test_cot_prompt_has_no_canary():
     demos = bbh.load_cot_prompt(DATA / "cot-prompts" / "boolean_expressions.txt")
     assert "canary" not in demos and demos.startswith("Evaluate the result")
     assert bbh.cot_prompt(demos, "True is").endswith("Q: True is\nA: Let's think step by step.")
 
 
-@needs_data
 def test_items_interleave_tasks_and_exclude_demonstrations():
     spec = bbh_task(str(DATA), ["navigate", "snarks"], shots=3, cot=False, limit=6)
     assert [i.id for i in spec.items] == ["navigate/3", "snarks/3", "navigate/4", "snarks/4",

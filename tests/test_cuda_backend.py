@@ -331,7 +331,7 @@ def test_host_tensor_target_is_refused():
         cuda_backend.as_target(torch.zeros((2, 3), dtype=torch.int32))
 
 
-@pytest.mark.skipif(not _core.built_with_cuda, reason="build without CUDA")
+@pytest.mark.skipif(not _core.built_with_cuda, reason="no GPU: ncalm was built without CUDA (no nvcc)")
 def test_kernel_limits_are_checked_without_a_gpu():
     assert _core.cuda_unsupported(NCAConfig().core_dict()) == ""
     assert "shared memory" in _core.cuda_unsupported(NCAConfig(grid=512).core_dict())

@@ -23,15 +23,15 @@ SEED = 987654321
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory) -> Path:
     cxx = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
-    if cxx is None or not (CORE / "cuda" / "emulate" / "warp_emulator.cpp").exists():
-        pytest.skip("needs a C++20 compiler and the ncacore sources")
+    if cxx is None:
+        pytest.skip("no C++ compiler (c++, g++ or clang++) on PATH")
     exe = tmp_path_factory.mktemp("emu") / "warp_emulator"
     cmd = [cxx, "-std=c++20", "-O1", "-ffp-contract=off", "-fno-fast-math", "-pthread",
            f"-I{CORE / 'include'}", f"-I{CORE / 'cuda' / 'include'}", f"-I{CORE / 'cuda'}",
            str(CORE / "cuda" / "emulate" / "warp_emulator.cpp"), str(CORE / "src" / "config.cpp"), "-o", str(exe)]
     done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"the emulator does not compile here: {done.stderr[-500:]}")
+    if done.returncode != 0:  # a kernel change that breaks the emulator must not pass as a skip
+        pytest.fail(f"the emulator does not compile with {cxx}: {done.stderr[-2000:]}", pytrace=False)
     return exe
 
 

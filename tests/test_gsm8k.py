@@ -9,21 +9,18 @@ import torch
 from ncalm.eval.reasoning import gsm8k
 from ncalm.eval.reasoning.finetune import finetune
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"GSM8K copy not found at {DATA}")
+DATA = Path(__file__).parent / "fixtures" / "gsm8k"  # real records: fixtures/README.md says which
 
 
-@needs_data
 def test_gold_answers_of_real_solutions():
     test = gsm8k.load(DATA, "test")
-    assert len(test) == 1319
+    assert len(test) == 9
     assert [gsm8k.gold_answer(e.answer) for e in test[:3]] == ["18", "3", "70000"]
     by_tail = {e.answer.rsplit("####", 1)[1].strip(): e for e in test}
     assert gsm8k.gold_answer(by_tail["1,600"].answer) == "1600"
     assert gsm8k.gold_answer(by_tail["-10"].answer) == "-10"
 
 
-@needs_data
 @pytest.mark.parametrize("split", ["train", "test"])
 def test_extraction_agrees_with_gold_on_every_solution(split):
     examples = gsm8k.load(DATA, split)
@@ -78,8 +75,9 @@ def test_loading_errors(tmp_path):
 
 
 def test_finetune_learns_answers_and_masks_the_question():
+    # Greedy strings of a barely trained model depend on torch's CPU kernels (AVX2 vs
+    # AVX-512): what is exact here is which tokens are targets; learning is measured by loss.
     from ncalm.lm.model import LlamaLM, model_config
-    from ncalm.lm.sampling import SamplingConfig, generate
     from ncalm.lm.tokenizer import ByteTokenizer
 
     torch.manual_seed(0)
@@ -87,15 +85,23 @@ def test_finetune_learns_answers_and_masks_the_question():
     model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=128))
     examples = [gsm8k.Example(f"What is {a} plus {b}?", f"{a} + {b} = <<{a}+{b}={a + b}>>{a + b}\n#### {a + b}")
                 for a, b in [(2, 3), (10, 7), (41, 1), (6, 6)]]
-    prompts = [gsm8k.format_question(e.question) for e in examples]
-    losses = finetune(model, tok, gsm8k.training_pairs(examples), epochs=60, lr=5e-3, batch_size=4)
-    assert losses[-1] < 0.1 < 3.0 < losses[0]
-    outs = generate(model, tok, prompts, SamplingConfig(max_new_tokens=40, stop=gsm8k.STOP))
-    assert all(gsm8k.is_correct(o[0], e) for o, e in zip(outs, examples)), outs
-    # The questions were never targets: their bytes stay unpredictable.
-    ids = torch.tensor([tok.encode(prompts[0])])
-    _, question_loss = model(ids[:, :-1], targets=ids[:, 1:])
-    assert question_loss.item() > 1.0
+    pairs = gsm8k.training_pairs(examples)
+    seen, forward = [], model.forward  # every (inputs, targets) row finetune trains on
+    model.forward = lambda idx, targets: seen.extend(zip(idx.tolist(), targets.tolist())) or forward(idx, targets)
+    losses = finetune(model, tok, pairs, epochs=60, lr=5e-3, batch_size=4)
+    del model.forward
+    assert losses[-1] < 0.2 and losses[0] > 3.0 and len(seen) == 4 * 60
+    encoded = [(tok.encode(p), tok.encode(t) + [tok.eos_id]) for p, t in pairs]
+    rows = {tuple((p + t)[:-1]): [-100] * (len(p) - 1) + t for p, t in encoded}
+    for idx, targets in seen:  # exactly the answer bytes and EOS are targets, padding ignored
+        key = next(r for r in rows if tuple(idx[:len(r)]) == r)
+        assert targets == rows[key] + [-100] * (len(idx) - len(key))
+    with torch.no_grad():  # every answer is learned; the questions, never targets, stay unpredictable
+        for p, t in encoded:
+            ids = torch.tensor([p + t])
+            _, answer_loss = model(ids[:, :-1], targets=torch.tensor([[-100] * (len(p) - 1) + t]))
+            _, question_loss = model(ids[:, :len(p) - 1], targets=ids[:, 1:len(p)])
+            assert answer_loss.item() < 0.5 and question_loss.item() > 1.0
 
 
 @pytest.mark.parametrize("kwargs, word", [

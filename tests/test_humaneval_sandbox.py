@@ -14,8 +14,7 @@ import pytest
 from ncalm.eval.reasoning import humaneval
 from ncalm.eval.reasoning.sandbox import Limits, run_program, sandbox_python
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "humaneval"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"HumanEval copy not found at {DATA}")
+DATA = Path(__file__).parent / "fixtures" / "humaneval"  # all 164 problems
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the uid switch only happens when run as root")
 
 
@@ -24,7 +23,6 @@ def problems():
     return humaneval.load_problems(DATA / "HumanEval.jsonl.gz")
 
 
-@needs_data
 def test_all_canonical_solutions_pass(problems):
     assert len(problems) == 164
     results = humaneval.evaluate([(p, p.canonical_solution) for p in problems],
@@ -33,14 +31,12 @@ def test_all_canonical_solutions_pass(problems):
     assert failed == []
 
 
-@needs_data
 def test_wrong_solution_fails(problems):
     p = problems[0]  # has_close_elements
     [result] = humaneval.evaluate([(p, "    return False\n")])
     assert result.status == "failed" and "AssertionError" in result.detail
 
 
-@needs_data
 def test_infinite_loop_is_killed_at_timeout(problems):
     start = time.monotonic()
     [result] = humaneval.evaluate([(problems[0], "    while True:\n        pass\n")],
@@ -89,15 +85,19 @@ def test_fork_bomb_is_stopped_by_the_process_limit():
 @pytest.fixture
 def victim():
     # A root-owned file in a world-readable directory: visible to the child,
-    # so only permissions and the guard protect it. Not under /tmp, which the
-    # sandbox replaces with a private one.
-    directory = Path(tempfile.mkdtemp(prefix=".ncalm-victim-", dir=Path(__file__).parent))
-    directory.chmod(0o755)
-    target = directory / "precious.txt"
-    target.write_text("keep me")
-    target.chmod(0o644)
-    yield target
-    shutil.rmtree(directory)
+    # so only permissions and the guard protect it. As root, in "/": the sandbox
+    # replaces /tmp, /var/tmp and /dev/shm with private ones, and the checkout
+    # may lie under any of them. Without root nothing is private: the usual /tmp.
+    directory = Path(tempfile.mkdtemp(prefix=".ncalm-victim-", dir="/" if os.geteuid() == 0 else None))
+    try:
+        directory.chmod(0o755)
+        target = directory / "precious.txt"
+        target.write_text("keep me")
+        target.chmod(0o644)
+        assert run_program(f"assert open({str(target)!r}).read() == 'keep me'\n").passed, "the child cannot see it"
+        yield target
+    finally:
+        shutil.rmtree(directory)
 
 
 @pytest.mark.parametrize("attack, expected", [

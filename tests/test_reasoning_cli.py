@@ -13,8 +13,7 @@ from ncalm.lm.model import LlamaLM, model_config
 from ncalm.eval.reasoning.results import ResultsStore, summarize
 from ncalm.lm.tokenizer import ByteTokenizer
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared test data not found at {SHARED}")
+DATA = Path(__file__).parent / "fixtures"  # excerpts of the benchmarks: fixtures/README.md
 FAST = ["--limit", "2", "--n-samples", "2", "--k", "1,2", "--max-new-tokens", "12", "--threads", "1"]
 
 
@@ -40,7 +39,6 @@ def run(*argv):
     return main(["eval-reasoning", *map(str, argv)])
 
 
-@needs_data
 @pytest.mark.parametrize("task, extra", [
     ("gsm8k", ["--shots", "1"]),
     ("humaneval", ["--timeout", "5"]),
@@ -48,7 +46,7 @@ def run(*argv):
 ])
 def test_each_task_writes_samples_and_tables(checkpoint, tmp_path, task, extra, capsys):
     out = tmp_path / task
-    assert run("--task", task, "--checkpoint", checkpoint, "--data", SHARED / task, "--out", out,
+    assert run("--task", task, "--checkpoint", checkpoint, "--data", DATA / task, "--out", out,
                *FAST, *extra) == 0
     records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     assert len(records) == 2 and all(r["n"] == 2 and len(r["samples"]) == 2 for r in records)
@@ -64,10 +62,9 @@ def test_each_task_writes_samples_and_tables(checkpoint, tmp_path, task, extra, 
         assert sorted(result["groups"]) == ["navigate", "snarks"]
 
 
-@needs_data
 def test_device_auto_is_the_default_and_samples_where_the_model_is(checkpoint, tmp_path):
     # "auto" reached torch.Generator(device="auto") unresolved: a RuntimeError traceback.
-    common = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k", "--shots", "0", *FAST]
+    common = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", DATA / "gsm8k", "--shots", "0", *FAST]
     assert run(*common, "--out", tmp_path / "auto", "--device", "auto") == 0
     assert run(*common, "--out", tmp_path / "default") == 0
     expected = "cuda" if torch.cuda.is_available() else "cpu"
@@ -91,9 +88,8 @@ def test_a_resume_on_the_other_device_is_refused(checkpoint, tmp_path):
         ResultsStore(tmp_path, cuda)
 
 
-@needs_data
 def test_resume_adds_only_missing_problems(checkpoint, tmp_path):
-    args = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k",
+    args = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", DATA / "gsm8k",
             "--out", tmp_path, "--shots", "0", *FAST]
     assert run(*args) == 0
     samples = tmp_path / "samples.jsonl"
@@ -109,21 +105,19 @@ def test_resume_adds_only_missing_problems(checkpoint, tmp_path):
     assert (fresh / "samples.jsonl").read_text().splitlines() == first
 
 
-@needs_data
 def test_changed_settings_are_refused(checkpoint, tmp_path, capsys):
-    base = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k",
+    base = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", DATA / "gsm8k",
             "--out", tmp_path, "--shots", "0", *FAST]
     assert run(*base) == 0
     assert run(*base, "--temperature", "0.9") == 2
     assert "temperature differ" in capsys.readouterr().err
     # Settings of other tasks, and the default spelled out, change nothing here.
     assert run(*base, "--timeout", "9", "--bbh-cot") == 0
-    relative = Path(os.path.relpath(SHARED / "gsm8k"))
+    relative = Path(os.path.relpath(DATA / "gsm8k"))
     assert run("--task", "gsm8k", "--checkpoint", checkpoint, "--data", relative, "--out", tmp_path,
                "--shots", "0", *FAST) == 0
 
 
-@needs_data
 def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
     # Results of two models must not be averaged because a checkpoint was overwritten.
     path = tmp_path / "ck.pt"
@@ -133,7 +127,7 @@ def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
         model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=256))
         save_checkpoint(path, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
                                "tokenizer": tok.to_dict()})
-        assert run("--task", "gsm8k", "--checkpoint", path, "--data", SHARED / "gsm8k", "--out", tmp_path / "o",
+        assert run("--task", "gsm8k", "--checkpoint", path, "--data", DATA / "gsm8k", "--out", tmp_path / "o",
                    "--shots", "0", *FAST) == expected
     assert "checkpoint_sha256 differ" in capsys.readouterr().err
 
@@ -154,12 +148,11 @@ def test_bad_options_give_one_line_errors(checkpoint, argv, message, capsys):
     assert message in err and err.count("\n") == 1
 
 
-@needs_data
 def test_nca_only_checkpoint_is_refused(tmp_path, capsys):
     model = LlamaLM(model_config("tiny", vocab_size=20, max_seq_len=64))
     path = save_checkpoint(tmp_path / "nca.pt", {"model": model.state_dict(),
                                                  "model_config": model.cfg.to_dict()})
-    assert run("--checkpoint", path, "--data", SHARED / "gsm8k", "--out", tmp_path / "o", *FAST) == 2
+    assert run("--checkpoint", path, "--data", DATA / "gsm8k", "--out", tmp_path / "o", *FAST) == 2
     assert "tokenizer" in capsys.readouterr().err
 
 
@@ -242,31 +235,30 @@ def test_negative_shots_are_refused(checkpoint, capsys):
     assert "--shots -1: must be >= 0" in err and err.count("\n") == 1
 
 
-@needs_data
 def test_prompts_longer_than_the_context_are_announced(checkpoint, tmp_path, capsys):
     # 8-shot GSM8K prompts are far longer than this model's 256 bytes: sampling keeps their tails.
-    assert run("--task", "gsm8k", "--checkpoint", checkpoint, "--data", SHARED / "gsm8k", "--out", tmp_path / "o",
+    assert run("--task", "gsm8k", "--checkpoint", checkpoint, "--data", DATA / "gsm8k", "--out", tmp_path / "o",
                "--shots", "8", *FAST) == 0
     assert ("warning: 2 of 2 prompts are longer than the model's context 256 minus 12 new tokens; "
             "they keep their last 244 tokens") in capsys.readouterr().err
 
 
-@needs_data
 def test_default_lengths_hold_the_reference_answers_in_bytes():
-    # The default tokenizer is byte-level: a length of N tokens is N bytes.
+    # The default tokenizer is byte-level: a length of N tokens is N bytes. The fixtures hold
+    # each benchmark's longest reference answer (fixtures/README.md).
     from ncalm.eval.reasoning import bbh, gsm8k, humaneval, tasks
 
     tok = ByteTokenizer()
-    budget = tasks.gsm8k_task(str(SHARED / "gsm8k"), 0, None).default_max_new_tokens(tok)
+    budget = tasks.gsm8k_task(str(DATA / "gsm8k"), 0, None).default_max_new_tokens(tok)
     assert all(len((" " + gsm8k.clean_solution(e.answer)).encode()) <= budget
-               for e in gsm8k.load(SHARED / "gsm8k", "test"))
-    budget = tasks.bbh_task(str(SHARED / "bbh"), ["word_sorting"], 3, False, None).default_max_new_tokens(tok)
-    assert all(len((" " + e.target).encode()) <= budget for e in bbh.load_task(SHARED / "bbh" / "word_sorting.json"))
-    spec = tasks.humaneval_task(str(SHARED / "humaneval"), None, None, 1, None)
+               for e in gsm8k.load(DATA / "gsm8k", "test"))
+    budget = tasks.bbh_task(str(DATA / "bbh"), ["word_sorting"], 3, False, None).default_max_new_tokens(tok)
+    assert all(len((" " + e.target).encode()) <= budget for e in bbh.load_task(DATA / "bbh" / "word_sorting.json"))
+    spec = tasks.humaneval_task(str(DATA / "humaneval"), None, None, 1, None)
     assert all(len(i.reference.canonical_solution.encode()) <= spec.default_max_new_tokens(tok) for i in spec.items)
     # Chain of thought: the model continues "A: Let's think step by step." as the demonstrations do.
-    budget = tasks.bbh_task(str(SHARED / "bbh"), ["geometric_shapes"], 3, True, None).default_max_new_tokens(tok)
-    for demos in (SHARED / "bbh" / "cot-prompts").glob("*.txt"):
+    budget = tasks.bbh_task(str(DATA / "bbh"), ["geometric_shapes"], 3, True, None).default_max_new_tokens(tok)
+    for demos in (DATA / "bbh" / "cot-prompts").glob("*.txt"):
         for answer in bbh.load_cot_prompt(demos).split("A: Let's think step by step.")[1:]:
             assert len(answer.split("\n\nQ:")[0].encode()) <= budget, demos.name
 

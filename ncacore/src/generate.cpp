@@ -83,7 +83,7 @@ double score_one(const Config& cfg, uint64_t seed, uint64_t rule_id, Worker& w) 
     if (f > 0) w.sim.steps(w.rule, cfg.dT);
     write_patches(cfg, w.sim.grid(), w.tokens.data() + size_t(f) * N);
   }
-  // Little-endian int32 bytes, as the spec asks (x86 and CUDA hosts are LE).
+  // Little-endian int32 bytes, as docs/nca-semantics.md asks (x86 and CUDA hosts are LE).
   return w.gzip->ratio(reinterpret_cast<const uint8_t*>(w.tokens.data()), w.tokens.size() * sizeof(int32_t));
 }
 

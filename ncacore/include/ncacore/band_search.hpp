@@ -10,7 +10,7 @@
 
 namespace nca {
 
-// The spec's band test: strictly inside (band_lower, band_upper).
+// The method's band test: strictly inside (band_lower, band_upper).
 inline bool in_band(const Config& cfg, double ratio) { return cfg.band_lower < ratio && ratio < cfg.band_upper; }
 
 // Thrown as std::invalid_argument: a band that admits no rule of these

@@ -103,7 +103,7 @@ NCA_HD void cell_logits(const float* eff, const float* w2, const float* w3, int 
   }
 }
 
-// Initial grid (nca-spec.md): the simulation draws C colour-mix logits from
+// Initial grid (docs/nca-semantics.md): the simulation draws C colour-mix logits from
 // N(0, 1); every cell then draws from softmax(mix) by inversion of one
 // uniform against the running sums of exp(mix - max).
 NCA_HD void initial_cdf(uint64_t seed, uint32_t mix_domain, uint64_t sim, int colors, float* cdf) {

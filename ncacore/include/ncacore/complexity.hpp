@@ -1,4 +1,4 @@
-// The gzip complexity score (nca-spec.md "Complexity filter").
+// The gzip complexity score (docs/nca-semantics.md "Complexity filter").
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,4 +1,4 @@
-// The generator's configuration (nca-spec.md "Defaults are the paper's").
+// The generator's configuration (defaults: the paper's, docs/nca-semantics.md).
 #pragma once
 #include <cstdint>
 #include <string>

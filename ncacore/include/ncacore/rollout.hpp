@@ -26,7 +26,7 @@ struct RuleTables {
 };
 
 // Which simulation stream a Simulator draws its grid and noise from. Scoring
-// simulations are separate from training ones (nca-spec.md: "The scored
+// simulations are separate from training ones (docs/nca-semantics.md: "The scored
 // simulation is not reused for training data").
 enum class SimKind { kTrain, kScore };
 

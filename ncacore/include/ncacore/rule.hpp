@@ -1,4 +1,4 @@
-// Rule sampling: one random 3-layer network per rule (nca-spec.md "A rule").
+// Rule sampling: one random 3-layer network per rule (docs/nca-semantics.md "A rule").
 // Header-only so the CUDA kernels sample exactly the same weights.
 //
 // Layouts (row-major, as the reference's kernels):

@@ -1,4 +1,4 @@
-// Patch tokenization and framing (nca-spec.md "Tokens"). Header-only loops
+// Patch tokenization and framing (docs/nca-semantics.md "Tokens"). Header-only loops
 // shared with the CUDA kernels; outputs go to caller-provided buffers.
 #pragma once
 #include <cstdint>

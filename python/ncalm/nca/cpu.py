@@ -121,7 +121,7 @@ def filter_band(
 
 
 def in_band(ratios: Iterable[float] | np.ndarray, band: tuple[float, float]) -> np.ndarray:
-    """Which ratios lie strictly inside band = (lower, upper): the filter's rule (nca-spec.md)."""
+    """Which ratios lie strictly inside band = (lower, upper): the filter's rule (docs/nca-semantics.md)."""
     r = np.asarray(ratios, dtype=np.float64)
     return (r > band[0]) & (r < band[1])
 

@@ -1,4 +1,4 @@
-"""A slow, plain-numpy NCA generator, written from nca-spec.md for clarity.
+"""A slow, plain-numpy NCA generator, written from docs/nca-semantics.md for clarity.
 
 It is the yardstick the compiled core is tested against (the benchmarks
 divide by ncalm/torch_nca.py instead, a batched PyTorch NCA): the same
