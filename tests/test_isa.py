@@ -10,6 +10,7 @@ import platform
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ import pytest
 import ncalm
 from ncalm import _core
 
+ROOT = Path(__file__).resolve().parents[1]
 X86 = platform.machine().lower() in ("x86_64", "amd64")
 PATHS = _core.supported_isas()
 SEED = 20240917
@@ -136,3 +138,29 @@ def test_older_cpus_under_qemu(cpu, path):
     assert emulated["refused"].startswith("isa='avx512': this CPU cannot run it (it runs scalar")
     for key in ("tokens", "rules", "ratios"):
         assert emulated[key] == host[key], key
+
+
+@pytest.mark.slow
+def test_aarch64_scalar_path_under_qemu(tmp_path):
+    """The core builds for aarch64 (scalar path only) and gives the same tokens
+    there: tests/cpu_probe.cpp, cross-compiled, under qemu-aarch64."""
+    cxx, qemu = shutil.which("aarch64-linux-gnu-g++"), shutil.which("qemu-aarch64")
+    if cxx is None or qemu is None:
+        pytest.skip("needs aarch64-linux-gnu-g++ and qemu-aarch64 (apt's g++-aarch64-linux-gnu and qemu-user)")
+    exe = tmp_path / "cpu_probe"
+    src = ROOT / "ncacore" / "src"
+    sources = [src / "config.cpp", src / "rollout.cpp", src / "isa.cpp", *sorted(src.glob("kernels_*.cpp"))]
+    done = subprocess.run([cxx, "-std=c++17", "-O2", "-static", "-ffp-contract=off", "-fno-fast-math", "-Wall",
+                           "-Wextra", "-Werror", f"-I{ROOT / 'ncacore' / 'include'}", str(ROOT / "tests" / "cpu_probe.cpp"),
+                           *map(str, sources), "-o", str(exe)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name in ("paper", "argmax", "dT 2, no colour wrap, bias", "20 colours, hot"):
+        cfg = CONFIGS[name].replace(band=None)
+        args = [cfg.grid, cfg.grid, cfg.colors, cfg.patch, cfg.burn_in, cfg.dT, repr(float(cfg.temperature)),
+                repr(float(cfg.identity_bias)), cfg.seq_len, int(cfg.colour_wrap), cfg.score_frames, SEED, 40, 3]
+        run = lambda mode: np.frombuffer(subprocess.run([qemu, str(exe), mode, *map(str, args)], capture_output=True,
+                                                        check=True, timeout=300).stdout, np.int64).reshape(3, -1)
+        np.testing.assert_array_equal(run("gen"), ncalm.sequence_tokens(cfg, SEED, np.arange(40, 43), dtype=np.int64),
+                                      err_msg=name)
+        scores = [ncalm.complexity(t.astype("<i4")) for t in run("score")]
+        assert scores == list(ncalm.score_rules(cfg, SEED, np.arange(40, 43))), name
