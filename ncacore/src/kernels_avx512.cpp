@@ -1,8 +1,9 @@
 // The SIMD path for x86-64 CPUs with AVX-512 (x86-64-v4: Skylake-SP, Ice
-// Lake, Zen 4 and later). The same 8-lane code as the AVX2 path; what pays
-// is AVX-512VL's 32 vector registers (conv3's accumulators and the 16 h2
-// vectors no longer spill): about 15% more tokens/s than the AVX2 path, as
-// fast as a -march=native build (benchmarks/bench_isa.py).
+// Lake, Zen 4 and later). The AVX2 path's 8-lane code, plus what AVX-512VL
+// adds to it: compares into mask registers (one-uop blends), vpermt2ps for
+// conv1's 16-entry lookups and 32 vector registers. About 20% more tokens/s
+// than the AVX2 path, as fast as a -march=native build
+// (benchmarks/bench_isa.py).
 #include "kernels.hpp"
 #if defined(NCA_X86_KERNELS)
 #define NCA_SIMD_AVX512 1
