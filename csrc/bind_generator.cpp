@@ -12,6 +12,7 @@
 #include "ncacore/band_search.hpp"
 #include "ncacore/complexity.hpp"
 #include "ncacore/generate.hpp"
+#include "ncacore/isa.hpp"
 #include "ncacore/rollout.hpp"
 #include "ncacore/tokenize.hpp"
 
@@ -266,6 +267,11 @@ void bind_generator(py::module_& m) {
       py::arg("rows"), py::arg("method") = "auto", "gzip_size of each row, with one scorer (for batches and timing).");
   m.def("default_threads", [] { return nca::resolve_threads(0); },
         "The thread count that threads=0 means: the CPUs this process may run on.");
+  m.def("compiled_isas", &nca::compiled_isas, "The CPU core's instruction-set paths in this build, slowest first.");
+  m.def("supported_isas", &nca::supported_isas, "The compiled paths this CPU can run, slowest first.");
+  m.def("isa", &nca::active_isa, "The path in use: NCALM_ISA's if set, else the fastest supported.");
+  m.def("set_isa", &nca::set_isa, py::arg("name"),
+        "Run path `name` from now on ('auto': the fastest supported); all paths give identical results.");
   m.def("gzip_model_matches_zlib", &nca::GzipScorer::model_matches_zlib,
         "Whether the deflate-length model reproduces the linked zlib (else 'auto' uses zlib).");
 }

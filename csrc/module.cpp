@@ -22,6 +22,12 @@ PYBIND11_MODULE(_core, m) {
 #else
   m.attr("built_with_cuda") = false;
 #endif
+  // A -march=native build (NCALM_NATIVE=ON) runs only on CPUs like the one that built it.
+#ifdef NCALM_NATIVE
+  m.attr("built_native") = true;
+#else
+  m.attr("built_native") = false;
+#endif
   bind_generator(m);
 #ifdef NCALM_WITH_CUDA
   bind_cuda(m);

@@ -54,8 +54,11 @@ NCA_HD int gumbel_argmax(const float* z, int colors, uint64_t seed, uint32_t dom
 }
 
 // Next colour from the logits of one cell (l is scratch: overwritten with z).
+// Sets *drew_noise when the colour took Gumbel noise (the CPU core's test
+// for a fixed point needs to know).
 NCA_HD int select_colour(float* l, int colors, int current, float identity_bias, float temperature,
-                         uint64_t seed, uint32_t domain, uint64_t sim, uint32_t step, uint32_t cell) {
+                         uint64_t seed, uint32_t domain, uint64_t sim, uint32_t step, uint32_t cell,
+                         bool* drew_noise = nullptr) {
   l[current] = l[current] + identity_bias;
   if (temperature == 0.0f) {
     int best = 0;
@@ -77,6 +80,7 @@ NCA_HD int select_colour(float* l, int colors, int current, float identity_bias,
     }
   }
   if (z1 - z2 > kDecisiveGap && z1 < kDecisiveMax && z1 > -kDecisiveMax) return i1;
+  if (drew_noise) *drew_noise = true;
   return gumbel_argmax(l, colors, seed, domain, sim, step, cell);
 }
 

@@ -1,5 +1,6 @@
-// CPU simulation of one NCA: the initial grid and the step, vectorised across
-// cells while keeping cell.hpp's per-cell operation order.
+// CPU simulation of one NCA: the initial grid and the step. The hot loops run
+// on the instruction-set path chosen at run time (isa.hpp, src/kernels.hpp);
+// the SIMD paths vectorise across cells keeping cell.hpp's per-cell order.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -22,13 +23,36 @@ struct RuleTables {
 
  private:
   void derive(const Config& cfg);
-  std::vector<float> scratch_;  // sample()'s draws
+  std::vector<float> scratch_;  // sample()'s draws (kernels.hpp's fill_weights)
 };
 
 // Which simulation stream a Simulator draws its grid and noise from. Scoring
 // simulations are separate from training ones (docs/nca-semantics.md: "The scored
 // simulation is not reused for training data").
 enum class SimKind { kTrain, kScore };
+
+// A simulation's buffers: owned by Simulator, read and written by the
+// instruction-set kernels of its step (src/kernels.hpp).
+struct SimState {
+  Config cfg;
+  std::vector<int32_t> nbr;  // (cells, 9) neighbour indices, (dy, dx) row-major
+  std::vector<uint8_t> grid, next;
+  std::vector<uint8_t> row;     // one torus-padded row (W + 2), plus slack
+  std::vector<uint8_t> planes;  // (3, plane_stride): rows -1..H of the grid shifted by dx - 1
+  size_t plane_stride = 0;
+  uint64_t seed = 0, sim = 0;
+  uint32_t noise_domain = 0;
+  // Cells of the current step that draw Gumbel noise, batched (SIMD paths):
+  // z = logit / T by colour (noisy_z[c * noisy_stride + k]) and cell index.
+  std::vector<float> noisy_z;
+  std::vector<uint32_t> noisy_cell;
+  size_t noisy_stride = 0;
+  int noisy_capacity = 0;
+
+  // Builds the column-shifted planes: neighbour (dy, dx) of cell i is
+  // planes[dx * plane_stride + i + dy * W] (SIMD paths).
+  void build_planes();
+};
 
 class Simulator {
  public:
@@ -37,36 +61,19 @@ class Simulator {
   void init(uint64_t seed, uint64_t sim, SimKind kind);
   // Start from a given grid (colours in [0, C)); noise as simulation `sim`.
   void set_grid(const uint8_t* grid, uint64_t seed, uint64_t sim, SimKind kind);
+  // One step, on the instruction-set path that isa.hpp's active_isa() names.
   void step(const RuleTables& rule);
   void steps(const RuleTables& rule, int n) {
     for (int i = 0; i < n; ++i) step(rule);
   }
   // Logits of every cell of the current grid, (H, W, C).
   void logits(const RuleTables& rule, float* out) const;
-  const uint8_t* grid() const { return grid_.data(); }
+  const uint8_t* grid() const { return s_.grid.data(); }
 
  private:
-  Config cfg_;
-  // Builds the column-shifted planes: neighbour (dy, dx) of cell i is
-  // planes_[dx * plane_stride_ + i + dy * W] (vector path).
-  void build_planes();
-
-  std::vector<int32_t> nbr_;  // (cells, 9) neighbour indices, (dy, dx) row-major
-  std::vector<uint8_t> grid_, next_;
-  std::vector<uint8_t> row_;     // one torus-padded row (W + 2), plus slack
-  std::vector<uint8_t> planes_;  // (3, plane_stride_): rows -1..H of the grid shifted by dx - 1
-  size_t plane_stride_ = 0;
-  uint64_t seed_ = 0, sim_ = 0;
-  uint32_t noise_domain_ = 0;
+  SimState s_;
   uint32_t step_ = 0;
   bool fixed_point_ = false;  // the last step changed nothing and drew no noise
-  // Cells of the current step that draw Gumbel noise, batched (AVX2 path):
-  // z = logit / T by colour (noisy_z_[c * noisy_stride_ + k]) and cell index.
-  std::vector<float> noisy_z_;
-  std::vector<uint32_t> noisy_cell_;
-  size_t noisy_stride_ = 0;
-  int noisy_capacity_ = 0;
-  void draw_noisy(int pending, uint32_t step_no);
 };
 
 }  // namespace nca

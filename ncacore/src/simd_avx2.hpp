@@ -1,9 +1,10 @@
-// AVX2 forms of philox.hpp / detmath.hpp for the CPU core: eight lanes of the
-// very same operations (IEEE add/mul/div/sqrt, integer bit tricks), so each
-// lane equals the scalar function bit for bit.
+// AVX2 forms of philox.hpp / detmath.hpp for the SIMD kernels: eight lanes
+// of the very same operations (IEEE add/mul/div/sqrt, integer bit tricks),
+// so each lane equals the scalar function bit for bit. Included only inside
+// kernels_simd.inc's target region, once per instruction set, hence the
+// internal linkage. NCA_SIMD_AVX512 picks the AVX-512 forms of the mask
+// helpers at the end.
 #pragma once
-#if defined(__AVX2__) && defined(__FMA__)
-#define NCA_HAVE_AVX2 1
 #include <immintrin.h>
 
 #include <cstdint>
@@ -11,7 +12,9 @@
 #include "ncacore/detmath.hpp"
 #include "ncacore/philox.hpp"
 
-namespace nca::avx2 {
+namespace nca {
+namespace {
+namespace avx2 {
 
 // 32x32 -> 64 products of eight lanes, split into high and low words.
 inline void mulhilo(__m256i a, uint32_t m, __m256i& hi, __m256i& lo) {
@@ -101,5 +104,36 @@ inline __m256 truncated_normal(__m256 u) {
   return _mm256_max_ps(_mm256_min_ps(z, _mm256_set1_ps(2.0f)), _mm256_set1_ps(-2.0f));
 }
 
-}  // namespace nca::avx2
+// Lane masks and 16-entry table lookups, the two things AVX-512 (VL) does
+// in fewer instructions: compares write mask registers and a masked move is
+// one uop where vblendvps takes two or three, and vpermt2ps looks up a
+// 16-entry table where AVX2 needs two permutes and a blend. The results are
+// the same bits either way. (Compiled for AVX-512, GCC leaves vblendvps as
+// it is inside a target region, so the AVX-512 path asks for masks itself.)
+#if NCA_SIMD_AVX512
+using Mask = __mmask8;
+template <int kPredicate>
+inline Mask compare(__m256 a, __m256 b) { return _mm256_cmp_ps_mask(a, b, kPredicate); }
+inline Mask both(Mask a, Mask b) { return a & b; }
+inline unsigned lanes(Mask m) { return m; }
+inline __m256 select(Mask m, __m256 yes, __m256 no) { return _mm256_mask_blend_ps(m, no, yes); }
+inline __m256 lookup16(const float* table, __m256i i) {
+  return _mm256_permutex2var_ps(_mm256_loadu_ps(table), i, _mm256_loadu_ps(table + 8));
+}
+#else
+using Mask = __m256;  // all-ones lanes where true
+template <int kPredicate>
+inline Mask compare(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, kPredicate); }
+inline Mask both(Mask a, Mask b) { return _mm256_and_ps(a, b); }
+inline unsigned lanes(Mask m) { return unsigned(_mm256_movemask_ps(m)); }
+inline __m256 select(Mask m, __m256 yes, __m256 no) { return _mm256_blendv_ps(no, yes, m); }
+inline __m256 lookup16(const float* table, __m256i i) {
+  const __m256 high = _mm256_castsi256_ps(_mm256_cmpgt_epi32(i, _mm256_set1_epi32(7)));
+  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(_mm256_loadu_ps(table), i),
+                          _mm256_permutevar8x32_ps(_mm256_loadu_ps(table + 8), i), high);
+}
 #endif
+
+}  // namespace avx2
+}  // namespace
+}  // namespace nca

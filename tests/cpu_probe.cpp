@@ -1,0 +1,58 @@
+// The CPU core's generation and scoring rollouts as a standalone program
+// without Python or zlib, for tests/test_isa.py to build with a cross
+// compiler and run under an emulator (aarch64: the scalar path). Writes
+// int64 tokens to stdout, as ncacore/cuda/emulate/warp_emulator.cpp does:
+//   gen:   sequences first .. first + n - 1 (no band: rule = sequence id)
+//   score: the score_frames frames of rules first .. first + n - 1's scoring rollouts
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "ncacore/rollout.hpp"
+#include "ncacore/tokenize.hpp"
+
+int main(int argc, char** argv) {
+  if (argc != 16) {
+    std::fprintf(stderr, "usage: %s gen|score H W C patch burn_in dT T bias seq_len wrap score_frames seed first n\n",
+                 argv[0]);
+    return 2;
+  }
+  const bool gen = std::string(argv[1]) == "gen";
+  nca::Config cfg;
+  cfg.height = std::atoi(argv[2]);
+  cfg.width = std::atoi(argv[3]);
+  cfg.colors = std::atoi(argv[4]);
+  cfg.patch = std::atoi(argv[5]);
+  cfg.burn_in = std::atoi(argv[6]);
+  cfg.dT = std::atoi(argv[7]);
+  cfg.temperature = std::strtof(argv[8], nullptr);
+  cfg.identity_bias = std::strtof(argv[9], nullptr);
+  cfg.seq_len = std::atoi(argv[10]);
+  cfg.colour_wrap = std::atoi(argv[11]) != 0;
+  cfg.score_frames = std::atoi(argv[12]);
+  nca::check(cfg);
+  const uint64_t seed = std::strtoull(argv[13], nullptr, 10), first = std::strtoull(argv[14], nullptr, 10);
+  const int n = std::atoi(argv[15]);
+
+  nca::Simulator sim(cfg);
+  nca::RuleTables rule;
+  const int len = gen ? cfg.seq_len + 1 : cfg.score_frames * cfg.patches();
+  std::vector<int64_t> out(static_cast<size_t>(len));
+  for (uint64_t id = first; id < first + uint64_t(n); ++id) {
+    rule.sample(cfg, seed, id);
+    sim.init(seed, id, gen ? nca::SimKind::kTrain : nca::SimKind::kScore);
+    sim.steps(rule, cfg.burn_in);
+    for (int f = 0, written = 0; written < len; ++f) {  // as generate.cpp's generate and score_one
+      if (f > 0) sim.steps(rule, cfg.dT);
+      if (gen) {
+        written += nca::write_frame(cfg, sim.grid(), 0, len - written, out.data() + written);
+      } else {
+        nca::write_patches(cfg, sim.grid(), out.data() + written);
+        written += cfg.patches();
+      }
+    }
+    std::fwrite(out.data(), sizeof(int64_t), out.size(), stdout);
+  }
+  return 0;
+}
