@@ -13,6 +13,7 @@ import numpy as np
 
 from ncalm import _core
 from ncalm.config import NCAConfig
+from ncalm.memory import check_fits
 
 if TYPE_CHECKING:  # torch is imported lazily: `ncalm generate` never needs it
     import torch
@@ -74,6 +75,7 @@ def sequence_tokens(
     if rules is not None and rules.size != seq.size:
         raise ValueError(f"rule_ids has {rules.size} entries, seq_ids {seq.size}")
     if out is None:
+        check_fits(seq.size * (cfg.seq_len + 1) * np.dtype(dtype).itemsize, f"seq_ids: {seq.size:,} sequences")
         out = np.empty((seq.size, cfg.seq_len + 1), dtype=dtype)
     _core.generate(cfg.core_dict(), _seed(seed), seq, rules, out, _threads(threads))
     return out
@@ -149,9 +151,9 @@ def rollout(
     """Recorded grids, uint8 (n, frames, grid, grid); frame k is after burn_in + k*dT steps."""
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames < 2**31:
         raise ValueError(f"frames={frames!r} must be an integer in [1, 2**31)")
-    return _core.rollout(
-        cfg.core_dict(), _seed(seed), _ids("rule_ids", rule_ids), _ids("sim_ids", sim_ids), frames, _threads(threads)
-    )
+    sims = _ids("sim_ids", sim_ids)
+    check_fits(sims.size * frames * cfg.grid**2, f"frames={frames:,} of {sims.size:,} simulations")
+    return _core.rollout(cfg.core_dict(), _seed(seed), _ids("rule_ids", rule_ids), sims, frames, _threads(threads))
 
 
 def encode(cfg: NCAConfig, grids: np.ndarray) -> np.ndarray:
@@ -218,6 +220,9 @@ class NCAGenerator:
     def __init__(
         self, cfg: NCAConfig, seed: int = 0, *, threads: int | None = None, device: str = "cpu", start: int = 0
     ) -> None:
+        if not isinstance(cfg, NCAConfig):
+            raise TypeError(f"cfg must be an NCAConfig (NCAConfig(**d) or NCAConfig.from_dict(d)), "
+                            f"got {type(cfg).__name__}")
         self.cfg = cfg
         self.seed = _seed(seed)
         self.threads = _threads(threads)
@@ -244,6 +249,8 @@ class NCAGenerator:
         """The next n sequences as (inputs, targets), int64 tensors (n, seq_len) on self.device."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n={n!r} must be a positive integer")
+        # int64 tokens, then inputs and targets: three copies
+        check_fits(3 * n * (self.cfg.seq_len + 1) * 8, f"n={n:,}")
         import torch
 
         ids = np.arange(self.position, self.position + n, dtype=np.uint64)
@@ -291,6 +298,9 @@ class NCAGenerator:
         return {"cfg": self.cfg.to_dict(), "seed": self.seed, "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = [k for k in ("cfg", "seed", "position") if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise ValueError(f"state has no {missing[0]!r}: not a state_dict() of an NCAGenerator")
         if NCAConfig.from_dict(state["cfg"]) != self.cfg or int(state["seed"]) != self.seed:
             raise ValueError("state was saved from a generator with a different config or seed")
         position = state["position"]
