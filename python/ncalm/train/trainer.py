@@ -24,6 +24,7 @@ from ncalm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
 from ncalm.data import make_loader
 from ncalm.data.stats import unigram_entropy
 from ncalm.data.tokens import is_bin_spec
+from ncalm.locks import exclusive
 from ncalm.model import LlamaLM, ModelConfig, model_config
 from ncalm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.train import distributed
@@ -178,13 +179,14 @@ def train(cfg: TrainConfig, resume_hint: str = "rerun with --resume to continue"
     owned = not torch.distributed.is_initialized()
     d = distributed.setup(cfg.device)
     try:
-        return _train(cfg, d, resume_hint)
+        with contextlib.ExitStack() as held:
+            return _train(cfg, d, resume_hint, held)
     finally:
         if owned:
             distributed.teardown()
 
 
-def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
+def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str, held: contextlib.ExitStack) -> dict:
     out = Path(cfg.out_dir)
     ckpt_path = out / CHECKPOINT
     resume_state = None
@@ -194,6 +196,8 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
         resume_state = load_checkpoint(ckpt_path)
     init_state = load_checkpoint(cfg.init) if cfg.init and resume_state is None else None
     kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.transfer.keep_embeddings else None
+    if d.is_main:
+        held.enter_context(exclusive(out))  # also removes the temp files of killed saves
     out.mkdir(parents=True, exist_ok=True)
 
     resumed = resume_state.get("tokenizer") if resume_state else None
