@@ -2,10 +2,11 @@
 sandbox launcher, run the trusted tests here against a proxy of it, and
 print the verdict.
 
-Run as `python -I -S trusted_runner.py` (standard library only) by the evaluator, with a JSON request on
-stdin: "python" (the launcher's interpreter), "launch" (the launcher's
-request, with the program's "entry_point") and "tests" (code defining
-check(candidate); None for a plain program). Prints one JSON line {"passed": bool, "detail": str}.
+Run as `python -I -S trusted_runner.py` (standard library only) by the
+evaluator, with a JSON request on stdin: "python" (the launcher's
+interpreter), "launch" (the launcher's request, with the program's
+"entry_point") and "tests" (code defining check(candidate); None for a plain
+program). Prints one JSON line {"passed": bool, "detail": str}.
 
 The verdict is out of the program's reach: the program runs in another
 process under another user id and talks to this one only through two pipes
