@@ -1,6 +1,7 @@
 """HumanEval harness and sandbox: canonical solutions pass; wrong, looping,
 memory-hungry, forking and destructive programs fail without harm."""
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -104,13 +105,14 @@ def victim():
     ("import os\nos.remove(PATH)\n", "TypeError"),            # disabled by the guard
     ("import shutil\nshutil.rmtree(DIR)\n", "TypeError"),     # disabled by the guard
     ("import subprocess\nsubprocess.run(['rm', '-rf', DIR])\n", "TypeError"),
-    pytest.param("import posix\nposix.unlink(PATH)\n", "PermissionError", marks=needs_root),
-    pytest.param("open(PATH, 'w').write('gone')\n", "PermissionError", marks=needs_root),
+    # Read-only mounts (or, without mount namespaces, the other uid) refuse it.
+    pytest.param("import posix\nposix.unlink(PATH)\n", "Read-only file system|PermissionError", marks=needs_root),
+    pytest.param("open(PATH, 'w').write('gone')\n", "Read-only file system|PermissionError", marks=needs_root),
 ])
 def test_file_outside_workdir_survives(victim, attack, expected):
     source = f"PATH = {str(victim)!r}\nDIR = {str(victim.parent)!r}\n" + attack
     result = run_program(source)
-    assert result.status == "failed" and expected in result.detail
+    assert result.status == "failed" and re.search(expected, result.detail)
     assert victim.read_text() == "keep me"
 
 
@@ -188,10 +190,9 @@ def test_exiting_early_is_not_passing(source):
     assert run_program(source + "raise AssertionError\n").status == "failed"
 
 
-def test_check_program_runs_prompt_completion_and_tests():
-    p = humaneval.Problem("T/0", "def f(x):\n", "def check(c):\n    assert c(2) == 3\n", "f")
-    assert humaneval.check_program(p, "    return x + 1\n").endswith("check(f)\n")
-    assert run_program(humaneval.check_program(p, "    return x + 1\n")).passed
+def test_the_tests_run_outside_against_the_program():
+    p = humaneval.Problem("T/0", "def f(x):\n", "def check(c):\n    assert c(2) == 3\n    assert f(4) == 5\n", "f")
+    assert [r.passed for r in humaneval.evaluate([(p, "    return x + 1\n"), (p, "    return 3\n")])] == [True, False]
 
 
 def test_missing_isolation_is_announced(monkeypatch):
@@ -200,6 +201,9 @@ def test_missing_isolation_is_announced(monkeypatch):
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 1000)
     assert "not running as root" in sandbox.isolation_warning()
     monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sandbox, "_can_confine", lambda: False)
+    assert "no mount namespaces" in sandbox.isolation_warning()
+    monkeypatch.setattr(sandbox, "_can_confine", lambda: True)
     monkeypatch.setattr(sandbox, "_mapped", lambda uid: False)
     assert "runs as 'nobody'" in sandbox.isolation_warning()
     monkeypatch.setattr(sandbox, "_mapped", lambda uid: True)
@@ -210,8 +214,8 @@ def test_program_output_is_discarded_not_held_against_it():
     # As openai/human-eval: prints are swallowed, so they cannot hit the file-size limit.
     chatty = ("import os, sys\nblock = 'x' * (1 << 16)\nfor _ in range(40):\n    print(block)\n"
               "    sys.stderr.write(block)\n    os.write(1, block.encode())\n")
-    limits = Limits(timeout_s=20.0, max_file_bytes=1 << 20)  # 2.5 MiB to each stream, 1 MiB allowed
+    limits = Limits(timeout_s=20.0, scratch_bytes=1 << 20)  # 2.5 MiB to each stream, 1 MiB allowed
     assert run_program(chatty, limits).passed
     result = run_program(chatty + "raise ValueError('after all that output')\n", limits)
-    assert result.status == "failed" and result.detail == "ValueError: after all that output"
+    assert result.status == "failed" and result.detail.endswith("'ValueError: after all that output'")
     assert not run_program("print('\\n' * 3)\nimport os\nos._exit(0)\n").passed  # printing is no pass

@@ -31,6 +31,19 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> Path:
     return write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
+def read_json(path: str | os.PathLike, keys: Iterable[str] = (), what: str = "file") -> Any:
+    """The JSON in ``path``; a ValueError that names the file when it is not
+    JSON, or not an object with all of ``keys`` (``what`` says what it should be)."""
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); a damaged {what}: delete or restore it") from None
+    missing = [k for k in keys if not isinstance(value, dict) or k not in value]
+    if missing:
+        raise ValueError(f"{path}: no {missing[0]!r}; not a {what}, or a damaged one: delete or restore it")
+    return value
+
+
 def read_jsonl(path: str | os.PathLike) -> list[Any]:
     """The records of an append-only JSON-lines file.
 

@@ -95,8 +95,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     s = sub.add_parser("speedup", help="convergence speedup of --run over --baseline", formatter_class=fmt,
                        description=SPEEDUP_DESCRIPTION)
-    s.add_argument("--baseline", required=True, help="metrics JSONL of the baseline (e.g. scratch)")
-    s.add_argument("--run", required=True, nargs="+", help="metrics JSONL of one or more other runs")
+    s.add_argument("--baseline", required=True, help="metrics JSONL of the baseline (e.g. scratch), or its run directory")
+    s.add_argument("--run", required=True, nargs="+", help="metrics JSONL (or run directory) of one or more other runs")
     s.add_argument("--x", default="tokens", help="JSONL key of the token count")
     s.add_argument("--y", default="val_loss", help="JSONL key of the validation loss")
     s.add_argument("--json", default=None, help="also write the result to this JSON file")

@@ -18,18 +18,21 @@ examples:
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ncalm.atomic_json import write_json
+from ncalm.atomic_json import read_json, write_json
 from ncalm.devices import check_device_name
-from ncalm.nca.cpu import MAX_SEQ_ID, _seed
 from ncalm.cli.options import add_nca_arguments, nca_config, parse_count
+from ncalm.locks import exclusive
+from ncalm.memory import check_fits
+from ncalm.nca.cpu import MAX_SEQ_ID, _seed
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
@@ -62,21 +65,12 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
     if resume:
         if not manifest_path.exists():
             raise ValueError(f"--resume: no {MANIFEST} in {out}; nothing to resume")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--resume: {manifest_path} is not valid JSON ({exc})") from None
-        for key in ("config", "seed", "start", "sequences", "shard_sequences", "shards", "histogram",
-                    "candidates_scored"):
-            if not isinstance(manifest, dict) or key not in manifest:
-                raise ValueError(f"--resume: {manifest_path} has no {key!r}; it is not a manifest of "
-                                 f"`ncalm generate`, or is damaged")
+        manifest = read_json(manifest_path, ("config", "seed", "start", "sequences", "shard_sequences", "shards",
+                                             "histogram", "candidates_scored"), "manifest of `ncalm generate`")
         for key in ("config", "seed", "start", "sequences", "shard_sequences"):
             if manifest[key] != plan[key]:
                 raise ValueError(f"--resume: {key} differs from the interrupted run's ({manifest[key]!r} vs {plan[key]!r})")
-        for tmp in out.glob("nca_*.bin.tmp"):
-            tmp.unlink()
-        return manifest
+        return manifest  # a shard's .tmp left by the interruption is overwritten when it is written
     if existing or manifest_path.exists():
         if not force:
             raise FileExistsError(f"{out} already holds NCA shards; pass --force to overwrite or --resume to continue")
@@ -89,6 +83,19 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
     # Written before the first shard, so that a run stopped inside it can be resumed.
     write_json(manifest_path, manifest)
     return manifest
+
+
+def _write_shard(path: Path, first: int, n: int, tokens, chunk: int) -> None:
+    """Sequences first..first+n-1, from ``tokens(ids)`` ``chunk`` at a time, to ``path`` via a
+    synced temporary file renamed when complete: a shard on disk is always whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        for lo in range(0, n, chunk):
+            ids = np.arange(first + lo, first + min(lo + chunk, n), dtype=np.uint64)
+            tokens(ids).astype("<u2", copy=False).tofile(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def resolve_device(name: str, cfg) -> str:
@@ -140,7 +147,14 @@ def backend(cfg, seed: int, threads: int, chunk: int, device: str):
 
 
 def run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as held:
+        return _run(args, held)
+
+
+def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     from tqdm import tqdm
+
+    from ncalm.data.shard_check import damaged_shards, shard_record  # ncalm.data imports torch: not for --help
 
     if args.chunk < 1:
         raise ValueError(f"--chunk {args.chunk}: must be >= 1")
@@ -165,38 +179,44 @@ def run(args: argparse.Namespace) -> int:
             "config": cfg.to_dict(), "seed": args.seed, "start": args.start, "sequences": n_seq,
             "shard_sequences": shard_seq, "vocab_size": cfg.vocab_size}
     _seed(args.seed)  # before the output directory is touched
+    chunk = min(args.chunk, shard_seq, n_seq)  # no buffer larger than what is written at once
+    check_fits(chunk * seq_tokens * 6, f"--chunk {args.chunk}")  # uint16 buffer, int32 tokens on a GPU
     device = resolve_device(args.device, cfg)
-    find, write = backend(cfg, args.seed, args.threads, args.chunk, device)  # refuses before anything is written
+    find, write = backend(cfg, args.seed, args.threads, chunk, device)  # refuses before anything is written
+    buf = np.empty((chunk, seq_tokens), dtype=np.uint16)
+
+    def stream(ids: np.ndarray) -> np.ndarray:
+        write(ids, find(ids)[0], buf[: len(ids)])
+        return buf[: len(ids)]
+
+    held.enter_context(exclusive(args.out))
     manifest = _prepare_dir(args.out, plan, args.force, args.resume)
+    if args.resume:
+        for index in damaged_shards(args.out, manifest, plan, len(HIST_BINS) - 1, stream):
+            record = manifest["shards"][index]
+            print(f"{args.out / record['file']} is not the stream it lists (missing, cut short or altered): "
+                  f"writing it again", file=sys.stderr)
+            _write_shard(args.out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
     done = sum(s["sequences"] for s in manifest["shards"])
     counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
     t0 = time.perf_counter()
     bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
                disable=args.no_progress, desc="generate")
-    buf = np.empty((args.chunk, seq_tokens), dtype=np.uint16)
+
+    def tally(ids: np.ndarray) -> np.ndarray:
+        rules, ratios = find(ids)
+        if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
+            manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
+            counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
+        write(ids, rules, buf[: len(ids)])
+        bar.update(len(ids) * seq_tokens)
+        return buf[: len(ids)]
+
     while done < n_seq:
-        index = len(manifest["shards"])
-        name = f"nca_{index:06d}.bin"
-        shard_n = min(shard_seq, n_seq - done)
-        first = args.start + done
-        tmp = args.out / (name + ".tmp")
-        with open(tmp, "wb") as f:
-            for lo in range(0, shard_n, args.chunk):
-                ids = np.arange(first + lo, first + min(lo + args.chunk, shard_n), dtype=np.uint64)
-                rules, ratios = find(ids)
-                out = buf[: len(ids)]
-                write(ids, rules, out)
-                out.astype("<u2", copy=False).tofile(f)
-                if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
-                    manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
-                    counts += np.histogram(ratios, bins=HIST_BINS)[0]
-                bar.update(len(ids) * seq_tokens)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, args.out / name)
-        manifest["shards"].append({"file": name, "first_sequence": first, "sequences": shard_n,
-                                   "tokens": shard_n * seq_tokens})
-        done += shard_n
+        record = shard_record(plan, len(manifest["shards"]))
+        _write_shard(args.out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
+        manifest["shards"].append(record)
+        done += record["sequences"]
         manifest["histogram"]["counts"] = counts.tolist()
         manifest["complete"] = done >= n_seq
         write_json(args.out / MANIFEST, manifest)

@@ -6,6 +6,7 @@ goes to OUT/results.md and OUT/results.json."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from ncalm.cli.main import UserError
 from ncalm.devices import DEVICE_HELP, check_device_name
+from ncalm.locks import exclusive
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
 PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
@@ -230,6 +232,11 @@ def _default_max_new(args, spec, tokenizer, context: int) -> int:
 
 
 def run(args) -> int:
+    with contextlib.ExitStack() as held:
+        return _run(args, held)
+
+
+def _run(args, held: contextlib.ExitStack) -> int:
     _check(args)
     ks = parse_ks(args.k, args.n_samples)
     import torch
@@ -262,7 +269,12 @@ def run(args) -> int:
               file=sys.stderr)
     out = Path(args.out or f"runs/reasoning-{args.task}")
     config = _config(args, max_new, spec.stop, device.type)
+    held.enter_context(exclusive(out))
     store = ResultsStore(out, config)
+    rescored = store.rescore({item.id: item for item in spec.items}, spec.score)
+    if rescored:  # the stored scores were edited, or came from another scorer
+        print(f"warning: {rescored} stored problem records in {store.samples} scored otherwise now; "
+              f"their new scores are used", file=sys.stderr)
     todo = [item for item in spec.items if item.id not in store]
     if args.finetune and todo:
         _finetune(args, model, tokenizer)

@@ -78,6 +78,8 @@ def local_files(spec: str) -> list[tuple[str, Path]]:
                     if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES]
         elif Path(part).is_file():
             out.append((Path(part).name, Path(part)))
+        elif os.path.exists(part):  # a FIFO, socket or device: reading it could block or never end
+            raise ValueError(f"data path {part!r} is neither a regular file nor a directory")
         else:
             raise FileNotFoundError(f"data path {part!r} does not exist")
     if not out:

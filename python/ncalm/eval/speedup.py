@@ -153,8 +153,11 @@ def speedup(baseline: Curve, run: Curve) -> Speedup:
 
 
 def read_curve(path: str | Path, x: str = "tokens", y: str = "val_loss") -> list[tuple[float, float]]:
-    """The ``(x, y)`` points of a metrics JSONL file, from the lines that have both keys."""
+    """The ``(x, y)`` points of a metrics JSONL file (or a run directory's metrics.jsonl),
+    from the lines that have both keys."""
     points = []
+    if Path(path).is_dir():
+        path = Path(path) / "metrics.jsonl"
     if not Path(path).is_file():
         raise FileNotFoundError(f"metrics file not found: {path}")
     with open(path, encoding="utf-8") as f:

@@ -66,7 +66,8 @@ class ExperimentConfig(Settings):
     progress: bool = same_as(RunConfig, "progress")
     bpb_bytes: int = setting(200_000, "held-out bytes for the final bits per byte; 0 = skip", check=at_least(0))
     prepretrain: StageConfig = table(StageConfig, "first stage of every arm but scratch; data.kind is the arm's",
-                                     data=dict(text=dict(source="pydoc", val_percent=10.0)), **_STAGE)
+                                     # kind: each arm sets its own; text is the one without a check of its own
+                                     data=dict(kind="text", text=dict(source="pydoc", val_percent=10.0)), **_STAGE)
     language: StageConfig = table(StageConfig, "the language stage, the same for every arm",
                                   data=dict(kind="text"), **_STAGE)
 
@@ -100,6 +101,8 @@ class ExperimentConfig(Settings):
                     raise SettingError(f"{name}.run.{key}", f"is set {where}")
             if stage.run.tokens is None:
                 raise SettingError(f"{name}.run.tokens", "an experiment's stages need a token budget")
+        if self.prepretrain.data.kind != "text":
+            raise SettingError("prepretrain.data.kind", "is set by each arm (see arms)")
         if self.language.data.kind != "text":
             raise SettingError("language.data.kind", f"must be text, got {self.language.data.kind!r}")
         if "nca" in self.arms and not self.bands:

@@ -21,13 +21,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from ncalm.atomic_json import write_json
+from ncalm.atomic_json import read_json, write_json
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
 from ncalm.experiment.config import ARM_KINDS, RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
+from ncalm.locks import exclusive
 from ncalm.settings import check_same, quietly
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
+# What the report reads of each result.json.
+RESULT_KEYS = ("arm", "kind", "band", "seed", "prepretrain", "language", "final_val_loss", "perplexity",
+               "train_seconds", "wall_seconds")
 # Printed by the trainer on Ctrl-C: `ncalm experiment` has no --resume, a rerun resumes.
 RESUME_HINT = "rerun the same ncalm experiment command to continue"
 
@@ -39,8 +43,9 @@ def run_stage(train_cfg, log) -> dict:
     out = Path(train_cfg.run.out_dir)
     done = out / DONE
     if done.exists():
+        record = verified_stage(out)
         log("skip", stage=str(out))
-        return json.loads(done.read_text())
+        return record
     resume = (out / "checkpoint.pt").exists()
     log("resume" if resume else "start", stage=str(out))
     t0 = time.perf_counter()
@@ -49,10 +54,26 @@ def run_stage(train_cfg, log) -> dict:
     result["wall_s"] = time.perf_counter() - t0
     if not result.get("finished"):
         raise RuntimeError(f"stage {out} stopped at step {result.get('step')} of {result.get('total_steps')}")
-    out.mkdir(parents=True, exist_ok=True)
+    from ncalm.lm.checkpoint import verify_checkpoint
+
+    result["checkpoint_sha256"] = verify_checkpoint(result["checkpoint"])
     write_json(done, result)
     log("finish", stage=str(out), seconds=result.get("elapsed_s"), val_loss=result.get("val_loss"))
     return result
+
+
+def verified_stage(out: Path) -> dict:
+    """A finished stage's record, once its checkpoint is verified whole and the one it finished with."""
+    from ncalm.lm.checkpoint import CheckpointError, verify_checkpoint
+
+    record = read_json(out / DONE, ("checkpoint",), "record of a finished stage")
+    try:
+        digest = verify_checkpoint(out / "checkpoint.pt")
+        if record.get("checkpoint_sha256", digest) != digest:  # records from before the hash was kept: whole only
+            raise CheckpointError(f"checkpoint {out / 'checkpoint.pt'} is not the one the stage finished with")
+    except CheckpointError as exc:
+        raise CheckpointError(f"finished stage {out}: {exc}; delete {out} to train the stage again") from None
+    return record
 
 
 def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
@@ -78,8 +99,11 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     run_dir = out / f"seed{seed}" / arm.slug
     result_path = run_dir / RESULT
     if result_path.exists():
+        for stage in ("prepretrain", "language"):  # a result stands only on checkpoints that verify
+            if (run_dir / stage / DONE).exists():
+                verified_stage(run_dir / stage)
         log("skip", arm=arm.name, seed=seed)
-        return json.loads(result_path.read_text())
+        return read_json(result_path, RESULT_KEYS, "result of a finished run")
     log("start", arm=arm.name, seed=seed)
     text = cfg.prepretrain.data.text.source
     text = resolve_text(text, out) if arm.kind == "text" else text  # only the text arm reads it
@@ -144,7 +168,7 @@ def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
     path = Path(out_dir) / CONFIG
     if not path.exists():
         return None
-    saved = json.loads(path.read_text())
+    saved = read_json(path, what="config of `ncalm experiment`")
     if "precision" not in saved:
         saved["precision"] = _auto_precision(device)
     with quietly():  # one written before the config tree, in today's layout
@@ -191,7 +215,7 @@ def finished_records(out_dir: str | Path) -> list[dict]:
     directory; its report still covers them all, so scratch stays the baseline.
     """
     order = {kind: i for i, kind in enumerate(ARM_KINDS)}
-    records = [json.loads(p.read_text()) for p in Path(out_dir).glob(f"seed*/*/{RESULT}")]
+    records = [read_json(p, RESULT_KEYS, "result of a finished run") for p in Path(out_dir).glob(f"seed*/*/{RESULT}")]
     return sorted(records, key=lambda r: (r["seed"], order[r["kind"]], r["band"] or []))
 
 
@@ -200,23 +224,17 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> li
     out = Path(out_dir)
     check_runnable(cfg)  # before anything is written: a bad setting must not pin this --out
     cfg = pin_precision(cfg, out)
-    saved_path = out / CONFIG
-    current = cfg.to_dict()
-    saved = saved_experiment(out, cfg.device)
-    if saved is not None:
-        check_same(saved, current, RESUMABLE_CHANGES, f"the experiment in {out}")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(saved_path, current)
+    with exclusive(out):
+        saved = saved_experiment(out, cfg.device)
+        if saved is not None:
+            check_same(saved, cfg.to_dict(), RESUMABLE_CHANGES, f"the experiment in {out}")
+        write_json(out / CONFIG, cfg.to_dict())
 
-    def log(event: str, **fields) -> None:
-        with open(out / EVENTS, "a") as f:
-            f.write(json.dumps({"time": time.time(), "pid": os.getpid(), "event": event, **fields}) + "\n")
-        if "arm" in fields:
-            extra = f" (final val loss {fields['final_val_loss']:.4f})" if "final_val_loss" in fields else ""
-            echo(f"[seed {fields['seed']}] {fields['arm']}: {event}{extra}")
+        def log(event: str, **fields) -> None:
+            with open(out / EVENTS, "a") as f:
+                f.write(json.dumps({"time": time.time(), "pid": os.getpid(), "event": event, **fields}) + "\n")
+            if "arm" in fields:
+                extra = f" (final val loss {fields['final_val_loss']:.4f})" if "final_val_loss" in fields else ""
+                echo(f"[seed {fields['seed']}] {fields['arm']}: {event}{extra}")
 
-    records = []
-    for seed in cfg.seeds:
-        for arm in arms_of(cfg):
-            records.append(run_arm(cfg, arm, seed, out, log))
-    return records
+        return [run_arm(cfg, arm, seed, out, log) for seed in cfg.seeds for arm in arms_of(cfg)]

@@ -47,8 +47,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     return path
 
 
-def verify_checkpoint(path: str | os.PathLike) -> None:
-    """Raise :class:`CheckpointError` unless ``path`` is a complete, unaltered checkpoint."""
+def verify_checkpoint(path: str | os.PathLike) -> str:
+    """The payload's SHA-256 (hex); :class:`CheckpointError` unless ``path`` is a complete, unaltered checkpoint."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -62,6 +62,7 @@ def verify_checkpoint(path: str | os.PathLike) -> None:
         raise CheckpointError(f"checkpoint {path} is truncated or not an ncalm checkpoint")
     if _sha256(path, length) != digest:
         raise CheckpointError(f"checkpoint {path} is corrupt (checksum mismatch)")
+    return digest.hex()
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:

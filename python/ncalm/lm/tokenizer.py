@@ -6,12 +6,11 @@ Both expose ``vocab_size``, ``eos_id``, ``encode(text) -> list[int]``,
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ncalm.atomic_json import write_json
+from ncalm.atomic_json import read_json, write_json
 
 TOKENIZER_FILE = "tokenizer.json"
 EOS_TEXT = "<|endoftext|>"
@@ -116,11 +115,7 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
     path = Path(directory) / TOKENIZER_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer at {path}")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"corrupt tokenizer file {path}: {exc}") from None
-    return tokenizer_from_dict(d)
+    return tokenizer_from_dict(read_json(path, ("type",), "tokenizer file"))
 
 
 def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: int = 4096) -> Tokenizer:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 import numpy as np
 
 from ncalm import _core
+from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
 
 if TYPE_CHECKING:  # torch is imported lazily: `ncalm generate` never needs it
@@ -74,6 +75,7 @@ def sequence_tokens(
     if rules is not None and rules.size != seq.size:
         raise ValueError(f"rule_ids has {rules.size} entries, seq_ids {seq.size}")
     if out is None:
+        check_fits(seq.size * (cfg.seq_len + 1) * np.dtype(dtype).itemsize, f"seq_ids: {seq.size:,} sequences")
         out = np.empty((seq.size, cfg.seq_len + 1), dtype=dtype)
     _core.generate(cfg.core, _seed(seed), seq, rules, out, _threads(threads))
     return out
@@ -149,9 +151,9 @@ def rollout(
     """Recorded grids, uint8 (n, frames, grid, grid); frame k is after burn_in + k*dT steps."""
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames < 2**31:
         raise ValueError(f"frames={frames!r} must be an integer in [1, 2**31)")
-    return _core.rollout(
-        cfg.core, _seed(seed), _ids("rule_ids", rule_ids), _ids("sim_ids", sim_ids), frames, _threads(threads)
-    )
+    sims = _ids("sim_ids", sim_ids)
+    check_fits(sims.size * frames * cfg.grid**2, f"frames={frames:,} of {sims.size:,} simulations")
+    return _core.rollout(cfg.core, _seed(seed), _ids("rule_ids", rule_ids), sims, frames, _threads(threads))
 
 
 def encode(cfg: NCAConfig, grids: np.ndarray) -> np.ndarray:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import (MAX_SEQ_ID, CpuBackend, _ids, _integer, _seed, _threads, sequence_tokens,
                            split_inputs_targets)
@@ -42,6 +43,9 @@ class NCAGenerator:
     def __init__(
         self, cfg: NCAConfig, seed: int = 0, *, threads: int | None = None, device: str = "cpu", start: int = 0
     ) -> None:
+        if not isinstance(cfg, NCAConfig):
+            raise TypeError(f"cfg must be an NCAConfig (NCAConfig(**d) or NCAConfig.from_dict(d)), "
+                            f"got {type(cfg).__name__}")
         self.cfg = cfg
         self.seed = _seed(seed)
         self.threads = _threads(threads)
@@ -64,6 +68,8 @@ class NCAGenerator:
         """The next n sequences as (inputs, targets), int64 tensors (n, seq_len) on self.device."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n={n!r} must be a positive integer")
+        # int64 tokens, then inputs and targets: three copies
+        check_fits(3 * n * (self.cfg.seq_len + 1) * 8, f"n={n:,}")
         tokens = self._backend.tokens(np.arange(self.position, self.position + n, dtype=np.uint64))
         self.position += n
         return split_inputs_targets(tokens, self.cfg)
@@ -84,6 +90,9 @@ class NCAGenerator:
         return {"cfg": self.cfg.to_dict(), "seed": self.seed, "position": self.position}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = [k for k in ("cfg", "seed", "position") if not isinstance(state, dict) or k not in state]
+        if missing:
+            raise ValueError(f"state has no {missing[0]!r}: not a state_dict() of an NCAGenerator")
         if NCAConfig.from_dict(state["cfg"]) != self.cfg or int(state["seed"]) != self.seed:
             raise ValueError("state was saved from a generator with a different config or seed")
         position = state["position"]

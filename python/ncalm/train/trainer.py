@@ -27,6 +27,7 @@ from ncalm.data.tokens import is_bin_spec
 import ncalm
 from ncalm.lm.model import LlamaLM, ModelConfig, model_config
 from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
+from ncalm.locks import exclusive
 from ncalm.train import distributed
 from ncalm.settings import check_same, quietly
 from ncalm.train.config import StageConfig
@@ -170,13 +171,14 @@ def train(cfg: StageConfig, resume_hint: str = "rerun with --resume to continue"
     owned = not torch.distributed.is_initialized()
     d = distributed.setup(cfg.run.device)
     try:
-        return _train(cfg, d, resume_hint)
+        with contextlib.ExitStack() as held:
+            return _train(cfg, d, resume_hint, held)
     finally:
         if owned:
             distributed.teardown()
 
 
-def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str) -> dict:
+def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contextlib.ExitStack) -> dict:
     out = Path(cfg.run.out_dir)
     ckpt_path = out / CHECKPOINT
     resume_state = None
@@ -186,6 +188,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str) -> dict:
         resume_state = load_checkpoint(ckpt_path)
     init_state = load_checkpoint(cfg.model.init) if cfg.model.init and resume_state is None else None
     kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.model.transfer.keep_embeddings else None
+    if d.is_main:
+        held.enter_context(exclusive(out))  # also removes the temp files of killed saves
     out.mkdir(parents=True, exist_ok=True)
 
     resumed = resume_state.get("tokenizer") if resume_state else None

@@ -48,13 +48,14 @@ def load_problems(path: str | Path | None = None) -> list[Problem]:
     return [_problem(record, where) for where, record in json_records(path, expected)]
 
 
-def check_program(problem: Problem, completion: str) -> str:
-    """The program the reference harness executes: prompt, completion, tests, check call."""
-    return (problem.prompt + completion + "\n" + problem.test + "\n"
-            + f"check({problem.entry_point})\n")
-
-
 def evaluate(pairs: Sequence[tuple[Problem, str]], limits: Limits = Limits(timeout_s=3.0),
              workers: int = 4, python: str | None = None) -> list[ExecResult]:
-    """Execute each (problem, completion) in its own sandbox, `workers` at a time."""
-    return run_programs([check_program(p, c) for p, c in pairs], limits, workers, python)
+    """Execute each (problem, completion) in its own sandbox, `workers` at a time.
+
+    The program is prompt and completion; the tests run outside it, with the
+    prompt's helpers (e.g. HumanEval/38's encode_cyclic) taken from the
+    trusted prompt, not from what the completion may have redefined.
+    """
+    # "pass" completes a prompt whose function has no docstring (HumanEval's all do).
+    return run_programs([p.prompt + c for p, c in pairs], limits, workers, python,
+                        [(p.prompt.rstrip() + "\n    pass\n\n" + p.test, p.entry_point) for p, _ in pairs])

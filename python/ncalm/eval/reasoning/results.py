@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-from ncalm.atomic_json import read_jsonl, write_json, write_jsonl
+from ncalm.atomic_json import read_json, read_jsonl, write_json, write_jsonl
 from ncalm.eval.reasoning.passk import mean_pass_at_k
 
 
@@ -26,7 +26,7 @@ class ResultsStore:
         self.samples = self.dir / "samples.jsonl"
         config_path = self.dir / "config.json"
         if config_path.exists():
-            old = json.loads(config_path.read_text())
+            old = read_json(config_path, what="config of `ncalm eval-reasoning`")
             changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
             if changed:
                 raise ValueError(
@@ -43,6 +43,27 @@ class ResultsStore:
 
     def __contains__(self, problem_id: str) -> bool:
         return problem_id in self.records
+
+    def rescore(self, items: dict, score: Callable[[Any, list[str]], list[dict]]) -> int:
+        """Score every stored record of a problem in `items` (by id) anew from its
+        stored completions (an edited count or flag must not change the result);
+        returns how many records changed, which are rewritten."""
+        changed = 0
+        for pid, record in self.records.items():
+            if pid not in items:
+                continue  # not asked for now (e.g. a smaller --limit): not summarized either
+            try:
+                completions = [s["completion"] for s in record["samples"]]
+            except (KeyError, TypeError):
+                raise ValueError(f"{self.samples}: the record of {pid} holds no completions; "
+                                 f"delete that line to redo the problem, or use another --out") from None
+            fresh = {**record, "n": len(completions), "samples": score(items[pid], completions)}
+            fresh["c"] = sum(bool(s["correct"]) for s in fresh["samples"])
+            if fresh != record:
+                self.records[pid], changed = fresh, changed + 1
+        if changed:
+            write_jsonl(self.samples, self.records.values())
+        return changed
 
     def add(self, problem_id: str, group: str, samples: Sequence[dict]) -> dict:
         """Record one problem's samples; each sample dict needs a bool 'correct'."""

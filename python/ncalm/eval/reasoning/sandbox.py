@@ -1,20 +1,24 @@
-"""Run untrusted Python programs in separate, confined processes.
+"""Run untrusted Python programs in separate, confined processes, and judge
+them from outside.
 
 Each program runs in its own child process (`sandbox_launcher.py`): a fresh
-temporary working directory, rlimits on CPU time, address space, number of
-processes and file size, a wall-clock timeout that kills the whole process
-group, the HumanEval `reliability_guard`, and -- when the evaluator runs as
-root -- an unprivileged user id of its own, an empty network namespace,
-private /tmp and /dev/shm, and death with the evaluator. Generated code
-never runs in this process. What the program prints is discarded (as
-openai/human-eval does), so a correct program that prints much still
-passes; a failure's detail is the last line of its traceback.
+working directory, rlimits on CPU time, address space and number of
+processes, a wall-clock timeout that kills the whole process group, the
+HumanEval `reliability_guard`, and -- when the evaluator runs as root -- an
+unprivileged user id of its own, an empty network namespace, every file
+system read-only except a private, size- and file-count-capped scratch that
+vanishes with it, and death with the evaluator. Generated code never runs in
+this process. What the program prints is discarded (as openai/human-eval
+does), so a correct program that prints much still passes.
 
-What it defends against is a model's honest mistakes and accidents (loops,
-memory, forks, file damage, network), not code written to game the score:
-the pass marker lives in the same process as the program, so deliberately
-adversarial code could forge it. Without root most of the isolation is
-missing; isolation_warning() says so.
+The verdict is not the program's to give: a separate trusted interpreter
+(`trusted_runner.py`) runs the tests and calls the program's function over a
+pipe, passing and receiving plain data only (values that round-trip through
+repr), so neither objects that compare equal to anything nor a program that
+walks its frames to forge a marker can pass. A plain program without tests
+passes when it ran to its end; that is its own report, no score. Failure
+details are capped and mark the program's own text as untrusted. Without
+root most of the isolation is missing; isolation_warning() says so.
 """
 from __future__ import annotations
 
@@ -29,18 +33,17 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-_LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
+_RUNNER = Path(__file__).with_name("trusted_runner.py")
 # A fresh uid per run: the process limit then counts only that run's
 # processes (parallel runs cannot starve each other), and every leftover
 # process can be found and killed by uid. The range sits above login users
 # and is rarely used by anything else.
 _UID_BASE, _UID_SPAN = 2_000_000_000, 100_000_000
-_TAIL_BYTES = 4096
 _PROBE = "import collections, hashlib, json, math, re, string, typing"
 
 
@@ -51,12 +54,13 @@ class Limits:
     timeout_s: float = 5.0
     memory_bytes: int = 1 << 30
     max_processes: int = 16
-    max_file_bytes: int = 16 << 20
+    scratch_bytes: int = 16 << 20  # written in all (without root: to each file)
+    scratch_files: int = 256
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
             raise ValueError(f"timeout_s={self.timeout_s}: must be > 0 seconds")
-        for name in ("memory_bytes", "max_processes", "max_file_bytes"):
+        for name in ("memory_bytes", "max_processes", "scratch_bytes", "scratch_files"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
 
@@ -97,12 +101,21 @@ def _pick_ids() -> tuple[int | None, int | None]:
     return nobody.pw_uid, nobody.pw_gid
 
 
+@lru_cache(maxsize=None)
+def _can_confine() -> bool:
+    probe = "import ctypes, sys; sys.exit(ctypes.CDLL(None).unshare(0x48020000) != 0)"  # mount, net, ipc
+    return subprocess.run([sys.executable, "-c", probe]).returncode == 0
+
+
 def isolation_warning() -> str | None:
     """Why generated code would run less confined than the module docstring says, or None."""
     if os.geteuid() != 0:
         return ("not running as root, so the sandbox cannot give generated code a user id of its own: it runs "
-                "as you and can read or change your files and signal your processes (limits and the timeout "
-                "still apply); evaluate untrusted models in a container or VM")
+                "as you and can read or change your files, signal your processes and reach this evaluator "
+                "(limits and the timeout still apply); evaluate untrusted models in a container or VM")
+    if not _can_confine():
+        return ("no mount namespaces here (a container without CAP_SYS_ADMIN?): generated code can write "
+                "wherever its user id may and reach the network")
     uid = _UID_BASE + secrets.randbelow(_UID_SPAN)
     if not _mapped(uid):
         return ("private user ids are not mapped in this user namespace: generated code runs as 'nobody', "
@@ -145,13 +158,6 @@ def _kill_all(pgid: int, uid: int | None) -> None:
         time.sleep(0.01)
 
 
-def _tail(path: Path) -> str:
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - _TAIL_BYTES))
-        return f.read().decode("utf-8", "replace")
-
-
 @lru_cache(maxsize=None)
 def sandbox_python() -> str:
     """The interpreter for sandboxed programs.
@@ -175,11 +181,15 @@ def sandbox_python() -> str:
         "as an unprivileged user; pass python= (--sandbox-python) explicitly")
 
 
-def run_program(source: str, limits: Limits = Limits(), python: str | None = None) -> ExecResult:
-    """Execute Python `source` in a confined child process and report whether
-    it ran to the end without an exception.
+def run_program(source: str, limits: Limits = Limits(), python: str | None = None,
+                tests: str | None = None, entry_point: str = "") -> ExecResult:
+    """Execute Python `source` in a confined child process and judge it.
 
-    `python` is the interpreter to use (default: `sandbox_python()`).
+    With `tests` (trusted code defining ``check(candidate)``), it passes when
+    ``check`` returns, run outside the sandbox with ``candidate`` calling the
+    program's function `entry_point`; without, when the program runs to its
+    end without an exception. `python` is the program's interpreter (default:
+    `sandbox_python()`).
     """
     python = python or sandbox_python()
     uid, gid = _pick_ids()
@@ -190,63 +200,48 @@ def run_program(source: str, limits: Limits = Limits(), python: str | None = Non
         work.mkdir(mode=0o700)
         if uid is not None:
             os.chown(work, uid, gid)
-        marker = secrets.token_hex(16)
-        request = {
-            "source": source, "marker": marker, "uid": uid, "gid": gid, "workdir": str(work),
-            "limits": {
-                "cpu_s": math.ceil(limits.timeout_s) + 1,
-                "memory_bytes": limits.memory_bytes,
-                "max_processes": limits.max_processes,
-                "max_file_bytes": limits.max_file_bytes,
-            },
+        launch = {
+            "source": source, "entry_point": entry_point, "uid": uid, "gid": gid, "workdir": str(work),
+            "limits": {**asdict(limits), "cpu_s": math.ceil(limits.timeout_s) + 1},
         }
+        request = json.dumps({"python": python, "launch": launch, "tests": tests}).encode()
         env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work),
                "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1"}
-        out_path, err_path = root / "stdout", root / "stderr"
         start = time.monotonic()
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            proc = subprocess.Popen(
-                [python, "-I", str(_LAUNCHER)], stdin=subprocess.PIPE, stdout=out,
-                stderr=err, cwd=root, env=env, start_new_session=True, close_fds=True,
-            )
+        proc = subprocess.Popen([sys.executable, "-I", "-S", str(_RUNNER)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root, env=env,
+                                start_new_session=True, close_fds=True)
+        try:
+            out, err = proc.communicate(request, timeout=limits.timeout_s)
             timed_out = False
-            try:
-                proc.stdin.write(json.dumps(request).encode())
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass  # the launcher died early; its stderr says why
-            try:
-                proc.wait(timeout=limits.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            _kill_all(proc.pid, uid)
-            proc.wait()
+        except subprocess.TimeoutExpired:
+            timed_out = True
+        _kill_all(proc.pid, uid)
+        if timed_out:
+            out, err = proc.communicate()
         elapsed = time.monotonic() - start
         if timed_out:
             return ExecResult("timed out", f"timed out after {limits.timeout_s:g} s", elapsed, None)
-        stdout, stderr = _tail(out_path), _tail(err_path)
-        if proc.returncode == 0 and stdout.rstrip("\n").endswith(marker):
-            return ExecResult("passed", "", elapsed, 0)
-        lines = [ln for ln in stderr.splitlines() if ln.strip()]
-        if lines:
-            detail = lines[-1]
-        elif proc.returncode < 0:
-            detail = f"killed by {signal.Signals(-proc.returncode).name}"
-        else:
-            detail = f"exited with code {proc.returncode} before the end"
-        return ExecResult("failed", detail, elapsed, proc.returncode)
+        try:
+            verdict = json.loads(out.decode().splitlines()[-1])
+        except (IndexError, ValueError):
+            lines = err.decode("utf-8", "replace").strip().splitlines() or [f"exit code {proc.returncode}"]
+            return ExecResult("failed", f"the trusted runner failed: {lines[-1][:300]}", elapsed, proc.returncode)
+        return ExecResult("passed" if verdict["passed"] else "failed", verdict["detail"], elapsed, proc.returncode)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
 def run_programs(sources: Sequence[str], limits: Limits = Limits(), workers: int = 4,
-                 python: str | None = None) -> list[ExecResult]:
-    """Run many programs, `workers` at a time, each in its own sandbox.
+                 python: str | None = None, tests: Sequence[tuple[str, str]] | None = None) -> list[ExecResult]:
+    """Run many programs, `workers` at a time, each in its own sandbox;
+    `tests[i]`, if given, is the (tests, entry_point) of `sources[i]` (see run_program).
 
     Threads only wait on child processes, so they cost no Python CPU time.
     """
     if workers < 1:
         raise ValueError(f"workers={workers}: must be >= 1")
     python = python or sandbox_python()
+    tests = tests or [(None, "")] * len(sources)
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda s: run_program(s, limits, python), sources))
+        return list(pool.map(lambda s, t: run_program(s, limits, python, *t), sources, tests))

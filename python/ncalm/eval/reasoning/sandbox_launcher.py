@@ -1,74 +1,87 @@
-"""Child side of ncalm.eval.reasoning.sandbox: confine this process, then run
-untrusted code in it.
+"""Untrusted side of ncalm.eval.reasoning.sandbox: confine this process, run the
+program, then answer calls of one of its functions.
 
-Run as `python -I sandbox_launcher.py` with a JSON request on stdin. It
-depends on the standard library only, because it runs before (and must not
-trust) anything on the untrusted side. Order matters: limits and network
-isolation need privileges, so they come before the switch to the
-unprivileged user, and the HumanEval guard comes last because it removes the
-functions the earlier steps use. The program's own output is discarded; the
-launcher's stdout carries only the pass marker, its stderr only the
-traceback of a failure.
+Run as `python -I sandbox_launcher.py` by trusted_runner.py. It depends on
+the standard library only, because it runs before (and must not trust)
+anything on the untrusted side. Protocol, one line each on stdin/stdout: the
+request (JSON); the answer `('ready',)` once the program ran to its end;
+then per call `(args, kwargs)` the answer `('ok', value)`. Any failure is
+answered `('raise', type name, text)`. Values travel as repr() and are read
+back with literal(): plain data only, so a verdict taken on them cannot be
+fooled by objects that compare equal to anything.
+
+Order matters: namespaces and limits need privileges, so they come before
+the switch to the unprivileged user, and the HumanEval guard comes last
+because it removes functions the earlier steps use.
 """
+import ast
 import builtins
 import ctypes
 import faulthandler
 import json
+import math
 import os
 import resource
+import struct
 import sys
-import traceback
 
-_CLONE_NEWNET = 0x40000000
-_CLONE_NEWNS = 0x00020000
-_MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000
-_PR_SET_PDEATHSIG = 1
-_SIGKILL = 9
-# Scratch space the program may fill: private tmpfs mounts, gone with the process.
-_PRIVATE_TMP = ("/tmp", "/var/tmp", "/dev/shm")
-_TMP_SIZE = "size=64m,mode=1777"
-
-
-def _libc():
-    return ctypes.CDLL(None, use_errno=True)
+# Mount, network and System V IPC namespaces of its own: what the program
+# mounts, connects to or leaves in shared memory ends with it.
+_CLONE_NEWNS, _CLONE_NEWNET, _CLONE_NEWIPC = 0x00020000, 0x40000000, 0x08000000
+_MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x40000
+_SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE = 442, -100, 0x8000  # 442 on all architectures but alpha
+_MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID = 0x1, 0x2
+_PR_SET_PDEATHSIG, _SIGKILL = 1, 9
+# Where programs expect to write scratch files: all are the private scratch.
+_SCRATCH_ALIASES = ("/var/tmp", "/dev/shm", "/tmp")
+_TEXT_CHARS = 300  # of an error message sent back
 
 
-def _isolate_network() -> None:
-    # An empty network namespace has no interfaces but a down loopback, so
-    # any connect() fails at once; it needs CAP_SYS_ADMIN, and without it
-    # the code simply runs with the host network (best effort by design).
-    try:
-        _libc().unshare(_CLONE_NEWNET)
-    except (OSError, AttributeError):
-        pass
+class SandboxError(Exception):
+    """The confinement could not be set up as asked: the program does not run."""
 
 
-def _private_tmp() -> None:
-    # Files the program writes to /tmp or /dev/shm would otherwise outlive it
-    # (and fill the host's disk). In a mount namespace of its own, fresh
-    # size-capped tmpfs mounts replace them and vanish when it exits. Needs
-    # CAP_SYS_ADMIN; best effort like the network. The working directory was
-    # entered before, so it stays reachable.
-    libc = _libc()
-    try:
-        if libc.unshare(_CLONE_NEWNS) != 0:
-            return
-        if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-            return
-        for path in _PRIVATE_TMP:
-            if os.path.isdir(path):
-                libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, _TMP_SIZE.encode())
-    except (OSError, AttributeError):
-        pass
+class _Floats(ast.NodeTransformer):
+    def visit_Name(self, node):  # repr() writes inf and nan as bare names
+        return ast.Constant(getattr(math, node.id)) if node.id in ("inf", "nan") else node
 
 
-def _die_with_parent() -> None:
-    # If the evaluator dies (SIGTERM, crash), a sleeping program would run on:
-    # the CPU-time limit never fires. Set after the uid switch, which clears it.
-    try:
-        _libc().prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
+def literal(text: str):
+    """The plain value (None, bool, int, float, complex, str, bytes, tuple,
+    list, dict, set) that repr() wrote as `text`; ValueError, SyntaxError,
+    RecursionError or MemoryError for anything else."""
+    return ast.literal_eval(_Floats().visit(ast.parse(text, mode="eval")))
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        raise SandboxError(f"cannot {what}: {os.strerror(ctypes.get_errno())}")
+
+
+def _confine(workdir: str, uid: int, gid: int, limits: dict) -> None:
+    """Make every file system read-only but a size- and inode-capped tmpfs
+    scratch (the working directory, also /tmp, /var/tmp and /dev/shm) that
+    vanishes with the process, and cut the network. Needs CAP_SYS_ADMIN;
+    without mount namespaces (a container without it) the program runs
+    unconfined, as isolation_warning() announces."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWIPC) != 0:
+        os.chdir(workdir)
+        return
+    # Read-only by construction, not a list of known writable places: one
+    # recursive call covers every mount, also those added to the host later.
+    attr = ctypes.create_string_buffer(
+        struct.pack("QQQQ", _MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID, 0, _MS_PRIVATE, 0), 32)
+    _check(libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, b"/", _AT_RECURSIVE, attr, 32),
+           "make the file system read-only (mount_setattr, Linux >= 5.12)")
+    options = (f"size={limits['scratch_bytes']},nr_inodes={limits['scratch_files'] + 1},mode=700,"
+               f"uid={uid},gid={gid}")
+    _check(libc.mount(b"tmpfs", workdir.encode(), b"tmpfs", _MS_NOSUID | _MS_NODEV, options.encode()),
+           "mount the scratch tmpfs")
+    os.chdir(workdir)
+    for path in _SCRATCH_ALIASES:  # "." is the scratch even once /tmp (above workdir) is covered
+        if os.path.isdir(path):
+            _check(libc.mount(b".", path.encode(), None, _MS_BIND, None), f"bind the scratch to {path}")
 
 
 def _set_limits(limits: dict) -> None:
@@ -76,7 +89,7 @@ def _set_limits(limits: dict) -> None:
         ("RLIMIT_CPU", limits["cpu_s"]),
         ("RLIMIT_AS", limits["memory_bytes"]),
         ("RLIMIT_DATA", limits["memory_bytes"]),
-        ("RLIMIT_FSIZE", limits["max_file_bytes"]),
+        ("RLIMIT_FSIZE", limits["scratch_bytes"]),  # the only write cap where there is no scratch tmpfs
         ("RLIMIT_NPROC", limits["max_processes"]),
         ("RLIMIT_CORE", 0),
     ):
@@ -84,19 +97,26 @@ def _set_limits(limits: dict) -> None:
 
 
 def _drop_privileges(uid, gid) -> None:
-    if uid is None:
-        return
     os.setgroups([])
     os.setgid(gid)
     os.setuid(uid)
     if os.getuid() != uid or os.geteuid() != uid:
-        raise SystemExit("sandbox: could not drop privileges")
+        raise SandboxError("could not drop privileges")
+
+
+def _die_with_parent() -> None:
+    # If the runner dies, a sleeping program would run on: the CPU-time limit
+    # never fires. Set after the uid switch, which clears it.
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def reliability_guard() -> None:
     """Disable destructive functions, as openai/human-eval's
     execution.reliability_guard does. Not a security boundary on its own
-    (the uid switch and rlimits are); it stops honest-mistake damage."""
+    (the uid switch, read-only mounts and rlimits are); it stops honest-mistake damage."""
     faulthandler.disable()
     builtins.exit = None
     builtins.quit = None
@@ -119,49 +139,72 @@ def reliability_guard() -> None:
         sys.modules[name] = None
 
 
-def main() -> None:
-    request = json.loads(sys.stdin.read())
-    os.chdir(request["workdir"])
-    if request["uid"] is not None:
-        _isolate_network()
-        _private_tmp()
-    _set_limits(request["limits"])
-    _drop_privileges(request["uid"], request["gid"])
-    _die_with_parent()
-    marker, exit_now = request["marker"], os._exit
-    code = compile(request["source"], "<program>", "exec")
-    del request
-    results, errors = _discard_program_output()
-    reliability_guard()
-    try:
-        exec(code, {"__name__": "__main__", "__builtins__": builtins})
-    except BaseException:  # SystemExit too: a program that exits early did not pass
-        traceback.print_exc(file=errors)
-        errors.flush()
-        exit_now(1)
-    # The marker (unknown to the program) separates "ran to the end" from a
-    # program that calls os._exit(0) halfway.
-    results.write("\n" + marker + "\n")
-    results.flush()
-    exit_now(0)
-
-
-def _discard_program_output():
-    """Send the program's stdout and stderr (fds 1 and 2) to /dev/null, as
-    openai/human-eval's swallow_io does; return private copies of the
-    originals for the marker and the traceback.
-
-    Captured, a correct program's prints would count against the file-size
-    limit and fail it. The copies are as secret as before: a program that
-    looks for them can write to them, as it could to stdout (the marker
-    stays unknown to it)."""
-    results = os.fdopen(os.dup(1), "w")  # os.dup: not inherited by programs the code starts
-    errors = os.fdopen(os.dup(2), "w")
-    null = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 1)
-    os.dup2(null, 2)
+def _private_streams():
+    """Private copies of stdin and stdout for the protocol; fds 0-2 become
+    /dev/null, so the program's prints are discarded (as openai/human-eval's
+    swallow_io does) and cannot garble the replies. A program that finds the
+    copies can only garble its own replies: it holds nothing that decides its
+    verdict."""
+    calls = os.fdopen(os.dup(0), "r")  # os.dup: not inherited by programs the code starts
+    replies = os.fdopen(os.dup(1), "w")
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
     os.close(null)
-    return results, errors
+    return calls, replies
+
+
+def _failure(exc: BaseException) -> tuple:
+    try:
+        text = str(exc)[:_TEXT_CHARS]
+    except BaseException:  # a program's exception may refuse str()
+        text = ""
+    return ("raise", type(exc).__name__[:_TEXT_CHARS], text)
+
+
+def main() -> None:
+    calls, replies = _private_streams()
+    exit_now = os._exit
+
+    def answer(reply: tuple) -> None:
+        try:
+            text = repr(reply)  # the program's own __repr__ runs here: literal() reads only plain data
+        except BaseException as exc:
+            text = repr(_failure(exc))
+        replies.write(text + "\n")
+        replies.flush()
+
+    try:
+        request = json.loads(calls.readline())
+        if request["uid"] is None:
+            os.chdir(request["workdir"])
+        else:
+            _confine(request["workdir"], request["uid"], request["gid"], request["limits"])
+        _set_limits(request["limits"])
+        if request["uid"] is not None:
+            _drop_privileges(request["uid"], request["gid"])
+        _die_with_parent()
+        code = compile(request["source"], "<program>", "exec")
+    except BaseException as exc:  # SyntaxError, SandboxError: the program did not run
+        answer(_failure(exc))
+        exit_now(1)
+    entry_point = request["entry_point"]
+    del request
+    reliability_guard()
+    namespace = {"__name__": "__main__", "__builtins__": builtins}
+    try:
+        exec(code, namespace)
+    except BaseException as exc:  # SystemExit too: a program that exits early did not run to its end
+        answer(_failure(exc))
+        exit_now(1)
+    answer(("ready",))
+    for line in calls:
+        try:
+            args, kwargs = literal(line)
+            answer(("ok", namespace[entry_point](*args, **kwargs)))
+        except BaseException as exc:
+            answer(_failure(exc))
+    exit_now(0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""One writer per output folder, and no temp files left by dead ones.
+
+:func:`exclusive` takes an advisory lock (``fcntl.flock``) on ``.ncalm-lock``
+in the folder for as long as a command writes there; a second writer is
+refused by name instead of racing the first over its temp files. The kernel
+drops the lock when its holder dies (also by kill -9), so a stale lock never
+blocks a resume. Holding it, the writer removes the temp files
+(``.NAME.tmpPID``, see ncalm.atomic_json and ncalm.lm.checkpoint) of writers
+that are gone: a kill between writing and renaming leaves them behind,
+gigabytes for a paper-size checkpoint.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Iterator
+
+LOCK = ".ncalm-lock"
+_TEMP = re.compile(r"\..+\.tmp(\d+)")
+
+
+class FolderBusy(OSError):
+    """Another process is writing the output folder."""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
+
+
+def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    """Delete ``directory``'s temp files whose writing process no longer runs; returns them."""
+    stale = [p for p in Path(directory).iterdir()
+             if (m := _TEMP.fullmatch(p.name)) and p.is_file() and not _alive(int(m[1]))]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+@contextmanager
+def exclusive(directory: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``directory`` (made if missing) as its only writer; FolderBusy names the holder otherwise.
+
+    A holder that wrote nothing leaves nothing: a refused setting must not
+    leave an empty folder (or a lock file in one) behind.
+    """
+    directory = Path(directory)
+    created = not directory.exists()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    held = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:  # removed by a holder leaving, after we opened it
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise FolderBusy(f"{directory} is being written by another process (pid {holder}); "
+                             f"wait for it to finish, or write elsewhere") from None
+        held = True
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        remove_stale_temps(directory)
+        yield directory
+    finally:
+        with suppress(OSError):
+            if held and os.listdir(directory) == [LOCK]:
+                path.unlink()  # still held: an opener of the old file sees another inode and is refused
+                if created:
+                    directory.rmdir()
+        os.close(fd)  # releases the lock

@@ -1,0 +1,81 @@
+"""Inputs that used to end in a traceback (or a misleading message) are
+one-line errors naming the setting, refused before anything is allocated or
+written; a size past the memory available says what it would need."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import ncalm
+from ncalm import NCAConfig, NCAGenerator
+from ncalm.cli import main
+
+GIB = 1 << 30
+
+
+@pytest.fixture
+def one_gib(monkeypatch):
+    """This machine, as far as the checks see, has 1 GiB available."""
+    import ncalm.memory
+
+    monkeypatch.setattr(ncalm.memory, "available_bytes", lambda: GIB)
+
+
+def test_a_chunk_larger_than_the_run_allocates_only_what_is_written(tmp_path):
+    out = tmp_path / "nca"
+    assert main(["generate", "--out", str(out), "--sequences", "1", "--chunk", "100000000", "--no-progress"]) == 0
+    assert (out / "nca_000000.bin").stat().st_size == 2 * 1025
+
+
+def test_a_chunk_past_available_memory_is_refused_with_its_size(tmp_path, capsys, one_gib):
+    out = tmp_path / "nca"
+    argv = ["generate", "--out", str(out), "--sequences", "1M", "--chunk", "1000000", "--shard-tokens", "10G"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("ncalm generate: error: --chunk 1000000: needs 5.7 GiB of memory, more than the 1.0 GiB "
+                   "available")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: NCAGenerator(NCAConfig(), 0).batch(10**9), "n=1,000,000,000: needs 22,910.5 GiB"),
+    (lambda: ncalm.sequence_tokens(NCAConfig(), 0, np.arange(10**6)), "seq_ids: 1,000,000 sequences: needs 3.8 GiB"),
+    (lambda: ncalm.rollout(NCAConfig(), 0, [0], [0], frames=10**8), "frames=100,000,000 of 1 simulations: needs 13.4"),
+])
+def test_sizes_past_available_memory_are_refused_before_allocating(one_gib, call, message):
+    with pytest.raises(ValueError, match="needs .* GiB of memory, more than the 1.0 GiB available") as info:
+        call()
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: NCAGenerator(NCAConfig(), 0).load_state_dict({}), ValueError, "state has no 'cfg'"),
+    (lambda: NCAGenerator(NCAConfig(), 0).load_state_dict(None), ValueError, "state has no 'cfg'"),
+    (lambda: NCAGenerator({"grid": 12}, 0), TypeError, "cfg must be an NCAConfig"),
+])
+def test_bad_generator_api_inputs_are_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def test_a_fifo_as_corpus_says_what_it_is(tmp_path, capsys):
+    fifo = tmp_path / "corpus.txt"
+    os.mkfifo(fifo)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--out", str(out), "--text", str(fifo), "--steps", "1", "--warmup", "1",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"data path {str(fifo)!r} is neither a regular file nor a directory" in err and err.count("\n") == 0
+    assert not out.exists()
+
+
+def test_speedup_takes_a_run_directory(tmp_path, capsys):
+    for name, loss in (("base", 3.0), ("run", 2.5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.jsonl").write_text("".join(
+            json.dumps({"tokens": t, "val_loss": 4.0 - t / 100 * (4.0 - loss)}) + "\n" for t in (0, 50, 100)))
+    assert main(["eval", "speedup", "--baseline", str(tmp_path / "base"), "--run", str(tmp_path / "run")]) == 0
+    (tmp_path / "empty").mkdir()
+    assert main(["eval", "speedup", "--baseline", str(tmp_path / "base"), "--run", str(tmp_path / "empty")]) == 2
+    assert f"metrics file not found: {tmp_path / 'empty' / 'metrics.jsonl'}" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+"""One writer per output folder: a second `generate`, training stage,
+experiment or eval-reasoning into a folder being written is refused by name,
+and a writer killed with -9 blocks nobody."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ncalm
+from ncalm.cli import main
+from ncalm.locks import FolderBusy, exclusive
+
+GENERATE = ["--seq-len", "63", "--sequences", "8", "--shard-tokens", "1k", "--seed", "5", "--no-progress"]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(ncalm.__file__).resolve().parents[1]), *sys.path])}
+
+
+def _holder(directory: Path) -> subprocess.Popen:
+    """Another process holding ``directory`` until killed."""
+    proc = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom ncalm.locks import exclusive\n"
+                             f"with exclusive({str(directory)!r}):\n    print('held', flush=True)\n    time.sleep(600)\n"],
+                            stdout=subprocess.PIPE, text=True, env=ENV)
+    assert proc.stdout.readline() == "held\n"
+    return proc
+
+
+@pytest.mark.parametrize("argv", [
+    ["generate", *GENERATE],
+    ["prepretrain", "--data", "dyck", "--steps", "2", "--warmup", "1", "--seq-len", "32", "--batch-size", "2",
+     "--no-progress"],
+    ["experiment", "--arms", "scratch", "--no-progress"],
+])
+def test_a_second_writer_is_refused_by_name(tmp_path, capsys, argv):
+    out = tmp_path / "out"
+    holder = _holder(out)
+    try:
+        assert main([argv[0], "--out", str(out), *argv[1:]]) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"{out} is being written by another process (pid {holder.pid})" in err
+        assert len(err.splitlines()) == 1
+        assert sorted(p.name for p in out.iterdir()) == [".ncalm-lock"]  # the refused one wrote nothing
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_eval_reasoning_is_refused_too(tmp_path, capsys, tiny_gsm8k):
+    checkpoint, data = tiny_gsm8k
+    out = tmp_path / "out"
+    holder = _holder(out)
+    try:
+        assert main(["eval-reasoning", "--task", "gsm8k", "--checkpoint", str(checkpoint), "--data", str(data),
+                     "--out", str(out), "--shots", "0", "--max-new-tokens", "4", "--no-progress"]) == 2
+        assert f"{out} is being written by another process (pid {holder.pid})" in capsys.readouterr().err
+        assert sorted(p.name for p in out.iterdir()) == [".ncalm-lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_writer_killed_with_9_blocks_nobody(tmp_path):
+    out = tmp_path / "nca"
+    holder = _holder(out)
+    with pytest.raises(FolderBusy):
+        with exclusive(out):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert main(["generate", "--out", str(out), *GENERATE]) == 0
+
+
+def test_two_generate_processes_at_once_one_is_refused(tmp_path):
+    out = tmp_path / "nca"
+    argv = [sys.executable, "-m", "ncalm", "generate", "--out", str(out), *GENERATE[:3], "4000", *GENERATE[4:]]
+    procs = [subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)]
+    results = [(p.wait(), p.stderr.read()) for p in procs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    assert "is being written by another process" in [err for code, err in results if code == 2][0]
+
+
+def test_a_holder_that_wrote_nothing_leaves_nothing(tmp_path):
+    with exclusive(tmp_path / "new"):
+        pass
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    with exclusive(tmp_path / "old"):
+        pass
+    assert list((tmp_path / "old").iterdir()) == []
+    with exclusive(tmp_path / "kept"):
+        (tmp_path / "kept" / "f").write_text("x")
+    assert (tmp_path / "kept" / "f").exists()
