@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+import ncalm
+
 # (subcommand, module, one-line help). Order is the order shown by --help.
 COMMANDS = [
     ("generate", "ncalm.commands.generate", "write filtered NCA token shards (.bin) and a manifest"),
@@ -51,6 +53,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"ncalm {ncalm.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name, help_text in COMMANDS:
         if only is not None and name != only:
