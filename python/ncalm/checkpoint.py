@@ -48,8 +48,6 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
 
     The installed ncalm version is recorded as ``state["ncalm_version"]``.
     """
-    from safetensors.torch import save_file
-
     from ncalm import __version__
 
     path = Path(path)
@@ -58,8 +56,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     skeleton = _encode({**state, "ncalm_version": __version__}, (), tensors)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "state": json.dumps(skeleton),
-                                          "sha256": _ZEROS.decode()})
+        save_safetensors(tensors, tmp, {"format": FORMAT, "state": json.dumps(skeleton), "sha256": _ZEROS.decode()})
         digest = _sha256(tmp).hexdigest()
         with open(tmp, "r+b") as f:
             header_len = struct.unpack("<Q", f.read(8))[0]
@@ -75,6 +72,17 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     _fsync_dir(path.parent)
     _remember(path, digest)
     return path
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file``, leaving the file's permissions to the umask as ``open`` does
+    (the library makes it readable by its owner only)."""
+    from safetensors.torch import save_file
+
+    path.touch()
+    mode = path.stat().st_mode
+    save_file(tensors, path, metadata=metadata)
+    os.chmod(path, mode)
 
 
 def verify_checkpoint(path: str | os.PathLike) -> dict | None:
@@ -144,8 +152,18 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu", skip: tuple[str
         raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from None
 
 
+def load_weights(path: str | os.PathLike) -> dict:
+    """A checkpoint's state without the optimizer, or the same keys (``model``, ``model_config``,
+    ``tokenizer``) read from a Hugging Face Llama folder."""
+    if Path(path).is_dir():
+        from ncalm.hf_llama import read_hf
+
+        return read_hf(path)
+    return load_checkpoint(path, skip=("optimizer",))
+
+
 def load_model(path: str | os.PathLike, device="cpu"):
-    """``(model, tokenizer, meta)`` from a checkpoint; tokenizer is None for NCA/Dyck runs.
+    """``(model, tokenizer, meta)`` from a checkpoint or an HF Llama folder; tokenizer is None for NCA/Dyck runs.
 
     ``meta`` is everything in the checkpoint except model and optimizer state
     (model_config, step, tokens, train config, data description...).
@@ -155,7 +173,7 @@ def load_model(path: str | os.PathLike, device="cpu"):
     from ncalm.tokenizer import tokenizer_from_dict
 
     device = torch_device(device)  # a bad name fails before the (possibly large) checkpoint is read
-    state = load_checkpoint(path, map_location="cpu", skip=("optimizer",))
+    state = load_weights(path)
     if "model" not in state or "model_config" not in state:
         raise CheckpointError(f"checkpoint {path} has no model weights or model_config")
     model = LlamaLM(ModelConfig.from_dict(state["model_config"]))

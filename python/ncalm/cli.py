@@ -22,6 +22,7 @@ COMMANDS = [
     ("eval", "ncalm.commands.evaluate", "perplexity / bits-per-byte, NCA in-context accuracy, convergence speedup"),
     ("experiment", "ncalm.commands.experiment", "the paper's comparison end to end: all arms, table and plot"),
     ("eval-reasoning", "ncalm.commands.reasoning", "GSM8K, HumanEval and BIG-Bench Hard with pass@k"),
+    ("export-hf", "ncalm.commands.export_hf", "write a checkpoint as a Hugging Face Llama folder (transformers)"),
 ]
 
 EPILOG = """\

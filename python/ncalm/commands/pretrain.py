@@ -16,7 +16,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_common(p, out_default="runs/pretrain", steps_default=1000, takes_init=True)
     add_text(p)
     g = p.add_argument_group("transfer (--init)")
-    g.add_argument("--init", default=None, help="checkpoint to start from (e.g. runs/prepretrain/checkpoint.pt)")
+    g.add_argument("--init", default=None, help="checkpoint to start from (e.g. runs/prepretrain/checkpoint.pt), or a Hugging Face "
+                        "Llama folder (config.json, model.safetensors)")
     g.add_argument("--reinit", action="append", default=[], metavar="PART",
                    help="also re-initialise PART (repeatable), e.g. attn, mlp:0-3, norm")
     g.add_argument("--freeze", action="append", default=[], metavar="PART",

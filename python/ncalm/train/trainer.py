@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ncalm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+from ncalm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
 from ncalm.data import make_loader
 from ncalm.data.stats import unigram_entropy
 from ncalm.data.tokens import is_bin_spec
@@ -192,7 +192,7 @@ def _train(cfg: TrainConfig, d: distributed.Dist, resume_hint: str) -> dict:
         if not ckpt_path.exists():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
         resume_state = load_checkpoint(ckpt_path)
-    init_state = load_checkpoint(cfg.init) if cfg.init and resume_state is None else None
+    init_state = load_weights(cfg.init) if cfg.init and resume_state is None else None
     kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.transfer.keep_embeddings else None
     out.mkdir(parents=True, exist_ok=True)
 
