@@ -5,7 +5,7 @@ generation_config.json and, for text checkpoints, tokenizer.json and tokenizer_c
     model = AutoModelForCausalLM.from_pretrained(OUT)   # LlamaForCausalLM, same logits as ncalm's
     tokenizer = AutoTokenizer.from_pretrained(OUT)      # same ids as ncalm's tokenizer
 
-The folder also serves as `ncalm pretrain --init OUT` and `--checkpoint OUT` of the evaluations.
+The folder also serves as `ncalm pretrain --init OUT`.
 """
 from __future__ import annotations
 

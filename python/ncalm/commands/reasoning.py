@@ -237,7 +237,7 @@ def run(args) -> int:
 
     from ncalm.checkpoint import load_model
     from ncalm.devices import torch_device
-    from ncalm.reasoning.results import ResultsStore, summarize, write_tables
+    from ncalm.reasoning.results import ResultsStore, summarize, write_standard_samples, write_tables
     from ncalm.sampling import SamplingConfig, generate
 
     if args.threads:
@@ -282,6 +282,8 @@ def run(args) -> int:
     summary = summarize(records, ks)
     title = f"{args.task}: {Path(args.checkpoint).name}"
     json_path, md_path = write_tables(out, title, summary, config)
+    standard = write_standard_samples(out, args.task, spec.items, store.records)
     print(md_path.read_text(), end="")
-    print(f"wrote {md_path}, {json_path} and {store.samples}")
+    print(f"wrote {md_path}, {json_path} and {store.samples}" + (f" ({standard.name}: every sample in the "
+                                                                   f"standard layout)" if standard else ""))
     return 0
