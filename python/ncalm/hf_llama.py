@@ -134,7 +134,11 @@ def read_hf(folder: str | os.PathLike) -> dict:
         raise CheckpointError(f"{folder} has no {WEIGHTS} (only safetensors weights are read)")
     model: dict[str, torch.Tensor] = {}
     for file in files:
-        for name, t in load_file(folder / file).items():
+        try:
+            tensors = load_file(folder / file)
+        except Exception as exc:  # safetensors' own error type is no ValueError: one line all the same
+            raise CheckpointError(f"cannot read {folder / file}: {exc}") from None
+        for name, t in tensors.items():
             if name.endswith("rotary_emb.inv_freq"):  # stored by old exports; recomputed from rope_theta
                 continue
             ours = ncalm_name(name)
