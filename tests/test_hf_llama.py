@@ -138,3 +138,14 @@ def test_the_rotary_base_is_read_where_either_transformers_major_writes_it():
     assert model_config_from_hf({**BASE, "rope_theta": 5e5}, "m").rope_theta == 5e5  # 4.x
     assert model_config_from_hf({**BASE, "rope_parameters": {"rope_type": "default", "rope_theta": 5e5}},
                                 "m").rope_theta == 5e5  # 5.x
+
+
+def test_keep_embeddings_from_an_exported_folder_reads_text_with_its_tokenizer(tmp_path):
+    model = tiny_checkpoint(tmp_path / "c.pt")
+    assert main(["export-hf", str(tmp_path / "c.pt"), str(tmp_path / "hf")]) == 0
+    assert main(["pretrain", "--out", str(tmp_path / "lang"), "--init", str(tmp_path / "hf"), "--keep-embeddings",
+                 "--freeze", "embed", "--max-bytes", "50k", "--steps", "1", "--batch-size", "2", "--seq-len", "32",
+                 "--eval-batches", "1", "--threads", "1", "--no-progress"]) == 0
+    trained, tok, meta = load_model(tmp_path / "lang" / "checkpoint.pt")
+    assert isinstance(tok, ByteTokenizer) and torch.equal(trained.embed.weight, model.embed.weight)
+    assert meta["transfer"]["reinitialized"] == []
