@@ -44,10 +44,10 @@ void bind_cuda(py::module_& m) {
       "(number of usable CUDA devices, why none when 0).");
   m.def(
       "cuda_unsupported", [](const Config& cfg) { return ncacuda::unsupported(cfg); },
-      "'' when the config runs on the CUDA kernels, else why not.");
+      py::arg("cfg"), "'' when the config runs on the CUDA kernels, else why not.");
   m.def(
       "cuda_pointer_device", [](uintptr_t ptr) { return ncacuda::pointer_device(as_ptr(ptr)); },
-      "Device ordinal owning a pointer, -1 for host/unknown memory.");
+      py::arg("ptr"), "Device ordinal owning a pointer, -1 for host/unknown memory.");
   m.def(
       "cuda_generate",
       [](const Config& cfg, uint64_t seed, uintptr_t out, const std::string& dtype, int64_t n, int64_t row_stride,

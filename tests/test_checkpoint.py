@@ -1,4 +1,7 @@
+import hashlib
+import math
 import os
+import random
 import signal
 import multiprocessing
 import time
@@ -6,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+import ncalm
+from ncalm.lm import checkpoint
 from ncalm.lm.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from ncalm.cli import main
 from ncalm.lm.model import LlamaLM, model_config
@@ -36,6 +41,74 @@ def test_nca_checkpoint_has_no_tokenizer(tmp_path):
     state["tokenizer"] = None
     save_checkpoint(tmp_path / "c.pt", state)
     assert load_model(tmp_path / "c.pt")[1] is None
+
+
+def test_state_round_trips_exactly(tmp_path):
+    state = {"model": {"w": torch.randn(3, 4), "b16": torch.randn(5).bfloat16(), "step": torch.tensor(3.0)},
+             "optimizer": {"state": {0: {"exp_avg": torch.ones(2)}}, "param_groups": [{"betas": (0.9, 0.95),
+                                                                                       "params": [0]}]},
+             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
+             "loss": float("nan"), "none": None, "flag": True, "nested": [[1, "a"], {"x": 2.5}]}
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "c.pt", state))
+    assert loaded.pop("ncalm_version") == ncalm.__version__
+    assert math.isnan(loaded.pop("loss")) and math.isnan(state.pop("loss"))
+    assert loaded["optimizer"]["state"].keys() == {0}  # int keys stay ints: optimizers match moments by them
+    random.setstate(loaded["rng"]["python"])  # tuples stay tuples
+    for name, t in [*state["model"].items(), ("rng", state["rng"]["torch"])]:
+        got = loaded["rng"]["torch"] if name == "rng" else loaded["model"][name]
+        assert torch.equal(got, t) and got.dtype == t.dtype, name
+    assert loaded["rng"]["python"] == state["rng"]["python"]
+    assert {k: v for k, v in loaded.items() if k not in ("model", "rng", "optimizer")} == \
+        {k: v for k, v in state.items() if k not in ("model", "rng", "optimizer")}
+    assert loaded["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
+    assert "optimizer" not in load_checkpoint(tmp_path / "c.pt", skip=("optimizer",))
+
+
+def test_a_checkpoint_is_a_safetensors_file_of_the_weights(tmp_path):
+    safetensors = pytest.importorskip("safetensors.torch")
+    model, state = small_state()
+    save_checkpoint(tmp_path / "c.pt", state)
+    tensors = safetensors.load_file(tmp_path / "c.pt")
+    assert tensors.keys() == {f"model/{k}" for k in model.state_dict()}
+    assert all(torch.equal(tensors[f"model/{k}"], v) for k, v in model.state_dict().items())
+
+
+def test_an_unchanged_checkpoint_is_hashed_once(tmp_path, monkeypatch):
+    _, state = small_state()
+    path = save_checkpoint(tmp_path / "c.pt", state)
+    hashed = []
+    real = checkpoint._sha256
+    monkeypatch.setattr(checkpoint, "_sha256", lambda *a, **k: hashed.append(a[0]) or real(*a, **k))
+    load_model(path)
+    load_model(path)
+    assert hashed == []  # the save verified what it wrote
+    (tmp_path / ".c.pt.verified").unlink()
+    load_model(path)
+    load_model(path)
+    assert hashed == [path]
+    data = bytearray(path.read_bytes())  # rewritten in place: another mtime, so verified again
+    data[len(data) // 2] ^= 0x01
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_model(path)
+
+
+def test_the_earlier_format_still_loads(tmp_path):
+    model, state = small_state()
+    with open(tmp_path / "old.pt", "wb") as f:  # torch.save payload + (magic, length, sha256) trailer
+        torch.save(state, f)
+        length = f.tell()
+    payload = (tmp_path / "old.pt").read_bytes()
+    with open(tmp_path / "old.pt", "ab") as f:
+        f.write(checkpoint.TRAILER.pack(checkpoint.MAGIC, length, hashlib.sha256(payload).digest()))
+    loaded, tok, meta = load_model(tmp_path / "old.pt")
+    assert isinstance(tok, ByteTokenizer) and meta["step"] == 7
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    (tmp_path / "old.pt").write_bytes(payload[:100] + bytes([payload[100] ^ 1]) + payload[101:] +
+                                      (tmp_path / "old.pt").read_bytes()[length:])
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(tmp_path / "old.pt")
 
 
 @pytest.mark.parametrize("keep", [0, 10, 0.5, -1, -48])

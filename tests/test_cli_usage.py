@@ -8,7 +8,8 @@ from ncalm.cli import COMMANDS, build_parser, main
 from ncalm.cli.options import parse_count
 
 # Required options, so that the unknown one is what the parser trips on.
-REQUIRED = {"generate": ["--out", "x"], "eval-reasoning": ["--checkpoint", "x.pt"], "eval": ["bpb", "--checkpoint", "x"]}
+REQUIRED = {"generate": ["--out", "x"], "eval-reasoning": ["--checkpoint", "x.pt"], "eval": ["bpb", "--checkpoint", "x"],
+            "export-hf": ["x.pt", "out"]}
 
 
 @pytest.mark.parametrize("name", [name for name, _, _ in COMMANDS])

@@ -56,8 +56,18 @@ def test_each_task_writes_samples_and_tables(checkpoint, tmp_path, task, extra, 
     assert result["overall"]["problems"] == 2 and result["config"]["task"] == task
     assert "| all | 2 | 2 |" in (out / "results.md").read_text()
     assert "pass@2" in capsys.readouterr().out
+    standard = out / f"{task}_samples.jsonl"
+    assert standard.exists() == (task != "bbh")
+    rows = [json.loads(line) for line in standard.read_text().splitlines()] if task != "bbh" else []
+    completions = [s["completion"] for r in records for s in r["samples"]]
     if task == "humaneval":
         assert all(s["status"] in ("passed", "failed", "timed out") for r in records for s in r["samples"])
+        assert rows == [{"task_id": r["id"], "completion": s["completion"]} for r in records for s in r["samples"]]
+        assert rows[0]["task_id"] == "HumanEval/0"
+    if task == "gsm8k":
+        questions = [json.loads(line)["question"] for line in (DATA / "gsm8k/test.jsonl").read_text().splitlines()]
+        assert [row["question"] for row in rows] == [q for q in questions[:2] for _ in range(2)]
+        assert [row["answer"] for row in rows] == completions and set(rows[0]) == {"question", "answer"}
     if task == "bbh":
         assert sorted(result["groups"]) == ["navigate", "snarks"]
 

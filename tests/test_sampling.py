@@ -2,11 +2,13 @@
 determinism, stop strings and EOS."""
 from types import SimpleNamespace
 
+import random
+
 import pytest
 import torch
 
 from ncalm.lm.model import LlamaLM, model_config
-from ncalm.lm.sampling import SamplingConfig, generate, generate_ids, sample_next, truncate_at_stop
+from ncalm.lm.sampling import SamplingConfig, generate, generate_ids, sample_next, stop_check, truncate_at_stop
 from ncalm.lm.tokenizer import ByteTokenizer
 
 
@@ -110,6 +112,35 @@ def test_stop_strings_and_eos():
     assert generate(model, tok, ["abc"], SamplingConfig(max_new_tokens=50)) == \
         [["x = 1\ndef g():\n    pass"]]  # ends at EOS, which is not part of the text
     assert generate(model, tok, ["abc"], SamplingConfig(max_new_tokens=4)) == [["x = "]]
+
+
+def test_looking_at_the_tokens_every_few_steps_changes_no_continuation(model):
+    prompts = [[5, 17, 200, 3], [9, 9, 1, 2], [40, 41, 42, 43], [1, 2, 3, 4]]
+
+    def run(check_every, **kw):
+        return generate_ids(model, prompts, max_new_tokens=24, temperature=1.0, batch_size=4,
+                            generator=torch.Generator().manual_seed(0), check_every=check_every, **kw)
+
+    free = run(1)
+    eos, stop_token = free[0][5], free[1][9]  # rows end at different steps, some not at all
+    cases = [{}, {"eos_id": eos}, {"should_stop": lambda ids: ids[-1] == stop_token}]
+    for kw in cases:
+        got = [run(k, **kw) for k in (1, 3, 16, 24)]
+        assert got[0] == got[1] == got[2] == got[3], kw
+    assert len({len(g) for g in run(1, eos_id=eos, should_stop=cases[2]["should_stop"])}) > 1
+
+
+def test_the_stop_check_finds_a_stop_string_when_the_whole_text_first_holds_it():
+    tok, rng = ByteTokenizer(), random.Random(0)
+    stops = ("\ndef", "→→→", "ü")  # 3 characters, 9 bytes: the tail must count bytes, not characters
+    alphabet = "ab\ndef→→→→ ü"
+    check = stop_check(tok, stops)
+    for _ in range(200):
+        ids = tok.encode("".join(rng.choice(alphabet) for _ in range(60)))
+        full = [any(s in tok.decode(ids[:n]) for s in stops) for n in range(1, len(ids) + 1)]
+        tail = [check(ids[:n]) for n in range(1, len(ids) + 1)]
+        first = full.index(True) if True in full else None
+        assert (tail.index(True) if True in tail else None) == first
 
 
 def test_truncate_at_stop_takes_earliest():

@@ -20,7 +20,21 @@ from ncalm.nca.cpu import (
 )
 from ncalm.nca.generator import NCAGenerator
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version; in a dev build (PYTHONPATH=python), pyproject.toml's."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("ncalm")
+    except PackageNotFoundError:
+        import re
+        from pathlib import Path
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        found = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.M) if pyproject.is_file() else None
+        return found.group(1) if found else "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = [
     "IGNORE_INDEX", "NCAConfig", "NCAGenerator", "complexity", "decode", "encode", "filter_rules",

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+import ncalm
+
 # (subcommand, module, one-line help). Order is the order shown by --help.
 COMMANDS = [
     ("generate", "ncalm.cli.generate", "write filtered NCA token shards (.bin) and a manifest"),
@@ -20,6 +22,7 @@ COMMANDS = [
     ("eval", "ncalm.cli.evaluate", "perplexity / bits-per-byte, NCA in-context accuracy, convergence speedup"),
     ("experiment", "ncalm.cli.experiment", "the paper's comparison end to end: all arms, table and plot"),
     ("eval-reasoning", "ncalm.cli.reasoning", "GSM8K, HumanEval and BIG-Bench Hard with pass@k"),
+    ("export-hf", "ncalm.cli.export_hf", "write a checkpoint as a Hugging Face Llama folder (transformers)"),
 ]
 
 EPILOG = """\
@@ -51,6 +54,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"ncalm {ncalm.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name, help_text in COMMANDS:
         if only is not None and name != only:

@@ -244,7 +244,7 @@ def _run(args, held: contextlib.ExitStack) -> int:
 
     from ncalm.lm.checkpoint import load_model
     from ncalm.devices import torch_device
-    from ncalm.eval.reasoning.results import ResultsStore, summarize, write_tables
+    from ncalm.eval.reasoning.results import ResultsStore, summarize, write_standard_samples, write_tables
     from ncalm.lm.sampling import SamplingConfig, generate
 
     if args.threads:
@@ -294,6 +294,8 @@ def _run(args, held: contextlib.ExitStack) -> int:
     summary = summarize(records, ks)
     title = f"{args.task}: {Path(args.checkpoint).name}"
     json_path, md_path = write_tables(out, title, summary, config)
+    standard = write_standard_samples(out, args.task, spec.items, store.records)
     print(md_path.read_text(), end="")
-    print(f"wrote {md_path}, {json_path} and {store.samples}")
+    print(f"wrote {md_path}, {json_path} and {store.samples}" + (f" ({standard.name}: every sample in the "
+                                                                   f"standard layout)" if standard else ""))
     return 0

@@ -56,7 +56,7 @@ def run_stage(train_cfg, log) -> dict:
         raise RuntimeError(f"stage {out} stopped at step {result.get('step')} of {result.get('total_steps')}")
     from ncalm.lm.checkpoint import verify_checkpoint
 
-    result["checkpoint_sha256"] = verify_checkpoint(result["checkpoint"])
+    result["checkpoint_sha256"] = verify_checkpoint(result["checkpoint"])[0]
     write_json(done, result)
     log("finish", stage=str(out), seconds=result.get("elapsed_s"), val_loss=result.get("val_loss"))
     return result
@@ -68,7 +68,7 @@ def verified_stage(out: Path) -> dict:
 
     record = read_json(out / DONE, ("checkpoint",), "record of a finished stage")
     try:
-        digest = verify_checkpoint(out / "checkpoint.pt")
+        digest = verify_checkpoint(out / "checkpoint.pt")[0]
         if record.get("checkpoint_sha256", digest) != digest:  # records from before the hash was kept: whole only
             raise CheckpointError(f"checkpoint {out / 'checkpoint.pt'} is not the one the stage finished with")
     except CheckpointError as exc:

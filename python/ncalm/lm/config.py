@@ -88,8 +88,9 @@ class ModelSpec(Settings):
                                      "the init checkpoint's shape", flags=("--model",), choices=(*SIZES, None))
     overrides: dict = setting({}, "ModelConfig fields to change from the size's, e.g. {mlp_hidden = 8192}",
                               check=_check_overrides)
-    init: str | None = setting(None, "checkpoint to start from; its transformer layers are copied, "
-                                     "embedding and head start fresh", flags=("--init",))
+    init: str | None = setting(None, "checkpoint to start from (e.g. runs/prepretrain/checkpoint.pt), or a Hugging "
+                                     "Face Llama folder; its transformer layers are copied, embedding and head "
+                                     "start fresh", flags=("--init",))
     transfer: TransferConfig = table(TransferConfig, "transfer (--init)")
 
     def validate(self) -> None:

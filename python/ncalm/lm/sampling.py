@@ -60,27 +60,34 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
 @torch.no_grad()
 def _decode_group(model, prompts: torch.Tensor, max_new_tokens: int, temperature: float,
                   top_p: float, generator, eos_id: int | None,
-                  should_stop: Callable[[list[int]], bool] | None) -> list[list[int]]:
+                  should_stop: Callable[[list[int]], bool] | None, check_every: int) -> list[list[int]]:
     batch, length = prompts.shape
     cache = model.new_cache(batch, length + max_new_tokens)
     logits, _ = model(prompts, cache=cache)
     generated: list[list[int]] = [[] for _ in range(batch)]
     done = [False] * batch
+    pending: list[torch.Tensor] = []  # sampled on the device, not yet read by the host
     for step in range(max_new_tokens):
         token = sample_next(logits[:, -1], temperature, top_p, generator)
-        for row, t in enumerate(token.tolist()):
-            if done[row]:
-                continue
-            if t == eos_id:
-                done[row] = True
-                continue
-            generated[row].append(t)
-            if should_stop is not None and should_stop(generated[row]):
-                done[row] = True
-        if all(done) or step == max_new_tokens - 1:
-            break
-        # Finished rows keep decoding (their tokens are discarded): dropping
-        # rows would mean re-slicing the cache for a small saving.
+        pending.append(token)
+        last = step == max_new_tokens - 1
+        if len(pending) == check_every or last:
+            # Reading tokens waits for the device: done every check_every steps, so that it can
+            # run ahead. Rows are judged token by token all the same; the steps decoded past a
+            # row's end are discarded, as are those of finished rows (dropping rows would
+            # mean re-slicing the cache for a small saving).
+            for row, new in enumerate(torch.stack(pending, 1).tolist()):
+                for t in new:
+                    if done[row]:
+                        break
+                    if t == eos_id:
+                        done[row] = True
+                        break
+                    generated[row].append(t)
+                    done[row] = should_stop is not None and should_stop(generated[row])
+            pending = []
+            if all(done) or last:
+                break
         logits, _ = model(token[:, None], cache=cache)
     return generated
 
@@ -88,12 +95,16 @@ def _decode_group(model, prompts: torch.Tensor, max_new_tokens: int, temperature
 def generate_ids(model, prompts: Sequence[Sequence[int]], max_new_tokens: int = 256,
                  temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16,
                  generator: torch.Generator | None = None, eos_id: int | None = None,
-                 should_stop: Callable[[list[int]], bool] | None = None) -> list[list[int]]:
+                 should_stop: Callable[[list[int]], bool] | None = None,
+                 check_every: int | None = None) -> list[list[int]]:
     """Continuations (new token ids, without EOS) of each prompt, in order.
 
     Prompts longer than the model's context minus max_new_tokens keep their
     last tokens. `should_stop(generated_ids)` ends a row early. The result is
     a deterministic function of the inputs and the generator's state.
+    `check_every` steps are decoded between looks at the tokens (default: 1 on
+    the CPU, where looking is free, 16 on a GPU, where it waits for the device);
+    the continuations do not depend on it, the generator's state afterwards does.
     """
     SamplingConfig(temperature, top_p, max_new_tokens, (), batch_size)  # validates
     context = model.cfg.max_seq_len
@@ -104,6 +115,7 @@ def generate_ids(model, prompts: Sequence[Sequence[int]], max_new_tokens: int = 
     if any(len(p) == 0 for p in prompts):
         raise ValueError("prompts: every prompt needs at least one token")
     device = next(model.parameters()).device
+    check_every = check_every or (1 if device.type == "cpu" else 16)
     groups: dict[int, list[int]] = defaultdict(list)
     for i, p in enumerate(prompts):
         groups[min(len(p), keep)].append(i)
@@ -116,8 +128,8 @@ def generate_ids(model, prompts: Sequence[Sequence[int]], max_new_tokens: int = 
             for start in range(0, len(rows), batch_size):
                 chunk = rows[start:start + batch_size]
                 ids = torch.tensor([list(prompts[i])[-length:] for i in chunk], device=device)
-                for i, gen in zip(chunk, _decode_group(model, ids, max_new_tokens, temperature,
-                                                       top_p, generator, eos_id, should_stop)):
+                for i, gen in zip(chunk, _decode_group(model, ids, max_new_tokens, temperature, top_p,
+                                                       generator, eos_id, should_stop, check_every)):
                     out[i] = gen
     finally:
         model.train(was_training)
@@ -134,6 +146,19 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     return text[:cut]
 
 
+def stop_check(tokenizer, stop: Sequence[str]) -> Callable[[list[int]], bool]:
+    """``should_stop(ids)`` for :func:`generate_ids`: whether the text of ``ids`` holds a stop string,
+    asked after each new token. Only the tail that a stop string just completed can lie in is
+    decoded (a token is at least one byte, a character at most four), not the whole row each time."""
+    window = 4 * max(map(len, stop)) + 4
+
+    def should_stop(ids: list[int]) -> bool:
+        text = tokenizer.decode(ids[-window:])
+        return any(s in text for s in stop)
+
+    return should_stop
+
+
 def generate(model, tokenizer, prompts: Sequence[str], config: SamplingConfig = SamplingConfig(),
              n: int = 1, generator: torch.Generator | None = None) -> list[list[str]]:
     """`n` text completions per prompt, each cut at the first stop string.
@@ -144,14 +169,8 @@ def generate(model, tokenizer, prompts: Sequence[str], config: SamplingConfig = 
     if n < 1:
         raise ValueError(f"n={n}: the number of samples per prompt must be >= 1")
     stop = config.stop
-
-    def should_stop(ids: list[int]) -> bool:
-        text = tokenizer.decode(ids)
-        return any(s in text for s in stop)
-
     encoded = [tokenizer.encode(p) for p in prompts for _ in range(n)]
     ids = generate_ids(model, encoded, config.max_new_tokens, config.temperature, config.top_p,
-                       config.batch_size, generator, tokenizer.eos_id,
-                       should_stop if stop else None)
+                       config.batch_size, generator, tokenizer.eos_id, stop_check(tokenizer, stop) if stop else None)
     texts = [truncate_at_stop(tokenizer.decode(g), stop) for g in ids]
     return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]

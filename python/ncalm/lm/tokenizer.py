@@ -3,14 +3,21 @@
 Both expose ``vocab_size``, ``eos_id``, ``encode(text) -> list[int]``,
 ``decode(ids) -> str``, ``save(directory)`` and a plain-dict form
 (``to_dict``) that checkpoints embed, so a checkpoint is self-contained.
+
+``save`` writes a Hugging Face ``tokenizer.json`` (``to_hf_json``), which the
+`tokenizers` library and ``transformers.PreTrainedTokenizerFast`` read with the
+same ids; :func:`load_tokenizer` reads those, any HF tokenizer with an
+``<|endoftext|>`` token (as a BPE tokenizer), and ncalm's older
+``{"type": ...}`` files.
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ncalm.atomic_json import read_json, write_json
+from ncalm.atomic_json import write_text
 
 TOKENIZER_FILE = "tokenizer.json"
 EOS_TEXT = "<|endoftext|>"
@@ -32,8 +39,36 @@ class ByteTokenizer:
     def to_dict(self) -> dict:
         return {"type": "byte"}
 
+    def to_hf_json(self) -> str:
+        """These ids as an HF tokenizer: byte-level BPE without merges, each byte its own id.
+
+        Unlike :meth:`encode`, HF turns a literal ``<|endoftext|>`` in the text into the EOS id.
+        """
+        return json.dumps({
+            "version": "1.0", "truncation": None, "padding": None,
+            "added_tokens": [{"id": self.eos_id, "content": EOS_TEXT, "single_word": False, "lstrip": False,
+                              "rstrip": False, "normalized": False, "special": True}],
+            "normalizer": None,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            "post_processor": None,
+            "decoder": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
+                      "ignore_merges": False, "vocab": _BYTE_VOCAB, "merges": []}})
+
     def save(self, directory: str | os.PathLike) -> Path:
-        return _write(directory, self.to_dict())
+        return _write(directory, self.to_hf_json())
+
+
+def _byte_vocab() -> dict[str, int]:
+    # GPT-2's bytes_to_unicode: the printable stand-in of each byte that HF's ByteLevel
+    # pre-tokenizer maps it to (non-printable bytes to 256, 257, ... in byte order).
+    printable = {*range(33, 127), *range(161, 173), *range(174, 256)}
+    extra = iter(range(256, 512))
+    return {chr(b if b in printable else next(extra)): b for b in range(256)}
+
+
+_BYTE_VOCAB = _byte_vocab()
 
 
 def _import_tokenizers():
@@ -93,8 +128,11 @@ class BPETokenizer:
     def to_dict(self) -> dict:
         return {"type": "bpe", "json": self._tok.to_str()}
 
+    def to_hf_json(self) -> str:
+        return self._tok.to_str()
+
     def save(self, directory: str | os.PathLike) -> Path:
-        return _write(directory, self.to_dict())
+        return _write(directory, self.to_hf_json())
 
 
 Tokenizer = ByteTokenizer | BPETokenizer
@@ -111,11 +149,28 @@ def tokenizer_from_dict(d: dict) -> Tokenizer:
 
 
 def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
-    """Load the tokenizer that ``tok.save(directory)`` wrote."""
+    """The tokenizer in ``directory/tokenizer.json``: HF's format (what ``tok.save`` writes) or ncalm's old one."""
     path = Path(directory) / TOKENIZER_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no tokenizer at {path}")
-    return tokenizer_from_dict(read_json(path, ("type",), "tokenizer file"))
+    text = path.read_text()
+    try:
+        d = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"corrupt tokenizer file {path}: {exc}") from None
+    if "type" in d:  # ncalm's format before HF's: {"type": "byte"} or {"type": "bpe", "json": ...}
+        return tokenizer_from_dict(d)
+    if "model" not in d:
+        raise ValueError(f"{path} is neither a Hugging Face tokenizer.json (no 'model') nor an ncalm tokenizer")
+    model, added = d["model"], [(t.get("id"), t.get("content")) for t in d.get("added_tokens") or []]
+    if (model.get("vocab") == _BYTE_VOCAB and not model.get("merges") and added == [(256, EOS_TEXT)]
+            and d.get("normalizer") is None and (d.get("pre_tokenizer") or {}).get("type") == "ByteLevel"):
+        return ByteTokenizer()
+    tk = _import_tokenizers()
+    try:
+        return BPETokenizer(tk.Tokenizer.from_str(text))
+    except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: int = 4096) -> Tokenizer:
@@ -129,6 +184,6 @@ def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: in
     raise ValueError(f"tokenizer must be 'byte' or 'bpe', got {kind!r}")
 
 
-def _write(directory, d: dict) -> Path:
+def _write(directory, text: str) -> Path:
     Path(directory).mkdir(parents=True, exist_ok=True)
-    return write_json(Path(directory) / TOKENIZER_FILE, d, indent=None)
+    return write_text(Path(directory) / TOKENIZER_FILE, text)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
 from ncalm.data.sharding import make_loader
 from ncalm.data.stats import unigram_entropy
 from ncalm.data.tokens import is_bin_spec
@@ -72,7 +72,8 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     """
     saved = init_state.get("tokenizer")
     if saved is None:
-        kind = _saved_spec(init_state)["config"]["data"]["kind"]
+        known = {"spec", "train_config"} & init_state.keys()  # an HF folder says nothing of its data
+        kind = _saved_spec(init_state)["config"]["data"]["kind"] if known else "non-text"
         raise ValueError(f"--keep-embeddings: {cfg.model.init} was trained on {kind} data, which has no text tokenizer, "
                          f"so its embedding rows are no text tokens; leave out --keep-embeddings")
     tokenizer = tokenizer_from_dict(saved)
@@ -186,7 +187,7 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         if not ckpt_path.exists():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
         resume_state = load_checkpoint(ckpt_path)
-    init_state = load_checkpoint(cfg.model.init) if cfg.model.init and resume_state is None else None
+    init_state = load_weights(cfg.model.init) if cfg.model.init and resume_state is None else None
     kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.model.transfer.keep_embeddings else None
     if d.is_main:
         held.enter_context(exclusive(out))  # also removes the temp files of killed saves

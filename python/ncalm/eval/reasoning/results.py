@@ -5,6 +5,10 @@ Layout of an output directory:
   samples.jsonl  one record per problem: id, group, completions, correctness
   results.json   summary: pass@k overall and per group
   results.md     the same as a markdown table
+  humaneval_samples.jsonl / gsm8k_samples.jsonl
+                 every completion in the layout other harnesses read: OpenAI human-eval's
+                 {task_id, completion} (its evaluate_functional_correctness takes the file as
+                 is) and GSM8K's {question, answer}
 """
 from __future__ import annotations
 
@@ -112,3 +116,20 @@ def write_tables(directory: str | Path, title: str, summary: dict, config: dict)
     json_path.write_text(json.dumps({"title": title, "config": config, **summary}, indent=2) + "\n")
     md_path.write_text(markdown_table(title, summary))
     return json_path, md_path
+
+
+def write_standard_samples(directory: str | Path, task: str, items: Sequence, records: dict[str, dict]) -> Path | None:
+    """Write ``TASK_samples.jsonl`` (see the module doc) for humaneval and gsm8k; None for other tasks.
+
+    ``items`` are the task's items in order, ``records`` the store's records by item id.
+    """
+    def completions(item):
+        return (s["completion"] for s in records[item.id]["samples"])
+
+    if task == "humaneval":
+        rows = [{"task_id": item.id, "completion": c} for item in items for c in completions(item)]
+    elif task == "gsm8k":
+        rows = [{"question": item.reference.question, "answer": c} for item in items for c in completions(item)]
+    else:
+        return None
+    return write_jsonl(Path(directory) / f"{task}_samples.jsonl", rows)

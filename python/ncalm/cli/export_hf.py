@@ -1,0 +1,33 @@
+"""Write a checkpoint as a Hugging Face Llama folder: config.json, model.safetensors,
+generation_config.json and, for text checkpoints, tokenizer.json and tokenizer_config.json.
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained(OUT)   # LlamaForCausalLM, same logits as ncalm's
+    tokenizer = AutoTokenizer.from_pretrained(OUT)      # same ids as ncalm's tokenizer
+
+The folder also serves as `ncalm pretrain --init OUT`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="ncalm checkpoint (e.g. runs/pretrain/checkpoint.pt)")
+    p.add_argument("out", help="folder to write")
+    p.add_argument("--force", action="store_true", help="write into an OUT that already holds a model")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ncalm.lm.checkpoint import load_model
+    from ncalm.lm.hf import CONFIG, export_hf
+
+    out = Path(args.out)
+    if (out / CONFIG).exists() and not args.force:
+        raise FileExistsError(f"{out / CONFIG} exists: pass --force to replace the model in {out}")
+    model, tokenizer, _ = load_model(args.checkpoint)
+    export_hf(model, tokenizer, out)
+    what = f"{tokenizer.kind} tokenizer" if tokenizer else "no tokenizer (the checkpoint was not trained on text)"
+    print(f"wrote {out}: LlamaForCausalLM, {model.num_parameters():,} parameters, {what}")
+    return 0

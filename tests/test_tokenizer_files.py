@@ -1,0 +1,52 @@
+"""tokenizer.json files are Hugging Face's format: the `tokenizers` library reads ncalm's with the
+same ids, ncalm reads HF's, and ncalm's older {"type": ...} files still load."""
+import json
+import random
+
+import pytest
+
+from ncalm.data.corpus import documents
+from ncalm.lm.tokenizer import EOS_TEXT, BPETokenizer, ByteTokenizer, load_tokenizer
+
+tokenizers = pytest.importorskip("tokenizers")
+
+TEXTS = ["def f(x): return 'héllo ✓'\n", "  \t\n\x00\x01 spaces   x\r\n", "emoji 🎉 and 中文 ünïcödé", ""]
+
+
+def test_the_byte_tokenizer_file_is_an_hf_tokenizer_with_the_same_ids(tmp_path):
+    tok = ByteTokenizer()
+    path = tok.save(tmp_path)
+    hf = tokenizers.Tokenizer.from_file(str(path))
+    assert hf.get_vocab_size() == tok.vocab_size and hf.token_to_id(EOS_TEXT) == tok.eos_id
+    for text in TEXTS:
+        assert hf.encode(text).ids == tok.encode(text)
+        assert hf.decode(tok.encode(text)) == text
+    rng = random.Random(0)  # arbitrary ids: broken UTF-8 is replaced alike, EOS dropped alike
+    for _ in range(500):
+        ids = [rng.randrange(tok.vocab_size) for _ in range(rng.randrange(1, 10))]
+        assert hf.decode(ids) == tok.decode(ids), ids
+    assert isinstance(load_tokenizer(tmp_path), ByteTokenizer)
+
+
+def test_a_tokenizer_file_written_by_hf_loads(tmp_path):
+    train, _ = documents("stdlib", max_bytes=100_000)
+    backend = BPETokenizer.train(train, vocab_size=400)._tok
+    backend.save(str(tmp_path / "tokenizer.json"))  # the library's own writer, not ncalm's
+    tok = load_tokenizer(tmp_path)
+    assert isinstance(tok, BPETokenizer) and tok.encode(TEXTS[0]) == backend.encode(TEXTS[0]).ids
+    # ncalm ends documents with <|endoftext|>: a tokenizer without one is refused by name.
+    no_eos = tokenizers.Tokenizer(tokenizers.models.BPE())
+    no_eos.save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(ValueError, match=r"tokenizer\.json: BPE tokenizer has no <\|endoftext\|> token"):
+        load_tokenizer(tmp_path)
+
+
+def test_old_ncalm_tokenizer_files_still_load(tmp_path):
+    bpe = BPETokenizer.train(documents("stdlib", max_bytes=100_000)[0], vocab_size=400)
+    for old, want in (({"type": "byte"}, ByteTokenizer()), ({"type": "bpe", "json": bpe.to_hf_json()}, bpe)):
+        (tmp_path / "tokenizer.json").write_text(json.dumps(old))
+        tok = load_tokenizer(tmp_path)
+        assert type(tok) is type(want) and tok.encode(TEXTS[0]) == want.encode(TEXTS[0])
+    (tmp_path / "tokenizer.json").write_text(json.dumps({"vocab": {}}))
+    with pytest.raises(ValueError, match="neither a Hugging Face tokenizer.json"):
+        load_tokenizer(tmp_path)
