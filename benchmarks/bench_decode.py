@@ -1,5 +1,5 @@
 """Greedy decoding speed on the CPU: ncalm's KV-cache sampler against transformers' ``generate``
-on the same model (exported with ncalm.hf_llama), the same prompts and the same number of tokens.
+on the same model (exported with ncalm.lm.hf), the same prompts and the same number of tokens.
 
     PYTHONPATH=python python benchmarks/bench_decode.py [--presets tiny,small] [--batch 1,16]
 
@@ -18,10 +18,10 @@ import time
 
 import torch
 
-from ncalm.hf_llama import export_hf
-from ncalm.model import LlamaLM, model_config
-from ncalm.sampling import generate_ids
-from ncalm.tokenizer import ByteTokenizer
+from ncalm.lm.hf import export_hf
+from ncalm.lm.model import LlamaLM, model_config
+from ncalm.lm.sampling import generate_ids
+from ncalm.lm.tokenizer import ByteTokenizer
 
 
 def _model(preset: str, context: int) -> LlamaLM:
