@@ -5,7 +5,7 @@ import argparse
 import pytest
 
 from ncalm.cli import COMMANDS, build_parser, main
-from ncalm.cli.options import parse_count
+from ncalm.settings import parse_count
 
 # Required options, so that the unknown one is what the parser trips on.
 REQUIRED = {"generate": ["--out", "x"], "eval-reasoning": ["--checkpoint", "x.pt"], "eval": ["bpb", "--checkpoint", "x"],

@@ -7,7 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ncalm.cli.options import parse_band, parse_count
+from ncalm.nca.config import parse_band
+from ncalm.settings import parse_count
 from ncalm.devices import DEVICE_HELP
 
 DEFAULT_MAX_VAL_BYTES = 1_000_000  # the trainer's default max_val_bytes

@@ -29,10 +29,11 @@ import numpy as np
 
 from ncalm.atomic_json import read_json, write_json
 from ncalm.devices import check_device_name
-from ncalm.cli.options import add_nca_arguments, nca_config, parse_count
+from ncalm.cli.options import add_nca_arguments, nca_config
 from ncalm.locks import exclusive
 from ncalm.memory import check_fits
 from ncalm.nca.cpu import MAX_SEQ_ID, _seed
+from ncalm.settings import parse_count
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ncalm.nca.config import NCAConfig, parse_band  # noqa: F401  (parse_band: the commands' band flags)
-from ncalm.settings import add_flags, flag_values, merge, parse_count, resolve  # noqa: F401
+from ncalm.nca.config import NCAConfig
+from ncalm.settings import add_flags, flag_values, merge
 
 PAPER_BAND = (0.5, 1.0)
 
