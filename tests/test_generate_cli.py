@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import ncalm
+import ncalm.nca.cpu
 from ncalm.cli import main
 
 ARGS = ["--seq-len", "63", "--sequences", "40", "--shard-tokens", "1k", "--chunk", "7", "--seed", "5", "--no-progress"]
@@ -53,12 +54,12 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(ncalm, "sequence_tokens", flaky)
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", flaky)
     assert main(["generate", "--out", str(out), *ARGS]) == 130
     manifest = json.loads((out / "manifest.json").read_text())
     assert not manifest["complete"] and [s["file"] for s in manifest["shards"]] == ["nca_000000.bin"]
     assert sorted(p.name for p in out.glob("nca_*.bin")) == ["nca_000000.bin"]  # shard 1 only as .tmp
-    monkeypatch.setattr(ncalm, "sequence_tokens", real)
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     assert main(["generate", "--out", str(out), *ARGS, "--seed", "6", "--resume"]) == 2  # different plan
     assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
     manifest, tokens = read_shards(out)
@@ -73,10 +74,10 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ncalm, "sequence_tokens", interrupted)
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", interrupted)
     assert main(["generate", "--out", str(out), *ARGS]) == 130
     assert [p.name for p in out.glob("nca_*")] == ["nca_000000.bin.tmp"]
-    monkeypatch.setattr(ncalm, "sequence_tokens", real)
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
     manifest, tokens = read_shards(out)
     assert manifest["complete"] and len(tokens) == 40 and not list(out.glob("*.tmp"))
@@ -87,12 +88,13 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
     (["--grid", "13"], "grid=13 is not a multiple of patch=2"),
     (["--colors", "20"], "--colors 20 --patch 2: the uint16 shards need colors**(patch*patch)+2 <= 65536, "
                          "got 160,002 (with --patch 2, at most --colors 15)"),
-    (["--chunk", "0"], "--chunk 0: must be >= 1"),
-    (["--threads", "-1"], "--threads -1: must be >= 0 (0 = all cores)"),
-    (["--start", "-1"], "--start -1: must be >= 0"),
-    (["--device", "gpu"], "--device 'gpu': use auto, cpu, cuda or cuda:N"),
-    (["--seed", "-1"], "seed=-1 must be an integer in [0, 2**64)"),
-    (["--start", str(2**64 - 1)], "--start 18446744073709551615: the ids of 2 sequences from there exceed"),
+    (["--chunk", "0"], "chunk: must be >= 1, got 0"),
+    (["--threads", "-1"], "threads: must be in [0, 4096], got -1"),
+    (["--start", "-1"], "start: must be in [0, 2**40 - 1], got -1"),
+    (["--device", "gpu"], "device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    (["--seed", "-1"], "seed: must be in [0, 2**64), got -1"),
+    (["--tokens", "10", "--sequences", "2"], "sequences: give tokens or sequences, not both"),
+    (["--start", str(2**64 - 1)], "start: must be in [0, 2**40 - 1], got 18446744073709551615"),
     (["--start", str(2**40 - 1)], "exceed the stream's last id, 2**40 - 1 = 1099511627775"),
 ])
 def test_bad_options_are_one_line_errors(tmp_path, capsys, bad, message):

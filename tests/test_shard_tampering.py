@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import ncalm
+import ncalm.nca.cpu
 from ncalm.cli import main
 
 ARGS = ["--seq-len", "63", "--sequences", "40", "--shard-tokens", "1k", "--chunk", "7", "--seed", "5", "--no-progress"]
@@ -24,9 +25,9 @@ def interrupted(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(ncalm, "sequence_tokens", stop_in_third_shard)
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", stop_in_third_shard)
     assert main(["generate", "--out", str(out), *ARGS]) == 130
-    monkeypatch.setattr(ncalm, "sequence_tokens", real)
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     assert len(json.loads((out / "manifest.json").read_text())["shards"]) == 2
     return out
 

@@ -48,7 +48,7 @@ def test_show_draws_the_simulated_grids(tmp_path, capsys):
 
 def test_show_rejects_bad_options(tmp_path, capsys):
     assert main(["show", "--rules", "0", "--out", str(tmp_path)]) == 2
-    assert "--rules must be >= 1" in capsys.readouterr().err
+    assert "rules: must be >= 1, got 0" in capsys.readouterr().err
     assert main(["show", "--grid", "7", "--out", str(tmp_path)]) == 2
 
 

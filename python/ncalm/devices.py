@@ -12,6 +12,11 @@ DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
 DEVICE_HELP = "auto (cuda when available, else cpu), cpu, cuda or cuda:N"
 
 
+def device_setting(name: str) -> str | None:
+    """The check of a device setting (ncalm.settings): None when ``name`` is a device name."""
+    return None if isinstance(name, str) and DEVICE_NAME.fullmatch(name) else "must be auto, cpu, cuda or cuda:N"
+
+
 def check_device_name(name: str, flag: str = "--device") -> None:
     """Refuse a malformed device name before any work; whether the device exists is checked where it is used."""
     if not DEVICE_NAME.fullmatch(name):

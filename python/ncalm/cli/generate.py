@@ -23,40 +23,68 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ncalm.atomic_json import read_json, write_json
-from ncalm.devices import check_device_name
-from ncalm.cli.options import add_nca_arguments, nca_config
+from ncalm.cli.options import add_tree_arguments
+from ncalm.devices import device_setting
 from ncalm.locks import exclusive
 from ncalm.memory import check_fits
-from ncalm.nca.cpu import MAX_SEQ_ID, _seed
-from ncalm.settings import parse_count
+from ncalm.nca.config import NCAConfig
+from ncalm.nca.cpu import MAX_SEQ_ID
+from ncalm.nca.generator import backend, resolve_device
+from ncalm.settings import Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, setting, table
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
 
 
+@dataclass
+class GenerateConfig(Settings):
+    """What `ncalm generate` writes: the NCA config and the stream's slice, and where."""
+
+    out: str | None = setting(None, "output directory (required, no default)", flags=("--out",))
+    tokens: int | None = setting(None, "tokens to write (rounded up to whole sequences of seq_len + 1), e.g. 100M; "
+                                       "unset: 10M, or sequences", check=at_least(1), flags=("--tokens",))
+    sequences: int | None = setting(None, "sequences to write instead of tokens", check=at_least(1),
+                                    flags=("--sequences",))
+    seed: int = setting(0, "stream seed; sequence i is a pure function of (config, seed, i)",
+                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"), flags=("--seed",))
+    start: int = setting(0, "id of the first sequence (to extend or shard a stream)",
+                         check=in_range(0, MAX_SEQ_ID, shown="[0, 2**40 - 1]"), flags=("--start",))
+    shard_tokens: int = setting(100_000_000, "tokens per shard file", check=at_least(1), flags=("--shard-tokens",))
+    chunk: int = setting(2048, "sequences generated per call (memory ~ chunk x seq_len x 2 B)", check=at_least(1),
+                         flags=("--chunk",))
+    threads: int = setting(0, "CPU threads (0 = all cores); on a GPU, for gzip scoring", check=in_range(0, 4096),
+                           flags=("--threads",))
+    device: str = setting("auto", "cpu, cuda, cuda:N, or auto (the GPU backend when usable, else cpu); same tokens "
+                                  "either way", check=device_setting, flags=("--device",))
+    force: bool = setting(False, "overwrite an existing output directory's shards", flags=("--force",))
+    resume: bool = setting(False, "continue an interrupted run in out", flags=("--resume",))
+    progress: bool = setting(True, "show a progress bar (--no-progress: none)", flags=("--no-progress",))
+    nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=(0.5, 1.0))
+
+    def validate(self) -> None:
+        if self.out is None:
+            raise SettingError("out", "required: the output directory (--out DIR)")
+        if self.tokens is not None and self.sequences is not None:
+            raise SettingError("sequences", "give tokens or sequences, not both")
+        if self.force and self.resume:
+            raise SettingError("resume", "resume continues the run in out and force replaces it: give one")
+        if self.nca.vocab_size > 2**16:
+            cells = self.nca.patch ** 2
+            most = max((c for c in range(2, 257) if c**cells + 2 <= 2**16), default=None)
+            hint = f"with --patch {self.nca.patch}, at most --colors {most}" if most else "use a smaller --patch"
+            raise SettingError("nca", f"--colors {self.nca.colors} --patch {self.nca.patch}: the uint16 shards need "
+                                      f"colors**(patch*patch)+2 <= 65536, got {self.nca.vocab_size:,} ({hint})")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--tokens", type=parse_count, default=None,
-                      help="tokens to write (rounded up to whole sequences of seq_len + 1); e.g. 100M. "
-                           "Default: 10M")
-    size.add_argument("--sequences", type=parse_count, default=None, help="sequences to write instead of --tokens")
-    p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--seed", type=int, default=0, help="stream seed; sequence i is a pure function of (config, seed, i)")
-    p.add_argument("--start", type=int, default=0, help="id of the first sequence (to extend or shard a stream)")
-    p.add_argument("--shard-tokens", type=parse_count, default=parse_count("100M"), help="tokens per shard file")
-    p.add_argument("--chunk", type=int, default=2048, help="sequences generated per call (memory ~ chunk * seq_len * 2 B)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores); on a GPU, for gzip scoring")
-    p.add_argument("--device", default="auto",
-                   help="cpu, cuda, cuda:N, or auto (the GPU backend when usable, else cpu); same tokens either way")
-    p.add_argument("--force", action="store_true", help="overwrite an existing output directory's shards")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_nca_arguments(p)
+    add_tree_arguments(p, "generate")
+    add_flags(p, GenerateConfig, GenerateConfig(out="OUT"), groups={"nca": "NCA config (defaults: the paper's)"})
 
 
 def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
@@ -99,54 +127,6 @@ def _write_shard(path: Path, first: int, n: int, tokens, chunk: int) -> None:
     os.replace(tmp, path)
 
 
-def resolve_device(name: str, cfg) -> str:
-    """'cpu' or the CUDA device to generate on; auto falls back to the CPU where the GPU backend cannot serve."""
-    from ncalm import _core
-
-    if name == "cpu":
-        return "cpu"
-    check_device_name(name)
-    count = _core.cuda_device_count()[0] if getattr(_core, "built_with_cuda", False) else 0
-    if count == 0:
-        if name == "auto":
-            return "cpu"
-        from ncalm.nca.cuda import cuda_status
-
-        raise ValueError(f"--device {name}: {cuda_status(cpu='--device cpu')[1]}")
-    if name == "auto":
-        import torch
-
-        usable = torch.cuda.is_available() and not _core.cuda_unsupported(cfg.core)
-        return "cuda" if usable else "cpu"
-    if ":" in name and int(name.split(":")[1]) >= count:
-        raise ValueError(f"--device {name}: this machine has {count} CUDA device(s)")
-    return name
-
-
-def backend(cfg, seed: int, threads: int, chunk: int, device: str):
-    """(find, write) on the chosen device: find(ids) -> (rules, ratios); write(ids, rules, out) fills out."""
-    import ncalm
-
-    if device == "cpu":
-        def write(ids, rules, out):
-            ncalm.sequence_tokens(cfg, seed, ids, rule_ids=rules, threads=threads, out=out)
-
-        return (lambda ids: ncalm.find_rules(cfg, seed, ids, threads=threads)), write
-    import torch
-
-    from ncalm.nca.cuda import CudaGenerator
-
-    gen = CudaGenerator(cfg, seed, device, threads=threads or None)
-    staging = torch.empty((chunk, cfg.seq_len + 1), dtype=torch.int32, device=gen.device)
-
-    def write_gpu(ids, rules, out):
-        part = staging[: len(ids)]
-        gen.generate_into(part, ids, rule_ids=rules)
-        out[...] = part.cpu().numpy()  # .cpu() waits for the kernel; the vocabulary fits uint16 (checked)
-
-    return gen.find_rules, write_gpu
-
-
 def run(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as held:
         return _run(args, held)
@@ -157,52 +137,41 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
 
     from ncalm.data.shard_check import damaged_shards, shard_record  # ncalm.data imports torch: not for --help
 
-    if args.chunk < 1:
-        raise ValueError(f"--chunk {args.chunk}: must be >= 1")
-    if args.threads < 0:
-        raise ValueError(f"--threads {args.threads}: must be >= 0 (0 = all cores)")
-    if args.start < 0:
-        raise ValueError(f"--start {args.start}: must be >= 0")
-    cfg = nca_config(args)
+    g = resolve(GenerateConfig, {}, args.config, args.assignments, flag_values(args))
+    cfg, out = g.nca, Path(g.out)
     seq_tokens = cfg.seq_len + 1
-    if cfg.vocab_size > 2**16:
-        cells = cfg.patch * cfg.patch
-        most = max((c for c in range(2, 257) if c**cells + 2 <= 2**16), default=None)
-        hint = f"with --patch {cfg.patch}, at most --colors {most}" if most else "use a smaller --patch"
-        raise ValueError(f"--colors {cfg.colors} --patch {cfg.patch}: the uint16 shards need "
-                         f"colors**(patch*patch)+2 <= 65536, got {cfg.vocab_size:,} ({hint})")
-    n_seq = args.sequences if args.sequences is not None else math.ceil((args.tokens or 10**7) / seq_tokens)
-    if args.start + n_seq - 1 > MAX_SEQ_ID:
-        raise ValueError(f"--start {args.start}: the ids of {n_seq:,} sequences from there exceed the stream's "
+    n_seq = g.sequences if g.sequences is not None else math.ceil((g.tokens or 10**7) / seq_tokens)
+    if g.start + n_seq - 1 > MAX_SEQ_ID:
+        raise ValueError(f"--start {g.start}: the ids of {n_seq:,} sequences from there exceed the stream's "
                          f"last id, 2**40 - 1 = {MAX_SEQ_ID}")
-    shard_seq = max(1, args.shard_tokens // seq_tokens)
+    shard_seq = max(1, g.shard_tokens // seq_tokens)
     plan = {"format": "ncalm-nca-shards/1", "dtype": "uint16", "sequence_tokens": seq_tokens,
-            "config": cfg.to_dict(), "seed": args.seed, "start": args.start, "sequences": n_seq,
+            "config": cfg.to_dict(), "seed": g.seed, "start": g.start, "sequences": n_seq,
             "shard_sequences": shard_seq, "vocab_size": cfg.vocab_size}
-    _seed(args.seed)  # before the output directory is touched
-    chunk = min(args.chunk, shard_seq, n_seq)  # no buffer larger than what is written at once
-    check_fits(chunk * seq_tokens * 6, f"--chunk {args.chunk}")  # uint16 buffer, int32 tokens on a GPU
-    device = resolve_device(args.device, cfg)
-    find, write = backend(cfg, args.seed, args.threads, chunk, device)  # refuses before anything is written
+    chunk = min(g.chunk, shard_seq, n_seq)  # no buffer larger than what is written at once
+    check_fits(chunk * seq_tokens * 6, f"--chunk {g.chunk}")  # uint16 buffer, int32 tokens on a GPU
+    device = resolve_device(g.device, cfg)
+    gen = backend(cfg, g.seed, device, g.threads or None)  # refuses before anything is written
+    find, write = gen.find_rules, gen.tokens_into
     buf = np.empty((chunk, seq_tokens), dtype=np.uint16)
 
     def stream(ids: np.ndarray) -> np.ndarray:
         write(ids, find(ids)[0], buf[: len(ids)])
         return buf[: len(ids)]
 
-    held.enter_context(exclusive(args.out))
-    manifest = _prepare_dir(args.out, plan, args.force, args.resume)
-    if args.resume:
-        for index in damaged_shards(args.out, manifest, plan, len(HIST_BINS) - 1, stream):
+    held.enter_context(exclusive(out))
+    manifest = _prepare_dir(out, plan, g.force, g.resume)
+    if g.resume:
+        for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
             record = manifest["shards"][index]
-            print(f"{args.out / record['file']} is not the stream it lists (missing, cut short or altered): "
+            print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
                   f"writing it again", file=sys.stderr)
-            _write_shard(args.out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
+            _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
     done = sum(s["sequences"] for s in manifest["shards"])
     counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
     t0 = time.perf_counter()
     bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
-               disable=args.no_progress, desc="generate")
+               disable=not g.progress, desc="generate")
 
     def tally(ids: np.ndarray) -> np.ndarray:
         rules, ratios = find(ids)
@@ -215,16 +184,16 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
 
     while done < n_seq:
         record = shard_record(plan, len(manifest["shards"]))
-        _write_shard(args.out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
+        _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
         manifest["shards"].append(record)
         done += record["sequences"]
         manifest["histogram"]["counts"] = counts.tolist()
         manifest["complete"] = done >= n_seq
-        write_json(args.out / MANIFEST, manifest)
+        write_json(out / MANIFEST, manifest)
     bar.close()
     dt = time.perf_counter() - t0
     total = n_seq * seq_tokens
     accept = f", {n_seq / manifest['candidates_scored']:.1%} of candidates in band" if cfg.band and manifest["candidates_scored"] else ""
-    print(f"wrote {total:,} tokens ({n_seq:,} sequences) in {len(manifest['shards'])} shard(s) to {args.out}"
+    print(f"wrote {total:,} tokens ({n_seq:,} sequences) in {len(manifest['shards'])} shard(s) to {out}"
           f"{accept}; this run {dt:.1f} s on {device}")
     return 0

@@ -10,29 +10,35 @@ paying for training.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ncalm.cli.options import add_nca_arguments, nca_config
+from ncalm.cli.options import add_tree_arguments
+from ncalm.nca.config import NCAConfig
+from ncalm.settings import Settings, add_flags, at_least, flag_values, in_range, resolve, setting, table
+
+
+@dataclass
+class ShowConfig(Settings):
+    """What `ncalm show` draws. nca.seq_len plays no part: the pictures are `frames` frames long."""
+
+    seed: int = setting(0, "generator seed", check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"),
+                        flags=("--seed",))
+    rules: int = setting(8, "rules to draw (one row each)", check=at_least(1), flags=("--rules",))
+    frames: int = setting(20, "frames per rule", check=at_least(1), flags=("--frames",))
+    candidates: int = setting(2000, "candidate rules scored for the histogram", check=at_least(1),
+                              flags=("--candidates",))
+    scale: int = setting(8, "pixels per cell", check=at_least(1), flags=("--scale",))
+    threads: int = setting(0, "generator threads (0 = all cores)", check=in_range(0, 4096), flags=("--threads",))
+    out: str = setting("show", "output directory", flags=("--out",))
+    nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=(0.5, 1.0))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    # No --seq-len: the pictures are --frames frames long, whatever a training sequence holds.
-    add_nca_arguments(p, skip=("nca.seq_len",))
-    p.add_argument("--seed", type=int, default=0, help="generator seed")
-    p.add_argument("--rules", type=int, default=8, help="rules to draw (one row each)")
-    p.add_argument("--frames", type=int, default=20, help="frames per rule")
-    p.add_argument("--candidates", type=int, default=2000, help="candidate rules scored for the histogram")
-    p.add_argument("--scale", type=int, default=8, help="pixels per cell")
-    p.add_argument("--threads", type=int, default=0, help="generator threads (0 = all cores)")
-    p.add_argument("--out", default="show", help="output directory")
-
-
-def _positive(**values: int) -> None:
-    for name, v in values.items():
-        if v < 1:
-            raise ValueError(f"--{name} must be >= 1, got {v}")
+    add_tree_arguments(p, "show")
+    add_flags(p, ShowConfig, ShowConfig(), skip=("nca.seq_len",), groups={"nca": "NCA config (defaults: the paper's)"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,42 +46,42 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.nca.cpu import in_band
     from ncalm.nca.pictures import accepted_fraction, save_complexity_histogram, save_gif, save_strip
 
-    _positive(rules=args.rules, frames=args.frames, candidates=args.candidates, scale=args.scale)
-    cfg = nca_config(args)
-    out = Path(args.out)
-    threads = args.threads or None
+    opts = resolve(ShowConfig, {}, args.config, args.assignments, flag_values(args))
+    cfg = opts.nca
+    out = Path(opts.out)
+    threads = opts.threads or None
 
     # The histogram comes first: when the band selects nothing it is the plot that shows why.
     # Attempt 0 of each candidate stream is an unfiltered random rule: the band's input distribution.
-    ratios = score_rules(cfg, args.seed, np.arange(args.candidates, dtype=np.uint64), threads=threads)
+    ratios = score_rules(cfg, opts.seed, np.arange(opts.candidates, dtype=np.uint64), threads=threads)
     hist = save_complexity_histogram(ratios, cfg.band, out / "complexity.png")
 
-    ids = np.arange(args.rules, dtype=np.uint64)
+    ids = np.arange(opts.rules, dtype=np.uint64)
     try:
-        rule_ids, _ = find_rules(cfg, args.seed, ids, threads=threads)
+        rule_ids, _ = find_rules(cfg, opts.seed, ids, threads=threads)
     except ValueError as exc:
         if cfg.band is None:
             raise
         raise ValueError(f"--band {cfg.band[0]:g},{cfg.band[1]:g}: {exc}; "
-                         f"{hist} shows the scores of {args.candidates} candidates") from None
-    grids = rollout(cfg, args.seed, rule_ids, ids, args.frames, threads=threads)
-    strip = save_strip(grids, out / "trajectories.png", cfg.colors, args.scale)
-    gif = save_gif(grids, out / "trajectories.gif", cfg.colors, args.scale)
+                         f"{hist} shows the scores of {opts.candidates} candidates") from None
+    grids = rollout(cfg, opts.seed, rule_ids, ids, opts.frames, threads=threads)
+    strip = save_strip(grids, out / "trajectories.png", cfg.colors, opts.scale)
+    gif = save_gif(grids, out / "trajectories.gif", cfg.colors, opts.scale)
     rejected_path = None
     if cfg.band is not None:
         # The rules the band throws away, drawn the same way, for comparison.
-        rejected = np.flatnonzero(~in_band(ratios, cfg.band))[: args.rules].astype(np.uint64)
+        rejected = np.flatnonzero(~in_band(ratios, cfg.band))[: opts.rules].astype(np.uint64)
         if rejected.size:
             sims = np.arange(rejected.size, dtype=np.uint64)
-            rejected_path = save_strip(rollout(cfg, args.seed, rejected, sims, args.frames, threads=threads),
-                                       out / "rejected.png", cfg.colors, args.scale)
+            rejected_path = save_strip(rollout(cfg, opts.seed, rejected, sims, opts.frames, threads=threads),
+                                       out / "rejected.png", cfg.colors, opts.scale)
     stale = out / "rejected.png"
     if rejected_path is None and stale.exists():
         stale.unlink()  # an earlier run's picture, of another band or config, must not pass for this one's
         print(f"removed {stale} of an earlier run: this run rejects no rule to draw")
 
-    print(f"{args.rules} rules x {args.frames} frames ({cfg.grid}x{cfg.grid}, {cfg.colors} colours): {strip}, {gif}")
-    print(f"complexity of {args.candidates} candidate rules: median {np.median(ratios):.3f}, "
+    print(f"{opts.rules} rules x {opts.frames} frames ({cfg.grid}x{cfg.grid}, {cfg.colors} colours): {strip}, {gif}")
+    print(f"complexity of {opts.candidates} candidate rules: median {np.median(ratios):.3f}, "
           f"range [{ratios.min():.3f}, {ratios.max():.3f}]: {hist}")
     if cfg.band is not None:
         print(f"accepted by band ({cfg.band[0]:g}, {cfg.band[1]:g}): "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ncalm.devices import DEVICE_NAME
+from ncalm.devices import device_setting
 from ncalm.nca.config import NCAConfig
 from ncalm.settings import Settings, SettingError, at_least, in_range, setting, table
 
@@ -60,7 +60,7 @@ class DataConfig(Settings):
                                       flags=("--gen-threads",))
     gen_device: str = setting("auto", "where NCA data is generated: cpu, cuda[:N], or auto (the GPU backend "
                                       "when training on a GPU with workers 0; same data either way)",
-                              check=lambda v: None if DEVICE_NAME.fullmatch(v) else "must be auto, cpu, cuda or cuda:N",
+                              check=device_setting,
                               flags=("--gen-device",))
     dyck: DyckConfig = table(DyckConfig, "Dyck data (data.kind dyck)")
     text: TextConfig = table(TextConfig, "text data (data.kind text)")

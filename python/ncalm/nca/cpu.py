@@ -221,6 +221,10 @@ class CpuBackend:
 
         return torch.from_numpy(sequence_tokens(self.cfg, self.seed, ids, rule_ids, self.threads, dtype=np.int64))
 
+    def tokens_into(self, ids: Iterable[int] | np.ndarray, rule_ids: Any, out: np.ndarray) -> None:
+        """Tokens of ids into the host array out (int32, int64 or uint16)."""
+        sequence_tokens(self.cfg, self.seed, ids, rule_ids, self.threads, out=out)
+
     def generate_into(self, out: Any, *, start: int, stream: Any = None) -> int:
         """Sequences start.. into a C-contiguous numpy array or CPU tensor; returns how many."""
         import torch

@@ -201,6 +201,13 @@ class CudaGenerator:
         self.generate_into(out, seq, rule_ids=rule_ids)
         return out
 
+    def tokens_into(self, ids: Any, rule_ids: Any, out: np.ndarray) -> None:
+        """Tokens of ids into the host array out, through int32 on the device (the vocabulary fits the
+        caller's dtype: checked by the caller, e.g. `ncalm generate` for uint16)."""
+        part = torch.empty((len(out), self.cfg.seq_len + 1), dtype=torch.int32, device=self.device)
+        self.generate_into(part, ids, rule_ids=rule_ids)
+        out[...] = part.cpu().numpy()  # .cpu() waits for the kernel
+
     def generate_into(
         self, out: Any, ids: Any = None, *, start: int | None = None, rule_ids: Any = None, stream: Any = None
     ) -> Any:

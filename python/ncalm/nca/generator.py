@@ -1,8 +1,9 @@
-"""NCAGenerator, a stream of NCA training sequences, and the one factory that picks its backend.
+"""NCAGenerator, a stream of NCA training sequences, and the one place that picks a backend.
 
 Both backends (CpuBackend in ncalm.nca.cpu, CudaGenerator in ncalm.nca.cuda)
 give bit-identical tokens for the same config, seed and ids, behind one small
-interface: ``find_rules(ids)``, ``tokens(ids, rule_ids=None)`` and
+interface: ``find_rules(ids)``, ``tokens(ids, rule_ids=None)`` (a tensor on the
+backend's device), ``tokens_into(ids, rule_ids, out)`` (a host array) and
 ``generate_into(out, start=, stream=)``.
 """
 from __future__ import annotations
@@ -18,6 +19,31 @@ from ncalm.nca.cpu import (MAX_SEQ_ID, CpuBackend, _ids, _integer, _seed, _threa
 
 if TYPE_CHECKING:
     import torch
+
+
+def resolve_device(name: str, cfg: NCAConfig, flag: str = "--device") -> str:
+    """"cpu" or the CUDA device to generate on for the device ``name`` a user typed (auto, cpu, cuda,
+    cuda:N): auto is the GPU backend where this build, machine and config allow it, else the CPU."""
+    from ncalm import _core
+    from ncalm.devices import check_device_name
+
+    check_device_name(name, flag)
+    if name == "cpu":
+        return "cpu"
+    count = _core.cuda_device_count()[0] if _core.built_with_cuda else 0
+    if count == 0:
+        if name == "auto":
+            return "cpu"
+        from ncalm.nca.cuda import cuda_status
+
+        raise ValueError(f"{flag} {name}: {cuda_status(cpu=f'{flag} cpu')[1]}")
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() and not _core.cuda_unsupported(cfg.core) else "cpu"
+    if ":" in name and int(name.split(":")[1]) >= count:
+        raise ValueError(f"{flag} {name}: this machine has {count} CUDA device(s)")
+    return name
 
 
 def backend(cfg: NCAConfig, seed: int, device: "str | torch.device" = "cpu", threads: int | None = None):

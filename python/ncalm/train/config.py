@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from ncalm.data.config import DataConfig
-from ncalm.devices import DEVICE_HELP, DEVICE_NAME
+from ncalm.devices import DEVICE_HELP, device_setting
 from ncalm.lm.config import ModelSpec
 from ncalm.settings import Settings, SettingError, at_least, in_range, positive, setting, table
 
@@ -59,7 +59,7 @@ class RunConfig(Settings):
     seed: int = setting(0, "model initialisation seed", check=in_range(-2**63, 2**64, open_high=True, shown="[-2**63, 2**64)"),
                         flags=("--seed",))
     device: str = setting("auto", DEVICE_HELP + " (under torchrun: per local rank)",
-                          check=lambda v: None if DEVICE_NAME.fullmatch(v) else "must be auto, cpu, cuda or cuda:N",
+                          check=device_setting,
                           flags=("--device",))
     precision: str = setting("auto", "auto = bf16 autocast on CUDA, fp32 on CPU; a resume refuses another "
                                      "resolved precision", choices=PRECISIONS, flags=("--precision",))
