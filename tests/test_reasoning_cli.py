@@ -78,7 +78,9 @@ def test_device_auto_is_the_default_and_samples_where_the_model_is(checkpoint, t
     assert run(*common, "--out", tmp_path / "auto", "--device", "auto") == 0
     assert run(*common, "--out", tmp_path / "default") == 0
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert build_parser("eval-reasoning").parse_args(["eval-reasoning", "--checkpoint", "x"]).device == "auto"
+    from ncalm.cli.reasoning import ReasoningConfig
+
+    assert ReasoningConfig(checkpoint="x").device == "auto"
     if expected == "cpu":  # the same samples as an explicit --device cpu
         assert run(*common, "--out", tmp_path / "cpu", "--device", "cpu") == 0
         assert ((tmp_path / "auto/samples.jsonl").read_text() == (tmp_path / "cpu/samples.jsonl").read_text())
@@ -87,9 +89,9 @@ def test_device_auto_is_the_default_and_samples_where_the_model_is(checkpoint, t
 def test_a_resume_on_the_other_device_is_refused(checkpoint, tmp_path):
     # CPU and CUDA generators draw different samples from one seed: a run begun on one
     # must not be finished on the other (the default device is auto).
-    from ncalm.cli.reasoning import _config
+    from ncalm.cli.reasoning import ReasoningConfig, _config
 
-    args = build_parser("eval-reasoning").parse_args(["eval-reasoning", "--checkpoint", str(checkpoint)])
+    args = ReasoningConfig(checkpoint=str(checkpoint))
     cpu, cuda = _config(args, 12, ["\n"], "cpu"), _config(args, 12, ["\n"], "cuda")
     assert "sampling_device" not in cpu  # CPU results made before the key still resume
     assert cuda == {**cpu, "sampling_device": "cuda"}
@@ -144,13 +146,13 @@ def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--k", "1,4", "--n-samples", "2"], "--k 1,4: each k must be in [1, --n-samples=2]"),
-    (["--k", "one"], "--k 'one'"),
+    (["--k", "one"], "k: expected 'auto' or comma-separated integers, got 'one'"),
     (["--n-samples", "3", "--temperature", "0"], "greedy"),
-    (["--top-p", "1.5"], "--top-p 1.5"),
-    (["--temperature", "nan"], "--temperature nan: must be a finite number"),
-    (["--limit", "0"], "--limit 0"),
-    (["--task", "bbh", "--finetune"], "--finetune applies to --task gsm8k only"),
-    (["--device", "tpu"], "--device 'tpu': use auto, cpu, cuda or cuda:N"),
+    (["--top-p", "1.5"], "top_p: must be in (0, 1], got 1.5"),
+    (["--temperature", "nan"], "temperature: must be in [0, inf), got nan"),
+    (["--limit", "0"], "limit: must be >= 1, got 0"),
+    (["--task", "bbh", "--finetune"], "finetune: applies to --task gsm8k only"),
+    (["--device", "tpu"], "device: must be auto, cpu, cuda or cuda:N, got 'tpu'"),
 ])
 def test_bad_options_give_one_line_errors(checkpoint, argv, message, capsys):
     assert run("--checkpoint", checkpoint, *argv) == 2
@@ -242,7 +244,7 @@ def test_more_shots_than_train_examples_warns_once(checkpoint, tmp_path, capsys)
 def test_negative_shots_are_refused(checkpoint, capsys):
     assert run("--checkpoint", checkpoint, "--shots", "-1") == 2
     err = capsys.readouterr().err
-    assert "--shots -1: must be >= 0" in err and err.count("\n") == 1
+    assert "shots: must be >= 0, got -1" in err and err.count("\n") == 1
 
 
 def test_prompts_longer_than_the_context_are_announced(checkpoint, tmp_path, capsys):
@@ -322,7 +324,7 @@ def test_an_unusable_save_finetuned_path_is_refused_before_fine_tuning(checkpoin
     data = _tiny_gsm8k(tmp_path / "gsm8k", n_train=2)
     (tmp_path / "afile").write_text("")
     base = ["--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "o", "--shots", "0", *FAST]
-    for target, message in ((tmp_path, f"--save-finetuned {tmp_path}: is a directory; name the checkpoint file"),
+    for target, message in ((tmp_path, "save_finetuned: is a directory; name the checkpoint file"),
                             (tmp_path / "afile" / "ft.pt", f"({tmp_path / 'afile'} is not a writable directory)")):
         assert run(*base, "--finetune", "--save-finetuned", target) == 2
         captured = capsys.readouterr()

@@ -11,62 +11,114 @@ import hashlib
 import os
 import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from ncalm.cli.main import UserError
-from ncalm.devices import DEVICE_HELP, check_device_name
+from ncalm.cli.options import add_tree_arguments
+from ncalm.devices import DEVICE_HELP, device_setting
 from ncalm.locks import exclusive
+from ncalm.settings import Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, setting
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
 PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
 
 
+def _k(text: str) -> str | None:
+    if text == "auto" or all(x.strip().isdigit() for x in text.split(",") if x.strip()) and text.strip(", "):
+        return None
+    return "expected 'auto' or comma-separated integers"
+
+
+def _writable_file(path: str | None) -> str | None:
+    """Refuse a --save-finetuned path that cannot be written now, not after fine-tuning has run."""
+    if path is None:
+        return None
+    if Path(path).is_dir():
+        return f"is a directory; name the checkpoint file, e.g. {Path(path) / 'finetuned.pt'}"
+    # save_checkpoint creates missing directories and renames a new file into place: the nearest
+    # existing directory must take a new file (an existing read-only file is replaced all the same).
+    parent = Path(path).absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return f"cannot write there ({parent} is not a writable directory)"
+    return None
+
+
+@dataclass
+class ReasoningConfig(Settings):
+    """What `ncalm eval-reasoning` runs. Defaults are the paper's sampling setup."""
+
+    task: str = setting("gsm8k", "benchmark to run", choices=("gsm8k", "humaneval", "bbh"), flags=("--task",))
+    checkpoint: str | None = setting(None, "language-stage checkpoint with a tokenizer (required, no default)",
+                                     flags=("--checkpoint",))
+    data: str | None = setting(None, "local data: GSM8K dir or test.jsonl, HumanEval.jsonl(.gz), BBH dir or task "
+                                     ".json; unset: the Hugging Face hub (needs `datasets` and network)",
+                               flags=("--data",))
+    limit: int | None = setting(None, "evaluate only the first N problems; unset: all", check=at_least(1),
+                                flags=("--limit",))
+    n_samples: int = setting(PAPER_N, "completions per problem (n)", check=at_least(1), flags=("--n-samples",))
+    k: str = setting("auto", "comma-separated k for pass@k; auto = 1, 2, 4, ... up to min(n, 32)", check=_k,
+                     flags=("--k",))
+    temperature: float = setting(PAPER_TEMPERATURE, "sampling temperature; 0 = greedy",
+                                 check=in_range(0, float("inf"), open_high=True, shown="[0, inf)"),
+                                 flags=("--temperature",))
+    top_p: float = setting(PAPER_TOP_P, "nucleus sampling mass", check=in_range(0, 1, open_low=True),
+                           flags=("--top-p",))
+    max_new_tokens: int | None = setting(
+        None, "generation length in the checkpoint tokenizer's tokens (bytes for the byte tokenizer); unset: room "
+              "for the reference answers, gsm8k 1024 bytes, humaneval 1536, bbh 256 (2048 with --bbh-cot), a "
+              "quarter as many tokens for BPE, and at most half the model's context", check=at_least(1),
+        flags=("--max-new-tokens",))
+    shots: int | None = setting(None, "few-shot demonstrations; unset: gsm8k 8 (0 with --finetune), bbh 3",
+                                check=at_least(0), flags=("--shots",))
+    batch_size: int = setting(16, "sequences decoded together", check=at_least(1), flags=("--batch-size",))
+    seed: int = setting(0, "sampling seed (per problem: seed + id hash)", flags=("--seed",))
+    device: str = setting("auto", DEVICE_HELP, check=device_setting, flags=("--device",))
+    threads: int | None = setting(None, "torch CPU threads; unset: torch's choice (1 is faster on a busy machine)",
+                                  check=at_least(1), flags=("--threads",))
+    out: str | None = setting(None, "output directory; unset: runs/reasoning-TASK", flags=("--out",))
+    progress: bool = setting(True, "show progress bars (--no-progress: none)", flags=("--no-progress",))
+    # gsm8k fine-tuning (paper: 10 epochs, lr 1e-5)
+    finetune: bool = setting(False, "fine-tune on the GSM8K train split before evaluating", flags=("--finetune",))
+    finetune_epochs: int = setting(10, "epochs over the train split", check=at_least(1), flags=("--finetune-epochs",))
+    finetune_lr: float = setting(1e-5, "AdamW learning rate of the fine-tuning", flags=("--finetune-lr",))
+    finetune_batch_size: int = setting(8, "fine-tuning examples per step", check=at_least(1),
+                                       flags=("--finetune-batch-size",))
+    finetune_limit: int | None = setting(None, "use only the first N train examples; unset: all", check=at_least(1),
+                                         flags=("--finetune-limit",))
+    save_finetuned: str | None = setting(None, "write the fine-tuned checkpoint here; unset: not saved",
+                                         check=_writable_file, flags=("--save-finetuned",))
+    # humaneval sandbox
+    timeout: float = setting(5.0, "wall-clock seconds per program", check=in_range(0, float("inf"), open_low=True,
+                                                                                  shown="(0, inf)"),
+                             flags=("--timeout",))
+    memory_mb: int = setting(1024, "address-space limit per program (MiB)", check=at_least(1), flags=("--memory-mb",))
+    workers: int = setting(4, "programs run in parallel", check=at_least(1), flags=("--workers",))
+    sandbox_python: str | None = setting(None, "interpreter for generated code; unset: this one, or a system "
+                                               "python3 if the sandbox user cannot read this one's library",
+                                         flags=("--sandbox-python",))
+    # bbh
+    bbh_tasks: str | None = setting(None, "comma-separated subtasks; unset: all in --data", flags=("--bbh-tasks",))
+    bbh_cot: bool = setting(False, "use the published chain-of-thought prompts (DATA/cot-prompts/TASK.txt)",
+                            flags=("--bbh-cot",))
+
+    def validate(self) -> None:
+        if self.checkpoint is None:
+            raise SettingError("checkpoint", "required: the checkpoint to evaluate (--checkpoint PATH)")
+        if self.temperature == 0 and self.n_samples > 1:
+            raise SettingError("n_samples", f"{self.n_samples} with temperature 0: greedy samples are identical; "
+                                            "use --n-samples 1 or a temperature > 0")
+        if self.finetune and self.task != "gsm8k":
+            raise SettingError("finetune", "applies to --task gsm8k only")
+        if self.save_finetuned and not self.finetune:
+            raise SettingError("save_finetuned", "needs --finetune (nothing is fine-tuned without it)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", choices=("gsm8k", "humaneval", "bbh"), default="gsm8k",
-                   help="benchmark to run")
-    p.add_argument("--checkpoint", required=True, help="language-stage checkpoint (with a tokenizer)")
-    p.add_argument("--data", default=None,
-                   help="local data: GSM8K dir or test.jsonl, HumanEval.jsonl(.gz), BBH dir or "
-                        "task .json; default: the Hugging Face hub (needs `datasets` and network)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N problems; default: all")
-    p.add_argument("--n-samples", type=int, default=PAPER_N, help="completions per problem (n)")
-    p.add_argument("--k", default="auto",
-                   help="comma-separated k for pass@k; auto = 1, 2, 4, ... up to min(n, 32)")
-    p.add_argument("--temperature", type=float, default=PAPER_TEMPERATURE, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=PAPER_TOP_P, help="nucleus sampling mass")
-    p.add_argument("--max-new-tokens", type=int, default=None,
-                   help="generation length in the checkpoint tokenizer's tokens (bytes for the byte "
-                        "tokenizer); default: room for the reference answers, gsm8k 1024 bytes, humaneval "
-                        "1536, bbh 256 (2048 with --bbh-cot), a quarter as many tokens for BPE, and at most "
-                        "half the model's context")
-    p.add_argument("--shots", type=int, default=None,
-                   help="few-shot demonstrations; default: gsm8k 8 (0 with --finetune), bbh 3")
-    p.add_argument("--batch-size", type=int, default=16, help="sequences decoded together")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (per problem: seed + id hash)")
-    p.add_argument("--device", default="auto", help=DEVICE_HELP)
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads; default: torch's choice (1 is faster on a busy machine)")
-    p.add_argument("--out", default=None, help="output directory; default: runs/reasoning-TASK")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    g = p.add_argument_group("gsm8k fine-tuning (paper: 10 epochs, lr 1e-5)")
-    g.add_argument("--finetune", action="store_true",
-                   help="fine-tune on the GSM8K train split before evaluating")
-    g.add_argument("--finetune-epochs", type=int, default=10, help="epochs over the train split")
-    g.add_argument("--finetune-lr", type=float, default=1e-5, help="AdamW learning rate")
-    g.add_argument("--finetune-batch-size", type=int, default=8, help="examples per step")
-    g.add_argument("--finetune-limit", type=int, default=None, help="use only the first N train examples; default: all")
-    g.add_argument("--save-finetuned", default=None, help="write the fine-tuned checkpoint here; default: not saved")
-    h = p.add_argument_group("humaneval sandbox")
-    h.add_argument("--timeout", type=float, default=5.0, help="wall-clock seconds per program")
-    h.add_argument("--memory-mb", type=int, default=1024, help="address-space limit per program")
-    h.add_argument("--workers", type=int, default=4, help="programs run in parallel")
-    h.add_argument("--sandbox-python", default=None,
-                   help="interpreter for generated code; default: this one, or a system python3 "
-                        "if the unprivileged sandbox user cannot read this one's library")
-    b = p.add_argument_group("bbh")
-    b.add_argument("--bbh-tasks", default=None, help="comma-separated subtasks; default: all in --data")
-    b.add_argument("--bbh-cot", action="store_true",
-                   help="use the published chain-of-thought prompts (DATA/cot-prompts/TASK.txt)")
+    add_tree_arguments(p, "eval-reasoning")
+    add_flags(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"))
 
 
 def parse_ks(text: str, n: int) -> list[int]:
@@ -77,57 +129,11 @@ def parse_ks(text: str, n: int) -> list[int]:
             ks.append(k)
             k *= 2
         return ks
-    try:
-        ks = sorted({int(x) for x in text.split(",") if x.strip()})
-    except ValueError:
-        raise UserError(f"--k {text!r}: expected 'auto' or comma-separated integers") from None
+    ks = sorted({int(x) for x in text.split(",") if x.strip()})  # its syntax is checked by the setting
     bad = [k for k in ks if not 1 <= k <= n]
     if not ks or bad:
         raise UserError(f"--k {text}: each k must be in [1, --n-samples={n}]")
     return ks
-
-
-def _check(args) -> None:
-    for name in ("n_samples", "batch_size", "workers", "memory_mb", "finetune_epochs",
-                 "finetune_batch_size"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be >= 1")
-    for name in ("limit", "finetune_limit", "max_new_tokens", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise UserError(f"--{name.replace('_', '-')} {value}: must be >= 1")
-    if args.shots is not None and args.shots < 0:
-        raise UserError(f"--shots {args.shots}: must be >= 0")
-    if not 0 <= args.temperature < float("inf"):  # NaN too
-        raise UserError(f"--temperature {args.temperature}: must be a finite number >= 0 (0 = greedy)")
-    if not 0 < args.top_p <= 1:
-        raise UserError(f"--top-p {args.top_p}: must be in (0, 1]")
-    if not args.timeout > 0:
-        raise UserError(f"--timeout {args.timeout}: must be > 0 seconds")
-    if args.temperature == 0 and args.n_samples > 1:
-        raise UserError(f"--n-samples {args.n_samples} with --temperature 0: greedy samples are "
-                        "identical; use --n-samples 1 or a temperature > 0")
-    if args.finetune and args.task != "gsm8k":
-        raise UserError("--finetune applies to --task gsm8k only")
-    check_device_name(args.device)  # before any data is read; availability is checked at load
-    if args.save_finetuned:
-        _check_save_target(args)
-
-
-def _check_save_target(args) -> None:
-    """Refuse a --save-finetuned path that cannot be written now, not after fine-tuning has run."""
-    if not args.finetune:
-        raise UserError(f"--save-finetuned {args.save_finetuned}: needs --finetune (nothing is fine-tuned without it)")
-    path = Path(args.save_finetuned)
-    if path.is_dir():
-        raise UserError(f"--save-finetuned {path}: is a directory; name the checkpoint file, e.g. {path / 'finetuned.pt'}")
-    # save_checkpoint creates missing directories and renames a new file into place: the nearest
-    # existing directory must take a new file (an existing read-only file is replaced all the same).
-    parent = path.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"--save-finetuned {path}: cannot write there ({parent} is not a writable directory)")
 
 
 def _task(args):
@@ -162,7 +168,7 @@ def _finetune(args, model, tokenizer) -> None:
     if args.finetune_limit:
         train = train[:args.finetune_limit]
     steps = args.finetune_epochs * -(-len(train) // args.finetune_batch_size)
-    bar = tqdm(total=steps, desc="fine-tune gsm8k", unit="step", disable=args.no_progress)
+    bar = tqdm(total=steps, desc="fine-tune gsm8k", unit="step", disable=not args.progress)
 
     def on_step(step: int, loss: float) -> None:
         bar.update(1)
@@ -237,7 +243,7 @@ def run(args) -> int:
 
 
 def _run(args, held: contextlib.ExitStack) -> int:
-    _check(args)
+    args = resolve(ReasoningConfig, {}, args.config, args.assignments, flag_values(args))
     ks = parse_ks(args.k, args.n_samples)
     import torch
     from tqdm import tqdm
@@ -280,7 +286,7 @@ def _run(args, held: contextlib.ExitStack) -> int:
         _finetune(args, model, tokenizer)
     sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
     bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
-               total=len(spec.items), disable=args.no_progress)
+               total=len(spec.items), disable=not args.progress)
     solved = sum(r["c"] / r["n"] for r in store.records.values())
     for item in bar:
         # A generator per problem, seeded from its id: resumed and uninterrupted
