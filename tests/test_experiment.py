@@ -355,7 +355,7 @@ def test_a_bad_setting_writes_nothing_and_leaves_the_directory_usable(tmp_path, 
     ("seeds=3", "seeds: must be a list of integers, got 3"),
     ("seeds=0,1", "seeds: must be a list of integers, got '0,1'"),
     ("bands=0.5", "bands: must be a list of lists of numbers, got 0.5"),
-    ("bands=0.5,1.0", "bands: must be a list of lists of numbers, got '0.5,1.0'"),
+    ("bands=0.5,oops", "bands: band must be LOWER,UPPER (e.g. 0.5,1.0) or none, got '0.5,oops'"),
     ("prepretrain.optim.lr=true", "prepretrain.optim.lr: must be a number, got True"),
     ("prepretrain.data.nca.foo=1", "prepretrain.data.nca.foo: unknown setting; known: band, burn_in,"),
 ])

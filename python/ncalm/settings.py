@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import contextvars
 import copy
 import dataclasses
@@ -142,10 +143,18 @@ def _describe(tp, plural: bool = False) -> str:
 
 def _coerce(value, tp, one_item: bool = True):
     """``value`` in the form ``tp`` asks for where that is unambiguous: numpy scalars as Python
-    numbers, counts written as text (100k, 2e6) or whole floats for integers, one item for a list."""
+    numbers, counts written as text (100k, 2e6) or whole floats for integers, one item for a list,
+    "none" for an optional setting's unset, text for a string (--set name=1 reads 1 as TOML)."""
     if hasattr(value, "item") and not isinstance(value, (list, dict)) and getattr(value, "ndim", 1) == 0:
         value = value.item()  # a numpy scalar, e.g. from a sweep's arange
     want = _args(tp)
+    if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in want:
+        return None
+    if str in want and isinstance(value, (int, float, datetime.date)) and not isinstance(value, bool):
+        return str(value)
+    if float in want and isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return float(value)
     if int in want and not isinstance(value, (bool, int)) and value is not None:
         if isinstance(value, float) and value.is_integer() and float not in want:
             return int(value)
@@ -188,7 +197,7 @@ class Settings:
     """
 
     RENAMED: typing.ClassVar[dict[str, str]] = {}
-    SHORTHAND: typing.ClassVar[str | None] = None
+    SHORTHAND: typing.ClassVar[Any] = None  # a field name, or a function of the plain value giving the table
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -202,13 +211,19 @@ class Settings:
                         value = merge(f.default_factory().to_dict(), value)
                     value = tp.from_dict(value, f.name)
             else:
+                if isinstance(value, str) and f.metadata.get("parse"):  # --set nca.band=0.3,0.4 as --band takes it
+                    try:
+                        value = f.metadata["parse"](value)
+                    except argparse.ArgumentTypeError as exc:
+                        raise SettingError(f.name, str(exc)) from None
                 value = _coerce(value, tp, f.metadata.get("one_item", True))
                 if not _fits(value, tp):
                     forms = " or a count such as 100k, 1.5M, 2B or 1e6" if int in _args(tp) else ""
                     raise SettingError(f.name, f"must be {_describe(tp)}{forms}, got {value!r}")
                 choices, check = f.metadata.get("choices"), f.metadata.get("check")
                 if choices and value not in choices:
-                    raise SettingError(f.name, f"must be one of {', '.join(map(str, choices))}, got {value!r}")
+                    allowed = ", ".join(str(c) for c in choices if c is not None) + (" or unset" * (None in choices))
+                    raise SettingError(f.name, f"must be one of {allowed}, got {value!r}")
                 problem = check(value) if check else None
                 if problem:
                     raise SettingError(f.name, f"{problem}, got {value!r}")
@@ -257,15 +272,28 @@ def quietly():
         _quiet.reset(token)
 
 
+def _expand(cls: type, value: Any) -> dict:
+    """The table that a plain ``value`` given for a whole ``cls`` table stands for (``SHORTHAND``)."""
+    return cls.SHORTHAND(value) if callable(cls.SHORTHAND) else nested(cls.SHORTHAND, value)
+
+
+def _has(d: dict, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return False
+        d = d[part]
+    return True
+
+
 def canonical(cls: type, d: Any) -> Any:
     """``d`` in today's layout for ``cls``: renamed keys moved (``RENAMED``), plain values for a
     table expanded (``SHORTHAND``), all the way down; so that layers merge key by key."""
-    d = _whole(cls, d)
+    given, d = d, _whole(cls, d)
     if not isinstance(d, dict):
         return d
     hints = typing.get_type_hints(cls)
     return {k: canonical(hints[k], v) if k in hints and _is_table(hints[k]) else v
-            for k, v in renamed(cls, d).items()}
+            for k, v in renamed(cls, d, given).items()}
 
 
 def _whole(cls: type, d: Any) -> Any:
@@ -275,13 +303,14 @@ def _whole(cls: type, d: Any) -> Any:
     if isinstance(d, Settings):
         return d.to_dict()
     if not isinstance(d, dict):
-        return nested(cls.SHORTHAND, d) if cls.SHORTHAND else d
+        return _expand(cls, d) if cls.SHORTHAND else d
     hints = typing.get_type_hints(cls)
     return {k: _whole(hints[k], v) if k in hints and _is_table(hints[k]) else v for k, v in d.items()}
 
 
-def renamed(cls: type, d: dict) -> dict:
-    """``d`` with the keys that ``cls.RENAMED`` lists moved to their new dotted place (said once)."""
+def renamed(cls: type, d: dict, given: Any = None) -> dict:
+    """``d`` with the keys that ``cls.RENAMED`` lists moved to their new dotted place (said once).
+    A key given under both names in ``given`` (the input, before whole tables became dicts) is refused."""
     if not cls.RENAMED:
         return d
     d = copy.deepcopy(d)
@@ -292,6 +321,8 @@ def renamed(cls: type, d: dict) -> dict:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and last in node:
             value = node.pop(last)
+            if _has(d if given is None else given, new):
+                raise SettingError(old, f"is the old name of '{new}', which is given too: keep one of them")
             if old not in _warned and not _quiet.get():
                 _warned.add(old)
                 print(f"note: setting '{old}' is now '{new}'", file=sys.stderr)
@@ -386,18 +417,34 @@ def check_same(saved: dict, current: dict, may_change: tuple[str, ...], what: st
 
 # --- command-line flags ------------------------------------------------------------------------
 
+def count(text: str) -> int:
+    """An integer flag's value: 5000, -3, or a count such as 64k, 1.5M, 1e6."""
+    return parse_count(text) if re.search(r"[kKmMbBgGeE.]", text) else int(text)
+
+
+def boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return text.lower() == "true"
+
+
 def _flag_type(f: dataclasses.Field, tp) -> Callable[[str], Any]:
-    parse = f.metadata.get("parse")
-    if parse:
-        return parse
     item = typing.get_args(tp)[0] if typing.get_origin(tp) is list else tp
-    if item is dict:
-        return parse_value  # an inline TOML table: {mlp_hidden = 8192}
-    if int in _args(item) and float not in _args(item):
-        return lambda text: parse_count(text) if re.search(r"[kKmMbBgGeE.]", text) else int(text)
-    if float in _args(item):
-        return float
-    return str
+    if f.metadata.get("parse"):
+        parse = f.metadata["parse"]
+    elif item is dict:
+        parse = parse_value  # an inline TOML table: {mlp_hidden = 8192}
+    elif int in _args(item) and float not in _args(item):
+        parse = count
+    else:
+        parse = {float: float, bool: boolean}.get(next((t for t in _args(item) if t is not type(None)), str), str)
+    if type(None) not in _args(item):
+        return parse
+
+    def optional(text: str):  # "none": back to unset
+        return None if text.lower() == "none" else parse(text)
+    optional.__name__ = parse.__name__
+    return optional
 
 
 def show_value(value: Any) -> str:
@@ -431,17 +478,22 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
                       parser.add_argument_group(title) if title else group)
             continue
         g = group or parser
-        names = list(dict.fromkeys([*f.metadata.get("flags", ()), f"--{key}"]))  # --seeds is both
+        aliases = list(f.metadata.get("flags", ()))
+        # The dotted name, where it says more than an alias: --optim.lr beside --lr, not --shard_tokens.
+        names = aliases if aliases and "." not in key else [*aliases, f"--{key}"]
         help_text = f.metadata.get("help", "")
         shown = show_value(value)
         shows = value is not None and tp is not bool and "default" not in help_text  # a switch says what it does
         help_text += f" (default: {shown})" if shows else ""
         help_text = help_text.replace("%", "%%")
-        if tp is bool:
-            for name in names:
+        if tp is bool:  # the aliases are switches; the dotted name takes true or false
+            for name in aliases:
                 g.add_argument(name, dest="@" + key, default=argparse.SUPPRESS, action="store_const",
                                const=not name.startswith("--no-"), help=help_text if name == names[0] else
                                argparse.SUPPRESS)
+            if f"--{key}" in names and f"--{key}" not in aliases:
+                g.add_argument(f"--{key}", dest="@" + key, default=argparse.SUPPRESS, type=boolean,
+                               metavar="true|false", help=argparse.SUPPRESS if aliases else help_text)
             continue
         kwargs = dict(dest="@" + key, default=argparse.SUPPRESS, help=help_text, type=_flag_type(f, tp),
                       metavar=f.name.upper().replace("-", "_"))

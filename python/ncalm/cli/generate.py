@@ -32,11 +32,12 @@ from ncalm.atomic_json import read_json, write_json
 from ncalm.cli.options import add_tree_arguments
 from ncalm.devices import device_setting
 from ncalm.locks import exclusive
+from ncalm.train.config import RunConfig
 from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
-from ncalm.settings import Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, setting, table
+from ncalm.settings import Settings, same_as, SettingError, add_flags, at_least, flag_values, in_range, resolve, setting, table
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
@@ -64,7 +65,7 @@ class GenerateConfig(Settings):
                                   "either way", check=device_setting, flags=("--device",))
     force: bool = setting(False, "overwrite an existing output directory's shards", flags=("--force",))
     resume: bool = setting(False, "continue an interrupted run in out", flags=("--resume",))
-    progress: bool = setting(True, "show a progress bar (--no-progress: none)", flags=("--no-progress",))
+    progress: bool = same_as(RunConfig, "progress")
     nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=(0.5, 1.0))
 
     def validate(self) -> None:

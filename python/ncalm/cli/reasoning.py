@@ -18,7 +18,8 @@ from ncalm.cli.main import UserError
 from ncalm.cli.options import add_tree_arguments
 from ncalm.devices import DEVICE_HELP, device_setting
 from ncalm.locks import exclusive
-from ncalm.settings import Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, setting
+from ncalm.train.config import RunConfig
+from ncalm.settings import Settings, same_as, SettingError, add_flags, at_least, flag_values, in_range, resolve, setting
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
 PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
@@ -79,7 +80,7 @@ class ReasoningConfig(Settings):
     threads: int | None = setting(None, "torch CPU threads; unset: torch's choice (1 is faster on a busy machine)",
                                   check=at_least(1), flags=("--threads",))
     out: str | None = setting(None, "output directory; unset: runs/reasoning-TASK", flags=("--out",))
-    progress: bool = setting(True, "show progress bars (--no-progress: none)", flags=("--no-progress",))
+    progress: bool = same_as(RunConfig, "progress")
     # gsm8k fine-tuning (paper: 10 epochs, lr 1e-5)
     finetune: bool = setting(False, "fine-tune on the GSM8K train split before evaluating", flags=("--finetune",))
     finetune_epochs: int = setting(10, "epochs over the train split", check=at_least(1), flags=("--finetune-epochs",))

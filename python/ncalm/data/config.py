@@ -43,7 +43,8 @@ class TextConfig(Settings):
 class DataConfig(Settings):
     """What the stage trains on. Only the table of the chosen ``kind`` matters."""
 
-    SHORTHAND = "text.source"  # language.data = "corpus/" in files written before the config tree
+    # A plain value is a text corpus: language.data = "corpus/" (files written before the config tree), --set data=DIR.
+    SHORTHAND = staticmethod(lambda source: {"kind": "text", "text": {"source": source}})
 
     kind: str = setting("nca", "what the stage trains on", choices=DATA_KINDS, flags=("--data",))
     seq_len: int = setting(256, "tokens per training sequence", check=at_least(1), flags=("--seq-len",))
@@ -73,6 +74,11 @@ class DataConfig(Settings):
         if self.nca.seq_len not in (self.seq_len, NCAConfig.seq_len):
             raise SettingError("nca.seq_len", f"{self.nca.seq_len} conflicts with seq_len={self.seq_len}; "
                                               "set seq_len only")
+        if self.kind == "nca":
+            try:
+                self.nca_config()  # the core's limits on a sequence's length
+            except SettingError as exc:
+                raise SettingError("seq_len", exc.message) from None
         if self.kind == "nca" and self.seq_len < self.nca.frame_len:
             raise SettingError("seq_len", f"{self.seq_len} is shorter than one NCA frame ({self.nca.frame_len} "
                                           "tokens); the first frame is context only, so no target would be scored")

@@ -49,7 +49,7 @@ def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_
         return None
     data = cfg.prepretrain.data
     data = replace(data, kind=arm.kind, seed=seed, nca=data.nca.replace(band=arm.band) if arm.band else data.nca,
-                   text=replace(data.text, source=text_spec, tokenizer="byte"))
+                   text=replace(data.text, source=text_spec))
     return _stage(cfg, cfg.prepretrain, data, out_dir, seed)
 
 

@@ -18,10 +18,12 @@ from ncalm.train.config import RunConfig, StageConfig
 ARM_KINDS = ("scratch", "nca", "dyck", "text")
 # Settings that may change between invocations of one experiment: they choose which
 # runs exist or where they run, not what any run computes.
-RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
+RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name",
+                     *(f"{stage}.{key}" for stage in ("prepretrain", "language") for key in (
+                         "data.workers", "data.gen_threads", "data.gen_device", "run.compile", "run.log_every")))
 # Run settings every stage shares (set at the top level) and those each arm sets itself.
 SHARED_RUN = ("device", "precision", "threads", "progress")
-PER_ARM_RUN = ("out_dir", "seed", "resume", "steps")
+PER_ARM_RUN = ("out_dir", "seed", "resume", "steps", "stop_at")
 
 
 def _seeds(seeds: list[int]) -> str | None:
@@ -103,6 +105,11 @@ class ExperimentConfig(Settings):
                 raise SettingError(f"{name}.run.tokens", "an experiment's stages need a token budget")
         if self.prepretrain.data.kind != "text":
             raise SettingError("prepretrain.data.kind", "is set by each arm (see arms)")
+        if self.prepretrain.data.nca.band != StageConfig().data.nca.band:
+            raise SettingError("prepretrain.data.nca.band", "is set by each nca arm: set bands")
+        for name in ("prepretrain", "language"):
+            if getattr(self, name).data.seed != 0:
+                raise SettingError(f"{name}.data.seed", "is each arm's seed: set seeds")
         if self.language.data.kind != "text":
             raise SettingError("language.data.kind", f"must be text, got {self.language.data.kind!r}")
         if "nca" in self.arms and not self.bands:

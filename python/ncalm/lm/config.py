@@ -97,4 +97,7 @@ class ModelSpec(Settings):
         t = self.transfer
         if (t.reinit or t.freeze or t.keep_embeddings) and not self.init:
             raise SettingError("transfer", "--reinit, --freeze and --keep-embeddings need --init CHECKPOINT")
-        model_config(self.size or "tiny", **self.overrides)  # a shape the model can take
+        try:
+            model_config(self.size or "tiny", **self.overrides)  # a shape the model can take
+        except SettingError as exc:
+            raise SettingError(f"overrides.{exc.key}", exc.message) from None

@@ -7,8 +7,9 @@ passes that checked object on.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ncalm import _core
@@ -48,10 +49,23 @@ class NCAConfig(Settings):
     max_attempts: int = setting(1 << 16, "candidate rules tried per sequence before giving up on the band")
 
     def validate(self) -> None:
+        for f in fields(self):  # the core takes 32-bit integers: a larger one is refused by name, not cast
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and not -2**31 <= value < 2**31:
+                raise SettingError(f.name, f"{value} is out of range (the core takes 32-bit integers)")
         try:
-            object.__setattr__(self, "core", _core.Config(self.core_dict()))
+            self.core  # built, and so checked by the core, once
         except (ValueError, TypeError) as exc:
             raise SettingError("", str(exc)) from None
+
+    @functools.cached_property
+    def core(self) -> "_core.Config":
+        """This config as the core's checked ``_core.Config``, which every generator call takes."""
+        return _core.Config(self.core_dict())
+
+    def __getstate__(self) -> dict:
+        # The core's object does not pickle (DataLoader workers under spawn, deepcopy): rebuilt on use.
+        return {k: v for k, v in self.__dict__.items() if k != "core"}
 
     # Derived sizes (docs/nca-semantics.md "Tokens").
     @property

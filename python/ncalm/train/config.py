@@ -43,9 +43,9 @@ class RunConfig(Settings):
 
     out_dir: str = setting("runs/run", "run directory (checkpoint.pt, metrics.jsonl, config.json)",
                            flags=("--out",))
-    steps: int = setting(1000, "optimizer steps (unless tokens is set)", check=at_least(1), flags=("--steps",))
+    steps: int = setting(1000, "optimizer steps (unless tokens is set)", check=at_least(0), flags=("--steps",))
     tokens: int | None = setting(None, "token budget, e.g. 50M; set, it fixes the steps instead of steps "
-                                       "(batch x accum x ranks x seq_len tokens per step)",
+                                       "(batch x accum x ranks x seq_len tokens per step); 0 or none: unset",
                                  check=at_least(0), flags=("--max-tokens",))
     stop_at: int = setting(0, "stop after this step with a checkpoint, to continue later with resume "
                               "(0 = run to the end)", check=at_least(0), flags=("--stop-at",))
@@ -66,7 +66,7 @@ class RunConfig(Settings):
     compile: bool = setting(False, "torch.compile the model", flags=("--compile",))
     threads: int | None = setting(None, "torch CPU threads; unset = torch's choice", check=at_least(1),
                                   flags=("--threads",))
-    progress: bool = setting(True, "show progress bars (--no-progress: none)", flags=("--no-progress",))
+    progress: bool = setting(True, "no progress bars (run.progress=false)", flags=("--no-progress",))
     resume: bool = setting(False, "continue from out_dir/checkpoint.pt exactly where it stopped, with the "
                                   "same settings", flags=("--resume",))
 
@@ -75,6 +75,8 @@ class RunConfig(Settings):
     def validate(self) -> None:
         if self.tokens == 0:
             self.tokens = None  # how checkpoints before the config tree wrote "no budget"
+        if self.steps == 0 and self.tokens is None:  # old experiment stages: steps 0 beside their budget
+            raise SettingError("steps", "must be >= 1 unless tokens is set, got 0")
 
 
 @dataclass

@@ -1,0 +1,104 @@
+"""The settings machinery: one declaration per setting, every layer merged key by key, errors by dotted key."""
+import copy
+import pickle
+
+import pytest
+
+from ncalm.cli import main
+from ncalm.experiment.config import ExperimentConfig
+from ncalm.settings import SettingError, parse_assignment, quietly, resolve
+from ncalm.train.config import StageConfig
+
+
+def stage(*assignments: str, base: dict | None = None) -> StageConfig:
+    return resolve(StageConfig, base or {}, None, list(assignments))
+
+
+def test_an_old_and_a_new_name_of_one_setting_are_refused_together():
+    with pytest.raises(SettingError, match="max_tokens: is the old name of 'run.tokens', which is given too"):
+        StageConfig.from_dict({"max_tokens": 1000, "run": {"tokens": 2000}})
+    assert StageConfig.from_dict({"max_tokens": 1000}).run.tokens == 1000
+
+
+def test_none_unsets_an_optional_setting_and_a_fields_own_parser_reads_set_values():
+    assert stage("run.threads=3", "run.threads=none").run.threads is None
+    assert stage("data.nca.band=0.3,0.4").data.nca.band == (0.3, 0.4)
+    assert stage("data.nca.band=none").data.nca.band is None
+    assert stage("run.out_dir=2024-01-01").run.out_dir == "2024-01-01"  # TOML would read a date
+    assert stage("optim.lr=.001").optim.lr == 0.001
+    with pytest.raises(SettingError, match=r"run.threads: must be an integer .*got 'lots'"):
+        stage("run.threads=lots")
+
+
+def test_a_plain_value_for_a_stages_data_is_a_text_corpus():
+    cfg = stage("data=corpus/")
+    assert (cfg.data.kind, cfg.data.text.source) == ("text", "corpus/")
+    assert parse_assignment("data=corpus/") == {"data": "corpus/"}
+
+
+def test_trees_copy_and_pickle():
+    # DataLoader workers started with spawn pickle the data config; the core's checked object is rebuilt.
+    cfg = stage("data.nca.colors=4")
+    assert copy.deepcopy(cfg) == cfg
+    back = pickle.loads(pickle.dumps(cfg))
+    assert back == cfg and back.data.nca.core.vocab == 4**4 + 2
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("data.nca.colors=3e9", "data.nca.colors: 3000000000 is out of range (the core takes 32-bit integers)"),
+    ("data.seq_len=1e8", "data.seq_len: seq_len=100000000 is out of range"),
+    ("model.overrides={n_layer=0}", "model.overrides.n_layer: must be >= 1, got 0"),
+    ("model.size=huge", "model.size: must be one of tiny, mini, small, base, large, paper or unset, got 'huge'"),
+])
+def test_errors_name_the_setting(assignment, message):
+    with pytest.raises(SettingError) as err:
+        stage(assignment)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize("assignment, key", [
+    ("prepretrain.data.seed=5", "prepretrain.data.seed"),
+    ("language.data.seed=7", "language.data.seed"),
+    ("prepretrain.data.nca.band=[0.3,0.4]", "prepretrain.data.nca.band"),
+    ("language.run.stop_at=3", "language.run.stop_at"),
+    ("prepretrain.data.kind=nca", "prepretrain.data.kind"),
+])
+def test_an_experiment_refuses_template_settings_that_each_arm_sets(assignment, key):
+    with pytest.raises(SettingError, match=f"^{key}: "):
+        resolve(ExperimentConfig, {}, None, [assignment])
+
+
+def test_the_first_stage_keeps_the_templates_tokenizer():
+    from pathlib import Path
+
+    from ncalm.experiment.arms import arms_of, first_stage
+
+    cfg = resolve(ExperimentConfig, {}, None, ["prepretrain.data.text.tokenizer=bpe", "arms=text"])
+    [arm] = arms_of(cfg)
+    assert first_stage(cfg, arm, 0, Path("unused"), "corpus/").data.text.tokenizer == "bpe"
+
+
+def test_an_old_experiment_stage_with_steps_0_and_a_budget_loads():
+    with quietly():
+        cfg = StageConfig.from_dict({"steps": 0, "max_tokens": 4096, "data": {"kind": "dyck", "seq_len": 32}})
+    assert (cfg.run.steps, cfg.total_steps()) == (0, 16)  # 4096 tokens, 8 x 32 a step
+    with pytest.raises(SettingError, match="run.steps: must be >= 1 unless tokens is set, got 0"):
+        stage("run.steps=0")
+
+
+def test_a_resume_may_change_the_tables_of_other_data_kinds(tmp_path, capsys):
+    args = ["prepretrain", "--data", "dyck", "--steps", "2", "--seq-len", "32", "--batch-size", "1", "--warmup", "1",
+            "--eval-every", "0", "--eval-batches", "1", "--threads", "1", "--no-progress", "--out", str(tmp_path)]
+    assert main([*args, "--stop-at", "1"]) == 0
+    assert main([*args, "--resume", "--colors", "4", "--text", "elsewhere/"]) == 0  # NCA and text tables: unused
+    assert main([*args, "--resume", "--dyck-k", "3"]) == 2
+    assert "config.data.dyck.k: 4 -> 3" in capsys.readouterr().err
+
+
+def test_switches_and_their_dotted_form():
+    assert stage().run.progress is True
+    from ncalm.cli import build_parser
+    from ncalm.settings import flag_values
+
+    args = build_parser("prepretrain").parse_args(["prepretrain", "--no-progress", "--data.nca.colour_wrap", "false"])
+    assert flag_values(args) == {"run": {"progress": False}, "data": {"nca": {"colour_wrap": False}}}
