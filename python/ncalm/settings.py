@@ -437,7 +437,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
         shows = value is not None and tp is not bool and "default" not in help_text  # a switch says what it does
         help_text += f" (default: {shown})" if shows else ""
         help_text = help_text.replace("%", "%%")
-        if tp is bool:
+        if bool in _args(tp):  # a switch; `bool | str` (e.g. true, false or auto) takes other values by --set
             for name in names:
                 g.add_argument(name, dest="@" + key, default=argparse.SUPPRESS, action="store_const",
                                const=not name.startswith("--no-"), help=help_text if name == names[0] else
