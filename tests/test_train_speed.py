@@ -158,3 +158,28 @@ def test_the_prefetcher_raises_the_loaders_error_and_ends_with_it():
 def test_the_cpu_trainer_reads_batches_without_a_prefetcher():
     loader = iter([])
     assert device_batches(loader, "cpu") is loader
+
+
+def test_the_gpu_training_benchmark_runs_its_code_path_on_the_cpu(tmp_path, monkeypatch, capsys):
+    """benchmarks/bench_train_gpu.py --cpu-smoke: the micro-batch search, train() per configuration, the
+    figures read from the trainer's metrics, the table and the JSON (no GPU figures: tiny, fp32)."""
+    import json
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "benchmarks" / "bench_train_gpu.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--cpu-smoke", "--json", str(tmp_path / "bench.json")])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(script), run_name="__main__")
+    assert done.value.code == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    assert report["smoke"] and report["micro_batches"] == {"tiny": 4}  # the cap: 8 sequences a step, at most 4
+    assert [(r["data"], r["micro_batch"], r["grad_accum"]) for r in report["rows"]] == [("nca", 4, 2), ("text", 4, 2)]
+    for r in report["rows"]:
+        assert r["tokens_per_s"] > 0 and 0 <= r["data_wait_share"] <= 1 and r["mfu"] is None
+        assert r["tokens_per_s"] == pytest.approx(report["tokens_per_step"] / r["step_s"])
+    table = capsys.readouterr().out.split("== ncalm training speed")[1]
+    assert "tiny   nca   no" in table and "tiny   text  no" in table
+    from ncalm.train import trainer
+
+    assert trainer.save_checkpoint.__module__ == "ncalm.lm.checkpoint"  # put back after the run
