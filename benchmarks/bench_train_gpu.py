@@ -30,6 +30,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,13 +107,16 @@ def sdpa_backends(mc: ModelConfig, device: torch.device) -> dict[str, str]:
         if backend is None:
             out[name] = "no: not in this torch"
             continue
-        try:
-            with sdpa_kernel([backend]), torch.autocast("cuda", dtype=torch.bfloat16):
-                attn(x, cos, sin).float().sum().backward()
-            torch.cuda.synchronize()
-            out[name] = "yes"
-        except RuntimeError as exc:
-            out[name] = "no: " + (str(exc).strip().splitlines() or ["?"])[0][:120]
+        with warnings.catch_warnings(record=True) as why:  # torch warns why a kernel cannot run, then raises
+            warnings.simplefilter("always")
+            try:
+                with sdpa_kernel([backend]), torch.autocast("cuda", dtype=torch.bfloat16):
+                    attn(x, cos, sin).float().sum().backward()
+                torch.cuda.synchronize()
+                out[name] = "yes"
+            except RuntimeError as exc:
+                reasons = [str(w.message) for w in why] or [str(exc)]
+                out[name] = "no: " + " | ".join(r.strip().splitlines()[0][:150] for r in reasons[:3])
     del attn, x
     free_memory()
     return out

@@ -3,7 +3,6 @@ activation checkpointing, compile auto, pinned memory only for CUDA, and the pre
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 
@@ -183,3 +182,44 @@ def test_the_gpu_training_benchmark_runs_its_code_path_on_the_cpu(tmp_path, monk
     from ncalm.train import trainer
 
     assert trainer.save_checkpoint.__module__ == "ncalm.lm.checkpoint"  # put back after the run
+
+
+def test_the_benchmarks_micro_batch_search_and_out_of_memory_retry(monkeypatch):
+    """What only a GPU's memory limit triggers, simulated: the power-of-two search stops below the first
+    size that runs out of memory, and a run that still does retries at half the micro-batch."""
+    import runpy
+    from contextlib import nullcontext
+    from pathlib import Path
+
+    bench = runpy.run_path(str(Path(__file__).parent.parent / "benchmarks" / "bench_train_gpu.py"))
+    tried = []
+    real_step = trainer.train_step
+
+    def step(net, fwd, batches, *a, **k):
+        x, _ = next(batches)
+        tried.append(len(x))
+        if len(x) > 4:
+            raise torch.OutOfMemoryError("simulated")
+        return real_step(net, fwd, iter([(x, x)]), *a, **k)
+
+    monkeypatch.setattr(trainer, "train_step", step)
+    mc = model_config("tiny", vocab_size=64, max_seq_len=16)
+    assert bench["largest_micro_batch"](mc, 16, 64, torch.device("cpu"), nullcontext) == 4
+    assert tried == [1, 2, 4, 8]
+
+    b = bench["Bench"](smoke=True, device=torch.device("cpu"), card="cpu", peak=None, steps=2, seq=16, vocab=64,
+                       seqs_per_step=16, budget=None, json_path=None)
+    b.report = {"micro_batches": {"tiny": 8}, "sdpa": {}}
+    calls = []
+
+    def measure(cfg, steps, peak):
+        calls.append(cfg.optim.batch_size)
+        if cfg.optim.batch_size > 2:
+            raise torch.OutOfMemoryError("simulated")
+        return {"tokens_per_s": 1.0}
+
+    b.run.__func__.__globals__["measure"] = measure
+    row = b.run("tiny", {"kind": "dyck", "seq_len": 16}, False, Path("unused"))
+    assert calls == [8, 4, 2] and row["micro_batch"] == 2 and row["grad_accum"] == 8
+    b.budget = 0.0
+    assert "skipped" in b.run("base", {"kind": "dyck", "seq_len": 16}, True, Path("unused"))
