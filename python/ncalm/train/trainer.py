@@ -22,7 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
-from ncalm.data.sharding import device_batches, make_loader, pins_memory
+from ncalm.data.sharding import Prefetcher, device_batches, make_loader, pins_memory
 from ncalm.data.stats import unigram_entropy
 from ncalm.data.tokens import is_bin_spec
 import ncalm
@@ -307,8 +307,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     loader = make_loader(source, cfg.optim.batch_size, d.rank, d.world, step * cfg.optim.grad_accum, cfg.data.workers,
                          pin_memory=pins_memory(d.device))
     batches = device_batches(loader, d.device)  # on CUDA: made ahead, on a side stream
-    if hasattr(batches, "close"):
-        held.callback(batches.close)
+    if isinstance(batches, Prefetcher):
+        held.callback(batches.close)  # its thread stops with the run, however the run ends
     bar = progress_bar(total, step, cfg.run.progress and d.is_main, desc=cfg.data.kind)
     t_log, step_log = time.perf_counter(), step
     # Seconds in training steps, and in them waiting for data, since the last log step and in this call:
