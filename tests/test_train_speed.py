@@ -223,3 +223,17 @@ def test_the_benchmarks_micro_batch_search_and_out_of_memory_retry(monkeypatch):
     assert calls == [8, 4, 2] and row["micro_batch"] == 2 and row["grad_accum"] == 8
     b.budget = 0.0
     assert "skipped" in b.run("base", {"kind": "dyck", "seq_len": 16}, True, Path("unused"))
+
+
+@pytest.mark.slow
+def test_a_compiled_stage_trains_as_the_eager_one_and_drops_its_compiled_code(tmp_path, monkeypatch):
+    """run.compile=true on the CPU (auto would not): the same losses, and dynamo's cache is emptied after
+    the stage, so that the stages of an experiment do not pile up recompilations of one forward."""
+    resets = []
+    real_reset = torch._dynamo.reset
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1) or real_reset())
+    eager = train(config(tmp_path / "eager", steps=2, log_every=1))
+    assert not resets
+    compiled = train(config(tmp_path / "compiled", steps=2, log_every=1, compile=True))
+    assert resets == [1]
+    assert compiled["val_loss"] == pytest.approx(eager["val_loss"], abs=1e-4)

@@ -269,7 +269,12 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
               f"schedule changes from step {step} on", file=sys.stderr)
     autocast = (lambda: torch.autocast(d.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     net = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) if d.world > 1 else model
-    fwd = torch.compile(net) if compiles(cfg.run.compile, d.device) else net
+    fwd = net
+    if compiles(cfg.run.compile, d.device):
+        fwd = torch.compile(net)
+        # Compiled code is cached per function, not per model: the stages of an experiment in one process
+        # would pile up recompilations of LlamaLM.forward towards dynamo's limit, then fall back to eager.
+        held.callback(torch._dynamo.reset)
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     if d.is_main:
