@@ -1,31 +1,43 @@
 #!/usr/bin/env bash
 # The whole GPU check in one run, for a lent GPU machine: build the package
 # with its CUDA kernels (sm_90 only, to save the lease's minutes), run the GPU
-# tests (GPU tokens == CPU tokens), the GPU benchmarks, then small launches
-# under compute-sanitizer; the table of figures and verdicts is printed last.
+# tests (GPU tokens == CPU tokens, training on the GPU), the generator
+# benchmarks, the training-speed benchmark (tokens/s, MFU, data wait), then
+# small launches under compute-sanitizer with what time is left; the table of
+# figures and verdicts is printed last.
 #
-#   benchmarks/gpu_check.sh [--quick]
+#   benchmarks/gpu_check.sh [--quick] [--paper]
 #
+# --quick: small generator sizes and 3-step training windows; --paper: also the
+# paper's 24 x 2048 shape in the training benchmark (minutes more: raise
+# GPU_CHECK_BUDGET, or expect the sanitizer to be skipped).
 # Needs python3 with torch (CUDA), pybind11, scikit-build-core, cmake, ninja
 # and nvcc; no internet. Logs go to $OUT when set (the device tool's folder).
-# Every step gets what is left of one budget (GPU_CHECK_BUDGET seconds, 400 by
-# default, under the device tool's limit), so a hung kernel costs its step,
-# never the table or the run's files.
+# Every step gets what is left of one budget (GPU_CHECK_BUDGET seconds, 560 by
+# default, under the device tool's 600 s limit), so a hung kernel costs its
+# step, never the table or the run's files.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-budget=${GPU_CHECK_BUDGET:-400}
+budget=${GPU_CHECK_BUDGET:-560}
 left() { echo $(( budget - SECONDS )); }
 # At most $1 seconds, keeping $2 seconds for the steps after this one (floor 10 s).
 allow() { local t=$(( $(left) - $2 )); (( t > $1 )) && t=$1; (( t < 10 )) && t=10; echo "$t"; }
 export PYTHONUNBUFFERED=1
 # The device tool brings back at most 8 files from $OUT: build.log, tests.log,
-# bench.log, bench.json, sanitize.log and, if any stream differed, mismatch.tgz.
+# bench.log, bench.json, train.log, train.json, sanitize.log and, if any
+# stream differed, mismatch.tgz.
 logs=${OUT:-/tmp/gpu_check}
 export NCALM_GPU_DUMP=/tmp/ncalm-mismatch  # GPU != CPU streams, one .npz per config; packed below
 rm -rf "$NCALM_GPU_DUMP"
 mkdir -p "$logs"
-quick=""
-[[ "${1:-}" == "--quick" ]] && quick="--quick"
+quick="" train_args=()
+for arg in "$@"; do
+  case $arg in
+    --quick) quick="--quick"; train_args+=(--steps 3) ;;
+    --paper) train_args+=(--paper) ;;
+    *) echo "usage: benchmarks/gpu_check.sh [--quick] [--paper]"; exit 2 ;;
+  esac
+done
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || echo "nvidia-smi failed"
 nproc
@@ -87,7 +99,7 @@ fi
 echo "== GPU tests ($(left) s left)"
 # -v: a test that hangs is named in tests.log. (The kernel emulator's test runs
 # in CI, without a GPU; it is left out here to save the lease.)
-timeout "$(allow 240 130)" python3 -m pytest -v -p no:cacheprovider -rs --durations=10 "${xdist[@]}" \
+timeout "$(allow 240 300)" python3 -m pytest -v -p no:cacheprovider -rs --durations=10 "${xdist[@]}" \
   tests/test_cuda_backend.py tests/test_gpu_training.py \
   2>&1 | tee "$logs/tests.log" | grep -v " PASSED" | tail -50
 tests_rc=${PIPESTATUS[0]}
@@ -96,8 +108,16 @@ if [[ -d "$NCALM_GPU_DUMP" ]]; then
 fi
 
 echo "== GPU benchmarks ($(left) s left)"
-timeout "$(allow 150 40)" python3 benchmarks/bench_gpu.py $quick --json "$logs/bench.json" 2>&1 | tee "$logs/bench.log"
+timeout "$(allow 150 250)" python3 benchmarks/bench_gpu.py $quick --json "$logs/bench.json" 2>&1 | tee "$logs/bench.log"
 bench_rc=${PIPESTATUS[0]}
+
+echo "== training speed ($(left) s left)"
+# The benchmark skips configurations that its --budget cannot fit, so that it ends, with its
+# table, before the timeout; the sanitizer below gets what is left.
+t=$(allow 300 30)
+timeout "$t" python3 benchmarks/bench_train_gpu.py "${train_args[@]}" --budget $(( t - 15 )) \
+  --json "$logs/train.json" 2>&1 | tee "$logs/train.log" | grep -v "^row: "
+train_rc=${PIPESTATUS[0]}
 # After the benchmarks, so that a slow sanitizer cannot cost their figures.
 echo "== compute-sanitizer on small launches of every kernel variant"
 san=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
@@ -114,7 +134,7 @@ else
     limit=$(( ($(left) - 5) / (${#tools[@]} - i) ))
     (( limit > 90 )) && limit=90
     echo "===== $tool (limit $limit s)" >>"$logs/sanitize.log"
-    if (( limit < 10 )); then
+    if (( limit < 30 )); then
       sanitizer+=("$(printf '%-60s %s' "compute-sanitizer $tool" "skipped: the budget is spent")")
       continue
     fi
@@ -141,6 +161,11 @@ fi
 # The table last: benchmark figures, then the sanitizer verdicts.
 echo
 sed -n '/^== ncalm GPU benchmarks/,$p' "$logs/bench.log"
+echo
+# The training table, or (killed by the timeout) the rows finished before it.
+grep -q "^== ncalm training speed" "$logs/train.log" && sed -n '/^== ncalm training speed/,$p' "$logs/train.log" \
+  || grep "^row: " "$logs/train.log"
 printf '%s\n' "${sanitizer[@]}"
-echo "tests rc=$tests_rc, benchmarks rc=$bench_rc, sanitizer rc=$sanitizer_rc (124: timed out); ${SECONDS} s of ${budget}"
-exit $(( tests_rc || bench_rc || sanitizer_rc ))
+echo "tests rc=$tests_rc, benchmarks rc=$bench_rc, training benchmark rc=$train_rc, sanitizer rc=$sanitizer_rc" \
+  "(124: timed out); ${SECONDS} s of ${budget}"
+exit $(( tests_rc || bench_rc || train_rc || sanitizer_rc ))

@@ -14,6 +14,7 @@ from ncalm.settings import quietly
 from ncalm.train import OptimConfig, StageConfig, train
 from ncalm.train.metrics import read_metrics
 
+TIMED = ("tokens_per_s", "elapsed_s", "step_s", "data_wait_s")  # wall-clock figures in metrics records
 NCA = dict(kind="nca", seq_len=64, nca={"grid": 8, "colors": 4, "band": None})
 
 
@@ -66,7 +67,7 @@ def test_ctrl_c_mid_step_leaves_a_checkpoint_that_resumes_exactly(tmp_path, monk
     assert all(torch.equal(t, b["model"][name]) for name, t in a["model"].items())
     assert resumed["val_loss"] == full["val_loss"]
     def untimed(run):
-        return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")}
+        return [{k: v for k, v in r.items() if k not in TIMED}
                 for r in read_metrics(tmp_path / run / "metrics.jsonl")]
 
     assert untimed("part") == untimed("full")  # not a record more or less than without the interruption
@@ -244,7 +245,7 @@ def test_bf16_autocast_trains_on_cpu(tmp_path):
 
 def untimed(path):
     """A metrics.jsonl without its wall-clock fields, for comparing runs."""
-    return [{k: v for k, v in r.items() if k not in ("tokens_per_s", "elapsed_s")} for r in read_metrics(path)]
+    return [{k: v for k, v in r.items() if k not in TIMED} for r in read_metrics(path)]
 
 
 def test_stop_at_then_resume_records_exactly_what_an_uninterrupted_run_records(tmp_path):

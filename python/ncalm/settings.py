@@ -436,6 +436,9 @@ def _flag_type(f: dataclasses.Field, tp) -> Callable[[str], Any]:
         parse = parse_value  # an inline TOML table: {mlp_hidden = 8192}
     elif int in _args(item) and float not in _args(item):
         parse = count
+    elif bool in _args(item) and str in _args(item):
+        def parse(text: str):  # e.g. run.compile: true, false or auto
+            return boolean(text) if text.lower() in ("true", "false") else text
     else:
         parse = {float: float, bool: boolean}.get(next((t for t in _args(item) if t is not type(None)), str), str)
     if type(None) not in _args(item):
@@ -486,14 +489,14 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
         shows = value is not None and tp is not bool and "default" not in help_text  # a switch says what it does
         help_text += f" (default: {shown})" if shows else ""
         help_text = help_text.replace("%", "%%")
-        if tp is bool:  # the aliases are switches; the dotted name takes true or false
+        if bool in _args(tp):  # the aliases are switches; the dotted name takes a value (true, false, auto...)
             for name in aliases:
                 g.add_argument(name, dest="@" + key, default=argparse.SUPPRESS, action="store_const",
                                const=not name.startswith("--no-"), help=help_text if name == names[0] else
                                argparse.SUPPRESS)
             if f"--{key}" in names and f"--{key}" not in aliases:
-                g.add_argument(f"--{key}", dest="@" + key, default=argparse.SUPPRESS, type=boolean,
-                               metavar="true|false", help=argparse.SUPPRESS if aliases else help_text)
+                g.add_argument(f"--{key}", dest="@" + key, default=argparse.SUPPRESS, type=_flag_type(f, tp),
+                               metavar="VALUE", help=argparse.SUPPRESS if aliases else help_text)
             continue
         kwargs = dict(dest="@" + key, default=argparse.SUPPRESS, help=help_text, type=_flag_type(f, tp),
                       metavar=f.name.upper().replace("-", "_"))

@@ -6,10 +6,14 @@ sequences each) holds items ``(m * world + r) * b + j`` for ``j < b``; worker
 ``k`` of ``K`` produces micro-batches ``m`` with ``m % K == k``, and the
 DataLoader interleaves workers round-robin, so the stream seen by each rank
 does not depend on the number of workers. Resuming at micro-batch ``m`` is
-starting the stream at ``m``: no state beyond one integer.
+starting the stream at ``m``: no state beyond one integer. On CUDA the trainer reads them
+through a :class:`Prefetcher`, which makes them ahead on a side stream.
 """
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from typing import Iterator, Protocol
 
 import numpy as np
@@ -73,13 +77,110 @@ def _worker_init(_: int) -> None:
 
 
 def make_loader(source: Source, batch_size: int, rank: int = 0, world: int = 1, start: int = 0,
-                workers: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """An iterator over micro-batches (see :class:`ShardedBatches`), with ``workers`` processes."""
+                workers: int = 0, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """An iterator over micro-batches (see :class:`ShardedBatches`), with ``workers`` processes
+    (whose batches arrive in pinned memory with ``pin_memory``; see :func:`pins_memory`)."""
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     dataset = ShardedBatches(source, batch_size, rank, world, start)
     if workers == 0:
         return iter(dataset)
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_worker_init,
-                        prefetch_factor=2, persistent_workers=False)
+                        prefetch_factor=2, persistent_workers=False, pin_memory=pin_memory)
     return iter(loader)
+
+
+def pins_memory(device: torch.device | str) -> bool:
+    """Whether batches made on the CPU for training on ``device`` go through pinned memory: only for CUDA,
+    where a copy from pinned memory runs asynchronously (one from pageable memory waits for the GPU)."""
+    return torch.device(device).type == "cuda"
+
+
+_END = object()  # the batch iterator is exhausted
+
+
+class Prefetcher:
+    """The micro-batches of ``batches``, made ``depth`` ahead by a background thread, ready on ``device``.
+
+    On CUDA the thread works on a side stream: NCA data generated on the GPU (the CUDA generator
+    enqueues on the current stream) and CPU-made batches (pinned, then copied without blocking) are
+    made there while the training step runs on the compute stream. The compute stream waits on an
+    event before it reads a batch, never the host; ``record_stream`` keeps the allocator from reusing a
+    batch's memory before the step is done with it. On the CPU there is no stream: the same thread and
+    queue, nothing more. One thread reads ``batches``, in order: the data and its order are unchanged.
+    Errors of the thread are raised by ``next``; :meth:`close` stops it.
+    """
+
+    def __init__(self, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], device: torch.device | str,
+                 depth: int = 2):
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        self.device = torch.device(device)
+        self._cuda = self.device.type == "cuda"
+        self._batches = batches
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._fill, name="ncalm-prefetch", daemon=True)
+        self._thread.start()
+
+    def _put(self, item) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self) -> None:
+        try:
+            side = torch.cuda.Stream(self.device) if self._cuda else None
+            on_side = torch.cuda.stream(side) if side is not None else contextlib.nullcontext()
+            with torch.cuda.device(self.device) if self._cuda else contextlib.nullcontext(), on_side:
+                for x, y in self._batches:
+                    ready = None
+                    if side is not None:
+                        x, y = (t.pin_memory().to(self.device, non_blocking=True) if t.device.type == "cpu" else t
+                                for t in (x, y))
+                        ready = torch.cuda.Event()
+                        ready.record(side)
+                    if not self._put((x, y, ready)):
+                        return
+            self._put(_END)
+        except BaseException as exc:  # raised in the training thread by __next__
+            self._put(exc)
+
+    def __iter__(self) -> "Prefetcher":
+        return self
+
+    def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
+        item = self._queue.get()
+        if item is _END or isinstance(item, BaseException):
+            self._stop.set()
+            if item is _END:
+                raise StopIteration
+            raise item
+        x, y, ready = item
+        if ready is not None:
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_event(ready)  # the GPU waits, the host goes on
+            for t in (x, y):
+                t.record_stream(compute)
+        return x, y
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread (it finishes the batch it is making) and drop what it made."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout)
+
+
+def device_batches(batches: Iterator[tuple[torch.Tensor, torch.Tensor]], device: torch.device | str,
+                   depth: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``batches`` as the trainer reads them on ``device``: through a :class:`Prefetcher` on CUDA, where
+    making them overlaps the step; unchanged on the CPU, where the step and the data share the cores."""
+    return Prefetcher(batches, device, depth) if torch.device(device).type == "cuda" else batches

@@ -13,6 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
+from torch.utils.checkpoint import checkpoint
 
 from ncalm.lm.config import SIZES, ModelConfig, model_config  # noqa: F401  (re-exported)
 
@@ -110,11 +111,16 @@ class Block(nn.Module):
 
 
 class LlamaLM(nn.Module):
-    """Decoder-only language model. Parameter names: ``embed``, ``layers.{i}.*``, ``norm``, ``head``."""
+    """Decoder-only language model. Parameter names: ``embed``, ``layers.{i}.*``, ``norm``, ``head``.
 
-    def __init__(self, cfg: ModelConfig):
+    ``checkpointing = True`` recomputes each block's activations in the backward pass instead of
+    storing them (training only; the results are the same).
+    """
+
+    def __init__(self, cfg: ModelConfig, checkpointing: bool = False):
         super().__init__()
         self.cfg = cfg
+        self.checkpointing = checkpointing
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
@@ -162,8 +168,12 @@ class LlamaLM(nn.Module):
             raise ValueError(f"KV cache overflow: {start} cached + {T} new > max_len {cache.max_len}")
         cos, sin = self._rope(start, T, idx.device)
         x = self.embed(idx)
+        recompute = self.checkpointing and cache is None and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
-            x = layer(x, cos, sin, cache, i)
+            if recompute:  # non-reentrant: works with autocast, torch.compile and inputs that need no grad
+                x = checkpoint(layer, x, cos, sin, use_reentrant=False)
+            else:
+                x = layer(x, cos, sin, cache, i)
         logits = self.head(self.norm(x))
         if cache is not None:
             cache.length = start + T

@@ -63,7 +63,15 @@ class RunConfig(Settings):
                           flags=("--device",))
     precision: str = setting("auto", "auto = bf16 autocast on CUDA, fp32 on CPU; a resume refuses another "
                                      "resolved precision", choices=PRECISIONS, flags=("--precision",))
-    compile: bool = setting(False, "torch.compile the model", flags=("--compile",))
+    compile: bool | str = setting("auto", "torch.compile the model: true (--compile), false (--no-compile) or auto "
+                                          "(on when training on CUDA with Triton installed, off on the CPU, where "
+                                          "compiling costs more than it saves)",
+                                  check=lambda v: None if v in (True, False, "auto") else "must be auto, true or false",
+                                  flags=("--compile", "--no-compile"))
+    activation_checkpointing: bool = setting(False, "recompute each block's activations in the backward pass "
+                                                    "instead of storing them: far less memory (a larger micro-batch, "
+                                                    "e.g. for the paper shape) for about a third more compute",
+                                             flags=("--activation-checkpointing",))
     threads: int | None = setting(None, "torch CPU threads; unset = torch's choice", check=at_least(1),
                                   flags=("--threads",))
     progress: bool = setting(True, "no progress bars (run.progress=false)", flags=("--no-progress",))

@@ -9,6 +9,7 @@ checkpoint left off.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import math
 import random
@@ -21,7 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
-from ncalm.data.sharding import make_loader
+from ncalm.data.sharding import Prefetcher, device_batches, make_loader, pins_memory
 from ncalm.data.stats import unigram_entropy
 from ncalm.data.tokens import is_bin_spec
 import ncalm
@@ -30,7 +31,7 @@ from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.locks import exclusive
 from ncalm.train import distributed
 from ncalm.settings import check_same, quietly
-from ncalm.train.config import StageConfig
+from ncalm.train.config import OptimConfig, StageConfig
 from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, progress_bar, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
@@ -111,8 +112,8 @@ def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
 MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir", "config.run.steps",
               "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
               "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
-              "config.run.log_every", "config.run.compile", "config.data.workers", "config.data.gen_threads",
-              "config.data.gen_device")
+              "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
+              "config.data.workers", "config.data.gen_threads", "config.data.gen_device")
 
 
 def run_spec(cfg: StageConfig, precision: str, d: distributed.Dist, data: dict) -> dict:
@@ -149,6 +150,42 @@ def _check_resume(cfg: StageConfig, state: dict, spec: dict) -> None:
               "text": ("text",)}
     may_change += tuple(f"config.data.{key}" for kind, keys in unused.items() if kind != cfg.data.kind for key in keys)
     check_same(saved, current, may_change, f"cannot resume: the checkpoint {cfg.run.out_dir}/{CHECKPOINT}")
+
+
+def compiles(setting: bool | str, device: torch.device) -> bool:
+    """Whether ``run.compile`` compiles the model on ``device``: auto means on CUDA with Triton (the
+    code generator of torch.compile on GPUs) installed; on the CPU compiling costs more than it saves."""
+    if setting == "auto":
+        return device.type == "cuda" and importlib.util.find_spec("triton") is not None
+    return bool(setting)
+
+
+def train_step(net, fwd, batches, optimizer: torch.optim.Optimizer, trainable: list, cfg: OptimConfig,
+               autocast, device: torch.device, world: int = 1) -> tuple[torch.Tensor, float]:
+    """One optimizer step over ``cfg.grad_accum`` micro-batches of ``batches`` through ``fwd`` (``net``,
+    perhaps compiled); returns the summed micro-batch losses and the seconds spent waiting for data.
+
+    Nothing here waits for the GPU: the loss stays on the device (the caller reads it, a host sync,
+    at log steps only) and the clipped gradient norm is not read.
+    """
+    wait = 0.0
+    loss_sum = torch.zeros((), device=device)
+    for micro in range(cfg.grad_accum):
+        t = time.perf_counter()
+        x, y = next(batches)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)  # no-ops when prefetched
+        wait += time.perf_counter() - t
+        # Only the last micro-batch all-reduces gradients.
+        sync = net.no_sync() if world > 1 and micro < cfg.grad_accum - 1 else contextlib.nullcontext()
+        with sync, autocast():
+            loss = fwd(x, y)[1]
+        (loss / cfg.grad_accum).backward()
+        loss_sum += loss.detach()
+    if cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum, wait
 
 
 @torch.no_grad()
@@ -209,7 +246,7 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     spec = run_spec(cfg, precision, d, source.describe())
     mc = _model_config(cfg, source, resume_state, init_state)
     torch.manual_seed(cfg.run.seed)
-    model = LlamaLM(mc)
+    model = LlamaLM(mc, checkpointing=cfg.run.activation_checkpointing)
     transfer_report = None
     if resume_state is not None:
         _check_resume(cfg, resume_state, spec)
@@ -236,7 +273,12 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
               f"schedule changes from step {step} on", file=sys.stderr)
     autocast = (lambda: torch.autocast(d.device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     net = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None) if d.world > 1 else model
-    fwd = torch.compile(net) if cfg.run.compile else net
+    fwd = net
+    if compiles(cfg.run.compile, d.device):
+        fwd = torch.compile(net)
+        # Compiled code is cached per function, not per model: the stages of an experiment in one process
+        # would pile up recompilations of LlamaLM.forward towards dynamo's limit, then fall back to eager.
+        held.callback(torch._dynamo.reset)
     trainable = [p for p in model.parameters() if p.requires_grad]
 
     if d.is_main:
@@ -271,9 +313,16 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
 
     if step == 0 and cfg.run.eval_every:
         run_eval()
-    loader = make_loader(source, cfg.optim.batch_size, d.rank, d.world, step * cfg.optim.grad_accum, cfg.data.workers)
+    loader = make_loader(source, cfg.optim.batch_size, d.rank, d.world, step * cfg.optim.grad_accum, cfg.data.workers,
+                         pin_memory=pins_memory(d.device))
+    batches = device_batches(loader, d.device)  # on CUDA: made ahead, on a side stream
+    if isinstance(batches, Prefetcher):
+        held.callback(batches.close)  # its thread stops with the run, however the run ends
     bar = progress_bar(total, step, cfg.run.progress and d.is_main, desc=cfg.data.kind)
     t_log, step_log = time.perf_counter(), step
+    # Seconds in training steps, and in them waiting for data, since the last log step and in this call:
+    # the share of a step the GPU may idle for data is at most data_wait_s / step_s.
+    window, timing = {"step_s": 0.0, "data_wait_s": 0.0}, {"step_s": 0.0, "data_wait_s": 0.0}
     stop = min(total, cfg.run.stop_at) if cfg.run.stop_at else total
     model.train()
     diverged = False
@@ -282,34 +331,29 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             t0 = time.perf_counter()
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, cfg.optim)
-            loss_sum = torch.zeros((), device=d.device)
-            for micro in range(cfg.optim.grad_accum):
-                x, y = next(loader)
-                x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
-                # Only the last micro-batch all-reduces gradients.
-                sync = net.no_sync() if d.world > 1 and micro < cfg.optim.grad_accum - 1 else contextlib.nullcontext()
-                with sync, autocast():
-                    loss = fwd(x, y)[1]
-                (loss / cfg.optim.grad_accum).backward()
-                loss_sum += loss.detach()
-            if cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.optim.grad_clip)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            loss_sum, wait = train_step(net, fwd, batches, optimizer, trainable, cfg.optim, autocast, d.device, d.world)
             step += 1
-            elapsed += time.perf_counter() - t0
-
             # Logs and evaluations follow the run's own steps, not where this invocation
             # stops: a run stopped (--stop-at, Ctrl-C) and resumed records what an
             # uninterrupted one does. Stopping early only adds a checkpoint.
-            if step % cfg.run.log_every == 0 or step == total:
-                now = time.perf_counter()
-                # All ranks log at the same steps: the loss of the whole batch, not rank 0's share.
+            log = step % cfg.run.log_every == 0 or step == total
+            if log:
+                # All ranks log at the same steps: the loss of the whole batch, not rank 0's share. Reading it
+                # waits for the GPU, so the window's step time below is the time its steps took.
                 last["train_loss"] = d.mean(loss_sum).item() / cfg.optim.grad_accum
+            spent = time.perf_counter() - t0
+            elapsed += spent
+            for times in (window, timing):
+                times["step_s"] += spent
+                times["data_wait_s"] += wait
+            if log:
+                now = time.perf_counter()
                 tps = (step - step_log) * tokens_per_step / max(now - t_log, 1e-9)
                 t_log, step_log = now, step
                 metrics.write({"step": step, "tokens": step * tokens_per_step, "loss": last["train_loss"],
-                               "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tps, "elapsed_s": elapsed})
+                               "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tps, "elapsed_s": elapsed,
+                               **window})
+                window = {"step_s": 0.0, "data_wait_s": 0.0}
                 if bar is not None:
                     bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
                 if not math.isfinite(last["train_loss"]) and d.is_main and not diverged:
@@ -342,6 +386,7 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         "train_loss": last["train_loss"], "val_loss": last["val_loss"], "val_curve": val_curve(records),
         "val_unigram_entropy": unigram_entropy(val) if val else None,
         "elapsed_s": elapsed, "tokens_per_s": step * tokens_per_step / elapsed if elapsed else None,
+        **timing,  # this call's steps only (elapsed_s also counts the steps before a resume)
         "n_params": model.num_parameters(), "model_config": mc.to_dict(),
         "tokenizer": tokenizer.kind if tokenizer else None, "rank": d.rank, "world": d.world,
     }
