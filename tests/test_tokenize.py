@@ -63,7 +63,7 @@ def test_safe_cuts_keep_the_ids(tmp_path, size):
 
 def _corpus(root: Path, n: int = 12) -> Path:
     rng = np.random.default_rng(0)
-    words = ["the", "cat", "sat", "on", "a", "mat", "héllo", "\n", "  ", "42"]
+    words = ["the", "cat", "sat", "on", "a", "mat", "héllo", "\n", "  ", "42", "<|endoftext|>"]
     root.mkdir()
     for i in range(n):
         (root / f"doc{i:02d}.txt").write_text(" ".join(rng.choice(words, 400 + 50 * i)), encoding="utf-8")

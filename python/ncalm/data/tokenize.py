@@ -150,22 +150,23 @@ class Encoder:
         self.kind, self.arg = kind, arg
         if kind == "gpt2":
             self._enc = data_gym_encoding(Path(arg), hashes=GPT2_HASHES)
-            self.eos = self._enc.eot_token
+            self.eos, self.vocab_size = self._enc.eot_token, self._enc.n_vocab
         elif kind == "hf":
             import tokenizers
             self._tok = tokenizers.Tokenizer.from_str(arg)
             eos = self._tok.token_to_id(EOS_TEXT)
             if eos is None:
                 raise ValueError(f"tokenizer has no {EOS_TEXT} token")
-            self.eos = eos
+            self.eos, self.vocab_size = eos, self._tok.get_vocab_size()
         else:
-            self.eos = 256
+            self.eos, self.vocab_size = 256, 257
 
     def encode(self, pieces: list[tuple[str, bool]], dtype) -> np.ndarray:
         """The pieces' ids, each followed by EOS where its flag says (the end of a document)."""
         texts = [t for t, _ in pieces]
         if self.kind == "gpt2":
-            ids = [self._enc.encode_ordinary(t) for t in texts]
+            # encode_ordinary's ids (no special tokens) as an array: no Python list of ints on the way
+            ids = [self._enc.encode_to_numpy(t, allowed_special=set(), disallowed_special=()) for t in texts]
         elif self.kind == "hf":
             from ncalm.lm.tokenizer import BPETokenizer  # its encode keeps a literal <|endoftext|> as text
             tok = BPETokenizer(self._tok)
@@ -289,7 +290,6 @@ def _tokenizer(cfg: TokenizeConfig) -> tuple[str, str, str]:
     """(encoder kind, encoder arg, tokenizer.json text) for the configured tokenizer."""
     if cfg.tokenizer == "gpt2":
         root = gpt2_dir(cfg.gpt2_files)
-        data_gym_encoding(root, hashes=GPT2_HASHES)  # refuse files that are not GPT-2's now, not in a worker
         return "gpt2", str(root), data_gym_hf_json(root)
     if cfg.tokenizer == "byte":
         from ncalm.lm.tokenizer import ByteTokenizer
@@ -367,8 +367,8 @@ def tokenize(cfg: TokenizeConfig, echo=print) -> dict:
             echo(f"{out}: up to date ({meta['train']['tokens']:,} train + {meta['val']['tokens']:,} val tokens)")
             return meta
         kind, arg, hf_json = _tokenizer(cfg)
-        import tokenizers
-        vocab = tokenizers.Tokenizer.from_str(hf_json).get_vocab_size()
+        encoder = Encoder(kind, arg)  # loaded once here; forked workers inherit it
+        vocab = encoder.vocab_size
         dtype = "uint16" if vocab <= 1 << 16 else "uint32"
         parts = out / PARTS
         plan = {"fingerprint": fp, "dtype": dtype, "chunk_bytes": cfg.chunk_bytes}
@@ -382,12 +382,12 @@ def tokenize(cfg: TokenizeConfig, echo=print) -> dict:
         bar = tqdm(desc="tokenize", unit="B", unit_scale=True, disable=not cfg.progress, dynamic_ncols=True)
         if kind == "hf":
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the pool is the parallelism
-        pool = None
+        global _WORKER
+        _WORKER, pool = encoder, None
         if workers > 1:
-            ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-            pool = ctx.Pool(workers, _init_worker, (kind, arg))
-        else:
-            _init_worker(kind, arg)
+            fork = os.name == "posix"
+            ctx = multiprocessing.get_context("fork" if fork else "spawn")
+            pool = ctx.Pool(workers, None if fork else _init_worker, () if fork else (kind, arg))
         pending: deque = deque()  # (result, bytes): at most 2 per worker, so the corpus is never all in memory
         try:
             for split, pieces, n_bytes in _chunks(cfg):
@@ -420,7 +420,7 @@ def tokenize(cfg: TokenizeConfig, echo=print) -> dict:
                 pool.terminate()
                 pool.join()
         record = {"ncalm_version": ncalm.__version__, "tokenizer": identity, "vocab_size": vocab, "dtype": dtype,
-                  "eos_id": tokenizers.Tokenizer.from_str(hf_json).token_to_id(EOS_TEXT), "source": cfg.source,
+                  "eos_id": encoder.eos, "source": cfg.source,
                   "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes,
                   "fingerprint": fp}
         if not counts["train"]["parts"] or not counts["val"]["parts"]:
