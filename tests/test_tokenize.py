@@ -200,3 +200,35 @@ def test_training_reads_meta_json_dtype_and_nanogpt_meta_pkl(tmp_path):
     with open(nano / "meta.pkl", "wb") as f:
         pickle.dump({"vocab_size": 65, "itos": {}, "stoi": {}}, f)
     assert language_source(f"bin:{nano}", seq_len=8)[0].vocab_size == 65
+
+
+def test_experiment_and_eval_bpb_on_a_token_folder(tmp_path, capsys):
+    from ncalm.cli.main import main
+
+    src = _corpus(tmp_path / "c", n=40)
+    tok = tmp_path / "tok"
+    assert main(["tokenize", "--text", str(src), "--tokenizer", "byte", "--out", str(tok), "--val-percent", "10",
+                 "--no-progress"]) == 0
+    meta = json.loads((tok / "meta.json").read_text())
+    out = tmp_path / "exp"
+    argv = ["experiment", "--preset", "tiny", "--out", str(out), "--no-progress", "--arms", "scratch", "dyck",
+            "--set", f"language.data=bin:{tok}", "--set", "language.run.tokens=4096", "--set", "bpb_bytes=1G",
+            "--set", "prepretrain.run.tokens=2048", "--set", "language.data.seq_len=64",
+            "--set", "prepretrain.data.seq_len=64", "--set", "language.run.eval_every=4",
+            "--set", "language.run.eval_batches=2", "--set", "model.overrides.n_layer=1"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    for r in runs:
+        bpb = r["bpb"]  # all of val.bin, bytes as tokenize stored them
+        assert bpb["bytes"] == meta["val"]["bytes"] and bpb["tokens"] == meta["val"]["tokens"] - (
+            np.fromfile(tok / "val.bin", np.uint16)[0] == 256)
+        assert 0 < bpb["bits_per_byte"] < 10
+    assert main(["tokenize", "--text", str(src), "--tokenizer", "byte", "--out", str(tok), "--val-percent", "10",
+                 "--no-progress"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    ckpt = out / "seed0" / "scratch" / "language" / "checkpoint.pt"
+    assert main(["eval", "bpb", "--checkpoint", str(ckpt), "--no-progress", "--json", str(tmp_path / "b.json"),
+                 "--seq-len", "64"]) == 0
+    scratch = next(r for r in runs if r["arm"] == "scratch")["bpb"]
+    assert json.loads((tmp_path / "b.json").read_text())["bits_per_byte"] == pytest.approx(scratch["bits_per_byte"])

@@ -138,21 +138,15 @@ def _validation_cap(args, data: dict) -> int | None:
 
 
 def _bin_eval(args, model, tokenizer, spec: str, cap: int | None, device):
-    """Bits per byte on the val.bin of token shards; bytes come from the tokenizer's vocabulary."""
-    from ncalm.data.tokens import bin_validation
-    from ncalm.eval.bpb import evaluate_tokens
+    """Bits per byte on the val.bin of token files (bytes from meta.json, else from the tokenizer's vocabulary)."""
+    from ncalm.eval.bpb import evaluate_bin
 
-    val, shards_tokenizer = bin_validation(spec, tokenizer.vocab_size)
-    # Ids mean nothing without the tokenizer that made them: the bytes, and so
-    # bits per byte, would be made up.
-    if shards_tokenizer is None:
-        raise ValueError(f"--data {spec}: no tokenizer.json beside val.bin, so its ids cannot be counted "
-                         "in bytes; pass --data with a text corpus")
-    if shards_tokenizer.to_dict() != tokenizer.to_dict():
-        raise ValueError(f"--data {spec}: its tokenizer.json is not the checkpoint's tokenizer; "
-                         "pass --data with a text corpus or shards made with the checkpoint's tokenizer")
-    return evaluate_tokens(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
-                           device=device, max_bytes=cap, progress=not args.no_progress)
+    try:
+        return evaluate_bin(model, tokenizer, spec, seq_len=args.seq_len, batch_size=args.batch_size,
+                            device=device, max_bytes=cap, progress=not args.no_progress)
+    except ValueError as exc:
+        raise ValueError(f"--data {exc}; pass --data with a text corpus or token files made with the "
+                         "checkpoint's tokenizer") from None
 
 
 def _load(args):

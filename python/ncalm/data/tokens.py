@@ -121,6 +121,16 @@ def bin_validation(spec: str, vocab_size: int):
     return _checked_tokens(val_path, vocab_size, bin_meta(root)[1]), _shards_tokenizer(root)
 
 
+def bin_val_bytes(spec: str) -> int | None:
+    """UTF-8 bytes of the text behind val.bin, as ``ncalm tokenize`` stored them in meta.json (None: unknown)."""
+    meta = _bin_files(spec)[0] / "meta.json"
+    try:
+        n = json.loads(meta.read_text())["val"]["bytes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return n if isinstance(n, int) and n > 0 else None
+
+
 def bin_meta(root: Path) -> tuple[int | None, np.dtype]:
     """(vocabulary or None, token dtype) from ``meta.json`` (ncalm tokenize's) or nanoGPT's ``meta.pkl``."""
     meta, pkl = root / "meta.json", root / "meta.pkl"

@@ -82,13 +82,17 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
         return None
     from ncalm.lm.checkpoint import load_model
     from ncalm.data.corpus import validation_documents
-    from ncalm.eval.bpb import evaluate_lm
+    from ncalm.data.tokens import is_bin_spec
+    from ncalm.eval.bpb import evaluate_bin, evaluate_lm
     from ncalm.train.distributed import resolve_device
 
     lang = cfg.language
     text = lang.data.text
     device = resolve_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
+    if is_bin_spec(text.source):  # token files: their val.bin, bytes as `ncalm tokenize` stored them
+        return evaluate_bin(model, tokenizer, text.source, seq_len=lang.data.seq_len,
+                            batch_size=lang.optim.batch_size, device=device, max_bytes=cfg.bpb_bytes).to_dict()
     val = validation_documents(text.source, text.val_percent, text.max_val_bytes)
     return evaluate_lm(model, tokenizer, val, seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size,
                        device=device, max_bytes=cfg.bpb_bytes).to_dict()
