@@ -227,8 +227,13 @@ def test_experiment_and_eval_bpb_on_a_token_folder(tmp_path, capsys):
     assert main(["tokenize", "--text", str(src), "--tokenizer", "byte", "--out", str(tok), "--val-percent", "10",
                  "--no-progress"]) == 0
     assert "up to date" in capsys.readouterr().out
+    # `ncalm eval bpb` with its defaults reproduces the table's number, also where bpb_bytes cuts val.bin.
     ckpt = out / "seed0" / "scratch" / "language" / "checkpoint.pt"
-    assert main(["eval", "bpb", "--checkpoint", str(ckpt), "--no-progress", "--json", str(tmp_path / "b.json"),
-                 "--seq-len", "64"]) == 0
     scratch = next(r for r in runs if r["arm"] == "scratch")["bpb"]
-    assert json.loads((tmp_path / "b.json").read_text())["bits_per_byte"] == pytest.approx(scratch["bits_per_byte"])
+    assert main(["eval", "bpb", "--checkpoint", str(ckpt), "--no-progress", "--json", str(tmp_path / "b.json")]) == 0
+    again = json.loads((tmp_path / "b.json").read_text())
+    assert (again["bits_per_byte"], again["tokens"]) == (pytest.approx(scratch["bits_per_byte"]), scratch["tokens"])
+    config = json.loads((out / "experiment.json").read_text())
+    (out / "experiment.json").write_text(json.dumps({**config, "bpb_bytes": 5000}))
+    assert main(["eval", "bpb", "--checkpoint", str(ckpt), "--no-progress", "--json", str(tmp_path / "b.json")]) == 0
+    assert 5000 <= json.loads((tmp_path / "b.json").read_text())["bytes"] < 5010
