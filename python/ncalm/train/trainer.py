@@ -96,6 +96,15 @@ def _model_config(cfg: StageConfig, source, resume_state, init_state) -> ModelCo
     return model_config(cfg.model.size or "tiny", **overrides)
 
 
+def warn_repeats(cfg: StageConfig, source, tokens: int) -> None:
+    """Say so when the run's token budget reads its training text more than once (a small corpus at a large
+    budget silently repeats: the paper's models see each token once)."""
+    n = len(getattr(source, "train", ()))
+    if cfg.data.kind == "text" and n and tokens > n:
+        print(f"warning: {tokens:,} training tokens read the {n:,} tokens of {cfg.data.text.source!r} "
+              f"{tokens / n:.1f} times: the corpus repeats", file=sys.stderr)
+
+
 def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
     # Same shapes, other meaning: another head split or rotary base would copy every
     # attention weight without error and use it wrongly.
@@ -226,6 +235,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
 
     tokens_per_step = cfg.tokens_per_step(d.world)
     total = cfg.total_steps(d.world)
+    if d.is_main and step == 0:
+        warn_repeats(cfg, source, total * tokens_per_step)
     if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "

@@ -1,0 +1,44 @@
+"""The `paper` preset as the reference's setup: its parameter count, attention dropout, the repeat warning."""
+import pytest
+import torch
+
+from ncalm.cli import main
+from ncalm.lm.config import ModelConfig, model_config
+from ncalm.lm.model import LlamaLM
+
+
+@pytest.mark.parametrize("shape", [dict(), dict(mlp_hidden=200, vocab_size=300), dict(n_layer=3, d_model=32)])
+def test_parameter_count_without_torch_is_the_models(shape):
+    cfg = model_config("tiny", **shape)
+    model = LlamaLM(cfg)
+    assert cfg.n_params() == model.num_parameters()
+    assert cfg.n_params(non_embedding=True) == model.num_parameters(non_embedding=True)
+
+
+def test_paper_preset_dry_run_prints_the_papers_1_6b(capsys):
+    assert main(["experiment", "--preset", "paper", "--dry-run"]) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("parameters: 1.61B in the transformer layers (24 x 2048, MLP 8,192)")
+    n = model_config("paper", mlp_hidden=8192).n_params(non_embedding=True)
+    assert abs(n / 1.6e9 - 1) < 0.02
+
+
+def test_attention_dropout_only_while_training():
+    torch.manual_seed(0)
+    model = LlamaLM(ModelConfig(attn_dropout=0.5))
+    x = torch.randint(0, 258, (2, 16))
+    model.eval()
+    a, b = model(x)[0], model(x)[0]
+    assert torch.equal(a, b)
+    model.train()
+    assert not torch.allclose(model(x)[0], model(x)[0])
+    with pytest.raises(ValueError, match="attn_dropout"):
+        ModelConfig(attn_dropout=1.0)
+
+
+def test_a_corpus_read_more_than_once_is_named(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("tiny corpus " * 200)
+    assert main(["pretrain", "--text", str(tmp_path / "a.txt"), "--out", str(tmp_path / "run"), "--seq-len", "16",
+                 "--batch-size", "4", "--set", "run.tokens=20000", "--set", "run.eval_every=0",
+                 "--set", "run.progress=false", "--set", "data.text.val_percent=10"]) == 0
+    assert "times: the corpus repeats" in capsys.readouterr().err
