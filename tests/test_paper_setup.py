@@ -42,3 +42,18 @@ def test_a_corpus_read_more_than_once_is_named(tmp_path, capsys):
                  "--batch-size", "4", "--set", "run.tokens=20000", "--set", "run.eval_every=0",
                  "--set", "run.progress=false", "--set", "data.text.val_percent=10"]) == 0
     assert "times: the corpus repeats" in capsys.readouterr().err
+
+
+def test_token_init_torch_starts_embedding_and_head_as_the_reference():
+    from ncalm.lm.config import TransferConfig
+    from ncalm.lm.transfer import transfer
+
+    source = LlamaLM(model_config("tiny", d_model=64, vocab_size=300)).state_dict()
+    torch.manual_seed(0)
+    model = LlamaLM(model_config("tiny", d_model=64, vocab_size=500))
+    transfer(model, {k: v for k, v in source.items() if not k.startswith(("embed", "head"))},
+             TransferConfig(token_init="torch"))
+    assert model.embed.weight.std().item() == pytest.approx(1.0, abs=0.05)  # nn.Embedding: N(0, 1)
+    bound = 1 / 64 ** 0.5  # Kaiming-uniform with a = sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert model.head.weight.abs().max().item() <= bound and model.head.weight.std().item() > 0.5 * bound
+    assert torch.equal(model.layers[0].attn.wq.weight, source["layers.0.attn.wq.weight"])

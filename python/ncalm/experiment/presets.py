@@ -39,7 +39,8 @@ PRESETS: dict[str, dict] = {
     # the standard library default is only ~30 MB of code).
     "paper": {
         "name": "paper", "seeds": [0], "bands": [[0.5, 1.0]], "bpb_bytes": 1_000_000,
-        "model": {"size": "paper", "overrides": {"mlp_hidden": 8192, "attn_dropout": 0.1}},
+        "model": {"size": "paper", "overrides": {"mlp_hidden": 8192, "attn_dropout": 0.1},
+                  "transfer": {"token_init": "torch"}},
         "prepretrain": {"data": {"seq_len": 1024, "pool_size": 16_000, "epoch_sequences": 16_000,
                                  "dyck": {"k": 64, "depth": 16}},
                         "optim": {"batch_size": 16, "grad_accum": 8, "lr": 1e-4, "weight_decay": 0.0,

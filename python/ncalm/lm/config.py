@@ -85,6 +85,10 @@ class TransferConfig(Settings):
                                 flags=("--freeze",), repeat=True)
     keep_embeddings: bool = setting(False, "copy embedding and head too; the text is then tokenized with the "
                                            "init checkpoint's tokenizer", flags=("--keep-embeddings",))
+    token_init: str = setting("model", "how the fresh embedding and head start after --init: model = N(0, "
+                                       "init_std) like every weight; torch = nn.Embedding's N(0, 1) and nn.Linear's "
+                                       "Kaiming-uniform, as the reference code re-initialises them",
+                              choices=("model", "torch"))
 
 
 @dataclass
