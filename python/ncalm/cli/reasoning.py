@@ -22,8 +22,9 @@ PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", choices=("gsm8k", "humaneval", "bbh"), default="gsm8k",
-                   help="benchmark to run")
+    p.add_argument("--task", choices=("gsm8k", "humaneval", "bbh", "bbl"), default="gsm8k",
+                   help="benchmark to run (bbl: BIG-bench Lite multiple choice by log-probability, the paper's; "
+                        "needs --data)")
     p.add_argument("--checkpoint", required=True, help="language-stage checkpoint (with a tokenizer)")
     p.add_argument("--data", default=None,
                    help="local data: GSM8K dir or test.jsonl, HumanEval.jsonl(.gz), BBH dir or "
@@ -67,6 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--bbh-tasks", default=None, help="comma-separated subtasks; default: all in --data")
     b.add_argument("--bbh-cot", action="store_true",
                    help="use the published chain-of-thought prompts (DATA/cot-prompts/TASK.txt)")
+    bl = p.add_argument_group("bbl")
+    bl.add_argument("--bbl-prompts", default=None,
+                    help="few-shot demonstrations per task, {task: [rows]} (the reference's bbl_prompts.json); "
+                         "default: none (zero-shot)")
 
 
 def parse_ks(text: str, n: int) -> list[int]:
@@ -231,7 +236,42 @@ def _default_max_new(args, spec, tokenizer, context: int) -> int:
     return context // 2
 
 
+def _run_bbl(args) -> int:
+    """BIG-bench Lite: accuracy of the most likely choice letter, per task (ncalm.eval.reasoning.bbl)."""
+    import json
+
+    import torch
+
+    from ncalm.devices import torch_device
+    from ncalm.eval.reasoning import bbl
+    from ncalm.lm.checkpoint import load_model
+
+    if args.data is None:
+        raise UserError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
+                        "tasksource/bigbench TASK.jsonl files)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tasks = bbl.load(args.data)
+    shots = json.loads(Path(args.bbl_prompts).read_text(encoding="utf-8")) if args.bbl_prompts else None
+    shots = {name: bbl._rows(rows, args.bbl_prompts) for name, rows in (shots or {}).items()}
+    device = torch_device(args.device)
+    model, tokenizer, _ = load_model(args.checkpoint, device=device)
+    if tokenizer is None:
+        raise UserError(f"--checkpoint {args.checkpoint}: BIG-bench Lite needs a language-stage checkpoint")
+    result = bbl.evaluate(model, tokenizer, tasks, shots, args.limit, device, progress=not args.no_progress)
+    out = Path(args.out or "runs/reasoning-bbl")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"checkpoint": str(args.checkpoint), "data": args.data,
+                                                  "prompts": args.bbl_prompts, **result}, indent=2) + "\n")
+    table = bbl.markdown_table(result)
+    (out / "results.md").write_text(table)
+    print(table)
+    return 0
+
+
 def run(args) -> int:
+    if args.task == "bbl":
+        return _run_bbl(args)
     with contextlib.ExitStack() as held:
         return _run(args, held)
 
