@@ -19,6 +19,9 @@ from ncalm.locks import exclusive
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
 PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
+# Named sampling setups (--sampling): (n, temperature, top-p). "reference-gsm8k" is the public
+# reference code's GSM8K evaluation (scripts/eval/eval_gsm8k.sh: 32 samples at temperature 0.6, top-p 1.0).
+SAMPLING = {"paper": (PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P), "reference-gsm8k": (32, 0.6, 1.0)}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,11 +33,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="local data: GSM8K dir or test.jsonl, HumanEval.jsonl(.gz), BBH dir or "
                         "task .json; default: the Hugging Face hub (needs `datasets` and network)")
     p.add_argument("--limit", type=int, default=None, help="evaluate only the first N problems; default: all")
-    p.add_argument("--n-samples", type=int, default=PAPER_N, help="completions per problem (n)")
+    p.add_argument("--sampling", choices=tuple(SAMPLING), default="paper",
+                   help="named sampling setup: paper = 64 samples, temperature 0.4, top-p 0.95; reference-gsm8k "
+                        "= 32 samples, temperature 0.6, top-p 1.0 (the reference code's GSM8K); --n-samples, "
+                        "--temperature and --top-p override its values")
+    p.add_argument("--n-samples", type=int, default=None, help="completions per problem (n); default: --sampling's")
     p.add_argument("--k", default="auto",
                    help="comma-separated k for pass@k; auto = 1, 2, 4, ... up to min(n, 32)")
-    p.add_argument("--temperature", type=float, default=PAPER_TEMPERATURE, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=PAPER_TOP_P, help="nucleus sampling mass")
+    p.add_argument("--temperature", type=float, default=None, help="0 = greedy; default: --sampling's")
+    p.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass; default: --sampling's")
     p.add_argument("--max-new-tokens", type=int, default=None,
                    help="generation length in the checkpoint tokenizer's tokens (bytes for the byte "
                         "tokenizer); default: room for the reference answers, gsm8k 1024 bytes, humaneval "
@@ -277,6 +284,10 @@ def run(args) -> int:
 
 
 def _run(args, held: contextlib.ExitStack) -> int:
+    n, temperature, top_p = SAMPLING[args.sampling]
+    args.n_samples = n if args.n_samples is None else args.n_samples
+    args.temperature = temperature if args.temperature is None else args.temperature
+    args.top_p = top_p if args.top_p is None else args.top_p
     _check(args)
     ks = parse_ks(args.k, args.n_samples)
     import torch
