@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -272,6 +273,7 @@ def _init_worker(kind: str, arg: str) -> None:
 
 def _encode_chunk(job: tuple[str, list[tuple[str, bool]], str]) -> str:
     path, pieces, dtype = job
+    assert _WORKER is not None, "set by tokenize() before the pool forks, or by _init_worker"
     ids = _WORKER.encode(pieces, np.dtype(dtype))
     tmp = f"{path}.tmp"
     ids.tofile(tmp)
@@ -376,7 +378,7 @@ def tokenize(cfg: TokenizeConfig, echo=print) -> dict:
             shutil.rmtree(parts)  # parts of another corpus or other settings
         parts.mkdir(exist_ok=True)
         write_json(parts / "plan.json", plan)
-        counts = {s: {"bytes": 0, "documents": 0, "parts": []} for s in ("train", "val")}
+        counts: dict[str, dict[str, Any]] = {s: {"bytes": 0, "documents": 0, "parts": []} for s in ("train", "val")}
         workers = cfg.workers or os.cpu_count() or 1
         t0, skipped = time.perf_counter(), 0
         bar = tqdm(desc="tokenize", unit="B", unit_scale=True, disable=not cfg.progress, dynamic_ncols=True)

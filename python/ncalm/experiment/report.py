@@ -106,14 +106,13 @@ def summarize(records: list[dict]) -> dict:
         }
         paired = [(scratch[r["seed"]], r) for r in runs if r["seed"] in scratch and arm != SCRATCH]
         if paired:
-            base_loss, arm_loss = [_eval_loss(b) for b, _ in paired], [_eval_loss(r) for _, r in paired]
-            ok = [(b, a) for b, a in zip(base_loss, arm_loss)
-                  if b is not None and a is not None and math.isfinite(a) and math.isfinite(b)]
-            s["loss_change_pct"] = _stats([(a / b - 1) * 100 if (b, a) in ok else None
-                                           for b, a in zip(base_loss, arm_loss)])
-            s["perplexity_change_pct"] = _stats([math.expm1(a - b) * 100 if (b, a) in ok else None
-                                                 for b, a in zip(base_loss, arm_loss)])
-            s["paired_t"] = paired_t_test([a for _, a in ok], [b for b, _ in ok])
+            pairs = [(_eval_loss(b), _eval_loss(r)) for b, r in paired]  # (scratch, arm) per seed
+            ok = [(b, a) if b is not None and a is not None and math.isfinite(a) and math.isfinite(b) else None
+                  for b, a in pairs]
+            s["loss_change_pct"] = _stats([(p[1] / p[0] - 1) * 100 if p else None for p in ok])
+            s["perplexity_change_pct"] = _stats([math.expm1(p[1] - p[0]) * 100 if p else None for p in ok])
+            ok_pairs = [p for p in ok if p]
+            s["paired_t"] = paired_t_test([a for _, a in ok_pairs], [b for b, _ in ok_pairs])
             sp = [speedup(b["language"]["val_curve"], r["language"]["val_curve"]) for b, r in paired]
             s["improvement_pct"] = _stats([x.improvement_pct for x in sp])  # of the curves' last points
             s["speedup"] = _stats([x.speedup for x in sp if x.status == MEASURED])
