@@ -65,6 +65,10 @@ class ExperimentConfig(Settings):
     threads: int | None = same_as(RunConfig, "threads")
     progress: bool = same_as(RunConfig, "progress")
     bpb_bytes: int = setting(200_000, "held-out bytes for the final bits per byte; 0 = skip", check=at_least(0))
+    text_budget: float = setting(1.0, "the text arm's first-stage token budget as a multiple of the other arms' "
+                                      "(the reference code: 10, C4 at 10x the NCA tokens); the report's "
+                                      "compute-adjusted speedup counts it", check=lambda v: None if v > 0 else
+                                 "must be > 0")
     prepretrain: StageConfig = table(StageConfig, "first stage of every arm but scratch; data.kind is the arm's",
                                      # kind: each arm sets its own; text is the one without a check of its own
                                      data=dict(kind="text", text=dict(source="pydoc", val_percent=10.0)), **_STAGE)

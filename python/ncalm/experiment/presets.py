@@ -38,7 +38,7 @@ PRESETS: dict[str, dict] = {
     # language corpus is yours to set (--set language.data=bin:DIR from `ncalm tokenize --tokenizer gpt2`;
     # the standard library default is only ~30 MB of code).
     "paper": {
-        "name": "paper", "seeds": [0], "bands": [[0.5, 1.0]], "bpb_bytes": 1_000_000,
+        "name": "paper", "seeds": [0], "bands": [[0.5, 1.0]], "bpb_bytes": 1_000_000, "text_budget": 10.0,
         "model": {"size": "paper", "overrides": {"mlp_hidden": 8192, "attn_dropout": 0.1},
                   "transfer": {"token_init": "torch"}},
         "prepretrain": {"data": {"seq_len": 1024, "pool_size": 16_000, "epoch_sequences": 16_000,
