@@ -1,4 +1,6 @@
 """The `paper` preset as the reference's setup: its parameter count, attention dropout, the repeat warning."""
+import json
+
 import pytest
 import torch
 
@@ -57,3 +59,22 @@ def test_token_init_torch_starts_embedding_and_head_as_the_reference():
     bound = 1 / 64 ** 0.5  # Kaiming-uniform with a = sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     assert model.head.weight.abs().max().item() <= bound and model.head.weight.std().item() > 0.5 * bound
     assert torch.equal(model.layers[0].attn.wq.weight, source["layers.0.attn.wq.weight"])
+
+
+def test_keep_best_and_an_experiment_that_transfers_it(tmp_path, capsys):
+    from ncalm.lm.checkpoint import load_checkpoint
+
+    out = tmp_path / "exp"
+    argv = ["experiment", "--preset", "tiny", "--out", str(out), "--no-progress", "--arms", "nca",
+            "--set", "transfer_checkpoint=best", "--set", "prepretrain.run.tokens=4096",
+            "--set", "prepretrain.run.eval_every=2", "--set", "language.run.tokens=2048", "--set", "bpb_bytes=0",
+            "--set", "prepretrain.data.seq_len=64", "--set", "language.data.seq_len=64",
+            "--set", "prepretrain.optim.lr=0.05"]  # a rate high enough that the last is not the best
+    assert main(argv) == 0
+    first = out / "seed0" / "nca_0.36-1" / "prepretrain"
+    best = load_checkpoint(first / "best.pt")
+    curve = [json.loads(line) for line in (first / "metrics.jsonl").read_text().splitlines()]
+    vals = [(r["step"], r["val_loss"]) for r in curve if "val_loss" in r]
+    assert (best["step"], best["val_loss"]) == min(vals, key=lambda sv: sv[1])
+    lang = json.loads((out / "seed0" / "nca_0.36-1" / "language" / "config.json").read_text())
+    assert lang["model"]["init"] == str(first / "best.pt")

@@ -113,13 +113,16 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     text = resolve_text(text, out) if arm.kind == "text" else text  # only the text arm reads it
     first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", text)
     first = run_stage(first_cfg, log) if first_cfg is not None else None
-    lang = run_stage(language_stage(cfg, seed, run_dir / "language", first and first["checkpoint"]), log)
+    init = None if first is None else first["best_checkpoint"] if cfg.transfer_checkpoint == "best" \
+        else first["checkpoint"]
+    lang = run_stage(language_stage(cfg, seed, run_dir / "language", init), log)
     t0 = time.perf_counter()
     bpb = bits_per_byte(cfg, lang["checkpoint"])
     record = {
         "arm": arm.name, "kind": arm.kind, "band": arm.band, "seed": seed,
         "prepretrain": None if first is None else {
-            k: first.get(k) for k in ("tokens", "val_loss", "val_unigram_entropy", "elapsed_s", "n_params")},
+            k: first.get(k) for k in ("tokens", "val_loss", "val_unigram_entropy", "elapsed_s", "n_params",
+                                      "best_val_loss")},
         "language": {k: lang[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params", "val_curve")},
         "final_val_loss": lang["val_loss"],
         "perplexity": math.exp(lang["val_loss"]),

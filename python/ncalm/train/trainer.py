@@ -38,6 +38,7 @@ from ncalm.train.sources import build_source
 from ncalm.lm.transfer import freeze, transfer
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # with run.keep_best: the weights at the lowest validation loss
 METRICS = "metrics.jsonl"
 
 
@@ -256,7 +257,14 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             tokenizer.save(out)
     metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main)
     val = source.val_batches(cfg.optim.batch_size, cfg.run.eval_batches) if d.is_main else None
-    last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss")}
+    last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss", "best_val_loss")}
+    best_path = out / BEST
+    if d.is_main and cfg.run.keep_best and best_path.exists():
+        # A best.pt past the checkpoint resumed from (or of a run started over) is not of this history.
+        kept = load_checkpoint(best_path, skip=("model",)) if resume_state is not None else {}
+        if resume_state is None or kept.get("step", step + 1) > step:
+            best_path.unlink()
+            last["best_val_loss"] = None
 
     def save() -> None:
         if d.is_main:
@@ -275,6 +283,13 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         if d.is_main:
             last["val_loss"] = evaluate(model, val, d.device, autocast)
             metrics.write({"step": step, "tokens": step * tokens_per_step, "val_loss": last["val_loss"]})
+            best = last["best_val_loss"]
+            if cfg.run.keep_best and math.isfinite(last["val_loss"]) and (best is None or last["val_loss"] < best):
+                last["best_val_loss"] = last["val_loss"]
+                save_checkpoint(best_path, {  # the weights only: what --init reads
+                    "model": model.state_dict(), "model_config": mc.to_dict(), "spec": spec,
+                    "tokenizer": tokenizer.to_dict() if tokenizer else None, "step": step,
+                    "tokens": step * tokens_per_step, "val_loss": last["val_loss"]})
 
     if step == 0 and cfg.run.eval_every:
         run_eval()
@@ -347,6 +362,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         "step": step, "total_steps": total, "finished": step >= total,
         "tokens": step * tokens_per_step, "tokens_per_step": tokens_per_step,
         "train_loss": last["train_loss"], "val_loss": last["val_loss"], "val_curve": val_curve(records),
+        "best_checkpoint": str(best_path) if cfg.run.keep_best and best_path.exists() else None,
+        "best_val_loss": last["best_val_loss"],
         "val_unigram_entropy": unigram_entropy(val) if val else None,
         "elapsed_s": elapsed, "tokens_per_s": step * tokens_per_step / elapsed if elapsed else None,
         "n_params": model.num_parameters(), "model_config": mc.to_dict(),
