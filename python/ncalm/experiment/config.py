@@ -65,6 +65,8 @@ class ExperimentConfig(Settings):
     threads: int | None = same_as(RunConfig, "threads")
     progress: bool = same_as(RunConfig, "progress")
     bpb_bytes: int = setting(200_000, "held-out bytes for the final bits per byte; 0 = skip", check=at_least(0))
+    icl_rules: int = setting(16, "fresh rules on which each NCA arm's first stage is scored in context against "
+                                 "copying the last frame (its own outcome in the report); 0 = skip", check=at_least(0))
     transfer_checkpoint: str = setting("last", "the first stage's checkpoint each arm transfers: last, or best "
                                                "(lowest validation loss; for NCA, on held-out rules, as the "
                                                "reference keeps)", choices=("last", "best"))

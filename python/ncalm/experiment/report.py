@@ -101,6 +101,10 @@ def summarize(records: list[dict]) -> dict:
             "first_stage_loss": _stats([f.get("val_loss") for f in firsts]) if runs[0]["prepretrain"] else None,
             "first_stage_unigram_entropy": (_stats([f.get("val_unigram_entropy") for f in firsts])
                                             if runs[0]["prepretrain"] else None),
+            "first_stage_icl": _stats([(f.get("icl") or {}).get("cell_acc") for f in firsts])
+            if any(f.get("icl") for f in firsts) else None,
+            "first_stage_icl_copy": _stats([(f.get("icl") or {}).get("copy_cell_acc") for f in firsts])
+            if any(f.get("icl") for f in firsts) else None,
             "train_seconds": _stats([r["train_seconds"] for r in runs]),
             "wall_seconds": _stats([r["wall_seconds"] for r in runs]),
         }
@@ -164,11 +168,15 @@ def _first_stage_cell(s: dict) -> str:
     loss, entropy = s["first_stage_loss"], s["first_stage_unigram_entropy"]
     if loss is None or entropy is None or entropy["n"] == 0:
         return "-"
-    return f"{_pm(loss, '.3f')} / {entropy['mean']:.3f}"
+    text = f"{_pm(loss, '.3f')} / {entropy['mean']:.3f}"
+    icl, copy = s.get("first_stage_icl"), s.get("first_stage_icl_copy")
+    if icl and icl["n"]:
+        text += f"; in context {_pm(icl, '.3f', interval=False)} vs copy {copy['mean']:.3f}"
+    return text
 
 
 def markdown_table(summary: dict) -> str:
-    head = ("| arm | seeds | first-stage tokens | first stage: val loss / unigram entropy | language tokens "
+    head = ("| arm | seeds | first-stage tokens | first stage: val loss / unigram entropy (NCA: in-context cell accuracy vs copy) | language tokens "
             "| val loss | perplexity | bits/byte | perplexity change | loss change | paired t p | speedup "
             "| compute-adjusted speedup | train time (s) | wall time (s) |")
     lines = [head, "|" + "---|" * 15]
@@ -199,7 +207,9 @@ NOTE = ("Mean over seeds, with the 95% t interval in brackets where there are se
         "reached' (never down to scratch's final loss: below scratch's tokens / the arm's budget), 'at start' "
         "(already there at its first evaluation: a lower bound), 'n/a' (no crossing to time, e.g. one "
         "evaluation per curve), 'diverged'. First stage: its final validation loss against the unigram "
-        "entropy of its validation data (what ignoring the context scores). Train time: optimizer steps of "
+        "entropy of its validation data (what ignoring the context scores), and for NCA its cell accuracy "
+        "predicting the next frame of fresh rules in context (icl_rules of them, as many frames as fit) against "
+        "copying the last frame. Train time: optimizer steps of "
         "both stages; wall time: both stages with evaluations, data loading and the bits-per-byte pass (for "
         "a resumed stage, its last attempt only).")
 
