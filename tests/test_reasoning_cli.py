@@ -354,3 +354,25 @@ def test_a_file_of_another_format_names_the_file_and_the_expected_format(checkpo
         assert run("--task", task, "--checkpoint", checkpoint, "--data", data, "--out", tmp_path / task, *FAST) == 2
         err = capsys.readouterr().err
         assert err.startswith("ncalm eval-reasoning: error: ") and said in err and err.count("\n") == 1
+
+
+def test_gsm8k_strict_and_flexible_are_reported_apart(checkpoint, tmp_path, monkeypatch):
+    from ncalm.eval.reasoning import gsm8k
+
+    assert gsm8k.strict_answer("so 5 apples #### 7 and 9") == "7" and gsm8k.flexible_answer("#### 7 and 9") == "9"
+    assert gsm8k.strict_answer("the answer is 18") is None and gsm8k.flexible_answer("the answer is 18") == "18"
+    # Records as the store keeps them: strict needs ####, flexible takes the last number.
+    samples = [{"correct": True, "strict": True, "flexible": False}, {"correct": True, "strict": False, "flexible": True},
+               {"correct": False, "strict": False, "flexible": False}]
+    s = summarize([{"id": "a", "group": "gsm8k", "n": 3, "c": 2, "samples": samples}], [1])
+    assert s["scores"]["strict"]["pass@k"]["1"] == pytest.approx(1 / 3)
+    assert s["scores"]["flexible"]["pass@k"]["1"] == pytest.approx(1 / 3)
+    assert s["overall"]["pass@k"]["1"] == pytest.approx(2 / 3)
+    out = tmp_path / "g"
+    assert run("--task", "gsm8k", "--checkpoint", checkpoint, "--data", DATA / "gsm8k", "--out", out, "--shots", "1",
+               "--sampling", "reference-gsm8k", "--n-samples", "2", "--limit", "1", "--k", "1",
+               "--max-new-tokens", "8", "--threads", "1", "--no-progress") == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["temperature"], config["top_p"], config["n_samples"]) == (0.6, 1.0, 2)
+    table = (out / "results.md").read_text()
+    assert "| strict (#### N) |" in table and "| flexible (last number) |" in table

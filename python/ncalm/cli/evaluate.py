@@ -70,9 +70,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--max-bytes", type=parse_count, default=None,
                    help="cap on validation text, e.g. 500k, applied as the trainer applies max_val_bytes: "
                         "documents are added in the split's order until their total UTF-8 bytes reach it, "
-                        "the last one kept whole (val.bin: tokens until their bytes reach it); default: the "
-                        "checkpoint's max_val_bytes (its 'none': no cap) when --data is the checkpoint's "
-                        "corpus, else 1M")
+                        "the last one kept whole (val.bin: tokens until their bytes reach it); default, when "
+                        "--data is the checkpoint's corpus: what its own report used (an experiment's "
+                        "bpb_bytes, within the stage's max_val_bytes; token files: all of val.bin), else 1M")
     b.add_argument("--seq-len", type=int, default=None, help="window length; default: the model's max_seq_len")
     b.add_argument("--batch-size", type=int, default=8, help="windows per forward pass")
     b.add_argument("--device", default="auto", help=DEVICE_HELP)
@@ -130,30 +130,43 @@ def _same_corpus(a: str, b: str) -> bool:
     return parts(a) == parts(b)
 
 
-def _validation_cap(args, data: dict) -> int | None:
-    """--max-bytes, else the checkpoint's max_val_bytes (None: no cap) for its own corpus, else 1M."""
+def _validation_cap(args, data, spec: str) -> int | None:
+    """--max-bytes, else what the checkpoint's own evaluation used: for the language checkpoint of an
+    `ncalm experiment`, its bpb_bytes, as its table; then the stage's max_val_bytes (None: no cap; token
+    files: all of val.bin, as the trainer) for its own corpus, else 1M."""
+    from ncalm.data.tokens import is_bin_spec
+
     if args.max_bytes is not None:
         return args.max_bytes
     own = args.data is None or _same_corpus(args.data, data.text.source)
-    return data.text.max_val_bytes if own else DEFAULT_MAX_VAL_BYTES  # the checkpoint's None: no cap
+    if not own:
+        return DEFAULT_MAX_VAL_BYTES
+    base = None if is_bin_spec(spec) else data.text.max_val_bytes
+    experiment = _experiment_bpb_bytes(Path(args.checkpoint))
+    return experiment if base is None else min(base, experiment or base)
+
+
+def _experiment_bpb_bytes(checkpoint: Path) -> int | None:
+    """bpb_bytes of the experiment whose language stage wrote ``checkpoint`` (OUT/seedS/ARM/language/), or None."""
+    path = checkpoint.resolve().parent.parent.parent.parent / "experiment.json"
+    if checkpoint.resolve().parent.name != "language" or not path.is_file():
+        return None
+    try:
+        return int(json.loads(path.read_text()).get("bpb_bytes") or 0) or None
+    except (ValueError, TypeError, AttributeError):
+        return None
 
 
 def _bin_eval(args, model, tokenizer, spec: str, cap: int | None, device):
-    """Bits per byte on the val.bin of token shards; bytes come from the tokenizer's vocabulary."""
-    from ncalm.data.tokens import bin_validation
-    from ncalm.eval.bpb import evaluate_tokens
+    """Bits per byte on the val.bin of token files (bytes from meta.json, else from the tokenizer's vocabulary)."""
+    from ncalm.eval.bpb import evaluate_bin
 
-    val, shards_tokenizer = bin_validation(spec, tokenizer.vocab_size)
-    # Ids mean nothing without the tokenizer that made them: the bytes, and so
-    # bits per byte, would be made up.
-    if shards_tokenizer is None:
-        raise ValueError(f"--data {spec}: no tokenizer.json beside val.bin, so its ids cannot be counted "
-                         "in bytes; pass --data with a text corpus")
-    if shards_tokenizer.to_dict() != tokenizer.to_dict():
-        raise ValueError(f"--data {spec}: its tokenizer.json is not the checkpoint's tokenizer; "
-                         "pass --data with a text corpus or shards made with the checkpoint's tokenizer")
-    return evaluate_tokens(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
-                           device=device, max_bytes=cap, progress=not args.no_progress)
+    try:
+        return evaluate_bin(model, tokenizer, spec, seq_len=args.seq_len, batch_size=args.batch_size,
+                            device=device, max_bytes=cap, progress=not args.no_progress)
+    except ValueError as exc:
+        raise ValueError(f"--data {exc}; pass --data with a text corpus or token files made with the "
+                         "checkpoint's tokenizer") from None
 
 
 def _load(args):
@@ -190,7 +203,7 @@ def run_bpb(args) -> dict:
     # The cap is applied once, by the split itself, so that the checkpoint's own
     # cap selects exactly the trainer's validation documents; a larger one only adds
     # documents the split also held out.
-    cap = _validation_cap(args, data)
+    cap = _validation_cap(args, data, spec)
     if is_bin_spec(spec):  # read as text, a shard directory would be its tokenizer.json
         r = _bin_eval(args, model, tokenizer, spec, cap, device)
         val_percent = None  # the shards were split when they were made

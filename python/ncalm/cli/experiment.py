@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +49,45 @@ def resolve(args: argparse.Namespace):
     return resolve_tree(ExperimentConfig, preset(args.preset), args.config, args.assignments, flag_values(args))
 
 
+def _vocab(data) -> int | None:
+    """The vocabulary a stage's data gives its model, where it is known without reading the data."""
+    from ncalm.data.tokens import _bin_files, bin_meta, is_bin_spec
+    from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
+
+    if data.kind == "nca":
+        return data.nca.vocab_size
+    if data.kind == "dyck":
+        return 2 * data.dyck.k
+    if data.text.vocab_size:
+        return data.text.vocab_size
+    if is_bin_spec(data.text.source):
+        root = _bin_files(data.text.source)[0]
+        vocab = bin_meta(root)[0]
+        return vocab or (load_tokenizer(root).vocab_size if (root / TOKENIZER_FILE).is_file() else None)
+    return 257 if data.text.tokenizer == "byte" else data.text.bpe_vocab
+
+
+def parameter_summary(cfg) -> str:
+    """'parameters: 1.61B in the transformer layers ...; with embedding and head: ...' for --dry-run."""
+    from dataclasses import replace
+
+    from ncalm.experiment.arms import arms_of
+    from ncalm.lm.config import model_config
+
+    shape = model_config(cfg.model.size or "tiny", **cfg.model.overrides)
+    parts = []
+    stages = [("language", cfg.language.data)] + [
+        (arm.kind, replace(cfg.prepretrain.data, kind=arm.kind))
+        for arm in {a.kind: a for a in arms_of(cfg) if a.kind != "scratch"}.values()]
+    for name, data in stages:
+        vocab = 257 if name == "text" else _vocab(data)  # the text arm's first stage reads bytes (arms.py)
+        if vocab:
+            parts.append(f"{name} {shape.replace(vocab_size=vocab).n_params() / 1e9:.2f}B (vocabulary {vocab:,})")
+    return (f"parameters: {shape.n_params(non_embedding=True) / 1e9:.2f}B in the transformer layers "
+            f"({shape.n_layer} x {shape.d_model}, MLP {shape.mlp_hidden:,}); with embedding and head: "
+            + (", ".join(parts) or "vocabulary unknown until the data is read"))
+
+
 def run(args: argparse.Namespace) -> int:
     from ncalm.experiment import run_experiment, write_report
     from ncalm.experiment.runner import check_runnable, finished_records, pin_precision
@@ -58,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         check_runnable(cfg)
         cfg = pin_precision(cfg, out)  # what a run into --out would use
         print(json.dumps(cfg.to_dict(), indent=2))
+        print(parameter_summary(cfg), file=sys.stderr)  # stdout stays one JSON document
         return 0
     t0 = time.perf_counter()
     run_experiment(cfg, out)

@@ -17,6 +17,7 @@ import ncalm
 COMMANDS = [
     ("generate", "ncalm.cli.generate", "write filtered NCA token shards (.bin) and a manifest"),
     ("show", "ncalm.cli.show", "render NCA trajectories (PNG strip, GIF) and the complexity histogram"),
+    ("tokenize", "ncalm.cli.tokenize", "tokenize a corpus once into train.bin/val.bin + meta.json (GPT-2, bytes, BPE)"),
     ("prepretrain", "ncalm.cli.prepretrain", "first stage: train a transformer on NCA, Dyck or text data"),
     ("pretrain", "ncalm.cli.pretrain", "language stage, optionally from a pre-pre-trained checkpoint (--init)"),
     ("eval", "ncalm.cli.evaluate", "perplexity / bits-per-byte, NCA in-context accuracy, convergence speedup"),

@@ -23,6 +23,9 @@ from ncalm.settings import Settings, same_as, SettingError, add_flags, at_least,
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
 PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
+# Named sampling setups (--sampling): (n, temperature, top-p). "reference-gsm8k" is the public
+# reference code's GSM8K evaluation (scripts/eval/eval_gsm8k.sh: 32 samples at temperature 0.6, top-p 1.0).
+SAMPLING = {"paper": (PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P), "reference-gsm8k": (32, 0.6, 1.0)}
 
 
 def _k(text: str) -> str | None:
@@ -51,7 +54,8 @@ def _writable_file(path: str | None) -> str | None:
 class ReasoningConfig(Settings):
     """What `ncalm eval-reasoning` runs. Defaults are the paper's sampling setup."""
 
-    task: str = setting("gsm8k", "benchmark to run", choices=("gsm8k", "humaneval", "bbh"), flags=("--task",))
+    task: str = setting("gsm8k", "benchmark to run (bbl: BIG-bench Lite multiple choice by log-probability, the "
+                                 "paper's; needs --data)", choices=("gsm8k", "humaneval", "bbh", "bbl"), flags=("--task",))
     checkpoint: str | None = setting(None, "language-stage checkpoint with a tokenizer (required, no default)",
                                      flags=("--checkpoint",))
     data: str | None = setting(None, "local data: GSM8K dir or test.jsonl, HumanEval.jsonl(.gz), BBH dir or task "
@@ -59,13 +63,18 @@ class ReasoningConfig(Settings):
                                flags=("--data",))
     limit: int | None = setting(None, "evaluate only the first N problems; unset: all", check=at_least(1),
                                 flags=("--limit",))
-    n_samples: int = setting(PAPER_N, "completions per problem (n)", check=at_least(1), flags=("--n-samples",))
+    sampling: str = setting("paper", "named sampling setup: paper = 64 samples, temperature 0.4, top-p 0.95; "
+                                     "reference-gsm8k = 32 samples, temperature 0.6, top-p 1.0 (the reference code's "
+                                     "GSM8K); n_samples, temperature and top_p override its values",
+                            choices=tuple(SAMPLING), flags=("--sampling",))
+    n_samples: int | None = setting(None, "completions per problem (n); unset: --sampling's", check=at_least(1),
+                                    flags=("--n-samples",))
     k: str = setting("auto", "comma-separated k for pass@k; auto = 1, 2, 4, ... up to min(n, 32)", check=_k,
                      flags=("--k",))
-    temperature: float = setting(PAPER_TEMPERATURE, "sampling temperature; 0 = greedy",
+    temperature: float | None = setting(None, "sampling temperature, 0 = greedy; unset: --sampling's",
                                  check=in_range(0, float("inf"), open_high=True, shown="[0, inf)"),
                                  flags=("--temperature",))
-    top_p: float = setting(PAPER_TOP_P, "nucleus sampling mass", check=in_range(0, 1, open_low=True),
+    top_p: float | None = setting(None, "nucleus sampling mass; unset: --sampling's", check=in_range(0, 1, open_low=True),
                            flags=("--top-p",))
     max_new_tokens: int | None = setting(
         None, "generation length in the checkpoint tokenizer's tokens (bytes for the byte tokenizer); unset: room "
@@ -104,8 +113,15 @@ class ReasoningConfig(Settings):
     bbh_tasks: str | None = setting(None, "comma-separated subtasks; unset: all in --data", flags=("--bbh-tasks",))
     bbh_cot: bool = setting(False, "use the published chain-of-thought prompts (DATA/cot-prompts/TASK.txt)",
                             flags=("--bbh-cot",))
+    # bbl
+    bbl_prompts: str | None = setting(None, "few-shot demonstrations per task, {task: [rows]} (the reference's "
+                                            "bbl_prompts.json); unset: zero-shot", flags=("--bbl-prompts",))
 
     def validate(self) -> None:
+        n, temperature, top_p = SAMPLING[self.sampling]  # the named setup, where not set one by one
+        self.n_samples = n if self.n_samples is None else self.n_samples
+        self.temperature = temperature if self.temperature is None else self.temperature
+        self.top_p = top_p if self.top_p is None else self.top_p
         if self.checkpoint is None:
             raise SettingError("checkpoint", "required: the checkpoint to evaluate (--checkpoint PATH)")
         if self.temperature == 0 and self.n_samples > 1:
@@ -238,13 +254,48 @@ def _default_max_new(args, spec, tokenizer, context: int) -> int:
     return context // 2
 
 
+def _run_bbl(args) -> int:
+    """BIG-bench Lite: accuracy of the most likely choice letter, per task (ncalm.eval.reasoning.bbl)."""
+    import json
+
+    import torch
+
+    from ncalm.devices import torch_device
+    from ncalm.eval.reasoning import bbl
+    from ncalm.lm.checkpoint import load_model
+
+    if args.data is None:
+        raise UserError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
+                        "tasksource/bigbench TASK.jsonl files)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tasks = bbl.load(args.data)
+    shots = json.loads(Path(args.bbl_prompts).read_text(encoding="utf-8")) if args.bbl_prompts else None
+    shots = {name: bbl._rows(rows, args.bbl_prompts) for name, rows in (shots or {}).items()}
+    device = torch_device(args.device)
+    model, tokenizer, _ = load_model(args.checkpoint, device=device)
+    if tokenizer is None:
+        raise UserError(f"--checkpoint {args.checkpoint}: BIG-bench Lite needs a language-stage checkpoint")
+    result = bbl.evaluate(model, tokenizer, tasks, shots, args.limit, device, progress=args.progress)
+    out = Path(args.out or "runs/reasoning-bbl")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"checkpoint": str(args.checkpoint), "data": args.data,
+                                                  "prompts": args.bbl_prompts, **result}, indent=2) + "\n")
+    table = bbl.markdown_table(result)
+    (out / "results.md").write_text(table)
+    print(table)
+    return 0
+
+
 def run(args) -> int:
+    cfg = resolve(ReasoningConfig, {}, args.config, args.assignments, flag_values(args))
+    if cfg.task == "bbl":
+        return _run_bbl(cfg)
     with contextlib.ExitStack() as held:
-        return _run(args, held)
+        return _run(cfg, held)
 
 
 def _run(args, held: contextlib.ExitStack) -> int:
-    args = resolve(ReasoningConfig, {}, args.config, args.assignments, flag_values(args))
     ks = parse_ks(args.k, args.n_samples)
     import torch
     from tqdm import tqdm

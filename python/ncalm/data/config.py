@@ -26,7 +26,8 @@ class TextConfig(Settings):
     SHORTHAND = "source"
 
     source: str = setting("stdlib", "stdlib (this Python's standard library), FILE/DIR/GLOB[,...], bin:DIR "
-                                    "(nanoGPT train.bin/val.bin) or hf:NAME[:CONFIG]", flags=("--text",))
+                                    "(train.bin/val.bin from `ncalm tokenize`, or nanoGPT's with meta.pkl), "
+                                    "hf:NAME[:CONFIG], hf:SAVED_DIR or hf:FILE.jsonl", flags=("--text",))
     tokenizer: str = setting("byte", "byte-level, or BPE trained on the corpus", choices=TOKENIZERS,
                              flags=("--tokenizer",))
     bpe_vocab: int = setting(4096, "BPE vocabulary size", check=at_least(258), flags=("--bpe-vocab",))
@@ -36,7 +37,7 @@ class TextConfig(Settings):
     max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 20M; unset = all",
                                     check=at_least(1), flags=("--max-bytes",))
     max_val_bytes: int | None = setting(1_000_000, "cap on validation text in UTF-8 bytes", check=at_least(1))
-    vocab_size: int | None = setting(None, "vocabulary of .bin data that has no tokenizer file", check=at_least(1))
+    vocab_size: int | None = setting(None, "vocabulary of .bin data without meta.json, meta.pkl or tokenizer.json", check=at_least(1))
 
 
 @dataclass

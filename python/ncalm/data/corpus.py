@@ -20,6 +20,7 @@ import itertools
 import os
 import sysconfig
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 MIN_VAL_FILES_FOR_FILE_SPLIT = 5  # fewer held-out files would make a noisy (or empty) validation set
@@ -177,32 +178,47 @@ def _check_split(train: list[str], val: list[str], val_percent: float, note: str
                      f"need at least one of each: {hint}" + (f"; {note}" if note else ""))
 
 
-def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
-                 max_val_bytes: int | None) -> tuple[list[str], list[str]]:
-    """``hf:NAME[:CONFIG]``: the ``text`` column of a Hugging Face dataset's train split."""
+def hf_rows(spec: str, field: str = "text") -> Iterator[tuple[str, str]]:
+    """``(key, text)`` of each row of ``hf:NAME[:CONFIG]`` (the hub's train split, streamed),
+    ``hf:DIR`` (a ``save_to_disk`` folder, a DatasetDict's train split; or a folder of data files)
+    or ``hf:FILE.jsonl``."""
     try:
         import datasets
     except ImportError:
         raise ValueError(f"data {spec!r} needs the `datasets` package: pip install 'ncalm[hf]'") from None
-    name, _, config = spec[3:].partition(":")
+    target = spec[3:]
+    path = Path(target).expanduser()
     try:
-        ds = datasets.load_dataset(name, config or None, split="train", streaming=True)
+        if path.is_dir() and any((path / f).is_file() for f in ("state.json", "dataset_dict.json")):
+            ds = datasets.load_from_disk(str(path))
+            ds = ds["train"] if isinstance(ds, datasets.DatasetDict) else ds
+        elif path.is_file() and path.suffix in (".jsonl", ".json"):
+            ds = datasets.load_dataset("json", data_files=str(path), split="train")
+        else:
+            name, _, config = target.partition(":")
+            ds = datasets.load_dataset(name, config or None, split="train", streaming=True)
     except Exception as exc:
-        raise ValueError(f"cannot load Hugging Face dataset {name!r} (offline or unknown?): "
+        raise ValueError(f"cannot load Hugging Face dataset {target!r} (offline or unknown?): "
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
-    train, val, n_train, n_val = [], [], 0, 0
     for i, row in enumerate(ds):
+        if row.get(field) is None:
+            raise ValueError(f"Hugging Face dataset {target!r} has no {field!r} column")
+        yield str(i), row[field]
+
+
+def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
+                 max_val_bytes: int | None) -> tuple[list[str], list[str]]:
+    """The ``text`` column of a Hugging Face dataset (:func:`hf_rows`) as (train, val) documents."""
+    train, val, n_train, n_val = [], [], 0, 0
+    for key, text in hf_rows(spec):
         if _full(n_train, max_bytes) and _full(n_val, max_val_bytes):
             break
-        if i == HF_MAX_DOCUMENTS:
-            warnings.warn(f"read only the first {HF_MAX_DOCUMENTS:,} documents of {name!r}; "
+        if int(key) == HF_MAX_DOCUMENTS:
+            warnings.warn(f"read only the first {HF_MAX_DOCUMENTS:,} documents of {spec!r}; "
                           f"set max_bytes to choose how much text to use", stacklevel=2)
             break
-        text = row.get("text")
-        if text is None:
-            raise ValueError(f"Hugging Face dataset {name!r} has no 'text' column")
         # As split_files: a side that reached its cap takes no more documents.
-        if is_validation(str(i), val_percent):
+        if is_validation(key, val_percent):
             if not _full(n_val, max_val_bytes):
                 val.append(text)
                 n_val += _size(text)
@@ -223,7 +239,12 @@ def documents(spec: str = "stdlib", val_percent: float = 2.0, max_bytes: int | N
         return split_files(list(stdlib_files()), val_percent, max_bytes, max_val_bytes, warn_unreadable=False)
     if spec.startswith("hf:"):
         return hf_documents(spec, val_percent, max_bytes, max_val_bytes)
-    return split_files(local_files(spec), val_percent, max_bytes, max_val_bytes)
+    files = local_files(spec)
+    jsonl = [str(p) for _, p in files if p.suffix.lower() == ".jsonl"]
+    if jsonl:  # trained on as text, it would be braces, keys and escapes
+        raise ValueError(f"{jsonl[0]} is JSON lines, not text: tokenize it by field with `ncalm tokenize --text "
+                         f"{spec} --field FIELD --out DIR` and train on bin:DIR (or use hf:{jsonl[0]})")
+    return split_files(files, val_percent, max_bytes, max_val_bytes)
 
 
 def validation_documents(spec: str, val_percent: float, max_val_bytes: int | None) -> list[str]:

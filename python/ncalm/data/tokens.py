@@ -100,12 +100,17 @@ def check_corpus(spec: str) -> None:
 
 
 def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
-    """nanoGPT layout: a directory with train.bin and val.bin (uint16), or ``bin:DIR``."""
+    """Token files: a directory with train.bin and val.bin (``ncalm tokenize``'s, or nanoGPT's), or ``bin:DIR``."""
     root, train_path, val_path = _bin_files(spec)
     tokenizer = _shards_tokenizer(root)
+    meta_vocab, dtype = bin_meta(root)
     if vocab_size is None:
-        vocab_size = tokenizer.vocab_size if tokenizer else _meta_vocab(root)
-    train, val = _checked_tokens(train_path, vocab_size), _checked_tokens(val_path, vocab_size)
+        vocab_size = meta_vocab or (tokenizer.vocab_size if tokenizer else None)
+    if vocab_size is None:
+        # A guess (nanoGPT's 50304) would train a byte-level folder with an output layer 200x too wide.
+        raise ValueError(f"{root}: the vocabulary of its token files is unknown (no meta.json, meta.pkl or "
+                         f"tokenizer.json): set data.text.vocab_size, or make the folder with `ncalm tokenize`")
+    train, val = _checked_tokens(train_path, vocab_size, dtype), _checked_tokens(val_path, vocab_size, dtype)
     info = {"data": f"bin:{root}"}
     return TokenSource(train, val, vocab_size, seq_len, seed, info), tokenizer
 
@@ -113,43 +118,63 @@ def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
 def bin_validation(spec: str, vocab_size: int):
     """(val.bin tokens, the shards' tokenizer or None) without reading train.bin (evaluation)."""
     root, _, val_path = _bin_files(spec)
-    return _checked_tokens(val_path, vocab_size), _shards_tokenizer(root)
+    return _checked_tokens(val_path, vocab_size, bin_meta(root)[1]), _shards_tokenizer(root)
+
+
+def bin_val_bytes(spec: str) -> int | None:
+    """UTF-8 bytes of the text behind val.bin, as ``ncalm tokenize`` stored them in meta.json (None: unknown)."""
+    meta = _bin_files(spec)[0] / "meta.json"
+    try:
+        n = json.loads(meta.read_text())["val"]["bytes"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return n if isinstance(n, int) and n > 0 else None
+
+
+def bin_meta(root: Path) -> tuple[int | None, np.dtype]:
+    """(vocabulary or None, token dtype) from ``meta.json`` (ncalm tokenize's) or nanoGPT's ``meta.pkl``."""
+    meta, pkl = root / "meta.json", root / "meta.pkl"
+    if meta.is_file():
+        try:
+            d = json.loads(meta.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{meta}: not JSON ({exc})") from None
+    elif pkl.is_file():
+        import pickle  # nanoGPT's prepare.py writes {'vocab_size', 'itos', 'stoi'}; the folder is the user's own
+
+        with open(pkl, "rb") as f:
+            d = pickle.load(f)
+    else:
+        return None, np.dtype(np.uint16)
+    vocab = d.get("vocab_size") if isinstance(d, dict) else None
+    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 1:
+        raise ValueError(f"{meta if meta.is_file() else pkl} has no integer 'vocab_size' >= 1")
+    dtype = d.get("dtype", "uint16")
+    if dtype not in ("uint16", "uint32"):
+        raise ValueError(f"{meta}: dtype must be uint16 or uint32, got {dtype!r}")
+    return vocab, np.dtype(dtype)
 
 
 def _shards_tokenizer(root: Path):
     return load_tokenizer(root) if (root / TOKENIZER_FILE).is_file() else None
 
 
-def _checked_tokens(path: Path, vocab_size: int) -> np.memmap:
-    tokens = _token_file(path)
+def _checked_tokens(path: Path, vocab_size: int, dtype=np.uint16) -> np.memmap:
+    tokens = _token_file(path, np.dtype(dtype))
     # Token files carry no vocabulary of their own: an id past it would be an
     # IndexError (or a CUDA assert) at whichever batch first samples it.
     top = int(tokens.max())  # one pass over the file, once
     if top >= vocab_size:
         raise ValueError(f"{path} holds token id {top}, outside the vocabulary of {vocab_size} "
-                         f"(from meta.json, the tokenizer or data.vocab_size)")
+                         f"(from meta.json, meta.pkl, the tokenizer or data.vocab_size)")
     return tokens
 
 
-def _token_file(path: Path) -> np.memmap:
+def _token_file(path: Path, dtype: np.dtype) -> np.memmap:
     size = path.stat().st_size
-    if size == 0 or size % 2:
-        raise ValueError(f"{path} is {'empty' if size == 0 else f'{size} bytes, not whole uint16 tokens'}")
-    return np.memmap(path, dtype=np.uint16, mode="r")
-
-
-def _meta_vocab(root: Path) -> int:
-    meta = root / "meta.json"
-    if not meta.is_file():
-        return 50304  # nanoGPT's padded GPT-2 vocabulary, the layout's usual content
-    try:
-        vocab = json.loads(meta.read_text()).get("vocab_size")
-    except (json.JSONDecodeError, AttributeError):
-        vocab = None
-    if not isinstance(vocab, int) or isinstance(vocab, bool) or vocab < 1:
-        raise ValueError(f"{meta} has no integer 'vocab_size' >= 1: add one, or remove the file "
-                         f"to use the GPT-2 default 50304")
-    return vocab
+    if size == 0 or size % dtype.itemsize:
+        raise ValueError(f"{path} is {'empty' if size == 0 else f'{size} bytes, not whole {dtype} tokens'}")
+    return np.memmap(path, dtype=dtype, mode="r")
 
 
 def _bin_path(spec: str) -> Path:

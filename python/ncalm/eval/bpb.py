@@ -131,17 +131,23 @@ def _byte_prefix(ids, table: np.ndarray, max_bytes: int | None) -> tuple[int, in
 @torch.no_grad()
 def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_size: int = 8,
                     device: str | torch.device = "cpu", max_bytes: int | None = None,
-                    progress: bool = False) -> LMEval:
+                    progress: bool = False, n_bytes: int | None = None) -> LMEval:
     """:func:`evaluate_lm` for text that is already tokens ``d1 EOS d2 EOS ...`` (e.g. a val.bin memmap).
 
     ``tokenizer`` must be the one that made ``ids``; bytes are counted per token
     (:func:`token_bytes`). With ``max_bytes`` the stream ends at the first token
     that reaches it, possibly inside a document. ``documents`` counts the
     documents begun. A leading EOS is added, as in :func:`evaluate_lm`, unless
-    the stream starts with one.
+    the stream starts with one. ``n_bytes``, the bytes behind all of ``ids`` (meta.json's), evaluates
+    them all with that count instead, for any tokenizer (``max_bytes`` must then be None).
     """
     seq_len = _check_options(model, seq_len, batch_size, max_bytes)
-    n_tokens, n_bytes = _byte_prefix(ids, token_bytes(tokenizer), max_bytes)
+    if n_bytes is not None:
+        if max_bytes is not None:
+            raise ValueError("evaluate_tokens: n_bytes counts all of ids; it cannot go with max_bytes")
+        n_tokens = len(ids)
+    else:
+        n_tokens, n_bytes = _byte_prefix(ids, token_bytes(tokenizer), max_bytes)
     if n_bytes == 0:
         raise ValueError("tokens: no text to evaluate (empty, or only end-of-text tokens)")
     eos = tokenizer.eos_id
@@ -150,6 +156,30 @@ def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_siz
     n_docs = int(np.count_nonzero(text == eos)) + int(text[-1] != eos)
     nats = _stream_nats(model, stream, seq_len, batch_size, device, progress)
     return LMEval(nats=nats, tokens=len(stream) - 1, bytes=n_bytes, documents=n_docs)
+
+
+def evaluate_bin(model, tokenizer, spec: str, seq_len: int | None = None, batch_size: int = 8,
+                 device: str | torch.device = "cpu", max_bytes: int | None = None,
+                 progress: bool = False) -> LMEval:
+    """:func:`evaluate_tokens` on the val.bin of a token folder (``bin:DIR``) made with ``tokenizer``.
+
+    All of val.bin when ``max_bytes`` does not cut it, with the UTF-8 byte count that
+    ``ncalm tokenize`` stored in meta.json; else its prefix, bytes counted per token.
+    """
+    from ncalm.data.tokens import bin_val_bytes, bin_validation
+
+    val, shards_tokenizer = bin_validation(spec, tokenizer.vocab_size)
+    # Ids mean nothing without the tokenizer that made them: the bytes, and so bits per byte, would be made up.
+    if shards_tokenizer is None:
+        raise ValueError(f"{spec}: no tokenizer.json beside val.bin, so its ids cannot be counted in bytes; "
+                         "evaluate a text corpus instead")
+    if shards_tokenizer.to_dict() != tokenizer.to_dict():
+        raise ValueError(f"{spec}: its tokenizer.json is not the checkpoint's tokenizer")
+    stored = bin_val_bytes(spec)
+    whole = stored is not None and (max_bytes is None or max_bytes >= stored)
+    return evaluate_tokens(model, tokenizer, val, seq_len=seq_len, batch_size=batch_size, device=device,
+                           max_bytes=None if whole else max_bytes, progress=progress,
+                           n_bytes=stored if whole else None)
 
 
 def _check_options(model, seq_len: int | None, batch_size: int, max_bytes: int | None) -> int:

@@ -50,7 +50,12 @@ def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_
     data = cfg.prepretrain.data
     data = replace(data, kind=arm.kind, seed=seed, nca=data.nca.replace(band=arm.band) if arm.band else data.nca,
                    text=replace(data.text, source=text_spec))
-    return _stage(cfg, cfg.prepretrain, data, out_dir, seed)
+    template = cfg.prepretrain
+    if cfg.transfer_checkpoint == "best":
+        template = replace(template, run=replace(template.run, keep_best=True))
+    if arm.kind == "text" and cfg.text_budget != 1.0:
+        template = replace(template, run=replace(template.run, tokens=round(template.run.tokens * cfg.text_budget)))
+    return _stage(cfg, template, data, out_dir, seed)
 
 
 def language_stage(cfg: ExperimentConfig, seed: int, out_dir: Path, init: str | None) -> StageConfig:

@@ -67,6 +67,15 @@ class ExperimentConfig(Settings):
     threads: int | None = same_as(RunConfig, "threads")
     progress: bool = same_as(RunConfig, "progress")
     bpb_bytes: int = setting(200_000, "held-out bytes for the final bits per byte; 0 = skip", check=at_least(0))
+    icl_rules: int = setting(16, "fresh rules on which each NCA arm's first stage is scored in context against "
+                                 "copying the last frame (its own outcome in the report); 0 = skip", check=at_least(0))
+    transfer_checkpoint: str = setting("last", "the first stage's checkpoint each arm transfers: last, or best "
+                                               "(lowest validation loss; for NCA, on held-out rules, as the "
+                                               "reference keeps)", choices=("last", "best"))
+    text_budget: float = setting(1.0, "the text arm's first-stage token budget as a multiple of the other arms' "
+                                      "(the reference code: 10, C4 at 10x the NCA tokens); the report's "
+                                      "compute-adjusted speedup counts it", check=lambda v: None if v > 0 else
+                                 "must be > 0")
     prepretrain: StageConfig = table(StageConfig, "first stage of every arm but scratch; data.kind is the arm's",
                                      # kind: each arm sets its own; text is the one without a check of its own
                                      data=dict(kind="text", text=dict(source="pydoc", val_percent=10.0)), **_STAGE)

@@ -82,16 +82,43 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
         return None
     from ncalm.lm.checkpoint import load_model
     from ncalm.data.corpus import validation_documents
-    from ncalm.eval.bpb import evaluate_lm
+    from ncalm.data.tokens import is_bin_spec
+    from ncalm.eval.bpb import evaluate_bin, evaluate_lm
     from ncalm.train.distributed import resolve_device
 
     lang = cfg.language
     text = lang.data.text
     device = resolve_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
+    if is_bin_spec(text.source):  # token files: their val.bin, bytes as `ncalm tokenize` stored them
+        return evaluate_bin(model, tokenizer, text.source, seq_len=lang.data.seq_len,
+                            batch_size=lang.optim.batch_size, device=device, max_bytes=cfg.bpb_bytes).to_dict()
     val = validation_documents(text.source, text.val_percent, text.max_val_bytes)
     return evaluate_lm(model, tokenizer, val, seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size,
                        device=device, max_bytes=cfg.bpb_bytes).to_dict()
+
+
+def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str) -> dict | None:
+    """An NCA arm's first stage in context: cell accuracy of its greedy next frame, with as many frames of
+    context as fit, on ``icl_rules`` fresh rules of its band, beside copying the last frame."""
+    if arm.kind != "nca" or not cfg.icl_rules:
+        return None
+    from ncalm.eval.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
+                                max_context_frames)
+    from ncalm.lm.checkpoint import load_model
+    from ncalm.train.distributed import resolve_device
+
+    nca = cfg.prepretrain.data.nca_config().replace(band=arm.band)
+    device = resolve_device(cfg.device)
+    model, _, _ = load_model(checkpoint, device=device)
+    k = max_context_frames(model.cfg.max_seq_len, nca.frame_len)
+    if k < 1:
+        return None
+    tokens = icl_sequences(nca, seed, cfg.icl_rules, k + 1, nca.band)
+    row = {name: icl_accuracy(predict, tokens, nca.frame_len, nca.colors, nca.patch, [k])[0]["cell_acc"]
+           for name, predict in (("model", greedy_predictor(model, device)),
+                                 ("copy", copy_last_frame_predictor(nca.frame_len)))}
+    return {"k": k, "rules": cfg.icl_rules, "cell_acc": row["model"], "copy_cell_acc": row["copy"]}
 
 
 def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
@@ -109,13 +136,17 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     text = resolve_text(text, out) if arm.kind == "text" else text  # only the text arm reads it
     first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", text)
     first = run_stage(first_cfg, log) if first_cfg is not None else None
-    lang = run_stage(language_stage(cfg, seed, run_dir / "language", first and first["checkpoint"]), log)
+    init = None if first is None else first["best_checkpoint"] if cfg.transfer_checkpoint == "best" \
+        else first["checkpoint"]
+    lang = run_stage(language_stage(cfg, seed, run_dir / "language", init), log)
     t0 = time.perf_counter()
     bpb = bits_per_byte(cfg, lang["checkpoint"])
+    icl = first_stage_icl(cfg, arm, seed, first["checkpoint"]) if first else None
     record = {
         "arm": arm.name, "kind": arm.kind, "band": arm.band, "seed": seed,
         "prepretrain": None if first is None else {
-            k: first.get(k) for k in ("tokens", "val_loss", "val_unigram_entropy", "elapsed_s", "n_params")},
+            k: first.get(k) for k in ("tokens", "val_loss", "val_unigram_entropy", "elapsed_s", "n_params",
+                                      "best_val_loss")} | {"icl": icl},
         "language": {k: lang[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params", "val_curve")},
         "final_val_loss": lang["val_loss"],
         "perplexity": math.exp(lang["val_loss"]),

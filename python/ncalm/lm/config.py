@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from ncalm.settings import Settings, SettingError, at_least, setting, table
+from ncalm.settings import Settings, SettingError, at_least, in_range, setting, table
 
 
 @dataclass
@@ -23,6 +23,8 @@ class ModelConfig(Settings):
     rope_theta: float = setting(10000.0, "rotary embedding base")
     norm_eps: float = setting(1e-5, "RMSNorm epsilon")
     init_std: float = setting(0.02, "standard deviation of the initial weights")
+    attn_dropout: float = setting(0.0, "dropout on the attention probabilities while training (the reference "
+                                       "code: 0.1)", check=in_range(0, 1, open_high=True))
 
     def validate(self) -> None:
         if self.d_model % self.n_head or (self.d_model // self.n_head) % 2:
@@ -35,11 +37,18 @@ class ModelConfig(Settings):
     def head_dim(self) -> int:
         return self.d_model // self.n_head
 
+    def n_params(self, non_embedding: bool = False) -> int:
+        """Parameters of the LlamaLM of this shape, counted without torch (``non_embedding``: without the
+        embedding and the head, the count that does not depend on the vocabulary)."""
+        d = self.d_model
+        layers = self.n_layer * (4 * d * d + 3 * d * self.mlp_hidden + 2 * d) + d  # + the final norm
+        return layers if non_embedding else layers + 2 * self.vocab_size * d
+
 
 # "paper" is the paper's 24 layers x 2048 width. With this model's default MLP (8/3 d,
-# 5504 wide) and a 32k vocabulary it has 1.35B parameters (1.22B with the byte
-# tokenizer), not the paper's 1.6B: the paper's MLP width and vocabulary are not
-# known here (set mlp_hidden to match them).
+# 5504 wide) its layers hold 1.21B parameters; the reference code's MLP is 4 d = 8192
+# wide (model.overrides.mlp_hidden, as the `paper` experiment preset sets it), which makes
+# the paper's 1.6B (1.61B without embedding and head).
 SIZES: dict[str, dict] = {
     "tiny": dict(n_layer=2, n_head=4, d_model=64),
     "mini": dict(n_layer=4, n_head=4, d_model=128),
@@ -76,6 +85,10 @@ class TransferConfig(Settings):
                                 flags=("--freeze",), repeat=True)
     keep_embeddings: bool = setting(False, "copy embedding and head too; the text is then tokenized with the "
                                            "init checkpoint's tokenizer", flags=("--keep-embeddings",))
+    token_init: str = setting("model", "how the fresh embedding and head start after --init: model = N(0, "
+                                       "init_std) like every weight; torch = nn.Embedding's N(0, 1) and nn.Linear's "
+                                       "Kaiming-uniform, as the reference code re-initialises them",
+                              choices=("model", "torch"))
 
 
 @dataclass

@@ -55,7 +55,7 @@ def hf_config(cfg: ModelConfig, eos_id: int | None) -> dict:
         "num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head, "num_key_value_heads": cfg.n_head,
         "head_dim": cfg.head_dim, "hidden_act": "silu", "max_position_embeddings": cfg.max_seq_len,
         "rms_norm_eps": cfg.norm_eps, "rope_theta": cfg.rope_theta, "rope_scaling": None,
-        "attention_bias": False, "attention_dropout": 0.0, "mlp_bias": False, "tie_word_embeddings": False,
+        "attention_bias": False, "attention_dropout": cfg.attn_dropout, "mlp_bias": False, "tie_word_embeddings": False,
         "initializer_range": cfg.init_std, "bos_token_id": eos_id, "eos_token_id": eos_id, "use_cache": True,
         "ncalm_version": __version__,
     }
@@ -111,7 +111,8 @@ def model_config_from_hf(config: dict, source: str) -> ModelConfig:
         vocab_size=config["vocab_size"], n_layer=config["num_hidden_layers"], n_head=heads, d_model=d_model,
         mlp_hidden=config["intermediate_size"], max_seq_len=config.get("max_position_embeddings", 2048),
         rope_theta=float(rope.get("rope_theta", config.get("rope_theta", 10000.0))),
-        norm_eps=config.get("rms_norm_eps", 1e-6), init_std=config.get("initializer_range", 0.02))
+        norm_eps=config.get("rms_norm_eps", 1e-6), init_std=config.get("initializer_range", 0.02),
+        attn_dropout=config.get("attention_dropout", 0.0))
 
 
 def read_hf(folder: str | os.PathLike) -> dict:

@@ -61,6 +61,7 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.n_head = cfg.n_head
+        self.dropout = cfg.attn_dropout
         self.wq = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.wk = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
         self.wv = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
@@ -71,7 +72,8 @@ class Attention(nn.Module):
         q, k, v = (rearrange(w(x), "b t (h d) -> b h t d", h=self.n_head) for w in (self.wq, self.wk, self.wv))
         q, k = rotary(q, cos, sin), rotary(k, cos, sin)
         if cache is None:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                               dropout_p=self.dropout if self.training else 0.0)
         else:
             start, end = cache.length, cache.length + T
             cache.k[layer, :, :, start:end] = k

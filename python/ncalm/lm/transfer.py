@@ -86,6 +86,9 @@ def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfi
                                       f"the model expects {tuple(p.shape)}")
             p.copy_(t.to(dtype=p.dtype, device=p.device))
             copied.append(name)
+        if not cfg.keep_embeddings and cfg.token_init == "torch":
+            model.embed.reset_parameters()  # N(0, 1)
+            model.head.reset_parameters()   # Kaiming-uniform
     frozen = freeze(model, cfg.freeze)
     return {"copied": copied, "reinitialized": sorted(reinit), "frozen": sorted(frozen)}
 

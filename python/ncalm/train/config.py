@@ -75,6 +75,9 @@ class RunConfig(Settings):
     threads: int | None = setting(None, "torch CPU threads; unset = torch's choice", check=at_least(1),
                                   flags=("--threads",))
     progress: bool = setting(True, "no progress bars (run.progress=false)", flags=("--no-progress",))
+    keep_best: bool = setting(False, "also keep out_dir/best.pt: the weights at the lowest validation loss "
+                                     "(for NCA data: on held-out rules), e.g. to transfer instead of the last",
+                              flags=("--keep-best",))
     resume: bool = setting(False, "continue from out_dir/checkpoint.pt exactly where it stopped, with the "
                                   "same settings", flags=("--resume",))
 

@@ -39,6 +39,7 @@ from ncalm.train.sources import build_source
 from ncalm.lm.transfer import freeze, transfer
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # with run.keep_best: the weights at the lowest validation loss
 METRICS = "metrics.jsonl"
 
 
@@ -95,6 +96,15 @@ def _model_config(cfg: StageConfig, source, resume_state, init_state) -> ModelCo
     if init_state is not None and cfg.model.size is None:
         return replace(ModelConfig.from_dict(init_state["model_config"]), **overrides)
     return model_config(cfg.model.size or "tiny", **overrides)
+
+
+def warn_repeats(cfg: StageConfig, source, tokens: int) -> None:
+    """Say so when the run's token budget reads its training text more than once (a small corpus at a large
+    budget silently repeats: the paper's models see each token once)."""
+    n = len(getattr(source, "train", ()))
+    if cfg.data.kind == "text" and n and tokens > n:
+        print(f"warning: {tokens:,} training tokens read the {n:,} tokens of {cfg.data.text.source!r} "
+              f"{tokens / n:.1f} times: the corpus repeats", file=sys.stderr)
 
 
 def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
@@ -267,6 +277,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
 
     tokens_per_step = cfg.tokens_per_step(d.world)
     total = cfg.total_steps(d.world)
+    if d.is_main and step == 0:
+        warn_repeats(cfg, source, total * tokens_per_step)
     if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
@@ -291,7 +303,14 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             tokenizer.save(out)
     metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main)
     val = source.val_batches(cfg.optim.batch_size, cfg.run.eval_batches) if d.is_main else None
-    last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss")}
+    last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss", "best_val_loss")}
+    best_path = out / BEST
+    if d.is_main and cfg.run.keep_best and best_path.exists():
+        # A best.pt past the checkpoint resumed from (or of a run started over) is not of this history.
+        kept = load_checkpoint(best_path, skip=("model",)) if resume_state is not None else {}
+        if resume_state is None or kept.get("step", step + 1) > step:
+            best_path.unlink()
+            last["best_val_loss"] = None
 
     def save() -> None:
         if d.is_main:
@@ -310,6 +329,13 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         if d.is_main:
             last["val_loss"] = evaluate(model, val, d.device, autocast)
             metrics.write({"step": step, "tokens": step * tokens_per_step, "val_loss": last["val_loss"]})
+            best = last["best_val_loss"]
+            if cfg.run.keep_best and math.isfinite(last["val_loss"]) and (best is None or last["val_loss"] < best):
+                last["best_val_loss"] = last["val_loss"]
+                save_checkpoint(best_path, {  # the weights only: what --init reads
+                    "model": model.state_dict(), "model_config": mc.to_dict(), "spec": spec,
+                    "tokenizer": tokenizer.to_dict() if tokenizer else None, "step": step,
+                    "tokens": step * tokens_per_step, "val_loss": last["val_loss"]})
 
     if step == 0 and cfg.run.eval_every:
         run_eval()
@@ -384,6 +410,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         "step": step, "total_steps": total, "finished": step >= total,
         "tokens": step * tokens_per_step, "tokens_per_step": tokens_per_step,
         "train_loss": last["train_loss"], "val_loss": last["val_loss"], "val_curve": val_curve(records),
+        "best_checkpoint": str(best_path) if cfg.run.keep_best and best_path.exists() else None,
+        "best_val_loss": last["best_val_loss"],
         "val_unigram_entropy": unigram_entropy(val) if val else None,
         "elapsed_s": elapsed, "tokens_per_s": step * tokens_per_step / elapsed if elapsed else None,
         **timing,  # this call's steps only (elapsed_s also counts the steps before a resume)

@@ -93,6 +93,17 @@ def extract_answer(text: str) -> str | None:
     return _normalize(numbers[-1]) if numbers else None
 
 
+def strict_answer(text: str) -> str | None:
+    """Strict match: only the number after `#### ` (what the reference's stop string '####' asks for)."""
+    return _marked(text)
+
+
+def flexible_answer(text: str) -> str | None:
+    """Flexible extraction: the last number in `text`, marked or not."""
+    numbers = _NUMBER.findall(text)
+    return _normalize(numbers[-1]) if numbers else None
+
+
 def gold_answer(answer: str) -> str:
     """The reference number of a GSM8K solution (its `#### N` line)."""
     marked = _marked(answer)

@@ -93,6 +93,11 @@ def summarize(records: Sequence[dict], ks: Sequence[int]) -> dict:
                            mean_pass_at_k([(r["n"], r["c"]) for r in rs], ks).items()}}
 
     summary = {"overall": row(records)}
+    # Extra per-sample scores (GSM8K's strict and flexible extraction) as rows of their own.
+    for key in ("strict", "flexible"):
+        if all(key in smp for r in records for smp in r.get("samples") or [{}]):
+            summary.setdefault("scores", {})[key] = row(
+                [{**r, "c": sum(bool(smp[key]) for smp in r["samples"])} for r in records])
     if len(by_group) > 1:
         summary["groups"] = {g: row(rs) for g, rs in sorted(by_group.items())}
     return summary
@@ -100,13 +105,17 @@ def summarize(records: Sequence[dict], ks: Sequence[int]) -> dict:
 
 def markdown_table(title: str, summary: dict) -> str:
     ks = list(summary["overall"]["pass@k"])
-    rows = [("all", summary["overall"])] + list(summary.get("groups", {}).items())
+    labels = {"strict": "strict (#### N)", "flexible": "flexible (last number)"}
+    rows = ([("all", summary["overall"])] + [(labels[k], r) for k, r in summary.get("scores", {}).items()]
+            + list(summary.get("groups", {}).items()))
     lines = [f"## {title}", "", "| subset | problems | n | " + " | ".join(f"pass@{k}" for k in ks) + " |",
              "|---|---:|---:|" + "---:|" * len(ks)]
     for name, r in rows:
         cells = " | ".join(f"{100 * r['pass@k'][k]:.1f}" for k in ks)
         lines.append(f"| {name} | {r['problems']} | {r['n']} | {cells} |")
-    return "\n".join(lines) + "\n\npass@k in percent (unbiased estimator, Chen et al. 2021).\n"
+    note = ("\n\n'all' takes the number after #### and else the last number; 'strict' only the number after "
+            "####, 'flexible' only the last number." if summary.get("scores") else "")
+    return "\n".join(lines) + "\n\npass@k in percent (unbiased estimator, Chen et al. 2021)." + note + "\n"
 
 
 def write_tables(directory: str | Path, title: str, summary: dict, config: dict) -> tuple[Path, Path]:

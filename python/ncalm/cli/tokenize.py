@@ -1,0 +1,34 @@
+"""Tokenize a corpus once into token files that every stage memory-maps.
+
+Writes OUT/train.bin and OUT/val.bin (each document's ids, then the
+end-of-text id; uint16, or uint32 for a vocabulary over 65,536), OUT/meta.json
+(tokenizer, vocabulary, dtype, documents, tokens and UTF-8 bytes per split,
+source fingerprint, ncalm version) and OUT/tokenizer.json. The work runs on
+every core in chunks; an interrupted run rerun keeps its finished chunks, and
+a rerun on the same corpus with the same settings does nothing ("up to date").
+Train on the result with --set language.data=bin:OUT (or --text bin:OUT).
+
+examples:
+  ncalm tokenize --text corpus/ --tokenizer gpt2 --gpt2-files gpt2/ --out tokens/
+  ncalm tokenize --text docs.jsonl --field body --tokenizer byte --out tokens/
+"""
+from __future__ import annotations
+
+import argparse
+
+from ncalm.cli.options import add_tree_arguments
+from ncalm.settings import add_flags, flag_values, resolve
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ncalm.data.tokenize import TokenizeConfig
+
+    add_tree_arguments(p, "tokenize")
+    add_flags(p, TokenizeConfig, TokenizeConfig())
+
+
+def run(args: argparse.Namespace) -> int:
+    from ncalm.data.tokenize import TokenizeConfig, tokenize
+
+    tokenize(resolve(TokenizeConfig, {}, args.config, args.assignments, flag_values(args)))
+    return 0

@@ -1,0 +1,449 @@
+"""Tokenize a corpus once into ``train.bin``/``val.bin`` + ``meta.json`` (+ ``tokenizer.json``).
+
+Every stage, arm, resume and evaluation then memory-maps the token files
+instead of reading and tokenizing the text again (see ncalm.data.tokens).
+
+Documents: each text file is one document; each line of a ``.jsonl`` file is
+one (its ``field``); so is each row of a Hugging Face dataset (``hf:NAME``,
+``hf:SAVED_DIR`` from ``save_to_disk``, ``hf:FILE.jsonl``; needs `datasets`).
+Each document is followed by the end-of-text id. The split is by a hash of
+the document's key (as ncalm.data.corpus); when that would hold out fewer
+than ``MIN_VAL_FILES_FOR_FILE_SPLIT`` files of a plain-file corpus, the last
+``val_percent`` of each file is validation instead.
+
+Work is cut into chunks of about ``chunk_bytes`` of text (a long document at
+safe places, see :func:`safe_cuts`), encoded by a pool of processes. Each
+finished chunk is a part file under ``OUT/parts/``: an interrupted run rerun
+skips the parts it has. The final files are written under temporary names and
+renamed; ``meta.json`` is written last and holds the source fingerprint, so a
+second run on the same corpus with the same settings tokenizes nothing.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ncalm.atomic_json import read_json, write_json
+from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
+                               stdlib_files)
+from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, setting
+
+META = "meta.json"
+PARTS = "parts"
+GPT2_FILES_ENV = "NCALM_GPT2_FILES"
+# The published GPT-2 files (tiktoken's openai_public.gpt2 checks the same hashes).
+GPT2_HASHES = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+               "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
+EOS_TEXT = "<|endoftext|>"
+
+
+def _tokenizer_check(v: str) -> str | None:
+    return None if v in ("gpt2", "byte", "bpe") or (v.startswith("hf:") and len(v) > 3) else \
+        "must be gpt2, byte, bpe or hf:PATH (a tokenizer.json or a folder holding one)"
+
+
+@dataclass
+class TokenizeConfig(Settings):
+    """What `ncalm tokenize` reads, how it splits and tokenizes it, and where it writes."""
+
+    source: str = setting("", "corpus: FILE/DIR/GLOB[,...] (.jsonl: one document per line, its --field), "
+                              "stdlib, or hf:NAME[:CONFIG] / hf:SAVED_DIR / hf:FILE.jsonl (needs `datasets`)",
+                          flags=("--text",))
+    out: str = setting("", "output folder: train.bin, val.bin, meta.json, tokenizer.json", flags=("--out",))
+    tokenizer: str = setting("gpt2", "gpt2 (tiktoken, the paper's), byte, bpe (trained on the training split) "
+                                     "or hf:PATH (a Hugging Face tokenizer.json with <|endoftext|>)",
+                             check=_tokenizer_check, flags=("--tokenizer",))
+    gpt2_files: str = setting("", f"folder holding GPT-2's vocab.bpe and encoder.json (no download); "
+                                  f"empty: ${GPT2_FILES_ENV}", flags=("--gpt2-files",))
+    bpe_vocab: int = setting(4096, "BPE vocabulary size (tokenizer bpe)", check=at_least(258),
+                             flags=("--bpe-vocab",))
+    field: str = setting("text", "the text field of .jsonl lines and dataset rows", flags=("--field",))
+    val_percent: float = setting(2.0, "percent of documents held out for validation",
+                                 check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))
+    max_bytes: int | None = setting(None, "stop after this much text in UTF-8 bytes, e.g. 2G; unset = all",
+                                    check=at_least(1), parse=parse_count, flags=("--max-bytes",))
+    workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0), flags=("--workers",))
+    chunk_bytes: int = setting(4 << 20, "text per work item and part file", check=at_least(1 << 10),
+                               parse=parse_count, flags=("--chunk-bytes",))
+    progress: bool = setting(True, "progress bar on stderr", flags=("--progress", "--no-progress"))
+
+    def require(self) -> None:
+        """What a run needs beyond valid values (the defaults are empty so that --help can show them)."""
+        if not self.source:
+            raise SettingError("source", "no corpus given: pass --text FILE/DIR/GLOB or hf:NAME")
+        if not self.out:
+            raise SettingError("out", "no output folder given: pass --out DIR")
+
+
+# --- tokenizers ------------------------------------------------------------------------------
+
+def gpt2_dir(setting_value: str = "") -> Path:
+    """The folder with GPT-2's vocab.bpe and encoder.json: the setting, else $NCALM_GPT2_FILES."""
+    where = setting_value or os.environ.get(GPT2_FILES_ENV, "")
+    if not where:
+        raise SettingError("gpt2_files", f"the gpt2 tokenizer needs GPT-2's vocab.bpe and encoder.json "
+                                         f"(no download): pass --gpt2-files DIR or set ${GPT2_FILES_ENV}")
+    root = Path(where).expanduser()
+    missing = [n for n in GPT2_HASHES if not (root / n).is_file()]
+    if missing:
+        raise SettingError("gpt2_files", f"{root} lacks {', '.join(missing)} (GPT-2's BPE files)")
+    return root
+
+
+def data_gym_encoding(root: Path, name: str = "gpt2", hashes: dict | None = None):
+    """A tiktoken Encoding from data-gym files (vocab.bpe, encoder.json), as tiktoken's openai_public.gpt2."""
+    import tiktoken
+    from tiktoken.load import data_gym_to_mergeable_bpe_ranks
+    from tiktoken_ext.openai_public import r50k_pat_str
+
+    hashes = hashes or {}
+    try:
+        ranks = data_gym_to_mergeable_bpe_ranks(str(root / "vocab.bpe"), str(root / "encoder.json"),
+                                                hashes.get("vocab.bpe"), hashes.get("encoder.json"))
+    except (ValueError, AssertionError, KeyError) as exc:  # hash mismatch; merges and encoder disagree
+        raise ValueError(f"{root}: not GPT-2's BPE files ({exc or type(exc).__name__})") from None
+    return tiktoken.Encoding(name=name, pat_str=r50k_pat_str, mergeable_ranks=ranks,
+                             special_tokens={EOS_TEXT: len(ranks)})
+
+
+def data_gym_hf_json(root: Path) -> str:
+    """The same tokenizer as a Hugging Face tokenizer.json (byte-level BPE: same ids as tiktoken's)."""
+    vocab = json.loads((root / "encoder.json").read_text(encoding="utf-8"))
+    merges = (root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1]
+    eos = vocab.setdefault(EOS_TEXT, len(vocab))
+    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    return json.dumps({
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": eos, "content": EOS_TEXT, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True}],
+        "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", **byte_level}, "post_processor": None,
+        "decoder": {"type": "ByteLevel", **byte_level},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges}})
+
+
+def hf_tokenizer_json(spec: str) -> str:
+    """The text of the tokenizer.json that ``hf:PATH`` names (a file, or a folder holding one)."""
+    path = Path(spec[3:]).expanduser()
+    path = path / "tokenizer.json" if path.is_dir() else path
+    if not path.is_file():
+        raise SettingError("tokenizer", f"{spec}: no tokenizer.json at {path}")
+    return path.read_text(encoding="utf-8")
+
+
+class Encoder:
+    """Text -> ids, made in each worker process from a picklable description."""
+
+    def __init__(self, kind: str, arg: str):
+        self.kind, self.arg = kind, arg
+        if kind == "gpt2":
+            self._enc = data_gym_encoding(Path(arg), hashes=GPT2_HASHES)
+            self.eos, self.vocab_size = self._enc.eot_token, self._enc.n_vocab
+        elif kind == "hf":
+            import tokenizers
+            self._tok = tokenizers.Tokenizer.from_str(arg)
+            eos = self._tok.token_to_id(EOS_TEXT)
+            if eos is None:
+                raise ValueError(f"tokenizer has no {EOS_TEXT} token")
+            self.eos, self.vocab_size = eos, self._tok.get_vocab_size()
+        else:
+            self.eos, self.vocab_size = 256, 257
+
+    def encode(self, pieces: list[tuple[str, bool]], dtype) -> np.ndarray:
+        """The pieces' ids, each followed by EOS where its flag says (the end of a document)."""
+        texts = [t for t, _ in pieces]
+        if self.kind == "gpt2":
+            # encode_ordinary's ids (no special tokens) as an array: no Python list of ints on the way
+            ids = [self._enc.encode_to_numpy(t, allowed_special=set(), disallowed_special=()) for t in texts]
+        elif self.kind == "hf":
+            from ncalm.lm.tokenizer import BPETokenizer  # its encode keeps a literal <|endoftext|> as text
+            tok = BPETokenizer(self._tok)
+            ids = [tok.encode(t) for t in texts]
+        else:
+            ids = [np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t in texts]
+        eos = np.asarray([self.eos], dtype=dtype)
+        out = []
+        for part, (_, end) in zip(ids, pieces):
+            out += [np.asarray(part, dtype=dtype)] + ([eos] if end else [])
+        return np.concatenate(out) if out else np.zeros(0, dtype=dtype)
+
+
+# --- documents -------------------------------------------------------------------------------
+
+_SAFE = re.compile(r"(?<=\S\n)(?=\S)")
+
+
+def safe_cuts(text: str, size: int) -> list[str]:
+    """``text`` in pieces of about ``size`` characters, cut only between "X\\n" and "Y" (X, Y not
+    whitespace): GPT-2's pre-tokenizer (and byte-level BPE's) ends a piece there, so the pieces'
+    ids joined are the whole text's ids. A text with no such place stays whole."""
+    pieces, start = [], 0
+    while len(text) - start > size:
+        m = _SAFE.search(text, start + size)
+        if m is None:
+            break
+        pieces.append(text[start:m.start()])
+        start = m.start()
+    pieces.append(text[start:])
+    return pieces
+
+
+def _jsonl_rows(key: str, path: Path, field: str) -> Iterator[tuple[str, str]]:
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                text = row[field]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise ValueError(f"{path}:{n}: not a JSON object with a {field!r} field (set --field)") from None
+            if not isinstance(text, str):
+                raise ValueError(f"{path}:{n}: field {field!r} is not text")
+            yield f"{key}:{n}", text
+
+
+def _files(source: str) -> list[tuple[str, Path]]:
+    return list(stdlib_files()) if source == "stdlib" else local_files(source)
+
+
+def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
+    """``(split, text)`` of every document in corpus order (a file's head and tail are two documents
+    when the split holds out each file's tail, the fallback for corpora of few files)."""
+    if cfg.source.startswith("hf:"):
+        for key, text in hf_rows(cfg.source, cfg.field):
+            yield ("val" if is_validation(key, cfg.val_percent) else "train"), text
+        return
+    files = _files(cfg.source)
+    plain = [k for k, p in files if p.suffix != ".jsonl"]
+    by_file = sum(is_validation(k, cfg.val_percent) for k in plain) >= MIN_VAL_FILES_FOR_FILE_SPLIT
+    for key, path in files:
+        if path.suffix == ".jsonl":
+            for k, text in _jsonl_rows(key, path, cfg.field):
+                yield ("val" if is_validation(k, cfg.val_percent) else "train"), text
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # not text (stdlib has a few such files on purpose)
+        if by_file:
+            yield ("val" if is_validation(key, cfg.val_percent) else "train"), text
+        else:
+            cut = int(len(text) * (1 - cfg.val_percent / 100))
+            yield "train", text[:cut]
+            yield "val", text[cut:]
+
+
+def fingerprint(cfg: TokenizeConfig, tokenizer_id: str) -> str:
+    """What the token files depend on: the sources (paths, sizes, mtimes) and the settings."""
+    if cfg.source.startswith("hf:"):
+        target = Path(cfg.source[3:]).expanduser()
+        sources = [(str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in sorted(target.rglob("*") if target.is_dir() else [target]) if p.is_file()] \
+            if target.exists() else [cfg.source]
+    else:
+        sources = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for _, p in _files(cfg.source)]
+    settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")}
+    blob = json.dumps({"sources": sources, "settings": settings, "tokenizer": tokenizer_id}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+# --- the work --------------------------------------------------------------------------------
+
+_WORKER: Encoder | None = None
+
+
+def _init_worker(kind: str, arg: str) -> None:
+    global _WORKER
+    _WORKER = Encoder(kind, arg)
+
+
+def _encode_chunk(job: tuple[str, list[tuple[str, bool]], str]) -> str:
+    path, pieces, dtype = job
+    assert _WORKER is not None, "set by tokenize() before the pool forks, or by _init_worker"
+    ids = _WORKER.encode(pieces, np.dtype(dtype))
+    tmp = f"{path}.tmp"
+    ids.tofile(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _identity(cfg: TokenizeConfig) -> str:
+    """What names the tokenizer in the fingerprint, known before any (BPE) training."""
+    if cfg.tokenizer.startswith("hf:"):
+        return "hf:sha256:" + hashlib.sha256(hf_tokenizer_json(cfg.tokenizer).encode()).hexdigest()[:16]
+    return f"bpe:{cfg.bpe_vocab}" if cfg.tokenizer == "bpe" else cfg.tokenizer
+
+
+def _tokenizer(cfg: TokenizeConfig) -> tuple[str, str, str]:
+    """(encoder kind, encoder arg, tokenizer.json text) for the configured tokenizer."""
+    if cfg.tokenizer == "gpt2":
+        root = gpt2_dir(cfg.gpt2_files)
+        return "gpt2", str(root), data_gym_hf_json(root)
+    if cfg.tokenizer == "byte":
+        from ncalm.lm.tokenizer import ByteTokenizer
+        return "byte", "", ByteTokenizer().to_hf_json()
+    if cfg.tokenizer.startswith("hf:"):
+        text = hf_tokenizer_json(cfg.tokenizer)
+        return "hf", text, text
+    from ncalm.lm.tokenizer import BPETokenizer  # bpe: trained on the training split's text
+    train_text = (t for split, t in _capped(documents(cfg), cfg.max_bytes) if split == "train")
+    text = BPETokenizer.train(train_text, cfg.bpe_vocab).to_hf_json()
+    return "hf", text, text
+
+
+def _capped(docs, max_bytes: int | None):
+    total = 0
+    for split, text in docs:
+        if max_bytes is not None and total >= max_bytes:
+            return
+        total += _size(text)
+        yield split, text
+
+
+def _chunks(cfg: TokenizeConfig) -> Iterator[tuple[str, list[tuple[str, bool]], int]]:
+    """``(split, pieces, bytes)`` of about ``chunk_bytes`` each, in a fixed order; a piece is
+    ``(text, ends a document)``."""
+    pending: dict[str, tuple[list, int]] = {"train": ([], 0), "val": ([], 0)}
+    for split, text in _capped(documents(cfg), cfg.max_bytes):
+        pieces, n_bytes = pending[split]
+        cuts = safe_cuts(text, cfg.chunk_bytes)
+        for i, piece in enumerate(cuts):
+            pieces.append((piece, i == len(cuts) - 1))
+            n_bytes += _size(piece)
+            if n_bytes >= cfg.chunk_bytes:
+                yield split, pieces, n_bytes
+                pieces, n_bytes = [], 0
+        pending[split] = (pieces, n_bytes)
+    for split, (pieces, n_bytes) in pending.items():
+        if pieces:
+            yield split, pieces, n_bytes
+
+
+def is_up_to_date(out: Path, print_fp: str) -> dict | None:
+    """The folder's meta.json when it was made from this fingerprint and its files are whole."""
+    try:
+        meta = read_json(out / META)
+    except (OSError, ValueError):
+        return None
+    if meta.get("fingerprint") != print_fp:
+        return None
+    item = np.dtype(meta["dtype"]).itemsize
+    for split in ("train", "val"):
+        p = out / f"{split}.bin"
+        if not p.is_file() or p.stat().st_size != meta[split]["tokens"] * item:
+            return None
+    return meta
+
+
+def tokenize(cfg: TokenizeConfig, echo=print) -> dict:
+    """Write ``cfg.out``'s token files (unless up to date); returns its meta.json record."""
+    import ncalm
+    from tqdm import tqdm
+
+    from ncalm.locks import exclusive
+
+    cfg.require()
+    out = Path(cfg.out).expanduser()
+    identity = _identity(cfg)
+    if cfg.tokenizer == "gpt2":
+        gpt2_dir(cfg.gpt2_files)  # a missing setting is an error even when the folder is up to date
+    fp = fingerprint(cfg, identity)
+    out.mkdir(parents=True, exist_ok=True)
+    with exclusive(out):
+        meta = is_up_to_date(out, fp)
+        if meta is not None:
+            echo(f"{out}: up to date ({meta['train']['tokens']:,} train + {meta['val']['tokens']:,} val tokens)")
+            return meta
+        kind, arg, hf_json = _tokenizer(cfg)
+        encoder = Encoder(kind, arg)  # loaded once here; forked workers inherit it
+        vocab = encoder.vocab_size
+        dtype = "uint16" if vocab <= 1 << 16 else "uint32"
+        parts = out / PARTS
+        plan = {"fingerprint": fp, "dtype": dtype, "chunk_bytes": cfg.chunk_bytes}
+        if parts.is_dir() and (not (parts / "plan.json").is_file() or read_json(parts / "plan.json") != plan):
+            shutil.rmtree(parts)  # parts of another corpus or other settings
+        parts.mkdir(exist_ok=True)
+        write_json(parts / "plan.json", plan)
+        counts: dict[str, dict[str, Any]] = {s: {"bytes": 0, "documents": 0, "parts": []} for s in ("train", "val")}
+        workers = cfg.workers or os.cpu_count() or 1
+        t0, skipped = time.perf_counter(), 0
+        bar = tqdm(desc="tokenize", unit="B", unit_scale=True, disable=not cfg.progress, dynamic_ncols=True)
+        if kind == "hf":
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the pool is the parallelism
+        global _WORKER
+        _WORKER, pool = encoder, None
+        if workers > 1:
+            fork = os.name == "posix"
+            ctx = multiprocessing.get_context("fork" if fork else "spawn")
+            pool = ctx.Pool(workers, None if fork else _init_worker, () if fork else (kind, arg))
+        pending: deque = deque()  # (result, bytes): at most 2 per worker, so the corpus is never all in memory
+        try:
+            for split, pieces, n_bytes in _chunks(cfg):
+                c = counts[split]
+                path = parts / f"{split}_{len(c['parts']):06d}.bin"
+                c["parts"].append(path)
+                c["bytes"] += n_bytes
+                c["documents"] += sum(end for _, end in pieces)
+                if path.is_file():  # finished by an earlier, interrupted run
+                    skipped += 1
+                    bar.update(n_bytes)
+                    continue
+                job = (str(path), pieces, dtype)
+                if pool is None:
+                    _encode_chunk(job)
+                    bar.update(n_bytes)
+                    continue
+                pending.append((pool.apply_async(_encode_chunk, (job,)), n_bytes))
+                while len(pending) > 2 * workers or (pending and pending[0][0].ready()):
+                    result, done_bytes = pending.popleft()
+                    result.get()
+                    bar.update(done_bytes)
+            while pending:
+                result, done_bytes = pending.popleft()
+                result.get()
+                bar.update(done_bytes)
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.terminate()
+                pool.join()
+        record = {"ncalm_version": ncalm.__version__, "tokenizer": identity, "vocab_size": vocab, "dtype": dtype,
+                  "eos_id": encoder.eos, "source": cfg.source,
+                  "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes,
+                  "fingerprint": fp}
+        if not counts["train"]["parts"] or not counts["val"]["parts"]:
+            raise ValueError(f"{cfg.source}: the split left no {'training' if not counts['train']['parts'] else 'validation'} "
+                             f"text; change val_percent ({cfg.val_percent:g})")
+        for split, c in counts.items():
+            tmp = out / f"{split}.bin.tmp"
+            with open(tmp, "wb") as f:
+                for p in c["parts"]:
+                    with open(p, "rb") as part:
+                        shutil.copyfileobj(part, f, 1 << 24)
+            n_tokens = tmp.stat().st_size // np.dtype(dtype).itemsize
+            os.replace(tmp, out / f"{split}.bin")
+            record[split] = {"tokens": n_tokens, "bytes": c["bytes"], "documents": c["documents"]}
+        (out / "tokenizer.json.tmp").write_text(hf_json, encoding="utf-8")
+        os.replace(out / "tokenizer.json.tmp", out / "tokenizer.json")
+        write_json(out / META, record)  # last: the folder is whole once this exists
+        shutil.rmtree(parts)
+        seconds = time.perf_counter() - t0
+        total = record["train"]["bytes"] + record["val"]["bytes"]
+        echo(f"{out}: {record['train']['tokens']:,} train + {record['val']['tokens']:,} val tokens "
+             f"({identity}, {dtype}) from {total / 1e6:,.1f} MB in {seconds:.1f} s"
+             + (f"; {skipped} part(s) kept from an earlier run" if skipped else ""))
+        return record

@@ -1,0 +1,84 @@
+"""The `paper` preset as the reference's setup: its parameter count, attention dropout, the repeat warning."""
+import json
+
+import pytest
+import torch
+
+from ncalm.cli import main
+from ncalm.lm.config import ModelConfig, model_config
+from ncalm.lm.model import LlamaLM
+
+
+@pytest.mark.parametrize("shape", [dict(), dict(mlp_hidden=200, vocab_size=300), dict(n_layer=3, d_model=32)])
+def test_parameter_count_without_torch_is_the_models(shape):
+    cfg = model_config("tiny", **shape)
+    model = LlamaLM(cfg)
+    assert cfg.n_params() == model.num_parameters()
+    assert cfg.n_params(non_embedding=True) == model.num_parameters(non_embedding=True)
+
+
+def test_paper_preset_dry_run_prints_the_papers_1_6b(capsys):
+    assert main(["experiment", "--preset", "paper", "--dry-run"]) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith("parameters: 1.61B in the transformer layers (24 x 2048, MLP 8,192)")
+    n = model_config("paper", mlp_hidden=8192).n_params(non_embedding=True)
+    assert abs(n / 1.6e9 - 1) < 0.02
+
+
+def test_attention_dropout_only_while_training():
+    torch.manual_seed(0)
+    model = LlamaLM(ModelConfig(attn_dropout=0.5))
+    x = torch.randint(0, 258, (2, 16))
+    model.eval()
+    a, b = model(x)[0], model(x)[0]
+    assert torch.equal(a, b)
+    model.train()
+    assert not torch.allclose(model(x)[0], model(x)[0])
+    with pytest.raises(ValueError, match="attn_dropout"):
+        ModelConfig(attn_dropout=1.0)
+
+
+def test_a_corpus_read_more_than_once_is_named(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("tiny corpus " * 200)
+    assert main(["pretrain", "--text", str(tmp_path / "a.txt"), "--out", str(tmp_path / "run"), "--seq-len", "16",
+                 "--batch-size", "4", "--set", "run.tokens=20000", "--set", "run.eval_every=0",
+                 "--set", "run.progress=false", "--set", "data.text.val_percent=10"]) == 0
+    assert "times: the corpus repeats" in capsys.readouterr().err
+
+
+def test_token_init_torch_starts_embedding_and_head_as_the_reference():
+    from ncalm.lm.config import TransferConfig
+    from ncalm.lm.transfer import transfer
+
+    source = LlamaLM(model_config("tiny", d_model=64, vocab_size=300)).state_dict()
+    torch.manual_seed(0)
+    model = LlamaLM(model_config("tiny", d_model=64, vocab_size=500))
+    transfer(model, {k: v for k, v in source.items() if not k.startswith(("embed", "head"))},
+             TransferConfig(token_init="torch"))
+    assert model.embed.weight.std().item() == pytest.approx(1.0, abs=0.05)  # nn.Embedding: N(0, 1)
+    bound = 1 / 64 ** 0.5  # Kaiming-uniform with a = sqrt(5): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert model.head.weight.abs().max().item() <= bound and model.head.weight.std().item() > 0.5 * bound
+    assert torch.equal(model.layers[0].attn.wq.weight, source["layers.0.attn.wq.weight"])
+
+
+def test_keep_best_and_an_experiment_that_transfers_it(tmp_path, capsys):
+    from ncalm.lm.checkpoint import load_checkpoint
+
+    out = tmp_path / "exp"
+    argv = ["experiment", "--preset", "tiny", "--out", str(out), "--no-progress", "--arms", "nca",
+            "--set", "transfer_checkpoint=best", "--set", "prepretrain.run.tokens=4096",
+            "--set", "prepretrain.run.eval_every=2", "--set", "language.run.tokens=2048", "--set", "bpb_bytes=0",
+            "--set", "prepretrain.data.seq_len=128", "--set", "language.data.seq_len=64",
+            "--set", "prepretrain.optim.lr=0.05"]  # a rate high enough that the last is not the best
+    assert main(argv) == 0
+    first = out / "seed0" / "nca_0.36-1" / "prepretrain"
+    best = load_checkpoint(first / "best.pt")
+    curve = [json.loads(line) for line in (first / "metrics.jsonl").read_text().splitlines()]
+    vals = [(r["step"], r["val_loss"]) for r in curve if "val_loss" in r]
+    assert (best["step"], best["val_loss"]) == min(vals, key=lambda sv: sv[1])
+    lang = json.loads((out / "seed0" / "nca_0.36-1" / "language" / "config.json").read_text())
+    assert lang["model"]["init"] == str(first / "best.pt")
+    record = json.loads((out / "seed0" / "nca_0.36-1" / "result.json").read_text())
+    icl = record["prepretrain"]["icl"]
+    assert icl["rules"] == 16 and icl["k"] >= 1 and 0 <= icl["cell_acc"] <= 1 and 0 < icl["copy_cell_acc"] < 1
+    assert f"in context {icl['cell_acc']:.3f} vs copy {icl['copy_cell_acc']:.3f}" in (out / "results.md").read_text()

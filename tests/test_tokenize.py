@@ -1,0 +1,239 @@
+"""`ncalm tokenize`: token files made once, read by every stage (ncalm.data.tokenize, ncalm.data.tokens)."""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ncalm.data import tokenize as tk
+from ncalm.data.corpus import documents
+from ncalm.data.tokenize import TokenizeConfig, data_gym_encoding, data_gym_hf_json, safe_cuts, tokenize
+from ncalm.data.tokens import language_source
+from ncalm.lm.tokenizer import BPETokenizer, load_tokenizer
+
+GPT2_DIRS = [os.environ.get(tk.GPT2_FILES_ENV, ""), "/work/shared/data/gpt2"]
+TRICKY = "Hello  world!\n\n  indented\nline\twith tab\n\nA 123 4567 it's you'll\n \nend \n"
+
+
+def tiny_data_gym(root: Path, merges: list[tuple[str, str]]) -> Path:
+    """vocab.bpe and encoder.json in GPT-2's data-gym format: 256 byte symbols, then ``merges``."""
+    order = [b for b in range(256) if chr(b).isprintable() and chr(b) != " "]
+    symbol = {b: chr(b) for b in order}
+    for n, b in enumerate(b for b in range(256) if b not in symbol):
+        order.append(b)
+        symbol[b] = chr(256 + n)
+    encoder = {symbol[b]: i for i, b in enumerate(order)}
+    for a, b in merges:
+        encoder[a + b] = len(encoder)
+    encoder[tk.EOS_TEXT] = len(encoder)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "vocab.bpe").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    (root / "encoder.json").write_text(json.dumps(encoder), encoding="utf-8")
+    return root
+
+
+MERGES = [("Ġ", "w"), ("o", "r"), ("Ġw", "or"), ("l", "d"), ("Ġwor", "ld"), ("H", "e"), ("l", "l")]
+
+
+def test_data_gym_files_load_into_tiktoken_and_hf_with_the_same_ids(tmp_path):
+    root = tiny_data_gym(tmp_path / "bpe", MERGES)
+    enc = data_gym_encoding(root, name="tiny")
+    hf = BPETokenizer(__import__("tokenizers").Tokenizer.from_str(data_gym_hf_json(root)))
+    ids = enc.encode_ordinary(TRICKY + " world Hello")
+    assert ids == hf.encode(TRICKY + " world Hello")
+    assert enc.n_vocab == hf.vocab_size == 256 + len(MERGES) + 1 and hf.eos_id == enc.eot_token
+    assert len(enc.encode_ordinary(" world")) == 1  # the merges are used
+    assert enc.decode(ids) == TRICKY + " world Hello"
+    with pytest.raises(ValueError, match="not GPT-2's BPE files"):
+        data_gym_encoding(root, hashes=tk.GPT2_HASHES)  # the real tokenizer checks the published hashes
+
+
+@pytest.mark.parametrize("size", [1, 3, 8, 1000])
+def test_safe_cuts_keep_the_ids(tmp_path, size):
+    enc = data_gym_encoding(tiny_data_gym(tmp_path / "bpe", MERGES), name="tiny")
+    text = TRICKY * 5
+    pieces = safe_cuts(text, size)
+    assert "".join(pieces) == text and (size > len(text) or len(pieces) > 1)
+    assert sum((enc.encode_ordinary(p) for p in pieces), []) == enc.encode_ordinary(text)
+
+
+def _corpus(root: Path, n: int = 12) -> Path:
+    rng = np.random.default_rng(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "héllo", "\n", "  ", "42", "<|endoftext|>"]
+    root.mkdir()
+    for i in range(n):
+        (root / f"doc{i:02d}.txt").write_text(" ".join(rng.choice(words, 400 + 50 * i)), encoding="utf-8")
+    return root
+
+
+def _cfg(tmp_path, src, out="tok", **kw) -> TokenizeConfig:
+    return TokenizeConfig(source=str(src), out=str(tmp_path / out), progress=False, **kw)
+
+
+def test_byte_tokens_are_the_documents_and_parallel_equals_serial(tmp_path):
+    src = _corpus(tmp_path / "c")
+    serial = tokenize(_cfg(tmp_path, src, "a", tokenizer="byte", workers=1, chunk_bytes=1024), echo=lambda s: None)
+    parallel = tokenize(_cfg(tmp_path, src, "b", tokenizer="byte", workers=2, chunk_bytes=1024), echo=lambda s: None)
+    for split in ("train", "val"):
+        a = np.fromfile(tmp_path / "a" / f"{split}.bin", np.uint16)
+        assert np.array_equal(a, np.fromfile(tmp_path / "b" / f"{split}.bin", np.uint16))
+        # Slow reference: the documents' bytes, each followed by EOS (256), in corpus order.
+        docs = [t for s, t in tk.documents(_cfg(tmp_path, src)) if s == split]
+        ref = np.concatenate([np.append(np.frombuffer(d.encode(), np.uint8).astype(np.uint16), 256) for d in docs])
+        assert np.array_equal(a, ref)
+        assert serial[split] == parallel[split]
+        assert serial[split]["bytes"] == sum(len(d.encode()) for d in docs)
+        assert serial[split]["documents"] == len(docs) == np.count_nonzero(a == 256)
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    assert meta["vocab_size"] == 257 and meta["dtype"] == "uint16" and meta["tokenizer"] == "byte"
+    assert not (tmp_path / "a" / "parts").exists() and load_tokenizer(tmp_path / "a").kind == "byte"
+
+
+def test_second_run_tokenizes_nothing_and_a_changed_corpus_is_redone(tmp_path, monkeypatch):
+    src = _corpus(tmp_path / "c")
+    cfg = _cfg(tmp_path, src, tokenizer="byte", workers=1, chunk_bytes=1024)
+    tokenize(cfg, echo=lambda s: None)
+    calls = []
+    monkeypatch.setattr(tk, "_encode_chunk", lambda job: calls.append(job))
+    said = []
+    tokenize(cfg, echo=said.append)
+    assert calls == [] and "up to date" in said[0]
+    (src / "doc00.txt").write_text("changed text", encoding="utf-8")
+    with pytest.raises(FileNotFoundError):  # the (stubbed) encoder wrote no part: the run was redone
+        tokenize(cfg, echo=lambda s: None)
+    assert calls
+
+
+def test_an_interrupted_run_keeps_its_finished_parts(tmp_path, monkeypatch):
+    src = _corpus(tmp_path / "c")
+    cfg = _cfg(tmp_path, src, tokenizer="byte", workers=1, chunk_bytes=1024)
+    real, done = tk._encode_chunk, []
+
+    def dies_after_three(job):
+        if len(done) == 3:
+            raise KeyboardInterrupt
+        done.append(real(job))
+    monkeypatch.setattr(tk, "_encode_chunk", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        tokenize(cfg, echo=lambda s: None)
+    assert not (tmp_path / "tok" / "meta.json").exists() and len(list((tmp_path / "tok" / "parts").glob("*.bin"))) == 3
+    redone = []
+    monkeypatch.setattr(tk, "_encode_chunk", lambda job: redone.append(job) or real(job))
+    said = []
+    tokenize(cfg, echo=said.append)
+    assert not {j[0] for j in redone} & set(done) and "3 part(s) kept" in said[0]
+    tokenize(_cfg(tmp_path, src, "fresh", tokenizer="byte", workers=1), echo=lambda s: None)
+    for split in ("train", "val"):
+        assert (tmp_path / "tok" / f"{split}.bin").read_bytes() == (tmp_path / "fresh" / f"{split}.bin").read_bytes()
+
+
+def test_jsonl_documents_by_field_and_refused_as_raw_text(tmp_path):
+    rows = [{"body": f"row {i} " + "text " * i, "id": i} for i in range(200)]
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    meta = tokenize(_cfg(tmp_path, src, tokenizer="byte", field="body", workers=1), echo=lambda s: None)
+    assert meta["train"]["documents"] + meta["val"]["documents"] == 200 and meta["val"]["documents"] > 0
+    train = np.fromfile(tmp_path / "tok" / "train.bin", np.uint16)
+    assert b"{" not in train[train < 256].astype(np.uint8).tobytes()
+    with pytest.raises(ValueError, match="'text' field"):
+        tokenize(_cfg(tmp_path, src, "t2", tokenizer="byte", workers=1), echo=lambda s: None)
+    with pytest.raises(ValueError, match="JSON lines, not text"):
+        documents(str(src))
+
+
+def test_bpe_and_hf_tokenizer_json(tmp_path):
+    src = _corpus(tmp_path / "c")
+    meta = tokenize(_cfg(tmp_path, src, "bpe", tokenizer="bpe", bpe_vocab=300, workers=2, chunk_bytes=2048),
+                    echo=lambda s: None)
+    tok = load_tokenizer(tmp_path / "bpe")
+    assert meta["vocab_size"] == tok.vocab_size == 300 and meta["tokenizer"] == "bpe:300"
+    docs = [t for s, t in tk.documents(_cfg(tmp_path, src)) if s == "val"]
+    ref = sum((tok.encode(d) + [tok.eos_id] for d in docs), [])
+    assert np.fromfile(tmp_path / "bpe" / "val.bin", np.uint16).tolist() == ref
+    meta2 = tokenize(_cfg(tmp_path, src, "hf", tokenizer=f"hf:{tmp_path / 'bpe'}", workers=1), echo=lambda s: None)
+    assert meta2["tokenizer"].startswith("hf:sha256:")
+    assert (tmp_path / "hf" / "val.bin").read_bytes() == (tmp_path / "bpe" / "val.bin").read_bytes()
+
+
+def test_gpt2_needs_its_files(tmp_path, monkeypatch):
+    monkeypatch.delenv(tk.GPT2_FILES_ENV, raising=False)
+    with pytest.raises(ValueError, match="gpt2_files: .*--gpt2-files"):
+        tokenize(_cfg(tmp_path, _corpus(tmp_path / "c")), echo=lambda s: None)
+    with pytest.raises(ValueError, match="lacks vocab.bpe, encoder.json"):
+        tokenize(_cfg(tmp_path, tmp_path / "c", gpt2_files=str(tmp_path)), echo=lambda s: None)
+
+
+@pytest.mark.skipif(not any(d and Path(d, "vocab.bpe").is_file() for d in GPT2_DIRS),
+                    reason=f"GPT-2's BPE files not found (set {tk.GPT2_FILES_ENV})")
+def test_gpt2_tokens_are_tiktokens(tmp_path):
+    root = next(d for d in GPT2_DIRS if d and Path(d, "vocab.bpe").is_file())
+    src = _corpus(tmp_path / "c")
+    meta = tokenize(_cfg(tmp_path, src, gpt2_files=root, workers=2, chunk_bytes=1024), echo=lambda s: None)
+    enc = data_gym_encoding(Path(root), hashes=tk.GPT2_HASHES)
+    assert meta["vocab_size"] == 50257 and meta["eos_id"] == 50256
+    for split in ("train", "val"):
+        docs = [t for s, t in tk.documents(_cfg(tmp_path, src)) if s == split]
+        ref = sum((enc.encode_ordinary(d) + [50256] for d in docs), [])
+        assert np.fromfile(tmp_path / "tok" / f"{split}.bin", np.uint16).tolist() == ref
+    tok = load_tokenizer(tmp_path / "tok")  # what training and evaluation read: the same ids
+    assert tok.encode(TRICKY) == enc.encode_ordinary(TRICKY)
+
+
+def test_training_reads_meta_json_dtype_and_nanogpt_meta_pkl(tmp_path):
+    big = tmp_path / "u32"
+    big.mkdir()
+    np.array([70000, 1, 2] * 100, np.uint32).tofile(big / "train.bin")
+    np.array([3, 70001] * 100, np.uint32).tofile(big / "val.bin")
+    (big / "meta.json").write_text('{"vocab_size": 70002, "dtype": "uint32"}')
+    source, _ = language_source(f"bin:{big}", seq_len=8)
+    assert source.vocab_size == 70002 and int(source.train.max()) == 70000
+    nano = tmp_path / "nano"
+    nano.mkdir()
+    np.arange(300, dtype=np.uint16).__mod__(65).tofile(nano / "train.bin")
+    np.arange(100, dtype=np.uint16).__mod__(65).tofile(nano / "val.bin")
+    with pytest.raises(ValueError, match="vocabulary of its token files is unknown"):
+        language_source(f"bin:{nano}", seq_len=8)  # never a guess of 50304
+    with open(nano / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": 65, "itos": {}, "stoi": {}}, f)
+    assert language_source(f"bin:{nano}", seq_len=8)[0].vocab_size == 65
+
+
+def test_experiment_and_eval_bpb_on_a_token_folder(tmp_path, capsys):
+    from ncalm.cli.main import main
+
+    src = _corpus(tmp_path / "c", n=40)
+    tok = tmp_path / "tok"
+    assert main(["tokenize", "--text", str(src), "--tokenizer", "byte", "--out", str(tok), "--val-percent", "10",
+                 "--no-progress"]) == 0
+    meta = json.loads((tok / "meta.json").read_text())
+    out = tmp_path / "exp"
+    argv = ["experiment", "--preset", "tiny", "--out", str(out), "--no-progress", "--arms", "scratch", "dyck",
+            "--set", f"language.data=bin:{tok}", "--set", "language.run.tokens=4096", "--set", "bpb_bytes=1G",
+            "--set", "prepretrain.run.tokens=2048", "--set", "language.data.seq_len=64",
+            "--set", "prepretrain.data.seq_len=64", "--set", "language.run.eval_every=4",
+            "--set", "language.run.eval_batches=2", "--set", "model.overrides.n_layer=1"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    for r in runs:
+        bpb = r["bpb"]  # all of val.bin, bytes as tokenize stored them
+        assert bpb["bytes"] == meta["val"]["bytes"] and bpb["tokens"] == meta["val"]["tokens"] - (
+            np.fromfile(tok / "val.bin", np.uint16)[0] == 256)
+        assert 0 < bpb["bits_per_byte"] < 10
+    assert main(["tokenize", "--text", str(src), "--tokenizer", "byte", "--out", str(tok), "--val-percent", "10",
+                 "--no-progress"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    # `ncalm eval bpb` with its defaults reproduces the table's number, also where bpb_bytes cuts val.bin.
+    ckpt = out / "seed0" / "scratch" / "language" / "checkpoint.pt"
+    scratch = next(r for r in runs if r["arm"] == "scratch")["bpb"]
+    assert main(["eval", "bpb", "--checkpoint", str(ckpt), "--no-progress", "--json", str(tmp_path / "b.json")]) == 0
+    again = json.loads((tmp_path / "b.json").read_text())
+    assert (again["bits_per_byte"], again["tokens"]) == (pytest.approx(scratch["bits_per_byte"]), scratch["tokens"])
+    config = json.loads((out / "experiment.json").read_text())
+    (out / "experiment.json").write_text(json.dumps({**config, "bpb_bytes": 5000}))
+    assert main(["eval", "bpb", "--checkpoint", str(ckpt), "--no-progress", "--json", str(tmp_path / "b.json")]) == 0
+    assert 5000 <= json.loads((tmp_path / "b.json").read_text())["bytes"] < 5010
