@@ -1,6 +1,7 @@
 """`ncalm tokenize`: token files made once, read by every stage (ncalm.data.tokenize, ncalm.data.tokens)."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -14,6 +15,10 @@ from ncalm.data.corpus import documents
 from ncalm.data.tokenize import TokenizeConfig, data_gym_encoding, data_gym_hf_json, safe_cuts, tokenize
 from ncalm.data.tokens import language_source
 from ncalm.lm.tokenizer import BPETokenizer, load_tokenizer
+
+# The gpt2 tokenizer is tiktoken's (an optional extra, in the test extra): without it those tests skip.
+needs_tiktoken = pytest.mark.skipif(importlib.util.find_spec("tiktoken") is None,
+                                    reason="optional package tiktoken not installed")
 
 GPT2_DIRS = [os.environ.get(tk.GPT2_FILES_ENV, ""), "/work/shared/data/gpt2"]
 TRICKY = "Hello  world!\n\n  indented\nline\twith tab\n\nA 123 4567 it's you'll\n \nend \n"
@@ -39,6 +44,7 @@ def tiny_data_gym(root: Path, merges: list[tuple[str, str]]) -> Path:
 MERGES = [("Ġ", "w"), ("o", "r"), ("Ġw", "or"), ("l", "d"), ("Ġwor", "ld"), ("H", "e"), ("l", "l")]
 
 
+@needs_tiktoken
 def test_data_gym_files_load_into_tiktoken_and_hf_with_the_same_ids(tmp_path):
     root = tiny_data_gym(tmp_path / "bpe", MERGES)
     enc = data_gym_encoding(root, name="tiny")
@@ -52,6 +58,7 @@ def test_data_gym_files_load_into_tiktoken_and_hf_with_the_same_ids(tmp_path):
         data_gym_encoding(root, hashes=tk.GPT2_HASHES)  # the real tokenizer checks the published hashes
 
 
+@needs_tiktoken
 @pytest.mark.parametrize("size", [1, 3, 8, 1000])
 def test_safe_cuts_keep_the_ids(tmp_path, size):
     enc = data_gym_encoding(tiny_data_gym(tmp_path / "bpe", MERGES), name="tiny")
@@ -167,6 +174,7 @@ def test_gpt2_needs_its_files(tmp_path, monkeypatch):
         tokenize(_cfg(tmp_path, tmp_path / "c", gpt2_files=str(tmp_path)), echo=lambda s: None)
 
 
+@needs_tiktoken
 @pytest.mark.skipif(not any(d and Path(d, "vocab.bpe").is_file() for d in GPT2_DIRS),
                     reason=f"GPT-2's BPE files not found (set {tk.GPT2_FILES_ENV})")
 def test_gpt2_tokens_are_tiktokens(tmp_path):

@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     # OSError: a path the user gave that cannot be read or written (missing, a file
     # where a directory is needed, no permission...) is the user's to fix, not a bug.
-    except (UserError, ValueError, OSError) as exc:
+    except (UserError, ValueError, OSError, ImportError) as exc:
         print(f"ncalm {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

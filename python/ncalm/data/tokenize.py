@@ -104,7 +104,10 @@ def gpt2_dir(setting_value: str = "") -> Path:
 
 def data_gym_encoding(root: Path, name: str = "gpt2", hashes: dict | None = None):
     """A tiktoken Encoding from data-gym files (vocab.bpe, encoder.json), as tiktoken's openai_public.gpt2."""
-    import tiktoken
+    try:
+        import tiktoken
+    except ImportError:
+        raise ImportError("the gpt2 tokenizer needs tiktoken: pip install 'ncalm[gpt2]'") from None
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
     from tiktoken_ext.openai_public import r50k_pat_str
 
