@@ -43,7 +43,7 @@ class NCASource:
     def _rules_for(self, indices: np.ndarray) -> np.ndarray | None:
         if not self.pool_size:
             return None
-        epochs = indices // self.epoch_sequences
+        epochs = self._epochs(indices)
         rules = np.empty(len(indices), dtype=np.uint64)
         for e in np.unique(epochs):
             if e != self._pool_epoch:
@@ -53,6 +53,10 @@ class NCASource:
             sel = epochs == e
             rules[sel] = self._pool[indices[sel] % self.pool_size]
         return rules
+
+    def _epochs(self, indices: np.ndarray) -> np.ndarray:
+        """The rule-pool epoch of each training item."""
+        return indices // self.epoch_sequences
 
     def _tokens(self, ids: np.ndarray, rules: np.ndarray | None):
         from ncalm.nca.cpu import split_inputs_targets

@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ncalm.experiment.config import ExperimentConfig
+from ncalm.experiment.config import NCA_ARMS, ExperimentConfig
 from ncalm.train.config import StageConfig
 
 
 @dataclass(frozen=True)
 class Arm:
     name: str                      # shown in tables and plots
-    kind: str                      # scratch | nca | dyck | text
+    kind: str                      # of ARM_KINDS
     band: tuple[float, float] | None = None
 
     @property
@@ -29,8 +29,8 @@ class Arm:
 def arms_of(cfg: ExperimentConfig) -> list[Arm]:
     out = []
     for kind in cfg.arms:
-        if kind == "nca":
-            out += [Arm(f"nca {lo:g}-{hi:g}", "nca", (float(lo), float(hi))) for lo, hi in cfg.bands]
+        if kind in NCA_ARMS:
+            out += [Arm(f"{kind} {lo:g}-{hi:g}", kind, (float(lo), float(hi))) for lo, hi in cfg.bands]
         else:
             out.append(Arm(kind, kind))
     return out
@@ -48,7 +48,8 @@ def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_
     if arm.kind == "scratch":
         return None
     data = cfg.prepretrain.data
-    data = replace(data, kind=arm.kind, seed=seed, nca=data.nca.replace(band=arm.band) if arm.band else data.nca,
+    data = replace(data, kind="nca" if arm.kind in NCA_ARMS else arm.kind, control=NCA_ARMS.get(arm.kind, "none"),
+                   seed=seed, nca=data.nca.replace(band=arm.band) if arm.band else data.nca,
                    text=replace(data.text, source=text_spec, tokenizer="byte"))
     return _stage(cfg, cfg.prepretrain, data, out_dir, seed)
 

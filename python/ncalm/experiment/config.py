@@ -15,7 +15,11 @@ from ncalm.nca.config import NCAConfig, parse_band
 from ncalm.settings import Settings, SettingError, at_least, same_as, setting, table
 from ncalm.train.config import RunConfig, StageConfig
 
-ARM_KINDS = ("scratch", "nca", "dyck", "text")
+# NCA arms and their controls (ncalm.data.controls): the arm kind -> the first stage's data.control.
+NCA_ARMS = {"nca": "none", "nca-shuffled": "shuffle-frames", "nca-shuffled-tokens": "shuffle-tokens",
+            "random-unigram": "unigram", "nca-fixed-rules": "fixed-rules"}
+ARM_KINDS = ("scratch", *NCA_ARMS, "dyck", "text")
+DEFAULT_ARMS = ["scratch", "nca", "dyck", "text"]
 # Settings that may change between invocations of one experiment: they choose which
 # runs exist or where they run, not what any run computes.
 RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
@@ -53,9 +57,13 @@ class ExperimentConfig(Settings):
     # No plain value: seeds=3 reads as "3 seeds" as often as "seed 3".
     seeds: list[int] = setting([0], "seeds to run (data and model initialisation)", check=_seeds, flags=("--seeds",),
                                one_item=False)
-    arms: list[str] = setting(list(ARM_KINDS), "arms to run, of scratch nca dyck text", check=_arms,
+    arms: list[str] = setting(DEFAULT_ARMS, "arms to run, of scratch, nca (one per band), dyck, text and the NCA "
+                                            "controls nca-shuffled (frames in random order), nca-shuffled-tokens "
+                                            "(tokens shuffled within frames), random-unigram (i.i.d. tokens at the "
+                                            "NCA's frequencies) and nca-fixed-rules (epoch 0's rules forever), "
+                                            "one per band each", check=_arms,
                               flags=("--arms",))
-    bands: list[list[float]] = setting([[0.5, 1.0]], "NCA complexity bands LOWER,UPPER, one nca arm each",
+    bands: list[list[float]] = setting([[0.5, 1.0]], "NCA complexity bands LOWER,UPPER, one nca arm (and control) each",
                                        check=_bands, flags=("--bands",), parse=parse_band)
     model: ModelSpec = table(ModelSpec, "the model of both stages and every arm", size="tiny")
     device: str = same_as(RunConfig, "device")
@@ -105,8 +113,11 @@ class ExperimentConfig(Settings):
             raise SettingError("prepretrain.data.kind", "is set by each arm (see arms)")
         if self.language.data.kind != "text":
             raise SettingError("language.data.kind", f"must be text, got {self.language.data.kind!r}")
-        if "nca" in self.arms and not self.bands:
-            raise SettingError("bands", "the nca arm needs at least one complexity band")
+        if set(NCA_ARMS) & set(self.arms) and not self.bands:
+            raise SettingError("bands", "the nca arms need at least one complexity band")
+        if "nca-fixed-rules" in self.arms and not self.prepretrain.data.pool_size:
+            raise SettingError("prepretrain.data.pool_size", "the nca-fixed-rules arm keeps epoch 0's rule pool, "
+                                                             "so it needs a pool (e.g. 16000)")
         for band in self.bands:
             try:
                 NCAConfig.from_dict({**self.prepretrain.data.nca.to_dict(), "band": band})

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
-from ncalm.experiment.config import ARM_KINDS, RESUMABLE_CHANGES, ExperimentConfig
+from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.locks import exclusive
 from ncalm.settings import check_same, quietly
@@ -132,12 +132,11 @@ def check_bands(cfg: ExperimentConfig) -> None:
     """Fail before any training if an NCA band holds no rules (the generator would give up mid-run)."""
     from ncalm.nca.cpu import find_rules
 
-    for arm in arms_of(cfg):
-        if arm.kind == "nca":
-            try:
-                find_rules(cfg.prepretrain.data.nca.replace(band=arm.band), cfg.seeds[0], [0])
-            except ValueError as exc:  # no rule inside the band
-                raise ValueError(f"bands: {list(arm.band)}: {exc}") from None
+    for band in dict.fromkeys(arm.band for arm in arms_of(cfg) if arm.kind in NCA_ARMS):
+        try:
+            find_rules(cfg.prepretrain.data.nca.replace(band=band), cfg.seeds[0], [0])
+        except ValueError as exc:  # no rule inside the band
+            raise ValueError(f"bands: {list(band)}: {exc}") from None
 
 
 def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfig:
