@@ -20,9 +20,19 @@ NCA_ARMS = {"nca": "none", "nca-shuffled": "shuffle-frames", "nca-shuffled-token
             "random-unigram": "unigram", "nca-fixed-rules": "fixed-rules"}
 ARM_KINDS = ("scratch", *NCA_ARMS, "dyck", "text")
 DEFAULT_ARMS = ["scratch", "nca", "dyck", "text"]
+# Transfer ablations (the paper's): what of the NCA model the language stage starts from, as the
+# language stage's model.transfer (part specs: ncalm.lm.transfer). Each adds an arm per band that
+# reuses that band's NCA first stage; embeddings and head start fresh in every arm.
+_NORMS = ["norm", "final_norm"]
+ABLATIONS: dict[str, dict[str, list[str]]] = {
+    "attn-only": {"reinit": ["mlp", *_NORMS]}, "mlp-only": {"reinit": ["attn", *_NORMS]},
+    "norms-only": {"reinit": ["attn", "mlp"]}, "no-attn": {"reinit": ["attn"]}, "no-mlp": {"reinit": ["mlp"]},
+    "no-norms": {"reinit": _NORMS}, "frozen-attn": {"freeze": ["attn"]}, "frozen-mlp": {"freeze": ["mlp"]},
+    "frozen-all": {"freeze": ["attn", "mlp", *_NORMS]},
+}
 # Settings that may change between invocations of one experiment: they choose which
 # runs exist or where they run, not what any run computes.
-RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name")
+RESUMABLE_CHANGES = ("seeds", "arms", "bands", "ablations", "device", "threads", "progress", "name")
 # Run settings every stage shares (set at the top level) and those each arm sets itself.
 SHARED_RUN = ("device", "precision", "threads", "progress")
 PER_ARM_RUN = ("out_dir", "seed", "resume", "steps")
@@ -65,6 +75,12 @@ class ExperimentConfig(Settings):
                               flags=("--arms",))
     bands: list[list[float]] = setting([[0.5, 1.0]], "NCA complexity bands LOWER,UPPER, one nca arm (and control) each",
                                        check=_bands, flags=("--bands",), parse=parse_band)
+    ablations: list[str] = setting([], "transfer ablations, each an extra arm per band from that band's NCA model: "
+                                      + "; ".join(k + " (" + ", ".join(f"{what} " + "+".join(parts) for what, parts
+                                                                        in d.items()) + ")"
+                                                  for k, d in ABLATIONS.items()),
+                                   check=lambda v: None if len(set(v)) == len(v) <= len(ABLATIONS) and set(v) <= set(ABLATIONS)
+                                   else f"must be distinct names of {', '.join(ABLATIONS)}", flags=("--ablations",))
     model: ModelSpec = table(ModelSpec, "the model of both stages and every arm", size="tiny")
     device: str = same_as(RunConfig, "device")
     # auto: bf16 autocast on CUDA, fp32 on the CPU, resolved once when the experiment starts and
@@ -115,6 +131,8 @@ class ExperimentConfig(Settings):
             raise SettingError("language.data.kind", f"must be text, got {self.language.data.kind!r}")
         if set(NCA_ARMS) & set(self.arms) and not self.bands:
             raise SettingError("bands", "the nca arms need at least one complexity band")
+        if self.ablations and "nca" not in self.arms:
+            raise SettingError("ablations", "are variants of the nca arm: add nca to arms")
         if "nca-fixed-rules" in self.arms and not self.prepretrain.data.pool_size:
             raise SettingError("prepretrain.data.pool_size", "the nca-fixed-rules arm keeps epoch 0's rule pool, "
                                                              "so it needs a pool (e.g. 16000)")

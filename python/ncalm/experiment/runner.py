@@ -107,13 +107,14 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     log("start", arm=arm.name, seed=seed)
     text = cfg.prepretrain.data.text.source
     text = resolve_text(text, out) if arm.kind == "text" else text  # only the text arm reads it
-    first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", text)
+    first_cfg = first_stage(cfg, arm, seed, out / f"seed{seed}" / arm.first_slug / "prepretrain", text)
     first = run_stage(first_cfg, log) if first_cfg is not None else None
-    lang = run_stage(language_stage(cfg, seed, run_dir / "language", first and first["checkpoint"]), log)
+    lang = run_stage(language_stage(cfg, seed, run_dir / "language", first and first["checkpoint"], arm.ablation),
+                     log)
     t0 = time.perf_counter()
     bpb = bits_per_byte(cfg, lang["checkpoint"])
     record = {
-        "arm": arm.name, "kind": arm.kind, "band": arm.band, "seed": seed,
+        "arm": arm.name, "kind": arm.kind, "band": arm.band, "ablation": arm.ablation, "seed": seed,
         "prepretrain": None if first is None else {
             k: first.get(k) for k in ("tokens", "val_loss", "val_unigram_entropy", "elapsed_s", "n_params")},
         "language": {k: lang[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params", "val_curve")},
@@ -215,7 +216,7 @@ def finished_records(out_dir: str | Path) -> list[dict]:
     """
     order = {kind: i for i, kind in enumerate(ARM_KINDS)}
     records = [read_json(p, RESULT_KEYS, "result of a finished run") for p in Path(out_dir).glob(f"seed*/*/{RESULT}")]
-    return sorted(records, key=lambda r: (r["seed"], order[r["kind"]], r["band"] or []))
+    return sorted(records, key=lambda r: (r["seed"], order[r["kind"]], r["band"] or [], r.get("ablation") or ""))
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> list[dict]:
