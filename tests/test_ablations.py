@@ -31,9 +31,9 @@ def _cfg(corpus, ablations=tuple(ABLATIONS)) -> ExperimentConfig:
         "progress": False, "bpb_bytes": 0,
         "prepretrain": {"data": {"seq_len": 64, "nca": {"grid": 6, "colors": 4}}, "optim": {"batch_size": 2},
                         "run": {"tokens": 256}},
-        "language": {"data": {"seq_len": 32, "text": {"source": str(corpus), "val_percent": 50.0}},
+        "language": {"data": {"seq_len": 32, "val_sequences": 2, "text": {"source": str(corpus), "val_percent": 50.0}},
                      "optim": {"batch_size": 2, "warmup_steps": 0, "lr": 1e-2, "weight_decay": 0.1},
-                     "run": {"tokens": 64, "eval_batches": 1}}})
+                     "run": {"tokens": 64}}})
 
 
 def test_ablation_arms_reuse_their_bands_first_stage(tmp_path):

@@ -29,9 +29,9 @@ data = {{ seq_len = 64, nca = {{ grid = 6, colors = 4 }} }}
 optim = {{ batch_size = 4, warmup_steps = 1 }}
 run = {{ tokens = 1024 }}
 [experiment.language]
-data = {{ seq_len = 64, text = {{ source = "{corpus}", val_percent = 20.0, max_val_bytes = 20000 }} }}
+data = {{ seq_len = 64, val_sequences = 8, text = {{ source = "{corpus}", val_percent = 20.0, max_val_bytes = 20000 }} }}
 optim = {{ batch_size = 4, warmup_steps = 1 }}
-run = {{ tokens = 2560, eval_every = 5, eval_batches = 2 }}
+run = {{ tokens = 2560, eval_every = 5 }}
 [axes]
 "prepretrain.optim.lr" = [1e-3, 3e-3]
 """

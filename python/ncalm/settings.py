@@ -292,11 +292,16 @@ def renamed(cls: type, d: dict) -> dict:
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, dict) and last in node:
             value = node.pop(last)
-            if old not in _warned and not _quiet.get():
-                _warned.add(old)
-                print(f"note: setting '{old}' is now '{new}'", file=sys.stderr)
+            note_renamed(old, new)
             d = merge(d, nested(new, value))
     return d
+
+
+def note_renamed(old: str, new: str) -> None:
+    """Say once (unless reading quietly) that setting ``old`` is now ``new``."""
+    if old not in _warned and not _quiet.get():
+        _warned.add(old)
+        print(f"note: setting '{old}' is now '{new}'", file=sys.stderr)
 
 
 # --- dicts: merging, dotted keys, files ---------------------------------------------------------

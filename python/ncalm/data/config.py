@@ -51,6 +51,10 @@ class DataConfig(Settings):
     seq_len: int = setting(256, "tokens per training sequence", check=at_least(1), flags=("--seq-len",))
     seed: int = setting(0, "data seed: rules and initial states, Dyck draws, window order",
                         check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"), flags=("--data-seed",))
+    # A property of the data, not of the optimiser: runs with other batch sizes score on the same sequences.
+    val_sequences: int = setting(64, "held-out sequences every evaluation scores (the first of the validation "
+                                     "set; fewer where the held-out text is shorter)", check=at_least(1),
+                                 flags=("--val-sequences",))
     workers: int = setting(0, "DataLoader worker processes (0 = in the training process)", check=at_least(0),
                            flags=("--workers",))
     nca: NCAConfig = table(NCAConfig, "NCA data (data.kind nca)", band=(0.5, 1.0))

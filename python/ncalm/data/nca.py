@@ -71,9 +71,10 @@ class NCASource:
             raise ValueError(f"NCA item index {int(indices.max())} exceeds the training id range 2**39")
         return self._tokens(indices, self._rules_for(indices))
 
-    def val_batches(self, batch_size: int, n_batches: int):
-        return [self._tokens(VAL_OFFSET + np.arange(b * batch_size, (b + 1) * batch_size), None)
-                for b in range(n_batches)]
+    def val_batches(self, batch_size: int, sequences: int):
+        from ncalm.data.sharding import chunks
+
+        return [self._tokens(ids, None) for ids in chunks(VAL_OFFSET + np.arange(sequences), batch_size)]
 
     def describe(self) -> dict:
         return {"kind": "nca", "nca": self.cfg.to_dict(), "seed": self.seed,
