@@ -67,6 +67,10 @@ class RunConfig(Settings):
     threads: int | None = setting(None, "torch CPU threads; unset = torch's choice", check=at_least(1),
                                   flags=("--threads",))
     progress: bool = setting(True, "show progress bars (--no-progress: none)", flags=("--no-progress",))
+    tracking: list[str] = setting([], "also send the metrics to tensorboard (event files in out_dir/tensorboard) "
+                                      "and/or wandb; each needs its package", flags=("--tracking",),
+                                  check=lambda v: None if set(v) <= {"tensorboard", "wandb"} and len(set(v)) == len(v)
+                                  else "must be distinct names of tensorboard, wandb")
     resume: bool = setting(False, "continue from out_dir/checkpoint.pt exactly where it stopped, with the "
                                   "same settings", flags=("--resume",))
 

@@ -111,7 +111,7 @@ def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
 MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir", "config.run.steps",
               "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
               "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
-              "config.run.log_every", "config.run.compile", "config.data.workers", "config.data.gen_threads",
+              "config.run.log_every", "config.run.tracking", "config.run.compile", "config.data.workers", "config.data.gen_threads",
               "config.data.gen_device")
 
 
@@ -249,7 +249,9 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         if tokenizer is not None:
             tokenizer.save(out)
-    metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main)
+    metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main,
+                         tracking=cfg.run.tracking, config=cfg.to_dict())
+    held.callback(metrics.close)
     val = source.val_batches(cfg.optim.batch_size, cfg.data.val_sequences) if d.is_main else None
     last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss")}
 
