@@ -43,6 +43,11 @@ def _rng(seed: int, control: str, seq_id: int) -> np.random.Generator:
     return np.random.default_rng([seed, _TAGS[control], int(seq_id)])
 
 
+def _host(tokens) -> np.ndarray:
+    """A backend's tokens as a numpy array (the CUDA backend's are on the GPU)."""
+    return tokens.cpu().numpy() if hasattr(tokens, "cpu") else np.asarray(tokens)
+
+
 def frame_starts(cfg, length: int) -> np.ndarray:
     """Positions where frames start in a sequence of ``length`` tokens (sequences start with a frame)."""
     return np.arange(0, length, cfg.frame_len)
@@ -100,7 +105,7 @@ class ControlSource(NCASource):
         """The NCA stream's patch-token distribution (estimated once, see module docstring)."""
         if self._probs is None:
             ids = np.arange(UNIGRAM_SEQUENCES, dtype=np.uint64) + np.uint64(UNIGRAM_OFFSET)
-            self._probs = patch_unigram(np.asarray(self._backend().tokens(ids)), self.cfg)
+            self._probs = patch_unigram(_host(self._backend().tokens(ids)), self.cfg)
         return self._probs
 
     def _tokens(self, ids: np.ndarray, rules: np.ndarray | None):
@@ -119,7 +124,7 @@ class ControlSource(NCASource):
                 row[mask] = _rng(self.seed, self.control, i).choice(self.cfg.patch_vocab, int(mask.sum()), p=probs)
                 rows.append(row)
             return split_inputs_targets(np.stack(rows), self.cfg)
-        tokens = np.asarray(self._backend().tokens(ids.astype(np.uint64), rule_ids=rules))
+        tokens = _host(self._backend().tokens(ids.astype(np.uint64), rule_ids=rules))
         shuffle = shuffle_frames if self.control == "shuffle-frames" else shuffle_tokens
         rows = [shuffle(row, self.cfg, _rng(self.seed, self.control, i)) for row, i in zip(tokens, ids)]
         return split_inputs_targets(np.stack(rows), self.cfg)
