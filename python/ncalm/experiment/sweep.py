@@ -345,9 +345,10 @@ def plot_effects(summary: dict, path: Path) -> Path:
         for r in rows:  # one line per arm and values of the other keys
             others = ", ".join(f"{k}={json.dumps(v)}" for k, v in r["values"].items() if k != key)
             lines.setdefault(r["label"] + (f" ({others})" if others else ""), []).append(r)
-        for label, rs in lines.items():
+        for n, (label, rs) in enumerate(lines.items()):
             rs = sorted(rs, key=lambda r: xs[json.dumps(r["values"][key])])
-            x = [xs[json.dumps(r["values"][key])] for r in rs]
+            dodge = 0.0 if numeric else 0.06 * (n - (len(lines) - 1) / 2)  # side by side, not on top
+            x = [xs[json.dumps(r["values"][key])] + dodge for r in rs]
             y = [r["change_pct"]["mean"] for r in rs]
             err = [r["change_pct"]["ci95"] or 0.0 for r in rs]
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
@@ -360,7 +361,8 @@ def plot_effects(summary: dict, path: Path) -> Path:
         ax.set_ylabel("perplexity change vs scratch (%)")
         if lines:
             ax.legend(fontsize=7)
-    fig.suptitle(f"{summary['name']}: mean over seeds, 95% t-intervals (below 0: better than scratch)")
+    fig.suptitle(f"{summary['name']}: mean over seeds, 95% t-intervals\n(below 0: better than scratch)",
+                 fontsize=10)
     return save_figure(fig, path)
 
 
