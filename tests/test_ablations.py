@@ -78,3 +78,20 @@ def test_ablations_copy_and_freeze_exactly_the_named_parameters(tmp_path):
             else:
                 assert not torch.equal(value, source.get(key, fresh[key])), (name, key)
                 assert not torch.equal(value, fresh[key]), (name, key)
+
+
+def test_an_experiment_with_ablations_trains_each_first_stage_once(tmp_path):
+    import json
+
+    from ncalm.experiment.runner import run_experiment
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the rule of the grid is a token of the frame; " * 200)
+    records = run_experiment(_cfg(corpus, ["frozen-attn"]), tmp_path / "out", echo=lambda _: None)
+    assert [(r["arm"], r["ablation"]) for r in records] == [("scratch", None), ("nca 0.1-1", None),
+                                                          ("nca 0.1-1 frozen-attn", "frozen-attn")]
+    events = [json.loads(line) for line in (tmp_path / "out" / "events.jsonl").read_text().splitlines()]
+    first = str(tmp_path / "out" / "seed0" / "nca_0.1-1" / "prepretrain")
+    assert [e["event"] for e in events if e.get("stage") == first] == ["start", "finish", "skip"]
+    assert not (tmp_path / "out" / "seed0" / "nca_0.1-1_frozen-attn" / "prepretrain").exists()
+    assert records[2]["prepretrain"] == records[1]["prepretrain"]
