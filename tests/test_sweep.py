@@ -91,7 +91,14 @@ def test_sweep_resumes_and_plan_gives_the_same_report(tmp_path):
     toml = tmp_path / "sweep.toml"
     toml.write_text(SWEEP.format(corpus=_corpus(tmp_path / "corpus")))
     a, b = tmp_path / "a", tmp_path / "b"
-    assert main(["sweep", "--config", str(toml), "--out", str(a), "--no-progress"]) == 0  # 2 jobs: subprocesses
+    # A slice first (as an interrupted sweep leaves it), then the whole sweep: the slice is not redone.
+    assert main(["sweep", "--config", str(toml), "--out", str(a), "--points", "0", "--no-progress"]) == 0
+    assert not (a / "results.json").exists()
+    sliced = _events(a)
+    assert main(["sweep", "--out", str(a), "--no-progress"]) == 0  # 2 jobs: subprocesses
+    assert [e for e in _events(a)[:len(sliced)]] == sliced
+    point0 = [json.loads(line)["event"] for line in (a / "point-000" / "events.jsonl").read_text().splitlines()]
+    assert point0.count("start") == 2 * 2 and point0.count("skip") == 2  # scratch's 2 seeds ran once
     summary = json.loads((a / "results.json").read_text())
     assert summary["shared_scratch"] and summary["missing"] == []
     assert [(r["point"], r["arm"]) for r in summary["rows"]] == [
