@@ -44,7 +44,7 @@ def test_count_options_parse_scientific_notation(capsys):
 
 
 TINY = ["--data", "dyck", "--steps", "2", "--seq-len", "32", "--batch-size", "1", "--warmup", "1",
-        "--eval-every", "0", "--eval-batches", "1", "--threads", "1", "--no-progress"]
+        "--eval-every", "0", "--val-sequences", "2", "--threads", "1", "--no-progress"]
 
 
 def test_a_run_directory_holding_a_checkpoint_needs_resume_or_force(tmp_path, capsys):

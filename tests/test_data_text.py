@@ -125,8 +125,8 @@ def test_language_source_windows_cover_each_epoch_once():
     assert torch.equal(y, x + 1)
     x2, _ = source.items(np.arange(100, 200))
     assert sorted(x2[:, 0].tolist()) == list(range(0, 1000, 10)) and not torch.equal(x, x2)
-    val = source.val_batches(4, 100)
-    assert len(val) == 7 and val[0][0][0, 0] == 0
+    val = source.val_batches(4, 100)  # 29 windows of 11 tokens in 300: 7 batches of 4 and one of 1
+    assert [len(x) for x, _ in val] == [4] * 7 + [1] and val[0][0][0, 0] == 0 and val[-1][0][0, 0] == 280
 
 
 def test_nanogpt_bin_layout(tmp_path):

@@ -447,3 +447,22 @@ def test_experiment_under_torchrun_is_refused_before_anything_is_written(tmp_pat
     assert main(["experiment", "--out", str(out), "--arms", "scratch", "--no-progress"]) == 2
     assert not out.exists()
     assert "not under torchrun (WORLD_SIZE=2)" in capsys.readouterr().err
+
+
+def test_control_arms_are_the_nca_stage_with_its_control(tmp_path):
+    from ncalm.experiment.arms import arms_of, first_stage
+    from ncalm.experiment.config import NCA_ARMS
+
+    cfg = ExperimentConfig.from_dict({**preset("tiny"), "arms": ["scratch", *NCA_ARMS],
+                                      "prepretrain": {**preset("tiny")["prepretrain"],
+                                                      "data": {"seq_len": 256, "pool_size": 64}}})
+    arms = arms_of(cfg)
+    assert [a.name for a in arms] == ["scratch", "nca 0.36-1", "nca-shuffled 0.36-1", "nca-shuffled-tokens 0.36-1",
+                                      "random-unigram 0.36-1", "nca-fixed-rules 0.36-1"]
+    firsts = [first_stage(cfg, a, 7, tmp_path, "unused").to_dict() for a in arms[1:]]
+    assert [d["data"]["control"] for d in firsts] == list(NCA_ARMS.values())
+    for d in firsts:  # otherwise the NCA arm's stage: same data, budget and schedule
+        d["data"]["control"] = "none"
+        assert d == firsts[0]
+    with pytest.raises(ValueError, match="^prepretrain.data.pool_size: the nca-fixed-rules arm"):
+        ExperimentConfig(arms=["nca-fixed-rules"])

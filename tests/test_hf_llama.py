@@ -102,7 +102,7 @@ def test_pretrain_init_from_an_hf_llama_folder(tmp_path):
     hf_folder(tmp_path / "hf")
     out = tmp_path / "lang"
     assert main(["pretrain", "--out", str(out), "--init", str(tmp_path / "hf"), "--max-bytes", "100k",
-                 "--freeze", "attn", "--steps", "2", "--batch-size", "2", "--seq-len", "32", "--eval-batches", "1",
+                 "--freeze", "attn", "--steps", "2", "--batch-size", "2", "--seq-len", "32", "--val-sequences", "2",
                  "--threads", "1", "--no-progress"]) == 0
     source, (model, tok, meta) = read_hf(tmp_path / "hf")["model"], load_model(out / "checkpoint.pt")
     assert tok.vocab_size == model.cfg.vocab_size == 257 and model.cfg.d_model == 32
@@ -145,7 +145,7 @@ def test_keep_embeddings_from_an_exported_folder_reads_text_with_its_tokenizer(t
     assert main(["export-hf", str(tmp_path / "c.pt"), str(tmp_path / "hf")]) == 0
     assert main(["pretrain", "--out", str(tmp_path / "lang"), "--init", str(tmp_path / "hf"), "--keep-embeddings",
                  "--freeze", "embed", "--max-bytes", "50k", "--steps", "1", "--batch-size", "2", "--seq-len", "32",
-                 "--eval-batches", "1", "--threads", "1", "--no-progress"]) == 0
+                 "--val-sequences", "2", "--threads", "1", "--no-progress"]) == 0
     trained, tok, meta = load_model(tmp_path / "lang" / "checkpoint.pt")
     assert isinstance(tok, ByteTokenizer) and torch.equal(trained.embed.weight, model.embed.weight)
     assert meta["transfer"]["reinitialized"] == []

@@ -88,7 +88,7 @@ def test_an_old_experiment_stage_with_steps_0_and_a_budget_loads():
 
 def test_a_resume_may_change_the_tables_of_other_data_kinds(tmp_path, capsys):
     args = ["prepretrain", "--data", "dyck", "--steps", "2", "--seq-len", "32", "--batch-size", "1", "--warmup", "1",
-            "--eval-every", "0", "--eval-batches", "1", "--threads", "1", "--no-progress", "--out", str(tmp_path)]
+            "--eval-every", "0", "--val-sequences", "1", "--threads", "1", "--no-progress", "--out", str(tmp_path)]
     assert main([*args, "--stop-at", "1"]) == 0
     assert main([*args, "--resume", "--colors", "4", "--text", "elsewhere/"]) == 0  # NCA and text tables: unused
     assert main([*args, "--resume", "--dyck-k", "3"]) == 2

@@ -182,7 +182,7 @@ def test_init_refuses_another_head_split_or_rotary_base(tmp_path):
 
 def test_cli_prepretrain_then_pretrain_with_init(tmp_path, capsys):
     nca = tmp_path / "nca"
-    small = ["--steps", "4", "--batch-size", "2", "--seq-len", "64", "--eval-batches", "1", "--eval-every", "2",
+    small = ["--steps", "4", "--batch-size", "2", "--seq-len", "64", "--val-sequences", "2", "--eval-every", "2",
              "--threads", "1", "--no-progress"]
     assert main(["prepretrain", "--out", str(nca), "--grid", "8", "--colors", "4", "--band", "none", *small]) == 0
     model, tok, meta = load_model(nca / "checkpoint.pt")
@@ -206,7 +206,7 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
     assert main(["prepretrain", "--out", str(tmp_path), "--data", "dyck", "--dyck-depth", "0", "--no-progress"]) == 2
     assert "data.dyck.depth: must be >= 1, got 0" in capsys.readouterr().err
     assert main(["prepretrain", "--out", str(tmp_path), "--colors", "4", "--band", "0.5,1.0", "--grid", "8",
-                 "--seq-len", "32", "--batch-size", "1", "--eval-batches", "1", "--no-progress"]) == 2
+                 "--seq-len", "32", "--batch-size", "1", "--val-sequences", "2", "--no-progress"]) == 2
     assert "no rule inside band" in capsys.readouterr().err
     for flag, value, said in (("--grad-clip", "-1", "optim.grad_clip: must be >= 0, got -1.0"),
                               ("--weight-decay", "-0.1", "optim.weight_decay: must be >= 0, got -0.1")):

@@ -18,7 +18,7 @@ PYTHONPATH = str(Path(ncalm.__file__).resolve().parents[1])
 def test_torchrun_two_processes_match_one_process_with_double_batch(tmp_path):
     """2 ranks x batch 2 (gloo) see the same sequences as 1 process x batch 4, so they train the same."""
     common = ["--data", "dyck", "--dyck-k", "2", "--dyck-depth", "4", "--steps", "3", "--seq-len", "32",
-              "--lr", "1e-2", "--warmup", "1", "--eval-every", "0", "--eval-batches", "1", "--threads", "1",
+              "--lr", "1e-2", "--warmup", "1", "--eval-every", "0", "--val-sequences", "2", "--threads", "1",
               "--log-every", "1", "--no-progress"]
     env = {**os.environ, "PYTHONPATH": PYTHONPATH + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "OMP_NUM_THREADS": "1"}
@@ -50,7 +50,7 @@ def _torchrun(out: Path, *args: str) -> subprocess.CompletedProcess:
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "ncalm",
            "pretrain", "--out", str(out), "--device", "cpu", "--model", "tiny", "--batch-size", "2", "--steps", "2",
-           "--seq-len", "32", "--warmup", "1", "--eval-every", "0", "--eval-batches", "1", "--threads", "1",
+           "--seq-len", "32", "--warmup", "1", "--eval-every", "0", "--val-sequences", "2", "--threads", "1",
            "--no-progress", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
 

@@ -323,11 +323,16 @@ def renamed(cls: type, d: dict, given: Any = None) -> dict:
             value = node.pop(last)
             if _has(d if given is None else given, new):
                 raise SettingError(old, f"is the old name of '{new}', which is given too: keep one of them")
-            if old not in _warned and not _quiet.get():
-                _warned.add(old)
-                print(f"note: setting '{old}' is now '{new}'", file=sys.stderr)
+            note_renamed(old, new)
             d = merge(d, nested(new, value))
     return d
+
+
+def note_renamed(old: str, new: str) -> None:
+    """Say once (unless reading quietly) that setting ``old`` is now ``new``."""
+    if old not in _warned and not _quiet.get():
+        _warned.add(old)
+        print(f"note: setting '{old}' is now '{new}'", file=sys.stderr)
 
 
 # --- dicts: merging, dotted keys, files ---------------------------------------------------------

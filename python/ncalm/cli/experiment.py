@@ -1,6 +1,7 @@
 """Run the paper's comparison end to end: for each seed, the arms scratch (no first
 stage), NCA pre-pre-training (one arm per complexity band), Dyck and natural text
-at one matched first-stage token budget, each followed by the same language stage;
+at one matched first-stage token budget (and, with --arms and --ablations, the NCA
+controls and transfer ablations of docs/sweeps.md), each followed by the same language stage;
 then results.json, results.md (table) and curves.png (validation loss) in --out.
 Settings come from --preset, then --config (TOML, same keys), then --set KEY=VALUE
 and the flags below. Rerunning into the same --out resumes: finished arms are not
@@ -28,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and stop")
     # The top-level settings as flags; their defaults are the preset's, named for each preset.
     group = p.add_argument_group("settings (default: the preset's)")
-    add_flags(p, ExperimentConfig, ExperimentConfig(), only=("seeds", "arms", "bands", "device", "precision",
+    add_flags(p, ExperimentConfig, ExperimentConfig(), only=("seeds", "arms", "bands", "ablations", "device", "precision",
                                                             "threads", "progress"), group=group)
     presets = {name: ExperimentConfig.from_dict(d) for name, d in PRESETS.items()}
     for action in group._group_actions:

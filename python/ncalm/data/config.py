@@ -12,6 +12,8 @@ from ncalm.nca.config import NCAConfig
 from ncalm.settings import Settings, SettingError, at_least, in_range, setting, table
 
 DATA_KINDS = ("nca", "dyck", "text")
+# Controls of NCA data (ncalm.data.controls, which says what each keeps and destroys).
+CONTROLS = ("none", "shuffle-frames", "shuffle-tokens", "unigram", "fixed-rules")
 TOKENIZERS = ("byte", "bpe")
 
 
@@ -51,6 +53,10 @@ class DataConfig(Settings):
     seq_len: int = setting(256, "tokens per training sequence", check=at_least(1), flags=("--seq-len",))
     seed: int = setting(0, "data seed: rules and initial states, Dyck draws, window order",
                         check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"), flags=("--data-seed",))
+    # A property of the data, not of the optimiser: runs with other batch sizes score on the same sequences.
+    val_sequences: int = setting(64, "held-out sequences every evaluation scores (the first of the validation "
+                                     "set; fewer where the held-out text is shorter)", check=at_least(1),
+                                 flags=("--val-sequences",))
     workers: int = setting(0, "DataLoader worker processes (0 = in the training process)", check=at_least(0),
                            flags=("--workers",))
     nca: NCAConfig = table(NCAConfig, "NCA data (data.kind nca)", band=(0.5, 1.0))
@@ -58,6 +64,10 @@ class DataConfig(Settings):
                              check=at_least(0), flags=("--pool-size",))
     epoch_sequences: int = setting(0, "sequences per rule-pool epoch, at least pool_size; 0 = pool_size",
                                    check=at_least(0), flags=("--epoch-sequences",))
+    control: str = setting("none", "NCA data with its dynamics taken away, as a control: frames in random order "
+                                   "(shuffle-frames), patch tokens shuffled within frames (shuffle-tokens), i.i.d. "
+                                   "patch tokens at the NCA's frequencies (unigram), or epoch 0's rule pool forever "
+                                   "(fixed-rules, needs pool_size)", choices=CONTROLS, flags=("--control",))
     gen_threads: int | None = setting(None, "NCA generator threads; unset = all cores", check=at_least(1),
                                       flags=("--gen-threads",))
     gen_device: str = setting("auto", "where NCA data is generated: cpu, cuda[:N], or auto (the GPU backend "
@@ -83,6 +93,10 @@ class DataConfig(Settings):
         if self.kind == "nca" and self.seq_len < self.nca.frame_len:
             raise SettingError("seq_len", f"{self.seq_len} is shorter than one NCA frame ({self.nca.frame_len} "
                                           "tokens); the first frame is context only, so no target would be scored")
+        if self.control != "none" and self.kind != "nca":
+            raise SettingError("control", f"{self.control} is a control of NCA data, not of {self.kind} data")
+        if self.control == "fixed-rules" and not self.pool_size:
+            raise SettingError("control", "fixed-rules keeps epoch 0's rule pool, so it needs pool_size > 0")
         if self.pool_size and not self.epoch_sequences:
             self.epoch_sequences = self.pool_size  # each pool rule makes one sequence per epoch
         if self.epoch_sequences < self.pool_size:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ncalm.data.sharding import shifted_pairs
+from ncalm.data.sharding import chunks, shifted_pairs
 
 VAL_OFFSET = 1 << 40
 
@@ -58,9 +58,8 @@ class DyckSource:
     def items(self, indices: np.ndarray):
         return self._tokens(indices)
 
-    def val_batches(self, batch_size: int, n_batches: int):
-        return [self._tokens(range(VAL_OFFSET + b * batch_size, VAL_OFFSET + (b + 1) * batch_size))
-                for b in range(n_batches)]
+    def val_batches(self, batch_size: int, sequences: int):
+        return [self._tokens(ids) for ids in chunks(VAL_OFFSET + np.arange(sequences), batch_size)]
 
     def describe(self) -> dict:
         return {"kind": "dyck", "k": self.k, "max_depth": self.max_depth, "p_open": self.p_open,

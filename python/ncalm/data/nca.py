@@ -43,7 +43,7 @@ class NCASource:
     def _rules_for(self, indices: np.ndarray) -> np.ndarray | None:
         if not self.pool_size:
             return None
-        epochs = indices // self.epoch_sequences
+        epochs = self._epochs(indices)
         rules = np.empty(len(indices), dtype=np.uint64)
         for e in np.unique(epochs):
             if e != self._pool_epoch:
@@ -53,6 +53,10 @@ class NCASource:
             sel = epochs == e
             rules[sel] = self._pool[indices[sel] % self.pool_size]
         return rules
+
+    def _epochs(self, indices: np.ndarray) -> np.ndarray:
+        """The rule-pool epoch of each training item."""
+        return indices // self.epoch_sequences
 
     def _tokens(self, ids: np.ndarray, rules: np.ndarray | None):
         from ncalm.nca.cpu import split_inputs_targets
@@ -67,9 +71,10 @@ class NCASource:
             raise ValueError(f"NCA item index {int(indices.max())} exceeds the training id range 2**39")
         return self._tokens(indices, self._rules_for(indices))
 
-    def val_batches(self, batch_size: int, n_batches: int):
-        return [self._tokens(VAL_OFFSET + np.arange(b * batch_size, (b + 1) * batch_size), None)
-                for b in range(n_batches)]
+    def val_batches(self, batch_size: int, sequences: int):
+        from ncalm.data.sharding import chunks
+
+        return [self._tokens(ids, None) for ids in chunks(VAL_OFFSET + np.arange(sequences), batch_size)]
 
     def describe(self) -> dict:
         return {"kind": "nca", "nca": self.cfg.to_dict(), "seed": self.seed,

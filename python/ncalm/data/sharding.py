@@ -30,8 +30,9 @@ class Source(Protocol):
     def items(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """int64 (n, seq_len) inputs and targets (-100 = not scored) for global item ``indices``."""
 
-    def val_batches(self, batch_size: int, n_batches: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """A fixed held-out set, identical on every call and every rank."""
+    def val_batches(self, batch_size: int, sequences: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The held-out set: its first ``sequences`` sequences (fewer where the data has fewer), in batches
+        of ``batch_size`` (the last may be smaller). The sequences do not depend on ``batch_size``, calls or ranks."""
 
     def describe(self) -> dict:
         """A JSON-able description stored in checkpoints and metrics."""
@@ -41,6 +42,11 @@ def shifted_pairs(rows: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets) for next-token prediction from rows of seq_len + 1 tokens."""
     t = torch.from_numpy(np.stack(rows))
     return t[:, :-1].contiguous(), t[:, 1:].contiguous()
+
+
+def chunks(ids: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``ids`` in consecutive batches of ``batch_size`` (the last may be smaller)."""
+    return [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
 
 
 def micro_batch_items(m: int, rank: int, world: int, batch_size: int) -> np.ndarray:

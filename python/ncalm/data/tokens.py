@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ncalm.data.corpus import documents, local_files
-from ncalm.data.sharding import shifted_pairs
+from ncalm.data.sharding import chunks, shifted_pairs
 from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_tokenizer
 
 
@@ -46,14 +46,13 @@ class TokenSource:
             rows.append(self._window(self.train, int(self._perm[j])))
         return shifted_pairs(rows)
 
-    def val_batches(self, batch_size: int, n_batches: int):
+    def val_batches(self, batch_size: int, sequences: int):
         available = (len(self.val) - 1) // self.seq_len
-        n_batches = min(n_batches, available // batch_size)
-        if n_batches < 1:
-            raise ValueError(f"validation data has {len(self.val)} tokens: not one batch of "
-                             f"{batch_size} x {self.seq_len + 1}; lower batch_size or seq_len")
-        return [shifted_pairs([self._window(self.val, b * batch_size + j) for j in range(batch_size)])
-                for b in range(n_batches)]
+        if available < 1:
+            raise ValueError(f"validation data has {len(self.val)} tokens: not one sequence of "
+                             f"{self.seq_len + 1}; lower seq_len or hold out more text")
+        return [shifted_pairs([self._window(self.val, int(w)) for w in ids])
+                for ids in chunks(np.arange(min(sequences, available)), batch_size)]
 
     def describe(self) -> dict:
         return {"kind": "text", "seq_len": self.seq_len, "seed": self.seed,

@@ -10,37 +10,50 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ncalm.experiment.config import ExperimentConfig
+from ncalm.experiment.config import ABLATIONS, NCA_ARMS, ExperimentConfig
+from ncalm.lm.config import TransferConfig
 from ncalm.train.config import StageConfig
 
 
 @dataclass(frozen=True)
 class Arm:
     name: str                      # shown in tables and plots
-    kind: str                      # scratch | nca | dyck | text
+    kind: str                      # of ARM_KINDS
     band: tuple[float, float] | None = None
+    ablation: str | None = None    # of ABLATIONS: how the language stage takes over the first stage's model
 
     @property
     def slug(self) -> str:
         """Directory name."""
         return self.name.replace(" ", "_")
 
+    @property
+    def first_slug(self) -> str:
+        """Directory of the first stage: an ablation reuses its band's NCA first stage."""
+        return self.slug.removesuffix(f"_{self.ablation}") if self.ablation else self.slug
+
 
 def arms_of(cfg: ExperimentConfig) -> list[Arm]:
     out = []
     for kind in cfg.arms:
-        if kind == "nca":
-            out += [Arm(f"nca {lo:g}-{hi:g}", "nca", (float(lo), float(hi))) for lo, hi in cfg.bands]
+        if kind in NCA_ARMS:
+            for lo, hi in cfg.bands:
+                name, band = f"{kind} {lo:g}-{hi:g}", (float(lo), float(hi))
+                out.append(Arm(name, kind, band))
+                if kind == "nca":
+                    out += [Arm(f"{name} {a}", kind, band, a) for a in cfg.ablations]
         else:
             out.append(Arm(kind, kind))
     return out
 
 
 def _stage(cfg: ExperimentConfig, template: StageConfig, data, out_dir: Path, seed: int,
-           init: str | None = None) -> StageConfig:
+           init: str | None = None, ablation: str | None = None) -> StageConfig:
     run = replace(template.run, out_dir=str(out_dir), seed=seed, device=cfg.device, precision=cfg.precision,
                   threads=cfg.threads, progress=cfg.progress)
-    return StageConfig(model=replace(cfg.model, init=init), data=data, optim=template.optim, run=run)
+    transfer = TransferConfig(**ABLATIONS[ablation]) if ablation else cfg.model.transfer
+    return StageConfig(model=replace(cfg.model, init=init, transfer=transfer), data=data, optim=template.optim,
+                       run=run)
 
 
 def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_spec: str) -> StageConfig | None:
@@ -48,7 +61,8 @@ def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_
     if arm.kind == "scratch":
         return None
     data = cfg.prepretrain.data
-    data = replace(data, kind=arm.kind, seed=seed, nca=data.nca.replace(band=arm.band) if arm.band else data.nca,
+    data = replace(data, kind="nca" if arm.kind in NCA_ARMS else arm.kind, control=NCA_ARMS.get(arm.kind, "none"),
+                   seed=seed, nca=data.nca.replace(band=arm.band) if arm.band else data.nca,
                    text=replace(data.text, source=text_spec))
     template = cfg.prepretrain
     if cfg.transfer_checkpoint == "best":
@@ -58,6 +72,8 @@ def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_
     return _stage(cfg, template, data, out_dir, seed)
 
 
-def language_stage(cfg: ExperimentConfig, seed: int, out_dir: Path, init: str | None) -> StageConfig:
-    """The language stage; ``init`` is the first stage's checkpoint (None for scratch)."""
-    return _stage(cfg, cfg.language, replace(cfg.language.data, seed=seed), out_dir, seed, init)
+def language_stage(cfg: ExperimentConfig, seed: int, out_dir: Path, init: str | None,
+                   ablation: str | None = None) -> StageConfig:
+    """The language stage; ``init`` is the first stage's checkpoint (None for scratch), ``ablation`` what
+    of it is re-initialised or frozen (a name of ABLATIONS; None: everything but the token space copied)."""
+    return _stage(cfg, cfg.language, replace(cfg.language.data, seed=seed), out_dir, seed, init, ablation)

@@ -15,10 +15,24 @@ from ncalm.nca.config import NCAConfig, parse_band
 from ncalm.settings import Settings, SettingError, at_least, same_as, setting, table
 from ncalm.train.config import RunConfig, StageConfig
 
-ARM_KINDS = ("scratch", "nca", "dyck", "text")
+# NCA arms and their controls (ncalm.data.controls): the arm kind -> the first stage's data.control.
+NCA_ARMS = {"nca": "none", "nca-shuffled": "shuffle-frames", "nca-shuffled-tokens": "shuffle-tokens",
+            "random-unigram": "unigram", "nca-fixed-rules": "fixed-rules"}
+ARM_KINDS = ("scratch", *NCA_ARMS, "dyck", "text")
+DEFAULT_ARMS = ["scratch", "nca", "dyck", "text"]
+# Transfer ablations (the paper's): what of the NCA model the language stage starts from, as the
+# language stage's model.transfer (part specs: ncalm.lm.transfer). Each adds an arm per band that
+# reuses that band's NCA first stage; embeddings and head start fresh in every arm.
+_NORMS = ["norm", "final_norm"]
+ABLATIONS: dict[str, dict[str, list[str]]] = {
+    "attn-only": {"reinit": ["mlp", *_NORMS]}, "mlp-only": {"reinit": ["attn", *_NORMS]},
+    "norms-only": {"reinit": ["attn", "mlp"]}, "no-attn": {"reinit": ["attn"]}, "no-mlp": {"reinit": ["mlp"]},
+    "no-norms": {"reinit": _NORMS}, "frozen-attn": {"freeze": ["attn"]}, "frozen-mlp": {"freeze": ["mlp"]},
+    "frozen-all": {"freeze": ["attn", "mlp", *_NORMS]},
+}
 # Settings that may change between invocations of one experiment: they choose which
 # runs exist or where they run, not what any run computes.
-RESUMABLE_CHANGES = ("seeds", "arms", "bands", "device", "threads", "progress", "name",
+RESUMABLE_CHANGES = ("seeds", "arms", "bands", "ablations", "device", "threads", "progress", "name",
                      *(f"{stage}.{key}" for stage in ("prepretrain", "language") for key in (
                          "data.workers", "data.gen_threads", "data.gen_device", "run.compile", "run.log_every")))
 # Run settings every stage shares (set at the top level) and those each arm sets itself.
@@ -55,10 +69,20 @@ class ExperimentConfig(Settings):
     # No plain value: seeds=3 reads as "3 seeds" as often as "seed 3".
     seeds: list[int] = setting([0], "seeds to run (data and model initialisation)", check=_seeds, flags=("--seeds",),
                                one_item=False)
-    arms: list[str] = setting(list(ARM_KINDS), "arms to run, of scratch nca dyck text", check=_arms,
+    arms: list[str] = setting(DEFAULT_ARMS, "arms to run, of scratch, nca (one per band), dyck, text and the NCA "
+                                            "controls nca-shuffled (frames in random order), nca-shuffled-tokens "
+                                            "(tokens shuffled within frames), random-unigram (i.i.d. tokens at the "
+                                            "NCA's frequencies) and nca-fixed-rules (epoch 0's rules forever), "
+                                            "one per band each", check=_arms,
                               flags=("--arms",))
-    bands: list[list[float]] = setting([[0.5, 1.0]], "NCA complexity bands LOWER,UPPER, one nca arm each",
+    bands: list[list[float]] = setting([[0.5, 1.0]], "NCA complexity bands LOWER,UPPER, one nca arm (and control) each",
                                        check=_bands, flags=("--bands",), parse=parse_band)
+    ablations: list[str] = setting([], "transfer ablations, each an extra arm per band from that band's NCA model: "
+                                      + "; ".join(k + " (" + ", ".join(f"{what} " + "+".join(parts) for what, parts
+                                                                        in d.items()) + ")"
+                                                  for k, d in ABLATIONS.items()),
+                                   check=lambda v: None if len(set(v)) == len(v) <= len(ABLATIONS) and set(v) <= set(ABLATIONS)
+                                   else f"must be distinct names of {', '.join(ABLATIONS)}", flags=("--ablations",))
     model: ModelSpec = table(ModelSpec, "the model of both stages and every arm", size="tiny")
     device: str = same_as(RunConfig, "device")
     # auto: bf16 autocast on CUDA, fp32 on the CPU, resolved once when the experiment starts and
@@ -121,8 +145,13 @@ class ExperimentConfig(Settings):
                 raise SettingError(f"{name}.data.seed", "is each arm's seed: set seeds")
         if self.language.data.kind != "text":
             raise SettingError("language.data.kind", f"must be text, got {self.language.data.kind!r}")
-        if "nca" in self.arms and not self.bands:
-            raise SettingError("bands", "the nca arm needs at least one complexity band")
+        if set(NCA_ARMS) & set(self.arms) and not self.bands:
+            raise SettingError("bands", "the nca arms need at least one complexity band")
+        if self.ablations and "nca" not in self.arms:
+            raise SettingError("ablations", "are variants of the nca arm: add nca to arms")
+        if "nca-fixed-rules" in self.arms and not self.prepretrain.data.pool_size:
+            raise SettingError("prepretrain.data.pool_size", "the nca-fixed-rules arm keeps epoch 0's rule pool, "
+                                                             "so it needs a pool (e.g. 16000)")
         for band in self.bands:
             try:
                 NCAConfig.from_dict({**self.prepretrain.data.nca.to_dict(), "band": band})

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
-from ncalm.experiment.config import ARM_KINDS, RESUMABLE_CHANGES, ExperimentConfig
+from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.locks import exclusive
 from ncalm.settings import check_same, quietly
@@ -134,16 +134,16 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     log("start", arm=arm.name, seed=seed)
     text = cfg.prepretrain.data.text.source
     text = resolve_text(text, out) if arm.kind == "text" else text  # only the text arm reads it
-    first_cfg = first_stage(cfg, arm, seed, run_dir / "prepretrain", text)
+    first_cfg = first_stage(cfg, arm, seed, out / f"seed{seed}" / arm.first_slug / "prepretrain", text)
     first = run_stage(first_cfg, log) if first_cfg is not None else None
     init = None if first is None else first["best_checkpoint"] if cfg.transfer_checkpoint == "best" \
         else first["checkpoint"]
-    lang = run_stage(language_stage(cfg, seed, run_dir / "language", init), log)
+    lang = run_stage(language_stage(cfg, seed, run_dir / "language", init, arm.ablation), log)
     t0 = time.perf_counter()
     bpb = bits_per_byte(cfg, lang["checkpoint"])
     icl = first_stage_icl(cfg, arm, seed, first["checkpoint"]) if first else None
     record = {
-        "arm": arm.name, "kind": arm.kind, "band": arm.band, "seed": seed,
+        "arm": arm.name, "kind": arm.kind, "band": arm.band, "ablation": arm.ablation, "seed": seed,
         "prepretrain": None if first is None else {
             k: first.get(k) for k in ("tokens", "val_loss", "val_unigram_entropy", "elapsed_s", "n_params",
                                       "best_val_loss")} | {"icl": icl},
@@ -163,12 +163,11 @@ def check_bands(cfg: ExperimentConfig) -> None:
     """Fail before any training if an NCA band holds no rules (the generator would give up mid-run)."""
     from ncalm.nca.cpu import find_rules
 
-    for arm in arms_of(cfg):
-        if arm.kind == "nca":
-            try:
-                find_rules(cfg.prepretrain.data.nca.replace(band=arm.band), cfg.seeds[0], [0])
-            except ValueError as exc:  # no rule inside the band
-                raise ValueError(f"bands: {list(arm.band)}: {exc}") from None
+    for band in dict.fromkeys(arm.band for arm in arms_of(cfg) if arm.kind in NCA_ARMS):
+        try:
+            find_rules(cfg.prepretrain.data.nca.replace(band=band), cfg.seeds[0], [0])
+        except ValueError as exc:  # no rule inside the band
+            raise ValueError(f"bands: {list(band)}: {exc}") from None
 
 
 def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfig:
@@ -247,7 +246,7 @@ def finished_records(out_dir: str | Path) -> list[dict]:
     """
     order = {kind: i for i, kind in enumerate(ARM_KINDS)}
     records = [read_json(p, RESULT_KEYS, "result of a finished run") for p in Path(out_dir).glob(f"seed*/*/{RESULT}")]
-    return sorted(records, key=lambda r: (r["seed"], order[r["kind"]], r["band"] or []))
+    return sorted(records, key=lambda r: (r["seed"], order[r["kind"]], r["band"] or [], r.get("ablation") or ""))
 
 
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> list[dict]:

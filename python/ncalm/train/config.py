@@ -6,13 +6,15 @@ takes it whole and saves it in every checkpoint.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
 from ncalm.data.config import DataConfig
 from ncalm.devices import DEVICE_HELP, device_setting
 from ncalm.lm.config import ModelSpec
-from ncalm.settings import Settings, SettingError, at_least, in_range, positive, setting, table
+from ncalm.settings import (Settings, SettingError, at_least, canonical, in_range, merge, note_renamed, positive,
+                            setting, table)
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -51,8 +53,6 @@ class RunConfig(Settings):
                               "(0 = run to the end)", check=at_least(0), flags=("--stop-at",))
     eval_every: int = setting(100, "steps between validation losses (0 = only at the end)", check=at_least(0),
                               flags=("--eval-every",))
-    eval_batches: int = setting(8, "validation batches per evaluation", check=at_least(1),
-                                flags=("--eval-batches",))
     ckpt_every: int = setting(500, "steps between checkpoints (0 = only at the end)", check=at_least(0),
                               flags=("--ckpt-every",))
     log_every: int = setting(10, "steps between metrics records", check=at_least(1), flags=("--log-every",))
@@ -78,6 +78,10 @@ class RunConfig(Settings):
     keep_best: bool = setting(False, "also keep out_dir/best.pt: the weights at the lowest validation loss "
                                      "(for NCA data: on held-out rules), e.g. to transfer instead of the last",
                               flags=("--keep-best",))
+    tracking: list[str] = setting([], "also send the metrics to tensorboard (event files in out_dir/tensorboard) "
+                                      "and/or wandb; each needs its package", flags=("--tracking",),
+                                  check=lambda v: None if set(v) <= {"tensorboard", "wandb"} and len(set(v)) == len(v)
+                                  else "must be distinct names of tensorboard, wandb")
     resume: bool = setting(False, "continue from out_dir/checkpoint.pt exactly where it stopped, with the "
                                   "same settings", flags=("--resume",))
 
@@ -105,6 +109,22 @@ class StageConfig(Settings):
                "batch_size": "optim.batch_size", "grad_accum": "optim.grad_accum",
                **{k: f"run.{k}" for k in ("eval_every", "eval_batches", "ckpt_every", "log_every", "seed", "device",
                                           "precision", "compile", "resume", "stop_at", "threads", "progress")}}
+
+    @classmethod
+    def from_dict(cls, d, prefix: str = ""):
+        d = canonical(cls, d)
+        run = d.get("run") if isinstance(d, dict) else None
+        if isinstance(run, dict) and "eval_batches" in run:
+            # Before data.val_sequences the validation set was eval_batches batches of optim.batch_size
+            # sequences, the first of the held-out ones: the same set as that many val_sequences.
+            d = copy.deepcopy(d)
+            batches = d["run"].pop("eval_batches")
+            batch = d.get("optim", {}).get("batch_size", OptimConfig.__dataclass_fields__["batch_size"].default)
+            if isinstance(batches, int) and isinstance(batch, int):
+                note_renamed(f"{prefix + '.' if prefix else ''}run.eval_batches",
+                             f"{prefix + '.' if prefix else ''}data.val_sequences (= batch_size x eval_batches)")
+                d = merge(d, {"data": {"val_sequences": batches * batch}})
+        return super().from_dict(d, prefix)
 
     def validate(self) -> None:
         if self.data.kind != "text" and self.model.transfer.keep_embeddings:

@@ -1,6 +1,7 @@
 """Build the training :class:`~ncalm.data.sharding.Source` a :class:`DataConfig` describes."""
 from __future__ import annotations
 
+from ncalm.data.controls import ControlSource
 from ncalm.data.dyck import DyckSource
 from ncalm.data.nca import NCASource
 from ncalm.data.tokens import language_source
@@ -32,8 +33,9 @@ def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu"):
     ``device`` is the training device (NCA generation may follow it).
     """
     if cfg.kind == "nca":
-        return NCASource(cfg.nca_config(), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads,
-                         generator_device(cfg, device)), None
+        args = (cfg.nca_config(), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads,
+                generator_device(cfg, device))
+        return (NCASource(*args) if cfg.control == "none" else ControlSource(*args, control=cfg.control)), None
     if cfg.kind == "dyck":
         return DyckSource(cfg.dyck.k, cfg.dyck.depth, cfg.seq_len, cfg.seed), None
     t = cfg.text

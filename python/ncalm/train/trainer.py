@@ -123,7 +123,7 @@ MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir",
               "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
               "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
               "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
-              "config.data.workers", "config.data.gen_threads", "config.data.gen_device")
+              "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device")
 
 
 def run_spec(cfg: StageConfig, precision: str, d: distributed.Dist, data: dict) -> dict:
@@ -136,7 +136,11 @@ def run_spec(cfg: StageConfig, precision: str, d: distributed.Dist, data: dict) 
 def _saved_spec(state: dict) -> dict:
     """A checkpoint's run spec; one written before the spec existed is rebuilt from what it saved."""
     if "spec" in state:
-        return state["spec"]
+        spec = state["spec"]
+        if "eval_batches" in spec["config"].get("run", {}):  # before data.val_sequences: the same set, renamed
+            with quietly():
+                spec = {**spec, "config": StageConfig.from_dict(spec["config"]).to_dict()}
+        return spec
     with quietly():
         config = StageConfig.from_dict(state["train_config"]).to_dict()
     return {"config": config, "precision": state.get("precision") or "auto", "world": state.get("world", 1),
@@ -200,14 +204,16 @@ def train_step(net, fwd, batches, optimizer: torch.optim.Optimizer, trainable: l
 
 @torch.no_grad()
 def evaluate(model: LlamaLM, batches, device, autocast) -> float:
-    """Mean loss over fixed validation batches."""
+    """Mean loss per scored token over fixed validation batches (the same whatever their sizes)."""
     model.eval()
-    total = 0.0
+    total, count = 0.0, 0
     for x, y in batches:
+        scored = int((y != -100).sum())
         with autocast():
-            total += model(x.to(device), y.to(device))[1].item()
+            total += model(x.to(device), y.to(device))[1].item() * scored
+        count += scored
     model.train()
-    return total / len(batches)
+    return total / count
 
 
 def train(cfg: StageConfig, resume_hint: str = "rerun with --resume to continue") -> dict:
@@ -301,8 +307,10 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
         if tokenizer is not None:
             tokenizer.save(out)
-    metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main)
-    val = source.val_batches(cfg.optim.batch_size, cfg.run.eval_batches) if d.is_main else None
+    metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main,
+                         tracking=cfg.run.tracking, config=cfg.to_dict())
+    held.callback(metrics.close)
+    val = source.val_batches(cfg.optim.batch_size, cfg.data.val_sequences) if d.is_main else None
     last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss", "best_val_loss")}
     best_path = out / BEST
     if d.is_main and cfg.run.keep_best and best_path.exists():

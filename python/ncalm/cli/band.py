@@ -1,0 +1,88 @@
+"""Propose an NCA complexity band for a text corpus, and write the sweep that tests it.
+
+Measures the corpus's own gzip complexity on random windows of its byte tokens
+as long as one NCA score (score_frames x patches per frame tokens, scored as the
+NCA filter scores a rule), shows it against the complexity of freshly drawn NCA
+rules (band.png), proposes the corpus's quartiles as a band, and writes
+band.json and sweep.toml: `ncalm sweep --config OUT/sweep.toml` compares the
+proposal with the paper's band (0.5, 1.0) on this corpus, scratch included.
+The NCA settings and the corpus come from an experiment preset (--preset,
+--config, --set, --text), so the sweep trains what was measured."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+PAPER_BAND = (0.5, 1.0)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ncalm.cli.options import add_tree_arguments
+    from ncalm.experiment.config import ExperimentConfig
+    from ncalm.experiment.presets import PRESETS
+    from ncalm.settings import add_flags
+
+    p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="experiment preset: NCA settings and corpus")
+    add_tree_arguments(p, "experiment")
+    add_flags(p, ExperimentConfig, ExperimentConfig(), only=("language.data.text.source",))
+    p.add_argument("--windows", type=int, default=2000, help="corpus windows to score")
+    p.add_argument("--rules", type=int, default=2000, help="NCA rules to score")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the sweep it writes")
+    p.add_argument("--out", default=None, help="output directory (default: runs/band-PRESET)")
+
+
+def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items() if v is not None) + " }"
+    return json.dumps(value)  # strings, numbers, booleans and lists read the same in TOML
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ncalm.data.corpus import documents
+    from ncalm.eval.band import corpus_scores, nca_scores, plot_band, propose_band, share_inside, window_tokens
+    from ncalm.experiment.config import ExperimentConfig
+    from ncalm.experiment.presets import preset
+    from ncalm.settings import flag_values, leaves, resolve
+
+    for name in ("windows", "rules"):
+        if getattr(args, name) < 10:
+            raise ValueError(f"--{name} must be >= 10, got {getattr(args, name)}")
+    cfg = resolve(ExperimentConfig, preset(args.preset), args.config, args.assignments, flag_values(args))
+    out = Path(args.out or f"runs/band-{args.preset}")
+    out.mkdir(parents=True, exist_ok=True)
+    text = cfg.language.data.text
+    nca = cfg.prepretrain.data.nca_config()
+    window = window_tokens(nca)
+    train_docs, _ = documents(text.source, text.val_percent, text.max_bytes or 5_000_000, 1)
+    corpus = corpus_scores(train_docs, window, args.windows)
+    rules = nca_scores(nca, args.rules)
+    proposed = propose_band(corpus)
+    bands = {"proposed": proposed, "paper": PAPER_BAND}
+    plot_band(corpus, rules, bands, out / "band.png", f"{text.source}: {window}-token windows vs NCA rules "
+                                                      f"({nca.colors} colours)")
+    report = {"corpus": text.source, "window_tokens": window, "nca": nca.to_dict(),
+              "corpus_quantiles": dict(zip(("5", "25", "50", "75", "95"),
+                                           map(float, np.percentile(corpus, [5, 25, 50, 75, 95])))),
+              "proposed_band": list(proposed),
+              "nca_share_inside": {name: share_inside(rules, b) for name, b in bands.items()}}
+    (out / "band.json").write_text(json.dumps(report, indent=2) + "\n")
+    # The sweep: this experiment (what differs from the preset), scratch and NCA, the two bands.
+    base, here = leaves(ExperimentConfig.from_dict(preset(args.preset)).to_dict()), leaves(cfg.to_dict())
+    changed = {k: v for k, v in here.items() if base.get(k) != v and k not in ("bands", "arms", "seeds")}
+    lines = [f'name = "band-{Path(text.source).name}"', f'preset = "{args.preset}"', f"seeds = {args.seeds}",
+             "[experiment]", 'arms = ["scratch", "nca"]', *(f"{k} = {_toml(v)}" for k, v in changed.items()),
+             "[axes]", f"bands = {_toml([[list(proposed)], [list(PAPER_BAND)]])}"]
+    (out / "sweep.toml").write_text("\n".join(lines) + "\n")
+    share = report["nca_share_inside"]
+    print(f"corpus {text.source}: window score median {report['corpus_quantiles']['50']:.3f}, quartiles "
+          f"{proposed[0]:.2f}-{proposed[1]:.2f} (NCA rules inside: {share['proposed']:.1%}; paper band "
+          f"{PAPER_BAND[0]}-{PAPER_BAND[1]}: {share['paper']:.1%})")
+    if share["proposed"] == 0:
+        print("no NCA rule of these settings falls inside the proposal: more colours, another temperature or "
+              "grid change the NCA's range")
+    print(f"wrote {out / 'band.png'}, {out / 'band.json'}, {out / 'sweep.toml'}; test it: "
+          f"ncalm sweep --config {out / 'sweep.toml'} --out runs/sweep-band")
+    return 0

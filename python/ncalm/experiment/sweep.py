@@ -1,0 +1,375 @@
+"""Sweeps: one experiment per point of a grid (or list) over dotted keys of ExperimentConfig.
+
+Layout of a sweep's output directory::
+
+    sweep.json                      the sweep's definition (a rerun must match it)
+    point-000/ ...                  one ordinary experiment directory per point (resumable)
+    results.json, results.md        the effect of every point's arms against scratch
+    effect.png                      that effect against each swept key
+
+Each point is an experiment: the base preset, then ``experiment`` (settings of
+every point), then the point's values of the ``axes``, with the sweep's seeds.
+Where every point's language stage is the same run (the axes change only the
+first stage), scratch does not depend on the point: it runs once, as point 0
+(arms = scratch only), and the other points leave it out. Points can run
+anywhere and in any order (``--plan`` prints one command each); collecting
+reads what has finished.
+
+The effect is the change of the language stage's final validation perplexity
+against scratch, paired by seed: ``100 * (ppl / ppl_scratch - 1)`` % (negative:
+better than scratch), as a mean over seeds with a 95% t-interval.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ncalm.atomic_json import read_json, write_json
+from ncalm.experiment.arms import arms_of, language_stage
+from ncalm.experiment.config import ExperimentConfig, _seeds
+from ncalm.experiment.presets import PRESETS, preset
+from ncalm.settings import Settings, SettingError, at_least, check_same, leaves, merge, nested, setting
+
+SWEEP = "sweep.json"
+SCRATCH = "scratch"
+
+# Chosen before any transfer result was seen. The bands of sweep-tiny split the 6-colour NCA's
+# complexity range (rules score up to ~0.55 at 6 colours, median ~0.33: `ncalm show`) into
+# low / middle / high thirds of the accepted mass; its budgets are half the tiny preset's so
+# that 3 bands x 2 arms x 2 seeds and the shared scratch fit in 20 minutes on 2 cores.
+SWEEP_PRESETS: dict[str, dict] = {
+    "sweep-tiny": {
+        "name": "sweep-tiny", "preset": "tiny", "seeds": [0, 1], "jobs": 2,
+        "experiment": {"arms": ["scratch", "nca", "nca-shuffled"],
+                       "prepretrain": {"run": {"tokens": 150_000}}, "language": {"run": {"tokens": 300_000}}},
+        "axes": {"bands": [[[0.1, 0.3]], [[0.3, 0.45]], [[0.45, 1.0]]]},
+    },
+    # Sized for about 10 minutes on one H100 (not measured there yet): scratch, NCA and its two
+    # controls at two model sizes, 2 seeds, half the gpu-small preset's budgets.
+    "sweep-gpu-small": {
+        "name": "sweep-gpu-small", "preset": "gpu-small", "seeds": [0, 1],
+        "experiment": {"arms": ["scratch", "nca", "nca-shuffled", "random-unigram"],
+                       "prepretrain": {"run": {"tokens": 5_000_000}}, "language": {"run": {"tokens": 10_000_000}}},
+        "axes": {"model.size": ["mini", "small"]},
+    },
+}
+
+
+def _axes(axes: dict) -> str | None:
+    for key, values in leaves(axes).items():
+        if not isinstance(values, list) or not values:
+            return f"{key}: must be a non-empty list of values, got {values!r}"
+    return None
+
+
+@dataclass
+class SweepConfig(Settings):
+    """A sweep: the experiment of every point, the axes, the seeds and how many points run at once."""
+
+    name: str = setting("sweep", "the sweep's name, shown in its report")
+    preset: str = setting("tiny", "the experiment preset every point starts from", choices=tuple(PRESETS))
+    experiment: dict = setting({}, "experiment settings of every point, over the preset (as in an experiment "
+                                   "TOML), e.g. {arms = [\"scratch\", \"nca\", \"nca-shuffled\"]}")
+    axes: dict = setting({}, "dotted experiment key -> its values, e.g. {\"prepretrain.optim.lr\" = [1e-4, 1e-3]}",
+                         check=_axes)
+    grid: bool = setting(True, "every combination of the axes' values; false: a list, the i-th value of every "
+                               "axis together (axes of one length)")
+    seeds: list[int] = setting([0, 1], "seeds of every point (data and model initialisation)", check=_seeds,
+                               one_item=False)
+    jobs: int = setting(1, "points run at a time, each in its own process, on the CPU; on a GPU one at a time",
+                        check=at_least(1), flags=("--jobs",))
+
+    # What may change between invocations: how the same points are run, and more seeds (as in an experiment).
+    MAY_CHANGE = ("jobs", "name", "seeds")
+
+    def validate(self) -> None:
+        self.axes = leaves(self.axes)  # {"prepretrain": {"optim": {"lr": [..]}}} as "prepretrain.optim.lr"
+        if not self.axes:
+            raise SettingError("axes", "a sweep needs at least one axis, e.g. axes = {\"prepretrain.optim.lr\" = "
+                                       "[1e-4, 1e-3]}")
+        if "seeds" in self.axes:
+            raise SettingError("axes", "seeds is the sweep's own setting (every point runs every seed)")
+        if not self.grid and len({len(v) for v in self.axes.values()}) > 1:
+            raise SettingError("axes", "with grid = false every axis lists one value per point (same lengths)")
+        arms = merge(preset(self.preset), self.experiment).get("arms", ["scratch"])
+        if SCRATCH not in arms:
+            raise SettingError("experiment.arms", "a sweep measures each arm against scratch: keep scratch in arms")
+        points(self)  # every point is an experiment that checks
+
+
+@dataclass(frozen=True)
+class Point:
+    index: int
+    values: dict               # swept key -> value ({} for the shared scratch point)
+    config: ExperimentConfig
+
+    @property
+    def dir_name(self) -> str:
+        return f"point-{self.index:03d}"
+
+
+def _values(cfg: SweepConfig) -> list[dict]:
+    keys = list(cfg.axes)
+    rows = itertools.product(*cfg.axes.values()) if cfg.grid else zip(*cfg.axes.values())
+    return [dict(zip(keys, row)) for row in rows]
+
+
+def _experiment(cfg: SweepConfig, values: dict, name: str) -> ExperimentConfig:
+    d = merge(preset(cfg.preset), cfg.experiment)
+    for key, value in values.items():
+        d = merge(d, nested(key, value))
+    try:
+        return ExperimentConfig.from_dict({**d, "seeds": cfg.seeds, "name": name})
+    except SettingError as exc:
+        where = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
+        raise SettingError(exc.key, f"{exc.message} (at the point {where})") from None
+
+
+def _language(cfg: ExperimentConfig) -> list:
+    """What scratch computes: the language stage of every seed (and the final bits-per-byte pass)."""
+    nowhere = Path("unused")
+    return [cfg.bpb_bytes, cfg.precision] + [language_stage(cfg, s, nowhere, None).to_dict() for s in cfg.seeds]
+
+
+def points(cfg: SweepConfig) -> list[Point]:
+    """The sweep's points, in order; point 0 is the shared scratch where scratch is the same everywhere."""
+    grid = [_experiment(cfg, v, f"{cfg.name} {json.dumps(v)}") for v in _values(cfg)]
+    shared = all(_language(c) == _language(grid[0]) for c in grid[1:]) and len(grid) > 1
+    out = []
+    if shared:
+        base = grid[0]
+        out.append(Point(0, {}, ExperimentConfig.from_dict({**base.to_dict(), "arms": [SCRATCH], "bands": base.bands,
+                                                           "ablations": [], "name": f"{cfg.name} scratch"})))
+        grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
+                for c in grid]
+    first = len(out)
+    out += [Point(first + i, v, c) for i, (v, c) in enumerate(zip(_values(cfg), grid))]
+    return out
+
+
+def parse_points(text: str, n: int) -> list[int]:
+    """'3', '2..5' (inclusive) or '0,4,7' -> point indices, each checked against the ``n`` points."""
+    chosen: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("..")
+        try:
+            a = int(lo)
+            b = int(hi) if sep else a
+        except ValueError:
+            raise ValueError(f"--points: expected I, I..J or a comma list, got {text!r}") from None
+        if not 0 <= a <= b < n:
+            raise ValueError(f"--points {text}: the sweep has points 0..{n - 1}")
+        chosen += range(a, b + 1)
+    return list(dict.fromkeys(chosen))
+
+
+def save_definition(cfg: SweepConfig, out: Path) -> None:
+    """Write sweep.json, or check that the one in ``out`` describes the same points."""
+    path = out / SWEEP
+    if path.exists():
+        saved = SweepConfig.from_dict(read_json(path, what="definition of `ncalm sweep`")).to_dict()
+        check_same(saved, cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(path, cfg.to_dict())
+
+
+def load_definition(out: Path) -> SweepConfig:
+    path = out / SWEEP
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no sweep here; give --preset or --config to start one")
+    return SweepConfig.from_dict(read_json(path, what="definition of `ncalm sweep`"))
+
+
+def run_point(point: Point, out: Path, echo=print) -> None:
+    """Run (or resume) one point's experiment and write its own report."""
+    from ncalm.experiment.report import write_report
+    from ncalm.experiment.runner import finished_records, pin_precision, run_experiment
+
+    where = out / point.dir_name
+    run_experiment(point.config, where, echo=lambda line: echo(f"[point {point.index}] {line}"))
+    write_report(finished_records(where), where, pin_precision(point.config, where).to_dict())
+
+
+def point_command(out: Path, index: int) -> list[str]:
+    """The command that runs one point (what --plan prints, and what --jobs starts)."""
+    return [sys.executable, "-m", "ncalm", "sweep", "--out", str(out), "--points", str(index), "--no-progress"]
+
+
+def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, echo=print,
+              progress: bool = True) -> None:
+    """Run (or resume) the chosen points: in this process, or ``cfg.jobs`` child processes at a time
+    on the CPU (each its own experiment directory, so they share nothing but the machine)."""
+    from ncalm.devices import torch_device
+
+    pts = points(cfg)
+    chosen = [pts[i] for i in (range(len(pts)) if indices is None else indices)]
+    gpu = any(torch_device(p.config.device).type == "cuda" for p in chosen)
+    jobs = 1 if gpu else min(cfg.jobs, len(chosen))
+    if gpu and cfg.jobs > 1:
+        echo(f"jobs={cfg.jobs}: on a GPU the points run one after another")
+    if jobs == 1:
+        for k, p in enumerate(chosen):
+            echo(f"point {p.index} ({k + 1}/{len(chosen)}): {json.dumps(p.values) if p.values else 'scratch'}")
+            run_point(replace_progress(p, progress), out, echo)
+        return
+    # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    waiting, running, failed = list(chosen), {}, []
+    while waiting or running:
+        while waiting and len(running) < jobs:
+            p = waiting.pop(0)
+            log = open(out / f"{p.dir_name}.log", "a")
+            running[p.index] = (subprocess.Popen(point_command(out, p.index), stdout=log, stderr=subprocess.STDOUT,
+                                                 env=env), log, time.perf_counter())
+            echo(f"point {p.index}: started (log {out / f'{p.dir_name}.log'})")
+        time.sleep(0.5)
+        for index, (proc, log, t0) in list(running.items()):
+            if proc.poll() is not None:
+                log.close()
+                del running[index]
+                ok = proc.returncode == 0
+                failed += [] if ok else [index]
+                echo(f"point {index}: {'finished' if ok else f'failed (exit {proc.returncode})'} "
+                     f"after {time.perf_counter() - t0:.0f} s; {len(waiting) + len(running)} to go")
+    if failed:
+        raise RuntimeError(f"points {', '.join(map(str, failed))} failed: see {out}/point-NNN.log; "
+                           f"rerun to continue them")
+
+
+def replace_progress(p: Point, progress: bool) -> Point:
+    return p if progress else Point(p.index, p.values, p.config.replace(progress=False))
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+def _label(record: dict, swept_bands: bool) -> str:
+    """An arm's name across points: without its band where the band is what the points change."""
+    if not swept_bands or record["band"] is None:
+        return record["arm"]
+    return " ".join(x for x in (record["kind"], record.get("ablation")) if x)
+
+
+def collect(cfg: SweepConfig, out: Path) -> dict:
+    """Every finished run of every point, paired by seed with its scratch: the sweep's summary."""
+    from ncalm.eval.stats import mean_interval
+    from ncalm.experiment.runner import finished_records
+
+    pts = points(cfg)
+    shared = pts[0].values == {}
+    records = {p.index: finished_records(out / p.dir_name) if (out / p.dir_name).exists() else [] for p in pts}
+    scratch_of = {p.index: {r["seed"]: r for r in records[pts[0].index if shared else p.index] if r["kind"] == SCRATCH}
+                  for p in pts}
+    rows, missing = [], []
+    for p in pts:
+        expected = len(cfg.seeds) * len(arms_of(p.config))
+        if len({(r["arm"], r["seed"]) for r in records[p.index]}) < expected:
+            missing.append(p.index)
+        if shared and p.index == 0:
+            continue
+        arms: dict[str, list[dict]] = {}
+        for r in records[p.index]:
+            arms.setdefault(r["arm"], []).append(r)
+        for arm, runs in arms.items():
+            ppl = [r["perplexity"] for r in runs]
+            row = {"point": p.index, "values": p.values, "arm": arm, "label": _label(runs[0], "bands" in cfg.axes),
+                   "seeds": [r["seed"] for r in runs], "perplexity": _mean(ppl)}
+            if runs[0]["kind"] != SCRATCH:
+                base = scratch_of[p.index]
+                change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1)
+                          for r in runs if r["seed"] in base and _finite(r["perplexity"], base[r["seed"]]["perplexity"])]
+                if change:
+                    ci = mean_interval(change)
+                    half = None if ci["high"] is None else ci["high"] - ci["mean"]
+                    row["change_pct"] = {"mean": ci["mean"], "ci95": half, "n": len(change), "values": change}
+            rows.append(row)
+    return {"name": cfg.name, "axes": cfg.axes, "seeds": cfg.seeds, "shared_scratch": shared,
+            "points": [{"index": p.index, "dir": p.dir_name, "values": p.values, "arms": p.config.arms}
+                       for p in pts], "missing": missing, "rows": rows}
+
+
+def _finite(*xs: float) -> bool:
+    return all(x is not None and math.isfinite(x) for x in xs)
+
+
+def _mean(xs: list) -> float | None:
+    xs = [x for x in xs if _finite(x)]
+    return sum(xs) / len(xs) if xs else None
+
+
+def markdown(summary: dict) -> str:
+    keys = list(summary["axes"])
+    head = "| point | " + " | ".join(keys) + " | arm | seeds | perplexity | change vs scratch (%) |"
+    lines = [f"# {summary['name']}", "", head, "|" + "---|" * (len(keys) + 5)]
+    for r in summary["rows"]:
+        c = r.get("change_pct")
+        change = "-" if c is None else f"{c['mean']:+.2f}" + (f" ± {c['ci95']:.2f}" if c["ci95"] is not None else
+                                                              " (1 seed)")
+        ppl = "-" if r["perplexity"] is None else f"{r['perplexity']:.3f}"
+        vals = " | ".join(json.dumps(r["values"].get(k)) for k in keys)
+        lines.append(f"| {r['point']} | {vals} | {r['arm']} | {len(r['seeds'])} | {ppl} | {change} |")
+    notes = ["", "Change vs scratch: 100 x (perplexity / scratch's perplexity - 1) of the language stage's final "
+             "validation loss, paired by seed; mean ± the 95% t-interval half width over seeds (negative: better "
+             "than scratch). Perplexity: mean over seeds."]
+    if summary["shared_scratch"]:
+        notes.append("Scratch is the same run at every point (the axes change only the first stage): point 0.")
+    if summary["missing"]:
+        notes.append(f"Not finished (yet): points {', '.join(map(str, summary['missing']))}.")
+    return "\n".join(lines + notes) + "\n"
+
+
+def plot_effects(summary: dict, path: Path) -> Path:
+    """One panel per swept key: the change vs scratch (95% interval) against the key's values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ncalm.figures import save_figure
+
+    keys = list(summary["axes"])
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
+    rows = [r for r in summary["rows"] if "change_pct" in r]
+    for ax, key in zip(axes[0], keys):
+        values = summary["axes"][key]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        xs = {json.dumps(v): (v if numeric else i) for i, v in enumerate(values)}
+        lines: dict[str, list] = {}
+        for r in rows:  # one line per arm and values of the other keys
+            others = ", ".join(f"{k}={json.dumps(v)}" for k, v in r["values"].items() if k != key)
+            lines.setdefault(r["label"] + (f" ({others})" if others else ""), []).append(r)
+        for n, (label, rs) in enumerate(lines.items()):
+            rs = sorted(rs, key=lambda r: xs[json.dumps(r["values"][key])])
+            dodge = 0.0 if numeric else 0.06 * (n - (len(lines) - 1) / 2)  # side by side, not on top
+            x = [xs[json.dumps(r["values"][key])] + dodge for r in rs]
+            y = [r["change_pct"]["mean"] for r in rs]
+            err = [r["change_pct"]["ci95"] or 0.0 for r in rs]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+        ax.axhline(0.0, color="grey", lw=0.8, ls="--")
+        if numeric and min(values) > 0 and max(values) / min(values) >= 20:
+            ax.set_xscale("log")
+        if not numeric:
+            ax.set_xticks(range(len(values)), [json.dumps(v) for v in values])
+        ax.set_xlabel(key)
+        ax.set_ylabel("perplexity change vs scratch (%)")
+        if lines:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"{summary['name']}: mean over seeds, 95% t-intervals\n(below 0: better than scratch)",
+                 fontsize=10)
+    return save_figure(fig, path)
+
+
+def write_sweep_report(cfg: SweepConfig, out: Path) -> dict:
+    """results.json, results.md and effect.png in ``out``; returns the summary."""
+    summary = collect(cfg, out)
+    (out / "results.md").write_text(markdown(summary))
+    write_json(out / "results.json", summary)
+    plot_effects(summary, out / "effect.png")
+    return summary

@@ -1,0 +1,48 @@
+"""`ncalm band`: a corpus's gzip complexity on NCA-score-sized windows, a proposed band and its sweep."""
+import gzip
+import json
+import tomllib
+
+import numpy as np
+import pytest
+
+from ncalm.cli import main
+from ncalm.eval.band import corpus_scores, propose_band, window_tokens
+from ncalm.experiment.sweep import SweepConfig, points
+from ncalm.nca.config import NCAConfig
+
+
+def test_corpus_scores_are_the_nca_score_of_byte_tokens():
+    docs = ["def f(x):\n    return x + 1\n" * 40, "The rule of the grid. " * 50]
+    window = window_tokens(NCAConfig(colors=6))
+    assert window == 10 * 36
+    scores = corpus_scores(docs, window, 20, seed=3)
+    data = np.frombuffer("\n".join(docs).encode(), dtype=np.uint8)
+    starts = np.random.default_rng(3).integers(0, len(data) - window + 1, 20)
+    slow = [len(gzip.compress(data[s:s + window].astype("<i4").tobytes(), 9)) / (4 * window) for s in starts]
+    assert scores == pytest.approx(slow, abs=1e-12)
+    assert propose_band(np.array([0.1, 0.2, 0.3, 0.4, 0.5])) == (0.2, 0.4)
+    with pytest.raises(ValueError, match="fewer than one window"):
+        corpus_scores(["short"], window, 5)
+
+
+@pytest.mark.parametrize("corpus", ["local", "stdlib"])
+def test_band_command_writes_a_proposal_and_a_runnable_sweep(tmp_path, corpus):
+    args = ["band", "--out", str(tmp_path / "out"), "--windows", "60", "--rules", "60", "--seeds", "0", "1"]
+    if corpus == "local":
+        text = tmp_path / "notes.txt"
+        text.write_text("".join(f"entry {i}: the cell keeps its colour when {i % 7} neighbours agree\n"
+                                for i in range(300)))
+        args += ["--text", str(text), "--set", "language.data.text.val_percent=10"]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "out" / "band.json").read_text())
+    lo, hi = report["proposed_band"]
+    q = report["corpus_quantiles"]
+    assert lo <= q["25"] < q["75"] <= hi and hi - lo < 0.2
+    assert (tmp_path / "out" / "band.png").stat().st_size > 0
+    sweep = SweepConfig.from_dict(tomllib.loads((tmp_path / "out" / "sweep.toml").read_text()))
+    assert sweep.axes == {"bands": [[[lo, hi]], [[0.5, 1.0]]]} and sweep.seeds == [0, 1]
+    pts = points(sweep)
+    assert [p.config.arms for p in pts] == [["scratch"], ["nca"], ["nca"]]  # scratch shared: same language stage
+    source = pts[1].config.language.data.text.source
+    assert source == (str(tmp_path / "notes.txt") if corpus == "local" else "stdlib")

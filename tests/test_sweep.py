@@ -1,0 +1,124 @@
+"""`ncalm sweep`: points are experiments, a rerun redoes nothing, --plan | xargs -P 2 + --collect = the same report."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ncalm
+from ncalm.cli import main
+from ncalm.experiment.sweep import SWEEP_PRESETS, SweepConfig, parse_points, points
+from ncalm.settings import SettingError
+
+NCALM_ROOT = Path(ncalm.__file__).resolve().parents[1]
+
+SWEEP = """
+name = "mini"
+preset = "tiny"
+seeds = [0, 1]
+jobs = 2
+[experiment]
+arms = ["scratch", "nca", "nca-shuffled"]
+threads = 1
+bands = [[0.1, 1.0]]
+bpb_bytes = 0
+[experiment.prepretrain]
+data = {{ seq_len = 64, nca = {{ grid = 6, colors = 4 }} }}
+optim = {{ batch_size = 4, warmup_steps = 1 }}
+run = {{ tokens = 1024 }}
+[experiment.language]
+data = {{ seq_len = 64, val_sequences = 8, text = {{ source = "{corpus}", val_percent = 20.0, max_val_bytes = 20000 }} }}
+optim = {{ batch_size = 4, warmup_steps = 1 }}
+run = {{ tokens = 2560, eval_every = 5 }}
+[axes]
+"prepretrain.optim.lr" = [1e-3, 3e-3]
+"""
+
+
+def _corpus(directory: Path) -> Path:
+    directory.mkdir()
+    words = "the of cell rule grid token frame state loss model data python code value".split()
+    for i in range(10):
+        (directory / f"doc{i}.txt").write_text(" ".join(words[(i * 7 + j * j) % len(words)] for j in range(400)))
+    return directory
+
+
+def _events(out: Path) -> list[str]:
+    return [json.loads(line)["event"] for p in sorted(out.glob("point-*/events.jsonl"))
+            for line in p.read_text().splitlines()]
+
+
+def _table(out: Path) -> list[tuple]:
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    return [(r["point"], r["arm"], r["seeds"], r["perplexity"], r.get("change_pct")) for r in rows]
+
+
+def test_points_share_scratch_only_when_its_run_is_the_same():
+    cfg = SweepConfig(preset="tiny", axes={"prepretrain": {"optim": {"lr": [1e-3, 3e-3]}}})
+    assert cfg.axes == {"prepretrain.optim.lr": [1e-3, 3e-3]}
+    pts = points(cfg)
+    assert [p.config.arms for p in pts] == [["scratch"], ["nca", "dyck", "text"], ["nca", "dyck", "text"]]
+    assert [p.config.prepretrain.optim.lr for p in pts[1:]] == [1e-3, 3e-3]
+    sizes = points(SweepConfig(preset="tiny", axes={"model.size": ["tiny", "mini"], "bands": [[[0.36, 1.0]]]}))
+    assert [(p.values, "scratch" in p.config.arms) for p in sizes] == [
+        ({"model.size": "tiny", "bands": [[0.36, 1.0]]}, True), ({"model.size": "mini", "bands": [[0.36, 1.0]]}, True)]
+    listed = points(SweepConfig(preset="tiny", grid=False, axes={"model.size": ["tiny", "mini"],
+                                                                  "language.optim.lr": [1e-3, 2e-3]}))
+    assert [p.values for p in listed] == [{"model.size": "tiny", "language.optim.lr": 1e-3},
+                                          {"model.size": "mini", "language.optim.lr": 2e-3}]
+    for name in SWEEP_PRESETS:
+        assert points(SweepConfig.from_dict(SWEEP_PRESETS[name]))
+
+
+def test_bad_sweeps_name_the_setting():
+    with pytest.raises(SettingError, match=r"^prepretrain.optim.lr: must be > 0.*at the point prepretrain.optim.lr=0"):
+        SweepConfig(axes={"prepretrain.optim.lr": [0.0]})
+    with pytest.raises(SettingError, match="^nope: unknown setting"):
+        SweepConfig(axes={"nope": [1]})
+    with pytest.raises(SettingError, match="^axes: with grid = false"):
+        SweepConfig(grid=False, axes={"model.size": ["tiny"], "bands": [[[0.1, 1.0]], [[0.2, 1.0]]]})
+    with pytest.raises(SettingError, match="^experiment.arms: a sweep measures"):
+        SweepConfig(experiment={"arms": ["nca"]}, axes={"model.size": ["tiny"]})
+    assert parse_points("1..3,0", 5) == [1, 2, 3, 0]
+    with pytest.raises(ValueError, match="points 0..4"):
+        parse_points("2..5", 5)
+
+
+@pytest.mark.slow
+def test_sweep_resumes_and_plan_gives_the_same_report(tmp_path):
+    toml = tmp_path / "sweep.toml"
+    toml.write_text(SWEEP.format(corpus=_corpus(tmp_path / "corpus")))
+    a, b = tmp_path / "a", tmp_path / "b"
+    # A slice first (as an interrupted sweep leaves it), then the whole sweep: the slice is not redone.
+    assert main(["sweep", "--config", str(toml), "--out", str(a), "--points", "0", "--no-progress"]) == 0
+    assert not (a / "results.json").exists()
+    sliced = _events(a)
+    assert main(["sweep", "--out", str(a), "--no-progress"]) == 0  # 2 jobs: subprocesses
+    assert [e for e in _events(a)[:len(sliced)]] == sliced
+    point0 = [json.loads(line)["event"] for line in (a / "point-000" / "events.jsonl").read_text().splitlines()]
+    assert point0.count("start") == 2 * 2 and point0.count("skip") == 2  # scratch's 2 seeds ran once
+    summary = json.loads((a / "results.json").read_text())
+    assert summary["shared_scratch"] and summary["missing"] == []
+    assert [(r["point"], r["arm"]) for r in summary["rows"]] == [
+        (1, "nca 0.1-1"), (1, "nca-shuffled 0.1-1"), (2, "nca 0.1-1"), (2, "nca-shuffled 0.1-1")]
+    assert all(r["change_pct"]["n"] == 2 and r["change_pct"]["ci95"] > 0 for r in summary["rows"])
+    assert (a / "effect.png").stat().st_size > 0 and "| 1 | 0.001 | nca 0.1-1 | 2 |" in (a / "results.md").read_text()
+    assert (a / "point-001" / "results.json").exists()  # each point is an ordinary experiment directory
+    started = _events(a).count("start")
+    # Per seed, a "start" per arm and per stage: scratch (1 stage) once, 2 arms x 2 stages at each of 2 points.
+    assert started == 2 * (2 + 2 * 2 * 3)
+    # A rerun redoes nothing.
+    assert main(["sweep", "--out", str(a), "--no-progress"]) == 0
+    assert _events(a).count("start") == started
+    # The plan's commands, two at a time, then --collect: the same report.
+    plan = subprocess.run([sys.executable, "-m", "ncalm", "sweep", "--config", str(toml), "--out", str(b), "--plan"],
+                          capture_output=True, text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": str(NCALM_ROOT)}).stdout
+    assert len(plan.splitlines()) == 3
+    subprocess.run(["xargs", "-P", "2", "-I{}", "sh", "-c", "{}"], input=plan, text=True, check=True,
+                   env={**os.environ, "PYTHONPATH": str(NCALM_ROOT)}, capture_output=True)
+    assert not (b / "results.json").exists()  # slices leave the report to --collect
+    assert main(["sweep", "--out", str(b), "--collect"]) == 0
+    assert _table(b) == _table(a)
