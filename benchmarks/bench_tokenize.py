@@ -48,7 +48,7 @@ def main() -> int:
             (corpus / f"part{i // step:05d}.txt").write_text(text[i:i + step], encoding="utf-8")
         n_bytes = len(text.encode())
         t0 = time.perf_counter()
-        single = enc.encode_ordinary(text)
+        enc.encode_ordinary(text)
         t_single = time.perf_counter() - t0
         t0 = time.perf_counter()
         enc.encode_to_numpy(text, allowed_special=set(), disallowed_special=())  # what each ncalm worker calls

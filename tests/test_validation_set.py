@@ -1,5 +1,4 @@
 """The validation set is a property of the data (data.val_sequences), not of the batch size."""
-import numpy as np
 import pytest
 import torch
 

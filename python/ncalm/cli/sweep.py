@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         run_sweep(cfg, out, chosen, progress=args.progress)
         if chosen is not None:
             return 0  # slices may run side by side: the report is --collect's
-    summary = write_sweep_report(cfg, out)
+    write_sweep_report(cfg, out)
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'effect.png'}")
     return 0
