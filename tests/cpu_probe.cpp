@@ -9,29 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "../ncacore/cuda/emulate/probe_args.hpp"
 #include "ncacore/rollout.hpp"
 #include "ncacore/tokenize.hpp"
 
 int main(int argc, char** argv) {
-  if (argc != 16) {
-    std::fprintf(stderr, "usage: %s gen|score H W C patch burn_in dT T bias seq_len wrap score_frames seed first n\n",
-                 argv[0]);
-    return 2;
-  }
-  const bool gen = std::string(argv[1]) == "gen";
   nca::Config cfg;
-  cfg.height = std::atoi(argv[2]);
-  cfg.width = std::atoi(argv[3]);
-  cfg.colors = std::atoi(argv[4]);
-  cfg.patch = std::atoi(argv[5]);
-  cfg.burn_in = std::atoi(argv[6]);
-  cfg.dT = std::atoi(argv[7]);
-  cfg.temperature = std::strtof(argv[8], nullptr);
-  cfg.identity_bias = std::strtof(argv[9], nullptr);
-  cfg.seq_len = std::atoi(argv[10]);
-  cfg.colour_wrap = std::atoi(argv[11]) != 0;
-  cfg.score_frames = std::atoi(argv[12]);
-  nca::check(cfg);
+  if (!probe_config(argc, argv, cfg)) return 2;
+  const bool gen = std::string(argv[1]) == "gen";
   const uint64_t seed = std::strtoull(argv[13], nullptr, 10), first = std::strtoull(argv[14], nullptr, 10);
   const int n = std::atoi(argv[15]);
 

@@ -37,6 +37,7 @@ inline unsigned __ballot_sync(unsigned, bool pred) {
 }
 inline int __popc(unsigned x) { return __builtin_popcount(x); }
 
+#include "probe_args.hpp"
 #include "warp_sim.cuh"
 
 namespace {
@@ -59,25 +60,9 @@ void run(const ncacuda::SimParams& p, unsigned char* smem) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 16) {
-    std::fprintf(stderr, "usage: %s gen|score H W C patch burn_in dT T bias seq_len wrap score_frames seed first n\n",
-                 argv[0]);
-    return 2;
-  }
-  const std::string mode = argv[1];
   nca::Config cfg;
-  cfg.height = std::atoi(argv[2]);
-  cfg.width = std::atoi(argv[3]);
-  cfg.colors = std::atoi(argv[4]);
-  cfg.patch = std::atoi(argv[5]);
-  cfg.burn_in = std::atoi(argv[6]);
-  cfg.dT = std::atoi(argv[7]);
-  cfg.temperature = std::strtof(argv[8], nullptr);
-  cfg.identity_bias = std::strtof(argv[9], nullptr);
-  cfg.seq_len = std::atoi(argv[10]);
-  cfg.colour_wrap = std::atoi(argv[11]) != 0;
-  cfg.score_frames = std::atoi(argv[12]);
-  nca::check(cfg);
+  if (!probe_config(argc, argv, cfg)) return 2;
+  const std::string mode = argv[1];
 
   ncacuda::SimParams p = ncacuda::sim_params(cfg, std::strtoull(argv[13], nullptr, 10), std::atoll(argv[15]),
                                              /*scoring=*/mode != "gen");
