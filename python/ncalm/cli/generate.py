@@ -37,7 +37,8 @@ from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
-from ncalm.settings import Settings, same_as, SettingError, add_flags, at_least, flag_values, in_range, resolve, setting, table
+from ncalm.settings import (Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, same_as,
+                            setting, table)
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins

@@ -18,8 +18,8 @@ from ncalm.cli.main import UserError
 from ncalm.cli.options import add_tree_arguments
 from ncalm.devices import DEVICE_HELP, device_setting
 from ncalm.locks import exclusive
+from ncalm.settings import Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, same_as, setting
 from ncalm.train.config import RunConfig
-from ncalm.settings import Settings, same_as, SettingError, add_flags, at_least, flag_values, in_range, resolve, setting
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
 PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
