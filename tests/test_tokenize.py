@@ -219,7 +219,7 @@ def test_experiment_and_eval_bpb_on_a_token_folder(tmp_path, capsys):
                  "--no-progress"]) == 0
     meta = json.loads((tok / "meta.json").read_text())
     out = tmp_path / "exp"
-    argv = ["experiment", "--preset", "tiny", "--out", str(out), "--no-progress", "--arms", "scratch", "dyck",
+    argv = ["experiment", "--preset", "tiny", "--seeds", "0", "--out", str(out), "--no-progress", "--arms", "scratch", "dyck",
             "--set", f"language.data=bin:{tok}", "--set", "language.run.tokens=4096", "--set", "bpb_bytes=1G",
             "--set", "prepretrain.run.tokens=2048", "--set", "language.data.seq_len=64",
             "--set", "prepretrain.data.seq_len=64", "--set", "language.run.eval_every=4",

@@ -42,13 +42,15 @@ SCRATCH = "scratch"
 
 # Chosen before any transfer result was seen. The bands of sweep-tiny split the 6-colour NCA's
 # complexity range (rules score up to ~0.55 at 6 colours, median ~0.33: `ncalm show`) into
-# low / middle / high thirds of the accepted mass; its budgets are half the tiny preset's so
+# low / middle / high thirds of the accepted mass (so it keeps 6 colours, which the tiny preset
+# left for 4 after this sweep ran); its budgets are half the tiny preset's so
 # that 3 bands x 2 arms x 2 seeds and the shared scratch fit in 20 minutes on 2 cores.
 SWEEP_PRESETS: dict[str, dict] = {
     "sweep-tiny": {
         "name": "sweep-tiny", "preset": "tiny", "seeds": [0, 1], "jobs": 2,
         "experiment": {"arms": ["scratch", "nca", "nca-shuffled"],
-                       "prepretrain": {"run": {"tokens": 150_000}}, "language": {"run": {"tokens": 300_000}}},
+                       "prepretrain": {"data": {"nca": {"colors": 6}}, "run": {"tokens": 150_000}},
+                       "language": {"run": {"tokens": 300_000}}},
         "axes": {"bands": [[[0.1, 0.3]], [[0.3, 0.45]], [[0.45, 1.0]]]},
     },
     # Sized for about 10 minutes on one H100 (not measured there yet): scratch, NCA and its two
