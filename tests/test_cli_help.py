@@ -67,7 +67,7 @@ def test_every_shown_default_is_a_value_its_option_accepts():
                 said = re.sub(r" in every preset$", "", shown.group(1).removeprefix("the preset's; "))
                 said = [re.sub(r"^[\w-]+: ", "", one) for one in said.split("; ")]
                 values = [v for one in said if one not in ("{}", "none", "unset")
-                          for v in (one.split() if action.nargs == "+" else [one])]
+                          for v in (one.split() if action.nargs in ("+", "*") else [one])]
             else:
                 values = action.default if isinstance(action.default, list) else [action.default]
             for value in values:

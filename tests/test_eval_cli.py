@@ -60,9 +60,9 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "bpb", "--checkpoint", str(ck)]) == 2
     assert "needs a language-stage checkpoint" in capsys.readouterr().err
     assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "40"]) == 2
-    assert "--k must lie in [1, 32]" in capsys.readouterr().err  # (200 + 2) // 6 - 1
+    assert "k: must lie in [1, 32]" in capsys.readouterr().err  # (200 + 2) // 6 - 1
     assert main(["eval", "icl", "--checkpoint", str(ck), "--k", "1", "--bands", "1.9,2.0"]) == 2
-    assert "--bands 1.9-2" in capsys.readouterr().err
+    assert "bands: 1.9-2" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:  # a malformed band is refused while parsing, before any work
         main(["eval", "icl", "--checkpoint", str(ck), "--bands", "0.1"])
     assert exit_.value.code == 2 and "argument --bands: band must be LOWER,UPPER" in capsys.readouterr().err
@@ -104,10 +104,10 @@ def test_eval_bpb_max_bytes_caps_as_the_trainer_does(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--seq-len", "0"], "--seq-len must be in [1, 200] (the model's max_seq_len), got 0"),
-    (["--seq-len", "201"], "--seq-len must be in [1, 200]"),
-    (["--val-percent", "0"], "--val-percent must be in (0, 100), got 0"),
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--seq-len", "0"], "seq_len: must be >= 1, got 0"),
+    (["--seq-len", "201"], "seq_len: must be in [1, 200] (the model's max_seq_len), got 201"),
+    (["--val-percent", "0"], "val_percent: must be in (0, 100), got 0.0"),
+    (["--batch-size", "0"], "batch_size: must be >= 1, got 0"),
 ])
 def test_eval_bpb_bad_options_are_one_line_errors(tmp_path, capsys, argv, message):
     _, ck = _text_checkpoint(tmp_path)
@@ -125,9 +125,9 @@ def test_eval_bpb_refuses_a_max_bytes_below_one(tmp_path, capsys, value):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--rules", "0"], "--rules must be in [1, 2**32], got 0"),
-    (["--seed", "-1"], "--seed must be in [0, 2**64), got -1"),
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--rules", "0"], "rules: must be in [1, 2**32], got 0"),
+    (["--seed", "-1"], "seed: must be in [0, 2**64), got -1"),
+    (["--batch-size", "0"], "batch_size: must be >= 1, got 0"),
 ])
 def test_eval_icl_errors_name_the_option(tmp_path, capsys, argv, message):
     nca = {"grid": 4, "colors": 3, "patch": 2, "band": [0.3, 1.0]}
@@ -240,12 +240,59 @@ def test_eval_shows_progress_on_stderr_unless_no_progress(tmp_path, capsys):
 
 
 def test_eval_device_defaults_to_auto_and_auto_runs(tmp_path):
-    from ncalm.cli import build_parser
+    from ncalm.eval.config import BpbConfig, IclConfig
 
-    for mode in ("bpb", "icl"):  # as training does: cuda when available, else cpu
-        assert build_parser("eval").parse_args(["eval", mode, "--checkpoint", "x"]).device == "auto"
+    for cls in (BpbConfig, IclConfig):  # as training does: cuda when available, else cpu
+        assert cls(checkpoint="x").device == "auto"
     # torch knows no device "auto": these runs only work if it is resolved before use.
     _, lang = _text_checkpoint(tmp_path)
     assert main(["eval", "bpb", "--checkpoint", str(lang), "--seq-len", "64", "--no-progress"]) == 0
     assert main(["eval", "icl", "--checkpoint", str(_nca_checkpoint(tmp_path)), "--rules", "3", "--k", "1",
                  "--bands", "--no-progress"]) == 0
+
+
+def test_eval_takes_config_and_set_as_every_command(tmp_path, capsys):
+    # The layers as elsewhere: the TOML file, then each --set, then the flags, key by key.
+    out = tmp_path / "icl.json"
+    toml = tmp_path / "icl.toml"
+    toml.write_text(f'checkpoint = "{_nca_checkpoint(tmp_path)}"\nrules = 5\nk = [1, 2]\nbands = []\n'
+                    "progress = false\n")
+    assert main(["eval", "icl", "--config", str(toml), "--set", "rules=3", "--set", f"json={out}", "--k", "1"]) == 0
+    got = json.loads(out.read_text())
+    assert (got["rules"], got["ks"], list(got["model"])) == (3, [1], ["train 0.3-1"])
+    assert capsys.readouterr().err == ""  # progress = false, from the file
+    for name, loss in (("base", 3.0), ("run", 2.0)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"step": t, "val_loss": 4.0 - t / 100 * (4.0 - loss)}) + "\n" for t in (0, 50, 100)))
+    (tmp_path / "speedup.toml").write_text(f'baseline = "{tmp_path / "base.jsonl"}"\nrun = "{tmp_path / "run.jsonl"}"\n')
+    assert main(["eval", "speedup", "--config", str(tmp_path / "speedup.toml"), "--set", "x=step"]) == 0
+    assert "speedup 2.00x (50 vs 100 step)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["icl", "--checkpoint", "x.pt", "--set", "rules=0"], "rules: must be in [1, 2**32], got 0"),
+    (["icl", "--checkpoint", "x.pt", "--set", "k=[1, 2.5]"], "k: must be a list of integers"),
+    (["bpb", "--checkpoint", "x.pt", "--set", "max_bytes=0"], "max_bytes: must be >= 1, got 0"),
+    (["bpb", "--checkpoint", "x.pt", "--set", "device=gpu"], "device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+    (["bpb", "--checkpoint", "x.pt", "--set", "rules=3"], "rules: unknown setting; known: batch_size, checkpoint, data"),
+    (["bpb", "--set", "seq_len=64"], "checkpoint: required"),
+    (["speedup", "--set", "run=a.jsonl"], "baseline: required"),
+])
+def test_eval_settings_errors_are_one_line_naming_the_key(capsys, argv, message):
+    assert main(["eval", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ncalm eval: error: {message}") and err.count("\n") == 1
+
+
+def test_icl_bands_read_alike_from_flags_set_and_toml():
+    from ncalm.cli import build_parser
+    from ncalm.eval.config import IclConfig
+    from ncalm.settings import flag_values, resolve
+
+    base = {"checkpoint": "x.pt"}
+    args = build_parser("eval").parse_args(["eval", "icl", "--bands", "none", "0.1,0.2"])
+    want = [None, (0.1, 0.2)]  # none: an unfiltered band
+    assert resolve(IclConfig, base, flags=flag_values(args)).bands == want
+    assert resolve(IclConfig, base, assignments=['bands=["none", [0.1, 0.2]]']).bands == want
+    assert resolve(IclConfig, base, assignments=["bands=0.1,0.2"]).bands == [(0.1, 0.2)]
+    assert IclConfig(checkpoint="x.pt").bands == [(0.0, 0.3), (0.3, 0.5)]

@@ -28,6 +28,8 @@ def test_none_unsets_an_optional_setting_and_a_fields_own_parser_reads_set_value
     assert stage("optim.lr=.001").optim.lr == 0.001
     with pytest.raises(SettingError, match=r"run.threads: must be an integer .*got 'lots'"):
         stage("run.threads=lots")
+    # A list of bands given one band, as its flag reads it, is that one band (it was read as two numbers).
+    assert resolve(ExperimentConfig, {}, None, ["bands=0.3,0.4"]).bands == [[0.3, 0.4]]
 
 
 def test_a_plain_value_for_a_stages_data_is_a_text_corpus():

@@ -55,21 +55,24 @@ def parse_count(text: str) -> int:
 
 def setting(default: Any, help: str, *, check: Callable[[Any], str | None] | None = None,
             choices: tuple | None = None, flags: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None,
-            repeat: bool = False, one_item: bool = True) -> Any:
+            repeat: bool = False, one_item: bool = True, empty: bool = False) -> Any:
     """A field: its default, one line of help, and optionally
     ``check`` (value -> error text or None), ``choices``, command-line ``flags`` (short
     aliases of the dotted option), ``parse`` (how a flag's text becomes the value) and
-    ``repeat`` (a list flag given once per item); ``one_item=False`` refuses a plain value for a list."""
-    meta = dict(help=help, check=check, choices=choices, flags=flags, parse=parse, repeat=repeat, one_item=one_item)
+    ``repeat`` (a list flag given once per item); ``one_item=False`` refuses a plain value for a list,
+    ``empty`` lets a list's flag be given with no items (the empty list)."""
+    meta = dict(help=help, check=check, choices=choices, flags=flags, parse=parse, repeat=repeat, one_item=one_item,
+                empty=empty)
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
 
 
-def same_as(cls: type, name: str) -> Any:
-    """A field declared like ``cls``'s field ``name`` (same default, help, check and flags)."""
+def same_as(cls: type, name: str, **default: Any) -> Any:
+    """A field declared like ``cls``'s field ``name`` (same help, check, flags and, unless ``default=``, default)."""
     f = cls.__dataclass_fields__[name]
-    return dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=f.metadata)
+    return dataclasses.field(default=default.get("default", f.default), metadata=f.metadata,
+                             default_factory=dataclasses.MISSING if default else f.default_factory)
 
 
 def table(cls: type, help: str, **defaults: Any) -> Any:
@@ -166,8 +169,8 @@ def _coerce(value, tp, one_item: bool = True):
     if float in want and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     origin = typing.get_origin(tp)
-    if origin is list and isinstance(value, tuple):
-        return list(value)
+    if origin is list and isinstance(value, tuple) and not (one_item and _fits(value, typing.get_args(tp)[0])):
+        return list(value)  # unless it is one item: --set bands=0.5,1.0, read as --bands reads it
     if origin is tuple and isinstance(value, list):
         return tuple(_coerce(v, t) for v, t in zip(value, typing.get_args(tp))) \
             if len(value) == len(typing.get_args(tp)) else value
@@ -508,7 +511,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
         if typing.get_origin(tp) is list:
-            kwargs.update(action="append") if f.metadata.get("repeat") else kwargs.update(nargs="+")
+            kwargs.update(action="append") if f.metadata.get("repeat") else \
+                kwargs.update(nargs="*" if f.metadata.get("empty") else "+")
         g.add_argument(*names, **kwargs)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 
 
-def add_tree_arguments(p: argparse.ArgumentParser, what: str) -> None:
+def add_tree_arguments(p: argparse.ArgumentParser, what: str, example: str = "optim.lr=3e-4") -> None:
     """--config FILE and --set KEY=VALUE; the command resolves them with ncalm.settings.resolve."""
-    p.add_argument("--config", default=None, help=f"TOML file of {what} settings (keys as in its saved config; "
+    p.add_argument("--config", default=None, help=f"TOML file of {what} settings (keys as --set takes them; "
                                                    "default: none)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting by its dotted key, e.g. --set optim.lr=3e-4 (repeatable; "
-                        "default: none)")
+                   help=f"override one setting by its dotted key, e.g. --set {example} (repeatable; default: none)")

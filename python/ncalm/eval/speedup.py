@@ -140,16 +140,9 @@ def speedup(baseline: Curve, run: Curve) -> Speedup:
     else:
         status = MEASURED
         value = base_tokens / run_tokens  # run_tokens > run[0][0] >= 0: interpolated past the first point
-    return Speedup(
-        target_loss=target,
-        baseline_tokens=base_tokens,
-        run_tokens=run_tokens,
-        speedup=value,
-        status=status,
-        baseline_final=target,
-        run_final=run_final,
-        improvement_pct=(target - run_final) / target * 100.0,
-    )
+    return Speedup(target_loss=target, baseline_tokens=base_tokens, run_tokens=run_tokens, speedup=value,
+                   status=status, baseline_final=target, run_final=run_final,
+                   improvement_pct=(target - run_final) / target * 100.0)
 
 
 def read_curve(path: str | Path, x: str = "tokens", y: str = "val_loss") -> list[tuple[float, float]]:

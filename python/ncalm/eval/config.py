@@ -1,0 +1,106 @@
+"""What `ncalm eval bpb|icl|speedup` take, one settings class per mode (its docstring, its --help, says what its
+numbers mean); what the checkpoint modes share is declared once, in :class:`CheckpointEval`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ncalm.devices import DEVICE_HELP, device_setting
+from ncalm.nca.config import parse_band
+from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, same_as, setting
+
+
+@dataclass
+class CheckpointEval(Settings):
+    """The settings of a mode that evaluates one checkpoint (bpb, icl)."""
+
+    checkpoint: str | None = setting(None, "checkpoint to evaluate (required, no default)", flags=("--checkpoint",))
+    batch_size: int = setting(8, "windows (bpb) or sequences (icl) per forward pass", check=at_least(1),
+                              flags=("--batch-size",))
+    device: str = setting("auto", DEVICE_HELP, check=device_setting, flags=("--device",))
+    progress: bool = setting(True, "no progress bars (progress=false)", flags=("--no-progress",))
+    json: str | None = setting(None, "also write the result to this JSON file", flags=("--json",))
+
+    def validate(self) -> None:
+        if self.checkpoint is None:
+            raise SettingError("checkpoint", "required: the checkpoint to evaluate (--checkpoint PATH)")
+
+
+@dataclass
+class BpbConfig(CheckpointEval):
+    """Perplexity and bits per byte of a language-stage checkpoint on held-out text.
+
+    The documents become one stream EOS d1 EOS d2 ..., cut into windows of
+    --seq-len predictions with no overlap, so every token is predicted once:
+      loss          mean next-token cross-entropy, nats/token
+      perplexity    exp(loss)
+      bits/byte     total nats / (ln 2 x UTF-8 bytes of the documents)
+    Bits per byte does not depend on the tokenizer: byte-level and BPE models compare."""
+
+    data: str | None = setting(None, "corpus spec (stdlib, files/dirs/globs, hf:NAME), or token shards (bin:DIR, or "
+                                     "a DIR holding train.bin and val.bin: val.bin is evaluated, and DIR must hold "
+                                     "the checkpoint's tokenizer.json); default: the checkpoint's", flags=("--data",))
+    val_percent: float | None = setting(None, "validation share of the split; default: the checkpoint's, else 2",
+                                        check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))
+    max_bytes: int | None = setting(
+        None, "cap on validation text, e.g. 500k, applied as the trainer applies max_val_bytes: documents are added "
+              "in the split's order until their total UTF-8 bytes reach it, the last one kept whole (val.bin: tokens "
+              "until their bytes reach it); default, when data is the checkpoint's corpus: what its own report used "
+              "(an experiment's bpb_bytes, within the stage's max_val_bytes; token files: all of val.bin), else 1M",
+        check=at_least(1), parse=parse_count, flags=("--max-bytes",))
+    seq_len: int | None = setting(None, "window length; default: the model's max_seq_len", check=at_least(1),
+                                  flags=("--seq-len",))
+
+
+@dataclass
+class IclConfig(CheckpointEval):
+    """In-context learning on NCA: can an NCA-stage model infer an unseen rule from
+    k frames of its trajectory?
+
+    For each band, --rules fresh rules (never in training) are simulated; the
+    model sees k frames plus the next frame's START and greedily decodes that
+    frame. Tokens are decoded back to cells:
+      cell acc      fraction of cells right
+      frame acc     fraction of frames with every cell right
+    The baseline in parentheses copies the last frame it was shown: what a model
+    blind to the rule scores. The training band is always evaluated."""
+
+    batch_size: int = same_as(CheckpointEval, "batch_size", default=16)
+    k: list[int] = setting([], "frames of context, e.g. 1 2 4; default: 1, 2, 4, ... up to what fits the model's "
+                               "context", flags=("--k",))
+    rules: int = setting(64, "fresh rules per band", check=in_range(1, 2**32, shown="[1, 2**32]"), flags=("--rules",))
+    bands: list[tuple[float, float] | None] = setting(
+        [(0.0, 0.3), (0.3, 0.5)], "other complexity bands LOWER,UPPER besides the training band (none: unfiltered; "
+        "--bands alone: only the training band)", parse=parse_band, empty=True, flags=("--bands",))
+    seed: int = setting(0, "generator seed of the test rules",
+                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"), flags=("--seed",))
+
+
+@dataclass
+class SpeedupConfig(Settings):
+    """Convergence speedup of each --run over --baseline, from their metrics.jsonl
+    validation curves (the same language data and schedule, e.g. an NCA arm vs
+    scratch):
+      speedup = tokens the baseline needs to reach its final loss
+                / tokens the run needs to reach that loss
+    each "needs" the first crossing, linearly interpolated between evaluations.
+    Without such a crossing the run gets a status instead:
+      already at the baseline's final loss at its first evaluation
+                    the speedup shown is only a lower bound
+      never reaches, n/a (a curve with one evaluation, or a baseline ending no
+      lower than it starts), diverged (a NaN or infinite loss)
+                    no speedup number
+    The final-loss improvement in percent is printed whenever both final losses
+    are finite."""
+
+    baseline: str | None = setting(None, "metrics JSONL of the baseline (e.g. scratch), or its run directory "
+                                         "(required, no default)", flags=("--baseline",))
+    run: list[str] = setting([], "metrics JSONL (or run directory) of one or more other runs (required, no default)",
+                             flags=("--run",))
+    x: str = setting("tokens", "JSONL key of the token count", flags=("--x",))
+    y: str = setting("val_loss", "JSONL key of the validation loss", flags=("--y",))
+    json: str | None = same_as(CheckpointEval, "json")
+
+    def validate(self) -> None:
+        for name in ("baseline", "run"):
+            if not getattr(self, name):
+                raise SettingError(name, f"required: the metrics JSONL or run directory (--{name} PATH)")
