@@ -31,10 +31,10 @@ OTHER, LETTER, NUMBER, SPACE, UNSURE = range(5)  # ncacore/bpe.hpp's CharClass
 @lru_cache(maxsize=1)
 def code_point_classes() -> bytes:
     """One class per code point (0..U+10FFFF) for the core's pre-tokenizer."""
-    by_category = {"L": LETTER, "N": NUMBER}
-    category = unicodedata.category
-    table = bytearray(UNSURE if (c := category(chr(cp))) == "Cn" else by_category.get(c[0], OTHER)
-                      for cp in range(0x110000))
+    categories = "Lu Ll Lt Lm Lo Mn Mc Me Nd Nl No Pc Pd Ps Pe Pi Pf Po Sm Sc Sk So Zs Zl Zp Cc Cf Cs Co Cn"
+    cls = {c: LETTER if c[0] == "L" else NUMBER if c[0] == "N" else UNSURE if c == "Cn" else OTHER
+           for c in categories.split()}
+    table = bytearray(map(cls.__getitem__, map(unicodedata.category, map(chr, range(0x110000)))))
     for cp in WHITE_SPACE:
         table[cp] = SPACE
     return bytes(table)
