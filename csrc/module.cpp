@@ -11,6 +11,7 @@
 namespace py = pybind11;
 
 void bind_generator(py::module_& m);
+void bind_bpe(py::module_& m);
 #ifdef NCALM_WITH_CUDA
 void bind_cuda(py::module_& m);
 #endif
@@ -29,6 +30,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("built_native") = false;
 #endif
   bind_generator(m);
+  bind_bpe(m);
 #ifdef NCALM_WITH_CUDA
   bind_cuda(m);
 #endif

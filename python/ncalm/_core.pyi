@@ -21,6 +21,20 @@ class Config:
     @property
     def frame_len(self) -> int: ...
 
+class BytePairEncoder:
+    """GPT-2's byte-level BPE (tiktoken's r50k pre-tokenizer and merges) with a piece cache.
+
+    tokens[r]: the bytes of rank (id) r, every single byte among them; classes: one byte per code point
+    (0..U+10FFFF): 0 other, 1 letter, 2 number, 3 White_Space, 4 unsure; the cache is emptied past
+    cache_size pieces."""
+    def __init__(self, tokens: list[bytes], classes: bytes, cache_size: int = 262144) -> None: ...
+    def encode(self, text: str) -> NDArray[np.uint32] | None:
+        """The ids of text (the GIL released), or None when it holds a code point classed unsure."""
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def cached_pieces(self) -> int: ...
+
 def compiled_isas() -> list[str]:
     """The CPU core's instruction-set paths in this build, slowest first."""
 def supported_isas() -> list[str]:

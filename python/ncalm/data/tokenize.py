@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ncalm.atomic_json import read_json, write_json
+from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
 from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, setting
@@ -152,9 +153,9 @@ class Encoder:
 
     def __init__(self, kind: str, arg: str):
         self.kind, self.arg = kind, arg
-        if kind == "gpt2":
-            self._enc = data_gym_encoding(Path(arg), hashes=GPT2_HASHES)
-            self.eos, self.vocab_size = self._enc.eot_token, self._enc.n_vocab
+        if kind == "gpt2":  # tiktoken's ids from the compiled encoder (ncalm.data.bpe), tiktoken its fallback
+            self._enc = GPT2Encoder(data_gym_encoding(Path(arg), hashes=GPT2_HASHES))
+            self.eos, self.vocab_size = self._enc.encoding.eot_token, self._enc.encoding.n_vocab
         elif kind == "hf":
             import tokenizers
             self._tok = tokenizers.Tokenizer.from_str(arg)
@@ -169,8 +170,7 @@ class Encoder:
         """The pieces' ids, each followed by EOS where its flag says (the end of a document)."""
         texts = [t for t, _ in pieces]
         if self.kind == "gpt2":
-            # encode_ordinary's ids (no special tokens) as an array: no Python list of ints on the way
-            ids = [self._enc.encode_to_numpy(t, allowed_special=set(), disallowed_special=()) for t in texts]
+            ids = [self._enc.encode(t) for t in texts]  # encode_ordinary's ids (no special tokens), an array
         elif self.kind == "hf":
             from ncalm.lm.tokenizer import BPETokenizer  # its encode keeps a literal <|endoftext|> as text
             tok = BPETokenizer(self._tok)
