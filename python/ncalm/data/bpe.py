@@ -1,7 +1,8 @@
 """GPT-2's byte-level BPE from the compiled core, with tiktoken's ids.
 
-Why ours: tiktoken encodes at about 5 MiB/s on one thread here, and two processes on a
-shared 2-core machine cannot tokenize a large corpus at the speed issue 16 asks for.
+Why ours: tiktoken encodes at 5-16 MiB/s on one thread here (depending on the text and the
+load), and two processes on a shared 2-core machine could not tokenize a corpus at 1.6x that
+(benchmarks/bench_tokenize.py).
 ncalm._core.BytePairEncoder is the same algorithm (tiktoken's r50k pre-tokenizer and merge
 rule) with a cache of each distinct piece's ids, so a word is merged once per corpus.
 tests/test_bpe.py holds it to tiktoken's ``encode_ordinary`` ids on fixed, hand-written
