@@ -42,10 +42,6 @@ class TaskSpec:
         return self.max_new_bytes if tokenizer.kind == "byte" else self.max_new_bytes // BYTES_PER_TOKEN
 
 
-def _first(items: list, limit: int | None) -> list:
-    return items if limit is None else items[:limit]
-
-
 def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
     """GSM8K test problems; demonstrations are the first `shots` train examples."""
     test = gsm8k.load(data, "test")
@@ -56,7 +52,7 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
             print(f"warning: --shots {shots}: the GSM8K train split has only {len(demos)} examples; "
                   f"prompting with {len(demos)} demonstrations", file=sys.stderr)
     items = [Item(f"test/{i}", "gsm8k", gsm8k.few_shot_prompt(demos, e.question), e)
-             for i, e in enumerate(_first(test, limit))]
+             for i, e in enumerate(test[:limit])]
 
     def score(item: Item, completions: Sequence[str]) -> list[dict]:
         gold = gsm8k.gold_answer(item.reference.answer)
@@ -76,7 +72,7 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
 def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers: int,
                    python: str | None) -> TaskSpec:
     """HumanEval problems; completions run in the sandbox."""
-    problems = _first(humaneval.load_problems(data), limit)
+    problems = humaneval.load_problems(data)[:limit]
     warning = isolation_warning()
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -117,5 +113,5 @@ def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: boo
                  "target": item.reference.target, "correct": bbh.is_correct(c, item.reference, cot)}
                 for c in completions]
 
-    return TaskSpec(_first(items, limit), bbh.STOP if cot else bbh.DIRECT_STOP,
+    return TaskSpec(items[:limit], bbh.STOP if cot else bbh.DIRECT_STOP,
                     BBH_COT_BYTES if cot else BBH_BYTES, score)
