@@ -138,12 +138,7 @@ def generate_ids(model, prompts: Sequence[Sequence[int]], max_new_tokens: int = 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     """`text` up to (not including) the earliest occurrence of any stop string."""
-    cut = len(text)
-    for s in stop:
-        at = text.find(s)
-        if at != -1:
-            cut = min(cut, at)
-    return text[:cut]
+    return text[:min((text.find(s) for s in stop if s in text), default=len(text))]
 
 
 def stop_check(tokenizer, stop: Sequence[str]) -> Callable[[list[int]], bool]:

@@ -88,8 +88,6 @@ def val_curve(records: list[dict]) -> list[tuple[int, float]]:
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit="step")
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit="step", disable=not enabled)

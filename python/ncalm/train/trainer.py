@@ -388,22 +388,19 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
                                "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tps, "elapsed_s": elapsed,
                                **window})
                 window = {"step_s": 0.0, "data_wait_s": 0.0}
-                if bar is not None:
-                    bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
+                bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
                 if not math.isfinite(last["train_loss"]) and d.is_main and not diverged:
                     diverged = True  # said once: the run goes on (its metrics show it), but the user should know now
                     print(f"warning: the training loss is {last['train_loss']} at step {step}: the run has diverged; "
                           f"a lower learning rate, gradient clipping or fp32 precision may help", file=sys.stderr)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
             if (cfg.run.eval_every and step % cfg.run.eval_every == 0) or step == total:
                 run_eval()
             if (cfg.run.ckpt_every and step % cfg.run.ckpt_every == 0) or step == stop or interrupt.requested:
                 save()
             if interrupt.requested:
                 break
-    if bar is not None:
-        bar.close()
+    bar.close()
     # Also a Ctrl-C during the last step, its evaluation or its checkpoint: the caller
     # (e.g. an experiment about to start its next stage) must stop too. The checkpoint
     # is complete either way; resuming continues from it (or finds the run finished).
