@@ -258,24 +258,15 @@ def _run_bbl(args) -> int:
     """BIG-bench Lite: accuracy of the most likely choice letter, per task (ncalm.eval.reasoning.bbl)."""
     import json
 
-    import torch
-
-    from ncalm.devices import torch_device
     from ncalm.eval.reasoning import bbl
-    from ncalm.lm.checkpoint import load_model
 
     if args.data is None:
         raise UserError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
                         "tasksource/bigbench TASK.jsonl files)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tasks = bbl.load(args.data)
     shots = json.loads(Path(args.bbl_prompts).read_text(encoding="utf-8")) if args.bbl_prompts else None
     shots = {name: bbl._rows(rows, args.bbl_prompts) for name, rows in (shots or {}).items()}
-    device = torch_device(args.device)
-    model, tokenizer, _ = load_model(args.checkpoint, device=device)
-    if tokenizer is None:
-        raise UserError(f"--checkpoint {args.checkpoint}: BIG-bench Lite needs a language-stage checkpoint")
+    model, tokenizer, device = _load_model(args, "BIG-bench Lite")
     result = bbl.evaluate(model, tokenizer, tasks, shots, args.limit, device, progress=args.progress)
     out = Path(args.out or "runs/reasoning-bbl")
     out.mkdir(parents=True, exist_ok=True)
@@ -285,6 +276,24 @@ def _run_bbl(args) -> int:
     (out / "results.md").write_text(table)
     print(table)
     return 0
+
+
+def _load_model(args, what: str):
+    """(model, tokenizer, device) of --checkpoint, on --device ("auto" and "cuda" become the device the
+    sampling generators need), with --threads; refuses a checkpoint without a tokenizer."""
+    import torch
+
+    from ncalm.devices import torch_device
+    from ncalm.lm.checkpoint import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch_device(args.device)
+    model, tokenizer, _ = load_model(args.checkpoint, device=device)
+    if tokenizer is None:
+        raise UserError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens only: "
+                        f"{what} needs a language-stage checkpoint with a tokenizer")
+    return model, tokenizer, device
 
 
 def run(args) -> int:
@@ -300,21 +309,13 @@ def _run(args, held: contextlib.ExitStack) -> int:
     import torch
     from tqdm import tqdm
 
-    from ncalm.lm.checkpoint import load_model
-    from ncalm.devices import torch_device
     from ncalm.eval.reasoning.results import ResultsStore, summarize, write_standard_samples, write_tables
     from ncalm.lm.sampling import SamplingConfig, generate
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     spec = _task(args)
     if not spec.items:
         raise UserError("no problems to evaluate (check --data and --limit)")
-    device = torch_device(args.device)  # "auto" and "cuda" become the device the sampling generators need
-    model, tokenizer, _ = load_model(args.checkpoint, device=device)
-    if tokenizer is None:
-        raise UserError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens only: "
-                        "reasoning evaluation needs a language-stage checkpoint with a tokenizer")
+    model, tokenizer, device = _load_model(args, "reasoning evaluation")
     context = model.cfg.max_seq_len
     max_new = args.max_new_tokens or _default_max_new(args, spec, tokenizer, context)
     if max_new >= context:
