@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ncalm.lm.safetensors_file import CheckpointError, save_safetensors  # noqa: F401  (re-exported)
+from ncalm.lm.hf import CheckpointError, read_hf, save_safetensors  # noqa: F401  (CheckpointError re-exported)
 
 MAGIC = b"NCALMCK1"  # the trailer of the earlier format
 TRAILER = struct.Struct("<8sQ32s")
@@ -143,8 +143,6 @@ def load_weights(path: str | os.PathLike) -> dict:
     """A checkpoint's state without the optimizer, or the same keys (``model``, ``model_config``,
     ``tokenizer``) read from a Hugging Face Llama folder."""
     if Path(path).is_dir():
-        from ncalm.lm.hf import read_hf
-
         return read_hf(path)
     return load_checkpoint(path, skip=("optimizer",))
 
