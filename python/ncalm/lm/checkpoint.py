@@ -19,8 +19,10 @@ still load.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import struct
@@ -223,16 +225,12 @@ def _decode(obj, tensor):
 def _sha256(path: Path, length: int | None = None, start: int = 0, head: bytes = b"") -> "hashlib._Hash":
     """SHA-256 of ``head`` + ``length`` bytes of the file from ``start`` (None: to the end)."""
     h = hashlib.sha256(head)
+    remaining = math.inf if length is None else length
     with open(path, "rb") as f:
         f.seek(start)
-        remaining = length
-        while remaining is None or remaining:
-            chunk = f.read(CHUNK if remaining is None else min(CHUNK, remaining))
-            if not chunk:
-                break
+        while remaining and (chunk := f.read(min(CHUNK, remaining))):
             h.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
+            remaining -= len(chunk)
     return h
 
 
@@ -243,10 +241,8 @@ def _stamp_path(path: Path) -> Path:
 def _remember(path: Path, digest: str) -> None:
     """Record that ``path`` as it is now hashes to ``digest`` (best effort: a read-only directory is fine)."""
     st = path.stat()
-    try:
+    with contextlib.suppress(OSError):
         _stamp_path(path).write_text(json.dumps([st.st_size, st.st_mtime_ns, st.st_ino, digest]))
-    except OSError:
-        pass
 
 
 def _remembered(path: Path, stat: os.stat_result) -> str | None:
@@ -260,13 +256,9 @@ def _remembered(path: Path, stat: os.stat_result) -> str | None:
 
 def _fsync_dir(directory: Path) -> None:
     # The rename is durable only once the directory entry is on disk.
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

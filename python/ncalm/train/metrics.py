@@ -20,11 +20,10 @@ class MetricsLog:
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None, enabled: bool = True,
                  tracking: tuple[str, ...] | list[str] = (), config: dict | None = None):
         self.path, self.enabled = Path(path), enabled
-        self._trackers: list = []
+        self._trackers = [_tracker(name, self.path.parent, resume_step is not None, config or {})
+                          for name in tracking] if enabled else []
         if not enabled:
             return
-        for name in tracking:
-            self._trackers.append(_tracker(name, self.path.parent, resume_step is not None, config or {}))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None:
             self.path.write_text("")

@@ -22,6 +22,7 @@ root most of the isolation is missing; isolation_warning() says so.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -139,10 +140,8 @@ def _pids_of(uid: int) -> list[int]:
 
 
 def _kill_all(pgid: int, uid: int | None) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     if uid is None or uid < _UID_BASE:
         return  # a shared uid (nobody) may belong to other runs: group kill only
     # Children that left the process group (setsid) are still ours by uid.
@@ -151,10 +150,8 @@ def _kill_all(pgid: int, uid: int | None) -> None:
         if not pids:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.01)
 
 

@@ -56,15 +56,11 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
 
     def score(item: Item, completions: Sequence[str]) -> list[dict]:
         gold = gsm8k.gold_answer(item.reference.answer)
-        out = []
-        for c in completions:
-            answer = gsm8k.extract_answer(c)
-            # "correct" (#### else the last number) as before; strict and flexible are reported apart.
-            out.append({"completion": c, "answer": answer, "gold": gold,
-                        "correct": gsm8k.same_number(answer, gold),
-                        "strict": gsm8k.same_number(gsm8k.strict_answer(c), gold),
-                        "flexible": gsm8k.same_number(gsm8k.flexible_answer(c), gold)})
-        return out
+        # "correct" (#### else the last number) as before; strict and flexible are reported apart.
+        return [{"completion": c, "answer": (answer := gsm8k.extract_answer(c)), "gold": gold,
+                 "correct": gsm8k.same_number(answer, gold),
+                 "strict": gsm8k.same_number(gsm8k.strict_answer(c), gold),
+                 "flexible": gsm8k.same_number(gsm8k.flexible_answer(c), gold)} for c in completions]
 
     return TaskSpec(items, gsm8k.STOP, GSM8K_BYTES, score)
 
