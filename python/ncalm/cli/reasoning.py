@@ -131,6 +131,18 @@ class ReasoningConfig(Settings):
             raise SettingError("finetune", "applies to --task gsm8k only")
         if self.save_finetuned and not self.finetune:
             raise SettingError("save_finetuned", "needs --finetune (nothing is fine-tuned without it)")
+        if not all(1 <= k <= self.n_samples for k in self.pass_ks()):
+            raise SettingError("k", f"each k must be in [1, n_samples={self.n_samples}], got {self.k!r}")
+        if self.task == "humaneval":  # demonstrations per prompt: HumanEval takes none
+            self.shots = None
+        elif self.shots is None:
+            self.shots = 3 if self.task == "bbh" else 0 if self.finetune else 8
+
+    def pass_ks(self) -> list[int]:
+        """The k of pass@k: --k, or for auto 1, 2, 4, ... up to min(n, 32)."""
+        if self.k == "auto":
+            return [2**i for i in range(PAPER_MAX_K.bit_length()) if 2**i <= min(self.n_samples, PAPER_MAX_K)]
+        return sorted({int(x) for x in self.k.split(",") if x.strip()})  # its syntax is checked by _k
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -138,41 +150,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_flags(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"))
 
 
-def parse_ks(text: str, n: int) -> list[int]:
-    """The k list from --k ("auto" or "1,2,8"), each within [1, n]."""
-    if text == "auto":
-        ks, k = [], 1
-        while k <= min(n, PAPER_MAX_K):
-            ks.append(k)
-            k *= 2
-        return ks
-    ks = sorted({int(x) for x in text.split(",") if x.strip()})  # its syntax is checked by the setting
-    bad = [k for k in ks if not 1 <= k <= n]
-    if not ks or bad:
-        raise UserError(f"--k {text}: each k must be in [1, --n-samples={n}]")
-    return ks
-
-
 def _task(args):
     from ncalm.eval.reasoning import tasks
     from ncalm.eval.reasoning.sandbox import Limits
 
     if args.task == "gsm8k":
-        return tasks.gsm8k_task(args.data, _shots(args), args.limit)
+        return tasks.gsm8k_task(args.data, args.shots, args.limit)
     if args.task == "humaneval":
         limits = Limits(timeout_s=args.timeout, memory_bytes=args.memory_mb << 20)
         return tasks.humaneval_task(args.data, args.limit, limits, args.workers, args.sandbox_python)
     names = [t.strip() for t in args.bbh_tasks.split(",")] if args.bbh_tasks else None
-    return tasks.bbh_task(args.data, names, _shots(args), args.bbh_cot, args.limit)
-
-
-def _shots(args) -> int | None:
-    """Demonstrations per prompt, defaults resolved (HumanEval takes none)."""
-    if args.task == "humaneval":
-        return None
-    if args.shots is not None:
-        return args.shots
-    return 3 if args.task == "bbh" else (0 if args.finetune else 8)
+    return tasks.bbh_task(args.data, names, args.shots, args.bbh_cot, args.limit)
 
 
 def _finetune(args, model, tokenizer) -> None:
@@ -217,7 +205,7 @@ def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune",
             *_TASK_KEYS[args.task])
     config = {k: getattr(args, k) for k in keys}
-    config["shots"] = _shots(args)
+    config["shots"] = args.shots
     config["data"] = str(Path(args.data).resolve()) if args.data else None
     config["checkpoint"] = str(Path(args.checkpoint).resolve())
     # The same path may hold other weights later: results of two models must not mix.
@@ -305,7 +293,6 @@ def run(args) -> int:
 
 
 def _run(args, held: contextlib.ExitStack) -> int:
-    ks = parse_ks(args.k, args.n_samples)
     import torch
     from tqdm import tqdm
 
@@ -350,7 +337,7 @@ def _run(args, held: contextlib.ExitStack) -> int:
         solved += record["c"] / record["n"]
         bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
     records = [store.records[item.id] for item in spec.items]
-    summary = summarize(records, ks)
+    summary = summarize(records, args.pass_ks())
     title = f"{args.task}: {Path(args.checkpoint).name}"
     json_path, md_path = write_tables(out, title, summary, config)
     standard = write_standard_samples(out, args.task, spec.items, store.records)
