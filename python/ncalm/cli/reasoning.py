@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import os
 import sys
 import zlib
@@ -199,6 +198,8 @@ _TASK_KEYS = {"gsm8k": (), "humaneval": ("timeout", "memory_mb"), "bbh": ("bbh_t
 
 
 def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
+    from ncalm.lm.checkpoint import file_sha256
+
     # Everything that changes the samples (--batch-size does: rows of a batch share
     # one random stream) and only that: --limit, --workers, --threads and the
     # settings of other tasks do not, so changing them does not block a resume.
@@ -209,7 +210,7 @@ def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     config["data"] = str(Path(args.data).resolve()) if args.data else None
     config["checkpoint"] = str(Path(args.checkpoint).resolve())
     # The same path may hold other weights later: results of two models must not mix.
-    config["checkpoint_sha256"] = _sha256(args.checkpoint)
+    config["checkpoint_sha256"] = file_sha256(args.checkpoint).hexdigest()
     if args.finetune:
         config.update({k: getattr(args, k) for k in
                        ("finetune_epochs", "finetune_lr", "finetune_batch_size", "finetune_limit")})
@@ -219,14 +220,6 @@ def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
         # device would mix two streams. Absent for the CPU, so CPU runs made before this key resume.
         config["sampling_device"] = device_type
     return config
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _default_max_new(args, spec, tokenizer, context: int) -> int:

@@ -57,7 +57,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         save_safetensors(tensors, tmp, {"format": FORMAT, "state": json.dumps(skeleton), "sha256": _ZEROS.decode()})
-        digest = _sha256(tmp).hexdigest()
+        digest = file_sha256(tmp).hexdigest()
         with open(tmp, "r+b") as f:
             header_len = struct.unpack("<Q", f.read(8))[0]
             (field,) = [m for m in _DIGEST.finditer(f.read(header_len)) if m.group(1) == _ZEROS]
@@ -88,7 +88,7 @@ def verify_checkpoint(path: str | os.PathLike) -> tuple[str, dict | None]:
             f.seek(stat.st_size - TRAILER.size)
             magic, length, digest = TRAILER.unpack(f.read(TRAILER.size))
             if magic == MAGIC:
-                if length != stat.st_size - TRAILER.size or _sha256(path, length).digest() != digest:
+                if length != stat.st_size - TRAILER.size or file_sha256(path, length).digest() != digest:
                     raise CheckpointError(f"checkpoint {path} is corrupt (checksum mismatch)")
                 return digest.hex(), None
         f.seek(0)
@@ -118,7 +118,7 @@ def verify_checkpoint(path: str | os.PathLike) -> tuple[str, dict | None]:
     digest = field.group(1).decode()
     if _remembered(path, stat) != digest:
         zeroed = header[:field.start(1)] + _ZEROS + header[field.end(1):]
-        if _sha256(path, start=8 + header_len, head=prefix + zeroed).hexdigest() != digest:
+        if file_sha256(path, start=8 + header_len, head=prefix + zeroed).hexdigest() != digest:
             raise CheckpointError(f"checkpoint {path} is corrupt (checksum mismatch)")
         _remember(path, digest)
     return digest, meta
@@ -222,7 +222,7 @@ def _decode(obj, tensor):
     return {k: _decode(v, tensor) for k, v in obj.items()}
 
 
-def _sha256(path: Path, length: int | None = None, start: int = 0, head: bytes = b"") -> "hashlib._Hash":
+def file_sha256(path: Path, length: int | None = None, start: int = 0, head: bytes = b"") -> "hashlib._Hash":
     """SHA-256 of ``head`` + ``length`` bytes of the file from ``start`` (None: to the end)."""
     h = hashlib.sha256(head)
     remaining = math.inf if length is None else length
