@@ -43,12 +43,7 @@ def select(names: list[str], spec: str, n_layer: int) -> set[str]:
         if not 0 <= lo <= hi < n_layer:
             raise ValueError(f"layer range {layers!r} in {spec!r} is outside 0-{n_layer - 1}")
     pattern = re.compile(r"layers\.(\d+)\." + PARTS[part])
-    out = set()
-    for name in names:
-        m = pattern.match(name)
-        if m and lo <= int(m.group(1)) <= hi:
-            out.add(name)
-    return out
+    return {name for name in names if (m := pattern.match(name)) and lo <= int(m[1]) <= hi}
 
 
 def select_all(names: list[str], specs: list[str], n_layer: int) -> set[str]:

@@ -320,17 +320,18 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             best_path.unlink()
             last["best_val_loss"] = None
 
+    def weights(**more) -> dict:  # what --init reads (best.pt holds only this), and more
+        return {"model": model.state_dict(), "model_config": mc.to_dict(), "spec": spec,
+                "tokenizer": tokenizer.to_dict() if tokenizer else None, "step": step,
+                "tokens": step * tokens_per_step, **more}
+
     def save() -> None:
         if d.is_main:
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "model_config": mc.to_dict(), "spec": spec,
-                "tokenizer": tokenizer.to_dict() if tokenizer else None,
-                "step": step, "total_steps": total, "tokens": step * tokens_per_step,
-                "micro_batch": step * cfg.optim.grad_accum, "elapsed_s": elapsed,
-                "schedule": {"kind": "warmup_cosine", "step": step, "total": total},
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-                "transfer": transfer_report, "init": cfg.model.init, **last})
+            save_checkpoint(ckpt_path, weights(
+                optimizer=optimizer.state_dict(), total_steps=total, micro_batch=step * cfg.optim.grad_accum,
+                elapsed_s=elapsed, schedule={"kind": "warmup_cosine", "step": step, "total": total},
+                rng={"torch": torch.get_rng_state(), "python": random.getstate()}, transfer=transfer_report,
+                init=cfg.model.init, **last))
         d.barrier()
 
     def run_eval() -> None:
@@ -340,10 +341,7 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             best = last["best_val_loss"]
             if cfg.run.keep_best and math.isfinite(last["val_loss"]) and (best is None or last["val_loss"] < best):
                 last["best_val_loss"] = last["val_loss"]
-                save_checkpoint(best_path, {  # the weights only: what --init reads
-                    "model": model.state_dict(), "model_config": mc.to_dict(), "spec": spec,
-                    "tokenizer": tokenizer.to_dict() if tokenizer else None, "step": step,
-                    "tokens": step * tokens_per_step, "val_loss": last["val_loss"]})
+                save_checkpoint(best_path, weights(val_loss=last["val_loss"]))
 
     if step == 0 and cfg.run.eval_every:
         run_eval()
