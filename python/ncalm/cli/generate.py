@@ -3,7 +3,7 @@
 Each shard (nca_000000.bin, ...) is a flat little-endian uint16 array, as
 nanoGPT's train.bin: whole sequences of seq_len + 1 tokens back to back, so
 np.memmap(path, np.uint16).reshape(-1, seq_len + 1) recovers them. A shard is
-written under a .tmp name and renamed when complete; manifest.json (written
+written under a temporary name (.NAME.tmpPID) and renamed when complete; manifest.json (written
 atomically after every shard) lists the completed shards, the config, seed,
 counts and the histogram of the accepted rules' complexity scores. An
 interrupted run keeps its completed shards: rerun with --resume.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.atomic_json import read_json, write_json
+from ncalm.atomic_json import read_json, replacing, write_json
 from ncalm.cli.options import add_tree_arguments
 from ncalm.devices import device_setting
 from ncalm.locks import exclusive
@@ -101,7 +100,7 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
         for key in ("config", "seed", "start", "sequences", "shard_sequences"):
             if manifest[key] != plan[key]:
                 raise ValueError(f"--resume: {key} differs from the interrupted run's ({manifest[key]!r} vs {plan[key]!r})")
-        return manifest  # a shard's .tmp left by the interruption is overwritten when it is written
+        return manifest  # a temporary left by the interruption: removed by exclusive(), or written anew
     if existing or manifest_path.exists():
         if not force:
             raise FileExistsError(f"{out} already holds NCA shards; pass --force to overwrite or --resume to continue")
@@ -119,14 +118,10 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
 def _write_shard(path: Path, first: int, n: int, tokens, chunk: int) -> None:
     """Sequences first..first+n-1, from ``tokens(ids)`` ``chunk`` at a time, to ``path`` via a
     synced temporary file renamed when complete: a shard on disk is always whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with replacing(path, "wb") as f:
         for lo in range(0, n, chunk):
             ids = np.arange(first + lo, first + min(lo + chunk, n), dtype=np.uint64)
             tokens(ids).astype("<u2", copy=False).tofile(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
