@@ -28,7 +28,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
@@ -174,12 +174,10 @@ def parse_points(text: str, n: int) -> list[int]:
 
 def save_definition(cfg: SweepConfig, out: Path) -> None:
     """Write sweep.json, or check that the one in ``out`` describes the same points."""
-    path = out / SWEEP
-    if path.exists():
-        saved = SweepConfig.from_dict(read_json(path, what="definition of `ncalm sweep`")).to_dict()
-        check_same(saved, cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
+    if (out / SWEEP).exists():
+        check_same(load_definition(out).to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(path, cfg.to_dict())
+    write_json(out / SWEEP, cfg.to_dict())
 
 
 def load_definition(out: Path) -> SweepConfig:
@@ -219,7 +217,7 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     if jobs == 1:
         for k, p in enumerate(chosen):
             echo(f"point {p.index} ({k + 1}/{len(chosen)}): {json.dumps(p.values) if p.values else 'scratch'}")
-            run_point(replace_progress(p, progress), out, echo)
+            run_point(p if progress else replace(p, config=p.config.replace(progress=False)), out, echo)
         return
     # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -244,10 +242,6 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     if failed:
         raise RuntimeError(f"points {', '.join(map(str, failed))} failed: see {out}/point-NNN.log; "
                            f"rerun to continue them")
-
-
-def replace_progress(p: Point, progress: bool) -> Point:
-    return p if progress else Point(p.index, p.values, p.config.replace(progress=False))
 
 
 # --- the report ----------------------------------------------------------------------------------
