@@ -18,7 +18,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import sys
 import time
@@ -125,11 +124,6 @@ def _write_shard(path: Path, first: int, n: int, tokens, chunk: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    with contextlib.ExitStack() as held:
-        return _run(args, held)
-
-
-def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     from tqdm import tqdm
 
     from ncalm.data.shard_check import damaged_shards, shard_record  # ncalm.data imports torch: not for --help
@@ -156,41 +150,42 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         write(ids, find(ids)[0], buf[: len(ids)])
         return buf[: len(ids)]
 
-    held.enter_context(exclusive(out))
-    manifest = _prepare_dir(out, plan, g.force, g.resume)
-    if g.resume:
-        for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
-            record = manifest["shards"][index]
-            print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
-                  f"writing it again", file=sys.stderr)
-            _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
-    done = sum(s["sequences"] for s in manifest["shards"])
-    counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
-    t0 = time.perf_counter()
-    bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
-               disable=not g.progress, desc="generate")
+    with exclusive(out):  # one writer; the bar and the summary need no lock
+        manifest = _prepare_dir(out, plan, g.force, g.resume)
+        if g.resume:
+            for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
+                record = manifest["shards"][index]
+                print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
+                      f"writing it again", file=sys.stderr)
+                _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
+        done = sum(s["sequences"] for s in manifest["shards"])
+        counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
+        t0 = time.perf_counter()
+        bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
+                   disable=not g.progress, desc="generate")
 
-    def tally(ids: np.ndarray) -> np.ndarray:
-        rules, ratios = find(ids)
-        if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
-            manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
-            counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
-        write(ids, rules, buf[: len(ids)])
-        bar.update(len(ids) * seq_tokens)
-        return buf[: len(ids)]
+        def tally(ids: np.ndarray) -> np.ndarray:
+            rules, ratios = find(ids)
+            if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
+                manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
+                counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
+            write(ids, rules, buf[: len(ids)])
+            bar.update(len(ids) * seq_tokens)
+            return buf[: len(ids)]
 
-    while done < n_seq:
-        record = shard_record(plan, len(manifest["shards"]))
-        _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
-        manifest["shards"].append(record)
-        done += record["sequences"]
-        manifest["histogram"]["counts"] = counts.tolist()
-        manifest["complete"] = done >= n_seq
-        write_json(out / MANIFEST, manifest)
+        while done < n_seq:
+            record = shard_record(plan, len(manifest["shards"]))
+            _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
+            manifest["shards"].append(record)
+            done += record["sequences"]
+            manifest["histogram"]["counts"] = counts.tolist()
+            manifest["complete"] = done >= n_seq
+            write_json(out / MANIFEST, manifest)
     bar.close()
     dt = time.perf_counter() - t0
     total = n_seq * seq_tokens
-    accept = f", {n_seq / manifest['candidates_scored']:.1%} of candidates in band" if cfg.band and manifest["candidates_scored"] else ""
+    scored = manifest["candidates_scored"]
+    accept = f", {n_seq / scored:.1%} of candidates in band" if cfg.band and scored else ""
     print(f"wrote {total:,} tokens ({n_seq:,} sequences) in {len(manifest['shards'])} shard(s) to {out}"
           f"{accept}; this run {dt:.1f} s on {device}")
     return 0

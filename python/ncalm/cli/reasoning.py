@@ -6,7 +6,6 @@ goes to OUT/results.md and OUT/results.json."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import zlib
@@ -281,11 +280,10 @@ def run(args) -> int:
     cfg = resolve(ReasoningConfig, {}, args.config, args.assignments, flag_values(args))
     if cfg.task == "bbl":
         return _run_bbl(cfg)
-    with contextlib.ExitStack() as held:
-        return _run(cfg, held)
+    return _run(cfg)
 
 
-def _run(args, held: contextlib.ExitStack) -> int:
+def _run(args) -> int:
     import torch
     from tqdm import tqdm
 
@@ -308,32 +306,32 @@ def _run(args, held: contextlib.ExitStack) -> int:
               file=sys.stderr)
     out = Path(args.out or f"runs/reasoning-{args.task}")
     config = _config(args, max_new, spec.stop, device.type)
-    held.enter_context(exclusive(out))
-    store = ResultsStore(out, config)
-    rescored = store.rescore({item.id: item for item in spec.items}, spec.score)
-    if rescored:  # the stored scores were edited, or came from another scorer
-        print(f"warning: {rescored} stored problem records in {store.samples} scored otherwise now; "
-              f"their new scores are used", file=sys.stderr)
-    todo = [item for item in spec.items if item.id not in store]
-    if args.finetune and todo:
-        _finetune(args, model, tokenizer)
-    sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
-    bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
-               total=len(spec.items), disable=not args.progress)
-    solved = sum(r["c"] / r["n"] for r in store.records.values())
-    for item in bar:
-        # A generator per problem, seeded from its id: resumed and uninterrupted
-        # runs draw the same samples.
-        gen = torch.Generator(device=device).manual_seed(args.seed + zlib.crc32(item.id.encode()))
-        [completions] = generate(model, tokenizer, [item.prompt], sampling, args.n_samples, gen)
-        record = store.add(item.id, item.group, spec.score(item, completions))
-        solved += record["c"] / record["n"]
-        bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
-    records = [store.records[item.id] for item in spec.items]
-    summary = summarize(records, args.pass_ks())
-    title = f"{args.task}: {Path(args.checkpoint).name}"
-    json_path, md_path = write_tables(out, title, summary, config)
-    standard = write_standard_samples(out, args.task, spec.items, store.records)
+    with exclusive(out):
+        store = ResultsStore(out, config)
+        rescored = store.rescore({item.id: item for item in spec.items}, spec.score)
+        if rescored:  # the stored scores were edited, or came from another scorer
+            print(f"warning: {rescored} stored problem records in {store.samples} scored otherwise now; "
+                  f"their new scores are used", file=sys.stderr)
+        todo = [item for item in spec.items if item.id not in store]
+        if args.finetune and todo:
+            _finetune(args, model, tokenizer)
+        sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
+        bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
+                   total=len(spec.items), disable=not args.progress)
+        solved = sum(r["c"] / r["n"] for r in store.records.values())
+        for item in bar:
+            # A generator per problem, seeded from its id: resumed and uninterrupted
+            # runs draw the same samples.
+            gen = torch.Generator(device=device).manual_seed(args.seed + zlib.crc32(item.id.encode()))
+            [completions] = generate(model, tokenizer, [item.prompt], sampling, args.n_samples, gen)
+            record = store.add(item.id, item.group, spec.score(item, completions))
+            solved += record["c"] / record["n"]
+            bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
+        records = [store.records[item.id] for item in spec.items]
+        summary = summarize(records, args.pass_ks())
+        title = f"{args.task}: {Path(args.checkpoint).name}"
+        json_path, md_path = write_tables(out, title, summary, config)
+        standard = write_standard_samples(out, args.task, spec.items, store.records)
     print(md_path.read_text(), end="")
     print(f"wrote {md_path}, {json_path} and {store.samples}" + (f" ({standard.name}: every sample in the "
                                                                    f"standard layout)" if standard else ""))
