@@ -39,6 +39,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from ncalm.settings import Settings, at_least, positive, setting
+
 _RUNNER = Path(__file__).with_name("trusted_runner.py")
 # A fresh uid per run: the process limit then counts only that run's
 # processes (parallel runs cannot starve each other), and every leftover
@@ -49,21 +51,14 @@ _PROBE = "import collections, hashlib, json, math, re, string, typing"
 
 
 @dataclass(frozen=True)
-class Limits:
+class Limits(Settings):
     """Resource limits for one program run."""
 
-    timeout_s: float = 5.0
-    memory_bytes: int = 1 << 30
-    max_processes: int = 16
-    scratch_bytes: int = 16 << 20  # written in all (without root: to each file)
-    scratch_files: int = 256
-
-    def __post_init__(self) -> None:
-        if not self.timeout_s > 0:
-            raise ValueError(f"timeout_s={self.timeout_s}: must be > 0 seconds")
-        for name in ("memory_bytes", "max_processes", "scratch_bytes", "scratch_files"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+    timeout_s: float = setting(5.0, "wall-clock seconds", check=positive)
+    memory_bytes: int = setting(1 << 30, "address space", check=at_least(1))
+    max_processes: int = setting(16, "processes of its user id", check=at_least(1))
+    scratch_bytes: int = setting(16 << 20, "bytes written in all (without root: to each file)", check=at_least(1))
+    scratch_files: int = setting(256, "files in the scratch", check=at_least(1))
 
 
 @dataclass(frozen=True)
