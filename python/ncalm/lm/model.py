@@ -140,12 +140,6 @@ class LlamaLM(nn.Module):
             if module is block.attn.wo or module is block.mlp.w2:
                 nn.init.normal_(module.weight, mean=0.0, std=std / math.sqrt(2 * self.cfg.n_layer))
 
-    def num_parameters(self, non_embedding: bool = False) -> int:
-        n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
-            n -= self.embed.weight.numel() + self.head.weight.numel()
-        return n
-
     def new_cache(self, batch_size: int, max_len: int, device=None, dtype=None) -> KVCache:
         """An empty :class:`KVCache` for ``batch_size`` sequences of up to ``max_len`` tokens."""
         ref = self.head.weight

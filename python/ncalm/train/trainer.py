@@ -418,6 +418,6 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         "val_unigram_entropy": unigram_entropy(val) if val else None,
         "elapsed_s": elapsed, "tokens_per_s": step * tokens_per_step / elapsed if elapsed else None,
         **timing,  # this call's steps only (elapsed_s also counts the steps before a resume)
-        "n_params": model.num_parameters(), "model_config": mc.to_dict(),
+        "n_params": mc.n_params(), "model_config": mc.to_dict(),
         "tokenizer": tokenizer.kind if tokenizer else None, "rank": d.rank, "world": d.world,
     }
