@@ -228,12 +228,10 @@ def train(cfg: StageConfig, resume_hint: str = "rerun with --resume to continue"
         torch.set_num_threads(cfg.run.threads)
     owned = not torch.distributed.is_initialized()
     d = distributed.setup(cfg.run.device)
-    try:
-        with contextlib.ExitStack() as held:
-            return _train(cfg, d, resume_hint, held)
-    finally:
-        if owned:
-            distributed.teardown()
+    with contextlib.ExitStack() as held:
+        if owned:  # the process group is left last, after everything _train holds
+            held.callback(distributed.teardown)
+        return _train(cfg, d, resume_hint, held)
 
 
 def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contextlib.ExitStack) -> dict:
