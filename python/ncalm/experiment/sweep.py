@@ -151,8 +151,7 @@ def points(cfg: SweepConfig) -> list[Point]:
                                                            "ablations": [], "name": f"{cfg.name} scratch"})))
         grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
                 for c in grid]
-    first = len(out)
-    out += [Point(first + i, v, c) for i, (v, c) in enumerate(zip(_values(cfg), grid))]
+    out += [Point(i, v, c) for i, (v, c) in enumerate(zip(_values(cfg), grid), start=len(out))]
     return out
 
 
