@@ -76,9 +76,7 @@ def _tracker(name: str, out: Path, resumed: bool, config: dict):
     return log
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """All records of a metrics.jsonl file, less a last line torn by a killed run."""
-    return read_jsonl(path)
+read_metrics = read_jsonl  # all records of a metrics.jsonl file, less a last line torn by a killed run
 
 
 def val_curve(records: list[dict]) -> list[tuple[int, float]]:
