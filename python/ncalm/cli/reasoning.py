@@ -202,10 +202,9 @@ def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     # Everything that changes the samples (--batch-size does: rows of a batch share
     # one random stream) and only that: --limit, --workers, --threads and the
     # settings of other tasks do not, so changing them does not block a resume.
-    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune",
+    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune", "shots",
             *_TASK_KEYS[args.task])
     config = {k: getattr(args, k) for k in keys}
-    config["shots"] = args.shots
     config["data"] = str(Path(args.data).resolve()) if args.data else None
     config["checkpoint"] = str(Path(args.checkpoint).resolve())
     # The same path may hold other weights later: results of two models must not mix.
