@@ -205,15 +205,12 @@ def run_program(source: str, limits: Limits = Limits(), python: str | None = Non
                                 start_new_session=True, close_fds=True)
         try:
             out, err = proc.communicate(request, timeout=limits.timeout_s)
-            timed_out = False
         except subprocess.TimeoutExpired:
-            timed_out = True
+            _kill_all(proc.pid, uid)
+            proc.communicate()
+            return ExecResult("timed out", f"timed out after {limits.timeout_s:g} s", time.monotonic() - start, None)
         _kill_all(proc.pid, uid)
-        if timed_out:
-            out, err = proc.communicate()
         elapsed = time.monotonic() - start
-        if timed_out:
-            return ExecResult("timed out", f"timed out after {limits.timeout_s:g} s", elapsed, None)
         try:
             verdict = json.loads(out.decode().splitlines()[-1])
         except (IndexError, ValueError):
