@@ -28,6 +28,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -221,23 +222,19 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    waiting, running, failed = list(chosen), {}, []
-    while waiting or running:
-        while waiting and len(running) < jobs:
-            p = waiting.pop(0)
-            log = open(out / f"{p.dir_name}.log", "a")
-            running[p.index] = (subprocess.Popen(point_command(out, p.index), stdout=log, stderr=subprocess.STDOUT,
-                                                 env=env), log, time.perf_counter())
-            echo(f"point {p.index}: started (log {out / f'{p.dir_name}.log'})")
-        time.sleep(0.5)
-        for index, (proc, log, t0) in list(running.items()):
-            if proc.poll() is not None:
-                log.close()
-                del running[index]
-                ok = proc.returncode == 0
-                failed += [] if ok else [index]
-                echo(f"point {index}: {'finished' if ok else f'failed (exit {proc.returncode})'} "
-                     f"after {time.perf_counter() - t0:.0f} s; {len(waiting) + len(running)} to go")
+    finished = itertools.count(1)
+
+    def run_child(p: Point) -> int:
+        log, t0 = out / f"{p.dir_name}.log", time.perf_counter()
+        echo(f"point {p.index}: started (log {log})")
+        with open(log, "a") as f:
+            code = subprocess.run(point_command(out, p.index), stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+        echo(f"point {p.index}: {'finished' if code == 0 else f'failed (exit {code})'} "
+             f"after {time.perf_counter() - t0:.0f} s; {len(chosen) - next(finished)} to go")
+        return code
+
+    with ThreadPoolExecutor(jobs) as pool:  # threads that only wait for their child processes
+        failed = [p.index for p, code in zip(chosen, pool.map(run_child, chosen)) if code]
     if failed:
         raise RuntimeError(f"points {', '.join(map(str, failed))} failed: see {out}/point-NNN.log; "
                            f"rerun to continue them")
