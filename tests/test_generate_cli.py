@@ -44,7 +44,7 @@ def test_generate_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert manifest["seed"] == 6
 
 
-def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, monkeypatch):
+def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "nca"
     real = ncalm.sequence_tokens
     calls = {"n": 0}
@@ -62,6 +62,7 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
     assert sorted(p.name for p in out.glob("nca_*.bin")) == ["nca_000000.bin"]  # shard 1 only as .tmp
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     assert main(["generate", "--out", str(out), *ARGS, "--seed", "6", "--resume"]) == 2  # different plan
+    assert "other settings (there -> here): seed: 5 -> 6;" in capsys.readouterr().err
     assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
     manifest, tokens = read_shards(out)
     assert manifest["complete"] and sum(manifest["histogram"]["counts"]) == 40

@@ -35,8 +35,8 @@ from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
-from ncalm.settings import (Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, same_as,
-                            setting, table)
+from ncalm.settings import (Settings, SettingError, add_flags, at_least, check_same, flag_values, in_range, resolve,
+                            same_as, setting, table)
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
@@ -96,9 +96,8 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
             raise ValueError(f"--resume: no {MANIFEST} in {out}; nothing to resume")
         manifest = read_json(manifest_path, ("config", "seed", "start", "sequences", "shard_sequences", "shards",
                                              "histogram", "candidates_scored"), "manifest of `ncalm generate`")
-        for key in ("config", "seed", "start", "sequences", "shard_sequences"):
-            if manifest[key] != plan[key]:
-                raise ValueError(f"--resume: {key} differs from the interrupted run's ({manifest[key]!r} vs {plan[key]!r})")
+        fixed = ("config", "seed", "start", "sequences", "shard_sequences")  # what the stream and its shards are
+        check_same({k: manifest[k] for k in fixed}, {k: plan[k] for k in fixed}, (), f"--resume: the run in {out}")
         return manifest  # a temporary left by the interruption: removed by exclusive(), or written anew
     if existing or manifest_path.exists():
         if not force:
