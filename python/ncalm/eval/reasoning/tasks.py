@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -88,19 +89,16 @@ def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: boo
     """BBH examples, interleaved across subtasks so a --limit covers all of them."""
     by_task = bbh.load(data, tasks)
     queues = []
+    if cot and (data is None or not Path(data).is_dir()):
+        raise ValueError("--bbh-cot needs --data DIR holding cot-prompts/<task>.txt")
     for name, examples in by_task.items():
-        if cot:
-            if data is None or not Path(data).is_dir():
-                raise ValueError("--bbh-cot needs --data DIR holding cot-prompts/<task>.txt")
-            demos = bbh.load_cot_prompt(Path(data) / "cot-prompts" / f"{name}.txt")
-            queues.append([Item(f"{name}/{i}", name, bbh.cot_prompt(demos, e.input), e)
-                           for i, e in enumerate(examples)])
-        else:
-            if len(examples) <= shots:
-                raise ValueError(f"--shots {shots}: BBH task {name} has only {len(examples)} examples")
-            demos = examples[:shots]
-            queues.append([Item(f"{name}/{i}", name, bbh.direct_prompt(demos, e.input), e)
-                           for i, e in enumerate(examples) if i >= shots])
+        if cot:  # the published demonstrations; every example is scored
+            prompt, first = partial(bbh.cot_prompt, bbh.load_cot_prompt(Path(data) / "cot-prompts" / f"{name}.txt")), 0
+        elif len(examples) <= shots:
+            raise ValueError(f"--shots {shots}: BBH task {name} has only {len(examples)} examples")
+        else:  # the first examples are the demonstrations
+            prompt, first = partial(bbh.direct_prompt, examples[:shots]), shots
+        queues.append([Item(f"{name}/{i}", name, prompt(e.input), e) for i, e in enumerate(examples) if i >= first])
     longest = max(len(q) for q in queues)
     items = [q[i] for i in range(longest) for q in queues if i < len(q)]
 
