@@ -257,8 +257,6 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
     pts = points(cfg)
     shared = pts[0].values == {}
     records = {p.index: finished_records(out / p.dir_name) if (out / p.dir_name).exists() else [] for p in pts}
-    scratch_of = {p.index: {r["seed"]: r for r in records[pts[0].index if shared else p.index] if r["kind"] == SCRATCH}
-                  for p in pts}
     rows, missing = [], []
     for p in pts:
         expected = len(cfg.seeds) * len(arms_of(p.config))
@@ -270,11 +268,10 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
         for r in records[p.index]:
             arms.setdefault(r["arm"], []).append(r)
         for arm, runs in arms.items():
-            ppl = [r["perplexity"] for r in runs]
             row = {"point": p.index, "values": p.values, "arm": arm, "label": _label(runs[0], "bands" in cfg.axes),
-                   "seeds": [r["seed"] for r in runs], "perplexity": _mean(ppl)}
-            if runs[0]["kind"] != SCRATCH:
-                base = scratch_of[p.index]
+                   "seeds": [r["seed"] for r in runs], "perplexity": _mean([r["perplexity"] for r in runs])}
+            if runs[0]["kind"] != SCRATCH:  # paired by seed with its point's scratch, or the shared one
+                base = {r["seed"]: r for r in records[0 if shared else p.index] if r["kind"] == SCRATCH}
                 change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1)
                           for r in runs if r["seed"] in base and _finite(r["perplexity"], base[r["seed"]]["perplexity"])]
                 if change:
