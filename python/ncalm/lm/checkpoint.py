@@ -67,8 +67,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)  # a failed save leaves no temporary
     _fsync_dir(path.parent)
     _remember(path, digest)
     return path
