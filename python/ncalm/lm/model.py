@@ -173,9 +173,7 @@ class LlamaLM(nn.Module):
         logits = self.head(self.norm(x))
         if cache is not None:
             cache.length = start + T
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-100)
+        loss = None if targets is None else F.cross_entropy(logits.float().view(-1, logits.size(-1)),
+                                                            targets.reshape(-1), ignore_index=-100)
         return logits, loss
 
