@@ -131,10 +131,12 @@ class ReasoningConfig(Settings):
             raise SettingError("save_finetuned", "needs --finetune (nothing is fine-tuned without it)")
         if not all(1 <= k <= self.n_samples for k in self.pass_ks()):
             raise SettingError("k", f"each k must be in [1, n_samples={self.n_samples}], got {self.k!r}")
-        if self.task == "humaneval":  # demonstrations per prompt: HumanEval takes none
-            self.shots = None
-        elif self.shots is None:
-            self.shots = 3 if self.task == "bbh" else 0 if self.finetune else 8
+
+    def n_shots(self) -> int | None:
+        """Demonstrations per prompt: --shots, else the task's default; HumanEval takes none."""
+        if self.task == "humaneval":
+            return None
+        return self.shots if self.shots is not None else 3 if self.task == "bbh" else 0 if self.finetune else 8
 
     def pass_ks(self) -> list[int]:
         """The k of pass@k: --k, or for auto 1, 2, 4, ... up to min(n, 32)."""
@@ -153,12 +155,12 @@ def _task(args):
     from ncalm.eval.reasoning.sandbox import Limits
 
     if args.task == "gsm8k":
-        return tasks.gsm8k_task(args.data, args.shots, args.limit)
+        return tasks.gsm8k_task(args.data, args.n_shots(), args.limit)
     if args.task == "humaneval":
         limits = Limits(timeout_s=args.timeout, memory_bytes=args.memory_mb << 20)
         return tasks.humaneval_task(args.data, args.limit, limits, args.workers, args.sandbox_python)
     names = [t.strip() for t in args.bbh_tasks.split(",")] if args.bbh_tasks else None
-    return tasks.bbh_task(args.data, names, args.shots, args.bbh_cot, args.limit)
+    return tasks.bbh_task(args.data, names, args.n_shots(), args.bbh_cot, args.limit)
 
 
 def _finetune(args, model, tokenizer) -> None:
@@ -202,9 +204,9 @@ def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     # Everything that changes the samples (--batch-size does: rows of a batch share
     # one random stream) and only that: --limit, --workers, --threads and the
     # settings of other tasks do not, so changing them does not block a resume.
-    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune", "shots",
-            *_TASK_KEYS[args.task])
+    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune", *_TASK_KEYS[args.task])
     config = {k: getattr(args, k) for k in keys}
+    config["shots"] = args.n_shots()
     config["data"] = str(Path(args.data).resolve()) if args.data else None
     config["checkpoint"] = str(Path(args.checkpoint).resolve())
     # The same path may hold other weights later: results of two models must not mix.
