@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ncalm.cli.main import UserError
 from ncalm.cli.options import add_tree_arguments
-from ncalm.devices import DEVICE_HELP, device_setting
+from ncalm.devices import DEVICE_HELP, device_setting, torch_device
 from ncalm.locks import exclusive
 from ncalm.settings import Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, same_as, setting
 from ncalm.train.config import RunConfig
@@ -264,7 +264,6 @@ def _load_model(args, what: str):
     sampling generators need), with --threads; refuses a checkpoint without a tokenizer."""
     import torch
 
-    from ncalm.devices import torch_device
     from ncalm.lm.checkpoint import load_model
 
     if args.threads:
