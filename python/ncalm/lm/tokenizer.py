@@ -23,14 +23,14 @@ TOKENIZER_FILE = "tokenizer.json"
 EOS_TEXT = "<|endoftext|>"
 
 
-class _Saved:
+class _SavedAsHF:
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``directory/tokenizer.json`` (:meth:`to_hf_json`, which HF's libraries read)."""
         Path(directory).mkdir(parents=True, exist_ok=True)
         return write_text(Path(directory) / TOKENIZER_FILE, self.to_hf_json())
 
 
-class ByteTokenizer(_Saved):
+class ByteTokenizer(_SavedAsHF):
     """UTF-8 bytes as ids 0..255 and an end-of-text id 256."""
 
     kind = "byte"
@@ -85,7 +85,7 @@ def _import_tokenizers():
     return tokenizers
 
 
-class BPETokenizer(_Saved):
+class BPETokenizer(_SavedAsHF):
     """Byte-level BPE from the `tokenizers` library, trained locally (no downloads)."""
 
     kind = "bpe"
