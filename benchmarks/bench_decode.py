@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             speed = _best_tokens_per_s({"ncalm": ours, "hf": theirs}, batch * n, args.rounds)
             ratio = speed["ncalm"] / speed["hf"]
             slower |= ratio < 1
-            print(f"{preset:>8} {model.num_parameters() / 1e6:>7.2f}M {batch:>5} {speed['ncalm']:>12,.0f} "
+            print(f"{preset:>8} {model.cfg.n_params() / 1e6:>7.2f}M {batch:>5} {speed['ncalm']:>12,.0f} "
                   f"{speed['hf']:>10,.0f} {ratio:>6.2f}  {'yes' if same else 'NO'}", flush=True)
     return 1 if slower else 0
 

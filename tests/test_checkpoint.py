@@ -77,8 +77,8 @@ def test_an_unchanged_checkpoint_is_hashed_once(tmp_path, monkeypatch):
     _, state = small_state()
     path = save_checkpoint(tmp_path / "c.pt", state)
     hashed = []
-    real = checkpoint._sha256
-    monkeypatch.setattr(checkpoint, "_sha256", lambda *a, **k: hashed.append(a[0]) or real(*a, **k))
+    real = checkpoint.file_sha256
+    monkeypatch.setattr(checkpoint, "file_sha256", lambda *a, **k: hashed.append(a[0]) or real(*a, **k))
     load_model(path)
     load_model(path)
     assert hashed == []  # the save verified what it wrote

@@ -31,7 +31,7 @@ def test_user_errors_are_one_line_under_python_m_ncalm_cli():
     done = subprocess.run([sys.executable, "-m", "ncalm.cli", "eval-reasoning", "--checkpoint", "none.pt",
                            "--k", "8", "--n-samples", "4"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
-    assert done.stderr.strip() == "ncalm eval-reasoning: error: --k 8: each k must be in [1, --n-samples=4]"
+    assert done.stderr.strip() == "ncalm eval-reasoning: error: k: each k must be in [1, n_samples=4], got '8'"
 
 
 def _actions(parser):

@@ -1,5 +1,6 @@
 """`ncalm generate`: shards, manifest, overwrite protection, interruption and resume."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def test_generate_writes_the_stream(tmp_path):
     edges = np.array(hist["edges"])
     assert all(edges[i] >= 0.5 - 0.025 for i, c in enumerate(hist["counts"]) if c)
     assert manifest["candidates_scored"] >= 40
-    assert not list(out.glob("*.tmp"))
+    assert not list(out.glob(".*.tmp*"))
 
 
 def test_generate_refuses_to_overwrite_without_force(tmp_path, capsys):
@@ -43,7 +44,7 @@ def test_generate_refuses_to_overwrite_without_force(tmp_path, capsys):
     assert manifest["seed"] == 6
 
 
-def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, monkeypatch):
+def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "nca"
     real = ncalm.sequence_tokens
     calls = {"n": 0}
@@ -61,6 +62,7 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
     assert sorted(p.name for p in out.glob("nca_*.bin")) == ["nca_000000.bin"]  # shard 1 only as .tmp
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     assert main(["generate", "--out", str(out), *ARGS, "--seed", "6", "--resume"]) == 2  # different plan
+    assert "other settings (there -> here): seed: 5 -> 6;" in capsys.readouterr().err
     assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
     manifest, tokens = read_shards(out)
     assert manifest["complete"] and sum(manifest["histogram"]["counts"]) == 40
@@ -76,11 +78,11 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", interrupted)
     assert main(["generate", "--out", str(out), *ARGS]) == 130
-    assert [p.name for p in out.glob("nca_*")] == ["nca_000000.bin.tmp"]
+    assert [p.name for p in out.glob("*nca_*")] == [f".nca_000000.bin.tmp{os.getpid()}"]
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
     manifest, tokens = read_shards(out)
-    assert manifest["complete"] and len(tokens) == 40 and not list(out.glob("*.tmp"))
+    assert manifest["complete"] and len(tokens) == 40 and not list(out.glob(".*.tmp*"))
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -83,7 +83,7 @@ def test_presets_span_tiny_to_paper_and_round_trip():
     # Untied head: separate tensors.
     m = LlamaLM(cfg)
     assert m.head.weight.data_ptr() != m.embed.weight.data_ptr()
-    assert m.num_parameters() - m.num_parameters(non_embedding=True) == 2 * 10 * cfg.d_model
+    assert cfg.n_params() - cfg.n_params(non_embedding=True) == 2 * 10 * cfg.d_model
 
 
 def test_rotary_frequencies_stay_float32_when_the_model_is_cast():

@@ -145,7 +145,7 @@ def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--k", "1,4", "--n-samples", "2"], "--k 1,4: each k must be in [1, --n-samples=2]"),
+    (["--k", "1,4", "--n-samples", "2"], "k: each k must be in [1, n_samples=2], got '1,4'"),
     (["--k", "one"], "k: expected 'auto' or comma-separated integers, got 'one'"),
     (["--n-samples", "3", "--temperature", "0"], "greedy"),
     (["--top-p", "1.5"], "top_p: must be in (0, 1], got 1.5"),

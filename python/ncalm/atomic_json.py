@@ -3,22 +3,31 @@ crash) sees the old file or the complete new one, never a torn write. JSON-lines
 logs are appended to instead; their readers forgive a torn last line."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Iterable, Iterator
 
 
-def write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text to path via a synced temporary file and os.replace."""
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+    """The open temporary file ``.NAME.tmpPID`` beside ``path``, synced and renamed over ``path`` when the
+    block ends without an error (ncalm.locks removes one left by a writer that died)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        f.write(text)
+    with open(tmp, mode) as f:
+        yield f
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    return path
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text to path atomically (see replacing)."""
+    with replacing(path) as f:
+        f.write(text)
+    return Path(path)
 
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:

@@ -19,7 +19,7 @@ def device_setting(name: str) -> str | None:
 
 def check_device_name(name: str, flag: str = "--device") -> None:
     """Refuse a malformed device name before any work; whether the device exists is checked where it is used."""
-    if not DEVICE_NAME.fullmatch(name):
+    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
         raise ValueError(f"{flag} {name!r}: use auto, cpu, cuda or cuda:N")
 
 
@@ -30,10 +30,8 @@ def torch_device(name: "str | torch.device", local_rank: int = 0) -> "torch.devi
     """
     import torch
 
-    if isinstance(name, torch.device):
-        name = str(name)
-    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
-        raise ValueError(f"device {name!r}: use auto, cpu, cuda or cuda:N")
+    name = str(name) if isinstance(name, torch.device) else name
+    check_device_name(name, "device")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":

@@ -1,16 +1,15 @@
 """Refuse an allocation that cannot fit before making it, naming the setting that asks for it."""
 from __future__ import annotations
 
+import contextlib
+
 
 def available_bytes() -> int | None:
     """Memory the kernel can give without swapping (MemAvailable), or None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
     return None
 
 

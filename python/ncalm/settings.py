@@ -171,10 +171,7 @@ def _coerce(value, tp, one_item: bool = True):
     origin = typing.get_origin(tp)
     if origin is list and isinstance(value, tuple) and not (one_item and _fits(value, typing.get_args(tp)[0])):
         return list(value)  # unless it is one item: --set bands=0.5,1.0, read as --bands reads it
-    if origin is tuple and isinstance(value, list):
-        return tuple(_coerce(v, t) for v, t in zip(value, typing.get_args(tp))) \
-            if len(value) == len(typing.get_args(tp)) else value
-    for arg in want:
+    for arg in want:  # a pair written as a list (TOML, JSON): --set nca.band=[0.3,0.4]
         if typing.get_origin(arg) is tuple and isinstance(value, list) and len(value) == len(typing.get_args(arg)):
             return tuple(_coerce(v, t) for v, t in zip(value, typing.get_args(arg)))
     if one_item and origin is list and _fits(value, typing.get_args(tp)[0]) and not _fits(value, tp):
@@ -493,9 +490,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
         # The dotted name, where it says more than an alias: --optim.lr beside --lr, not --shard_tokens.
         names = aliases if aliases and "." not in key else [*aliases, f"--{key}"]
         help_text = f.metadata.get("help", "")
-        shown = show_value(value)
-        shows = value is not None and tp is not bool and "default" not in help_text  # a switch says what it does
-        help_text += f" (default: {shown})" if shows else ""
+        if value is not None and tp is not bool and "default" not in help_text:  # a switch says what it does
+            help_text += f" (default: {show_value(value)})"
         help_text = help_text.replace("%", "%%")
         if bool in _args(tp):  # the aliases are switches; the dotted name takes a value (true, false, auto...)
             for name in aliases:

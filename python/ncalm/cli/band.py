@@ -42,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from ncalm.data.corpus import documents
-    from ncalm.eval.band import corpus_scores, nca_scores, plot_band, propose_band, share_inside, window_tokens
+    from ncalm.eval.band import corpus_scores, nca_scores, plot_band, propose_band, window_tokens
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import preset
+    from ncalm.nca.pictures import accepted_fraction
     from ncalm.settings import flag_values, leaves, resolve
 
     for name in ("windows", "rules"):
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
               "corpus_quantiles": dict(zip(("5", "25", "50", "75", "95"),
                                            map(float, np.percentile(corpus, [5, 25, 50, 75, 95])))),
               "proposed_band": list(proposed),
-              "nca_share_inside": {name: share_inside(rules, b) for name, b in bands.items()}}
+              "nca_share_inside": {name: accepted_fraction(rules, b) for name, b in bands.items()}}
     (out / "band.json").write_text(json.dumps(report, indent=2) + "\n")
     # The sweep: this experiment (what differs from the preset), scratch and NCA, the two bands.
     base, here = leaves(ExperimentConfig.from_dict(preset(args.preset)).to_dict()), leaves(cfg.to_dict())

@@ -29,5 +29,5 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer, _ = load_model(args.checkpoint)
     export_hf(model, tokenizer, out)
     what = f"{tokenizer.kind} tokenizer" if tokenizer else "no tokenizer (the checkpoint was not trained on text)"
-    print(f"wrote {out}: LlamaForCausalLM, {model.num_parameters():,} parameters, {what}")
+    print(f"wrote {out}: LlamaForCausalLM, {model.cfg.n_params():,} parameters, {what}")
     return 0

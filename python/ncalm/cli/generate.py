@@ -3,7 +3,7 @@
 Each shard (nca_000000.bin, ...) is a flat little-endian uint16 array, as
 nanoGPT's train.bin: whole sequences of seq_len + 1 tokens back to back, so
 np.memmap(path, np.uint16).reshape(-1, seq_len + 1) recovers them. A shard is
-written under a .tmp name and renamed when complete; manifest.json (written
+written under a temporary name (.NAME.tmpPID) and renamed when complete; manifest.json (written
 atomically after every shard) lists the completed shards, the config, seed,
 counts and the histogram of the accepted rules' complexity scores. An
 interrupted run keeps its completed shards: rerun with --resume.
@@ -18,9 +18,7 @@ examples:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.atomic_json import read_json, write_json
+from ncalm.atomic_json import read_json, replacing, write_json
 from ncalm.cli.options import add_tree_arguments
 from ncalm.devices import device_setting
 from ncalm.locks import exclusive
@@ -37,8 +35,8 @@ from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
-from ncalm.settings import (Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, same_as,
-                            setting, table)
+from ncalm.settings import (Settings, SettingError, add_flags, at_least, check_same, flag_values, in_range, resolve,
+                            same_as, setting, table)
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
@@ -98,10 +96,9 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
             raise ValueError(f"--resume: no {MANIFEST} in {out}; nothing to resume")
         manifest = read_json(manifest_path, ("config", "seed", "start", "sequences", "shard_sequences", "shards",
                                              "histogram", "candidates_scored"), "manifest of `ncalm generate`")
-        for key in ("config", "seed", "start", "sequences", "shard_sequences"):
-            if manifest[key] != plan[key]:
-                raise ValueError(f"--resume: {key} differs from the interrupted run's ({manifest[key]!r} vs {plan[key]!r})")
-        return manifest  # a shard's .tmp left by the interruption is overwritten when it is written
+        fixed = ("config", "seed", "start", "sequences", "shard_sequences")  # what the stream and its shards are
+        check_same({k: manifest[k] for k in fixed}, {k: plan[k] for k in fixed}, (), f"--resume: the run in {out}")
+        return manifest  # a temporary left by the interruption: removed by exclusive(), or written anew
     if existing or manifest_path.exists():
         if not force:
             raise FileExistsError(f"{out} already holds NCA shards; pass --force to overwrite or --resume to continue")
@@ -119,22 +116,13 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
 def _write_shard(path: Path, first: int, n: int, tokens, chunk: int) -> None:
     """Sequences first..first+n-1, from ``tokens(ids)`` ``chunk`` at a time, to ``path`` via a
     synced temporary file renamed when complete: a shard on disk is always whole."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with replacing(path, "wb") as f:
         for lo in range(0, n, chunk):
             ids = np.arange(first + lo, first + min(lo + chunk, n), dtype=np.uint64)
             tokens(ids).astype("<u2", copy=False).tofile(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def run(args: argparse.Namespace) -> int:
-    with contextlib.ExitStack() as held:
-        return _run(args, held)
-
-
-def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
     from tqdm import tqdm
 
     from ncalm.data.shard_check import damaged_shards, shard_record  # ncalm.data imports torch: not for --help
@@ -161,41 +149,42 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> int:
         write(ids, find(ids)[0], buf[: len(ids)])
         return buf[: len(ids)]
 
-    held.enter_context(exclusive(out))
-    manifest = _prepare_dir(out, plan, g.force, g.resume)
-    if g.resume:
-        for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
-            record = manifest["shards"][index]
-            print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
-                  f"writing it again", file=sys.stderr)
-            _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
-    done = sum(s["sequences"] for s in manifest["shards"])
-    counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
-    t0 = time.perf_counter()
-    bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
-               disable=not g.progress, desc="generate")
+    with exclusive(out):  # one writer; the bar and the summary need no lock
+        manifest = _prepare_dir(out, plan, g.force, g.resume)
+        if g.resume:
+            for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
+                record = manifest["shards"][index]
+                print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
+                      f"writing it again", file=sys.stderr)
+                _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
+        done = sum(s["sequences"] for s in manifest["shards"])
+        counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
+        t0 = time.perf_counter()
+        bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
+                   disable=not g.progress, desc="generate")
 
-    def tally(ids: np.ndarray) -> np.ndarray:
-        rules, ratios = find(ids)
-        if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
-            manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
-            counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
-        write(ids, rules, buf[: len(ids)])
-        bar.update(len(ids) * seq_tokens)
-        return buf[: len(ids)]
+        def tally(ids: np.ndarray) -> np.ndarray:
+            rules, ratios = find(ids)
+            if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
+                manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
+                counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
+            write(ids, rules, buf[: len(ids)])
+            bar.update(len(ids) * seq_tokens)
+            return buf[: len(ids)]
 
-    while done < n_seq:
-        record = shard_record(plan, len(manifest["shards"]))
-        _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
-        manifest["shards"].append(record)
-        done += record["sequences"]
-        manifest["histogram"]["counts"] = counts.tolist()
-        manifest["complete"] = done >= n_seq
-        write_json(out / MANIFEST, manifest)
+        while done < n_seq:
+            record = shard_record(plan, len(manifest["shards"]))
+            _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
+            manifest["shards"].append(record)
+            done += record["sequences"]
+            manifest["histogram"]["counts"] = counts.tolist()
+            manifest["complete"] = done >= n_seq
+            write_json(out / MANIFEST, manifest)
     bar.close()
     dt = time.perf_counter() - t0
     total = n_seq * seq_tokens
-    accept = f", {n_seq / manifest['candidates_scored']:.1%} of candidates in band" if cfg.band and manifest["candidates_scored"] else ""
+    scored = manifest["candidates_scored"]
+    accept = f", {n_seq / scored:.1%} of candidates in band" if cfg.band and scored else ""
     print(f"wrote {total:,} tokens ({n_seq:,} sequences) in {len(manifest['shards'])} shard(s) to {out}"
           f"{accept}; this run {dt:.1f} s on {device}")
     return 0

@@ -6,8 +6,6 @@ goes to OUT/results.md and OUT/results.json."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import hashlib
 import os
 import sys
 import zlib
@@ -16,7 +14,7 @@ from pathlib import Path
 
 from ncalm.cli.main import UserError
 from ncalm.cli.options import add_tree_arguments
-from ncalm.devices import DEVICE_HELP, device_setting
+from ncalm.devices import DEVICE_HELP, device_setting, torch_device
 from ncalm.locks import exclusive
 from ncalm.settings import Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, same_as, setting
 from ncalm.train.config import RunConfig
@@ -131,6 +129,20 @@ class ReasoningConfig(Settings):
             raise SettingError("finetune", "applies to --task gsm8k only")
         if self.save_finetuned and not self.finetune:
             raise SettingError("save_finetuned", "needs --finetune (nothing is fine-tuned without it)")
+        if not all(1 <= k <= self.n_samples for k in self.pass_ks()):
+            raise SettingError("k", f"each k must be in [1, n_samples={self.n_samples}], got {self.k!r}")
+
+    def n_shots(self) -> int | None:
+        """Demonstrations per prompt: --shots, else the task's default; HumanEval takes none."""
+        if self.task == "humaneval":
+            return None
+        return self.shots if self.shots is not None else 3 if self.task == "bbh" else 0 if self.finetune else 8
+
+    def pass_ks(self) -> list[int]:
+        """The k of pass@k: --k, or for auto 1, 2, 4, ... up to min(n, 32)."""
+        if self.k == "auto":
+            return [2**i for i in range(PAPER_MAX_K.bit_length()) if 2**i <= min(self.n_samples, PAPER_MAX_K)]
+        return sorted({int(x) for x in self.k.split(",") if x.strip()})  # its syntax is checked by _k
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -138,41 +150,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_flags(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"))
 
 
-def parse_ks(text: str, n: int) -> list[int]:
-    """The k list from --k ("auto" or "1,2,8"), each within [1, n]."""
-    if text == "auto":
-        ks, k = [], 1
-        while k <= min(n, PAPER_MAX_K):
-            ks.append(k)
-            k *= 2
-        return ks
-    ks = sorted({int(x) for x in text.split(",") if x.strip()})  # its syntax is checked by the setting
-    bad = [k for k in ks if not 1 <= k <= n]
-    if not ks or bad:
-        raise UserError(f"--k {text}: each k must be in [1, --n-samples={n}]")
-    return ks
-
-
 def _task(args):
     from ncalm.eval.reasoning import tasks
     from ncalm.eval.reasoning.sandbox import Limits
 
     if args.task == "gsm8k":
-        return tasks.gsm8k_task(args.data, _shots(args), args.limit)
+        return tasks.gsm8k_task(args.data, args.n_shots(), args.limit)
     if args.task == "humaneval":
         limits = Limits(timeout_s=args.timeout, memory_bytes=args.memory_mb << 20)
         return tasks.humaneval_task(args.data, args.limit, limits, args.workers, args.sandbox_python)
     names = [t.strip() for t in args.bbh_tasks.split(",")] if args.bbh_tasks else None
-    return tasks.bbh_task(args.data, names, _shots(args), args.bbh_cot, args.limit)
-
-
-def _shots(args) -> int | None:
-    """Demonstrations per prompt, defaults resolved (HumanEval takes none)."""
-    if args.task == "humaneval":
-        return None
-    if args.shots is not None:
-        return args.shots
-    return 3 if args.task == "bbh" else (0 if args.finetune else 8)
+    return tasks.bbh_task(args.data, names, args.n_shots(), args.bbh_cot, args.limit)
 
 
 def _finetune(args, model, tokenizer) -> None:
@@ -211,17 +199,18 @@ _TASK_KEYS = {"gsm8k": (), "humaneval": ("timeout", "memory_mb"), "bbh": ("bbh_t
 
 
 def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
+    from ncalm.lm.checkpoint import file_sha256
+
     # Everything that changes the samples (--batch-size does: rows of a batch share
     # one random stream) and only that: --limit, --workers, --threads and the
     # settings of other tasks do not, so changing them does not block a resume.
-    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune",
-            *_TASK_KEYS[args.task])
+    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune", *_TASK_KEYS[args.task])
     config = {k: getattr(args, k) for k in keys}
-    config["shots"] = _shots(args)
+    config["shots"] = args.n_shots()
     config["data"] = str(Path(args.data).resolve()) if args.data else None
     config["checkpoint"] = str(Path(args.checkpoint).resolve())
     # The same path may hold other weights later: results of two models must not mix.
-    config["checkpoint_sha256"] = _sha256(args.checkpoint)
+    config["checkpoint_sha256"] = file_sha256(args.checkpoint).hexdigest()
     if args.finetune:
         config.update({k: getattr(args, k) for k in
                        ("finetune_epochs", "finetune_lr", "finetune_batch_size", "finetune_limit")})
@@ -231,14 +220,6 @@ def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
         # device would mix two streams. Absent for the CPU, so CPU runs made before this key resume.
         config["sampling_device"] = device_type
     return config
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _default_max_new(args, spec, tokenizer, context: int) -> int:
@@ -258,24 +239,15 @@ def _run_bbl(args) -> int:
     """BIG-bench Lite: accuracy of the most likely choice letter, per task (ncalm.eval.reasoning.bbl)."""
     import json
 
-    import torch
-
-    from ncalm.devices import torch_device
     from ncalm.eval.reasoning import bbl
-    from ncalm.lm.checkpoint import load_model
 
     if args.data is None:
         raise UserError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
                         "tasksource/bigbench TASK.jsonl files)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tasks = bbl.load(args.data)
     shots = json.loads(Path(args.bbl_prompts).read_text(encoding="utf-8")) if args.bbl_prompts else None
     shots = {name: bbl._rows(rows, args.bbl_prompts) for name, rows in (shots or {}).items()}
-    device = torch_device(args.device)
-    model, tokenizer, _ = load_model(args.checkpoint, device=device)
-    if tokenizer is None:
-        raise UserError(f"--checkpoint {args.checkpoint}: BIG-bench Lite needs a language-stage checkpoint")
+    model, tokenizer, device = _load_model(args, "BIG-bench Lite")
     result = bbl.evaluate(model, tokenizer, tasks, shots, args.limit, device, progress=args.progress)
     out = Path(args.out or "runs/reasoning-bbl")
     out.mkdir(parents=True, exist_ok=True)
@@ -287,34 +259,41 @@ def _run_bbl(args) -> int:
     return 0
 
 
+def _load_model(args, what: str):
+    """(model, tokenizer, device) of --checkpoint, on --device ("auto" and "cuda" become the device the
+    sampling generators need), with --threads; refuses a checkpoint without a tokenizer."""
+    import torch
+
+    from ncalm.lm.checkpoint import load_model
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch_device(args.device)
+    model, tokenizer, _ = load_model(args.checkpoint, device=device)
+    if tokenizer is None:
+        raise UserError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens only: "
+                        f"{what} needs a language-stage checkpoint with a tokenizer")
+    return model, tokenizer, device
+
+
 def run(args) -> int:
     cfg = resolve(ReasoningConfig, {}, args.config, args.assignments, flag_values(args))
     if cfg.task == "bbl":
         return _run_bbl(cfg)
-    with contextlib.ExitStack() as held:
-        return _run(cfg, held)
+    return _run(cfg)
 
 
-def _run(args, held: contextlib.ExitStack) -> int:
-    ks = parse_ks(args.k, args.n_samples)
+def _run(args) -> int:
     import torch
     from tqdm import tqdm
 
-    from ncalm.lm.checkpoint import load_model
-    from ncalm.devices import torch_device
     from ncalm.eval.reasoning.results import ResultsStore, summarize, write_standard_samples, write_tables
     from ncalm.lm.sampling import SamplingConfig, generate
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     spec = _task(args)
     if not spec.items:
         raise UserError("no problems to evaluate (check --data and --limit)")
-    device = torch_device(args.device)  # "auto" and "cuda" become the device the sampling generators need
-    model, tokenizer, _ = load_model(args.checkpoint, device=device)
-    if tokenizer is None:
-        raise UserError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens only: "
-                        "reasoning evaluation needs a language-stage checkpoint with a tokenizer")
+    model, tokenizer, device = _load_model(args, "reasoning evaluation")
     context = model.cfg.max_seq_len
     max_new = args.max_new_tokens or _default_max_new(args, spec, tokenizer, context)
     if max_new >= context:
@@ -327,32 +306,32 @@ def _run(args, held: contextlib.ExitStack) -> int:
               file=sys.stderr)
     out = Path(args.out or f"runs/reasoning-{args.task}")
     config = _config(args, max_new, spec.stop, device.type)
-    held.enter_context(exclusive(out))
-    store = ResultsStore(out, config)
-    rescored = store.rescore({item.id: item for item in spec.items}, spec.score)
-    if rescored:  # the stored scores were edited, or came from another scorer
-        print(f"warning: {rescored} stored problem records in {store.samples} scored otherwise now; "
-              f"their new scores are used", file=sys.stderr)
-    todo = [item for item in spec.items if item.id not in store]
-    if args.finetune and todo:
-        _finetune(args, model, tokenizer)
-    sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
-    bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
-               total=len(spec.items), disable=not args.progress)
-    solved = sum(r["c"] / r["n"] for r in store.records.values())
-    for item in bar:
-        # A generator per problem, seeded from its id: resumed and uninterrupted
-        # runs draw the same samples.
-        gen = torch.Generator(device=device).manual_seed(args.seed + zlib.crc32(item.id.encode()))
-        [completions] = generate(model, tokenizer, [item.prompt], sampling, args.n_samples, gen)
-        record = store.add(item.id, item.group, spec.score(item, completions))
-        solved += record["c"] / record["n"]
-        bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
-    records = [store.records[item.id] for item in spec.items]
-    summary = summarize(records, ks)
-    title = f"{args.task}: {Path(args.checkpoint).name}"
-    json_path, md_path = write_tables(out, title, summary, config)
-    standard = write_standard_samples(out, args.task, spec.items, store.records)
+    with exclusive(out):
+        store = ResultsStore(out, config)
+        rescored = store.rescore({item.id: item for item in spec.items}, spec.score)
+        if rescored:  # the stored scores were edited, or came from another scorer
+            print(f"warning: {rescored} stored problem records in {store.samples} scored otherwise now; "
+                  f"their new scores are used", file=sys.stderr)
+        todo = [item for item in spec.items if item.id not in store]
+        if args.finetune and todo:
+            _finetune(args, model, tokenizer)
+        sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
+        bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
+                   total=len(spec.items), disable=not args.progress)
+        solved = sum(r["c"] / r["n"] for r in store.records.values())
+        for item in bar:
+            # A generator per problem, seeded from its id: resumed and uninterrupted
+            # runs draw the same samples.
+            gen = torch.Generator(device=device).manual_seed(args.seed + zlib.crc32(item.id.encode()))
+            [completions] = generate(model, tokenizer, [item.prompt], sampling, args.n_samples, gen)
+            record = store.add(item.id, item.group, spec.score(item, completions))
+            solved += record["c"] / record["n"]
+            bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
+        records = [store.records[item.id] for item in spec.items]
+        summary = summarize(records, args.pass_ks())
+        title = f"{args.task}: {Path(args.checkpoint).name}"
+        json_path, md_path = write_tables(out, title, summary, config)
+        standard = write_standard_samples(out, args.task, spec.items, store.records)
     print(md_path.read_text(), end="")
     print(f"wrote {md_path}, {json_path} and {store.samples}" + (f" ({standard.name}: every sample in the "
                                                                    f"standard layout)" if standard else ""))

@@ -42,8 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm import find_rules, rollout, score_rules
-    from ncalm.nca.cpu import in_band
+    from ncalm.nca.cpu import find_rules, in_band, rollout, score_rules
     from ncalm.nca.pictures import accepted_fraction, save_complexity_histogram, save_gif, save_strip
 
     opts = resolve(ShowConfig, {}, args.config, args.assignments, flag_values(args))

@@ -44,11 +44,6 @@ def propose_band(scores: np.ndarray) -> tuple[float, float]:
     return float(np.floor(lo * 100) / 100), float(np.ceil(hi * 100) / 100)
 
 
-def share_inside(scores: np.ndarray, band: tuple[float, float]) -> float:
-    """Fraction of scores strictly inside ``band`` (the filter's rule)."""
-    return float(np.mean((scores > band[0]) & (scores < band[1])))
-
-
 def plot_band(corpus: np.ndarray, nca: np.ndarray, bands: dict[str, tuple[float, float]], path: str | Path,
               title: str) -> Path:
     """Histograms of the corpus's window scores and the NCA rules' scores, with ``bands`` marked."""

@@ -90,21 +90,20 @@ def summarize(records: list[dict]) -> dict:
     out = {}
     for arm, runs in by_arm.items():
         losses = [_eval_loss(r) for r in runs]
+        first = runs[0]["prepretrain"]
         firsts = [r["prepretrain"] or {} for r in runs]
+        icls = [f.get("icl") or {} for f in firsts]
         s = {
             "kind": runs[0]["kind"], "band": runs[0]["band"], "seeds": [r["seed"] for r in runs],
             "final_val_loss": _stats(losses),
             "perplexity": _stats([math.exp(v) if v is not None and v < 700 else math.inf for v in losses]),
             "bpb": _stats([r["bpb"]["bits_per_byte"] for r in runs if r.get("bpb")]),
-            "prepretrain_tokens": runs[0]["prepretrain"]["tokens"] if runs[0]["prepretrain"] else 0,
+            "prepretrain_tokens": first["tokens"] if first else 0,
             "language_tokens": runs[0]["language"]["tokens"],
-            "first_stage_loss": _stats([f.get("val_loss") for f in firsts]) if runs[0]["prepretrain"] else None,
-            "first_stage_unigram_entropy": (_stats([f.get("val_unigram_entropy") for f in firsts])
-                                            if runs[0]["prepretrain"] else None),
-            "first_stage_icl": _stats([(f.get("icl") or {}).get("cell_acc") for f in firsts])
-            if any(f.get("icl") for f in firsts) else None,
-            "first_stage_icl_copy": _stats([(f.get("icl") or {}).get("copy_cell_acc") for f in firsts])
-            if any(f.get("icl") for f in firsts) else None,
+            "first_stage_loss": _stats([f.get("val_loss") for f in firsts]) if first else None,
+            "first_stage_unigram_entropy": _stats([f.get("val_unigram_entropy") for f in firsts]) if first else None,
+            "first_stage_icl": _stats([i.get("cell_acc") for i in icls]) if any(icls) else None,
+            "first_stage_icl_copy": _stats([i.get("copy_cell_acc") for i in icls]) if any(icls) else None,
             "train_seconds": _stats([r["train_seconds"] for r in runs]),
             "wall_seconds": _stats([r["wall_seconds"] for r in runs]),
         }

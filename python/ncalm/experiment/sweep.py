@@ -28,7 +28,8 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
@@ -151,8 +152,7 @@ def points(cfg: SweepConfig) -> list[Point]:
                                                            "ablations": [], "name": f"{cfg.name} scratch"})))
         grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
                 for c in grid]
-    first = len(out)
-    out += [Point(first + i, v, c) for i, (v, c) in enumerate(zip(_values(cfg), grid))]
+    out += [Point(i, v, c) for i, (v, c) in enumerate(zip(_values(cfg), grid), start=len(out))]
     return out
 
 
@@ -174,12 +174,10 @@ def parse_points(text: str, n: int) -> list[int]:
 
 def save_definition(cfg: SweepConfig, out: Path) -> None:
     """Write sweep.json, or check that the one in ``out`` describes the same points."""
-    path = out / SWEEP
-    if path.exists():
-        saved = SweepConfig.from_dict(read_json(path, what="definition of `ncalm sweep`")).to_dict()
-        check_same(saved, cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
+    if (out / SWEEP).exists():
+        check_same(load_definition(out).to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(path, cfg.to_dict())
+    write_json(out / SWEEP, cfg.to_dict())
 
 
 def load_definition(out: Path) -> SweepConfig:
@@ -219,35 +217,27 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     if jobs == 1:
         for k, p in enumerate(chosen):
             echo(f"point {p.index} ({k + 1}/{len(chosen)}): {json.dumps(p.values) if p.values else 'scratch'}")
-            run_point(replace_progress(p, progress), out, echo)
+            run_point(p if progress else replace(p, config=p.config.replace(progress=False)), out, echo)
         return
     # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    waiting, running, failed = list(chosen), {}, []
-    while waiting or running:
-        while waiting and len(running) < jobs:
-            p = waiting.pop(0)
-            log = open(out / f"{p.dir_name}.log", "a")
-            running[p.index] = (subprocess.Popen(point_command(out, p.index), stdout=log, stderr=subprocess.STDOUT,
-                                                 env=env), log, time.perf_counter())
-            echo(f"point {p.index}: started (log {out / f'{p.dir_name}.log'})")
-        time.sleep(0.5)
-        for index, (proc, log, t0) in list(running.items()):
-            if proc.poll() is not None:
-                log.close()
-                del running[index]
-                ok = proc.returncode == 0
-                failed += [] if ok else [index]
-                echo(f"point {index}: {'finished' if ok else f'failed (exit {proc.returncode})'} "
-                     f"after {time.perf_counter() - t0:.0f} s; {len(waiting) + len(running)} to go")
+    finished = itertools.count(1)
+
+    def run_child(p: Point) -> int:
+        log, t0 = out / f"{p.dir_name}.log", time.perf_counter()
+        echo(f"point {p.index}: started (log {log})")
+        with open(log, "a") as f:
+            code = subprocess.run(point_command(out, p.index), stdout=f, stderr=subprocess.STDOUT, env=env).returncode
+        echo(f"point {p.index}: {'finished' if code == 0 else f'failed (exit {code})'} "
+             f"after {time.perf_counter() - t0:.0f} s; {len(chosen) - next(finished)} to go")
+        return code
+
+    with ThreadPoolExecutor(jobs) as pool:  # threads that only wait for their child processes
+        failed = [p.index for p, code in zip(chosen, pool.map(run_child, chosen)) if code]
     if failed:
         raise RuntimeError(f"points {', '.join(map(str, failed))} failed: see {out}/point-NNN.log; "
                            f"rerun to continue them")
-
-
-def replace_progress(p: Point, progress: bool) -> Point:
-    return p if progress else Point(p.index, p.values, p.config.replace(progress=False))
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -267,8 +257,6 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
     pts = points(cfg)
     shared = pts[0].values == {}
     records = {p.index: finished_records(out / p.dir_name) if (out / p.dir_name).exists() else [] for p in pts}
-    scratch_of = {p.index: {r["seed"]: r for r in records[pts[0].index if shared else p.index] if r["kind"] == SCRATCH}
-                  for p in pts}
     rows, missing = [], []
     for p in pts:
         expected = len(cfg.seeds) * len(arms_of(p.config))
@@ -280,11 +268,10 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
         for r in records[p.index]:
             arms.setdefault(r["arm"], []).append(r)
         for arm, runs in arms.items():
-            ppl = [r["perplexity"] for r in runs]
             row = {"point": p.index, "values": p.values, "arm": arm, "label": _label(runs[0], "bands" in cfg.axes),
-                   "seeds": [r["seed"] for r in runs], "perplexity": _mean(ppl)}
-            if runs[0]["kind"] != SCRATCH:
-                base = scratch_of[p.index]
+                   "seeds": [r["seed"] for r in runs], "perplexity": _mean([r["perplexity"] for r in runs])}
+            if runs[0]["kind"] != SCRATCH:  # paired by seed with its point's scratch, or the shared one
+                base = {r["seed"]: r for r in records[0 if shared else p.index] if r["kind"] == SCRATCH}
                 change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1)
                           for r in runs if r["seed"] in base and _finite(r["perplexity"], base[r["seed"]]["perplexity"])]
                 if change:

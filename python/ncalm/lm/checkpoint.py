@@ -19,8 +19,10 @@ still load.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import struct
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ncalm.lm.safetensors_file import CheckpointError, save_safetensors  # noqa: F401  (re-exported)
+from ncalm.lm.hf import CheckpointError, read_hf, save_safetensors  # noqa: F401  (CheckpointError re-exported)
 
 MAGIC = b"NCALMCK1"  # the trailer of the earlier format
 TRAILER = struct.Struct("<8sQ32s")
@@ -55,7 +57,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         save_safetensors(tensors, tmp, {"format": FORMAT, "state": json.dumps(skeleton), "sha256": _ZEROS.decode()})
-        digest = _sha256(tmp).hexdigest()
+        digest = file_sha256(tmp).hexdigest()
         with open(tmp, "r+b") as f:
             header_len = struct.unpack("<Q", f.read(8))[0]
             (field,) = [m for m in _DIGEST.finditer(f.read(header_len)) if m.group(1) == _ZEROS]
@@ -65,8 +67,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)  # a failed save leaves no temporary
     _fsync_dir(path.parent)
     _remember(path, digest)
     return path
@@ -86,7 +87,7 @@ def verify_checkpoint(path: str | os.PathLike) -> tuple[str, dict | None]:
             f.seek(stat.st_size - TRAILER.size)
             magic, length, digest = TRAILER.unpack(f.read(TRAILER.size))
             if magic == MAGIC:
-                if length != stat.st_size - TRAILER.size or _sha256(path, length).digest() != digest:
+                if length != stat.st_size - TRAILER.size or file_sha256(path, length).digest() != digest:
                     raise CheckpointError(f"checkpoint {path} is corrupt (checksum mismatch)")
                 return digest.hex(), None
         f.seek(0)
@@ -116,7 +117,7 @@ def verify_checkpoint(path: str | os.PathLike) -> tuple[str, dict | None]:
     digest = field.group(1).decode()
     if _remembered(path, stat) != digest:
         zeroed = header[:field.start(1)] + _ZEROS + header[field.end(1):]
-        if _sha256(path, start=8 + header_len, head=prefix + zeroed).hexdigest() != digest:
+        if file_sha256(path, start=8 + header_len, head=prefix + zeroed).hexdigest() != digest:
             raise CheckpointError(f"checkpoint {path} is corrupt (checksum mismatch)")
         _remember(path, digest)
     return digest, meta
@@ -143,8 +144,6 @@ def load_weights(path: str | os.PathLike) -> dict:
     """A checkpoint's state without the optimizer, or the same keys (``model``, ``model_config``,
     ``tokenizer``) read from a Hugging Face Llama folder."""
     if Path(path).is_dir():
-        from ncalm.lm.hf import read_hf
-
         return read_hf(path)
     return load_checkpoint(path, skip=("optimizer",))
 
@@ -222,19 +221,15 @@ def _decode(obj, tensor):
     return {k: _decode(v, tensor) for k, v in obj.items()}
 
 
-def _sha256(path: Path, length: int | None = None, start: int = 0, head: bytes = b"") -> "hashlib._Hash":
+def file_sha256(path: Path, length: int | None = None, start: int = 0, head: bytes = b"") -> "hashlib._Hash":
     """SHA-256 of ``head`` + ``length`` bytes of the file from ``start`` (None: to the end)."""
     h = hashlib.sha256(head)
+    remaining = math.inf if length is None else length
     with open(path, "rb") as f:
         f.seek(start)
-        remaining = length
-        while remaining is None or remaining:
-            chunk = f.read(CHUNK if remaining is None else min(CHUNK, remaining))
-            if not chunk:
-                break
+        while remaining and (chunk := f.read(min(CHUNK, remaining))):
             h.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
+            remaining -= len(chunk)
     return h
 
 
@@ -245,10 +240,8 @@ def _stamp_path(path: Path) -> Path:
 def _remember(path: Path, digest: str) -> None:
     """Record that ``path`` as it is now hashes to ``digest`` (best effort: a read-only directory is fine)."""
     st = path.stat()
-    try:
+    with contextlib.suppress(OSError):
         _stamp_path(path).write_text(json.dumps([st.st_size, st.st_mtime_ns, st.st_ino, digest]))
-    except OSError:
-        pass
 
 
 def _remembered(path: Path, stat: os.stat_result) -> str | None:
@@ -262,13 +255,9 @@ def _remembered(path: Path, stat: os.stat_result) -> str | None:
 
 def _fsync_dir(directory: Path) -> None:
     # The rename is durable only once the directory entry is on disk.
-    try:
+    with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

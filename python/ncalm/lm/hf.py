@@ -17,7 +17,6 @@ from pathlib import Path
 import torch
 
 from ncalm.atomic_json import write_json
-from ncalm.lm.safetensors_file import CheckpointError, save_safetensors
 from ncalm.lm.config import ModelConfig
 
 WEIGHTS, INDEX, CONFIG = "model.safetensors", "model.safetensors.index.json", "config.json"
@@ -29,6 +28,22 @@ _LAYER = {"attn_norm.weight": "input_layernorm.weight", "mlp_norm.weight": "post
           "mlp.w1.weight": "mlp.gate_proj.weight", "mlp.w3.weight": "mlp.up_proj.weight",
           "mlp.w2.weight": "mlp.down_proj.weight"}
 _GLOBAL_FROM_HF, _LAYER_FROM_HF = ({v: k for k, v in d.items()} for d in (_GLOBAL, _LAYER))
+
+
+# Shared with ncalm.lm.checkpoint, which reads HF folders for --init and so imports this module.
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, truncated, corrupt or incompatible."""
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    """``safetensors.torch.save_file``, leaving the file's permissions to the umask as ``open`` does
+    (the library makes it readable by its owner only)."""
+    from safetensors.torch import save_file
+
+    path.touch()
+    mode = path.stat().st_mode
+    save_file(tensors, path, metadata=metadata)
+    os.chmod(path, mode)
 
 
 def hf_name(name: str) -> str:

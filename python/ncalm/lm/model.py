@@ -140,12 +140,6 @@ class LlamaLM(nn.Module):
             if module is block.attn.wo or module is block.mlp.w2:
                 nn.init.normal_(module.weight, mean=0.0, std=std / math.sqrt(2 * self.cfg.n_layer))
 
-    def num_parameters(self, non_embedding: bool = False) -> int:
-        n = sum(p.numel() for p in self.parameters())
-        if non_embedding:
-            n -= self.embed.weight.numel() + self.head.weight.numel()
-        return n
-
     def new_cache(self, batch_size: int, max_len: int, device=None, dtype=None) -> KVCache:
         """An empty :class:`KVCache` for ``batch_size`` sequences of up to ``max_len`` tokens."""
         ref = self.head.weight
@@ -179,9 +173,7 @@ class LlamaLM(nn.Module):
         logits = self.head(self.norm(x))
         if cache is not None:
             cache.length = start + T
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-100)
+        loss = None if targets is None else F.cross_entropy(logits.float().view(-1, logits.size(-1)),
+                                                            targets.reshape(-1), ignore_index=-100)
         return logits, loss
 

@@ -13,28 +13,19 @@ from typing import Callable, Sequence
 
 import torch
 
+from ncalm.settings import Settings, at_least, in_range, setting
+
 
 @dataclass(frozen=True)
-class SamplingConfig:
-    """Decoding settings. temperature 0 means greedy (argmax)."""
+class SamplingConfig(Settings):
+    """Decoding settings."""
 
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 256
-    stop: tuple[str, ...] = ()
-    batch_size: int = 16
-
-    def __post_init__(self) -> None:
-        if not self.temperature >= 0:
-            raise ValueError(f"temperature={self.temperature}: must be >= 0 (0 = greedy)")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p}: must be in (0, 1]")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens={self.max_new_tokens}: must be >= 1")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size={self.batch_size}: must be >= 1")
-        if any(not s for s in self.stop):
-            raise ValueError("stop: stop strings must be non-empty")
+    temperature: float = setting(0.0, "sampling temperature; 0 = greedy (argmax)", check=at_least(0))
+    top_p: float = setting(1.0, "nucleus sampling mass", check=in_range(0, 1, open_low=True))
+    max_new_tokens: int = setting(256, "tokens generated at most", check=at_least(1))
+    stop: tuple[str, ...] = setting((), "strings that end a completion",
+                                    check=lambda v: None if all(v) else "stop strings must be non-empty")
+    batch_size: int = setting(16, "sequences decoded together", check=at_least(1))
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float,
@@ -138,12 +129,7 @@ def generate_ids(model, prompts: Sequence[Sequence[int]], max_new_tokens: int = 
 
 def truncate_at_stop(text: str, stop: Sequence[str]) -> str:
     """`text` up to (not including) the earliest occurrence of any stop string."""
-    cut = len(text)
-    for s in stop:
-        at = text.find(s)
-        if at != -1:
-            cut = min(cut, at)
-    return text[:cut]
+    return text[:min((text.find(s) for s in stop if s in text), default=len(text))]
 
 
 def stop_check(tokenizer, stop: Sequence[str]) -> Callable[[list[int]], bool]:

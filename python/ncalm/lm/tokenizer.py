@@ -23,7 +23,14 @@ TOKENIZER_FILE = "tokenizer.json"
 EOS_TEXT = "<|endoftext|>"
 
 
-class ByteTokenizer:
+class _SavedAsHF:
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Write ``directory/tokenizer.json`` (:meth:`to_hf_json`, which HF's libraries read)."""
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        return write_text(Path(directory) / TOKENIZER_FILE, self.to_hf_json())
+
+
+class ByteTokenizer(_SavedAsHF):
     """UTF-8 bytes as ids 0..255 and an end-of-text id 256."""
 
     kind = "byte"
@@ -56,9 +63,6 @@ class ByteTokenizer:
                       "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
                       "ignore_merges": False, "vocab": _BYTE_VOCAB, "merges": []}})
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        return _write(directory, self.to_hf_json())
-
 
 def _byte_vocab() -> dict[str, int]:
     # GPT-2's bytes_to_unicode: the printable stand-in of each byte that HF's ByteLevel
@@ -81,7 +85,7 @@ def _import_tokenizers():
     return tokenizers
 
 
-class BPETokenizer:
+class BPETokenizer(_SavedAsHF):
     """Byte-level BPE from the `tokenizers` library, trained locally (no downloads)."""
 
     kind = "bpe"
@@ -131,9 +135,6 @@ class BPETokenizer:
     def to_hf_json(self) -> str:
         return self._tok.to_str()
 
-    def save(self, directory: str | os.PathLike) -> Path:
-        return _write(directory, self.to_hf_json())
-
 
 Tokenizer = ByteTokenizer | BPETokenizer
 
@@ -182,8 +183,3 @@ def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: in
             raise ValueError("a BPE tokenizer needs training texts")
         return BPETokenizer.train(texts, vocab_size)
     raise ValueError(f"tokenizer must be 'byte' or 'bpe', got {kind!r}")
-
-
-def _write(directory, text: str) -> Path:
-    Path(directory).mkdir(parents=True, exist_ok=True)
-    return write_text(Path(directory) / TOKENIZER_FILE, text)

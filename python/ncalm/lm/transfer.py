@@ -15,7 +15,7 @@ import re
 
 import torch
 
-from ncalm.lm.checkpoint import CheckpointError
+from ncalm.lm.checkpoint import load_state_strict
 from ncalm.lm.model import LlamaLM
 from ncalm.lm.config import TransferConfig
 
@@ -43,12 +43,7 @@ def select(names: list[str], spec: str, n_layer: int) -> set[str]:
         if not 0 <= lo <= hi < n_layer:
             raise ValueError(f"layer range {layers!r} in {spec!r} is outside 0-{n_layer - 1}")
     pattern = re.compile(r"layers\.(\d+)\." + PARTS[part])
-    out = set()
-    for name in names:
-        m = pattern.match(name)
-        if m and lo <= int(m.group(1)) <= hi:
-            out.add(name)
-    return out
+    return {name for name in names if (m := pattern.match(name)) and lo <= int(m[1]) <= hi}
 
 
 def select_all(names: list[str], specs: list[str], n_layer: int) -> set[str]:
@@ -70,25 +65,15 @@ def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfi
     reinit = select_all(list(params), cfg.reinit, model.cfg.n_layer)
     if not cfg.keep_embeddings:
         reinit |= set(TOKEN_SPACE)
-    extra = sorted(set(source) - set(params))
-    if extra:
-        raise CheckpointError(f"{origin}: tensor {extra[0]!r} has no counterpart in the model")
-    copied = []
-    with torch.no_grad():
-        for name, p in params.items():
-            if name in reinit:
-                continue
-            if name not in source:
-                raise CheckpointError(f"{origin}: missing tensor {name!r}")
-            t = source[name]
-            if tuple(t.shape) != tuple(p.shape):
-                raise CheckpointError(f"{origin}: tensor {name!r} has shape {tuple(t.shape)}, "
-                                      f"the model expects {tuple(p.shape)}")
-            p.copy_(t.to(dtype=p.dtype, device=p.device))
-            copied.append(name)
-        if not cfg.keep_embeddings and cfg.token_init == "torch":
-            model.embed.reset_parameters()  # N(0, 1)
-            model.head.reset_parameters()   # Kaiming-uniform
+    # The re-initialised tensors keep their fresh values; load_state_strict names a missing, extra or
+    # mis-shaped tensor among the rest.
+    tensors = {name: p.detach() for name, p in params.items() if name in reinit}
+    tensors.update((name, t) for name, t in source.items() if name not in reinit)
+    load_state_strict(model, tensors, origin)
+    copied = [name for name in params if name not in reinit]
+    if not cfg.keep_embeddings and cfg.token_init == "torch":
+        model.embed.reset_parameters()  # N(0, 1)
+        model.head.reset_parameters()   # Kaiming-uniform
     frozen = freeze(model, cfg.freeze)
     return {"copied": copied, "reinitialized": sorted(reinit), "frozen": sorted(frozen)}
 

@@ -97,11 +97,7 @@ class NCAConfig(Settings):
         return math.ceil((self.seq_len + 1) / self.frame_len)
 
     def core_dict(self) -> dict[str, Any]:
-        """The form ncalm._core.Config takes."""
-        return {
-            "height": self.grid, "width": self.grid, "colors": self.colors, "patch": self.patch,
-            "burn_in": self.burn_in, "dT": self.dT, "temperature": self.temperature,
-            "identity_bias": self.identity_bias, "seq_len": self.seq_len, "band": self.band,
-            "colour_wrap": self.colour_wrap, "score_frames": self.score_frames,
-            "max_attempts": self.max_attempts,
-        }
+        """The form ncalm._core.Config takes: these fields, the square grid as its height and width."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["height"] = d["width"] = d.pop("grid")
+        return d

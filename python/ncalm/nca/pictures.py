@@ -50,13 +50,9 @@ def tile(grids: np.ndarray, scale: int = 8, gap: int = 2) -> np.ndarray:
 
 
 def _lut(colors: int) -> np.ndarray:
-    """(colors + 1, 3) uint8: the state colours, then the separator at index `colors`."""
+    """(colors + 1, 3) uint8: the state colours, then the separator at index `colors`, which is also index -1
+    (the separator of a tiled image): ``_lut(colors)[image]`` is the image in RGB."""
     return np.vstack([palette(colors), np.asarray(GAP_RGB, dtype=np.uint8)])
-
-
-def to_rgb(index_image: np.ndarray, colors: int) -> np.ndarray:
-    """Index image (-1 = separator) -> (h, w, 3) uint8."""
-    return _lut(colors)[np.where(index_image < 0, colors, index_image)]
 
 
 def save_strip(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8, gap: int = 2) -> Path:
@@ -65,7 +61,7 @@ def save_strip(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8,
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_rgb(tile(grids, scale, gap), colors)).save(path)
+    Image.fromarray(_lut(colors)[tile(grids, scale, gap)]).save(path)
     return path
 
 

@@ -20,11 +20,10 @@ class MetricsLog:
     def __init__(self, path: str | os.PathLike, resume_step: int | None = None, enabled: bool = True,
                  tracking: tuple[str, ...] | list[str] = (), config: dict | None = None):
         self.path, self.enabled = Path(path), enabled
-        self._trackers: list = []
+        self._trackers = [_tracker(name, self.path.parent, resume_step is not None, config or {})
+                          for name in tracking] if enabled else []
         if not enabled:
             return
-        for name in tracking:
-            self._trackers.append(_tracker(name, self.path.parent, resume_step is not None, config or {}))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None:
             self.path.write_text("")
@@ -77,9 +76,7 @@ def _tracker(name: str, out: Path, resumed: bool, config: dict):
     return log
 
 
-def read_metrics(path: str | os.PathLike) -> list[dict]:
-    """All records of a metrics.jsonl file, less a last line torn by a killed run."""
-    return read_jsonl(path)
+read_metrics = read_jsonl  # all records of a metrics.jsonl file, less a last line torn by a killed run
 
 
 def val_curve(records: list[dict]) -> list[tuple[int, float]]:
@@ -88,8 +85,6 @@ def val_curve(records: list[dict]) -> list[tuple[int, float]]:
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit="step")
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit="step", disable=not enabled)

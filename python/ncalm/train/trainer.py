@@ -228,12 +228,10 @@ def train(cfg: StageConfig, resume_hint: str = "rerun with --resume to continue"
         torch.set_num_threads(cfg.run.threads)
     owned = not torch.distributed.is_initialized()
     d = distributed.setup(cfg.run.device)
-    try:
-        with contextlib.ExitStack() as held:
-            return _train(cfg, d, resume_hint, held)
-    finally:
-        if owned:
-            distributed.teardown()
+    with contextlib.ExitStack() as held:
+        if owned:  # the process group is left last, after everything _train holds
+            held.callback(distributed.teardown)
+        return _train(cfg, d, resume_hint, held)
 
 
 def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contextlib.ExitStack) -> dict:
@@ -320,17 +318,18 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             best_path.unlink()
             last["best_val_loss"] = None
 
+    def weights(**more) -> dict:  # what --init reads (best.pt holds only this), and more
+        return {"model": model.state_dict(), "model_config": mc.to_dict(), "spec": spec,
+                "tokenizer": tokenizer.to_dict() if tokenizer else None, "step": step,
+                "tokens": step * tokens_per_step, **more}
+
     def save() -> None:
         if d.is_main:
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "model_config": mc.to_dict(), "spec": spec,
-                "tokenizer": tokenizer.to_dict() if tokenizer else None,
-                "step": step, "total_steps": total, "tokens": step * tokens_per_step,
-                "micro_batch": step * cfg.optim.grad_accum, "elapsed_s": elapsed,
-                "schedule": {"kind": "warmup_cosine", "step": step, "total": total},
-                "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},
-                "transfer": transfer_report, "init": cfg.model.init, **last})
+            save_checkpoint(ckpt_path, weights(
+                optimizer=optimizer.state_dict(), total_steps=total, micro_batch=step * cfg.optim.grad_accum,
+                elapsed_s=elapsed, schedule={"kind": "warmup_cosine", "step": step, "total": total},
+                rng={"torch": torch.get_rng_state(), "python": random.getstate()}, transfer=transfer_report,
+                init=cfg.model.init, **last))
         d.barrier()
 
     def run_eval() -> None:
@@ -340,10 +339,7 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             best = last["best_val_loss"]
             if cfg.run.keep_best and math.isfinite(last["val_loss"]) and (best is None or last["val_loss"] < best):
                 last["best_val_loss"] = last["val_loss"]
-                save_checkpoint(best_path, {  # the weights only: what --init reads
-                    "model": model.state_dict(), "model_config": mc.to_dict(), "spec": spec,
-                    "tokenizer": tokenizer.to_dict() if tokenizer else None, "step": step,
-                    "tokens": step * tokens_per_step, "val_loss": last["val_loss"]})
+                save_checkpoint(best_path, weights(val_loss=last["val_loss"]))
 
     if step == 0 and cfg.run.eval_every:
         run_eval()
@@ -388,22 +384,19 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
                                "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": tps, "elapsed_s": elapsed,
                                **window})
                 window = {"step_s": 0.0, "data_wait_s": 0.0}
-                if bar is not None:
-                    bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
+                bar.set_postfix(loss=f"{last['train_loss']:.4f}", tok_s=f"{tps:,.0f}")
                 if not math.isfinite(last["train_loss"]) and d.is_main and not diverged:
                     diverged = True  # said once: the run goes on (its metrics show it), but the user should know now
                     print(f"warning: the training loss is {last['train_loss']} at step {step}: the run has diverged; "
                           f"a lower learning rate, gradient clipping or fp32 precision may help", file=sys.stderr)
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
             if (cfg.run.eval_every and step % cfg.run.eval_every == 0) or step == total:
                 run_eval()
             if (cfg.run.ckpt_every and step % cfg.run.ckpt_every == 0) or step == stop or interrupt.requested:
                 save()
             if interrupt.requested:
                 break
-    if bar is not None:
-        bar.close()
+    bar.close()
     # Also a Ctrl-C during the last step, its evaluation or its checkpoint: the caller
     # (e.g. an experiment about to start its next stage) must stop too. The checkpoint
     # is complete either way; resuming continues from it (or finds the run finished).
@@ -423,6 +416,6 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         "val_unigram_entropy": unigram_entropy(val) if val else None,
         "elapsed_s": elapsed, "tokens_per_s": step * tokens_per_step / elapsed if elapsed else None,
         **timing,  # this call's steps only (elapsed_s also counts the steps before a resume)
-        "n_params": model.num_parameters(), "model_config": mc.to_dict(),
+        "n_params": mc.n_params(), "model_config": mc.to_dict(),
         "tokenizer": tokenizer.kind if tokenizer else None, "rank": d.rank, "world": d.world,
     }

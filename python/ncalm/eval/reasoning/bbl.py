@@ -122,8 +122,7 @@ def evaluate(model, tokenizer, tasks: dict[str, list[dict]], shots: dict[str, li
                      "accuracy": right / scored if scored else math.nan,
                      "chance": chance / scored if scored else math.nan}
     done = [t for t in out.values() if t["examples"]]
-    mean = {"accuracy": sum(t["accuracy"] for t in done) / len(done) if done else math.nan,
-            "chance": sum(t["chance"] for t in done) / len(done) if done else math.nan}
+    mean = {key: sum(t[key] for t in done) / len(done) if done else math.nan for key in ("accuracy", "chance")}
     return {"tasks": out, "mean": mean}
 
 

@@ -78,24 +78,17 @@ def _normalize(number: str) -> str:
     return number.replace(",", "").replace("$", "").rstrip(".")
 
 
-def _marked(text: str) -> str | None:
-    """The number after `#### `, sign included, or None."""
+def strict_answer(text: str) -> str | None:
+    """Strict match: only the number after `#### `, sign included (what the reference's stop string '####'
+    asks for), or None."""
     final = _FINAL.search(text)
     return _normalize(final.group(1) + final.group(2)) if final else None
 
 
 def extract_answer(text: str) -> str | None:
     """The number after `#### `, else the last number in `text`, else None."""
-    marked = _marked(text)
-    if marked is not None:
-        return marked
-    numbers = _NUMBER.findall(text)
-    return _normalize(numbers[-1]) if numbers else None
-
-
-def strict_answer(text: str) -> str | None:
-    """Strict match: only the number after `#### ` (what the reference's stop string '####' asks for)."""
-    return _marked(text)
+    marked = strict_answer(text)
+    return marked if marked is not None else flexible_answer(text)
 
 
 def flexible_answer(text: str) -> str | None:
@@ -106,7 +99,7 @@ def flexible_answer(text: str) -> str | None:
 
 def gold_answer(answer: str) -> str:
     """The reference number of a GSM8K solution (its `#### N` line)."""
-    marked = _marked(answer)
+    marked = strict_answer(answer)
     if marked is None:
         raise ValueError(f"GSM8K answer has no '#### N' line: {answer[-60:]!r}")
     return marked

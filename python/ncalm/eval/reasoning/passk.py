@@ -34,7 +34,4 @@ def mean_pass_at_k(counts: Iterable[tuple[int, int]], ks: Sequence[int]) -> dict
     counts = list(counts)
     if not counts:
         raise ValueError("counts is empty: pass@k needs at least one problem")
-    result = {}
-    for k in ks:
-        result[k] = sum(pass_at_k(n, c, k) for n, c in counts) / len(counts)
-    return result
+    return {k: sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) for k in ks}

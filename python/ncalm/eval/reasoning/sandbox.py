@@ -22,6 +22,7 @@ root most of the isolation is missing; isolation_warning() says so.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -38,6 +39,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
+from ncalm.settings import Settings, at_least, positive, setting
+
 _RUNNER = Path(__file__).with_name("trusted_runner.py")
 # A fresh uid per run: the process limit then counts only that run's
 # processes (parallel runs cannot starve each other), and every leftover
@@ -48,21 +51,14 @@ _PROBE = "import collections, hashlib, json, math, re, string, typing"
 
 
 @dataclass(frozen=True)
-class Limits:
+class Limits(Settings):
     """Resource limits for one program run."""
 
-    timeout_s: float = 5.0
-    memory_bytes: int = 1 << 30
-    max_processes: int = 16
-    scratch_bytes: int = 16 << 20  # written in all (without root: to each file)
-    scratch_files: int = 256
-
-    def __post_init__(self) -> None:
-        if not self.timeout_s > 0:
-            raise ValueError(f"timeout_s={self.timeout_s}: must be > 0 seconds")
-        for name in ("memory_bytes", "max_processes", "scratch_bytes", "scratch_files"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+    timeout_s: float = setting(5.0, "wall-clock seconds", check=positive)
+    memory_bytes: int = setting(1 << 30, "address space", check=at_least(1))
+    max_processes: int = setting(16, "processes of its user id", check=at_least(1))
+    scratch_bytes: int = setting(16 << 20, "bytes written in all (without root: to each file)", check=at_least(1))
+    scratch_files: int = setting(256, "files in the scratch", check=at_least(1))
 
 
 @dataclass(frozen=True)
@@ -139,10 +135,8 @@ def _pids_of(uid: int) -> list[int]:
 
 
 def _kill_all(pgid: int, uid: int | None) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     if uid is None or uid < _UID_BASE:
         return  # a shared uid (nobody) may belong to other runs: group kill only
     # Children that left the process group (setsid) are still ours by uid.
@@ -151,10 +145,8 @@ def _kill_all(pgid: int, uid: int | None) -> None:
         if not pids:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.01)
 
 
@@ -213,15 +205,12 @@ def run_program(source: str, limits: Limits = Limits(), python: str | None = Non
                                 start_new_session=True, close_fds=True)
         try:
             out, err = proc.communicate(request, timeout=limits.timeout_s)
-            timed_out = False
         except subprocess.TimeoutExpired:
-            timed_out = True
+            _kill_all(proc.pid, uid)
+            proc.communicate()
+            return ExecResult("timed out", f"timed out after {limits.timeout_s:g} s", time.monotonic() - start, None)
         _kill_all(proc.pid, uid)
-        if timed_out:
-            out, err = proc.communicate()
         elapsed = time.monotonic() - start
-        if timed_out:
-            return ExecResult("timed out", f"timed out after {limits.timeout_s:g} s", elapsed, None)
         try:
             verdict = json.loads(out.decode().splitlines()[-1])
         except (IndexError, ValueError):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -42,10 +43,6 @@ class TaskSpec:
         return self.max_new_bytes if tokenizer.kind == "byte" else self.max_new_bytes // BYTES_PER_TOKEN
 
 
-def _first(items: list, limit: int | None) -> list:
-    return items if limit is None else items[:limit]
-
-
 def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
     """GSM8K test problems; demonstrations are the first `shots` train examples."""
     test = gsm8k.load(data, "test")
@@ -56,19 +53,15 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
             print(f"warning: --shots {shots}: the GSM8K train split has only {len(demos)} examples; "
                   f"prompting with {len(demos)} demonstrations", file=sys.stderr)
     items = [Item(f"test/{i}", "gsm8k", gsm8k.few_shot_prompt(demos, e.question), e)
-             for i, e in enumerate(_first(test, limit))]
+             for i, e in enumerate(test[:limit])]
 
     def score(item: Item, completions: Sequence[str]) -> list[dict]:
         gold = gsm8k.gold_answer(item.reference.answer)
-        out = []
-        for c in completions:
-            answer = gsm8k.extract_answer(c)
-            # "correct" (#### else the last number) as before; strict and flexible are reported apart.
-            out.append({"completion": c, "answer": answer, "gold": gold,
-                        "correct": gsm8k.same_number(answer, gold),
-                        "strict": gsm8k.same_number(gsm8k.strict_answer(c), gold),
-                        "flexible": gsm8k.same_number(gsm8k.flexible_answer(c), gold)})
-        return out
+        # "correct" (#### else the last number) as before; strict and flexible are reported apart.
+        return [{"completion": c, "answer": (answer := gsm8k.extract_answer(c)), "gold": gold,
+                 "correct": gsm8k.same_number(answer, gold),
+                 "strict": gsm8k.same_number(gsm8k.strict_answer(c), gold),
+                 "flexible": gsm8k.same_number(gsm8k.flexible_answer(c), gold)} for c in completions]
 
     return TaskSpec(items, gsm8k.STOP, GSM8K_BYTES, score)
 
@@ -76,7 +69,7 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
 def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers: int,
                    python: str | None) -> TaskSpec:
     """HumanEval problems; completions run in the sandbox."""
-    problems = _first(humaneval.load_problems(data), limit)
+    problems = humaneval.load_problems(data)[:limit]
     warning = isolation_warning()
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
@@ -96,19 +89,16 @@ def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: boo
     """BBH examples, interleaved across subtasks so a --limit covers all of them."""
     by_task = bbh.load(data, tasks)
     queues = []
+    if cot and (data is None or not Path(data).is_dir()):
+        raise ValueError("--bbh-cot needs --data DIR holding cot-prompts/<task>.txt")
     for name, examples in by_task.items():
-        if cot:
-            if data is None or not Path(data).is_dir():
-                raise ValueError("--bbh-cot needs --data DIR holding cot-prompts/<task>.txt")
-            demos = bbh.load_cot_prompt(Path(data) / "cot-prompts" / f"{name}.txt")
-            queues.append([Item(f"{name}/{i}", name, bbh.cot_prompt(demos, e.input), e)
-                           for i, e in enumerate(examples)])
-        else:
-            if len(examples) <= shots:
-                raise ValueError(f"--shots {shots}: BBH task {name} has only {len(examples)} examples")
-            demos = examples[:shots]
-            queues.append([Item(f"{name}/{i}", name, bbh.direct_prompt(demos, e.input), e)
-                           for i, e in enumerate(examples) if i >= shots])
+        if cot:  # the published demonstrations; every example is scored
+            prompt, first = partial(bbh.cot_prompt, bbh.load_cot_prompt(Path(data) / "cot-prompts" / f"{name}.txt")), 0
+        elif len(examples) <= shots:
+            raise ValueError(f"--shots {shots}: BBH task {name} has only {len(examples)} examples")
+        else:  # the first examples are the demonstrations
+            prompt, first = partial(bbh.direct_prompt, examples[:shots]), shots
+        queues.append([Item(f"{name}/{i}", name, prompt(e.input), e) for i, e in enumerate(examples) if i >= first])
     longest = max(len(q) for q in queues)
     items = [q[i] for i in range(longest) for q in queues if i < len(q)]
 
@@ -117,5 +107,5 @@ def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: boo
                  "target": item.reference.target, "correct": bbh.is_correct(c, item.reference, cot)}
                 for c in completions]
 
-    return TaskSpec(_first(items, limit), bbh.STOP if cot else bbh.DIRECT_STOP,
+    return TaskSpec(items[:limit], bbh.STOP if cot else bbh.DIRECT_STOP,
                     BBH_COT_BYTES if cot else BBH_BYTES, score)
