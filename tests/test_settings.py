@@ -104,3 +104,15 @@ def test_switches_and_their_dotted_form():
 
     args = build_parser("prepretrain").parse_args(["prepretrain", "--no-progress", "--data.nca.colour_wrap", "false"])
     assert flag_values(args) == {"run": {"progress": False}, "data": {"nca": {"colour_wrap": False}}}
+
+
+def test_a_rename_inside_a_table_is_named_by_its_whole_dotted_key(capsys, monkeypatch):
+    import ncalm.settings as settings
+
+    monkeypatch.setattr(settings, "_warned", set())
+    ExperimentConfig.from_dict({"language": {"max_tokens": 3}, "prepretrain": {"data": {"dyck_k": 3}}})
+    err = capsys.readouterr().err
+    assert "'language.max_tokens' is now 'language.run.tokens'" in err
+    assert "'prepretrain.data.dyck_k' is now 'prepretrain.data.dyck.k'" in err
+    with pytest.raises(SettingError, match=r"^data.dyck_k: is the old name of 'data.dyck.k', which is given too"):
+        StageConfig.from_dict({"data": {"dyck_k": 3, "dyck": {"k": 4}}})

@@ -238,7 +238,7 @@ class Settings:
         """An instance from a nested dict; unknown keys and bad values name their dotted key."""
         if not isinstance(d, dict) and cls.SHORTHAND is None:
             raise SettingError(prefix, f"must be a table of settings, got {d!r}")
-        d = canonical(cls, d)
+        d = canonical(cls, d, prefix)
         known = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in known:
@@ -285,15 +285,20 @@ def _has(d: dict, dotted: str) -> bool:
     return True
 
 
-def canonical(cls: type, d: Any) -> Any:
+def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     """``d`` in today's layout for ``cls``: renamed keys moved (``RENAMED``), plain values for a
-    table expanded (``SHORTHAND``), all the way down; so that layers merge key by key."""
+    table expanded (``SHORTHAND``), all the way down; so that layers merge key by key. ``prefix``:
+    the dotted key of ``d``'s table, for the notes and errors."""
     given, d = d, _whole(cls, d)
     if not isinstance(d, dict):
         return d
     hints = typing.get_type_hints(cls)
-    return {k: canonical(hints[k], v) if k in hints and _is_table(hints[k]) else v
-            for k, v in renamed(cls, d, given).items()}
+    return {k: canonical(hints[k], v, _dotted(prefix, k)) if k in hints and _is_table(hints[k]) else v
+            for k, v in renamed(cls, d, given, prefix).items()}
+
+
+def _dotted(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
 
 
 def _whole(cls: type, d: Any) -> Any:
@@ -308,7 +313,7 @@ def _whole(cls: type, d: Any) -> Any:
     return {k: _whole(hints[k], v) if k in hints and _is_table(hints[k]) else v for k, v in d.items()}
 
 
-def renamed(cls: type, d: dict, given: Any = None) -> dict:
+def renamed(cls: type, d: dict, given: Any = None, prefix: str = "") -> dict:
     """``d`` with the keys that ``cls.RENAMED`` lists moved to their new dotted place (said once).
     A key given under both names in ``given`` (the input, before whole tables became dicts) is refused."""
     if not cls.RENAMED:
@@ -322,8 +327,9 @@ def renamed(cls: type, d: dict, given: Any = None) -> dict:
         if isinstance(node, dict) and last in node:
             value = node.pop(last)
             if _has(d if given is None else given, new):
-                raise SettingError(old, f"is the old name of '{new}', which is given too: keep one of them")
-            note_renamed(old, new)
+                raise SettingError(_dotted(prefix, old),
+                                   f"is the old name of '{_dotted(prefix, new)}', which is given too: keep one of them")
+            note_renamed(_dotted(prefix, old), _dotted(prefix, new))
             d = merge(d, nested(new, value))
     return d
 

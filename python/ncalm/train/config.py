@@ -112,7 +112,7 @@ class StageConfig(Settings):
 
     @classmethod
     def from_dict(cls, d, prefix: str = ""):
-        d = canonical(cls, d)
+        d = canonical(cls, d, prefix)
         run = d.get("run") if isinstance(d, dict) else None
         if isinstance(run, dict) and "eval_batches" in run:
             # Before data.val_sequences the validation set was eval_batches batches of optim.batch_size
