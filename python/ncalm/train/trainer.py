@@ -51,7 +51,7 @@ def _source_and_tokenizer(cfg: StageConfig, d: distributed.Dist, tokenizer, out:
         # One rank trains the BPE tokenizer; the others read it, so all share one vocabulary.
         if d.is_main:
             try:
-                source, tokenizer = build_source(cfg.data, None, str(d.device))
+                source, tokenizer = build_source(cfg.data, None, str(d.device), cfg.run.progress)
                 tokenizer.save(out)
             except Exception as exc:
                 d.share_error(f"{type(exc).__name__}: {exc}")
@@ -62,7 +62,7 @@ def _source_and_tokenizer(cfg: StageConfig, d: distributed.Dist, tokenizer, out:
         if error:
             raise ValueError(f"rank 0 could not make the BPE tokenizer: {error}")
         tokenizer = load_tokenizer(out)
-    return build_source(cfg.data, tokenizer, str(d.device))
+    return build_source(cfg.data, tokenizer, str(d.device), cfg.run.progress and d.is_main)
 
 
 def _kept_tokenizer(cfg: StageConfig, init_state: dict):
@@ -123,7 +123,8 @@ MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir",
               "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
               "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
               "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
-              "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device")
+              "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device",
+              "config.data.text.cache")
 
 
 def run_spec(cfg: StageConfig, precision: str, d: distributed.Dist, data: dict) -> dict:

@@ -1,0 +1,135 @@
+"""A text corpus is tokenized once into the token cache (ncalm.data.cache), then memory-mapped.
+
+The reference is the in-memory path it replaced: corpus.documents, make_tokenizer
+(BPE trained on the training documents), encode_documents.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ncalm.data import cache, tokenize as tk
+from ncalm.data.config import DataConfig, TextConfig
+from ncalm.data.corpus import documents
+from ncalm.data.tokens import encode_documents, language_source
+from ncalm.lm.tokenizer import BPETokenizer, make_tokenizer
+from ncalm.train.sources import build_source
+
+
+def _corpus(root, n_files: int):
+    """Files with non-ASCII text, a literal end-of-text string, an empty and a non-UTF-8 file, and one
+    long file that the writer cuts into several chunks."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n_files):
+        (root / f"f{i:02d}.txt").write_text(f"file {i}: héllo wörld ✓ <|endoftext|> x = {i} * 2\n" * (3 + i % 7))
+    (root / "long.py").write_text("".join(f"def f{i}(x):\n    return x + {i}  # ünïcode\n\n" for i in range(400)))
+    (root / "empty.txt").write_text("")
+    (root / "latin1.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    return root
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(cache, "CHUNK_BYTES", 1024)  # long documents cut, several chunks, a pool of workers
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+@pytest.mark.parametrize("kind", ["byte", "bpe"])
+@pytest.mark.parametrize("n_files", [40, 2])  # held-out files; too few files: each file's tail
+def test_cached_tokens_are_the_in_memory_encoding(tmp_path, small_chunks, kind, n_files):
+    src = _corpus(tmp_path / "c", n_files)
+    caps = dict(val_percent=10, max_bytes=12_000, max_val_bytes=3_000)
+    source, tok = language_source(str(src), seq_len=16, tokenizer_kind=kind, bpe_vocab=300, **caps)
+    train, val = documents(str(src), **caps)
+    ref_tok = make_tokenizer(kind, train, 300)
+    assert tok.to_dict() == ref_tok.to_dict()
+    assert np.array_equal(source.train, encode_documents(train, ref_tok))
+    assert np.array_equal(source.val, encode_documents(val, ref_tok))
+    assert isinstance(source.train, np.memmap)
+    # The run's data identity is what the in-memory path gave: resumes of runs before the cache still match.
+    assert source.describe() == {"kind": "text", "seq_len": 16, "seed": 0, "train_tokens": len(source.train),
+                                 "val_tokens": len(source.val), "data": str(src), "tokenizer": kind,
+                                 "train_documents": len(train), "val_documents": len(val), "val_percent": 10,
+                                 "max_bytes": 12_000}
+
+
+def _text(src, **kw) -> DataConfig:
+    return DataConfig(kind="text", seq_len=16, text=TextConfig(source=str(src), val_percent=10, **kw))
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("tokenized or read the corpus again")
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+def test_a_second_start_tokenizes_nothing_and_a_change_tokenizes_anew(tmp_path, monkeypatch):
+    src = _corpus(tmp_path / "c", 20)
+    data = _text(src, tokenizer="bpe", bpe_vocab=300, cache=str(tmp_path / "cache"))
+    first, tok = build_source(data, progress=False)
+    (folder,) = (tmp_path / "cache").iterdir()
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    with monkeypatch.context() as m:  # no reading, no BPE training, no encoding, no writing
+        for where, name in ((cache, "documents"), (cache, "tokenize"), (tk.Encoder, "encode"),
+                            (BPETokenizer, "train")):
+            m.setattr(where, name, _refuse)
+        again, tok2 = build_source(data, progress=False)
+        resumed, tok3 = build_source(data, tokenizer=tok, progress=False)  # a resume passes its tokenizer
+    assert np.array_equal(again.train, first.train) and tok2.to_dict() == tok.to_dict() == tok3.to_dict()
+    assert np.array_equal(resumed.val, first.val)
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+    # A changed setting or source file is another folder, tokenized anew.
+    build_source(_text(src, tokenizer="bpe", bpe_vocab=320, cache=str(tmp_path / "cache")), progress=False)
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+    (src / "f03.txt").write_text("changed\n")
+    changed, _ = build_source(data, progress=False)
+    assert len(list((tmp_path / "cache").iterdir())) == 3
+    train, val = documents(str(src), val_percent=10)
+    assert np.array_equal(changed.train, encode_documents(train, make_tokenizer("bpe", train, 300)))
+
+
+def test_the_cache_folder_follows_the_setting_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("NCALM_CACHE", str(tmp_path / "env"))
+    assert cache.cache_root() == tmp_path / "env" / "tokens"
+    assert cache.cache_root(str(tmp_path / "set")) == tmp_path / "set"
+    monkeypatch.delenv("NCALM_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_root() == tmp_path / "home" / ".cache" / "ncalm" / "tokens"
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+def test_an_interrupted_tokenization_is_never_read(tmp_path, monkeypatch, small_chunks):
+    src = _corpus(tmp_path / "c", 20)
+    data = _text(src, cache=str(tmp_path / "cache"))
+    calls = []
+
+    def dies(self, pieces, dtype):  # killed after a first chunk (in each worker process)
+        if calls:
+            raise OSError(28, "No space left on device")
+        calls.append(1)
+        return encode(self, pieces, dtype)
+
+    encode = tk.Encoder.encode
+    with monkeypatch.context() as m, pytest.raises(OSError, match="No space"):
+        m.setattr(tk.Encoder, "encode", dies)
+        build_source(data, progress=False)
+    (folder,) = (tmp_path / "cache").iterdir()
+    assert not (folder / "meta.json").exists()  # written last: this folder is unfinished
+    source, tok = build_source(data, progress=False)
+    train, val = documents(str(src), val_percent=10)
+    assert np.array_equal(source.train, encode_documents(train, tok))
+    assert np.array_equal(source.val, encode_documents(val, tok))
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+def test_a_given_tokenizer_is_kept(tmp_path):
+    """A resumed run (or one keeping an init checkpoint's embeddings) encodes with its own tokenizer,
+    whatever BPE this corpus would train."""
+    src = _corpus(tmp_path / "c", 20)
+    other = make_tokenizer("bpe", ["zzz yyy xxx " * 50, "another corpus entirely"], 280)
+    data = _text(src, tokenizer="bpe", bpe_vocab=300, cache=str(tmp_path / "cache"))
+    source, tok = build_source(data, tokenizer=other, progress=False)
+    assert tok.to_dict() == other.to_dict()
+    train, val = documents(str(src), val_percent=10)
+    assert np.array_equal(source.train, encode_documents(train, other))
+    assert source.vocab_size == other.vocab_size
