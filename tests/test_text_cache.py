@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from ncalm.data import cache, tokenize as tk
 from ncalm.data.config import DataConfig, TextConfig
-from ncalm.data.corpus import documents
+from ncalm.data.corpus import documents, validation_documents
 from ncalm.data.tokens import encode_documents, language_source
+from ncalm.eval.bpb import evaluate_lm, evaluate_text
+from ncalm.lm.model import LlamaLM, model_config
 from ncalm.lm.tokenizer import BPETokenizer, make_tokenizer
 from ncalm.train.sources import build_source
 
@@ -133,3 +136,23 @@ def test_a_given_tokenizer_is_kept(tmp_path):
     train, val = documents(str(src), val_percent=10)
     assert np.array_equal(source.train, encode_documents(train, other))
     assert source.vocab_size == other.vocab_size
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+@pytest.mark.parametrize("kind", ["byte", "bpe"])
+def test_bits_per_byte_from_the_cache_is_the_in_memory_evaluation(tmp_path, monkeypatch, kind):
+    src = _corpus(tmp_path / "c", 40)
+    text = TextConfig(source=str(src), tokenizer=kind, bpe_vocab=300, val_percent=20, max_val_bytes=2_000,
+                      cache=str(tmp_path / "cache"))
+    _, tok = build_source(DataConfig(kind="text", seq_len=16, text=text), progress=False)
+    torch.manual_seed(0)
+    model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=32))
+    for cap in (1, 700, 1_900, None):  # whole documents up to the cap (a document cut by it stays whole)
+        want = evaluate_lm(model, tok, validation_documents(str(src), 20, cap), seq_len=32)
+        with monkeypatch.context() as m:
+            usable = cap is not None and cap <= 2_000
+            if usable:  # from val.bin: no text read
+                m.setattr("ncalm.data.corpus.validation_documents", _refuse)
+            got = evaluate_text(model, tok, text, seq_len=32, max_bytes=cap)
+        assert (got.tokens, got.bytes, got.documents) == (want.tokens, want.bytes, want.documents), cap
+        assert got.nats == pytest.approx(want.nats, rel=1e-6)

@@ -182,9 +182,8 @@ def _load(args):
 
 
 def run_bpb(args) -> dict:
-    from ncalm.data.corpus import validation_documents
     from ncalm.data.tokens import is_bin_spec
-    from ncalm.eval.bpb import evaluate_lm
+    from ncalm.eval.bpb import evaluate_text
 
     if args.val_percent is not None and not 0 < args.val_percent < 100:
         raise ValueError(f"--val-percent must be in (0, 100), got {args.val_percent:g}")
@@ -208,9 +207,9 @@ def run_bpb(args) -> dict:
         r = _bin_eval(args, model, tokenizer, spec, cap, device)
         val_percent = None  # the shards were split when they were made
     else:
-        val = validation_documents(spec, val_percent, cap)
-        r = evaluate_lm(model, tokenizer, val, seq_len=args.seq_len, batch_size=args.batch_size,
-                        device=device, progress=not args.no_progress)
+        text = data.text.replace(source=spec, val_percent=val_percent)  # the training run's token cache, if it fits
+        r = evaluate_text(model, tokenizer, text, seq_len=args.seq_len, batch_size=args.batch_size,
+                          device=device, max_bytes=cap, progress=not args.no_progress)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
     return {"data": spec, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}
