@@ -258,10 +258,24 @@ def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = Non
                    for p in sorted(target.rglob("*") if target.is_dir() else [target]) if p.is_file()] \
             if target.exists() else [cfg.source]
     else:
-        sources = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for _, p in _files(cfg.source)]
+        real_dirs: dict[Path, str] = {}
+        sources = [_identity(p, real_dirs) for _, p in _files(cfg.source)]
     settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")} | (extra or {})
     blob = json.dumps({"sources": sources, "settings": settings, "tokenizer": tokenizer_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _identity(path: Path, real_dirs: dict[Path, str]) -> tuple[str, int, int]:
+    """(real path, size, mtime) of a file: Path.resolve's string, with each folder resolved once into
+    ``real_dirs`` (every start fingerprints its corpus: resolving each standard-library file took 0.2 s)."""
+    if path.is_symlink():
+        real = str(path.resolve())
+    else:
+        if path.parent not in real_dirs:
+            real_dirs[path.parent] = str(path.parent.resolve())
+        real = os.path.join(real_dirs[path.parent], path.name)
+    st = path.stat()
+    return real, st.st_size, st.st_mtime_ns
 
 
 # --- the work --------------------------------------------------------------------------------
