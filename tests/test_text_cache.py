@@ -156,3 +156,26 @@ def test_bits_per_byte_from_the_cache_is_the_in_memory_evaluation(tmp_path, monk
             got = evaluate_text(model, tok, text, seq_len=32, max_bytes=cap)
         assert (got.tokens, got.bytes, got.documents) == (want.tokens, want.bytes, want.documents), cap
         assert got.nats == pytest.approx(want.nats, rel=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+def test_a_resume_tokenizes_nothing_and_may_use_another_cache_folder(tmp_path, monkeypatch):
+    from ncalm.train import StageConfig, train
+
+    src = _corpus(tmp_path / "c", 20)
+
+    def stage(where: str, **run) -> StageConfig:
+        text = {"source": str(src), "tokenizer": "bpe", "bpe_vocab": 300, "val_percent": 10, "cache": where}
+        return StageConfig.from_dict({
+            "data": {"kind": "text", "seq_len": 16, "text": text}, "optim": {"batch_size": 2},
+            "run": {"out_dir": str(tmp_path / "run"), "steps": 3, "eval_every": 0, "ckpt_every": 1,
+                    "log_every": 1, "progress": False, "threads": 1, **run}})
+
+    train(stage(str(tmp_path / "a"), stop_at=1))
+    with monkeypatch.context() as m:
+        for where, name in ((cache, "documents"), (cache, "tokenize"), (BPETokenizer, "train")):
+            m.setattr(where, name, _refuse)
+        assert train(stage(str(tmp_path / "a"), resume=True, stop_at=2))["step"] == 2
+    # Where the cache lives is no part of the run: elsewhere it is made again, with the run's own tokenizer.
+    assert train(stage(str(tmp_path / "b"), resume=True))["finished"]
+    assert len(list((tmp_path / "b").iterdir())) == 1
