@@ -5,6 +5,8 @@ The reference is the in-memory path it replaced: corpus.documents, make_tokenize
 """
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -179,3 +181,32 @@ def test_a_resume_tokenizes_nothing_and_may_use_another_cache_folder(tmp_path, m
     # Where the cache lives is no part of the run: elsewhere it is made again, with the run's own tokenizer.
     assert train(stage(str(tmp_path / "b"), resume=True))["finished"]
     assert len(list((tmp_path / "b").iterdir())) == 1
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+def test_text_with_a_tokenizer_json_or_gpt2(tmp_path, monkeypatch, small_chunks):
+    import os
+    from pathlib import Path
+
+    from ncalm.settings import SettingError
+
+    gpt2_dirs = (os.environ.get(tk.GPT2_FILES_ENV, ""), "/work/shared/data/gpt2")  # as test_tokenize
+    src = _corpus(tmp_path / "c", 20)
+    train, val = documents(str(src), val_percent=10)
+    saved = make_tokenizer("bpe", ["some other corpus, some other merges " * 40], 290)
+    saved.save(tmp_path / "tok")
+    source, tok = language_source(str(src), seq_len=16, tokenizer_kind=f"hf:{tmp_path / 'tok'}", val_percent=10)
+    assert tok.to_dict() == saved.to_dict() and np.array_equal(source.val, encode_documents(val, saved))
+    assert np.array_equal(source.train, encode_documents(train, saved))
+
+    monkeypatch.delenv(tk.GPT2_FILES_ENV, raising=False)
+    with pytest.raises(SettingError, match=r"text.tokenizer: gpt2 needs .*NCALM_GPT2_FILES"):
+        language_source(str(src), seq_len=16, tokenizer_kind="gpt2", val_percent=10)
+    gpt2 = next((Path(d) for d in gpt2_dirs if d and (Path(d) / "vocab.bpe").is_file()), None)
+    if gpt2 is None or importlib.util.find_spec("tiktoken") is None:
+        pytest.skip("GPT-2's BPE files or tiktoken not here")
+    monkeypatch.setenv(tk.GPT2_FILES_ENV, str(gpt2))
+    source, tok = language_source(str(src), seq_len=16, tokenizer_kind="gpt2", val_percent=10)
+    enc = tk.data_gym_encoding(gpt2)
+    want = [i for doc in train for i in enc.encode_ordinary(doc) + [enc.eot_token]]
+    assert tok.vocab_size == 50257 and source.train.tolist() == want

@@ -26,9 +26,10 @@ from pathlib import Path
 
 from ncalm.data.config import TextConfig
 from ncalm.data.corpus import documents
-from ncalm.data.tokenize import TokenizeConfig, fingerprint, is_up_to_date, tokenize, tokenizer_identity
+from ncalm.data.tokenize import GPT2_FILES_ENV, TokenizeConfig, fingerprint, is_up_to_date, tokenize, tokenizer_identity
 from ncalm.lm.tokenizer import load_tokenizer
 from ncalm.locks import FolderBusy
+from ncalm.settings import SettingError
 
 FORMAT = 1  # raise when the tokens a folder holds for the same settings change
 CACHE_ENV = "NCALM_CACHE"
@@ -53,6 +54,9 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
     ``text.tokenizer`` when that made the same tokenizer, else a folder keyed by
     the given tokenizer itself.
     """
+    if text.tokenizer == "gpt2" and tokenizer is None and not os.environ.get(GPT2_FILES_ENV):
+        raise SettingError("text.tokenizer", f"gpt2 needs GPT-2's vocab.bpe and encoder.json (no download): "
+                                             f"set ${GPT2_FILES_ENV} to the folder holding them")
     cfg = TokenizeConfig(source=text.source, tokenizer=text.tokenizer, bpe_vocab=text.bpe_vocab,
                          val_percent=text.val_percent, max_bytes=text.max_bytes, chunk_bytes=CHUNK_BYTES,
                          progress=progress)
@@ -65,9 +69,8 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
         else:
             given = tokenizer.to_hf_json()
             own = _folder(text, cfg, extra, None)
-            if cfg.tokenizer == "bpe" and is_up_to_date(*own) and \
-                    load_tokenizer(own[0]).to_dict() == tokenizer.to_dict():
-                return own[0]  # the tokenizer this corpus made, as a resume of a run on it has
+            if is_up_to_date(*own) and load_tokenizer(own[0]).to_dict() == tokenizer.to_dict():
+                return own[0]  # the tokenizer of text.tokenizer, as a resume of a run on it has
     folder, fp = _folder(text, cfg, extra, given)
     if is_up_to_date(folder, fp):  # no lock to read a finished folder
         return folder

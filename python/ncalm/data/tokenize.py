@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ncalm.atomic_json import read_json, write_json
+from ncalm.data.config import check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
 from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, setting
@@ -49,11 +50,6 @@ GPT2_HASHES = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0
 EOS_TEXT = "<|endoftext|>"
 
 
-def _tokenizer_check(v: str) -> str | None:
-    return None if v in ("gpt2", "byte", "bpe") or (v.startswith("hf:") and len(v) > 3) else \
-        "must be gpt2, byte, bpe or hf:PATH (a tokenizer.json or a folder holding one)"
-
-
 @dataclass
 class TokenizeConfig(Settings):
     """What `ncalm tokenize` reads, how it splits and tokenizes it, and where it writes."""
@@ -64,7 +60,7 @@ class TokenizeConfig(Settings):
     out: str = setting("", "output folder: train.bin, val.bin, meta.json, tokenizer.json", flags=("--out",))
     tokenizer: str = setting("gpt2", "gpt2 (tiktoken, the paper's), byte, bpe (trained on the training split) "
                                      "or hf:PATH (a Hugging Face tokenizer.json with <|endoftext|>)",
-                             check=_tokenizer_check, flags=("--tokenizer",))
+                             check=check_tokenizer, flags=("--tokenizer",))
     gpt2_files: str = setting("", f"folder holding GPT-2's vocab.bpe and encoder.json (no download); "
                                   f"empty: ${GPT2_FILES_ENV}", flags=("--gpt2-files",))
     bpe_vocab: int = setting(4096, "BPE vocabulary size (tokenizer bpe)", check=at_least(258),

@@ -208,7 +208,7 @@ def language_source(spec: str = "stdlib", seq_len: int = 256, seed: int = 0, tok
                       max_bytes=max_bytes, max_val_bytes=max_val_bytes, cache=cache)
     folder = cached_tokens(text, tokenizer, progress)
     meta = read_json(folder / "meta.json")
-    # The identity the in-memory path gave (a resume compares it), not the cache folder's: where it lives is no part of it.
+    # The identity the in-memory path gave (a resume compares it); where the cache lives is no part of it.
     info = {"data": spec, "tokenizer": (tokenizer or load_tokenizer(folder)).kind,
             "train_documents": meta["train"]["documents"], "val_documents": meta["val"]["documents"],
             "val_percent": val_percent, "max_bytes": max_bytes}

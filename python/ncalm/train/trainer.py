@@ -82,7 +82,8 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
     text = cfg.data.text
     want = text.tokenizer + (f" with {text.bpe_vocab} tokens" if text.tokenizer == "bpe" else "")
-    if have != want:
+    # gpt2 and hf: files are BPE tokenizers too: the stage's source, made with the kept one, is compared below.
+    if text.tokenizer in ("byte", "bpe") and have != want:
         raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage asks for "
                          f"{want}: pass --tokenizer {tokenizer.kind}"
                          + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.kind == "bpe" else ""))
