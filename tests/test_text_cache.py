@@ -210,3 +210,12 @@ def test_text_with_a_tokenizer_json_or_gpt2(tmp_path, monkeypatch, small_chunks)
     enc = tk.data_gym_encoding(gpt2)
     want = [i for doc in train for i in enc.encode_ordinary(doc) + [enc.eot_token]]
     assert tok.vocab_size == 50257 and source.train.tolist() == want
+
+
+def test_an_unwritable_cache_is_a_one_line_error_naming_the_setting(tmp_path):
+    from ncalm.settings import SettingError
+
+    src = _corpus(tmp_path / "c", 2)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SettingError, match=r"text.cache: cannot write the token cache .*file/sub"):
+        build_source(_text(src, cache=str(tmp_path / "file" / "sub")), progress=False)

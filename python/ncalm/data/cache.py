@@ -8,7 +8,7 @@ later one memory-maps that folder like ``bin:DIR`` data. The corpus is not read,
 split or tokenized again, and BPE is trained once.
 
 The fingerprint covers what the tokens depend on: the source files (path, size,
-mtime), the tokenizer and its settings, the split and its caps (``val_percent``,
+mtime; a Hugging Face hub dataset by its name), the tokenizer and its settings, the split and its caps (``val_percent``,
 ``max_bytes``, ``max_val_bytes``) and :data:`FORMAT`. A changed file or setting
 makes a new folder; old ones stay until deleted. The documents are
 :func:`ncalm.data.corpus.documents`' and the tokenizer
@@ -86,6 +86,11 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
         yield from (("train", t) for t in train)
         yield from (("val", t) for t in val)
 
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingError("text.cache", f"cannot write the token cache {folder.parent}: {exc.strerror or exc}; "
+                                         f"set it (or ${CACHE_ENV}) to a writable folder") from None
     # A process per chunk of text, at most one per core: a small corpus is not worth a pool.
     n_chars = sum(map(len, split()[0])) + sum(map(len, split()[1]))
     cfg = cfg.replace(out=str(folder), workers=max(1, min(os.cpu_count() or 1, n_chars // CHUNK_BYTES)))
