@@ -219,3 +219,24 @@ def test_an_unwritable_cache_is_a_one_line_error_naming_the_setting(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(SettingError, match=r"text.cache: cannot write the token cache .*file/sub"):
         build_source(_text(src, cache=str(tmp_path / "file" / "sub")), progress=False)
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+def test_keep_embeddings_with_a_tokenizer_json_must_name_the_same_one(tmp_path):
+    from ncalm.train import StageConfig, train
+
+    src = _corpus(tmp_path / "c", 20)
+    for name, words in (("tok", "one corpus"), ("other", "another corpus")):
+        make_tokenizer("bpe", [f"{words} of merges " * 40], 290).save(tmp_path / name)
+
+    def stage(out: str, tok: str, **model) -> StageConfig:
+        text = {"source": str(src), "tokenizer": f"hf:{tmp_path / tok}", "val_percent": 10}
+        return StageConfig.from_dict({
+            "model": model, "data": {"kind": "text", "seq_len": 16, "text": text}, "optim": {"batch_size": 2},
+            "run": {"out_dir": str(tmp_path / out), "steps": 1, "eval_every": 0, "progress": False, "threads": 1}})
+
+    first = train(stage("a", "tok"))["checkpoint"]
+    keep = {"init": first, "transfer": {"keep_embeddings": True}}
+    assert train(stage("b", "tok", **keep))["finished"]
+    with pytest.raises(ValueError, match=r"keep-embeddings reuses the tokenizer .* asks for data.text.tokenizer hf:"):
+        train(stage("c", "other", **keep))

@@ -143,6 +143,19 @@ def hf_tokenizer_json(spec: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def named_tokenizer(setting_value: str):
+    """The tokenizer a tokenizer setting names without a corpus (byte; gpt2 from ``$NCALM_GPT2_FILES``;
+    hf:PATH) as ncalm.lm.tokenizer's object; None for bpe, which the corpus trains."""
+    from ncalm.lm.tokenizer import ByteTokenizer, tokenizer_from_dict
+
+    if setting_value == "bpe":
+        return None
+    if setting_value == "byte":
+        return ByteTokenizer()
+    text = data_gym_hf_json(gpt2_dir()) if setting_value == "gpt2" else hf_tokenizer_json(setting_value)
+    return tokenizer_from_dict({"type": "bpe", "json": text})
+
+
 class Encoder:
     """Text -> ids, made in each worker process from a picklable description."""
 

@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
 from ncalm.data.sharding import Prefetcher, device_batches, make_loader, pins_memory
 from ncalm.data.stats import unigram_entropy
+from ncalm.data.tokenize import named_tokenizer
 from ncalm.data.tokens import is_bin_spec
 import ncalm
 from ncalm.lm.model import LlamaLM, ModelConfig, model_config
@@ -82,8 +83,11 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
     text = cfg.data.text
     want = text.tokenizer + (f" with {text.bpe_vocab} tokens" if text.tokenizer == "bpe" else "")
-    # gpt2 and hf: files are BPE tokenizers too: the stage's source, made with the kept one, is compared below.
-    if text.tokenizer in ("byte", "bpe") and have != want:
+    named = named_tokenizer(text.tokenizer) if text.tokenizer not in ("byte", "bpe") else None
+    if named is not None and named.to_dict() != tokenizer.to_dict():  # gpt2, hf:PATH: BPE files of their own
+        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
+                         f"asks for data.text.tokenizer {text.tokenizer}, another one")
+    if named is None and have != want:
         raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage asks for "
                          f"{want}: pass --tokenizer {tokenizer.kind}"
                          + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.kind == "bpe" else ""))
