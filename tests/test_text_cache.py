@@ -240,3 +240,16 @@ def test_keep_embeddings_with_a_tokenizer_json_must_name_the_same_one(tmp_path):
     assert train(stage("b", "tok", **keep))["finished"]
     with pytest.raises(ValueError, match=r"keep-embeddings reuses the tokenizer .* asks for data.text.tokenizer hf:"):
         train(stage("c", "other", **keep))
+
+
+@pytest.mark.filterwarnings("ignore:skipped 1 file")
+def test_a_resume_needs_no_tokenizer_file_of_hf_path(tmp_path):
+    import shutil
+
+    src = _corpus(tmp_path / "c", 20)
+    make_tokenizer("bpe", ["a tokenizer file " * 40], 290).save(tmp_path / "tok")
+    data = _text(src, tokenizer=f"hf:{tmp_path / 'tok'}", cache=str(tmp_path / "cache"))
+    first, tok = build_source(data, progress=False)
+    shutil.rmtree(tmp_path / "tok")  # the resumed run's checkpoint holds the tokenizer
+    again, _ = build_source(data, tokenizer=tok, progress=False)
+    assert np.array_equal(again.train, first.train)

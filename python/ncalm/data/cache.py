@@ -68,8 +68,11 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
             cfg = cfg.replace(tokenizer="byte")
         else:
             given = tokenizer.to_hf_json()
-            own = _folder(text, cfg, extra, None)
-            if is_up_to_date(*own) and load_tokenizer(own[0]).to_dict() == tokenizer.to_dict():
+            try:
+                own = _folder(text, cfg, extra, None)
+            except SettingError:  # an hf:PATH no longer there: the given tokenizer has a folder of its own
+                own = None
+            if own and is_up_to_date(*own) and load_tokenizer(own[0]).to_dict() == tokenizer.to_dict():
                 return own[0]  # the tokenizer of text.tokenizer, as a resume of a run on it has
     folder, fp = _folder(text, cfg, extra, given)
     if is_up_to_date(folder, fp):  # no lock to read a finished folder
