@@ -12,6 +12,15 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def text_cache(tmp_path_factory):
+    """Text corpora are tokenized into a cache folder (ncalm.data.cache): the session's own, never the
+    user's ~/.cache/ncalm; subprocesses (CLI tests) inherit it."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NCALM_CACHE", str(tmp_path_factory.mktemp("ncalm-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def tiny_gsm8k(tmp_path_factory):
     """(checkpoint, data directory) for a fast `ncalm eval-reasoning --task gsm8k`: an untrained tiny

@@ -77,9 +77,8 @@ def _load(cfg: BpbConfig | IclConfig):
 
 
 def run_bpb(cfg: BpbConfig) -> dict:
-    from ncalm.data.corpus import validation_documents
     from ncalm.data.tokens import is_bin_spec
-    from ncalm.eval.bpb import evaluate_bin, evaluate_lm
+    from ncalm.eval.bpb import evaluate_bin, evaluate_text
 
     model, tokenizer, data, device = _load(cfg)
     if tokenizer is None:
@@ -106,7 +105,8 @@ def run_bpb(cfg: BpbConfig) -> dict:
                                        "tokenizer") from None
         val_percent = None  # the shards were split when they were made
     else:
-        r = evaluate_lm(model, tokenizer, validation_documents(spec, val_percent, cap), **options)
+        text = data.text.replace(source=spec, val_percent=val_percent)  # the training run's token cache, if it fits
+        r = evaluate_text(model, tokenizer, text, max_bytes=cap, **options)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
     return {"data": spec, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}

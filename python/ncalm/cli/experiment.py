@@ -65,7 +65,13 @@ def _vocab(data) -> int | None:
         root = _bin_files(data.text.source)[0]
         vocab = bin_meta(root)[0]
         return vocab or (load_tokenizer(root).vocab_size if (root / TOKENIZER_FILE).is_file() else None)
-    return 257 if data.text.tokenizer == "byte" else data.text.bpe_vocab
+    tok = data.text.tokenizer
+    if tok.startswith("hf:"):
+        import tokenizers
+
+        from ncalm.data.tokenize import hf_tokenizer_json
+        return tokenizers.Tokenizer.from_str(hf_tokenizer_json(tok)).get_vocab_size()
+    return {"byte": 257, "gpt2": 50257}.get(tok, data.text.bpe_vocab)
 
 
 def parameter_summary(cfg) -> str:

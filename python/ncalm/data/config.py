@@ -14,7 +14,12 @@ from ncalm.settings import Settings, SettingError, at_least, in_range, setting, 
 DATA_KINDS = ("nca", "dyck", "text")
 # Controls of NCA data (ncalm.data.controls, which says what each keeps and destroys).
 CONTROLS = ("none", "shuffle-frames", "shuffle-tokens", "unigram", "fixed-rules")
-TOKENIZERS = ("byte", "bpe")
+
+
+def check_tokenizer(v: str) -> str | None:
+    """A tokenizer setting's values (ncalm tokenize's and data.text's)."""
+    return None if v in ("gpt2", "byte", "bpe") or (v.startswith("hf:") and len(v) > 3) else \
+        "must be gpt2, byte, bpe or hf:PATH (a tokenizer.json or a folder holding one)"
 
 
 @dataclass
@@ -30,7 +35,9 @@ class TextConfig(Settings):
     source: str = setting("stdlib", "stdlib (this Python's standard library), FILE/DIR/GLOB[,...], bin:DIR "
                                     "(train.bin/val.bin from `ncalm tokenize`, or nanoGPT's with meta.pkl), "
                                     "hf:NAME[:CONFIG], hf:SAVED_DIR or hf:FILE.jsonl", flags=("--text",))
-    tokenizer: str = setting("byte", "byte-level, or BPE trained on the corpus", choices=TOKENIZERS,
+    tokenizer: str = setting("byte", "byte-level, BPE trained on the corpus, gpt2 (tiktoken's GPT-2; its "
+                                     "vocab.bpe and encoder.json from $NCALM_GPT2_FILES) or hf:PATH (a Hugging "
+                                     "Face tokenizer.json with <|endoftext|>)", check=check_tokenizer,
                              flags=("--tokenizer",))
     bpe_vocab: int = setting(4096, "BPE vocabulary size", check=at_least(258), flags=("--bpe-vocab",))
     val_percent: float = setting(2.0, "percent of files held out for validation; where that is fewer than 5 "
@@ -40,6 +47,10 @@ class TextConfig(Settings):
                                     check=at_least(1), flags=("--max-bytes",))
     max_val_bytes: int | None = setting(1_000_000, "cap on validation text in UTF-8 bytes", check=at_least(1))
     vocab_size: int | None = setting(None, "vocabulary of .bin data without meta.json, meta.pkl or tokenizer.json", check=at_least(1))
+    # Where, not what: a run resumed with another cache folder is the same run (trainer MAY_CHANGE).
+    cache: str = setting("", "folder where a text corpus is tokenized once and memory-mapped by every later "
+                             "stage, arm, resume and evaluation; empty: $NCALM_CACHE/tokens, else "
+                             "~/.cache/ncalm/tokens (delete it to free the space)", flags=("--text-cache",))
 
 
 @dataclass

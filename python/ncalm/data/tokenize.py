@@ -28,7 +28,7 @@ import re
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ import numpy as np
 
 from ncalm.atomic_json import read_json, write_json
 from ncalm.data.bpe import GPT2Encoder
+from ncalm.data.config import check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
 from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, setting
@@ -50,11 +51,6 @@ GPT2_HASHES = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0
 EOS_TEXT = "<|endoftext|>"
 
 
-def _tokenizer_check(v: str) -> str | None:
-    return None if v in ("gpt2", "byte", "bpe") or (v.startswith("hf:") and len(v) > 3) else \
-        "must be gpt2, byte, bpe or hf:PATH (a tokenizer.json or a folder holding one)"
-
-
 @dataclass
 class TokenizeConfig(Settings):
     """What `ncalm tokenize` reads, how it splits and tokenizes it, and where it writes."""
@@ -65,7 +61,7 @@ class TokenizeConfig(Settings):
     out: str = setting("", "output folder: train.bin, val.bin, meta.json, tokenizer.json", flags=("--out",))
     tokenizer: str = setting("gpt2", "gpt2 (tiktoken, the paper's), byte, bpe (trained on the training split) "
                                      "or hf:PATH (a Hugging Face tokenizer.json with <|endoftext|>)",
-                             check=_tokenizer_check, flags=("--tokenizer",))
+                             check=check_tokenizer, flags=("--tokenizer",))
     gpt2_files: str = setting("", f"folder holding GPT-2's vocab.bpe and encoder.json (no download); "
                                   f"empty: ${GPT2_FILES_ENV}", flags=("--gpt2-files",))
     bpe_vocab: int = setting(4096, "BPE vocabulary size (tokenizer bpe)", check=at_least(258),
@@ -146,6 +142,19 @@ def hf_tokenizer_json(spec: str) -> str:
     if not path.is_file():
         raise SettingError("tokenizer", f"{spec}: no tokenizer.json at {path}")
     return path.read_text(encoding="utf-8")
+
+
+def named_tokenizer(setting_value: str):
+    """The tokenizer a tokenizer setting names without a corpus (byte; gpt2 from ``$NCALM_GPT2_FILES``;
+    hf:PATH) as ncalm.lm.tokenizer's object; None for bpe, which the corpus trains."""
+    from ncalm.lm.tokenizer import ByteTokenizer, tokenizer_from_dict
+
+    if setting_value == "bpe":
+        return None
+    if setting_value == "byte":
+        return ByteTokenizer()
+    text = data_gym_hf_json(gpt2_dir()) if setting_value == "gpt2" else hf_tokenizer_json(setting_value)
+    return tokenizer_from_dict({"type": "bpe", "json": text})
 
 
 class Encoder:
@@ -250,18 +259,32 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
             yield "val", text[cut:]
 
 
-def fingerprint(cfg: TokenizeConfig, tokenizer_id: str) -> str:
-    """What the token files depend on: the sources (paths, sizes, mtimes) and the settings."""
+def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = None) -> str:
+    """What the token files depend on: the sources (paths, sizes, mtimes), the settings and ``extra``."""
     if cfg.source.startswith("hf:"):
         target = Path(cfg.source[3:]).expanduser()
         sources = [(str(p), p.stat().st_size, p.stat().st_mtime_ns)
                    for p in sorted(target.rglob("*") if target.is_dir() else [target]) if p.is_file()] \
             if target.exists() else [cfg.source]
     else:
-        sources = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for _, p in _files(cfg.source)]
-    settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")}
+        real_dirs: dict[Path, str] = {}
+        sources = [_identity(p, real_dirs) for _, p in _files(cfg.source)]
+    settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")} | (extra or {})
     blob = json.dumps({"sources": sources, "settings": settings, "tokenizer": tokenizer_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _identity(path: Path, real_dirs: dict[Path, str]) -> tuple[str, int, int]:
+    """(real path, size, mtime) of a file: Path.resolve's string, with each folder resolved once into
+    ``real_dirs`` (every start fingerprints its corpus: resolving each standard-library file took 0.2 s)."""
+    if path.is_symlink():
+        real = str(path.resolve())
+    else:
+        if path.parent not in real_dirs:
+            real_dirs[path.parent] = str(path.parent.resolve())
+        real = os.path.join(real_dirs[path.parent], path.name)
+    st = path.stat()
+    return real, st.st_size, st.st_mtime_ns
 
 
 # --- the work --------------------------------------------------------------------------------
@@ -284,15 +307,19 @@ def _encode_chunk(job: tuple[str, list[tuple[str, bool]], str]) -> str:
     return path
 
 
-def _identity(cfg: TokenizeConfig) -> str:
+def tokenizer_identity(cfg: TokenizeConfig, tokenizer_json: str | None = None) -> str:
     """What names the tokenizer in the fingerprint, known before any (BPE) training."""
-    if cfg.tokenizer.startswith("hf:"):
-        return "hf:sha256:" + hashlib.sha256(hf_tokenizer_json(cfg.tokenizer).encode()).hexdigest()[:16]
+    if tokenizer_json is not None or cfg.tokenizer.startswith("hf:"):
+        text = tokenizer_json if tokenizer_json is not None else hf_tokenizer_json(cfg.tokenizer)
+        return "hf:sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
     return f"bpe:{cfg.bpe_vocab}" if cfg.tokenizer == "bpe" else cfg.tokenizer
 
 
-def _tokenizer(cfg: TokenizeConfig) -> tuple[str, str, str]:
-    """(encoder kind, encoder arg, tokenizer.json text) for the configured tokenizer."""
+def _tokenizer(cfg: TokenizeConfig, docs: Callable[[], Iterable[tuple[str, str]]],
+               tokenizer_json: str | None = None) -> tuple[str, str, str]:
+    """(encoder kind, encoder arg, tokenizer.json text) for the configured (or given) tokenizer."""
+    if tokenizer_json is not None:
+        return "hf", tokenizer_json, tokenizer_json
     if cfg.tokenizer == "gpt2":
         root = gpt2_dir(cfg.gpt2_files)
         return "gpt2", str(root), data_gym_hf_json(root)
@@ -303,7 +330,7 @@ def _tokenizer(cfg: TokenizeConfig) -> tuple[str, str, str]:
         text = hf_tokenizer_json(cfg.tokenizer)
         return "hf", text, text
     from ncalm.lm.tokenizer import BPETokenizer  # bpe: trained on the training split's text
-    train_text = (t for split, t in _capped(documents(cfg), cfg.max_bytes) if split == "train")
+    train_text = (t for split, t in docs() if split == "train")
     text = BPETokenizer.train(train_text, cfg.bpe_vocab).to_hf_json()
     return "hf", text, text
 
@@ -317,11 +344,11 @@ def _capped(docs, max_bytes: int | None):
         yield split, text
 
 
-def _chunks(cfg: TokenizeConfig) -> Iterator[tuple[str, list[tuple[str, bool]], int]]:
+def _chunks(cfg: TokenizeConfig, docs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[tuple[str, bool]], int]]:
     """``(split, pieces, bytes)`` of about ``chunk_bytes`` each, in a fixed order; a piece is
     ``(text, ends a document)``."""
     pending: dict[str, tuple[list, int]] = {"train": ([], 0), "val": ([], 0)}
-    for split, text in _capped(documents(cfg), cfg.max_bytes):
+    for split, text in docs:
         pieces, n_bytes = pending[split]
         cuts = safe_cuts(text, cfg.chunk_bytes)
         for i, piece in enumerate(cuts):
@@ -352,8 +379,15 @@ def is_up_to_date(out: Path, print_fp: str) -> dict | None:
     return meta
 
 
-def tokenize(cfg: TokenizeConfig, echo=print) -> dict:
-    """Write ``cfg.out``'s token files (unless up to date); returns its meta.json record."""
+def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[str, str]]] | None = None,
+             extra: dict | None = None, tokenizer_json: str | None = None) -> dict:
+    """Write ``cfg.out``'s token files (unless up to date); returns its meta.json record.
+
+    The text cache (ncalm.data.cache) passes ``docs``, a function giving the ``(split, text)`` documents
+    to write instead of reading ``cfg.source`` (which still names the files the fingerprint covers),
+    ``extra`` settings they depend on, and ``tokenizer_json``, a tokenizer (a resumed run's) to encode
+    with instead of making ``cfg.tokenizer``.
+    """
     import ncalm
     from tqdm import tqdm
 
@@ -361,17 +395,19 @@ def tokenize(cfg: TokenizeConfig, echo=print) -> dict:
 
     cfg.require()
     out = Path(cfg.out).expanduser()
-    identity = _identity(cfg)
-    if cfg.tokenizer == "gpt2":
+    identity = tokenizer_identity(cfg, tokenizer_json)
+    if cfg.tokenizer == "gpt2" and tokenizer_json is None:
         gpt2_dir(cfg.gpt2_files)  # a missing setting is an error even when the folder is up to date
-    fp = fingerprint(cfg, identity)
+    fp = fingerprint(cfg, identity, extra)
+    if docs is None:
+        docs = lambda: _capped(documents(cfg), cfg.max_bytes)  # noqa: E731
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out):
         meta = is_up_to_date(out, fp)
         if meta is not None:
             echo(f"{out}: up to date ({meta['train']['tokens']:,} train + {meta['val']['tokens']:,} val tokens)")
             return meta
-        kind, arg, hf_json = _tokenizer(cfg)
+        kind, arg, hf_json = _tokenizer(cfg, docs, tokenizer_json)
         encoder = Encoder(kind, arg)  # loaded once here; forked workers inherit it
         vocab = encoder.vocab_size
         dtype = "uint16" if vocab <= 1 << 16 else "uint32"
@@ -395,7 +431,7 @@ def tokenize(cfg: TokenizeConfig, echo=print) -> dict:
             pool = ctx.Pool(workers, None if fork else _init_worker, () if fork else (kind, arg))
         pending: deque = deque()  # (result, bytes): at most 2 per worker, so the corpus is never all in memory
         try:
-            for split, pieces, n_bytes in _chunks(cfg):
+            for split, pieces, n_bytes in _chunks(cfg, docs()):
                 c = counts[split]
                 path = parts / f"{split}_{len(c['parts']):06d}.bin"
                 c["parts"].append(path)

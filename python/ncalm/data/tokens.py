@@ -13,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.data.corpus import documents, local_files
+from ncalm.atomic_json import read_json
+from ncalm.data.cache import cached_tokens
+from ncalm.data.config import TextConfig
+from ncalm.data.corpus import local_files
 from ncalm.data.sharding import chunks, shifted_pairs
-from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer, make_tokenizer
+from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
 
 
 class TokenSource:
@@ -60,7 +63,8 @@ class TokenSource:
 
 
 def encode_documents(docs: list[str], tokenizer) -> np.ndarray:
-    """Documents joined into one array, each followed by the end-of-text id."""
+    """Documents joined into one array, each followed by the end-of-text id (in memory: the reference
+    that the text cache's files are tested against)."""
     dtype = np.uint16 if tokenizer.vocab_size <= 1 << 16 else np.int32
     eos = np.asarray([tokenizer.eos_id], dtype=dtype)
     parts = []
@@ -98,8 +102,10 @@ def check_corpus(spec: str) -> None:
         local_files(spec)
 
 
-def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
-    """Token files: a directory with train.bin and val.bin (``ncalm tokenize``'s, or nanoGPT's), or ``bin:DIR``."""
+def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None, info: dict | None = None):
+    """Token files: a directory with train.bin and val.bin (``ncalm tokenize``'s, or nanoGPT's), or ``bin:DIR``.
+
+    ``info`` replaces the data's identity in ``describe()`` (a text corpus's, for its cached folder)."""
     root, train_path, val_path = _bin_files(spec)
     tokenizer = _shards_tokenizer(root)
     meta_vocab, dtype = bin_meta(root)
@@ -110,8 +116,7 @@ def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None):
         raise ValueError(f"{root}: the vocabulary of its token files is unknown (no meta.json, meta.pkl or "
                          f"tokenizer.json): set data.text.vocab_size, or make the folder with `ncalm tokenize`")
     train, val = _checked_tokens(train_path, vocab_size, dtype), _checked_tokens(val_path, vocab_size, dtype)
-    info = {"data": f"bin:{root}"}
-    return TokenSource(train, val, vocab_size, seq_len, seed, info), tokenizer
+    return TokenSource(train, val, vocab_size, seq_len, seed, info or {"data": f"bin:{root}"}), tokenizer
 
 
 def bin_validation(spec: str, vocab_size: int):
@@ -188,20 +193,27 @@ def is_bin_spec(spec: str) -> bool:
 def language_source(spec: str = "stdlib", seq_len: int = 256, seed: int = 0, tokenizer=None,
                     tokenizer_kind: str = "byte", bpe_vocab: int = 4096, val_percent: float = 2.0,
                     max_bytes: int | None = None, max_val_bytes: int | None = 1_000_000,
-                    vocab_size: int | None = None):
+                    vocab_size: int | None = None, cache: str = "", progress: bool = True):
     """``(TokenSource, tokenizer)`` for a corpus spec (see ncalm.data.corpus) or nanoGPT .bin data.
 
-    ``tokenizer`` reuses an existing tokenizer (e.g. from a checkpoint being
-    resumed); otherwise one of ``tokenizer_kind`` is made (BPE is trained on
-    the training documents). Tokenizer is None for .bin data without one.
+    A corpus is tokenized once into the text cache (``cache``: see
+    ncalm.data.cache), then memory-mapped. ``tokenizer`` reuses an existing
+    tokenizer (e.g. from a checkpoint being resumed); otherwise one of
+    ``tokenizer_kind`` is made (BPE is trained on the training documents).
+    Tokenizer is None for .bin data without one.
     """
     if is_bin_spec(spec):
         return bin_source(spec, seq_len, seed, vocab_size)
-    train_docs, val_docs = documents(spec, val_percent, max_bytes, max_val_bytes)
-    if tokenizer is None:
-        tokenizer = make_tokenizer(tokenizer_kind, train_docs, bpe_vocab)
-    info = {"data": spec, "tokenizer": tokenizer.kind, "train_documents": len(train_docs),
-            "val_documents": len(val_docs), "val_percent": val_percent, "max_bytes": max_bytes}
-    source = TokenSource(encode_documents(train_docs, tokenizer), encode_documents(val_docs, tokenizer),
-                         tokenizer.vocab_size, seq_len, seed, info)
-    return source, tokenizer
+    text = TextConfig(source=spec, tokenizer=tokenizer_kind, bpe_vocab=bpe_vocab, val_percent=val_percent,
+                      max_bytes=max_bytes, max_val_bytes=max_val_bytes, cache=cache)
+    folder = cached_tokens(text, tokenizer, progress)
+    meta = read_json(folder / "meta.json")
+    # The identity the in-memory path gave (a resume compares it); where the cache lives is no part of it.
+    info = {"data": spec, "tokenizer": (tokenizer or load_tokenizer(folder)).kind,
+            "train_documents": meta["train"]["documents"], "val_documents": meta["val"]["documents"],
+            "val_percent": val_percent, "max_bytes": max_bytes}
+    source, made = bin_source(str(folder), seq_len, seed, None, info)
+    if tokenizer is not None and made.to_dict() != tokenizer.to_dict():  # cached_tokens chose by it: never expected
+        raise ValueError(f"data.text.tokenizer: the token cache {folder} holds another tokenizer than the run's; "
+                         f"delete that folder to tokenize again")
+    return source, tokenizer or made

@@ -182,6 +182,44 @@ def evaluate_bin(model, tokenizer, spec: str, seq_len: int | None = None, batch_
                            n_bytes=stored if whole else None)
 
 
+def evaluate_text(model, tokenizer, text, seq_len: int | None = None, batch_size: int = 8,
+                  device: str | torch.device = "cpu", max_bytes: int | None = None, progress: bool = False) -> LMEval:
+    """:func:`evaluate_lm` on the validation documents of ``text`` (a TextConfig: corpus and split), whole
+    documents until ``max_bytes`` (None: all), as ``validation_documents(source, val_percent, max_bytes)``.
+
+    Read from the corpus's token cache (ncalm.data.cache) when it was tokenized with ``tokenizer`` and holds
+    those documents: the same tokens and byte count, nothing read or tokenized. Else from the text.
+    """
+    from ncalm.data.cache import cached_tokens
+    from ncalm.data.corpus import validation_documents
+    from ncalm.data.tokens import bin_val_bytes, bin_validation
+
+    seq_len = _check_options(model, seq_len, batch_size, max_bytes)
+    folder = cached_tokens(text, tokenizer, make=False)
+    stored = bin_val_bytes(str(folder)) if folder is not None else None
+    # The folder holds the first documents up to text.max_val_bytes, or all when they were fewer.
+    if stored is None or not (text.max_val_bytes is None or stored < text.max_val_bytes
+                              or (max_bytes is not None and max_bytes <= text.max_val_bytes)):
+        val = validation_documents(text.source, text.val_percent, max_bytes)
+        return evaluate_lm(model, tokenizer, val, seq_len, batch_size, device, progress=progress)
+    ids, _ = bin_validation(str(folder), tokenizer.vocab_size)
+    n_tokens, n_bytes, eos = len(ids), stored, tokenizer.eos_id
+    if max_bytes is not None and max_bytes < stored:
+        # Up to the token that reaches max_bytes, then to the end (EOS) of its document; ids of a literal
+        # "<|endoftext|>" in the text are not EOS, so each EOS ends a document.
+        table = token_bytes(tokenizer)
+        n_tokens, n_bytes = _byte_prefix(ids, table, max_bytes)
+        start = n_tokens
+        while not (hits := np.flatnonzero(np.asarray(ids[start:start + _CHUNK]) == eos)).size:
+            start += _CHUNK
+        end = start + int(hits[0])
+        n_bytes += int(table[np.asarray(ids[n_tokens:end], dtype=np.int64)].sum())
+        n_tokens = end + 1
+    stream = np.concatenate([[eos], np.asarray(ids[:n_tokens], dtype=np.int64)])
+    nats = _stream_nats(model, stream, seq_len, batch_size, device, progress)
+    return LMEval(nats=nats, tokens=n_tokens, bytes=n_bytes, documents=int(np.count_nonzero(stream[1:] == eos)))
+
+
 def _check_options(model, seq_len: int | None, batch_size: int, max_bytes: int | None) -> int:
     """``seq_len`` resolved (None: the model's ``max_seq_len``); ValueError for a bad option."""
     max_len = getattr(getattr(model, "cfg", None), "max_seq_len", None)

@@ -34,7 +34,8 @@ ABLATIONS: dict[str, dict[str, list[str]]] = {
 # runs exist or where they run, not what any run computes.
 RESUMABLE_CHANGES = ("seeds", "arms", "bands", "ablations", "device", "threads", "progress", "name",
                      *(f"{stage}.{key}" for stage in ("prepretrain", "language") for key in (
-                         "data.workers", "data.gen_threads", "data.gen_device", "run.compile", "run.log_every")))
+                         "data.workers", "data.gen_threads", "data.gen_device", "data.text.cache", "run.compile",
+                         "run.log_every")))
 # Run settings every stage shares (set at the top level) and those each arm sets itself.
 SHARED_RUN = ("device", "precision", "threads", "progress")
 PER_ARM_RUN = ("out_dir", "seed", "resume", "steps", "stop_at")

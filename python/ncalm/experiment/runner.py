@@ -81,9 +81,8 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     if not cfg.bpb_bytes:
         return None
     from ncalm.lm.checkpoint import load_model
-    from ncalm.data.corpus import validation_documents
     from ncalm.data.tokens import is_bin_spec
-    from ncalm.eval.bpb import evaluate_bin, evaluate_lm
+    from ncalm.eval.bpb import evaluate_bin, evaluate_text
     from ncalm.train.distributed import resolve_device
 
     lang = cfg.language
@@ -93,9 +92,10 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     if is_bin_spec(text.source):  # token files: their val.bin, bytes as `ncalm tokenize` stored them
         return evaluate_bin(model, tokenizer, text.source, seq_len=lang.data.seq_len,
                             batch_size=lang.optim.batch_size, device=device, max_bytes=cfg.bpb_bytes).to_dict()
-    val = validation_documents(text.source, text.val_percent, text.max_val_bytes)
-    return evaluate_lm(model, tokenizer, val, seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size,
-                       device=device, max_bytes=cfg.bpb_bytes).to_dict()
+    # The stage's held-out documents up to max_val_bytes, then whole documents up to bpb_bytes: from its token cache.
+    cap = cfg.bpb_bytes if text.max_val_bytes is None else min(cfg.bpb_bytes, text.max_val_bytes)
+    return evaluate_text(model, tokenizer, text, seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size,
+                         device=device, max_bytes=cap).to_dict()
 
 
 def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str) -> dict | None:

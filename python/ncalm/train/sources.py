@@ -26,11 +26,12 @@ def generator_device(cfg: DataConfig, train_device: str) -> str:
     return train_device if train_device.startswith("cuda") else cfg.gen_device
 
 
-def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu"):
+def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu", progress: bool = True):
     """``(source, tokenizer)``; tokenizer is None for NCA and Dyck data.
 
     Pass ``tokenizer`` to reuse one (a resumed run must keep its vocabulary);
-    ``device`` is the training device (NCA generation may follow it).
+    ``device`` is the training device (NCA generation may follow it);
+    ``progress`` shows a bar while a text corpus is tokenized (once: ncalm.data.cache).
     """
     if cfg.kind == "nca":
         args = (cfg.nca_config(), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads,
@@ -40,4 +41,4 @@ def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu"):
         return DyckSource(cfg.dyck.k, cfg.dyck.depth, cfg.seq_len, cfg.seed), None
     t = cfg.text
     return language_source(t.source, cfg.seq_len, cfg.seed, tokenizer, t.tokenizer, t.bpe_vocab, t.val_percent,
-                           t.max_bytes, t.max_val_bytes, t.vocab_size)
+                           t.max_bytes, t.max_val_bytes, t.vocab_size, t.cache, progress)

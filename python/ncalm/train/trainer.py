@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
 from ncalm.data.sharding import Prefetcher, device_batches, make_loader, pins_memory
 from ncalm.data.stats import unigram_entropy
+from ncalm.data.tokenize import named_tokenizer
 from ncalm.data.tokens import is_bin_spec
 import ncalm
 from ncalm.lm.model import LlamaLM, ModelConfig, model_config
@@ -51,7 +52,7 @@ def _source_and_tokenizer(cfg: StageConfig, d: distributed.Dist, tokenizer, out:
         # One rank trains the BPE tokenizer; the others read it, so all share one vocabulary.
         if d.is_main:
             try:
-                source, tokenizer = build_source(cfg.data, None, str(d.device))
+                source, tokenizer = build_source(cfg.data, None, str(d.device), cfg.run.progress)
                 tokenizer.save(out)
             except Exception as exc:
                 d.share_error(f"{type(exc).__name__}: {exc}")
@@ -62,7 +63,7 @@ def _source_and_tokenizer(cfg: StageConfig, d: distributed.Dist, tokenizer, out:
         if error:
             raise ValueError(f"rank 0 could not make the BPE tokenizer: {error}")
         tokenizer = load_tokenizer(out)
-    return build_source(cfg.data, tokenizer, str(d.device))
+    return build_source(cfg.data, tokenizer, str(d.device), cfg.run.progress and d.is_main)
 
 
 def _kept_tokenizer(cfg: StageConfig, init_state: dict):
@@ -82,7 +83,11 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
     text = cfg.data.text
     want = text.tokenizer + (f" with {text.bpe_vocab} tokens" if text.tokenizer == "bpe" else "")
-    if have != want:
+    named = named_tokenizer(text.tokenizer) if text.tokenizer not in ("byte", "bpe") else None
+    if named is not None and named.to_dict() != tokenizer.to_dict():  # gpt2, hf:PATH: BPE files of their own
+        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
+                         f"asks for data.text.tokenizer {text.tokenizer}, another one")
+    if named is None and have != want:
         raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage asks for "
                          f"{want}: pass --tokenizer {tokenizer.kind}"
                          + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.kind == "bpe" else ""))
@@ -123,7 +128,8 @@ MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir",
               "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
               "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
               "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
-              "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device")
+              "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device",
+              "config.data.text.cache")
 
 
 def run_spec(cfg: StageConfig, precision: str, d: distributed.Dist, data: dict) -> dict:
