@@ -253,3 +253,33 @@ def test_a_resume_needs_no_tokenizer_file_of_hf_path(tmp_path):
     shutil.rmtree(tmp_path / "tok")  # the resumed run's checkpoint holds the tokenizer
     again, _ = build_source(data, tokenizer=tok, progress=False)
     assert np.array_equal(again.train, first.train)
+
+
+@pytest.mark.parametrize("kind", ["added-token", "wordpiece"])
+def test_bits_per_byte_with_a_tokenizer_whose_bytes_per_token_are_unknown_counts_them_from_the_text(tmp_path, kind):
+    # An added (non-special) token would count 0 bytes, and a WordPiece vocabulary has no byte table:
+    # the cache cannot cut at a byte cap exactly, so evaluate_text reads the text as evaluate_lm does.
+    tokenizers = pytest.importorskip("tokenizers")
+    src = tmp_path / "c"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i:02d}.txt").write_text(f"file {i}: hello ZZZZ world and more x = {i}\n" * (3 + i % 7))
+    if kind == "added-token":
+        tok = tokenizers.Tokenizer.from_str(make_tokenizer("bpe", ["hello world file x = 1 2 3 " * 50], 300).to_hf_json())
+        tok.add_tokens(["ZZZZ"])
+    else:
+        from tokenizers import models, pre_tokenizers, trainers
+        tok = tokenizers.Tokenizer(models.WordPiece(unk_token="[UNK]"))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.train_from_iterator([p.read_text() for p in src.iterdir()],
+                                trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[UNK]", "<|endoftext|>"]))
+    tok.save(str(tmp_path / "tok.json"))
+    text = TextConfig(source=str(src), tokenizer=f"hf:{tmp_path / 'tok.json'}", val_percent=20, max_val_bytes=None,
+                      cache=str(tmp_path / "cache"))
+    _, t = build_source(DataConfig(kind="text", seq_len=16, text=text), progress=False)
+    model = LlamaLM(model_config("tiny", vocab_size=t.vocab_size, max_seq_len=32))
+    for cap in (700, None):
+        want = evaluate_lm(model, t, validation_documents(str(src), 20, cap), seq_len=32)
+        got = evaluate_text(model, t, text, seq_len=32, max_bytes=cap)
+        assert (got.bytes, got.tokens, got.documents) == (want.bytes, want.tokens, want.documents)
+        assert got.nats == pytest.approx(want.nats, rel=1e-6)

@@ -205,19 +205,33 @@ def evaluate_text(model, tokenizer, text, seq_len: int | None = None, batch_size
     ids, _ = bin_validation(str(folder), tokenizer.vocab_size)
     n_tokens, n_bytes, eos = len(ids), stored, tokenizer.eos_id
     if max_bytes is not None and max_bytes < stored:
+        table = _exact_byte_table(tokenizer, ids, stored)
+        if table is None:  # bytes per token unknown for this tokenizer: count them from the text
+            val = validation_documents(text.source, text.val_percent, max_bytes)
+            return evaluate_lm(model, tokenizer, val, seq_len, batch_size, device, progress=progress)
         # Up to the token that reaches max_bytes, then to the end (EOS) of its document; ids of a literal
-        # "<|endoftext|>" in the text are not EOS, so each EOS ends a document.
-        table = token_bytes(tokenizer)
+        # "<|endoftext|>" in the text are not EOS, so each EOS ends a document (the last one ends the file).
         n_tokens, n_bytes = _byte_prefix(ids, table, max_bytes)
-        start = n_tokens
-        while not (hits := np.flatnonzero(np.asarray(ids[start:start + _CHUNK]) == eos)).size:
-            start += _CHUNK
-        end = start + int(hits[0])
+        eos_at = (n_tokens + i for start in range(n_tokens, len(ids), _CHUNK)
+                  for i in start - n_tokens + np.flatnonzero(np.asarray(ids[start:start + _CHUNK]) == eos))
+        end = next(eos_at, len(ids))
         n_bytes += int(table[np.asarray(ids[n_tokens:end], dtype=np.int64)].sum())
-        n_tokens = end + 1
+        n_tokens = min(end + 1, len(ids))
     stream = np.concatenate([[eos], np.asarray(ids[:n_tokens], dtype=np.int64)])
     nats = _stream_nats(model, stream, seq_len, batch_size, device, progress)
     return LMEval(nats=nats, tokens=n_tokens, bytes=n_bytes, documents=int(np.count_nonzero(stream[1:] == eos)))
+
+
+def _exact_byte_table(tokenizer, ids, stored: int) -> np.ndarray | None:
+    """:func:`token_bytes` when it accounts for every byte of ``ids`` (``stored`` of them, counted from the
+    text when it was tokenized); None when bytes per token are unknown (a tokenizer that is not byte-level)
+    or miscounted (e.g. an added token that is not special, which token_bytes counts as 0)."""
+    try:
+        table = token_bytes(tokenizer)
+    except ValueError:
+        return None
+    total = sum(int(table[np.asarray(ids[i:i + _CHUNK], dtype=np.int64)].sum()) for i in range(0, len(ids), _CHUNK))
+    return table if total == stored else None
 
 
 def _check_options(model, seq_len: int | None, batch_size: int, max_bytes: int | None) -> int:
