@@ -209,3 +209,16 @@ def test_bad_vocabularies_are_refused():
     with pytest.raises(ValueError, match="r50k"):
         bpe.GPT2Encoder(tiktoken.Encoding("other", pat_str=r"\S+|\s+",
                                           mergeable_ranks={bytes([b]): b for b in range(256)}, special_tokens={}))
+
+
+def test_ranks_with_a_gap_are_refused_not_shifted():
+    # p50k_base keeps <|endoftext|> among its ranks; rank order with the gap closed would shift every later id.
+    from tiktoken_ext.openai_public import r50k_pat_str
+    ranks = {**{bytes([b]): b for b in range(256)}, b"  ": 257, b"th": 258}
+    gap = tiktoken.Encoding("gap", pat_str=r50k_pat_str, mergeable_ranks=ranks, special_tokens={"<|endoftext|>": 256})
+    with pytest.raises(ValueError, match="no gap"):
+        bpe.GPT2Encoder(gap)
+    del ranks[b"  "], ranks[b"th"]
+    dense = tiktoken.Encoding("dense", pat_str=r50k_pat_str, mergeable_ranks={**ranks, b"th": 256},
+                              special_tokens={"<|endoftext|>": 257})
+    assert bpe.GPT2Encoder(dense).encode("the th").tolist() == dense.encode_ordinary("the th")

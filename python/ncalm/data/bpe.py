@@ -49,8 +49,11 @@ class GPT2Encoder:
         if encoding._pat_str != r50k_pat_str:
             raise ValueError(f"{encoding.name}: the compiled encoder has GPT-2's (r50k) pattern only")
         self.encoding = encoding
-        n = encoding.n_vocab - len(encoding.special_tokens_set)
-        tokens = [encoding.decode_single_token_bytes(i) for i in range(n)]
+        ranks = encoding._mergeable_ranks  # the core takes the tokens in rank order, 0, 1, ... with no gap
+        if set(ranks.values()) != set(range(len(ranks))):
+            raise ValueError(f"{encoding.name}: the compiled encoder needs ranks 0..n-1 with no gap "
+                             "(a special token among them, as in p50k_base, is not supported)")
+        tokens = sorted(ranks, key=ranks.__getitem__)
         self._core = _core.BytePairEncoder(tokens, code_point_classes(), cache_size)
 
     def encode(self, text: str) -> np.ndarray:
