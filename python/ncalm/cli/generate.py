@@ -98,6 +98,8 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
                                              "histogram", "candidates_scored"), "manifest of `ncalm generate`")
         fixed = ("config", "seed", "start", "sequences", "shard_sequences")  # what the stream and its shards are
         check_same({k: manifest[k] for k in fixed}, {k: plan[k] for k in fixed}, (), f"--resume: the run in {out}")
+        for old in out.glob("nca_*.bin.tmp"):  # an older version's temporary name, which nothing writes now
+            old.unlink(missing_ok=True)
         return manifest  # a temporary left by the interruption: removed by exclusive(), or written anew
     if existing or manifest_path.exists():
         if not force:
