@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <queue>
 #include <stdexcept>
 
@@ -126,6 +127,9 @@ void BytePairEncoder::merge(const uint8_t* p, size_t n, std::vector<uint32_t>& o
   // The heap orders by (rank, position), so equal ranks merge leftmost first, as tiktoken's scan.
   // An entry is current iff pair[i] still holds its rank: a boundary's pair only ever grows, and
   // different bytes have different ranks.
+  // Positions are 32-bit (the heap packs rank and position in 64 bits): one piece, a run of
+  // letters or of spaces without a break, must stay under 4 GiB.
+  if (n >= std::numeric_limits<uint32_t>::max()) throw std::length_error("bpe: a piece of 4 GiB or more");
   const uint32_t m = static_cast<uint32_t>(n);
   std::vector<uint32_t> next(n + 1), prev(n + 1), pair(n + 1, kNoRank);
   std::vector<uint64_t> heap_store;
