@@ -245,3 +245,31 @@ def test_experiment_and_eval_bpb_on_a_token_folder(tmp_path, capsys):
     (out / "experiment.json").write_text(json.dumps({**config, "bpb_bytes": 5000}))
     assert main(["eval", "bpb", "--checkpoint", str(ckpt), "--no-progress", "--json", str(tmp_path / "b.json")]) == 0
     assert 5000 <= json.loads((tmp_path / "b.json").read_text())["bytes"] < 5010
+
+
+_REAL_ENCODE_CHUNK = tk._encode_chunk
+
+
+def _killed_at_the_third(job):
+    """A worker killed as the OOM killer would: no exception, no result (module level: the pool pickles it)."""
+    if job[0].endswith("_000002.bin"):
+        os._exit(9)
+    return _REAL_ENCODE_CHUNK(job)
+
+
+def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
+    if os.name != "posix":
+        pytest.skip("the stubbed chunk reaches the workers by fork")
+    src = _corpus(tmp_path / "c")
+    cfg = _cfg(tmp_path, src, tokenizer="byte", workers=2, chunk_bytes=1024)
+    real = tk._encode_chunk
+    monkeypatch.setattr(tk, "_encode_chunk", _killed_at_the_third)
+    with pytest.raises(OSError, match="a tokenizer worker process died .* run the same command again"):
+        tokenize(cfg, echo=lambda s: None)
+    assert not (tmp_path / "tok" / "meta.json").exists()
+    monkeypatch.setattr(tk, "_encode_chunk", real)
+    tokenize(cfg, echo=lambda s: None)  # continues, and the result is whole
+    tokenize(_cfg(tmp_path, src, "fresh", tokenizer="byte", workers=1, chunk_bytes=1024), echo=lambda s: None)
+    for split in ("train", "val"):
+        assert np.array_equal(np.fromfile(tmp_path / "tok" / f"{split}.bin", np.uint16),
+                              np.fromfile(tmp_path / "fresh" / f"{split}.bin", np.uint16))

@@ -29,6 +29,8 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -426,10 +428,12 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         global _WORKER
         _WORKER, pool = encoder, None
         if workers > 1:
+            # An executor, not multiprocessing.Pool: a worker that dies (killed, out of memory) breaks it
+            # and the wait below raises, where Pool would wait for the lost chunk forever.
             fork = os.name == "posix"
-            ctx = multiprocessing.get_context("fork" if fork else "spawn")
-            pool = ctx.Pool(workers, None if fork else _init_worker, () if fork else (kind, arg))
-        pending: deque = deque()  # (result, bytes): at most 2 per worker, so the corpus is never all in memory
+            pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork" if fork else "spawn"),
+                                       None if fork else _init_worker, () if fork else (kind, arg))
+        pending: deque = deque()  # (future, bytes): at most 2 per worker, so the corpus is never all in memory
         try:
             for split, pieces, n_bytes in _chunks(cfg, docs()):
                 c = counts[split]
@@ -446,20 +450,22 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
                     _encode_chunk(job)
                     bar.update(n_bytes)
                     continue
-                pending.append((pool.apply_async(_encode_chunk, (job,)), n_bytes))
-                while len(pending) > 2 * workers or (pending and pending[0][0].ready()):
-                    result, done_bytes = pending.popleft()
-                    result.get()
+                pending.append((pool.submit(_encode_chunk, job), n_bytes))
+                while len(pending) > 2 * workers or (pending and pending[0][0].done()):
+                    future, done_bytes = pending.popleft()
+                    future.result()
                     bar.update(done_bytes)
             while pending:
-                result, done_bytes = pending.popleft()
-                result.get()
+                future, done_bytes = pending.popleft()
+                future.result()
                 bar.update(done_bytes)
+        except BrokenProcessPool:
+            raise OSError(f"{out}: a tokenizer worker process died (killed, or out of memory?); the finished "
+                          "parts are kept: run the same command again to continue") from None
         finally:
             bar.close()
-            if pool is not None:
-                pool.terminate()
-                pool.join()
+            if pool is not None:  # the chunks being written finish (each is whole or absent), the rest are dropped
+                pool.shutdown(wait=True, cancel_futures=True)
         record = {"ncalm_version": ncalm.__version__, "tokenizer": identity, "vocab_size": vocab, "dtype": dtype,
                   "eos_id": encoder.eos, "source": cfg.source,
                   "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes,
