@@ -41,7 +41,10 @@ def test_band_command_writes_a_proposal_and_a_runnable_sweep(tmp_path, corpus):
     assert lo <= q["25"] < q["75"] <= hi and hi - lo < 0.2
     assert (tmp_path / "out" / "band.png").stat().st_size > 0
     sweep = SweepConfig.from_dict(tomllib.loads((tmp_path / "out" / "sweep.toml").read_text()))
-    assert sweep.axes == {"bands": [[[lo, hi]], [[0.5, 1.0]]]} and sweep.seeds == [0, 1]
+    # Against the experiment's own band (the tiny preset's 4 colours: the paper band's share, (0.22, 1.0)),
+    # which holds NCA rules; the paper's (0.5, 1.0) holds none at 4 colours.
+    assert sweep.axes == {"bands": [[[lo, hi]], [[0.22, 1.0]]]} and sweep.seeds == [0, 1]
+    assert report["nca_share_inside"]["experiment"] > 0
     pts = points(sweep)
     assert [p.config.arms for p in pts] == [["scratch"], ["nca"], ["nca"]]  # scratch shared: same language stage
     source = pts[1].config.language.data.text.source

@@ -5,7 +5,10 @@ as long as one NCA score (score_frames x patches per frame tokens, scored as the
 NCA filter scores a rule), shows it against the complexity of freshly drawn NCA
 rules (band.png), proposes the corpus's quartiles as a band, and writes
 band.json and sweep.toml: `ncalm sweep --config OUT/sweep.toml` compares the
-proposal with the paper's band (0.5, 1.0) on this corpus, scratch included.
+proposal with the experiment's own band (its first: the paper's (0.5, 1.0) in
+the gpu-small and paper presets, its same-share equivalent (0.22, 1.0) for the
+tiny preset's 4 colours, where the paper's band holds no rule) on this corpus,
+scratch included.
 The NCA settings and the corpus come from an experiment preset (--preset,
 --config, --set, --text), so the sweep trains what was measured."""
 from __future__ import annotations
@@ -13,9 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-
-PAPER_BAND = (0.5, 1.0)
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ncalm.cli.options import add_tree_arguments
@@ -61,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
     corpus = corpus_scores(train_docs, window, args.windows)
     rules = nca_scores(nca, args.rules)
     proposed = propose_band(corpus)
-    bands = {"proposed": proposed, "paper": PAPER_BAND}
+    if not cfg.bands:
+        raise ValueError("the experiment has no band to compare the proposal with: set bands, e.g. "
+                         "--set 'bands=[[0.5, 1.0]]'")
+    own = tuple(cfg.bands[0])
+    bands = {"proposed": proposed, "experiment": own}
     plot_band(corpus, rules, bands, out / "band.png", f"{text.source}: {window}-token windows vs NCA rules "
                                                       f"({nca.colors} colours)")
     report = {"corpus": text.source, "window_tokens": window, "nca": nca.to_dict(),
@@ -75,12 +79,12 @@ def run(args: argparse.Namespace) -> int:
     changed = {k: v for k, v in here.items() if base.get(k) != v and k not in ("bands", "arms", "seeds")}
     lines = [f'name = "band-{Path(text.source).name}"', f'preset = "{args.preset}"', f"seeds = {args.seeds}",
              "[experiment]", 'arms = ["scratch", "nca"]', *(f"{k} = {_toml(v)}" for k, v in changed.items()),
-             "[axes]", f"bands = {_toml([[list(proposed)], [list(PAPER_BAND)]])}"]
+             "[axes]", f"bands = {_toml([[list(proposed)], [list(own)]])}"]
     (out / "sweep.toml").write_text("\n".join(lines) + "\n")
     share = report["nca_share_inside"]
     print(f"corpus {text.source}: window score median {report['corpus_quantiles']['50']:.3f}, quartiles "
-          f"{proposed[0]:.2f}-{proposed[1]:.2f} (NCA rules inside: {share['proposed']:.1%}; paper band "
-          f"{PAPER_BAND[0]}-{PAPER_BAND[1]}: {share['paper']:.1%})")
+          f"{proposed[0]:.2f}-{proposed[1]:.2f} (NCA rules inside: {share['proposed']:.1%}; the experiment's band "
+          f"{own[0]:g}-{own[1]:g}: {share['experiment']:.1%})")
     if share["proposed"] == 0:
         print("no NCA rule of these settings falls inside the proposal: more colours, another temperature or "
               "grid change the NCA's range")
