@@ -158,6 +158,7 @@ def test_bits_per_byte_from_the_cache_is_the_in_memory_evaluation(tmp_path, monk
             got = evaluate_text(model, tok, text, seq_len=32, max_bytes=cap)
         assert (got.tokens, got.bytes, got.documents) == (want.tokens, want.bytes, want.documents), cap
         assert got.nats == pytest.approx(want.nats, rel=1e-6)
+        assert all(type(v) in (int, float) for v in got.to_dict().values()), cap  # result.json takes them
 
 
 @pytest.mark.filterwarnings("ignore:skipped 1 file")

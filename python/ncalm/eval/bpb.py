@@ -214,7 +214,7 @@ def evaluate_text(model, tokenizer, text, seq_len: int | None = None, batch_size
         n_tokens, n_bytes = _byte_prefix(ids, table, max_bytes)
         eos_at = (n_tokens + i for start in range(n_tokens, len(ids), _CHUNK)
                   for i in start - n_tokens + np.flatnonzero(np.asarray(ids[start:start + _CHUNK]) == eos))
-        end = next(eos_at, len(ids))
+        end = int(next(eos_at, len(ids)))
         n_bytes += int(table[np.asarray(ids[n_tokens:end], dtype=np.int64)].sum())
         n_tokens = min(end + 1, len(ids))
     stream = np.concatenate([[eos], np.asarray(ids[:n_tokens], dtype=np.int64)])
