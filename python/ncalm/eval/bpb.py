@@ -212,9 +212,12 @@ def evaluate_text(model, tokenizer, text, seq_len: int | None = None, batch_size
         # Up to the token that reaches max_bytes, then to the end (EOS) of its document; ids of a literal
         # "<|endoftext|>" in the text are not EOS, so each EOS ends a document (the last one ends the file).
         n_tokens, n_bytes = _byte_prefix(ids, table, max_bytes)
-        eos_at = (n_tokens + i for start in range(n_tokens, len(ids), _CHUNK)
-                  for i in start - n_tokens + np.flatnonzero(np.asarray(ids[start:start + _CHUNK]) == eos))
-        end = int(next(eos_at, len(ids)))
+        end = len(ids)
+        for start in range(n_tokens, len(ids), _CHUNK):
+            hits = np.flatnonzero(np.asarray(ids[start:start + _CHUNK]) == eos)
+            if hits.size:
+                end = start + int(hits[0])
+                break
         n_bytes += int(table[np.asarray(ids[n_tokens:end], dtype=np.int64)].sum())
         n_tokens = min(end + 1, len(ids))
     stream = np.concatenate([[eos], np.asarray(ids[:n_tokens], dtype=np.int64)])
