@@ -122,3 +122,25 @@ def test_sweep_resumes_and_plan_gives_the_same_report(tmp_path):
     assert not (b / "results.json").exists()  # slices leave the report to --collect
     assert main(["sweep", "--out", str(b), "--collect"]) == 0
     assert _table(b) == _table(a)
+
+
+def test_a_definition_saved_against_an_older_preset_resumes_when_its_points_are_the_same(tmp_path):
+    from ncalm.atomic_json import write_json
+    from ncalm.experiment.runner import pin_precision
+    from ncalm.experiment.sweep import SWEEP, save_definition
+
+    out = tmp_path / "sweep"
+    cfg = SweepConfig.from_dict(SWEEP_PRESETS["sweep-tiny"])
+    for p in points(cfg):  # what the points' runs pinned (sweep-tiny ran at 6 colours before and after)
+        (out / p.dir_name).mkdir(parents=True)
+        write_json(out / p.dir_name / "experiment.json", pin_precision(p.config, out / p.dir_name).to_dict())
+    old = cfg.to_dict()
+    del old["experiment"]["prepretrain"]["data"]  # the definition before sweep-tiny pinned its colours
+    write_json(out / SWEEP, old)
+    save_definition(cfg, out)  # same points: accepted, and the definition is brought up to date
+    assert SweepConfig.from_dict(json.loads((out / SWEEP).read_text())) == cfg
+    write_json(out / SWEEP, old)
+    moved = cfg.to_dict()
+    moved["experiment"]["prepretrain"]["data"]["nca"]["colors"] = 5  # points unlike the runs: refused
+    with pytest.raises(ValueError, match="colors"):
+        save_definition(SweepConfig.from_dict(moved), out)

@@ -36,7 +36,7 @@ from ncalm.atomic_json import read_json, write_json
 from ncalm.experiment.arms import arms_of, language_stage
 from ncalm.experiment.config import ExperimentConfig, _seeds
 from ncalm.experiment.presets import PRESETS, preset
-from ncalm.settings import Settings, SettingError, at_least, check_same, leaves, merge, nested, setting
+from ncalm.settings import Settings, SettingError, at_least, check_same, differences, leaves, merge, nested, setting
 
 SWEEP = "sweep.json"
 SCRATCH = "scratch"
@@ -175,9 +175,25 @@ def parse_points(text: str, n: int) -> list[int]:
 def save_definition(cfg: SweepConfig, out: Path) -> None:
     """Write sweep.json, or check that the one in ``out`` describes the same points."""
     if (out / SWEEP).exists():
-        check_same(load_definition(out).to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
+        try:
+            check_same(load_definition(out).to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
+        except ValueError:
+            if not _same_points(cfg, out):
+                raise
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SWEEP, cfg.to_dict())
+
+
+def _same_points(cfg: SweepConfig, out: Path) -> bool:
+    """Whether the points already run in ``out`` are ``cfg``'s, setting for setting: a definition saved against
+    an earlier version of its preset (sweep-tiny before it pinned 6 colours) still describes them."""
+    from ncalm.experiment.config import RESUMABLE_CHANGES
+    from ncalm.experiment.runner import pin_precision, saved_experiment
+
+    ran = [(p, saved_experiment(out / p.dir_name, p.config.device)) for p in points(cfg)]
+    ran = [(p, saved) for p, saved in ran if saved is not None]
+    return bool(ran) and not any(differences(saved, pin_precision(p.config, out / p.dir_name).to_dict(),
+                                             ignore=RESUMABLE_CHANGES) for p, saved in ran)
 
 
 def load_definition(out: Path) -> SweepConfig:
