@@ -1,11 +1,15 @@
 """JSON files that are replaced atomically: a reader (or a resumed run after a
 crash) sees the old file or the complete new one, never a torn write. JSON-lines
-logs are appended to instead; their readers forgive a torn last line."""
+logs are appended to instead; their readers forgive a torn last line. JSON-lines
+inputs (benchmarks, corpora, metrics given by hand) are read with errors that
+name the file, the line and the format expected."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
@@ -74,3 +78,31 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
             raise ValueError(f"{path}:{i + 1}: corrupt record (line {i + 1} is not a JSON record): "
                              f"{line[:80]!r}") from None
     return records
+
+
+def json_records(path: str | os.PathLike, expected: str) -> Iterator[tuple[str, dict]]:
+    """``(where, record)`` for each non-empty line of ``path`` (gzip when it ends in .gz).
+
+    ``where`` is ``path:line`` for the caller's own messages; ``expected``
+    describes the format, for ours. Raises ValueError.
+    """
+    path = Path(path)
+    compressed = path.suffix == ".gz"
+    try:
+        with (gzip.open if compressed else open)(path, "rt", encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                if not line.strip():
+                    continue
+                where = f"{path}:{i + 1}"
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{where}: not valid JSON ({exc.msg}); {expected}") from None
+                if not isinstance(record, dict):
+                    raise ValueError(f"{where}: not a JSON object; {expected}")
+                yield where, record
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:  # not gzip, cut short, or damaged
+        raise ValueError(f"{path}: not a complete gzip file ({exc}); {expected}") from None
+    except UnicodeDecodeError:  # e.g. HumanEval.jsonl.gz given to --task gsm8k
+        where = "inside the gzip" if compressed else "(compressed, or another task's file?)"
+        raise ValueError(f"{path}: not UTF-8 text {where}; {expected}") from None

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ncalm.atomic_json import read_json, write_json
+from ncalm.atomic_json import json_records, read_json, write_json
 from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
@@ -216,18 +216,11 @@ def safe_cuts(text: str, size: int) -> list[str]:
 
 
 def _jsonl_rows(key: str, path: Path, field: str) -> Iterator[tuple[str, str]]:
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text = row[field]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}:{n}: not a JSON object with a {field!r} field (set --field)") from None
-            if not isinstance(text, str):
-                raise ValueError(f"{path}:{n}: field {field!r} is not text")
-            yield f"{key}:{n}", text
+    expected = f"a .jsonl corpus is JSON lines, one object per line with a {field!r} field of text (set --field)"
+    for where, row in json_records(path, expected):
+        if not isinstance(row.get(field), str):
+            raise ValueError(f"{where}: field {field!r} is {'not text' if field in row else 'missing'}; {expected}")
+        yield f"{key}:{where.rpartition(':')[2]}", row[field]  # key:LINE, as the split has always hashed it
 
 
 def _files(source: str) -> list[tuple[str, Path]]:

@@ -15,11 +15,12 @@ NaN) is a status too, not an error, so one bad run cannot hide the others.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
+
+from ncalm.atomic_json import json_records
 
 Curve = Sequence[tuple[float, float]]
 
@@ -153,16 +154,9 @@ def read_curve(path: str | Path, x: str = "tokens", y: str = "val_loss") -> list
         path = Path(path) / "metrics.jsonl"
     if not Path(path).is_file():
         raise FileNotFoundError(f"metrics file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: not JSON ({exc.msg})") from None
-            if rec.get(x) is not None and rec.get(y) is not None:
-                points.append((float(rec[x]), float(rec[y])))
+    for _, rec in json_records(path, "a metrics file is JSON lines, one object per line (a run's metrics.jsonl)"):
+        if rec.get(x) is not None and rec.get(y) is not None:
+            points.append((float(rec[x]), float(rec[y])))
     if not points:
         raise ValueError(f"{path}: no line has both {x!r} and {y!r}")
     return points

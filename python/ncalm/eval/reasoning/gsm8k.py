@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Sequence
 
-from ncalm.eval.reasoning.jsonl import json_records
+from ncalm.atomic_json import json_records
 
 HF_NAME, HF_CONFIG = "openai/gsm8k", "main"
 # Solutions are single-newline lines, so a blank line ends an answer.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ncalm.eval.reasoning.jsonl import json_records
+from ncalm.atomic_json import json_records
 from ncalm.eval.reasoning.sandbox import ExecResult, Limits, run_programs
 
 # The Codex paper's stop sequences: a new top-level statement ends the function body.
