@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ncalm.data.corpus import documents
+from ncalm.data.config import TextConfig
 from ncalm.data.tokens import language_source
 from ncalm.data import corpus
 from ncalm.data.corpus import is_validation, stdlib_files, validation_documents
@@ -134,14 +135,14 @@ def test_nanogpt_bin_layout(tmp_path):
     rng.integers(0, 500, 5000).astype(np.uint16).tofile(tmp_path / "train.bin")
     rng.integers(0, 500, 1000).astype(np.uint16).tofile(tmp_path / "val.bin")
     (tmp_path / "meta.json").write_text('{"vocab_size": 500}')
-    source, tok = language_source(f"bin:{tmp_path}", seq_len=32)
+    source, tok = language_source(TextConfig(source=f"bin:{tmp_path}"), seq_len=32)
     assert tok is None and source.vocab_size == 500
     x, y = source.items([0, 1])
     train = np.fromfile(tmp_path / "train.bin", dtype=np.uint16)
     assert any(np.array_equal(train[i:i + 32], x[0].numpy()) for i in range(0, len(train) - 32, 32))
     with pytest.raises(FileNotFoundError, match="val.bin"):
         (tmp_path / "val.bin").unlink()
-        language_source(str(tmp_path / "train.bin"), seq_len=32)
+        language_source(TextConfig(source=str(tmp_path / "train.bin")), seq_len=32)
 
 
 def test_bin_data_outside_the_vocabulary_is_refused_before_training(tmp_path):
@@ -154,12 +155,12 @@ def test_bin_data_outside_the_vocabulary_is_refused_before_training(tmp_path):
     val.tofile(tmp_path / "val.bin")
     (tmp_path / "meta.json").write_text('{"vocab_size": 400}')
     with pytest.raises(ValueError, match=r"train\.bin holds token id 450, outside the vocabulary of 400"):
-        language_source(f"bin:{tmp_path}", seq_len=32)
+        language_source(TextConfig(source=f"bin:{tmp_path}"), seq_len=32)
     train[4321] = 0
     train.tofile(tmp_path / "train.bin")
     with pytest.raises(ValueError, match=r"val\.bin holds token id 400, outside the vocabulary of 400"):
-        language_source(f"bin:{tmp_path}", seq_len=32)
-    source, _ = language_source(f"bin:{tmp_path}", seq_len=32, vocab_size=401)
+        language_source(TextConfig(source=f"bin:{tmp_path}"), seq_len=32)
+    source, _ = language_source(TextConfig(source=f"bin:{tmp_path}", vocab_size=401), seq_len=32)
     assert source.vocab_size == 401
 
 
@@ -168,14 +169,14 @@ def test_bin_layout_problems_name_the_file(tmp_path, monkeypatch):
     (tmp_path / "val.bin").write_bytes(b"")
     (tmp_path / "meta.json").write_text('{"vocab_size": 400}')
     with pytest.raises(ValueError, match=r"val\.bin is empty"):
-        language_source(f"bin:{tmp_path}", seq_len=32)
+        language_source(TextConfig(source=f"bin:{tmp_path}"), seq_len=32)
     np.zeros(1000, dtype=np.uint16).tofile(tmp_path / "val.bin")
     (tmp_path / "meta.json").write_text('{"block_size": 1024}')
     with pytest.raises(ValueError, match=r"meta\.json has no integer 'vocab_size'"):
-        language_source(f"bin:{tmp_path}", seq_len=32)
+        language_source(TextConfig(source=f"bin:{tmp_path}"), seq_len=32)
     (tmp_path / "meta.json").write_text('{"vocab_size": 400}')
     monkeypatch.setenv("HOME", str(tmp_path.parent))
-    source, _ = language_source(f"bin:~/{tmp_path.name}", seq_len=32)
+    source, _ = language_source(TextConfig(source=f"bin:~/{tmp_path.name}"), seq_len=32)
     assert source.vocab_size == 400
 
 
@@ -190,7 +191,7 @@ def test_bpe_keeps_a_literal_end_of_text_string_as_text():
 
 
 def test_stdlib_language_source_with_byte_tokenizer():
-    source, tok = language_source("stdlib", seq_len=64, max_bytes=100_000, max_val_bytes=50_000)
+    source, tok = language_source(TextConfig(source="stdlib", max_bytes=100_000, max_val_bytes=50_000), seq_len=64)
     assert isinstance(tok, ByteTokenizer) and source.vocab_size == 257
     x, y = source.items([0, 1, 2])
     assert x.shape == (3, 64) and torch.equal(x[:, 1:], y[:, :-1])

@@ -44,7 +44,7 @@ def small_chunks(monkeypatch):
 def test_cached_tokens_are_the_in_memory_encoding(tmp_path, small_chunks, kind, n_files):
     src = _corpus(tmp_path / "c", n_files)
     caps = dict(val_percent=10, max_bytes=12_000, max_val_bytes=3_000)
-    source, tok = language_source(str(src), seq_len=16, tokenizer_kind=kind, bpe_vocab=300, **caps)
+    source, tok = language_source(TextConfig(source=str(src), tokenizer=kind, bpe_vocab=300, **caps), seq_len=16)
     train, val = documents(str(src), **caps)
     ref_tok = make_tokenizer(kind, train, 300)
     assert tok.to_dict() == ref_tok.to_dict()
@@ -196,18 +196,18 @@ def test_text_with_a_tokenizer_json_or_gpt2(tmp_path, monkeypatch, small_chunks)
     train, val = documents(str(src), val_percent=10)
     saved = make_tokenizer("bpe", ["some other corpus, some other merges " * 40], 290)
     saved.save(tmp_path / "tok")
-    source, tok = language_source(str(src), seq_len=16, tokenizer_kind=f"hf:{tmp_path / 'tok'}", val_percent=10)
+    source, tok = language_source(TextConfig(source=str(src), tokenizer=f"hf:{tmp_path / 'tok'}", val_percent=10), seq_len=16)
     assert tok.to_dict() == saved.to_dict() and np.array_equal(source.val, encode_documents(val, saved))
     assert np.array_equal(source.train, encode_documents(train, saved))
 
     monkeypatch.delenv(tk.GPT2_FILES_ENV, raising=False)
     with pytest.raises(SettingError, match=r"text.tokenizer: gpt2 needs .*NCALM_GPT2_FILES"):
-        language_source(str(src), seq_len=16, tokenizer_kind="gpt2", val_percent=10)
+        language_source(TextConfig(source=str(src), tokenizer="gpt2", val_percent=10), seq_len=16)
     gpt2 = next((Path(d) for d in gpt2_dirs if d and (Path(d) / "vocab.bpe").is_file()), None)
     if gpt2 is None or importlib.util.find_spec("tiktoken") is None:
         pytest.skip("GPT-2's BPE files or tiktoken not here")
     monkeypatch.setenv(tk.GPT2_FILES_ENV, str(gpt2))
-    source, tok = language_source(str(src), seq_len=16, tokenizer_kind="gpt2", val_percent=10)
+    source, tok = language_source(TextConfig(source=str(src), tokenizer="gpt2", val_percent=10), seq_len=16)
     enc = tk.data_gym_encoding(gpt2)
     want = [i for doc in train for i in enc.encode_ordinary(doc) + [enc.eot_token]]
     assert tok.vocab_size == 50257 and source.train.tolist() == want

@@ -13,6 +13,7 @@ import pytest
 from ncalm.data import tokenize as tk
 from ncalm.data.corpus import documents
 from ncalm.data.tokenize import TokenizeConfig, data_gym_encoding, data_gym_hf_json, safe_cuts, tokenize
+from ncalm.data.config import TextConfig
 from ncalm.data.tokens import language_source
 from ncalm.lm.tokenizer import BPETokenizer, load_tokenizer
 
@@ -197,17 +198,17 @@ def test_training_reads_meta_json_dtype_and_nanogpt_meta_pkl(tmp_path):
     np.array([70000, 1, 2] * 100, np.uint32).tofile(big / "train.bin")
     np.array([3, 70001] * 100, np.uint32).tofile(big / "val.bin")
     (big / "meta.json").write_text('{"vocab_size": 70002, "dtype": "uint32"}')
-    source, _ = language_source(f"bin:{big}", seq_len=8)
+    source, _ = language_source(TextConfig(source=f"bin:{big}"), seq_len=8)
     assert source.vocab_size == 70002 and int(source.train.max()) == 70000
     nano = tmp_path / "nano"
     nano.mkdir()
     np.arange(300, dtype=np.uint16).__mod__(65).tofile(nano / "train.bin")
     np.arange(100, dtype=np.uint16).__mod__(65).tofile(nano / "val.bin")
     with pytest.raises(ValueError, match="vocabulary of its token files is unknown"):
-        language_source(f"bin:{nano}", seq_len=8)  # never a guess of 50304
+        language_source(TextConfig(source=f"bin:{nano}"), seq_len=8)  # never a guess of 50304
     with open(nano / "meta.pkl", "wb") as f:
         pickle.dump({"vocab_size": 65, "itos": {}, "stoi": {}}, f)
-    assert language_source(f"bin:{nano}", seq_len=8)[0].vocab_size == 65
+    assert language_source(TextConfig(source=f"bin:{nano}"), seq_len=8)[0].vocab_size == 65
 
 
 def test_experiment_and_eval_bpb_on_a_token_folder(tmp_path, capsys):

@@ -190,28 +190,23 @@ def is_bin_spec(spec: str) -> bool:
     return spec.startswith("bin:") or p.suffix == ".bin" or (p.is_dir() and (p / "train.bin").is_file())
 
 
-def language_source(spec: str = "stdlib", seq_len: int = 256, seed: int = 0, tokenizer=None,
-                    tokenizer_kind: str = "byte", bpe_vocab: int = 4096, val_percent: float = 2.0,
-                    max_bytes: int | None = None, max_val_bytes: int | None = 1_000_000,
-                    vocab_size: int | None = None, cache: str = "", progress: bool = True):
-    """``(TokenSource, tokenizer)`` for a corpus spec (see ncalm.data.corpus) or nanoGPT .bin data.
+def language_source(text: TextConfig, seq_len: int = 256, seed: int = 0, tokenizer=None, progress: bool = True):
+    """``(TokenSource, tokenizer)`` for ``text``'s corpus (see ncalm.data.corpus) or token files (``bin:DIR``).
 
-    A corpus is tokenized once into the text cache (``cache``: see
+    A corpus is tokenized once into the text cache (``text.cache``: see
     ncalm.data.cache), then memory-mapped. ``tokenizer`` reuses an existing
     tokenizer (e.g. from a checkpoint being resumed); otherwise one of
-    ``tokenizer_kind`` is made (BPE is trained on the training documents).
+    ``text.tokenizer`` is made (BPE is trained on the training documents).
     Tokenizer is None for .bin data without one.
     """
-    if is_bin_spec(spec):
-        return bin_source(spec, seq_len, seed, vocab_size)
-    text = TextConfig(source=spec, tokenizer=tokenizer_kind, bpe_vocab=bpe_vocab, val_percent=val_percent,
-                      max_bytes=max_bytes, max_val_bytes=max_val_bytes, cache=cache)
+    if is_bin_spec(text.source):
+        return bin_source(text.source, seq_len, seed, text.vocab_size)
     folder = cached_tokens(text, tokenizer, progress)
     meta = read_json(folder / "meta.json")
     # The identity the in-memory path gave (a resume compares it); where the cache lives is no part of it.
-    info = {"data": spec, "tokenizer": (tokenizer or load_tokenizer(folder)).kind,
+    info = {"data": text.source, "tokenizer": (tokenizer or load_tokenizer(folder)).kind,
             "train_documents": meta["train"]["documents"], "val_documents": meta["val"]["documents"],
-            "val_percent": val_percent, "max_bytes": max_bytes}
+            "val_percent": text.val_percent, "max_bytes": text.max_bytes}
     source, made = bin_source(str(folder), seq_len, seed, None, info)
     if tokenizer is not None and made.to_dict() != tokenizer.to_dict():  # cached_tokens chose by it: never expected
         raise ValueError(f"data.text.tokenizer: the token cache {folder} holds another tokenizer than the run's; "

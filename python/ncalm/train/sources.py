@@ -39,6 +39,4 @@ def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu", progress:
         return (NCASource(*args) if cfg.control == "none" else ControlSource(*args, control=cfg.control)), None
     if cfg.kind == "dyck":
         return DyckSource(cfg.dyck.k, cfg.dyck.depth, cfg.seq_len, cfg.seed), None
-    t = cfg.text
-    return language_source(t.source, cfg.seq_len, cfg.seed, tokenizer, t.tokenizer, t.bpe_vocab, t.val_percent,
-                           t.max_bytes, t.max_val_bytes, t.vocab_size, t.cache, progress)
+    return language_source(cfg.text, cfg.seq_len, cfg.seed, tokenizer, progress)
