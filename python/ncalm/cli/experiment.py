@@ -67,10 +67,8 @@ def _vocab(data) -> int | None:
         return vocab or (load_tokenizer(root).vocab_size if (root / TOKENIZER_FILE).is_file() else None)
     tok = data.text.tokenizer
     if tok.startswith("hf:"):
-        import tokenizers
-
-        from ncalm.data.tokenize import hf_tokenizer_json
-        return tokenizers.Tokenizer.from_str(hf_tokenizer_json(tok)).get_vocab_size()
+        from ncalm.data.tokenize import named_tokenizer
+        return named_tokenizer(tok).vocab_size
     return {"byte": 257, "gpt2": 50257}.get(tok, data.text.bpe_vocab)
 
 
