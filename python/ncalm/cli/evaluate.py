@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ncalm.atomic_json import write_json
 from ncalm.cli.options import add_tree_arguments
+from ncalm.data.config import TextConfig
 from ncalm.eval.config import BpbConfig, IclConfig, SpeedupConfig
 from ncalm.settings import SettingError, add_flags, flag_values, quietly, resolve
 
-DEFAULT_MAX_VAL_BYTES = 1_000_000  # the trainer's default max_val_bytes
+DEFAULT_MAX_VAL_BYTES = TextConfig().max_val_bytes  # the trainer's default, declared once there
 
 # mode: (its settings, whose docstring says what each number means; one-line help; an example of --set)
 MODES = {"bpb": (BpbConfig, "perplexity and bits per byte on held-out text", "seq_len=512"),
