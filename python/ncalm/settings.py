@@ -193,11 +193,13 @@ class Settings:
     Subclasses may define ``validate(self)`` for rules across fields (raise
     SettingError with the field's name), ``RENAMED`` (old dotted key -> new one,
     for files and flags written before a rename) and ``SHORTHAND`` (the field that
-    a plain value given for the whole table sets, e.g. ``model = "small"``).
+    a plain value given for the whole table sets, e.g. ``model = "small"``). With ``DASHED``, a field
+    declared without ``flags`` has the option ``--field-name`` (a command's own settings).
     """
 
     RENAMED: typing.ClassVar[dict[str, str]] = {}
     SHORTHAND: typing.ClassVar[Any] = None  # a field name, or a function of the plain value giving the table
+    DASHED: typing.ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
@@ -493,6 +495,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
             continue
         g = group or parser
         aliases = list(f.metadata.get("flags", ()))
+        if not aliases and cls.DASHED:
+            aliases = [f"--{f.name.replace('_', '-')}"]
         # The dotted name, where it says more than an alias: --optim.lr beside --lr, not --shard_tokens.
         names = aliases if aliases and "." not in key else [*aliases, f"--{key}"]
         help_text = f.metadata.get("help", "")

@@ -46,24 +46,23 @@ HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wid
 class GenerateConfig(Settings):
     """What `ncalm generate` writes: the NCA config and the stream's slice, and where."""
 
-    out: str | None = setting(None, "output directory (required, no default)", flags=("--out",))
+    DASHED = True  # --shard-tokens, --n-samples, ...
+
+    out: str | None = setting(None, "output directory (required, no default)")
     tokens: int | None = setting(None, "tokens to write (rounded up to whole sequences of seq_len + 1), e.g. 100M; "
-                                       "unset: 10M, or sequences", check=at_least(1), flags=("--tokens",))
-    sequences: int | None = setting(None, "sequences to write instead of tokens", check=at_least(1),
-                                    flags=("--sequences",))
+                                       "unset: 10M, or sequences", check=at_least(1))
+    sequences: int | None = setting(None, "sequences to write instead of tokens", check=at_least(1))
     seed: int = setting(0, "stream seed; sequence i is a pure function of (config, seed, i)",
-                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"), flags=("--seed",))
+                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"))
     start: int = setting(0, "id of the first sequence (to extend or shard a stream)",
-                         check=in_range(0, MAX_SEQ_ID, shown="[0, 2**40 - 1]"), flags=("--start",))
-    shard_tokens: int = setting(100_000_000, "tokens per shard file", check=at_least(1), flags=("--shard-tokens",))
-    chunk: int = setting(2048, "sequences generated per call (memory ~ chunk x seq_len x 2 B)", check=at_least(1),
-                         flags=("--chunk",))
-    threads: int = setting(0, "CPU threads (0 = all cores); on a GPU, for gzip scoring", check=in_range(0, 4096),
-                           flags=("--threads",))
+                         check=in_range(0, MAX_SEQ_ID, shown="[0, 2**40 - 1]"))
+    shard_tokens: int = setting(100_000_000, "tokens per shard file", check=at_least(1))
+    chunk: int = setting(2048, "sequences generated per call (memory ~ chunk x seq_len x 2 B)", check=at_least(1))
+    threads: int = setting(0, "CPU threads (0 = all cores); on a GPU, for gzip scoring", check=in_range(0, 4096))
     device: str = setting("auto", "cpu, cuda, cuda:N, or auto (the GPU backend when usable, else cpu); same tokens "
-                                  "either way", check=device_setting, flags=("--device",))
-    force: bool = setting(False, "overwrite an existing output directory's shards", flags=("--force",))
-    resume: bool = setting(False, "continue an interrupted run in out", flags=("--resume",))
+                                  "either way", check=device_setting)
+    force: bool = setting(False, "overwrite an existing output directory's shards")
+    resume: bool = setting(False, "continue an interrupted run in out")
     progress: bool = same_as(RunConfig, "progress")
     nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=(0.5, 1.0))
 

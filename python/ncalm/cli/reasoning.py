@@ -52,68 +52,58 @@ def _writable_file(path: str | None) -> str | None:
 class ReasoningConfig(Settings):
     """What `ncalm eval-reasoning` runs. Defaults are the paper's sampling setup."""
 
+    DASHED = True  # --shard-tokens, --n-samples, ...
+
     task: str = setting("gsm8k", "benchmark to run (bbl: BIG-bench Lite multiple choice by log-probability, the "
-                                 "paper's; needs --data)", choices=("gsm8k", "humaneval", "bbh", "bbl"), flags=("--task",))
-    checkpoint: str | None = setting(None, "language-stage checkpoint with a tokenizer (required, no default)",
-                                     flags=("--checkpoint",))
+                                 "paper's; needs --data)", choices=("gsm8k", "humaneval", "bbh", "bbl"))
+    checkpoint: str | None = setting(None, "language-stage checkpoint with a tokenizer (required, no default)")
     data: str | None = setting(None, "local data: GSM8K dir or test.jsonl, HumanEval.jsonl(.gz), BBH dir or task "
-                                     ".json; unset: the Hugging Face hub (needs `datasets` and network)",
-                               flags=("--data",))
-    limit: int | None = setting(None, "evaluate only the first N problems; unset: all", check=at_least(1),
-                                flags=("--limit",))
+                                     ".json; unset: the Hugging Face hub (needs `datasets` and network)")
+    limit: int | None = setting(None, "evaluate only the first N problems; unset: all", check=at_least(1))
     sampling: str = setting("paper", "named sampling setup: paper = 64 samples, temperature 0.4, top-p 0.95; "
                                      "reference-gsm8k = 32 samples, temperature 0.6, top-p 1.0 (the reference code's "
                                      "GSM8K); n_samples, temperature and top_p override its values",
-                            choices=tuple(SAMPLING), flags=("--sampling",))
-    n_samples: int | None = setting(None, "completions per problem (n); unset: --sampling's", check=at_least(1),
-                                    flags=("--n-samples",))
-    k: str = setting("auto", "comma-separated k for pass@k; auto = 1, 2, 4, ... up to min(n, 32)", check=_k,
-                     flags=("--k",))
+                            choices=tuple(SAMPLING))
+    n_samples: int | None = setting(None, "completions per problem (n); unset: --sampling's", check=at_least(1))
+    k: str = setting("auto", "comma-separated k for pass@k; auto = 1, 2, 4, ... up to min(n, 32)", check=_k)
     temperature: float | None = setting(None, "sampling temperature, 0 = greedy; unset: --sampling's",
-                                 check=in_range(0, float("inf"), open_high=True, shown="[0, inf)"),
-                                 flags=("--temperature",))
-    top_p: float | None = setting(None, "nucleus sampling mass; unset: --sampling's", check=in_range(0, 1, open_low=True),
-                           flags=("--top-p",))
+                                        check=in_range(0, float("inf"), open_high=True, shown="[0, inf)"))
+    top_p: float | None = setting(None, "nucleus sampling mass; unset: --sampling's",
+                                  check=in_range(0, 1, open_low=True))
     max_new_tokens: int | None = setting(
         None, "generation length in the checkpoint tokenizer's tokens (bytes for the byte tokenizer); unset: room "
               "for the reference answers, gsm8k 1024 bytes, humaneval 1536, bbh 256 (2048 with --bbh-cot), a "
-              "quarter as many tokens for BPE, and at most half the model's context", check=at_least(1),
-        flags=("--max-new-tokens",))
+              "quarter as many tokens for BPE, and at most half the model's context", check=at_least(1))
     shots: int | None = setting(None, "few-shot demonstrations; unset: gsm8k 8 (0 with --finetune), bbh 3",
-                                check=at_least(0), flags=("--shots",))
-    batch_size: int = setting(16, "sequences decoded together", check=at_least(1), flags=("--batch-size",))
-    seed: int = setting(0, "sampling seed (per problem: seed + id hash)", flags=("--seed",))
-    device: str = setting("auto", DEVICE_HELP, check=device_setting, flags=("--device",))
+                                check=at_least(0))
+    batch_size: int = setting(16, "sequences decoded together", check=at_least(1))
+    seed: int = setting(0, "sampling seed (per problem: seed + id hash)")
+    device: str = setting("auto", DEVICE_HELP, check=device_setting)
     threads: int | None = setting(None, "torch CPU threads; unset: torch's choice (1 is faster on a busy machine)",
-                                  check=at_least(1), flags=("--threads",))
-    out: str | None = setting(None, "output directory; unset: runs/reasoning-TASK", flags=("--out",))
+                                  check=at_least(1))
+    out: str | None = setting(None, "output directory; unset: runs/reasoning-TASK")
     progress: bool = same_as(RunConfig, "progress")
     # gsm8k fine-tuning (paper: 10 epochs, lr 1e-5)
-    finetune: bool = setting(False, "fine-tune on the GSM8K train split before evaluating", flags=("--finetune",))
-    finetune_epochs: int = setting(10, "epochs over the train split", check=at_least(1), flags=("--finetune-epochs",))
-    finetune_lr: float = setting(1e-5, "AdamW learning rate of the fine-tuning", flags=("--finetune-lr",))
-    finetune_batch_size: int = setting(8, "fine-tuning examples per step", check=at_least(1),
-                                       flags=("--finetune-batch-size",))
-    finetune_limit: int | None = setting(None, "use only the first N train examples; unset: all", check=at_least(1),
-                                         flags=("--finetune-limit",))
+    finetune: bool = setting(False, "fine-tune on the GSM8K train split before evaluating")
+    finetune_epochs: int = setting(10, "epochs over the train split", check=at_least(1))
+    finetune_lr: float = setting(1e-5, "AdamW learning rate of the fine-tuning")
+    finetune_batch_size: int = setting(8, "fine-tuning examples per step", check=at_least(1))
+    finetune_limit: int | None = setting(None, "use only the first N train examples; unset: all", check=at_least(1))
     save_finetuned: str | None = setting(None, "write the fine-tuned checkpoint here; unset: not saved",
-                                         check=_writable_file, flags=("--save-finetuned",))
+                                         check=_writable_file)
     # humaneval sandbox
     timeout: float = setting(5.0, "wall-clock seconds per program", check=in_range(0, float("inf"), open_low=True,
-                                                                                  shown="(0, inf)"),
-                             flags=("--timeout",))
-    memory_mb: int = setting(1024, "address-space limit per program (MiB)", check=at_least(1), flags=("--memory-mb",))
-    workers: int = setting(4, "programs run in parallel", check=at_least(1), flags=("--workers",))
+                                                                                  shown="(0, inf)"))
+    memory_mb: int = setting(1024, "address-space limit per program (MiB)", check=at_least(1))
+    workers: int = setting(4, "programs run in parallel", check=at_least(1))
     sandbox_python: str | None = setting(None, "interpreter for generated code; unset: this one, or a system "
-                                               "python3 if the sandbox user cannot read this one's library",
-                                         flags=("--sandbox-python",))
+                                               "python3 if the sandbox user cannot read this one's library")
     # bbh
-    bbh_tasks: str | None = setting(None, "comma-separated subtasks; unset: all in --data", flags=("--bbh-tasks",))
-    bbh_cot: bool = setting(False, "use the published chain-of-thought prompts (DATA/cot-prompts/TASK.txt)",
-                            flags=("--bbh-cot",))
+    bbh_tasks: str | None = setting(None, "comma-separated subtasks; unset: all in --data")
+    bbh_cot: bool = setting(False, "use the published chain-of-thought prompts (DATA/cot-prompts/TASK.txt)")
     # bbl
     bbl_prompts: str | None = setting(None, "few-shot demonstrations per task, {task: [rows]} (the reference's "
-                                            "bbl_prompts.json); unset: zero-shot", flags=("--bbl-prompts",))
+                                            "bbl_prompts.json); unset: zero-shot")
 
     def validate(self) -> None:
         n, temperature, top_p = SAMPLING[self.sampling]  # the named setup, where not set one by one

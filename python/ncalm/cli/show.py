@@ -24,15 +24,15 @@ from ncalm.settings import Settings, add_flags, at_least, flag_values, in_range,
 class ShowConfig(Settings):
     """What `ncalm show` draws. nca.seq_len plays no part: the pictures are `frames` frames long."""
 
-    seed: int = setting(0, "generator seed", check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"),
-                        flags=("--seed",))
-    rules: int = setting(8, "rules to draw (one row each)", check=at_least(1), flags=("--rules",))
-    frames: int = setting(20, "frames per rule", check=at_least(1), flags=("--frames",))
-    candidates: int = setting(2000, "candidate rules scored for the histogram", check=at_least(1),
-                              flags=("--candidates",))
-    scale: int = setting(8, "pixels per cell", check=at_least(1), flags=("--scale",))
-    threads: int = setting(0, "generator threads (0 = all cores)", check=in_range(0, 4096), flags=("--threads",))
-    out: str = setting("show", "output directory", flags=("--out",))
+    DASHED = True  # --shard-tokens, --n-samples, ...
+
+    seed: int = setting(0, "generator seed", check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"))
+    rules: int = setting(8, "rules to draw (one row each)", check=at_least(1))
+    frames: int = setting(20, "frames per rule", check=at_least(1))
+    candidates: int = setting(2000, "candidate rules scored for the histogram", check=at_least(1))
+    scale: int = setting(8, "pixels per cell", check=at_least(1))
+    threads: int = setting(0, "generator threads (0 = all cores)", check=in_range(0, 4096))
+    out: str = setting("show", "output directory")
     nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=(0.5, 1.0))
 
 
