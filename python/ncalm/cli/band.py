@@ -17,15 +17,15 @@ import argparse
 import json
 from pathlib import Path
 
+from ncalm.cli.options import add_tree, tree_config
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.cli.options import add_tree_arguments
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import PRESETS
-    from ncalm.settings import add_flags
 
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="experiment preset: NCA settings and corpus")
-    add_tree_arguments(p, "experiment")
-    add_flags(p, ExperimentConfig, ExperimentConfig(), only=("language.data.text.source",))
+    add_tree(p, ExperimentConfig, ExperimentConfig(), "experiment", only=("language.data.text.source",))
     p.add_argument("--windows", type=int, default=2000, help="corpus windows to score")
     p.add_argument("--rules", type=int, default=2000, help="NCA rules to score")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the sweep it writes")
@@ -46,12 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import preset
     from ncalm.nca.pictures import accepted_fraction
-    from ncalm.settings import flag_values, leaves, resolve
+    from ncalm.settings import leaves
 
     for name in ("windows", "rules"):
         if getattr(args, name) < 10:
             raise ValueError(f"--{name} must be >= 10, got {getattr(args, name)}")
-    cfg = resolve(ExperimentConfig, preset(args.preset), args.config, args.assignments, flag_values(args))
+    cfg = tree_config(ExperimentConfig, args, preset(args.preset))
     out = Path(args.out or f"runs/band-{args.preset}")
     out.mkdir(parents=True, exist_ok=True)
     text = cfg.language.data.text

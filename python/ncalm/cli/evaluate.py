@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 from ncalm.atomic_json import write_json
-from ncalm.cli.options import add_tree_arguments
+from ncalm.cli.options import add_tree, tree_config
 from ncalm.data.config import TextConfig
 from ncalm.eval.config import BpbConfig, IclConfig, SpeedupConfig
-from ncalm.settings import SettingError, add_flags, flag_values, quietly, resolve
+from ncalm.settings import SettingError, quietly
 
 DEFAULT_MAX_VAL_BYTES = TextConfig().max_val_bytes  # the trainer's default, declared once there
 
@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for mode, (cls, help_text, example) in MODES.items():
         s = sub.add_parser(mode, help=help_text, description=inspect.cleandoc(cls.__doc__),
                            formatter_class=HelpFormatter)
-        add_tree_arguments(s, f"eval {mode}", example)
-        add_flags(s, cls, cls(baseline="BASE", run=["RUN"]) if cls is SpeedupConfig else cls(checkpoint="CKPT"))
+        add_tree(s, cls, cls(baseline="BASE", run=["RUN"]) if cls is SpeedupConfig else cls(checkpoint="CKPT"),
+                 f"eval {mode}", example)
 
 
 def _same_corpus(a: str, b: str) -> bool:
@@ -170,7 +170,7 @@ def run_speedup(cfg: SpeedupConfig) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = resolve(MODES[args.mode][0], {}, args.config, args.assignments, flag_values(args))
+    cfg = tree_config(MODES[args.mode][0], args)
     result = {"bpb": run_bpb, "icl": run_icl, "speedup": run_speedup}[args.mode](cfg)
     if cfg.json:
         Path(cfg.json).parent.mkdir(parents=True, exist_ok=True)

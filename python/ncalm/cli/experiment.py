@@ -16,9 +16,10 @@ import sys
 import time
 from pathlib import Path
 
+from ncalm.cli.options import add_tree_arguments, tree_config
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.cli.options import add_tree_arguments
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import PRESETS
     from ncalm.settings import add_flags, show_value
@@ -39,15 +40,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             said = (f"{shown.popitem()[1]} in every preset" if len(set(shown.values())) == 1
                     else "; ".join(f"{name}: {value}" for name, value in shown.items()))
             action.help = re.sub(r" \(default: [^)]*\)$", "", action.help) + f" (default: the preset's; {said})"
-
-
-def resolve(args: argparse.Namespace):
-    """The ExperimentConfig that the preset, file, --set and flags describe."""
-    from ncalm.experiment.config import ExperimentConfig
-    from ncalm.experiment.presets import preset
-    from ncalm.settings import flag_values, resolve as resolve_tree
-
-    return resolve_tree(ExperimentConfig, preset(args.preset), args.config, args.assignments, flag_values(args))
 
 
 def _vocab(data) -> int | None:
@@ -95,10 +87,12 @@ def parameter_summary(cfg) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ncalm.experiment import run_experiment, write_report
+    from ncalm.experiment.config import ExperimentConfig
+    from ncalm.experiment.presets import preset
     from ncalm.experiment.runner import check_runnable, finished_records, pin_precision
 
     out = Path(args.out or f"runs/experiment-{args.preset}")
-    cfg = resolve(args)
+    cfg = tree_config(ExperimentConfig, args, preset(args.preset))
     if args.dry_run:
         check_runnable(cfg)
         cfg = pin_precision(cfg, out)  # what a run into --out would use

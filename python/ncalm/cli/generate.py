@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ncalm.atomic_json import read_json, replacing, write_json
-from ncalm.cli.options import add_tree_arguments
+from ncalm.cli.options import add_tree, tree_config
 from ncalm.devices import device_setting
 from ncalm.locks import exclusive
 from ncalm.train.config import RunConfig
@@ -35,8 +35,7 @@ from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
-from ncalm.settings import (Settings, SettingError, add_flags, at_least, check_same, flag_values, in_range, resolve,
-                            same_as, setting, table)
+from ncalm.settings import Settings, SettingError, at_least, check_same, in_range, same_as, setting, table
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
@@ -82,8 +81,8 @@ class GenerateConfig(Settings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_tree_arguments(p, "generate")
-    add_flags(p, GenerateConfig, GenerateConfig(out="OUT"), groups={"nca": "NCA config (defaults: the paper's)"})
+    add_tree(p, GenerateConfig, GenerateConfig(out="OUT"), "generate",
+             groups={"nca": "NCA config (defaults: the paper's)"})
 
 
 def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
@@ -128,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ncalm.data.shard_check import damaged_shards, shard_record  # ncalm.data imports torch: not for --help
 
-    g = resolve(GenerateConfig, {}, args.config, args.assignments, flag_values(args))
+    g = tree_config(GenerateConfig, args)
     cfg, out = g.nca, Path(g.out)
     seq_tokens = cfg.seq_len + 1
     n_seq = g.sequences if g.sequences is not None else math.ceil((g.tokens or 10**7) / seq_tokens)

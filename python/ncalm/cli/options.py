@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
+
+from ncalm.settings import add_flags, flag_values, resolve
 
 
 def add_tree_arguments(p: argparse.ArgumentParser, what: str, example: str = "optim.lr=3e-4") -> None:
@@ -10,3 +13,15 @@ def add_tree_arguments(p: argparse.ArgumentParser, what: str, example: str = "op
                                                    "default: none)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override one setting by its dotted key, e.g. --set {example} (repeatable; default: none)")
+
+
+def add_tree(p: argparse.ArgumentParser, cls: type, defaults: Any, what: str, example: str = "optim.lr=3e-4",
+             **flags: Any) -> None:
+    """--config, --set and the options of ``cls``'s settings (``flags``: add_flags' only, skip, groups...)."""
+    add_tree_arguments(p, what, example)
+    add_flags(p, cls, defaults, **flags)
+
+
+def tree_config(cls: type, args: argparse.Namespace, base: dict | None = None) -> Any:
+    """The ``cls`` tree that ``base`` (a preset), --config, --set and the flags describe."""
+    return resolve(cls, base or {}, args.config, args.assignments, flag_values(args))

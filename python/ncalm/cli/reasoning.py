@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ncalm.cli.main import UserError
-from ncalm.cli.options import add_tree_arguments
+from ncalm.cli.options import add_tree, tree_config
 from ncalm.devices import DEVICE_HELP, device_setting, torch_device
 from ncalm.locks import exclusive
-from ncalm.settings import Settings, SettingError, add_flags, at_least, flag_values, in_range, resolve, same_as, setting
+from ncalm.settings import Settings, SettingError, at_least, in_range, same_as, setting
 from ncalm.train.config import RunConfig
 
 # The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
@@ -136,8 +136,7 @@ class ReasoningConfig(Settings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_tree_arguments(p, "eval-reasoning")
-    add_flags(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"))
+    add_tree(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"), "eval-reasoning")
 
 
 def _task(args):
@@ -267,7 +266,7 @@ def _load_model(args, what: str):
 
 
 def run(args) -> int:
-    cfg = resolve(ReasoningConfig, {}, args.config, args.assignments, flag_values(args))
+    cfg = tree_config(ReasoningConfig, args)
     if cfg.task == "bbl":
         return _run_bbl(cfg)
     return _run(cfg)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.cli.options import add_tree_arguments
+from ncalm.cli.options import add_tree, tree_config
 from ncalm.nca.config import NCAConfig
-from ncalm.settings import Settings, add_flags, at_least, flag_values, in_range, resolve, setting, table
+from ncalm.settings import Settings, at_least, in_range, setting, table
 
 
 @dataclass
@@ -37,15 +37,15 @@ class ShowConfig(Settings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_tree_arguments(p, "show")
-    add_flags(p, ShowConfig, ShowConfig(), skip=("nca.seq_len",), groups={"nca": "NCA config (defaults: the paper's)"})
+    add_tree(p, ShowConfig, ShowConfig(), "show", skip=("nca.seq_len",),
+             groups={"nca": "NCA config (defaults: the paper's)"})
 
 
 def run(args: argparse.Namespace) -> int:
     from ncalm.nca.cpu import find_rules, in_band, rollout, score_rules
     from ncalm.nca.pictures import accepted_fraction, save_complexity_histogram, save_gif, save_strip
 
-    opts = resolve(ShowConfig, {}, args.config, args.assignments, flag_values(args))
+    opts = tree_config(ShowConfig, args)
     cfg = opts.nca
     out = Path(opts.out)
     threads = opts.threads or None

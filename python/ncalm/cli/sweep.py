@@ -19,9 +19,10 @@ import argparse
 import shlex
 from pathlib import Path
 
+from ncalm.cli.options import add_tree_arguments, tree_config
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.cli.options import add_tree_arguments
     from ncalm.experiment.sweep import SWEEP_PRESETS, SweepConfig
     from ncalm.settings import add_flags
 
@@ -40,14 +41,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def resolve(args: argparse.Namespace):
     """The sweep that --preset/--config/--set describe (saved into --out), else the one --out holds."""
     from ncalm.experiment.sweep import SWEEP, SWEEP_PRESETS, SweepConfig, load_definition, save_definition
-    from ncalm.settings import flag_values, resolve as resolve_tree
 
     out = Path(args.out or f"runs/{args.preset or 'sweep'}")
     # Layered over the preset, else over the sweep --out holds (a change to it is refused by name).
     base = SWEEP_PRESETS[args.preset] if args.preset else load_definition(out).to_dict() if (out / SWEEP).exists() else {}
     if not (args.preset or args.config or args.assignments or base):
         load_definition(out)  # no sweep given or saved: says how to start one
-    cfg = resolve_tree(SweepConfig, base, args.config, args.assignments, flag_values(args))
+    cfg = tree_config(SweepConfig, args, base)
     if args.preset or args.config or args.assignments:
         save_definition(cfg, out)
     return cfg, out

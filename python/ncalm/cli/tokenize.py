@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import argparse
 
-from ncalm.cli.options import add_tree_arguments
-from ncalm.settings import add_flags, flag_values, resolve
+from ncalm.cli.options import add_tree, tree_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ncalm.data.tokenize import TokenizeConfig
 
-    add_tree_arguments(p, "tokenize")
-    add_flags(p, TokenizeConfig, TokenizeConfig())
+    add_tree(p, TokenizeConfig, TokenizeConfig(), "tokenize")
 
 
 def run(args: argparse.Namespace) -> int:
     from ncalm.data.tokenize import TokenizeConfig, tokenize
 
-    tokenize(resolve(TokenizeConfig, {}, args.config, args.assignments, flag_values(args)))
+    tokenize(tree_config(TokenizeConfig, args))
     return 0

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ncalm.cli.main import UserError
-from ncalm.cli.options import add_tree_arguments
-from ncalm.settings import add_flags, flag_values, resolve
+from ncalm.cli.options import add_tree_arguments, tree_config
+from ncalm.settings import add_flags
 from ncalm.train.config import StageConfig
 
 GROUPS = {"model": "model", "model.transfer": "transfer (--init)", "data": "data", "data.nca": "NCA data (--data nca)",
@@ -28,7 +28,7 @@ def add_stage_arguments(p: argparse.ArgumentParser, base: dict, skip: tuple[str,
 
 def stage_config(args: argparse.Namespace) -> StageConfig:
     """The StageConfig that the command's base, --config, --set and the flags describe."""
-    cfg = resolve(StageConfig, args._stage_base, args.config, args.assignments, flag_values(args))
+    cfg = tree_config(StageConfig, args, args._stage_base)
     if cfg.run.resume and args.force:
         raise ValueError("--resume continues the run in --out and --force replaces it: pass one of them")
     return cfg
