@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-from ncalm.cli.main import UserError
 from ncalm.cli.options import add_tree_arguments, tree_config
 from ncalm.settings import add_flags
 from ncalm.train.config import StageConfig
@@ -63,10 +62,7 @@ def run_and_report(cfg: StageConfig, label: str, force: bool = False) -> int:
 
     check_out_dir(cfg, force)
     warn_long_warmup(cfg)
-    try:
-        result = train(cfg)
-    except ImportError as exc:
-        raise UserError(str(exc)) from None
+    result = train(cfg)  # an ImportError (an optional package missing) is a one-line error in cli.main
     if result["rank"] == 0:
         val = result["val_loss"]
         print(f"{label}: {result['step']}/{result['total_steps']} steps, {result['tokens']:,} tokens, "
