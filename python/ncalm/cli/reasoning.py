@@ -19,11 +19,10 @@ from ncalm.locks import exclusive
 from ncalm.settings import Settings, SettingError, at_least, in_range, same_as, setting
 from ncalm.train.config import RunConfig
 
-# The paper's sampling setup: n = 64 samples, temperature 0.4, top-p 0.95, k up to 32.
-PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P, PAPER_MAX_K = 64, 0.4, 0.95, 32
-# Named sampling setups (--sampling): (n, temperature, top-p). "reference-gsm8k" is the public
-# reference code's GSM8K evaluation (scripts/eval/eval_gsm8k.sh: 32 samples at temperature 0.6, top-p 1.0).
-SAMPLING = {"paper": (PAPER_N, PAPER_TEMPERATURE, PAPER_TOP_P), "reference-gsm8k": (32, 0.6, 1.0)}
+PAPER_MAX_K = 32  # the paper reports pass@k for k up to 32
+# Named sampling setups (--sampling): (n, temperature, top-p). "paper": 64 samples at temperature 0.4, top-p 0.95;
+# "reference-gsm8k" is the public reference code's GSM8K evaluation (scripts/eval/eval_gsm8k.sh).
+SAMPLING = {"paper": (64, 0.4, 0.95), "reference-gsm8k": (32, 0.6, 1.0)}
 
 
 def _k(text: str) -> str | None:
@@ -265,20 +264,16 @@ def _load_model(args, what: str):
     return model, tokenizer, device
 
 
-def run(args) -> int:
-    cfg = tree_config(ReasoningConfig, args)
-    if cfg.task == "bbl":
-        return _run_bbl(cfg)
-    return _run(cfg)
-
-
-def _run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
     from ncalm.eval.reasoning.results import ResultsStore, summarize, write_standard_samples, write_tables
     from ncalm.lm.sampling import SamplingConfig, generate
 
+    args = tree_config(ReasoningConfig, args)  # the settings, as the helpers above take them
+    if args.task == "bbl":
+        return _run_bbl(args)
     spec = _task(args)
     if not spec.items:
         raise UserError("no problems to evaluate (check --data and --limit)")
