@@ -19,7 +19,7 @@ def device_setting(name: str) -> str | None:
 
 def check_device_name(name: str, flag: str = "--device") -> None:
     """Refuse a malformed device name before any work; whether the device exists is checked where it is used."""
-    if not isinstance(name, str) or not DEVICE_NAME.fullmatch(name):
+    if device_setting(name):
         raise ValueError(f"{flag} {name!r}: use auto, cpu, cuda or cuda:N")
 
 

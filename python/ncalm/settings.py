@@ -244,8 +244,7 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in known:
-                raise SettingError(f"{prefix}.{key}" if prefix else key,
-                                   f"unknown setting; known: {', '.join(sorted(known))}")
+                raise SettingError(_dotted(prefix, key), f"unknown setting; known: {', '.join(sorted(known))}")
         try:
             return cls(**d)
         except SettingError as exc:
