@@ -23,12 +23,10 @@ MODES = {"bpb": (BpbConfig, "perplexity and bits per byte on held-out text", "se
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.cli.main import HelpFormatter  # the CLI's: no "(default: None)" after "default: ..."
-
     sub = p.add_subparsers(dest="mode", metavar="MODE", required=True)
     for mode, (cls, help_text, example) in MODES.items():
         s = sub.add_parser(mode, help=help_text, description=inspect.cleandoc(cls.__doc__),
-                           formatter_class=HelpFormatter)
+                           formatter_class=p.formatter_class)  # the CLI's, which a subparser does not inherit
         add_tree(s, cls, cls(baseline="BASE", run=["RUN"]) if cls is SpeedupConfig else cls(checkpoint="CKPT"),
                  f"eval {mode}", example)
 
