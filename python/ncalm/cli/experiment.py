@@ -44,8 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _vocab(data) -> int | None:
     """The vocabulary a stage's data gives its model, where it is known without reading the data."""
-    from ncalm.data.tokens import _bin_files, bin_meta, is_bin_spec
-    from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
+    from ncalm.data.tokens import _bin_files, _shards_tokenizer, bin_meta, is_bin_spec
 
     if data.kind == "nca":
         return data.nca.vocab_size
@@ -55,8 +54,8 @@ def _vocab(data) -> int | None:
         return data.text.vocab_size
     if is_bin_spec(data.text.source):
         root = _bin_files(data.text.source)[0]
-        vocab = bin_meta(root)[0]
-        return vocab or (load_tokenizer(root).vocab_size if (root / TOKENIZER_FILE).is_file() else None)
+        tokenizer = _shards_tokenizer(root)  # as bin_source reads the folder: meta.json's vocabulary, else this
+        return bin_meta(root)[0] or (tokenizer.vocab_size if tokenizer else None)
     tok = data.text.tokenizer
     if tok.startswith("hf:"):
         from ncalm.data.tokenize import named_tokenizer
