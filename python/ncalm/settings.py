@@ -273,11 +273,6 @@ def quietly():
         _quiet.reset(token)
 
 
-def _expand(cls: type, value: Any) -> dict:
-    """The table that a plain ``value`` given for a whole ``cls`` table stands for (``SHORTHAND``)."""
-    return cls.SHORTHAND(value) if callable(cls.SHORTHAND) else nested(cls.SHORTHAND, value)
-
-
 def _has(d: dict, dotted: str) -> bool:
     for part in dotted.split("."):
         if not isinstance(d, dict) or part not in d:
@@ -308,8 +303,10 @@ def _whole(cls: type, d: Any) -> Any:
     merges with it instead of replacing it."""
     if isinstance(d, Settings):
         return d.to_dict()
+    if not isinstance(d, dict) and cls.SHORTHAND:  # a plain value standing for the whole table
+        return cls.SHORTHAND(d) if callable(cls.SHORTHAND) else nested(cls.SHORTHAND, d)
     if not isinstance(d, dict):
-        return _expand(cls, d) if cls.SHORTHAND else d
+        return d
     hints = typing.get_type_hints(cls)
     return {k: _whole(hints[k], v) if k in hints and _is_table(hints[k]) else v for k, v in d.items()}
 
