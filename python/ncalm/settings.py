@@ -470,13 +470,13 @@ def show_value(value: Any) -> str:
 
 def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix: str = "",
               only: tuple[str, ...] | None = None, skip: tuple[str, ...] = (),
-              groups: dict[str, str] | None = None, group: Any = None) -> None:
+              groups: dict[str, str] | bool | None = None, group: Any = None) -> None:
     """Add a ``--dotted.key`` option for every leaf of ``cls`` (under ``prefix``), with the field's
     short flags as aliases. Options default to nothing: :func:`flag_values` collects what was given.
 
     ``defaults`` is the tree whose values --help shows; ``only`` limits the options to these
     dotted keys (and the tables under them), ``skip`` leaves these out; ``groups`` titles an
-    option group per table.
+    option group per table (True: each table's own help).
     """
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
@@ -485,7 +485,7 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
                                         for o in only) or key in skip:
             continue
         if _is_table(tp):
-            title = (groups or {}).get(key)
+            title = f.metadata["help"] if groups is True else (groups or {}).get(key)
             add_flags(parser, tp, value, key + ".", only, skip, groups,
                       parser.add_argument_group(title) if title else group)
             continue

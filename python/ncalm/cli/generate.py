@@ -81,8 +81,7 @@ class GenerateConfig(Settings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_tree(p, GenerateConfig, GenerateConfig(out="OUT"), "generate",
-             groups={"nca": "NCA config (defaults: the paper's)"})
+    add_tree(p, GenerateConfig, GenerateConfig(out="OUT"), "generate", groups=True)
 
 
 def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:

@@ -37,8 +37,7 @@ class ShowConfig(Settings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_tree(p, ShowConfig, ShowConfig(), "show", skip=("nca.seq_len",),
-             groups={"nca": "NCA config (defaults: the paper's)"})
+    add_tree(p, ShowConfig, ShowConfig(), "show", skip=("nca.seq_len",), groups=True)
 
 
 def run(args: argparse.Namespace) -> int:
