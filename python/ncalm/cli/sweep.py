@@ -38,25 +38,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_flags(p, SweepConfig, SweepConfig(axes={"bands": [[[0.5, 1.0]]]}), only=("jobs",))
 
 
-def resolve(args: argparse.Namespace):
-    """The sweep that --preset/--config/--set describe (saved into --out), else the one --out holds."""
-    from ncalm.experiment.sweep import SWEEP, SWEEP_PRESETS, SweepConfig, load_definition, save_definition
+def run(args: argparse.Namespace) -> int:
+    from ncalm.experiment.sweep import (SWEEP, SWEEP_PRESETS, SweepConfig, load_definition, parse_points,
+                                        point_command, points, run_sweep, save_definition, write_sweep_report)
 
+    # The sweep that --preset/--config/--set describe (saved into --out), else the one --out holds:
+    # layered over the preset, else over the sweep --out holds (a change to it is refused by name).
     out = Path(args.out or f"runs/{args.preset or 'sweep'}")
-    # Layered over the preset, else over the sweep --out holds (a change to it is refused by name).
-    base = SWEEP_PRESETS[args.preset] if args.preset else load_definition(out).to_dict() if (out / SWEEP).exists() else {}
+    base = (SWEEP_PRESETS[args.preset] if args.preset
+            else load_definition(out).to_dict() if (out / SWEEP).exists() else {})
     if not (args.preset or args.config or args.assignments or base):
         load_definition(out)  # no sweep given or saved: says how to start one
     cfg = tree_config(SweepConfig, args, base)
     if args.preset or args.config or args.assignments:
         save_definition(cfg, out)
-    return cfg, out
-
-
-def run(args: argparse.Namespace) -> int:
-    from ncalm.experiment.sweep import parse_points, point_command, points, run_sweep, write_sweep_report
-
-    cfg, out = resolve(args)
     pts = points(cfg)
     if args.plan:
         for p in pts:
