@@ -45,7 +45,7 @@ HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wid
 class GenerateConfig(Settings):
     """What `ncalm generate` writes: the NCA config and the stream's slice, and where."""
 
-    DASHED = True  # --shard-tokens, --n-samples, ...
+    DASHED = True  # options --shard-tokens, --force, ... named after the fields
 
     out: str | None = setting(None, "output directory (required, no default)")
     tokens: int | None = setting(None, "tokens to write (rounded up to whole sequences of seq_len + 1), e.g. 100M; "

@@ -51,7 +51,7 @@ def _writable_file(path: str | None) -> str | None:
 class ReasoningConfig(Settings):
     """What `ncalm eval-reasoning` runs. Defaults are the paper's sampling setup."""
 
-    DASHED = True  # --shard-tokens, --n-samples, ...
+    DASHED = True  # options --n-samples, --top-p, ... named after the fields
 
     task: str = setting("gsm8k", "benchmark to run (bbl: BIG-bench Lite multiple choice by log-probability, the "
                                  "paper's; needs --data)", choices=("gsm8k", "humaneval", "bbh", "bbl"))

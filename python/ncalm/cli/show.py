@@ -24,7 +24,7 @@ from ncalm.settings import Settings, at_least, in_range, setting, table
 class ShowConfig(Settings):
     """What `ncalm show` draws. nca.seq_len plays no part: the pictures are `frames` frames long."""
 
-    DASHED = True  # --shard-tokens, --n-samples, ...
+    DASHED = True  # options --rules, --frames, ... named after the fields
 
     seed: int = setting(0, "generator seed", check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"))
     rules: int = setting(8, "rules to draw (one row each)", check=at_least(1))
