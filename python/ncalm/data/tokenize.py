@@ -42,6 +42,7 @@ from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
+from ncalm.lm.tokenizer import EOS_TEXT, BPETokenizer, ByteTokenizer, tokenizer_from_dict
 from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, setting
 
 META = "meta.json"
@@ -50,7 +51,6 @@ GPT2_FILES_ENV = "NCALM_GPT2_FILES"
 # The published GPT-2 files (tiktoken's openai_public.gpt2 checks the same hashes).
 GPT2_HASHES = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
                "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
-EOS_TEXT = "<|endoftext|>"
 
 
 @dataclass
@@ -149,8 +149,6 @@ def hf_tokenizer_json(spec: str) -> str:
 def named_tokenizer(setting_value: str):
     """The tokenizer a tokenizer setting names without a corpus (byte; gpt2 from ``$NCALM_GPT2_FILES``;
     hf:PATH) as ncalm.lm.tokenizer's object; None for bpe, which the corpus trains."""
-    from ncalm.lm.tokenizer import ByteTokenizer, tokenizer_from_dict
-
     if setting_value == "bpe":
         return None
     if setting_value == "byte":
@@ -163,31 +161,20 @@ class Encoder:
     """Text -> ids, made in each worker process from a picklable description."""
 
     def __init__(self, kind: str, arg: str):
-        self.kind, self.arg = kind, arg
+        self.kind = kind
         if kind == "gpt2":  # tiktoken's ids from the compiled encoder (ncalm.data.bpe), tiktoken its fallback
             self._enc = GPT2Encoder(data_gym_encoding(Path(arg), hashes=GPT2_HASHES))
             self.eos, self.vocab_size = self._enc.encoding.eot_token, self._enc.encoding.n_vocab
-        elif kind == "hf":
-            import tokenizers
-            self._tok = tokenizers.Tokenizer.from_str(arg)
-            eos = self._tok.token_to_id(EOS_TEXT)
-            if eos is None:
-                raise ValueError(f"tokenizer has no {EOS_TEXT} token")
-            self.eos, self.vocab_size = eos, self._tok.get_vocab_size()
-        else:
-            self.eos, self.vocab_size = 256, 257
+        else:  # BPETokenizer.encode keeps a literal <|endoftext|> as text
+            self._enc = tokenizer_from_dict({"type": "bpe", "json": arg}) if kind == "hf" else ByteTokenizer()
+            self.eos, self.vocab_size = self._enc.eos_id, self._enc.vocab_size
 
     def encode(self, pieces: list[tuple[str, bool]], dtype) -> np.ndarray:
         """The pieces' ids, each followed by EOS where its flag says (the end of a document)."""
-        texts = [t for t, _ in pieces]
-        if self.kind == "gpt2":
-            ids = [self._enc.encode(t) for t in texts]  # encode_ordinary's ids (no special tokens), an array
-        elif self.kind == "hf":
-            from ncalm.lm.tokenizer import BPETokenizer  # its encode keeps a literal <|endoftext|> as text
-            tok = BPETokenizer(self._tok)
-            ids = [tok.encode(t) for t in texts]
-        else:
-            ids = [np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t in texts]
+        if self.kind == "byte":  # ByteTokenizer's ids, without a Python list per byte
+            ids = [np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t, _ in pieces]
+        else:  # gpt2: encode_ordinary's ids (no special tokens), an array
+            ids = [self._enc.encode(t) for t, _ in pieces]
         eos = np.asarray([self.eos], dtype=dtype)
         out = []
         for part, (_, end) in zip(ids, pieces):
