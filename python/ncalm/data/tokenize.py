@@ -301,19 +301,16 @@ def _tokenizer(cfg: TokenizeConfig, docs: Callable[[], Iterable[tuple[str, str]]
                tokenizer_json: str | None = None) -> tuple[str, str, str]:
     """(encoder kind, encoder arg, tokenizer.json text) for the configured (or given) tokenizer."""
     if tokenizer_json is not None:
-        return "hf", tokenizer_json, tokenizer_json
-    if cfg.tokenizer == "gpt2":
+        text = tokenizer_json
+    elif cfg.tokenizer == "gpt2":
         root = gpt2_dir(cfg.gpt2_files)
         return "gpt2", str(root), data_gym_hf_json(root)
-    if cfg.tokenizer == "byte":
-        from ncalm.lm.tokenizer import ByteTokenizer
+    elif cfg.tokenizer == "byte":
         return "byte", "", ByteTokenizer().to_hf_json()
-    if cfg.tokenizer.startswith("hf:"):
+    elif cfg.tokenizer.startswith("hf:"):
         text = hf_tokenizer_json(cfg.tokenizer)
-        return "hf", text, text
-    from ncalm.lm.tokenizer import BPETokenizer  # bpe: trained on the training split's text
-    train_text = (t for split, t in docs() if split == "train")
-    text = BPETokenizer.train(train_text, cfg.bpe_vocab).to_hf_json()
+    else:  # bpe: trained on the training split's text
+        text = BPETokenizer.train((t for split, t in docs() if split == "train"), cfg.bpe_vocab).to_hf_json()
     return "hf", text, text
 
 
