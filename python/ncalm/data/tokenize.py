@@ -426,14 +426,13 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
                 if pool is None:
                     _encode_chunk(job)
                     bar.update(n_bytes)
-                    continue
-                pending.append((pool.submit(_encode_chunk, job), n_bytes))
-                while len(pending) > 2 * workers or (pending and pending[0][0].done()):
+                else:
+                    pending.append((pool.submit(_encode_chunk, job), n_bytes))
+                while pending and (len(pending) > 2 * workers or pending[0][0].done()):
                     future, done_bytes = pending.popleft()
                     future.result()
                     bar.update(done_bytes)
-            while pending:
-                future, done_bytes = pending.popleft()
+            for future, done_bytes in pending:  # the rest, in order
                 future.result()
                 bar.update(done_bytes)
         except BrokenProcessPool:
