@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ncalm.atomic_json import json_records, read_json, write_json
+from ncalm.atomic_json import json_records, read_json, replacing, write_json
 from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
@@ -450,13 +450,11 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             raise ValueError(f"{cfg.source}: the split left no {'training' if not counts['train']['parts'] else 'validation'} "
                              f"text; change val_percent ({cfg.val_percent:g})")
         for split, c in counts.items():
-            tmp = out / f"{split}.bin.tmp"
-            with open(tmp, "wb") as f:
+            with replacing(out / f"{split}.bin", "wb") as f:
                 for p in c["parts"]:
                     with open(p, "rb") as part:
                         shutil.copyfileobj(part, f, 1 << 24)
-            n_tokens = tmp.stat().st_size // np.dtype(dtype).itemsize
-            os.replace(tmp, out / f"{split}.bin")
+            n_tokens = (out / f"{split}.bin").stat().st_size // np.dtype(dtype).itemsize
             record[split] = {"tokens": n_tokens, "bytes": c["bytes"], "documents": c["documents"]}
         (out / "tokenizer.json.tmp").write_text(hf_json, encoding="utf-8")
         os.replace(out / "tokenizer.json.tmp", out / "tokenizer.json")
