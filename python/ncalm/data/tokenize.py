@@ -121,20 +121,13 @@ def data_gym_encoding(root: Path, name: str = "gpt2", hashes: dict | None = None
 
 
 def data_gym_hf_json(root: Path) -> str:
-    """The same tokenizer as a Hugging Face tokenizer.json (byte-level BPE: same ids as tiktoken's)."""
+    """The same tokenizer as a Hugging Face tokenizer.json (byte-level BPE: same ids as tiktoken's):
+    ByteTokenizer's byte-level BPE with GPT-2's vocabulary, merges and end-of-text id."""
     vocab = json.loads((root / "encoder.json").read_text(encoding="utf-8"))
-    merges = (root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1]
-    eos = vocab.setdefault(EOS_TEXT, len(vocab))
-    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-    return json.dumps({
-        "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": [{"id": eos, "content": EOS_TEXT, "single_word": False, "lstrip": False, "rstrip": False,
-                          "normalized": False, "special": True}],
-        "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", **byte_level}, "post_processor": None,
-        "decoder": {"type": "ByteLevel", **byte_level},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                  "vocab": vocab, "merges": merges}})
+    hf = json.loads(ByteTokenizer().to_hf_json())
+    hf["added_tokens"][0]["id"] = vocab.setdefault(EOS_TEXT, len(vocab))
+    hf["model"].update(vocab=vocab, merges=(root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1])
+    return json.dumps(hf)
 
 
 def hf_tokenizer_json(spec: str) -> str:
