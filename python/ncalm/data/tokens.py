@@ -164,7 +164,10 @@ def _shards_tokenizer(root: Path):
 
 
 def _checked_tokens(path: Path, vocab_size: int, dtype=np.uint16) -> np.memmap:
-    tokens = _token_file(path, np.dtype(dtype))
+    dtype, size = np.dtype(dtype), path.stat().st_size
+    if size == 0 or size % dtype.itemsize:
+        raise ValueError(f"{path} is {'empty' if size == 0 else f'{size} bytes, not whole {dtype} tokens'}")
+    tokens = np.memmap(path, dtype=dtype, mode="r")
     # Token files carry no vocabulary of their own: an id past it would be an
     # IndexError (or a CUDA assert) at whichever batch first samples it.
     top = int(tokens.max())  # one pass over the file, once
@@ -172,13 +175,6 @@ def _checked_tokens(path: Path, vocab_size: int, dtype=np.uint16) -> np.memmap:
         raise ValueError(f"{path} holds token id {top}, outside the vocabulary of {vocab_size} "
                          f"(from meta.json, meta.pkl, the tokenizer or data.vocab_size)")
     return tokens
-
-
-def _token_file(path: Path, dtype: np.dtype) -> np.memmap:
-    size = path.stat().st_size
-    if size == 0 or size % dtype.itemsize:
-        raise ValueError(f"{path} is {'empty' if size == 0 else f'{size} bytes, not whole {dtype} tokens'}")
-    return np.memmap(path, dtype=dtype, mode="r")
 
 
 def _bin_path(spec: str) -> Path:
