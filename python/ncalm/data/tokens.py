@@ -8,7 +8,6 @@ array, in order.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +128,7 @@ def bin_val_bytes(spec: str) -> int | None:
     """UTF-8 bytes of the text behind val.bin, as ``ncalm tokenize`` stored them in meta.json (None: unknown)."""
     meta = _bin_files(spec)[0] / "meta.json"
     try:
-        n = json.loads(meta.read_text())["val"]["bytes"]
+        n = read_json(meta)["val"]["bytes"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return n if isinstance(n, int) and n > 0 else None
@@ -139,10 +138,7 @@ def bin_meta(root: Path) -> tuple[int | None, np.dtype]:
     """(vocabulary or None, token dtype) from ``meta.json`` (ncalm tokenize's) or nanoGPT's ``meta.pkl``."""
     meta, pkl = root / "meta.json", root / "meta.pkl"
     if meta.is_file():
-        try:
-            d = json.loads(meta.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{meta}: not JSON ({exc})") from None
+        d = read_json(meta)
     elif pkl.is_file():
         import pickle  # nanoGPT's prepare.py writes {'vocab_size', 'itos', 'stoi'}; the folder is the user's own
 
