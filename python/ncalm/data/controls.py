@@ -48,11 +48,6 @@ def _host(tokens) -> np.ndarray:
     return tokens.cpu().numpy() if hasattr(tokens, "cpu") else np.asarray(tokens)
 
 
-def frame_starts(cfg, length: int) -> np.ndarray:
-    """Positions where frames start in a sequence of ``length`` tokens (sequences start with a frame)."""
-    return np.arange(0, length, cfg.frame_len)
-
-
 def shuffle_frames(tokens: np.ndarray, cfg, rng: np.random.Generator) -> np.ndarray:
     """One sequence with its complete frames after the first in a random order (see module docstring)."""
     f = cfg.frame_len
@@ -73,7 +68,7 @@ def patch_positions(cfg, length: int) -> np.ndarray:
 def shuffle_tokens(tokens: np.ndarray, cfg, rng: np.random.Generator) -> np.ndarray:
     """One sequence with each frame's patch tokens permuted among that frame's patch positions."""
     out = tokens.copy()
-    for start in frame_starts(cfg, len(tokens)):
+    for start in range(0, len(tokens), cfg.frame_len):  # sequences start with a frame
         lo, hi = start + 1, min(start + cfg.frame_len - 1, len(tokens))
         out[lo:hi] = tokens[lo:hi][rng.permutation(hi - lo)]
     return out
