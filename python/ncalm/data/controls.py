@@ -113,16 +113,14 @@ class ControlSource(NCASource):
             skeleton = np.where(np.arange(length) % self.cfg.frame_len == 0, self.cfg.start_token,
                                 self.cfg.end_token).astype(np.int64)
             mask, probs = patch_positions(self.cfg, length), self.unigram()
-            rows = []
-            for i in ids:
-                row = skeleton.copy()
+            rows = np.tile(skeleton, (len(ids), 1))
+            for row, i in zip(rows, ids):
                 row[mask] = _rng(self.seed, self.control, i).choice(self.cfg.patch_vocab, int(mask.sum()), p=probs)
-                rows.append(row)
-            return split_inputs_targets(np.stack(rows), self.cfg)
-        tokens = _host(self._backend().tokens(ids.astype(np.uint64), rule_ids=rules))
-        shuffle = shuffle_frames if self.control == "shuffle-frames" else shuffle_tokens
-        rows = [shuffle(row, self.cfg, _rng(self.seed, self.control, i)) for row, i in zip(tokens, ids)]
-        return split_inputs_targets(np.stack(rows), self.cfg)
+        else:
+            tokens = _host(self._backend().tokens(ids.astype(np.uint64), rule_ids=rules))
+            shuffle = shuffle_frames if self.control == "shuffle-frames" else shuffle_tokens
+            rows = np.stack([shuffle(row, self.cfg, _rng(self.seed, self.control, i)) for row, i in zip(tokens, ids)])
+        return split_inputs_targets(rows, self.cfg)
 
     def describe(self) -> dict:
         return {**super().describe(), "control": self.control}
