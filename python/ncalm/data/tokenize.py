@@ -39,11 +39,11 @@ import numpy as np
 
 from ncalm.atomic_json import json_records, read_json, replacing, write_json
 from ncalm.data.bpe import GPT2Encoder
-from ncalm.data.config import check_tokenizer
+from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, BPETokenizer, ByteTokenizer, tokenizer_from_dict
-from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, setting
+from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, same_as, setting
 
 META = "meta.json"
 PARTS = "parts"
@@ -66,8 +66,7 @@ class TokenizeConfig(Settings):
                              check=check_tokenizer, flags=("--tokenizer",))
     gpt2_files: str = setting("", f"folder holding GPT-2's vocab.bpe and encoder.json (no download); "
                                   f"empty: ${GPT2_FILES_ENV}", flags=("--gpt2-files",))
-    bpe_vocab: int = setting(4096, "BPE vocabulary size (tokenizer bpe)", check=at_least(258),
-                             flags=("--bpe-vocab",))
+    bpe_vocab: int = same_as(TextConfig, "bpe_vocab")
     field: str = setting("text", "the text field of .jsonl lines and dataset rows", flags=("--field",))
     val_percent: float = setting(2.0, "percent of documents held out for validation",
                                  check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))
