@@ -175,11 +175,9 @@ class Prefetcher:
     def close(self, timeout: float = 30.0) -> None:
         """Stop the thread (it finishes the batch it is making) and drop what it made."""
         self._stop.set()
-        while True:
-            try:
+        with contextlib.suppress(queue.Empty):
+            while True:
                 self._queue.get_nowait()
-            except queue.Empty:
-                break
         self._thread.join(timeout)
 
 
