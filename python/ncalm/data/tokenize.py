@@ -157,7 +157,7 @@ class Encoder:
         if kind == "gpt2":  # tiktoken's ids from the compiled encoder (ncalm.data.bpe), tiktoken its fallback
             self._enc = GPT2Encoder(data_gym_encoding(Path(arg), hashes=GPT2_HASHES))
             self.eos, self.vocab_size = self._enc.encoding.eot_token, self._enc.encoding.n_vocab
-        else:  # BPETokenizer.encode keeps a literal <|endoftext|> as text
+        else:
             self._enc = tokenizer_from_dict({"type": "bpe", "json": arg}) if kind == "hf" else ByteTokenizer()
             self.eos, self.vocab_size = self._enc.eos_id, self._enc.vocab_size
 
@@ -165,7 +165,7 @@ class Encoder:
         """The pieces' ids, each followed by EOS where its flag says (the end of a document)."""
         if self.kind == "byte":  # ByteTokenizer's ids, without a Python list per byte
             ids = [np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t, _ in pieces]
-        else:  # gpt2: encode_ordinary's ids (no special tokens), an array
+        else:  # gpt2: encode_ordinary's ids (no special tokens), an array; hf: a literal <|endoftext|> as text
             ids = [self._enc.encode(t) for t, _ in pieces]
         eos = np.asarray([self.eos], dtype=dtype)
         out = []
