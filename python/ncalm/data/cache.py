@@ -80,22 +80,19 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
     if not make:
         return None
 
-    @functools.cache
-    def split() -> tuple[list[str], list[str]]:
-        return documents(text.source, text.val_percent, text.max_bytes, text.max_val_bytes)
-
-    def docs():
-        train, val = split()
-        yield from (("train", t) for t in train)
-        yield from (("val", t) for t in val)
-
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SettingError("text.cache", f"cannot write the token cache {folder.parent}: {exc.strerror or exc}; "
                                          f"set it (or ${CACHE_ENV}) to a writable folder") from None
+    train, val = documents(text.source, text.val_percent, text.max_bytes, text.max_val_bytes)
+
+    def docs():
+        yield from (("train", t) for t in train)
+        yield from (("val", t) for t in val)
+
     # A process per chunk of text, at most one per core: a small corpus is not worth a pool.
-    n_chars = sum(map(len, split()[0])) + sum(map(len, split()[1]))
+    n_chars = sum(map(len, train)) + sum(map(len, val))
     cfg = cfg.replace(out=str(folder), workers=max(1, min(os.cpu_count() or 1, n_chars // CHUNK_BYTES)))
     note = functools.partial(print, "text cache:", file=sys.stderr)
     waiting = False

@@ -39,7 +39,7 @@ class TextConfig(Settings):
                                      "vocab.bpe and encoder.json from $NCALM_GPT2_FILES) or hf:PATH (a Hugging "
                                      "Face tokenizer.json with <|endoftext|>)", check=check_tokenizer,
                              flags=("--tokenizer",))
-    bpe_vocab: int = setting(4096, "BPE vocabulary size", check=at_least(258), flags=("--bpe-vocab",))
+    bpe_vocab: int = setting(4096, "BPE vocabulary size (tokenizer bpe)", check=at_least(258), flags=("--bpe-vocab",))
     val_percent: float = setting(2.0, "percent of files held out for validation; where that is fewer than 5 "
                                       "files, that percent of each file's end instead",
                                  check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))

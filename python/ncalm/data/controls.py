@@ -48,11 +48,6 @@ def _host(tokens) -> np.ndarray:
     return tokens.cpu().numpy() if hasattr(tokens, "cpu") else np.asarray(tokens)
 
 
-def frame_starts(cfg, length: int) -> np.ndarray:
-    """Positions where frames start in a sequence of ``length`` tokens (sequences start with a frame)."""
-    return np.arange(0, length, cfg.frame_len)
-
-
 def shuffle_frames(tokens: np.ndarray, cfg, rng: np.random.Generator) -> np.ndarray:
     """One sequence with its complete frames after the first in a random order (see module docstring)."""
     f = cfg.frame_len
@@ -73,7 +68,7 @@ def patch_positions(cfg, length: int) -> np.ndarray:
 def shuffle_tokens(tokens: np.ndarray, cfg, rng: np.random.Generator) -> np.ndarray:
     """One sequence with each frame's patch tokens permuted among that frame's patch positions."""
     out = tokens.copy()
-    for start in frame_starts(cfg, len(tokens)):
+    for start in range(0, len(tokens), cfg.frame_len):  # sequences start with a frame
         lo, hi = start + 1, min(start + cfg.frame_len - 1, len(tokens))
         out[lo:hi] = tokens[lo:hi][rng.permutation(hi - lo)]
     return out
@@ -118,16 +113,14 @@ class ControlSource(NCASource):
             skeleton = np.where(np.arange(length) % self.cfg.frame_len == 0, self.cfg.start_token,
                                 self.cfg.end_token).astype(np.int64)
             mask, probs = patch_positions(self.cfg, length), self.unigram()
-            rows = []
-            for i in ids:
-                row = skeleton.copy()
+            rows = np.tile(skeleton, (len(ids), 1))
+            for row, i in zip(rows, ids):
                 row[mask] = _rng(self.seed, self.control, i).choice(self.cfg.patch_vocab, int(mask.sum()), p=probs)
-                rows.append(row)
-            return split_inputs_targets(np.stack(rows), self.cfg)
-        tokens = _host(self._backend().tokens(ids.astype(np.uint64), rule_ids=rules))
-        shuffle = shuffle_frames if self.control == "shuffle-frames" else shuffle_tokens
-        rows = [shuffle(row, self.cfg, _rng(self.seed, self.control, i)) for row, i in zip(tokens, ids)]
-        return split_inputs_targets(np.stack(rows), self.cfg)
+        else:
+            tokens = _host(self._backend().tokens(ids.astype(np.uint64), rule_ids=rules))
+            shuffle = shuffle_frames if self.control == "shuffle-frames" else shuffle_tokens
+            rows = np.stack([shuffle(row, self.cfg, _rng(self.seed, self.control, i)) for row, i in zip(tokens, ids)])
+        return split_inputs_targets(rows, self.cfg)
 
     def describe(self) -> dict:
         return {**super().describe(), "control": self.control}

@@ -115,11 +115,6 @@ def _full(n: int, cap: int | None) -> bool:
     return cap is not None and n >= cap
 
 
-def _skipped_note(skipped: list[str]) -> str:
-    shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
-    return f"skipped {len(skipped)} file(s) that could not be read as text: {shown}"
-
-
 def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: int | None,
                 max_val_bytes: int | None, warn_unreadable: bool = True) -> tuple[list[str], list[str]]:
     """Read files into (train, val) documents; caps keep a hash-ordered (unbiased) subset.
@@ -158,8 +153,10 @@ def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: in
         else:
             train.append(text)
             n_train += _size(text)
-    note = _skipped_note(skipped) if skipped and warn_unreadable else ""
-    if note:
+    note = ""
+    if skipped and warn_unreadable:
+        shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
+        note = f"skipped {len(skipped)} file(s) that could not be read as text: {shown}"
         warnings.warn(note, stacklevel=3)
     _check_split(train, val, val_percent, note)
     return train, val
@@ -232,8 +229,6 @@ def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
 def documents(spec: str = "stdlib", val_percent: float = 2.0, max_bytes: int | None = None,
               max_val_bytes: int | None = 1_000_000) -> tuple[list[str], list[str]]:
     """(train, validation) documents of a corpus spec (see module docstring)."""
-    if not 0 < val_percent < 100:
-        raise ValueError(f"val_percent must be in (0, 100), got {val_percent}")
     if spec == "stdlib":
         # A few stdlib test files are deliberately not UTF-8: skipping them is no news.
         return split_files(list(stdlib_files()), val_percent, max_bytes, max_val_bytes, warn_unreadable=False)

@@ -50,16 +50,13 @@ class DyckSource:
         self.seq_len, self.seed = seq_len, seed
         self.vocab_size = 2 * k
 
-    def _tokens(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
+    def items(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         rows = [dyck_sequence(np.random.default_rng([self.seed, int(i)]), self.seq_len + 1,
                               self.k, self.max_depth, self.p_open) for i in indices]
         return shifted_pairs(rows)
 
-    def items(self, indices: np.ndarray):
-        return self._tokens(indices)
-
     def val_batches(self, batch_size: int, sequences: int):
-        return [self._tokens(ids) for ids in chunks(VAL_OFFSET + np.arange(sequences), batch_size)]
+        return [self.items(ids) for ids in chunks(VAL_OFFSET + np.arange(sequences), batch_size)]
 
     def describe(self) -> dict:
         return {"kind": "dyck", "k": self.k, "max_depth": self.max_depth, "p_open": self.p_open,

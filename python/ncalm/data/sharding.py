@@ -86,8 +86,6 @@ def make_loader(source: Source, batch_size: int, rank: int = 0, world: int = 1, 
                 workers: int = 0, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An iterator over micro-batches (see :class:`ShardedBatches`), with ``workers`` processes
     (whose batches arrive in pinned memory with ``pin_memory``; see :func:`pins_memory`)."""
-    if workers < 0:
-        raise ValueError(f"workers must be >= 0, got {workers}")
     dataset = ShardedBatches(source, batch_size, rank, world, start)
     if workers == 0:
         return iter(dataset)
@@ -177,11 +175,9 @@ class Prefetcher:
     def close(self, timeout: float = 30.0) -> None:
         """Stop the thread (it finishes the batch it is making) and drop what it made."""
         self._stop.set()
-        while True:
-            try:
+        with contextlib.suppress(queue.Empty):
+            while True:
                 self._queue.get_nowait()
-            except queue.Empty:
-                break
         self._thread.join(timeout)
 
 

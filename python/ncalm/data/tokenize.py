@@ -37,12 +37,13 @@ from typing import Any
 
 import numpy as np
 
-from ncalm.atomic_json import json_records, read_json, write_json
+from ncalm.atomic_json import json_records, read_json, replacing, write_json
 from ncalm.data.bpe import GPT2Encoder
-from ncalm.data.config import check_tokenizer
+from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
-from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, setting
+from ncalm.lm.tokenizer import EOS_TEXT, BPETokenizer, ByteTokenizer, tokenizer_from_dict
+from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, same_as, setting
 
 META = "meta.json"
 PARTS = "parts"
@@ -50,7 +51,6 @@ GPT2_FILES_ENV = "NCALM_GPT2_FILES"
 # The published GPT-2 files (tiktoken's openai_public.gpt2 checks the same hashes).
 GPT2_HASHES = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
                "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
-EOS_TEXT = "<|endoftext|>"
 
 
 @dataclass
@@ -66,8 +66,7 @@ class TokenizeConfig(Settings):
                              check=check_tokenizer, flags=("--tokenizer",))
     gpt2_files: str = setting("", f"folder holding GPT-2's vocab.bpe and encoder.json (no download); "
                                   f"empty: ${GPT2_FILES_ENV}", flags=("--gpt2-files",))
-    bpe_vocab: int = setting(4096, "BPE vocabulary size (tokenizer bpe)", check=at_least(258),
-                             flags=("--bpe-vocab",))
+    bpe_vocab: int = same_as(TextConfig, "bpe_vocab")
     field: str = setting("text", "the text field of .jsonl lines and dataset rows", flags=("--field",))
     val_percent: float = setting(2.0, "percent of documents held out for validation",
                                  check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))
@@ -121,20 +120,13 @@ def data_gym_encoding(root: Path, name: str = "gpt2", hashes: dict | None = None
 
 
 def data_gym_hf_json(root: Path) -> str:
-    """The same tokenizer as a Hugging Face tokenizer.json (byte-level BPE: same ids as tiktoken's)."""
+    """The same tokenizer as a Hugging Face tokenizer.json (byte-level BPE: same ids as tiktoken's):
+    ByteTokenizer's byte-level BPE with GPT-2's vocabulary, merges and end-of-text id."""
     vocab = json.loads((root / "encoder.json").read_text(encoding="utf-8"))
-    merges = (root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1]
-    eos = vocab.setdefault(EOS_TEXT, len(vocab))
-    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-    return json.dumps({
-        "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": [{"id": eos, "content": EOS_TEXT, "single_word": False, "lstrip": False, "rstrip": False,
-                          "normalized": False, "special": True}],
-        "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", **byte_level}, "post_processor": None,
-        "decoder": {"type": "ByteLevel", **byte_level},
-        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                  "vocab": vocab, "merges": merges}})
+    hf = json.loads(ByteTokenizer().to_hf_json())
+    hf["added_tokens"][0]["id"] = vocab.setdefault(EOS_TEXT, len(vocab))
+    hf["model"].update(vocab=vocab, merges=(root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1])
+    return json.dumps(hf)
 
 
 def hf_tokenizer_json(spec: str) -> str:
@@ -149,8 +141,6 @@ def hf_tokenizer_json(spec: str) -> str:
 def named_tokenizer(setting_value: str):
     """The tokenizer a tokenizer setting names without a corpus (byte; gpt2 from ``$NCALM_GPT2_FILES``;
     hf:PATH) as ncalm.lm.tokenizer's object; None for bpe, which the corpus trains."""
-    from ncalm.lm.tokenizer import ByteTokenizer, tokenizer_from_dict
-
     if setting_value == "bpe":
         return None
     if setting_value == "byte":
@@ -163,31 +153,20 @@ class Encoder:
     """Text -> ids, made in each worker process from a picklable description."""
 
     def __init__(self, kind: str, arg: str):
-        self.kind, self.arg = kind, arg
+        self.kind = kind
         if kind == "gpt2":  # tiktoken's ids from the compiled encoder (ncalm.data.bpe), tiktoken its fallback
             self._enc = GPT2Encoder(data_gym_encoding(Path(arg), hashes=GPT2_HASHES))
             self.eos, self.vocab_size = self._enc.encoding.eot_token, self._enc.encoding.n_vocab
-        elif kind == "hf":
-            import tokenizers
-            self._tok = tokenizers.Tokenizer.from_str(arg)
-            eos = self._tok.token_to_id(EOS_TEXT)
-            if eos is None:
-                raise ValueError(f"tokenizer has no {EOS_TEXT} token")
-            self.eos, self.vocab_size = eos, self._tok.get_vocab_size()
         else:
-            self.eos, self.vocab_size = 256, 257
+            self._enc = tokenizer_from_dict({"type": "bpe", "json": arg}) if kind == "hf" else ByteTokenizer()
+            self.eos, self.vocab_size = self._enc.eos_id, self._enc.vocab_size
 
     def encode(self, pieces: list[tuple[str, bool]], dtype) -> np.ndarray:
         """The pieces' ids, each followed by EOS where its flag says (the end of a document)."""
-        texts = [t for t, _ in pieces]
-        if self.kind == "gpt2":
-            ids = [self._enc.encode(t) for t in texts]  # encode_ordinary's ids (no special tokens), an array
-        elif self.kind == "hf":
-            from ncalm.lm.tokenizer import BPETokenizer  # its encode keeps a literal <|endoftext|> as text
-            tok = BPETokenizer(self._tok)
-            ids = [tok.encode(t) for t in texts]
-        else:
-            ids = [np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t in texts]
+        if self.kind == "byte":  # ByteTokenizer's ids, without a Python list per byte
+            ids = [np.frombuffer(t.encode("utf-8"), dtype=np.uint8) for t, _ in pieces]
+        else:  # gpt2: encode_ordinary's ids (no special tokens), an array; hf: a literal <|endoftext|> as text
+            ids = [self._enc.encode(t) for t, _ in pieces]
         eos = np.asarray([self.eos], dtype=dtype)
         out = []
         for part, (_, end) in zip(ids, pieces):
@@ -314,19 +293,16 @@ def _tokenizer(cfg: TokenizeConfig, docs: Callable[[], Iterable[tuple[str, str]]
                tokenizer_json: str | None = None) -> tuple[str, str, str]:
     """(encoder kind, encoder arg, tokenizer.json text) for the configured (or given) tokenizer."""
     if tokenizer_json is not None:
-        return "hf", tokenizer_json, tokenizer_json
-    if cfg.tokenizer == "gpt2":
+        text = tokenizer_json
+    elif cfg.tokenizer == "gpt2":
         root = gpt2_dir(cfg.gpt2_files)
         return "gpt2", str(root), data_gym_hf_json(root)
-    if cfg.tokenizer == "byte":
-        from ncalm.lm.tokenizer import ByteTokenizer
+    elif cfg.tokenizer == "byte":
         return "byte", "", ByteTokenizer().to_hf_json()
-    if cfg.tokenizer.startswith("hf:"):
+    elif cfg.tokenizer.startswith("hf:"):
         text = hf_tokenizer_json(cfg.tokenizer)
-        return "hf", text, text
-    from ncalm.lm.tokenizer import BPETokenizer  # bpe: trained on the training split's text
-    train_text = (t for split, t in docs() if split == "train")
-    text = BPETokenizer.train(train_text, cfg.bpe_vocab).to_hf_json()
+    else:  # bpe: trained on the training split's text
+        text = BPETokenizer.train((t for split, t in docs() if split == "train"), cfg.bpe_vocab).to_hf_json()
     return "hf", text, text
 
 
@@ -442,14 +418,13 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
                 if pool is None:
                     _encode_chunk(job)
                     bar.update(n_bytes)
-                    continue
-                pending.append((pool.submit(_encode_chunk, job), n_bytes))
-                while len(pending) > 2 * workers or (pending and pending[0][0].done()):
+                else:
+                    pending.append((pool.submit(_encode_chunk, job), n_bytes))
+                while pending and (len(pending) > 2 * workers or pending[0][0].done()):
                     future, done_bytes = pending.popleft()
                     future.result()
                     bar.update(done_bytes)
-            while pending:
-                future, done_bytes = pending.popleft()
+            for future, done_bytes in pending:  # the rest, in order
                 future.result()
                 bar.update(done_bytes)
         except BrokenProcessPool:
@@ -467,13 +442,11 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             raise ValueError(f"{cfg.source}: the split left no {'training' if not counts['train']['parts'] else 'validation'} "
                              f"text; change val_percent ({cfg.val_percent:g})")
         for split, c in counts.items():
-            tmp = out / f"{split}.bin.tmp"
-            with open(tmp, "wb") as f:
+            with replacing(out / f"{split}.bin", "wb") as f:
                 for p in c["parts"]:
                     with open(p, "rb") as part:
                         shutil.copyfileobj(part, f, 1 << 24)
-            n_tokens = tmp.stat().st_size // np.dtype(dtype).itemsize
-            os.replace(tmp, out / f"{split}.bin")
+            n_tokens = (out / f"{split}.bin").stat().st_size // np.dtype(dtype).itemsize
             record[split] = {"tokens": n_tokens, "bytes": c["bytes"], "documents": c["documents"]}
         (out / "tokenizer.json.tmp").write_text(hf_json, encoding="utf-8")
         os.replace(out / "tokenizer.json.tmp", out / "tokenizer.json")

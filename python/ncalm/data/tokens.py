@@ -8,7 +8,6 @@ array, in order.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +25,6 @@ class TokenSource:
 
     def __init__(self, train: np.ndarray, val: np.ndarray, vocab_size: int, seq_len: int,
                  seed: int = 0, describe: dict | None = None):
-        if seq_len < 1:
-            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.train, self.val = train, val
         self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
         self.n_windows = (len(train) - 1) // seq_len
@@ -129,7 +126,7 @@ def bin_val_bytes(spec: str) -> int | None:
     """UTF-8 bytes of the text behind val.bin, as ``ncalm tokenize`` stored them in meta.json (None: unknown)."""
     meta = _bin_files(spec)[0] / "meta.json"
     try:
-        n = json.loads(meta.read_text())["val"]["bytes"]
+        n = read_json(meta)["val"]["bytes"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return n if isinstance(n, int) and n > 0 else None
@@ -139,10 +136,7 @@ def bin_meta(root: Path) -> tuple[int | None, np.dtype]:
     """(vocabulary or None, token dtype) from ``meta.json`` (ncalm tokenize's) or nanoGPT's ``meta.pkl``."""
     meta, pkl = root / "meta.json", root / "meta.pkl"
     if meta.is_file():
-        try:
-            d = json.loads(meta.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{meta}: not JSON ({exc})") from None
+        d = read_json(meta)
     elif pkl.is_file():
         import pickle  # nanoGPT's prepare.py writes {'vocab_size', 'itos', 'stoi'}; the folder is the user's own
 
@@ -164,7 +158,10 @@ def _shards_tokenizer(root: Path):
 
 
 def _checked_tokens(path: Path, vocab_size: int, dtype=np.uint16) -> np.memmap:
-    tokens = _token_file(path, np.dtype(dtype))
+    dtype, size = np.dtype(dtype), path.stat().st_size
+    if size == 0 or size % dtype.itemsize:
+        raise ValueError(f"{path} is {'empty' if size == 0 else f'{size} bytes, not whole {dtype} tokens'}")
+    tokens = np.memmap(path, dtype=dtype, mode="r")
     # Token files carry no vocabulary of their own: an id past it would be an
     # IndexError (or a CUDA assert) at whichever batch first samples it.
     top = int(tokens.max())  # one pass over the file, once
@@ -172,13 +169,6 @@ def _checked_tokens(path: Path, vocab_size: int, dtype=np.uint16) -> np.memmap:
         raise ValueError(f"{path} holds token id {top}, outside the vocabulary of {vocab_size} "
                          f"(from meta.json, meta.pkl, the tokenizer or data.vocab_size)")
     return tokens
-
-
-def _token_file(path: Path, dtype: np.dtype) -> np.memmap:
-    size = path.stat().st_size
-    if size == 0 or size % dtype.itemsize:
-        raise ValueError(f"{path} is {'empty' if size == 0 else f'{size} bytes, not whole {dtype} tokens'}")
-    return np.memmap(path, dtype=dtype, mode="r")
 
 
 def _bin_path(spec: str) -> Path:
