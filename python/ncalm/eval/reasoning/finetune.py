@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 
 
 def _encode(tokenizer, pairs, max_len):
@@ -44,13 +45,10 @@ def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = 1
         order = torch.randperm(len(rows), generator=order_rng).tolist()
         for start in range(0, len(order), batch_size):
             batch = [rows[i] for i in order[start:start + batch_size]]
-            width = max(len(ids) for ids, _ in batch) - 1
             # Right padding is invisible to a causal model; its labels are ignored.
-            idx = torch.full((len(batch), width), tokenizer.eos_id, dtype=torch.long)
-            tgt = torch.full((len(batch), width), -100, dtype=torch.long)
-            for r, (ids, labels) in enumerate(batch):
-                idx[r, :len(ids) - 1] = torch.tensor(ids[:-1])
-                tgt[r, :len(ids) - 1] = torch.tensor(labels[1:])
+            idx = pad_sequence([torch.tensor(ids[:-1]) for ids, _ in batch], batch_first=True,
+                               padding_value=tokenizer.eos_id)
+            tgt = pad_sequence([torch.tensor(labels[1:]) for _, labels in batch], batch_first=True, padding_value=-100)
             _, loss = model(idx.to(device), targets=tgt.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
