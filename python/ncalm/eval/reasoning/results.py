@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ncalm.atomic_json import read_json, read_jsonl, write_json, write_jsonl
+from ncalm.atomic_json import read_json, read_jsonl, write_json, write_jsonl, write_text
 from ncalm.eval.reasoning.passk import mean_pass_at_k
 
 
@@ -120,11 +120,8 @@ def markdown_table(title: str, summary: dict) -> str:
 
 def write_tables(directory: str | Path, title: str, summary: dict, config: dict) -> tuple[Path, Path]:
     """Write results.json (summary and config) and results.md; returns both paths."""
-    directory = Path(directory)
-    json_path, md_path = directory / "results.json", directory / "results.md"
-    json_path.write_text(json.dumps({"title": title, "config": config, **summary}, indent=2) + "\n")
-    md_path.write_text(markdown_table(title, summary))
-    return json_path, md_path
+    return (write_json(Path(directory) / "results.json", {"title": title, "config": config, **summary}),
+            write_text(Path(directory) / "results.md", markdown_table(title, summary)))
 
 
 def write_standard_samples(directory: str | Path, task: str, items: Sequence, records: dict[str, dict]) -> Path | None:
