@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ncalm.atomic_json import json_records
+from ncalm.eval.reasoning.hub import load_hf
 from ncalm.eval.reasoning.sandbox import ExecResult, Limits, run_programs
 
 # The Codex paper's stop sequences: a new top-level statement ends the function body.
@@ -34,8 +35,6 @@ def _problem(record: dict, where: str) -> Problem:
 def load_problems(path: str | Path | None = None) -> list[Problem]:
     """Problems from HumanEval.jsonl(.gz), or from the Hugging Face hub if `path` is None."""
     if path is None:
-        from ncalm.eval.reasoning.hub import load_hf
-
         return [_problem(dict(r), HF_NAME) for r in load_hf(HF_NAME, None, "test")]
     path = Path(path)
     if path.is_dir():
