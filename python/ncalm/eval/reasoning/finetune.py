@@ -11,17 +11,6 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 
-def _encode(tokenizer, pairs, max_len):
-    rows = []
-    for prompt, target in pairs:
-        p, t = tokenizer.encode(prompt), tokenizer.encode(target) + [tokenizer.eos_id]
-        ids = (p + t)[:max_len + 1]  # the right end goes first: the question must stay
-        labels = ([-100] * len(p) + t)[:max_len + 1]
-        if any(x != -100 for x in labels[1:]):
-            rows.append((ids, labels))
-    return rows
-
-
 def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = 10,
              lr: float = 1e-5, batch_size: int = 8, seed: int = 0,
              on_step: Callable[[int, float], None] | None = None) -> list[float]:
@@ -33,7 +22,14 @@ def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = 1
         raise ValueError(f"lr={lr}: must be > 0")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
-    rows = _encode(tokenizer, pairs, model.cfg.max_seq_len)
+    max_len = model.cfg.max_seq_len
+    rows = []
+    for prompt, target in pairs:
+        p, t = tokenizer.encode(prompt), tokenizer.encode(target) + [tokenizer.eos_id]
+        ids = (p + t)[:max_len + 1]  # the right end goes first: the question must stay
+        labels = ([-100] * len(p) + t)[:max_len + 1]
+        if any(x != -100 for x in labels[1:]):
+            rows.append((ids, labels))
     if not rows:
         raise ValueError("pairs: no example has a target token inside the model's context")
     device = next(model.parameters()).device
