@@ -13,7 +13,6 @@ Layout of an output directory:
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -83,9 +82,6 @@ def summarize(records: Sequence[dict], ks: Sequence[int]) -> dict:
     """pass@k over all problems and per group (e.g. BBH subtask)."""
     if not records:
         raise ValueError("no problem records to summarize")
-    by_group: dict[str, list[dict]] = defaultdict(list)
-    for r in records:
-        by_group[r["group"]].append(r)
 
     def row(rs):
         return {"problems": len(rs), "n": min(r["n"] for r in rs),
@@ -98,8 +94,9 @@ def summarize(records: Sequence[dict], ks: Sequence[int]) -> dict:
         if all(key in smp for r in records for smp in r.get("samples") or [{}]):
             summary.setdefault("scores", {})[key] = row(
                 [{**r, "c": sum(bool(smp[key]) for smp in r["samples"])} for r in records])
-    if len(by_group) > 1:
-        summary["groups"] = {g: row(rs) for g, rs in sorted(by_group.items())}
+    groups = sorted({r["group"] for r in records})
+    if len(groups) > 1:
+        summary["groups"] = {g: row([r for r in records if r["group"] == g]) for g in groups}
     return summary
 
 
