@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from ncalm.eval.reasoning.hub import load_hf
+
 HF_NAME = "lukaemon/bbh"
 STOP = ("\n\nQ:", "\nQ:")
 DIRECT_STOP = ("\n",)
@@ -50,8 +52,6 @@ def load(path: str | Path | None = None, tasks: Sequence[str] | None = None) -> 
     if path is None:
         if not tasks:
             raise ValueError("tasks: name the BBH tasks to fetch from the hub (--bbh-tasks)")
-        from ncalm.eval.reasoning.hub import load_hf
-
         return {t: [Example(t, r["input"], r["target"]) for r in load_hf(HF_NAME, t, "test")]
                 for t in tasks}
     path = Path(path)

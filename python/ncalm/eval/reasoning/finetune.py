@@ -8,17 +8,7 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import torch
-
-
-def _encode(tokenizer, pairs, max_len):
-    rows = []
-    for prompt, target in pairs:
-        p, t = tokenizer.encode(prompt), tokenizer.encode(target) + [tokenizer.eos_id]
-        ids = (p + t)[:max_len + 1]  # the right end goes first: the question must stay
-        labels = ([-100] * len(p) + t)[:max_len + 1]
-        if any(x != -100 for x in labels[1:]):
-            rows.append((ids, labels))
-    return rows
+from torch.nn.utils.rnn import pad_sequence
 
 
 def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = 10,
@@ -32,7 +22,14 @@ def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = 1
         raise ValueError(f"lr={lr}: must be > 0")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: must be >= 1")
-    rows = _encode(tokenizer, pairs, model.cfg.max_seq_len)
+    max_len = model.cfg.max_seq_len
+    rows = []
+    for prompt, target in pairs:
+        p, t = tokenizer.encode(prompt), tokenizer.encode(target) + [tokenizer.eos_id]
+        ids = (p + t)[:max_len + 1]  # the right end goes first: the question must stay
+        labels = ([-100] * len(p) + t)[:max_len + 1]
+        if any(x != -100 for x in labels[1:]):
+            rows.append((ids, labels))
     if not rows:
         raise ValueError("pairs: no example has a target token inside the model's context")
     device = next(model.parameters()).device
@@ -44,13 +41,10 @@ def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = 1
         order = torch.randperm(len(rows), generator=order_rng).tolist()
         for start in range(0, len(order), batch_size):
             batch = [rows[i] for i in order[start:start + batch_size]]
-            width = max(len(ids) for ids, _ in batch) - 1
             # Right padding is invisible to a causal model; its labels are ignored.
-            idx = torch.full((len(batch), width), tokenizer.eos_id, dtype=torch.long)
-            tgt = torch.full((len(batch), width), -100, dtype=torch.long)
-            for r, (ids, labels) in enumerate(batch):
-                idx[r, :len(ids) - 1] = torch.tensor(ids[:-1])
-                tgt[r, :len(ids) - 1] = torch.tensor(labels[1:])
+            idx = pad_sequence([torch.tensor(ids[:-1]) for ids, _ in batch], batch_first=True,
+                               padding_value=tokenizer.eos_id)
+            tgt = pad_sequence([torch.tensor(labels[1:]) for _, labels in batch], batch_first=True, padding_value=-100)
             _, loss = model(idx.to(device), targets=tgt.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

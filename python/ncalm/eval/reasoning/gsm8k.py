@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ncalm.atomic_json import json_records
+from ncalm.eval.reasoning.hub import load_hf
 
 HF_NAME, HF_CONFIG = "openai/gsm8k", "main"
 # Solutions are single-newline lines, so a blank line ends an answer.
@@ -39,8 +40,6 @@ def load(path: str | Path | None = None, split: str = "test") -> list[Example]:
     """Examples of `split` from a JSONL file (.gz too), a directory holding
     `{split}.jsonl` (or .jsonl.gz), or the Hugging Face hub when `path` is None."""
     if path is None:
-        from ncalm.eval.reasoning.hub import load_hf
-
         return [Example(r["question"], r["answer"]) for r in load_hf(HF_NAME, HF_CONFIG, split)]
     path = Path(path)
     if path.is_dir():

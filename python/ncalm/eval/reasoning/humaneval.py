@@ -2,12 +2,14 @@
 run completions in the sandbox."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from ncalm.atomic_json import json_records
-from ncalm.eval.reasoning.sandbox import ExecResult, Limits, run_programs
+from ncalm.eval.reasoning.hub import load_hf
+from ncalm.eval.reasoning.sandbox import ExecResult, Limits, run_program, sandbox_python
 
 # The Codex paper's stop sequences: a new top-level statement ends the function body.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
@@ -34,8 +36,6 @@ def _problem(record: dict, where: str) -> Problem:
 def load_problems(path: str | Path | None = None) -> list[Problem]:
     """Problems from HumanEval.jsonl(.gz), or from the Hugging Face hub if `path` is None."""
     if path is None:
-        from ncalm.eval.reasoning.hub import load_hf
-
         return [_problem(dict(r), HF_NAME) for r in load_hf(HF_NAME, None, "test")]
     path = Path(path)
     if path.is_dir():
@@ -54,8 +54,18 @@ def evaluate(pairs: Sequence[tuple[Problem, str]], limits: Limits = Limits(timeo
 
     The program is prompt and completion; the tests run outside it, with the
     prompt's helpers (e.g. HumanEval/38's encode_cyclic) taken from the
-    trusted prompt, not from what the completion may have redefined.
+    trusted prompt, not from what the completion may have redefined. Threads
+    only wait on child processes, so they cost no Python CPU time.
     """
-    # "pass" completes a prompt whose function has no docstring (HumanEval's all do).
-    return run_programs([p.prompt + c for p, c in pairs], limits, workers, python,
-                        [(p.prompt.rstrip() + "\n    pass\n\n" + p.test, p.entry_point) for p, _ in pairs])
+    if workers < 1:
+        raise ValueError(f"workers={workers}: must be >= 1")
+    python = python or sandbox_python()  # probed once, not by every thread
+
+    def run(pair: tuple[Problem, str]) -> ExecResult:
+        problem, completion = pair
+        # "pass" completes a prompt whose function has no docstring (HumanEval's all do).
+        tests = problem.prompt.rstrip() + "\n    pass\n\n" + problem.test
+        return run_program(problem.prompt + completion, limits, python, tests, problem.entry_point)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, pairs))

@@ -2,6 +2,7 @@
 Models Trained on Code", eq. 1)."""
 from __future__ import annotations
 
+import math
 from typing import Iterable, Sequence
 
 
@@ -20,10 +21,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
         raise ValueError(f"k={k}: must be in [1, n={n}] (pass@k needs at least k samples)")
     if n - c < k:
         return 1.0
-    prob_all_wrong = 1.0
-    for i in range(n - c + 1, n + 1):
-        prob_all_wrong *= 1.0 - k / i
-    return 1.0 - prob_all_wrong
+    return 1.0 - math.prod(1.0 - k / i for i in range(n - c + 1, n + 1))
 
 
 def mean_pass_at_k(counts: Iterable[tuple[int, int]], ks: Sequence[int]) -> dict[int, float]:

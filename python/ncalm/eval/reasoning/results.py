@@ -13,11 +13,10 @@ Layout of an output directory:
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ncalm.atomic_json import read_json, read_jsonl, write_json, write_jsonl
+from ncalm.atomic_json import read_json, read_jsonl, write_json, write_jsonl, write_text
 from ncalm.eval.reasoning.passk import mean_pass_at_k
 
 
@@ -83,9 +82,6 @@ def summarize(records: Sequence[dict], ks: Sequence[int]) -> dict:
     """pass@k over all problems and per group (e.g. BBH subtask)."""
     if not records:
         raise ValueError("no problem records to summarize")
-    by_group: dict[str, list[dict]] = defaultdict(list)
-    for r in records:
-        by_group[r["group"]].append(r)
 
     def row(rs):
         return {"problems": len(rs), "n": min(r["n"] for r in rs),
@@ -98,8 +94,9 @@ def summarize(records: Sequence[dict], ks: Sequence[int]) -> dict:
         if all(key in smp for r in records for smp in r.get("samples") or [{}]):
             summary.setdefault("scores", {})[key] = row(
                 [{**r, "c": sum(bool(smp[key]) for smp in r["samples"])} for r in records])
-    if len(by_group) > 1:
-        summary["groups"] = {g: row(rs) for g, rs in sorted(by_group.items())}
+    groups = sorted({r["group"] for r in records})
+    if len(groups) > 1:
+        summary["groups"] = {g: row([r for r in records if r["group"] == g]) for g in groups}
     return summary
 
 
@@ -120,11 +117,8 @@ def markdown_table(title: str, summary: dict) -> str:
 
 def write_tables(directory: str | Path, title: str, summary: dict, config: dict) -> tuple[Path, Path]:
     """Write results.json (summary and config) and results.md; returns both paths."""
-    directory = Path(directory)
-    json_path, md_path = directory / "results.json", directory / "results.md"
-    json_path.write_text(json.dumps({"title": title, "config": config, **summary}, indent=2) + "\n")
-    md_path.write_text(markdown_table(title, summary))
-    return json_path, md_path
+    return (write_json(Path(directory) / "results.json", {"title": title, "config": config, **summary}),
+            write_text(Path(directory) / "results.md", markdown_table(title, summary)))
 
 
 def write_standard_samples(directory: str | Path, task: str, items: Sequence, records: dict[str, dict]) -> Path | None:

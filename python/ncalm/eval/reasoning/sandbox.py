@@ -33,11 +33,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
 
 from ncalm.settings import Settings, at_least, positive, setting
 
@@ -219,18 +217,3 @@ def run_program(source: str, limits: Limits = Limits(), python: str | None = Non
         return ExecResult("passed" if verdict["passed"] else "failed", verdict["detail"], elapsed, proc.returncode)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-def run_programs(sources: Sequence[str], limits: Limits = Limits(), workers: int = 4,
-                 python: str | None = None, tests: Sequence[tuple[str, str]] | None = None) -> list[ExecResult]:
-    """Run many programs, `workers` at a time, each in its own sandbox;
-    `tests[i]`, if given, is the (tests, entry_point) of `sources[i]` (see run_program).
-
-    Threads only wait on child processes, so they cost no Python CPU time.
-    """
-    if workers < 1:
-        raise ValueError(f"workers={workers}: must be >= 1")
-    python = python or sandbox_python()
-    tests = tests or [(None, "")] * len(sources)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda s, t: run_program(s, limits, python, *t), sources, tests))

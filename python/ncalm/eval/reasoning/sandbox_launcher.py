@@ -7,8 +7,7 @@ anything on the untrusted side. Protocol, one line each on stdin/stdout: the
 request (JSON); the answer `('ready',)` once the program ran to its end;
 then per call `(args, kwargs)` the answer `('ok', value)`. Any failure is
 answered `('raise', type name, text)`. Values travel as repr() and are read
-back with literal(): plain data only, so a verdict taken on them cannot be
-fooled by objects that compare equal to anything.
+back with literal(): plain data only (why: see ncalm.eval.reasoning.sandbox).
 
 Order matters: namespaces and limits need privileges, so they come before
 the switch to the unprivileged user, and the HumanEval guard comes last

@@ -46,12 +46,10 @@ class TaskSpec:
 def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
     """GSM8K test problems; demonstrations are the first `shots` train examples."""
     test = gsm8k.load(data, "test")
-    demos: list[gsm8k.Example] = []
-    if shots:
-        demos = gsm8k.load(gsm8k.train_path(data), "train")[:shots]
-        if len(demos) < shots:  # a small local train split; every example still helps, so warn, not refuse
-            print(f"warning: --shots {shots}: the GSM8K train split has only {len(demos)} examples; "
-                  f"prompting with {len(demos)} demonstrations", file=sys.stderr)
+    demos = gsm8k.load(gsm8k.train_path(data), "train")[:shots] if shots else []
+    if len(demos) < shots:  # a small local train split; every example still helps, so warn, not refuse
+        print(f"warning: --shots {shots}: the GSM8K train split has only {len(demos)} examples; "
+              f"prompting with {len(demos)} demonstrations", file=sys.stderr)
     items = [Item(f"test/{i}", "gsm8k", gsm8k.few_shot_prompt(demos, e.question), e)
              for i, e in enumerate(test[:limit])]
 

@@ -6,13 +6,8 @@ Run as `python -I -S trusted_runner.py` (standard library only) by the
 evaluator, with a JSON request on stdin: "python" (the launcher's
 interpreter), "launch" (the launcher's request, with the program's
 "entry_point") and "tests" (code defining check(candidate); None for a plain
-program). Prints one JSON line {"passed": bool, "detail": str}.
-
-The verdict is out of the program's reach: the program runs in another
-process under another user id and talks to this one only through two pipes
-carrying plain data; this process is not dumpable, so even a program under
-the same uid could neither trace it nor open its file descriptors. Text that
-comes from the program is length-capped and marked untrusted in the detail.
+program). Prints one JSON line {"passed": bool, "detail": str}. Why the
+verdict is out of the program's reach: see ncalm.eval.reasoning.sandbox.
 """
 import ctypes
 import json
@@ -99,6 +94,7 @@ def verdict(request: dict) -> tuple[bool, str]:
 
 def main() -> None:
     libc = ctypes.CDLL(None)
+    # Not dumpable: even a program under the same uid can neither trace this process nor open its fds.
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     libc.prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)  # dies with the evaluator; the launcher dies with it
     passed, detail = verdict(json.loads(sys.stdin.read()))
