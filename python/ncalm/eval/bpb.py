@@ -84,19 +84,15 @@ def token_bytes(tokenizer) -> np.ndarray:
     Exact whatever the ids hold (a character cut in two, invalid UTF-8), which
     decoding with replacement characters would not be.
     """
-    if tokenizer.kind == "byte":
-        return np.array([1] * 256 + [0] * (tokenizer.vocab_size - 256), dtype=np.int64)
-    if tokenizer.kind == "bpe":
-        spec = json.loads(tokenizer.to_dict()["json"])
-        if (spec.get("pre_tokenizer") or {}).get("type") != "ByteLevel":
-            raise ValueError("bytes per token are known only for byte-level BPE (ncalm's own)")
-        table = np.zeros(tokenizer.vocab_size, dtype=np.int64)
-        for text, i in spec["model"]["vocab"].items():
-            table[i] = len(text)  # byte-level BPE writes one character per byte
-        for special in spec.get("added_tokens", []):
-            table[special["id"]] = 0
-        return table
-    raise ValueError(f"bytes per token: unknown tokenizer kind {tokenizer.kind!r}")
+    spec = json.loads(tokenizer.to_hf_json())  # the byte tokenizer's too: byte-level BPE without merges
+    if (spec.get("pre_tokenizer") or {}).get("type") != "ByteLevel":
+        raise ValueError("bytes per token are known only for byte-level BPE (ncalm's own)")
+    table = np.zeros(tokenizer.vocab_size, dtype=np.int64)
+    for text, i in spec["model"]["vocab"].items():
+        table[i] = len(text)  # byte-level BPE writes one character per byte
+    for special in spec.get("added_tokens", []):
+        table[special["id"]] = 0
+    return table
 
 
 _CHUNK = 1 << 20  # tokens read at a time, so that a cap reads only a prefix of a large file
