@@ -64,7 +64,7 @@ def icl_accuracy(predict: Predictor, tokens: np.ndarray, frame_len: int, colors:
     with tqdm(total=len(ks) * len(starts), desc=desc, unit="batch", disable=not progress,
               dynamic_ncols=True) as bar:
         for k in ks:
-            end = k * frame_len + 1  # the context: k whole frames and the next START; the target: that frame
+            end = k * frame_len + 1  # context: k whole frames and the next START; target: that frame's patches
             if tokens.shape[1] < end + n_patches:
                 raise ValueError(f"k={k}: sequences of {tokens.shape[1]} tokens hold fewer than k+1 frames")
             context, target = tokens[:, :end], tokens[:, end:end + n_patches]
