@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ncalm.figures import save_figure
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import complexity, score_rules
 
@@ -51,8 +52,6 @@ def plot_band(corpus: np.ndarray, nca: np.ndarray, bands: dict[str, tuple[float,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ncalm.figures import save_figure
 
     fig, ax = plt.subplots(figsize=(8, 4))
     bins = np.linspace(0, max(1.0, corpus.max(), nca.max()) + 0.02, 60)

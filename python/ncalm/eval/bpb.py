@@ -53,22 +53,6 @@ class LMEval:
                 "bits_per_byte": self.bits_per_byte}
 
 
-def token_stream(tokenizer, documents: Iterable[str], max_bytes: int | None = None) -> tuple[np.ndarray, int, int]:
-    """``(stream, n_bytes, n_documents)``: whole documents until ``max_bytes`` is reached."""
-    ids = [tokenizer.eos_id]
-    n_bytes = n_docs = 0
-    for doc in documents:
-        if max_bytes is not None and n_docs and n_bytes >= max_bytes:
-            break
-        ids.extend(tokenizer.encode(doc))
-        ids.append(tokenizer.eos_id)
-        n_bytes += len(doc.encode("utf-8"))
-        n_docs += 1
-    if n_bytes == 0:
-        raise ValueError("documents: no text to evaluate (empty source or only empty documents)")
-    return np.asarray(ids, dtype=np.int64), n_bytes, n_docs
-
-
 @torch.no_grad()
 def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None = None,
                 batch_size: int = 8, device: str | torch.device = "cpu",
@@ -81,9 +65,17 @@ def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None 
     ``progress`` shows a bar over the windows on stderr.
     """
     seq_len = _check_options(model, seq_len, batch_size, max_bytes)
-    stream, n_bytes, n_docs = token_stream(tokenizer, documents, max_bytes)
-    nats = _stream_nats(model, stream, seq_len, batch_size, device, progress)
-    return LMEval(nats=nats, tokens=len(stream) - 1, bytes=n_bytes, documents=n_docs)
+    ids = [tokenizer.eos_id]
+    n_bytes = n_docs = 0
+    for doc in documents:
+        if max_bytes is not None and n_docs and n_bytes >= max_bytes:
+            break
+        ids += [*tokenizer.encode(doc), tokenizer.eos_id]
+        n_bytes += len(doc.encode("utf-8"))
+        n_docs += 1
+    if n_bytes == 0:
+        raise ValueError("documents: no text to evaluate (empty source or only empty documents)")
+    return _evaluate(model, np.asarray(ids, dtype=np.int64), n_bytes, n_docs, seq_len, batch_size, device, progress)
 
 
 def token_bytes(tokenizer) -> np.ndarray:
@@ -92,19 +84,15 @@ def token_bytes(tokenizer) -> np.ndarray:
     Exact whatever the ids hold (a character cut in two, invalid UTF-8), which
     decoding with replacement characters would not be.
     """
-    if tokenizer.kind == "byte":
-        return np.array([1] * 256 + [0] * (tokenizer.vocab_size - 256), dtype=np.int64)
-    if tokenizer.kind == "bpe":
-        spec = json.loads(tokenizer.to_dict()["json"])
-        if (spec.get("pre_tokenizer") or {}).get("type") != "ByteLevel":
-            raise ValueError("bytes per token are known only for byte-level BPE (ncalm's own)")
-        table = np.zeros(tokenizer.vocab_size, dtype=np.int64)
-        for text, i in spec["model"]["vocab"].items():
-            table[i] = len(text)  # byte-level BPE writes one character per byte
-        for special in spec.get("added_tokens", []):
-            table[special["id"]] = 0
-        return table
-    raise ValueError(f"bytes per token: unknown tokenizer kind {tokenizer.kind!r}")
+    spec = json.loads(tokenizer.to_hf_json())  # the byte tokenizer's too: byte-level BPE without merges
+    if (spec.get("pre_tokenizer") or {}).get("type") != "ByteLevel":
+        raise ValueError("bytes per token are known only for byte-level BPE (ncalm's own)")
+    table = np.zeros(tokenizer.vocab_size, dtype=np.int64)
+    for text, i in spec["model"]["vocab"].items():
+        table[i] = len(text)  # byte-level BPE writes one character per byte
+    for special in spec.get("added_tokens", []):
+        table[special["id"]] = 0
+    return table
 
 
 _CHUNK = 1 << 20  # tokens read at a time, so that a cap reads only a prefix of a large file
@@ -154,8 +142,7 @@ def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_siz
     text = np.asarray(ids[:n_tokens], dtype=np.int64)
     stream = text if text[0] == eos else np.concatenate([[eos], text])
     n_docs = int(np.count_nonzero(text == eos)) + int(text[-1] != eos)
-    nats = _stream_nats(model, stream, seq_len, batch_size, device, progress)
-    return LMEval(nats=nats, tokens=len(stream) - 1, bytes=n_bytes, documents=n_docs)
+    return _evaluate(model, stream, n_bytes, n_docs, seq_len, batch_size, device, progress)
 
 
 def evaluate_bin(model, tokenizer, spec: str, seq_len: int | None = None, batch_size: int = 8,
@@ -198,17 +185,16 @@ def evaluate_text(model, tokenizer, text, seq_len: int | None = None, batch_size
     folder = cached_tokens(text, tokenizer, make=False)
     stored = bin_val_bytes(str(folder)) if folder is not None else None
     # The folder holds the first documents up to text.max_val_bytes, or all when they were fewer.
-    if stored is None or not (text.max_val_bytes is None or stored < text.max_val_bytes
-                              or (max_bytes is not None and max_bytes <= text.max_val_bytes)):
+    holds = stored is not None and (text.max_val_bytes is None or stored < text.max_val_bytes
+                                    or (max_bytes is not None and max_bytes <= text.max_val_bytes))
+    ids = bin_validation(str(folder), tokenizer.vocab_size)[0] if holds else []
+    cut = holds and max_bytes is not None and max_bytes < stored
+    table = _exact_byte_table(tokenizer, ids, stored) if cut else None
+    if not holds or (cut and table is None):  # no cache of them, or bytes per token unknown: read the text
         val = validation_documents(text.source, text.val_percent, max_bytes)
         return evaluate_lm(model, tokenizer, val, seq_len, batch_size, device, progress=progress)
-    ids, _ = bin_validation(str(folder), tokenizer.vocab_size)
     n_tokens, n_bytes, eos = len(ids), stored, tokenizer.eos_id
-    if max_bytes is not None and max_bytes < stored:
-        table = _exact_byte_table(tokenizer, ids, stored)
-        if table is None:  # bytes per token unknown for this tokenizer: count them from the text
-            val = validation_documents(text.source, text.val_percent, max_bytes)
-            return evaluate_lm(model, tokenizer, val, seq_len, batch_size, device, progress=progress)
+    if cut:
         # Up to the token that reaches max_bytes, then to the end (EOS) of its document; ids of a literal
         # "<|endoftext|>" in the text are not EOS, so each EOS ends a document (the last one ends the file).
         n_tokens, n_bytes = _byte_prefix(ids, table, max_bytes)
@@ -221,8 +207,8 @@ def evaluate_text(model, tokenizer, text, seq_len: int | None = None, batch_size
         n_bytes += int(table[np.asarray(ids[n_tokens:end], dtype=np.int64)].sum())
         n_tokens = min(end + 1, len(ids))
     stream = np.concatenate([[eos], np.asarray(ids[:n_tokens], dtype=np.int64)])
-    nats = _stream_nats(model, stream, seq_len, batch_size, device, progress)
-    return LMEval(nats=nats, tokens=n_tokens, bytes=n_bytes, documents=int(np.count_nonzero(stream[1:] == eos)))
+    n_docs = int(np.count_nonzero(stream[1:] == eos))
+    return _evaluate(model, stream, n_bytes, n_docs, seq_len, batch_size, device, progress)
 
 
 def _exact_byte_table(tokenizer, ids, stored: int) -> np.ndarray | None:
@@ -233,8 +219,7 @@ def _exact_byte_table(tokenizer, ids, stored: int) -> np.ndarray | None:
         table = token_bytes(tokenizer)
     except ValueError:
         return None
-    total = sum(int(table[np.asarray(ids[i:i + _CHUNK], dtype=np.int64)].sum()) for i in range(0, len(ids), _CHUNK))
-    return table if total == stored else None
+    return table if _byte_prefix(ids, table, None)[1] == stored else None
 
 
 def _check_options(model, seq_len: int | None, batch_size: int, max_bytes: int | None) -> int:
@@ -250,9 +235,10 @@ def _check_options(model, seq_len: int | None, batch_size: int, max_bytes: int |
     return seq_len
 
 
-def _stream_nats(model, stream: np.ndarray, seq_len: int, batch_size: int, device,
-                 progress: bool = False) -> float:
-    """Summed cross entropy of every token of ``stream`` after the first, in windows of ``seq_len``."""
+def _evaluate(model, stream: np.ndarray, n_bytes: int, n_docs: int, seq_len: int, batch_size: int, device,
+              progress: bool) -> LMEval:
+    """Summed cross entropy of every token of ``stream`` after the first, in windows of ``seq_len``, with the
+    caller's counts of the bytes and documents behind them."""
     n_pred = len(stream) - 1
     n_windows = math.ceil(n_pred / seq_len)
     # Window w predicts stream[w*L+1 : w*L+L+1] from stream[w*L : w*L+L]; pad the last one.
@@ -277,4 +263,4 @@ def _stream_nats(model, stream: np.ndarray, seq_len: int, batch_size: int, devic
     finally:
         bar.close()
         model.train(was_training)
-    return nats
+    return LMEval(nats=nats, tokens=n_pred, bytes=n_bytes, documents=n_docs)

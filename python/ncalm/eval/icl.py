@@ -36,15 +36,6 @@ def patch_cells(tokens: np.ndarray, colors: int, patch: int) -> np.ndarray:
     return np.where(valid[..., None], digits, -1)
 
 
-def frame_split(tokens: np.ndarray, frame_len: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(context, target)``: k whole frames plus the next START, and that frame's patch tokens."""
-    n_patches = frame_len - 2
-    end = k * frame_len + 1
-    if tokens.shape[1] < end + n_patches:
-        raise ValueError(f"k={k}: sequences of {tokens.shape[1]} tokens hold fewer than k+1 frames")
-    return tokens[:, :end], tokens[:, end:end + n_patches]
-
-
 def max_context_frames(max_seq_len: int, frame_len: int) -> int:
     """The largest k whose prediction stays inside a context of ``max_seq_len`` positions.
 
@@ -52,13 +43,6 @@ def max_context_frames(max_seq_len: int, frame_len: int) -> int:
     patches but the last (F - 3 more): k*F + F - 2 positions in all.
     """
     return (max_seq_len + 2) // frame_len - 1
-
-
-def score(predicted: np.ndarray, target: np.ndarray, colors: int, patch: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per sequence: (fraction of cells right, whether every cell is right)."""
-    right = patch_cells(predicted, colors, patch) == patch_cells(target, colors, patch)
-    right = right.reshape(len(right), -1)
-    return right.mean(axis=1), right.all(axis=1)
 
 
 def icl_accuracy(predict: Predictor, tokens: np.ndarray, frame_len: int, colors: int, patch: int,
@@ -80,19 +64,22 @@ def icl_accuracy(predict: Predictor, tokens: np.ndarray, frame_len: int, colors:
     with tqdm(total=len(ks) * len(starts), desc=desc, unit="batch", disable=not progress,
               dynamic_ncols=True) as bar:
         for k in ks:
-            context, target = frame_split(tokens, frame_len, k)
-            cells, frames = [], []
+            end = k * frame_len + 1  # context: k whole frames and the next START; target: that frame's patches
+            if tokens.shape[1] < end + n_patches:
+                raise ValueError(f"k={k}: sequences of {tokens.shape[1]} tokens hold fewer than k+1 frames")
+            context, target = tokens[:, :end], tokens[:, end:end + n_patches]
+            batches = []
             for i in starts:
                 pred = np.asarray(predict(context[i:i + batch_size], n_patches))
-                if pred.shape != target[i:i + batch_size].shape:
-                    raise ValueError(f"predictor returned shape {pred.shape}, expected "
-                                     f"{target[i:i + batch_size].shape}")
-                c, f = score(pred, target[i:i + batch_size], colors, patch)
-                cells.append(c)
-                frames.append(f)
+                want = target[i:i + batch_size]
+                if pred.shape != want.shape:
+                    raise ValueError(f"predictor returned shape {pred.shape}, expected {want.shape}")
+                right = patch_cells(pred, colors, patch) == patch_cells(want, colors, patch)
+                batches.append(right.reshape(len(want), -1))
                 bar.update()
-            rows.append({"k": int(k), "cell_acc": float(np.concatenate(cells).mean()),
-                         "frame_acc": float(np.concatenate(frames).mean()), "n": len(tokens)})
+            right = np.concatenate(batches)  # (sequences, cells): whether each cell is right
+            rows.append({"k": int(k), "cell_acc": float(right.mean(axis=1).mean()),
+                         "frame_acc": float(right.all(axis=1).mean()), "n": len(tokens)})
     return rows
 
 
@@ -130,16 +117,14 @@ def icl_sequences(cfg, seed: int, n: int, frames: int, band: tuple[float, float]
     ``band`` replaces ``cfg.band``; None means every rule (no filter), as in
     NCAConfig. Pass ``cfg.band`` for the training band. Ids start at ``ICL_OFFSET``.
     """
-    from ncalm import NCAConfig, sequence_tokens
+    from ncalm import sequence_tokens
 
     if n < 1:
         raise ValueError(f"n (rules per band) must be >= 1, got {n}")
-    d = cfg.to_dict()
-    d["seq_len"] = frames * cfg.frame_len - 1  # sequence_tokens gives seq_len + 1 tokens
-    d["band"] = None if band is None else tuple(band)
+    # sequence_tokens gives seq_len + 1 tokens
+    test = cfg.replace(seq_len=frames * cfg.frame_len - 1, band=None if band is None else tuple(band))
     ids = np.arange(n, dtype=np.uint64) + np.uint64(ICL_OFFSET)
-    tokens = sequence_tokens(NCAConfig.from_dict(d), seed, ids)
-    return np.asarray(tokens, dtype=np.int64)
+    return np.asarray(sequence_tokens(test, seed, ids), dtype=np.int64)
 
 
 def evaluate_icl(predict: Predictor, cfg, seed: int, n: int, ks: Sequence[int],

@@ -6,9 +6,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ncalm.eval.speedup import Curve
 from ncalm.figures import save_figure
-
-Curve = Sequence[tuple[float, float]]
 
 
 def mean_and_spread(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

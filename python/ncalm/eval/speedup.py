@@ -121,42 +121,38 @@ def speedup(baseline: Curve, run: Curve) -> Speedup:
     target, run_final = float(baseline[-1][1]), float(run[-1][1])
     if target == 0:
         raise ValueError("baseline: final loss is 0; the improvement in percent is undefined")
-    if not all(math.isfinite(loss) for _, loss in (*baseline, *run)):
-        improvement = (target - run_final) / target * 100.0 if math.isfinite(target + run_final) else None
-        finite_base = all(math.isfinite(loss) for _, loss in baseline)
-        base_tokens = tokens_to_reach(baseline, target) if finite_base else math.nan
-        return Speedup(target_loss=target, baseline_tokens=base_tokens, run_tokens=None, speedup=None,
-                       status=DIVERGED, baseline_final=target, run_final=run_final, improvement_pct=improvement)
-    base_tokens = tokens_to_reach(baseline, target)
-    assert base_tokens is not None  # the last point always reaches its own loss
-    run_tokens = tokens_to_reach(run, target)
-    value: float | None = None
-    if len(baseline) < 2 or len(run) < 2 or baseline[0][1] <= target:
-        status = NOT_MEASURABLE
-    elif run_tokens is None:
-        status = NOT_REACHED
-    elif run[0][1] <= target:
-        status = AT_START
-        value = base_tokens / run_tokens if run_tokens > 0 else math.inf
+    finite_base = all(math.isfinite(loss) for _, loss in baseline)
+    base_tokens = tokens_to_reach(baseline, target) if finite_base else math.nan
+    run_tokens = value = None
+    if not finite_base or not all(math.isfinite(loss) for _, loss in run):
+        status = DIVERGED
     else:
-        status = MEASURED
-        value = base_tokens / run_tokens  # run_tokens > run[0][0] >= 0: interpolated past the first point
+        assert base_tokens is not None  # the last point always reaches its own loss
+        run_tokens = tokens_to_reach(run, target)
+        if len(baseline) < 2 or len(run) < 2 or baseline[0][1] <= target:
+            status = NOT_MEASURABLE
+        elif run_tokens is None:
+            status = NOT_REACHED
+        elif run[0][1] <= target:
+            status = AT_START
+            value = base_tokens / run_tokens if run_tokens > 0 else math.inf
+        else:
+            status = MEASURED
+            value = base_tokens / run_tokens  # run_tokens > run[0][0] >= 0: interpolated past the first point
+    improvement = (target - run_final) / target * 100.0 if math.isfinite(target + run_final) else None
     return Speedup(target_loss=target, baseline_tokens=base_tokens, run_tokens=run_tokens, speedup=value,
-                   status=status, baseline_final=target, run_final=run_final,
-                   improvement_pct=(target - run_final) / target * 100.0)
+                   status=status, baseline_final=target, run_final=run_final, improvement_pct=improvement)
 
 
 def read_curve(path: str | Path, x: str = "tokens", y: str = "val_loss") -> list[tuple[float, float]]:
     """The ``(x, y)`` points of a metrics JSONL file (or a run directory's metrics.jsonl),
     from the lines that have both keys."""
-    points = []
     if Path(path).is_dir():
         path = Path(path) / "metrics.jsonl"
     if not Path(path).is_file():
         raise FileNotFoundError(f"metrics file not found: {path}")
-    for _, rec in json_records(path, "a metrics file is JSON lines, one object per line (a run's metrics.jsonl)"):
-        if rec.get(x) is not None and rec.get(y) is not None:
-            points.append((float(rec[x]), float(rec[y])))
+    records = json_records(path, "a metrics file is JSON lines, one object per line (a run's metrics.jsonl)")
+    points = [(float(rec[x]), float(rec[y])) for _, rec in records if rec.get(x) is not None and rec.get(y) is not None]
     if not points:
         raise ValueError(f"{path}: no line has both {x!r} and {y!r}")
     return points
