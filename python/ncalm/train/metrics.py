@@ -1,5 +1,5 @@
 """Metrics as JSON lines (one record per log or eval point), optionally mirrored to TensorBoard or
-Weights & Biases (run.tracking), and the progress bar."""
+Weights & Biases (run.tracking)."""
 from __future__ import annotations
 
 import json
@@ -82,9 +82,3 @@ read_metrics = read_jsonl  # all records of a metrics.jsonl file, less a last li
 def val_curve(records: list[dict]) -> list[tuple[int, float]]:
     """(tokens, val_loss) points, for convergence comparisons."""
     return [(r["tokens"], r["val_loss"]) for r in records if "val_loss" in r]
-
-
-def progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit="step", disable=not enabled)

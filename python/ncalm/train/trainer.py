@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
 
 from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
 from ncalm.data.sharding import Prefetcher, device_batches, make_loader, pins_memory
@@ -34,7 +35,7 @@ from ncalm.train import distributed
 from ncalm.settings import check_same, quietly
 from ncalm.train.config import OptimConfig, StageConfig
 from ncalm.train.interrupt import DeferredInterrupt
-from ncalm.train.metrics import MetricsLog, progress_bar, read_metrics, val_curve
+from ncalm.train.metrics import MetricsLog, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
 from ncalm.train.sources import build_source
 from ncalm.lm.transfer import freeze, transfer
@@ -354,7 +355,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     batches = device_batches(loader, d.device)  # on CUDA: made ahead, on a side stream
     if isinstance(batches, Prefetcher):
         held.callback(batches.close)  # its thread stops with the run, however the run ends
-    bar = progress_bar(total, step, cfg.run.progress and d.is_main, desc=cfg.data.kind)
+    bar = tqdm(total=total, initial=step, desc=cfg.data.kind, dynamic_ncols=True, unit="step",
+               disable=not (cfg.run.progress and d.is_main))
     t_log, step_log = time.perf_counter(), step
     # Seconds in training steps, and in them waiting for data, since the last log step and in this call:
     # the share of a step the GPU may idle for data is at most data_wait_s / step_s.
