@@ -83,11 +83,11 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     from ncalm.lm.checkpoint import load_model
     from ncalm.data.tokens import is_bin_spec
     from ncalm.eval.bpb import evaluate_bin, evaluate_text
-    from ncalm.train.distributed import resolve_device
+    from ncalm.devices import torch_device
 
     lang = cfg.language
     text = lang.data.text
-    device = resolve_device(cfg.device)
+    device = torch_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
     if is_bin_spec(text.source):  # token files: their val.bin, bytes as `ncalm tokenize` stored them
         return evaluate_bin(model, tokenizer, text.source, seq_len=lang.data.seq_len,
@@ -106,10 +106,10 @@ def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str)
     from ncalm.eval.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
                                 max_context_frames)
     from ncalm.lm.checkpoint import load_model
-    from ncalm.train.distributed import resolve_device
+    from ncalm.devices import torch_device
 
     nca = cfg.prepretrain.data.nca_config().replace(band=arm.band)
-    device = resolve_device(cfg.device)
+    device = torch_device(cfg.device)
     model, _, _ = load_model(checkpoint, device=device)
     k = max_context_frames(model.cfg.max_seq_len, nca.frame_len)
     if k < 1:
