@@ -118,12 +118,6 @@ class Point:
         return f"point-{self.index:03d}"
 
 
-def _values(cfg: SweepConfig) -> list[dict]:
-    keys = list(cfg.axes)
-    rows = itertools.product(*cfg.axes.values()) if cfg.grid else zip(*cfg.axes.values())
-    return [dict(zip(keys, row)) for row in rows]
-
-
 def _experiment(cfg: SweepConfig, values: dict, name: str) -> ExperimentConfig:
     d = merge(preset(cfg.preset), cfg.experiment)
     for key, value in values.items():
@@ -143,7 +137,9 @@ def _language(cfg: ExperimentConfig) -> list:
 
 def points(cfg: SweepConfig) -> list[Point]:
     """The sweep's points, in order; point 0 is the shared scratch where scratch is the same everywhere."""
-    grid = [_experiment(cfg, v, f"{cfg.name} {json.dumps(v)}") for v in _values(cfg)]
+    rows = itertools.product(*cfg.axes.values()) if cfg.grid else zip(*cfg.axes.values())
+    values = [dict(zip(cfg.axes, row)) for row in rows]
+    grid = [_experiment(cfg, v, f"{cfg.name} {json.dumps(v)}") for v in values]
     shared = all(_language(c) == _language(grid[0]) for c in grid[1:]) and len(grid) > 1
     out = []
     if shared:
@@ -152,7 +148,7 @@ def points(cfg: SweepConfig) -> list[Point]:
                                                            "ablations": [], "name": f"{cfg.name} scratch"})))
         grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
                 for c in grid]
-    out += [Point(i, v, c) for i, (v, c) in enumerate(zip(_values(cfg), grid), start=len(out))]
+    out += [Point(i, v, c) for i, (v, c) in enumerate(zip(values, grid), start=len(out))]
     return out
 
 
