@@ -159,17 +159,6 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     return record
 
 
-def check_bands(cfg: ExperimentConfig) -> None:
-    """Fail before any training if an NCA band holds no rules (the generator would give up mid-run)."""
-    from ncalm.nca.cpu import find_rules
-
-    for band in dict.fromkeys(arm.band for arm in arms_of(cfg) if arm.kind in NCA_ARMS):
-        try:
-            find_rules(cfg.prepretrain.data.nca.replace(band=band), cfg.seeds[0], [0])
-        except ValueError as exc:  # no rule inside the band
-            raise ValueError(f"bands: {list(band)}: {exc}") from None
-
-
 def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfig:
     """``cfg`` with precision "auto" resolved: to the one ``out_dir``'s experiment.json pins, else
     to bf16 when the device is a GPU and fp32 on the CPU (the trainer's auto).
@@ -212,6 +201,7 @@ def check_runnable(cfg: ExperimentConfig) -> None:
     (optimizer and schedule values) and tries each NCA band. Nothing is written.
     """
     from ncalm.data.tokens import check_corpus
+    from ncalm.nca.cpu import find_rules
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
@@ -228,14 +218,19 @@ def check_runnable(cfg: ExperimentConfig) -> None:
     for arm in arms_of(cfg):
         if arm.kind != "scratch":
             try:
-                first_stage(cfg, arm, cfg.seeds[0], nowhere, cfg.prepretrain.data.text.source)
+                first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)
             except ValueError as exc:
                 raise ValueError(f"prepretrain: {exc}") from None
     try:
         language_stage(cfg, cfg.seeds[0], nowhere, None)
     except ValueError as exc:
         raise ValueError(f"language: {exc}") from None
-    check_bands(cfg)
+    # An NCA band that holds no rules fails now, not when the generator gives up mid-run.
+    for band in dict.fromkeys(arm.band for arm in arms_of(cfg) if arm.kind in NCA_ARMS):
+        try:
+            find_rules(cfg.prepretrain.data.nca.replace(band=band), cfg.seeds[0], [0])
+        except ValueError as exc:  # no rule inside the band
+            raise ValueError(f"bands: {list(band)}: {exc}") from None
 
 
 def finished_records(out_dir: str | Path) -> list[dict]:
