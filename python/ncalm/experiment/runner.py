@@ -22,11 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
+from ncalm.devices import torch_device
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
 from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.locks import exclusive
 from ncalm.settings import check_same, quietly
+from ncalm.train.config import resolved_precision
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
 # What the report reads of each result.json.
@@ -83,7 +85,6 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     from ncalm.lm.checkpoint import load_model
     from ncalm.data.tokens import is_bin_spec
     from ncalm.eval.bpb import evaluate_bin, evaluate_text
-    from ncalm.devices import torch_device
 
     lang = cfg.language
     text = lang.data.text
@@ -106,7 +107,6 @@ def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str)
     from ncalm.eval.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
                                 max_context_frames)
     from ncalm.lm.checkpoint import load_model
-    from ncalm.devices import torch_device
 
     nca = cfg.prepretrain.data.nca_config().replace(band=arm.band)
     device = torch_device(cfg.device)
@@ -170,14 +170,7 @@ def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfi
         return cfg
     saved = saved_experiment(out_dir, cfg.device)
     pinned = saved["precision"] if saved is not None and saved["precision"] != "auto" else None
-    return replace(cfg, precision=pinned or _auto_precision(cfg.device))
-
-
-def _auto_precision(device: str) -> str:
-    """What precision "auto" means on ``device``, as the trainer resolves it."""
-    from ncalm.devices import torch_device
-
-    return "bf16" if torch_device(device).type == "cuda" else "fp32"
+    return replace(cfg, precision=pinned or resolved_precision("auto", torch_device(cfg.device).type))
 
 
 def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
@@ -189,7 +182,7 @@ def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
         return None
     saved = read_json(path, what="config of `ncalm experiment`")
     if "precision" not in saved:
-        saved["precision"] = _auto_precision(device)
+        saved["precision"] = resolved_precision("auto", torch_device(device).type)
     with quietly():  # one written before the config tree, in today's layout
         return ExperimentConfig.from_dict(saved).to_dict()
 

@@ -33,7 +33,7 @@ from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.locks import exclusive
 from ncalm.train import distributed
 from ncalm.settings import check_same, quietly
-from ncalm.train.config import OptimConfig, StageConfig
+from ncalm.train.config import OptimConfig, StageConfig, resolved_precision
 from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
@@ -228,8 +228,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         what = f"the text {cfg.data.text.source!r}" if cfg.data.kind == "text" else f"{cfg.data.kind} data"
         raise ValueError(f"--keep-embeddings: {what} is not tokenized with the tokenizer of {cfg.model.init}, "
                          f"so the copied embedding rows would stand for other tokens")
-    bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and d.device.type == "cuda")
-    precision = "bf16" if bf16 else "fp32"
+    precision = resolved_precision(cfg.run.precision, d.device.type)
+    bf16 = precision == "bf16"
     # The resolved run spec saved in every checkpoint: the whole tree, the resolved precision, device
     # kind and world size, the data's identity and the package version.
     spec = {"config": cfg.to_dict(), "precision": precision, "device": d.device.type, "world": d.world,
