@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import subprocess
 import sys
@@ -264,6 +263,7 @@ def _label(record: dict, swept_bands: bool) -> str:
 def collect(cfg: SweepConfig, out: Path) -> dict:
     """Every finished run of every point, paired by seed with its scratch: the sweep's summary."""
     from ncalm.eval.stats import mean_interval
+    from ncalm.experiment.report import finite
     from ncalm.experiment.runner import finished_records
 
     pts = points(cfg)
@@ -280,12 +280,13 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
         for r in records[p.index]:
             arms.setdefault(r["arm"], []).append(r)
         for arm, runs in arms.items():
+            ppl = [r["perplexity"] for r in runs if finite(r["perplexity"])]
             row = {"point": p.index, "values": p.values, "arm": arm, "label": _label(runs[0], "bands" in cfg.axes),
-                   "seeds": [r["seed"] for r in runs], "perplexity": _mean([r["perplexity"] for r in runs])}
+                   "seeds": [r["seed"] for r in runs], "perplexity": sum(ppl) / len(ppl) if ppl else None}
             if runs[0]["kind"] != SCRATCH:  # paired by seed with its point's scratch, or the shared one
                 base = {r["seed"]: r for r in records[0 if shared else p.index] if r["kind"] == SCRATCH}
                 change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1)
-                          for r in runs if r["seed"] in base and _finite(r["perplexity"], base[r["seed"]]["perplexity"])]
+                          for r in runs if r["seed"] in base and finite(r["perplexity"], base[r["seed"]]["perplexity"])]
                 if change:
                     ci = mean_interval(change)
                     half = None if ci["high"] is None else ci["high"] - ci["mean"]
@@ -294,15 +295,6 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
     return {"name": cfg.name, "axes": cfg.axes, "seeds": cfg.seeds, "shared_scratch": shared,
             "points": [{"index": p.index, "dir": p.dir_name, "values": p.values, "arms": p.config.arms}
                        for p in pts], "missing": missing, "rows": rows}
-
-
-def _finite(*xs: float) -> bool:
-    return all(x is not None and math.isfinite(x) for x in xs)
-
-
-def _mean(xs: list) -> float | None:
-    xs = [x for x in xs if _finite(x)]
-    return sum(xs) / len(xs) if xs else None
 
 
 def markdown(summary: dict) -> str:
