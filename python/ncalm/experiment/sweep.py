@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
@@ -198,16 +198,6 @@ def load_definition(out: Path) -> SweepConfig:
     return SweepConfig.from_dict(read_json(path, what="definition of `ncalm sweep`"))
 
 
-def run_point(point: Point, out: Path, echo=print) -> None:
-    """Run (or resume) one point's experiment and write its own report."""
-    from ncalm.experiment.report import write_report
-    from ncalm.experiment.runner import finished_records, pin_precision, run_experiment
-
-    where = out / point.dir_name
-    run_experiment(point.config, where, echo=lambda line: echo(f"[point {point.index}] {line}"))
-    write_report(finished_records(where), where, pin_precision(point.config, where).to_dict())
-
-
 def point_command(out: Path, index: int) -> list[str]:
     """The command that runs one point (what --plan prints, and what --jobs starts)."""
     return [sys.executable, "-m", "ncalm", "sweep", "--out", str(out), "--points", str(index), "--no-progress"]
@@ -218,6 +208,8 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     """Run (or resume) the chosen points: in this process, or ``cfg.jobs`` child processes at a time
     on the CPU (each its own experiment directory, so they share nothing but the machine)."""
     from ncalm.devices import torch_device
+    from ncalm.experiment.report import write_report
+    from ncalm.experiment.runner import finished_records, pin_precision, run_experiment
 
     pts = points(cfg)
     chosen = [pts[i] for i in (range(len(pts)) if indices is None else indices)]
@@ -228,7 +220,11 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     if jobs == 1:
         for k, p in enumerate(chosen):
             echo(f"point {p.index} ({k + 1}/{len(chosen)}): {json.dumps(p.values) if p.values else 'scratch'}")
-            run_point(p if progress else replace(p, config=p.config.replace(progress=False)), out, echo)
+            # Each point is an ordinary experiment directory with its own report.
+            config = p.config if progress else p.config.replace(progress=False)
+            where = out / p.dir_name
+            run_experiment(config, where, echo=lambda line: echo(f"[point {p.index}] {line}"))
+            write_report(finished_records(where), where, pin_precision(config, where).to_dict())
         return
     # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
