@@ -224,10 +224,9 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     resumed = resume_state.get("tokenizer") if resume_state else None
     source, tokenizer = _source_and_tokenizer(cfg, d, tokenizer_from_dict(resumed) if resumed else kept, out)
     if kept is not None and (tokenizer is None or tokenizer.to_dict() != kept.to_dict()):
-        # NCA and Dyck data have no tokenizer; .bin data brings its own (or none), whatever was passed in.
-        what = f"the text {cfg.data.text.source!r}" if cfg.data.kind == "text" else f"{cfg.data.kind} data"
-        raise ValueError(f"--keep-embeddings: {what} is not tokenized with the tokenizer of {cfg.model.init}, "
-                         f"so the copied embedding rows would stand for other tokens")
+        # .bin data brings its own tokenizer (or none), whatever was passed in (StageConfig refuses NCA, Dyck).
+        raise ValueError(f"--keep-embeddings: the text {cfg.data.text.source!r} is not tokenized with the tokenizer "
+                         f"of {cfg.model.init}, so the copied embedding rows would stand for other tokens")
     precision = resolved_precision(cfg.run.precision, d.device.type)
     bf16 = precision == "bf16"
     # The resolved run spec saved in every checkpoint: the whole tree, the resolved precision, device
