@@ -226,5 +226,5 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
     plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")
     write_json(out / "results.json", _json_safe({"config": config, "summary": summary, "runs": records,
-                                              "wall_seconds": wall_seconds}))
+                                                 "wall_seconds": wall_seconds}))
     return summary

@@ -281,8 +281,8 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
                    "seeds": [r["seed"] for r in runs], "perplexity": sum(ppl) / len(ppl) if ppl else None}
             if runs[0]["kind"] != SCRATCH:  # paired by seed with its point's scratch, or the shared one
                 base = {r["seed"]: r for r in records[0 if shared else p.index] if r["kind"] == SCRATCH}
-                change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1)
-                          for r in runs if r["seed"] in base and finite(r["perplexity"], base[r["seed"]]["perplexity"])]
+                change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1) for r in runs
+                          if r["seed"] in base and finite(r["perplexity"], base[r["seed"]]["perplexity"])]
                 if change:
                     ci = mean_interval(change)
                     half = None if ci["high"] is None else ci["high"] - ci["mean"]
