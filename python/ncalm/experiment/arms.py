@@ -48,9 +48,9 @@ def arms_of(cfg: ExperimentConfig) -> list[Arm]:
 
 
 def _stage(cfg: ExperimentConfig, template: StageConfig, data, out_dir: Path, seed: int,
-           init: str | None = None, ablation: str | None = None) -> StageConfig:
+           init: str | None = None, ablation: str | None = None, **run_changes) -> StageConfig:
     run = replace(template.run, out_dir=str(out_dir), seed=seed, device=cfg.device, precision=cfg.precision,
-                  threads=cfg.threads, progress=cfg.progress)
+                  threads=cfg.threads, progress=cfg.progress, **run_changes)
     transfer = TransferConfig(**ABLATIONS[ablation]) if ablation else cfg.model.transfer
     return StageConfig(model=replace(cfg.model, init=init, transfer=transfer), data=data, optim=template.optim,
                        run=run)
@@ -64,12 +64,10 @@ def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_
     data = replace(data, kind="nca" if arm.kind in NCA_ARMS else arm.kind, control=NCA_ARMS.get(arm.kind, "none"),
                    seed=seed, nca=data.nca.replace(band=arm.band) if arm.band else data.nca,
                    text=replace(data.text, source=text_spec))
-    template = cfg.prepretrain
-    if cfg.transfer_checkpoint == "best":
-        template = replace(template, run=replace(template.run, keep_best=True))
+    run = {"keep_best": True} if cfg.transfer_checkpoint == "best" else {}
     if arm.kind == "text" and cfg.text_budget != 1.0:
-        template = replace(template, run=replace(template.run, tokens=round(template.run.tokens * cfg.text_budget)))
-    return _stage(cfg, template, data, out_dir, seed)
+        run["tokens"] = round(cfg.prepretrain.run.tokens * cfg.text_budget)
+    return _stage(cfg, cfg.prepretrain, data, out_dir, seed, **run)
 
 
 def language_stage(cfg: ExperimentConfig, seed: int, out_dir: Path, init: str | None,

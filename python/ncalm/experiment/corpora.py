@@ -13,26 +13,21 @@ from pathlib import Path
 PYDOC = "pydoc"
 
 
-def pydoc_corpus(directory: str | Path) -> Path:
-    """Write each pydoc topic as ``<topic>.txt`` under ``directory`` (once) and return it."""
+def resolve_text(spec: str, work_dir: str | Path) -> str:
+    """The corpus spec the trainer reads for the text arm: for pydoc, a directory under ``work_dir``
+    holding each pydoc topic as ``<topic>.txt`` (written once)."""
+    if spec != PYDOC:
+        return spec
     try:
         from pydoc_data.topics import topics
     except ImportError:
         raise ValueError("text='pydoc' needs the pydoc_data package of the standard library, "
                          "which this Python lacks; set text to a corpus spec instead") from None
-    directory = Path(directory)
+    directory = Path(work_dir) / "corpora" / PYDOC
     marker = directory / ".complete"
-    if marker.exists():
-        return directory
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, text in sorted(topics.items()):
-        (directory / f"{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.txt").write_text(text, encoding="utf-8")
-    marker.touch()
-    return directory
-
-
-def resolve_text(spec: str, work_dir: str | Path) -> str:
-    """The corpus spec the trainer reads for the text arm."""
-    if spec == PYDOC:
-        return os.fspath(pydoc_corpus(Path(work_dir) / "corpora" / PYDOC))
-    return spec
+    if not marker.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, text in sorted(topics.items()):
+            (directory / f"{re.sub(r'[^A-Za-z0-9_-]', '_', name)}.txt").write_text(text, encoding="utf-8")
+        marker.touch()
+    return os.fspath(directory)

@@ -34,17 +34,22 @@ from ncalm.eval.stats import mean_interval, paired_t_test
 SCRATCH = "scratch"
 
 
+def finite(*xs: float | None) -> bool:
+    """Whether every x is a number: not None, NaN or infinite (a diverged run's loss is one of these)."""
+    return all(x is not None and math.isfinite(x) for x in xs)
+
+
 def _stats(values: list[float | None]) -> dict | None:
     """Mean, sample std, 95% t interval (low, high), min, max over the finite values; ``diverged`` counts
     the others (NaN, inf, None)."""
     if not values:
         return None
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
-    diverged = {"diverged": len(values) - len(finite)} if len(finite) < len(values) else {}
-    if not finite:
+    kept = [float(v) for v in values if finite(v)]
+    diverged = {"diverged": len(values) - len(kept)} if len(kept) < len(values) else {}
+    if not kept:
         return {"mean": None, "std": None, "low": None, "high": None, "min": None, "max": None, "n": 0, **diverged}
-    a = np.asarray(finite)
-    ci = mean_interval(finite)
+    a = np.asarray(kept)
+    ci = mean_interval(kept)
     return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "low": ci["low"],
             "high": ci["high"], "min": float(a.min()), "max": float(a.max()), "n": int(a.size), **diverged}
 
@@ -70,14 +75,14 @@ def _seed_speedups(sp: list, first_tokens: list[float], language_tokens: list[fl
     return rows
 
 
-def _finite(obj):
+def _json_safe(obj):
     """obj with NaN and inf as None: results.json stays strict JSON when a run diverged."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
+        return {k: _json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
+        return [_json_safe(v) for v in obj]
     return obj
 
 
@@ -110,8 +115,7 @@ def summarize(records: list[dict]) -> dict:
         paired = [(scratch[r["seed"]], r) for r in runs if r["seed"] in scratch and arm != SCRATCH]
         if paired:
             pairs = [(_eval_loss(b), _eval_loss(r)) for b, r in paired]  # (scratch, arm) per seed
-            ok = [(b, a) if b is not None and a is not None and math.isfinite(a) and math.isfinite(b) else None
-                  for b, a in pairs]
+            ok = [(b, a) if finite(b, a) else None for b, a in pairs]
             s["loss_change_pct"] = _stats([(p[1] / p[0] - 1) * 100 if p else None for p in ok])
             s["perplexity_change_pct"] = _stats([math.expm1(p[1] - p[0]) * 100 if p else None for p in ok])
             ok_pairs = [p for p in ok if p]
@@ -221,6 +225,6 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     (out / "results.md").write_text(f"# {config.get('name', 'experiment')}\n\n{table}\n{NOTE}\n")
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
     plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")
-    write_json(out / "results.json", _finite({"config": config, "summary": summary, "runs": records,
-                                              "wall_seconds": wall_seconds}))
+    write_json(out / "results.json", _json_safe({"config": config, "summary": summary, "runs": records,
+                                                 "wall_seconds": wall_seconds}))
     return summary

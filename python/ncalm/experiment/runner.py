@@ -22,11 +22,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
+from ncalm.devices import torch_device
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
 from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.locks import exclusive
 from ncalm.settings import check_same, quietly
+from ncalm.train.config import resolved_precision
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
 # What the report reads of each result.json.
@@ -83,11 +85,10 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     from ncalm.lm.checkpoint import load_model
     from ncalm.data.tokens import is_bin_spec
     from ncalm.eval.bpb import evaluate_bin, evaluate_text
-    from ncalm.train.distributed import resolve_device
 
     lang = cfg.language
     text = lang.data.text
-    device = resolve_device(cfg.device)
+    device = torch_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
     if is_bin_spec(text.source):  # token files: their val.bin, bytes as `ncalm tokenize` stored them
         return evaluate_bin(model, tokenizer, text.source, seq_len=lang.data.seq_len,
@@ -106,10 +107,9 @@ def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str)
     from ncalm.eval.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
                                 max_context_frames)
     from ncalm.lm.checkpoint import load_model
-    from ncalm.train.distributed import resolve_device
 
     nca = cfg.prepretrain.data.nca_config().replace(band=arm.band)
-    device = resolve_device(cfg.device)
+    device = torch_device(cfg.device)
     model, _, _ = load_model(checkpoint, device=device)
     k = max_context_frames(model.cfg.max_seq_len, nca.frame_len)
     if k < 1:
@@ -159,17 +159,6 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     return record
 
 
-def check_bands(cfg: ExperimentConfig) -> None:
-    """Fail before any training if an NCA band holds no rules (the generator would give up mid-run)."""
-    from ncalm.nca.cpu import find_rules
-
-    for band in dict.fromkeys(arm.band for arm in arms_of(cfg) if arm.kind in NCA_ARMS):
-        try:
-            find_rules(cfg.prepretrain.data.nca.replace(band=band), cfg.seeds[0], [0])
-        except ValueError as exc:  # no rule inside the band
-            raise ValueError(f"bands: {list(band)}: {exc}") from None
-
-
 def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfig:
     """``cfg`` with precision "auto" resolved: to the one ``out_dir``'s experiment.json pins, else
     to bf16 when the device is a GPU and fp32 on the CPU (the trainer's auto).
@@ -181,14 +170,7 @@ def pin_precision(cfg: ExperimentConfig, out_dir: str | Path) -> ExperimentConfi
         return cfg
     saved = saved_experiment(out_dir, cfg.device)
     pinned = saved["precision"] if saved is not None and saved["precision"] != "auto" else None
-    return replace(cfg, precision=pinned or _auto_precision(cfg.device))
-
-
-def _auto_precision(device: str) -> str:
-    """What precision "auto" means on ``device``, as the trainer resolves it."""
-    from ncalm.devices import torch_device
-
-    return "bf16" if torch_device(device).type == "cuda" else "fp32"
+    return replace(cfg, precision=pinned or resolved_precision("auto", torch_device(cfg.device).type))
 
 
 def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
@@ -200,7 +182,7 @@ def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
         return None
     saved = read_json(path, what="config of `ncalm experiment`")
     if "precision" not in saved:
-        saved["precision"] = _auto_precision(device)
+        saved["precision"] = resolved_precision("auto", torch_device(device).type)
     with quietly():  # one written before the config tree, in today's layout
         return ExperimentConfig.from_dict(saved).to_dict()
 
@@ -212,6 +194,7 @@ def check_runnable(cfg: ExperimentConfig) -> None:
     (optimizer and schedule values) and tries each NCA band. Nothing is written.
     """
     from ncalm.data.tokens import check_corpus
+    from ncalm.nca.cpu import find_rules
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
@@ -228,14 +211,19 @@ def check_runnable(cfg: ExperimentConfig) -> None:
     for arm in arms_of(cfg):
         if arm.kind != "scratch":
             try:
-                first_stage(cfg, arm, cfg.seeds[0], nowhere, cfg.prepretrain.data.text.source)
+                first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)
             except ValueError as exc:
                 raise ValueError(f"prepretrain: {exc}") from None
     try:
         language_stage(cfg, cfg.seeds[0], nowhere, None)
     except ValueError as exc:
         raise ValueError(f"language: {exc}") from None
-    check_bands(cfg)
+    # An NCA band that holds no rules fails now, not when the generator gives up mid-run.
+    for band in dict.fromkeys(arm.band for arm in arms_of(cfg) if arm.kind in NCA_ARMS):
+        try:
+            find_rules(cfg.prepretrain.data.nca.replace(band=band), cfg.seeds[0], [0])
+        except ValueError as exc:  # no rule inside the band
+            raise ValueError(f"bands: {list(band)}: {exc}") from None
 
 
 def finished_records(out_dir: str | Path) -> list[dict]:

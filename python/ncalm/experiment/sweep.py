@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
@@ -118,12 +117,6 @@ class Point:
         return f"point-{self.index:03d}"
 
 
-def _values(cfg: SweepConfig) -> list[dict]:
-    keys = list(cfg.axes)
-    rows = itertools.product(*cfg.axes.values()) if cfg.grid else zip(*cfg.axes.values())
-    return [dict(zip(keys, row)) for row in rows]
-
-
 def _experiment(cfg: SweepConfig, values: dict, name: str) -> ExperimentConfig:
     d = merge(preset(cfg.preset), cfg.experiment)
     for key, value in values.items():
@@ -143,7 +136,9 @@ def _language(cfg: ExperimentConfig) -> list:
 
 def points(cfg: SweepConfig) -> list[Point]:
     """The sweep's points, in order; point 0 is the shared scratch where scratch is the same everywhere."""
-    grid = [_experiment(cfg, v, f"{cfg.name} {json.dumps(v)}") for v in _values(cfg)]
+    rows = itertools.product(*cfg.axes.values()) if cfg.grid else zip(*cfg.axes.values())
+    values = [dict(zip(cfg.axes, row)) for row in rows]
+    grid = [_experiment(cfg, v, f"{cfg.name} {json.dumps(v)}") for v in values]
     shared = all(_language(c) == _language(grid[0]) for c in grid[1:]) and len(grid) > 1
     out = []
     if shared:
@@ -152,7 +147,7 @@ def points(cfg: SweepConfig) -> list[Point]:
                                                            "ablations": [], "name": f"{cfg.name} scratch"})))
         grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
                 for c in grid]
-    out += [Point(i, v, c) for i, (v, c) in enumerate(zip(_values(cfg), grid), start=len(out))]
+    out += [Point(i, v, c) for i, (v, c) in enumerate(zip(values, grid), start=len(out))]
     return out
 
 
@@ -203,16 +198,6 @@ def load_definition(out: Path) -> SweepConfig:
     return SweepConfig.from_dict(read_json(path, what="definition of `ncalm sweep`"))
 
 
-def run_point(point: Point, out: Path, echo=print) -> None:
-    """Run (or resume) one point's experiment and write its own report."""
-    from ncalm.experiment.report import write_report
-    from ncalm.experiment.runner import finished_records, pin_precision, run_experiment
-
-    where = out / point.dir_name
-    run_experiment(point.config, where, echo=lambda line: echo(f"[point {point.index}] {line}"))
-    write_report(finished_records(where), where, pin_precision(point.config, where).to_dict())
-
-
 def point_command(out: Path, index: int) -> list[str]:
     """The command that runs one point (what --plan prints, and what --jobs starts)."""
     return [sys.executable, "-m", "ncalm", "sweep", "--out", str(out), "--points", str(index), "--no-progress"]
@@ -223,6 +208,8 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     """Run (or resume) the chosen points: in this process, or ``cfg.jobs`` child processes at a time
     on the CPU (each its own experiment directory, so they share nothing but the machine)."""
     from ncalm.devices import torch_device
+    from ncalm.experiment.report import write_report
+    from ncalm.experiment.runner import finished_records, pin_precision, run_experiment
 
     pts = points(cfg)
     chosen = [pts[i] for i in (range(len(pts)) if indices is None else indices)]
@@ -233,7 +220,11 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     if jobs == 1:
         for k, p in enumerate(chosen):
             echo(f"point {p.index} ({k + 1}/{len(chosen)}): {json.dumps(p.values) if p.values else 'scratch'}")
-            run_point(p if progress else replace(p, config=p.config.replace(progress=False)), out, echo)
+            # Each point is an ordinary experiment directory with its own report.
+            config = p.config if progress else p.config.replace(progress=False)
+            where = out / p.dir_name
+            run_experiment(config, where, echo=lambda line: echo(f"[point {p.index}] {line}"))
+            write_report(finished_records(where), where, pin_precision(config, where).to_dict())
         return
     # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -268,6 +259,7 @@ def _label(record: dict, swept_bands: bool) -> str:
 def collect(cfg: SweepConfig, out: Path) -> dict:
     """Every finished run of every point, paired by seed with its scratch: the sweep's summary."""
     from ncalm.eval.stats import mean_interval
+    from ncalm.experiment.report import finite
     from ncalm.experiment.runner import finished_records
 
     pts = points(cfg)
@@ -284,12 +276,13 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
         for r in records[p.index]:
             arms.setdefault(r["arm"], []).append(r)
         for arm, runs in arms.items():
+            ppl = [r["perplexity"] for r in runs if finite(r["perplexity"])]
             row = {"point": p.index, "values": p.values, "arm": arm, "label": _label(runs[0], "bands" in cfg.axes),
-                   "seeds": [r["seed"] for r in runs], "perplexity": _mean([r["perplexity"] for r in runs])}
+                   "seeds": [r["seed"] for r in runs], "perplexity": sum(ppl) / len(ppl) if ppl else None}
             if runs[0]["kind"] != SCRATCH:  # paired by seed with its point's scratch, or the shared one
                 base = {r["seed"]: r for r in records[0 if shared else p.index] if r["kind"] == SCRATCH}
-                change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1)
-                          for r in runs if r["seed"] in base and _finite(r["perplexity"], base[r["seed"]]["perplexity"])]
+                change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1) for r in runs
+                          if r["seed"] in base and finite(r["perplexity"], base[r["seed"]]["perplexity"])]
                 if change:
                     ci = mean_interval(change)
                     half = None if ci["high"] is None else ci["high"] - ci["mean"]
@@ -298,15 +291,6 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
     return {"name": cfg.name, "axes": cfg.axes, "seeds": cfg.seeds, "shared_scratch": shared,
             "points": [{"index": p.index, "dir": p.dir_name, "values": p.values, "arms": p.config.arms}
                        for p in pts], "missing": missing, "rows": rows}
-
-
-def _finite(*xs: float) -> bool:
-    return all(x is not None and math.isfinite(x) for x in xs)
-
-
-def _mean(xs: list) -> float | None:
-    xs = [x for x in xs if _finite(x)]
-    return sum(xs) / len(xs) if xs else None
 
 
 def markdown(summary: dict) -> str:

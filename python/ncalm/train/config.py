@@ -19,6 +19,11 @@ from ncalm.settings import (Settings, SettingError, at_least, canonical, in_rang
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
+def resolved_precision(precision: str, device_type: str) -> str:
+    """What ``run.precision`` trains at on a device of ``device_type`` ("cuda", "cpu"): auto is bf16 on CUDA."""
+    return "bf16" if precision == "bf16" or (precision == "auto" and device_type == "cuda") else "fp32"
+
+
 @dataclass
 class OptimConfig(Settings):
     """AdamW over batches of ``batch_size x grad_accum`` sequences per rank; linear warmup, then a

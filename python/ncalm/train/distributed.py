@@ -11,14 +11,13 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ncalm.devices import torch_device as resolve_device  # device names are checked in one place
+from ncalm.devices import torch_device  # device names are checked in one place
 
 
 @dataclass
 class Dist:
     rank: int = 0
     world: int = 1
-    local_rank: int = 0
     device: torch.device = torch.device("cpu")
 
     @property
@@ -51,13 +50,12 @@ def setup(device: str = "auto") -> Dist:
     """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = torch_device(device, int(os.environ.get("LOCAL_RANK", "0")))
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-    return Dist(rank, world, local_rank, dev)
+    return Dist(rank, world, dev)
 
 
 def teardown() -> None:

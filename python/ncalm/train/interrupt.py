@@ -22,7 +22,6 @@ class DeferredInterrupt:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled and threading.current_thread() is threading.main_thread()
         self.requested = False
-        self._previous = None
 
     def _handle(self, signum, frame) -> None:
         if self.requested:

@@ -1,5 +1,5 @@
 """Metrics as JSON lines (one record per log or eval point), optionally mirrored to TensorBoard or
-Weights & Biases (run.tracking), and the progress bar."""
+Weights & Biases (run.tracking)."""
 from __future__ import annotations
 
 import json
@@ -35,17 +35,17 @@ class MetricsLog:
             with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
             scalars = {k: float(v) for k, v in record.items() if k != "step" and isinstance(v, (int, float))}
-            for log in self._trackers:
+            for log, _ in self._trackers:
                 log(scalars, record["step"])
 
     def close(self) -> None:
-        for log in self._trackers:
-            log.close()
+        for _, close in self._trackers:
+            close()
         self._trackers = []
 
 
 def _tracker(name: str, out: Path, resumed: bool, config: dict):
-    """A callable ``(scalars, step)`` with ``close()`` writing to tracker ``name``."""
+    """``(log, close)`` for tracker ``name``: ``log(scalars, step)`` sends one record's numbers."""
     if name == "tensorboard":
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -58,8 +58,7 @@ def _tracker(name: str, out: Path, resumed: bool, config: dict):
             for key, value in scalars.items():
                 writer.add_scalar(key, value, step)
 
-        log.close = writer.close  # type: ignore[attr-defined]
-        return log
+        return log, writer.close
     try:
         import wandb
     except ImportError:
@@ -72,8 +71,7 @@ def _tracker(name: str, out: Path, resumed: bool, config: dict):
     def log(scalars: dict, step: int) -> None:  # type: ignore[no-redef]
         run.log(scalars, step=step)
 
-    log.close = run.finish  # type: ignore[attr-defined]
-    return log
+    return log, run.finish
 
 
 read_metrics = read_jsonl  # all records of a metrics.jsonl file, less a last line torn by a killed run
@@ -82,9 +80,3 @@ read_metrics = read_jsonl  # all records of a metrics.jsonl file, less a last li
 def val_curve(records: list[dict]) -> list[tuple[int, float]]:
     """(tokens, val_loss) points, for convergence comparisons."""
     return [(r["tokens"], r["val_loss"]) for r in records if "val_loss" in r]
-
-
-def progress_bar(total: int, initial: int, enabled: bool, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, unit="step", disable=not enabled)

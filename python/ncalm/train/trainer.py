@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
 
 from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
 from ncalm.data.sharding import Prefetcher, device_batches, make_loader, pins_memory
@@ -32,9 +33,9 @@ from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.locks import exclusive
 from ncalm.train import distributed
 from ncalm.settings import check_same, quietly
-from ncalm.train.config import OptimConfig, StageConfig
+from ncalm.train.config import OptimConfig, StageConfig, resolved_precision
 from ncalm.train.interrupt import DeferredInterrupt
-from ncalm.train.metrics import MetricsLog, progress_bar, read_metrics, val_curve
+from ncalm.train.metrics import MetricsLog, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
 from ncalm.train.sources import build_source
 from ncalm.lm.transfer import freeze, transfer
@@ -94,33 +95,6 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     return tokenizer
 
 
-def _model_config(cfg: StageConfig, source, resume_state, init_state) -> ModelConfig:
-    if resume_state is not None:
-        return ModelConfig.from_dict(resume_state["model_config"])
-    overrides = {"max_seq_len": source.seq_len, **cfg.model.overrides, "vocab_size": source.vocab_size}
-    if init_state is not None and cfg.model.size is None:
-        return replace(ModelConfig.from_dict(init_state["model_config"]), **overrides)
-    return model_config(cfg.model.size or "tiny", **overrides)
-
-
-def warn_repeats(cfg: StageConfig, source, tokens: int) -> None:
-    """Say so when the run's token budget reads its training text more than once (a small corpus at a large
-    budget silently repeats: the paper's models see each token once)."""
-    n = len(getattr(source, "train", ()))
-    if cfg.data.kind == "text" and n and tokens > n:
-        print(f"warning: {tokens:,} training tokens read the {n:,} tokens of {cfg.data.text.source!r} "
-              f"{tokens / n:.1f} times: the corpus repeats", file=sys.stderr)
-
-
-def _check_same_meaning(source: dict, target: ModelConfig, origin: str) -> None:
-    # Same shapes, other meaning: another head split or rotary base would copy every
-    # attention weight without error and use it wrongly.
-    for key in ("n_head", "rope_theta"):
-        if source[key] != getattr(target, key):
-            raise ValueError(f"--init {origin}: {key}={source[key]} there but {getattr(target, key)} here; "
-                             f"the copied attention weights would mean something else")
-
-
 # What may differ between a run and its resume: how long it runs, where and how fast, and what it
 # records; everything else (model, data, optimizer, precision, world size) must match the checkpoint.
 # Precision is compared as resolved (the spec's "precision"): auto is fp32 on the CPU.
@@ -130,13 +104,6 @@ MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir",
               "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
               "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device",
               "config.data.text.cache")
-
-
-def run_spec(cfg: StageConfig, precision: str, d: distributed.Dist, data: dict) -> dict:
-    """The resolved run spec saved in every checkpoint: the whole tree, the resolved precision, device
-    kind and world size, the data's identity and the package version."""
-    return {"config": cfg.to_dict(), "precision": precision, "device": d.device.type, "world": d.world,
-            "data": data, "version": ncalm.__version__}
 
 
 def _saved_spec(state: dict) -> dict:
@@ -257,14 +224,22 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     resumed = resume_state.get("tokenizer") if resume_state else None
     source, tokenizer = _source_and_tokenizer(cfg, d, tokenizer_from_dict(resumed) if resumed else kept, out)
     if kept is not None and (tokenizer is None or tokenizer.to_dict() != kept.to_dict()):
-        # NCA and Dyck data have no tokenizer; .bin data brings its own (or none), whatever was passed in.
-        what = f"the text {cfg.data.text.source!r}" if cfg.data.kind == "text" else f"{cfg.data.kind} data"
-        raise ValueError(f"--keep-embeddings: {what} is not tokenized with the tokenizer of {cfg.model.init}, "
-                         f"so the copied embedding rows would stand for other tokens")
-    bf16 = cfg.run.precision == "bf16" or (cfg.run.precision == "auto" and d.device.type == "cuda")
-    precision = "bf16" if bf16 else "fp32"
-    spec = run_spec(cfg, precision, d, source.describe())
-    mc = _model_config(cfg, source, resume_state, init_state)
+        # .bin data brings its own tokenizer (or none), whatever was passed in (StageConfig refuses NCA, Dyck).
+        raise ValueError(f"--keep-embeddings: the text {cfg.data.text.source!r} is not tokenized with the tokenizer "
+                         f"of {cfg.model.init}, so the copied embedding rows would stand for other tokens")
+    precision = resolved_precision(cfg.run.precision, d.device.type)
+    bf16 = precision == "bf16"
+    # The resolved run spec saved in every checkpoint: the whole tree, the resolved precision, device
+    # kind and world size, the data's identity and the package version.
+    spec = {"config": cfg.to_dict(), "precision": precision, "device": d.device.type, "world": d.world,
+            "data": source.describe(), "version": ncalm.__version__}
+    overrides = {"max_seq_len": source.seq_len, **cfg.model.overrides, "vocab_size": source.vocab_size}
+    if resume_state is not None:
+        mc = ModelConfig.from_dict(resume_state["model_config"])
+    elif init_state is not None and cfg.model.size is None:
+        mc = replace(ModelConfig.from_dict(init_state["model_config"]), **overrides)
+    else:
+        mc = model_config(cfg.model.size or "tiny", **overrides)
     torch.manual_seed(cfg.run.seed)
     model = LlamaLM(mc, checkpointing=cfg.run.activation_checkpointing)
     transfer_report = None
@@ -274,7 +249,12 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         freeze(model, cfg.model.transfer.freeze if cfg.model.init else [])
         transfer_report = resume_state.get("transfer")
     elif init_state is not None:
-        _check_same_meaning(init_state["model_config"], mc, cfg.model.init)
+        # Same shapes, other meaning: another head split or rotary base would copy every
+        # attention weight without error and use it wrongly.
+        for key in ("n_head", "rope_theta"):
+            if init_state["model_config"][key] != getattr(mc, key):
+                raise ValueError(f"--init {cfg.model.init}: {key}={init_state['model_config'][key]} there but "
+                                 f"{getattr(mc, key)} here; the copied attention weights would mean something else")
         transfer_report = transfer(model, init_state["model"], cfg.model.transfer, origin=cfg.model.init)
     model.to(d.device)
     optimizer = build_optimizer(model, cfg.optim, fused=d.device.type == "cuda")
@@ -287,8 +267,12 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
 
     tokens_per_step = cfg.tokens_per_step(d.world)
     total = cfg.total_steps(d.world)
-    if d.is_main and step == 0:
-        warn_repeats(cfg, source, total * tokens_per_step)
+    n = len(getattr(source, "train", ()))
+    if d.is_main and step == 0 and cfg.data.kind == "text" and n and total * tokens_per_step > n:
+        # The budget reads the training text more than once: a small corpus at a large budget
+        # silently repeats, where the paper's models see each token once.
+        print(f"warning: {total * tokens_per_step:,} training tokens read the {n:,} tokens of "
+              f"{cfg.data.text.source!r} {total * tokens_per_step / n:.1f} times: the corpus repeats", file=sys.stderr)
     if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
@@ -354,7 +338,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     batches = device_batches(loader, d.device)  # on CUDA: made ahead, on a side stream
     if isinstance(batches, Prefetcher):
         held.callback(batches.close)  # its thread stops with the run, however the run ends
-    bar = progress_bar(total, step, cfg.run.progress and d.is_main, desc=cfg.data.kind)
+    bar = tqdm(total=total, initial=step, desc=cfg.data.kind, dynamic_ncols=True, unit="step",
+               disable=not (cfg.run.progress and d.is_main))
     t_log, step_log = time.perf_counter(), step
     # Seconds in training steps, and in them waiting for data, since the last log step and in this call:
     # the share of a step the GPU may idle for data is at most data_wait_s / step_s.
