@@ -41,12 +41,10 @@ def tile(grids: np.ndarray, scale: int = 8, gap: int = 2) -> np.ndarray:
         raise ValueError(f"scale must be >= 1 and gap >= 0, got scale={scale}, gap={gap}")
     rows, cols, h, w = grids.shape
     big = grids.repeat(scale, axis=2).repeat(scale, axis=3).astype(np.int16)
-    ch, cw = h * scale + gap, w * scale + gap
-    out = np.full((rows * ch - gap, cols * cw - gap), -1, dtype=np.int16)
-    for r in range(rows):
-        for c in range(cols):
-            out[r * ch:r * ch + h * scale, c * cw:c * cw + w * scale] = big[r, c]
-    return out
+    # Each grid with a separator below and to its right, laid out row by row; the last ones are cut off.
+    cells = np.pad(big, ((0, 0), (0, 0), (0, gap), (0, gap)), constant_values=-1)
+    out = cells.transpose(0, 2, 1, 3).reshape(rows * (h * scale + gap), cols * (w * scale + gap))
+    return out[:out.shape[0] - gap, :out.shape[1] - gap]
 
 
 def _lut(colors: int) -> np.ndarray:
