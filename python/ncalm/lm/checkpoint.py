@@ -68,7 +68,12 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> Path:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed save leaves no temporary
-    _fsync_dir(path.parent)
+    with contextlib.suppress(OSError):  # the rename is durable only once the directory entry is on disk
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
     _remember(path, digest)
     return path
 
@@ -251,13 +256,3 @@ def _remembered(path: Path, stat: os.stat_result) -> str | None:
     except (OSError, ValueError, TypeError):
         return None
     return digest if (size, mtime_ns, ino) == (stat.st_size, stat.st_mtime_ns, stat.st_ino) else None
-
-
-def _fsync_dir(directory: Path) -> None:
-    # The rename is durable only once the directory entry is on disk.
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -18,6 +18,7 @@ import torch
 
 from ncalm.atomic_json import write_json
 from ncalm.lm.config import ModelConfig
+from ncalm.lm.tokenizer import EOS_TEXT, load_tokenizer
 
 WEIGHTS, INDEX, CONFIG = "model.safetensors", "model.safetensors.index.json", "config.json"
 _GLOBAL = {"embed.weight": "model.embed_tokens.weight", "norm.weight": "model.norm.weight",
@@ -92,8 +93,8 @@ def export_hf(model, tokenizer, out: str | os.PathLike) -> Path:
         tokenizer.save(out)
         # No clean-up of spaces: decode must give back the text byte for byte, as ncalm's does.
         write_json(out / "tokenizer_config.json", {
-            "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>",
-            "bos_token": "<|endoftext|>", "model_max_length": model.cfg.max_seq_len,
+            "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": EOS_TEXT,
+            "bos_token": EOS_TEXT, "model_max_length": model.cfg.max_seq_len,
             "clean_up_tokenization_spaces": False})
     return out
 
@@ -134,8 +135,6 @@ def read_hf(folder: str | os.PathLike) -> dict:
     """A checkpoint-like state (``model`` in ncalm's names, ``model_config``, ``tokenizer`` or None)
     from an HF Llama folder with safetensors weights (one file or an index of shards)."""
     from safetensors.torch import load_file
-
-    from ncalm.lm.tokenizer import load_tokenizer
 
     folder = Path(folder)
     if not (folder / CONFIG).is_file():

@@ -155,8 +155,7 @@ class CudaGenerator:
         threads: int | None = None, chunk: int = 16384,
     ) -> None:
         self.index = _device_index(device)
-        self._core_cfg = cfg.core
-        why = _core.cuda_unsupported(self._core_cfg)
+        why = _core.cuda_unsupported(cfg.core)
         if why:
             raise ValueError(why)
         self.cfg = cfg
@@ -172,7 +171,7 @@ class CudaGenerator:
 
     def _band_filter(self):
         if self._filter is None:
-            self._filter = _core.CudaFilter(self._core_cfg, self.seed, self.index, self.threads, self.chunk)
+            self._filter = _core.CudaFilter(self.cfg.core, self.seed, self.index, self.threads, self.chunk)
         return self._filter
 
     def score_rules(self, rule_ids: Any) -> np.ndarray:
@@ -254,7 +253,7 @@ class CudaGenerator:
             seq_ptr = self._upload(seq, handle, keep)
             first = 0
         rule_ptr = 0 if rules is None else self._upload(rules, handle, keep)
-        _core.cuda_generate(self._core_cfg, self.seed, t.ptr, t.dtype, n, t.strides[0] // t.strides[1], first,
+        _core.cuda_generate(self.cfg.core, self.seed, t.ptr, t.dtype, n, t.strides[0] // t.strides[1], first,
                             seq_ptr, rule_ptr, self.index, handle)
         return n
 
