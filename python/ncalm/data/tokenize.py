@@ -57,24 +57,26 @@ GPT2_HASHES = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0
 class TokenizeConfig(Settings):
     """What `ncalm tokenize` reads, how it splits and tokenizes it, and where it writes."""
 
+    DASHED = True  # options --out, --tokenizer, --val-percent, ... named after the fields
+
     source: str = setting("", "corpus: FILE/DIR/GLOB[,...] (.jsonl: one document per line, its --field), "
                               "stdlib, or hf:NAME[:CONFIG] / hf:SAVED_DIR / hf:FILE.jsonl (needs `datasets`)",
                           flags=("--text",))
-    out: str = setting("", "output folder: train.bin, val.bin, meta.json, tokenizer.json", flags=("--out",))
+    out: str = setting("", "output folder: train.bin, val.bin, meta.json, tokenizer.json")
     tokenizer: str = setting("gpt2", "gpt2 (tiktoken, the paper's), byte, bpe (trained on the training split) "
                                      "or hf:PATH (a Hugging Face tokenizer.json with <|endoftext|>)",
-                             check=check_tokenizer, flags=("--tokenizer",))
+                             check=check_tokenizer)
     gpt2_files: str = setting("", f"folder holding GPT-2's vocab.bpe and encoder.json (no download); "
-                                  f"empty: ${GPT2_FILES_ENV}", flags=("--gpt2-files",))
+                                  f"empty: ${GPT2_FILES_ENV}")
     bpe_vocab: int = same_as(TextConfig, "bpe_vocab")
-    field: str = setting("text", "the text field of .jsonl lines and dataset rows", flags=("--field",))
+    field: str = setting("text", "the text field of .jsonl lines and dataset rows")
     val_percent: float = setting(2.0, "percent of documents held out for validation",
-                                 check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))
+                                 check=in_range(0, 100, open_low=True, open_high=True))
     max_bytes: int | None = setting(None, "stop after this much text in UTF-8 bytes, e.g. 2G; unset = all",
-                                    check=at_least(1), parse=parse_count, flags=("--max-bytes",))
-    workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0), flags=("--workers",))
+                                    check=at_least(1), parse=parse_count)
+    workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0))
     chunk_bytes: int = setting(4 << 20, "text per work item and part file", check=at_least(1 << 10),
-                               parse=parse_count, flags=("--chunk-bytes",))
+                               parse=parse_count)
     progress: bool = setting(True, "progress bar on stderr", flags=("--progress", "--no-progress"))
 
     def require(self) -> None:

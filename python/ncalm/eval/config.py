@@ -13,12 +13,13 @@ from ncalm.settings import Settings, SettingError, at_least, in_range, parse_cou
 class CheckpointEval(Settings):
     """The settings of a mode that evaluates one checkpoint (bpb, icl)."""
 
-    checkpoint: str | None = setting(None, "checkpoint to evaluate (required, no default)", flags=("--checkpoint",))
-    batch_size: int = setting(8, "windows (bpb) or sequences (icl) per forward pass", check=at_least(1),
-                              flags=("--batch-size",))
-    device: str = setting("auto", DEVICE_HELP, check=device_setting, flags=("--device",))
+    DASHED = True  # options --checkpoint, --batch-size, ... named after the fields
+
+    checkpoint: str | None = setting(None, "checkpoint to evaluate (required, no default)")
+    batch_size: int = setting(8, "windows (bpb) or sequences (icl) per forward pass", check=at_least(1))
+    device: str = setting("auto", DEVICE_HELP, check=device_setting)
     progress: bool = setting(True, "no progress bars (progress=false)", flags=("--no-progress",))
-    json: str | None = setting(None, "also write the result to this JSON file", flags=("--json",))
+    json: str | None = setting(None, "also write the result to this JSON file")
 
     def validate(self) -> None:
         if self.checkpoint is None:
@@ -38,17 +39,16 @@ class BpbConfig(CheckpointEval):
 
     data: str | None = setting(None, "corpus spec (stdlib, files/dirs/globs, hf:NAME), or token shards (bin:DIR, or "
                                      "a DIR holding train.bin and val.bin: val.bin is evaluated, and DIR must hold "
-                                     "the checkpoint's tokenizer.json); default: the checkpoint's", flags=("--data",))
+                                     "the checkpoint's tokenizer.json); default: the checkpoint's")
     val_percent: float | None = setting(None, "validation share of the split; default: the checkpoint's, else 2",
-                                        check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))
+                                        check=in_range(0, 100, open_low=True, open_high=True))
     max_bytes: int | None = setting(
         None, "cap on validation text, e.g. 500k, applied as the trainer applies max_val_bytes: documents are added "
               "in the split's order until their total UTF-8 bytes reach it, the last one kept whole (val.bin: tokens "
               "until their bytes reach it); default, when data is the checkpoint's corpus: what its own report used "
               "(an experiment's bpb_bytes, within the stage's max_val_bytes; token files: all of val.bin), else 1M",
-        check=at_least(1), parse=parse_count, flags=("--max-bytes",))
-    seq_len: int | None = setting(None, "window length; default: the model's max_seq_len", check=at_least(1),
-                                  flags=("--seq-len",))
+        check=at_least(1), parse=parse_count)
+    seq_len: int | None = setting(None, "window length; default: the model's max_seq_len", check=at_least(1))
 
 
 @dataclass
@@ -66,13 +66,13 @@ class IclConfig(CheckpointEval):
 
     batch_size: int = same_as(CheckpointEval, "batch_size", default=16)
     k: list[int] = setting([], "frames of context, e.g. 1 2 4; default: 1, 2, 4, ... up to what fits the model's "
-                               "context", flags=("--k",))
-    rules: int = setting(64, "fresh rules per band", check=in_range(1, 2**32, shown="[1, 2**32]"), flags=("--rules",))
+                               "context")
+    rules: int = setting(64, "fresh rules per band", check=in_range(1, 2**32, shown="[1, 2**32]"))
     bands: list[tuple[float, float] | None] = setting(
         [(0.0, 0.3), (0.3, 0.5)], "other complexity bands LOWER,UPPER besides the training band (none: unfiltered; "
-        "--bands alone: only the training band)", parse=parse_band, empty=True, flags=("--bands",))
+        "--bands alone: only the training band)", parse=parse_band, empty=True)
     seed: int = setting(0, "generator seed of the test rules",
-                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"), flags=("--seed",))
+                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"))
 
 
 @dataclass
@@ -92,12 +92,13 @@ class SpeedupConfig(Settings):
     The final-loss improvement in percent is printed whenever both final losses
     are finite."""
 
+    DASHED = True  # options --baseline, --run, --x, --y, --json
+
     baseline: str | None = setting(None, "metrics JSONL of the baseline (e.g. scratch), or its run directory "
-                                         "(required, no default)", flags=("--baseline",))
-    run: list[str] = setting([], "metrics JSONL (or run directory) of one or more other runs (required, no default)",
-                             flags=("--run",))
-    x: str = setting("tokens", "JSONL key of the token count", flags=("--x",))
-    y: str = setting("val_loss", "JSONL key of the validation loss", flags=("--y",))
+                                         "(required, no default)")
+    run: list[str] = setting([], "metrics JSONL (or run directory) of one or more other runs (required, no default)")
+    x: str = setting("tokens", "JSONL key of the token count")
+    y: str = setting("val_loss", "JSONL key of the validation loss")
     json: str | None = same_as(CheckpointEval, "json")
 
     def validate(self) -> None:
