@@ -1,5 +1,10 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import ncalm
 from ncalm.atomic_json import write_json
 
 
@@ -11,3 +16,13 @@ def test_write_json_replaces_the_file_and_leaves_no_temporary(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
     write_json(path, [1, 2], indent=None)
     assert path.read_text() == "[1, 2]\n"
+
+
+def test_text_is_written_as_utf8_whatever_the_locale(tmp_path):
+    # tokenizer.json holds non-ASCII tokens; under an ASCII locale a plain open() would refuse (or mangle) them.
+    target = tmp_path / "t.json"
+    code = f"from ncalm.atomic_json import write_text; write_text({str(target)!r}, '\\u00e9\\u4e2d')"
+    env = {**os.environ, "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "LC_ALL": "C",
+           "PYTHONPATH": str(Path(ncalm.__file__).parents[1])}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+    assert target.read_bytes() == "\u00e9\u4e2d".encode("utf-8")

@@ -20,7 +20,7 @@ def replacing(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     block ends without an error (ncalm.locks removes one left by a writer that died)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, mode) as f:
+    with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:  # text is UTF-8 whatever the locale
         yield f
         f.flush()
         os.fsync(f.fileno())

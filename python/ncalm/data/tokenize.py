@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from ncalm.atomic_json import json_records, read_json, replacing, write_json
+from ncalm.atomic_json import json_records, read_json, replacing, write_json, write_text
 from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
@@ -441,8 +441,8 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
                   "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes,
                   "fingerprint": fp}
         if not counts["train"]["parts"] or not counts["val"]["parts"]:
-            raise ValueError(f"{cfg.source}: the split left no {'training' if not counts['train']['parts'] else 'validation'} "
-                             f"text; change val_percent ({cfg.val_percent:g})")
+            empty = "training" if not counts["train"]["parts"] else "validation"
+            raise ValueError(f"{cfg.source}: the split left no {empty} text; change val_percent ({cfg.val_percent:g})")
         for split, c in counts.items():
             with replacing(out / f"{split}.bin", "wb") as f:
                 for p in c["parts"]:
@@ -450,8 +450,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
                         shutil.copyfileobj(part, f, 1 << 24)
             n_tokens = (out / f"{split}.bin").stat().st_size // np.dtype(dtype).itemsize
             record[split] = {"tokens": n_tokens, "bytes": c["bytes"], "documents": c["documents"]}
-        (out / "tokenizer.json.tmp").write_text(hf_json, encoding="utf-8")
-        os.replace(out / "tokenizer.json.tmp", out / "tokenizer.json")
+        write_text(out / "tokenizer.json", hf_json)
         write_json(out / META, record)  # last: the folder is whole once this exists
         shutil.rmtree(parts)
         seconds = time.perf_counter() - t0
