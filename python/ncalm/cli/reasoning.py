@@ -227,6 +227,7 @@ def _run_bbl(args) -> int:
     """BIG-bench Lite: accuracy of the most likely choice letter, per task (ncalm.eval.reasoning.bbl)."""
     import json
 
+    from ncalm.atomic_json import write_json, write_text
     from ncalm.eval.reasoning import bbl
 
     if args.data is None:
@@ -239,10 +240,10 @@ def _run_bbl(args) -> int:
     result = bbl.evaluate(model, tokenizer, tasks, shots, args.limit, device, progress=args.progress)
     out = Path(args.out or "runs/reasoning-bbl")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"checkpoint": str(args.checkpoint), "data": args.data,
-                                                  "prompts": args.bbl_prompts, **result}, indent=2) + "\n")
+    write_json(out / "results.json", {"checkpoint": str(args.checkpoint), "data": args.data,
+                                      "prompts": args.bbl_prompts, **result})
     table = bbl.markdown_table(result)
-    (out / "results.md").write_text(table)
+    write_text(out / "results.md", table)
     print(table)
     return 0
 
