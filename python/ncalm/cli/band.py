@@ -41,6 +41,7 @@ def _toml(value) -> str:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from ncalm.atomic_json import write_json, write_text
     from ncalm.data.corpus import documents
     from ncalm.eval.band import corpus_scores, nca_scores, plot_band, propose_band, window_tokens
     from ncalm.experiment.config import ExperimentConfig
@@ -73,14 +74,14 @@ def run(args: argparse.Namespace) -> int:
                                            map(float, np.percentile(corpus, [5, 25, 50, 75, 95])))),
               "proposed_band": list(proposed),
               "nca_share_inside": {name: accepted_fraction(rules, b) for name, b in bands.items()}}
-    (out / "band.json").write_text(json.dumps(report, indent=2) + "\n")
+    write_json(out / "band.json", report)
     # The sweep: this experiment (what differs from the preset), scratch and NCA, the two bands.
     base, here = leaves(ExperimentConfig.from_dict(preset(args.preset)).to_dict()), leaves(cfg.to_dict())
     changed = {k: v for k, v in here.items() if base.get(k) != v and k not in ("bands", "arms", "seeds")}
     lines = [f'name = "band-{Path(text.source).name}"', f'preset = "{args.preset}"', f"seeds = {args.seeds}",
              "[experiment]", 'arms = ["scratch", "nca"]', *(f"{k} = {_toml(v)}" for k, v in changed.items()),
              "[axes]", f"bands = {_toml([[list(proposed)], [list(own)]])}"]
-    (out / "sweep.toml").write_text("\n".join(lines) + "\n")
+    write_text(out / "sweep.toml", "\n".join(lines) + "\n")
     share = report["nca_share_inside"]
     print(f"corpus {text.source}: window score median {report['corpus_quantiles']['50']:.3f}, quartiles "
           f"{proposed[0]:.2f}-{proposed[1]:.2f} (NCA rules inside: {share['proposed']:.1%}; the experiment's band "

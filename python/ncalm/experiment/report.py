@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.atomic_json import write_json
+from ncalm.atomic_json import write_json, write_text
 from ncalm.eval.plots import plot_loss_curves
 from ncalm.eval.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
 from ncalm.eval.stats import mean_interval, paired_t_test
@@ -222,7 +222,7 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     out = Path(out_dir)
     summary = summarize(records)
     table = markdown_table(summary)
-    (out / "results.md").write_text(f"# {config.get('name', 'experiment')}\n\n{table}\n{NOTE}\n")
+    write_text(out / "results.md", f"# {config.get('name', 'experiment')}\n\n{table}\n{NOTE}\n")
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
     plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")
     write_json(out / "results.json", _json_safe({"config": config, "summary": summary, "runs": records,

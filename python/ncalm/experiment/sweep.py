@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ncalm.atomic_json import read_json, write_json
+from ncalm.atomic_json import read_json, write_json, write_text
 from ncalm.experiment.arms import arms_of, language_stage
 from ncalm.experiment.config import ExperimentConfig, _seeds
 from ncalm.experiment.presets import PRESETS, preset
@@ -358,7 +358,7 @@ def plot_effects(summary: dict, path: Path) -> Path:
 def write_sweep_report(cfg: SweepConfig, out: Path) -> dict:
     """results.json, results.md and effect.png in ``out``; returns the summary."""
     summary = collect(cfg, out)
-    (out / "results.md").write_text(markdown(summary))
+    write_text(out / "results.md", markdown(summary))
     write_json(out / "results.json", summary)
     plot_effects(summary, out / "effect.png")
     return summary
