@@ -129,7 +129,7 @@ def run_icl(cfg: IclConfig) -> dict:
     for band in cfg.bands:
         lo, hi = band or (0.0, 2.0)
         bands["%g-%g" % (lo, hi)] = (lo, hi)
-    predictors = {"model": greedy_predictor(model, device),
+    predictors = {"model": greedy_predictor(model),
                   "copy-last-frame": copy_last_frame_predictor(nca.frame_len)}
     result = {name: {} for name in predictors}
     for band_name, band in bands.items():  # one set of test sequences per band, shared by the predictors

@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
+
+from ncalm.lm.sampling import generate_ids
 
 # Sequence ids for ICL rules: the top 2**32 of the generator's 2**40 ids, far from the
 # training (0, 1, ...) and validation streams, so the rules are new to the model.
@@ -83,20 +84,11 @@ def icl_accuracy(predict: Predictor, tokens: np.ndarray, frame_len: int, colors:
     return rows
 
 
-def greedy_predictor(model, device: str | torch.device = "cpu") -> Predictor:
-    """Greedy decoding with ``model``'s KV cache: one prefill, then one token per step."""
+def greedy_predictor(model) -> Predictor:
+    """Greedy decoding with ``model``'s KV cache, on the model's device (ncalm.lm.sampling's decoder)."""
 
-    @torch.no_grad()
     def predict(context: np.ndarray, n: int) -> np.ndarray:
-        model.eval()
-        idx = torch.as_tensor(context, dtype=torch.long, device=device)
-        cache = model.new_cache(idx.shape[0], idx.shape[1] + n)
-        logits, _ = model(idx, cache=cache)
-        out = [logits[:, -1].argmax(-1, keepdim=True)]
-        for _ in range(n - 1):
-            logits, _ = model(out[-1], cache=cache)
-            out.append(logits[:, -1].argmax(-1, keepdim=True))
-        return torch.cat(out, dim=1).cpu().numpy()
+        return np.array(generate_ids(model, context.tolist(), n, batch_size=len(context)), dtype=np.int64)
 
     return predict
 

@@ -116,7 +116,7 @@ def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str)
         return None
     tokens = icl_sequences(nca, seed, cfg.icl_rules, k + 1, nca.band)
     row = {name: icl_accuracy(predict, tokens, nca.frame_len, nca.colors, nca.patch, [k])[0]["cell_acc"]
-           for name, predict in (("model", greedy_predictor(model, device)),
+           for name, predict in (("model", greedy_predictor(model)),
                                  ("copy", copy_last_frame_predictor(nca.frame_len)))}
     return {"k": k, "rules": cfg.icl_rules, "cell_acc": row["model"], "copy_cell_acc": row["copy"]}
 
