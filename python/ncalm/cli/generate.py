@@ -32,7 +32,7 @@ from ncalm.devices import device_setting
 from ncalm.locks import exclusive
 from ncalm.train.config import RunConfig
 from ncalm.memory import check_fits
-from ncalm.nca.config import NCAConfig
+from ncalm.nca.config import NCAConfig, check_seed
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
 from ncalm.settings import Settings, SettingError, at_least, check_same, in_range, same_as, setting, table
@@ -51,8 +51,7 @@ class GenerateConfig(Settings):
     tokens: int | None = setting(None, "tokens to write (rounded up to whole sequences of seq_len + 1), e.g. 100M; "
                                        "unset: 10M, or sequences", check=at_least(1))
     sequences: int | None = setting(None, "sequences to write instead of tokens", check=at_least(1))
-    seed: int = setting(0, "stream seed; sequence i is a pure function of (config, seed, i)",
-                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"))
+    seed: int = setting(0, "stream seed; sequence i is a pure function of (config, seed, i)", check=check_seed)
     start: int = setting(0, "id of the first sequence (to extend or shard a stream)",
                          check=in_range(0, MAX_SEQ_ID, shown="[0, 2**40 - 1]"))
     shard_tokens: int = setting(100_000_000, "tokens per shard file", check=at_least(1))

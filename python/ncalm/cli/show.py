@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ncalm.cli.options import add_tree, tree_config
-from ncalm.nca.config import NCAConfig
+from ncalm.nca.config import NCAConfig, check_seed
 from ncalm.settings import Settings, at_least, in_range, setting, table
 
 
@@ -26,7 +26,7 @@ class ShowConfig(Settings):
 
     DASHED = True  # options --rules, --frames, ... named after the fields
 
-    seed: int = setting(0, "generator seed", check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"))
+    seed: int = setting(0, "generator seed", check=check_seed)
     rules: int = setting(8, "rules to draw (one row each)", check=at_least(1))
     frames: int = setting(20, "frames per rule", check=at_least(1))
     candidates: int = setting(2000, "candidate rules scored for the histogram", check=at_least(1))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ncalm.devices import device_setting
-from ncalm.nca.config import NCAConfig
+from ncalm.nca.config import NCAConfig, check_seed
 from ncalm.settings import Settings, SettingError, at_least, in_range, setting, table
 
 DATA_KINDS = ("nca", "dyck", "text")
@@ -62,8 +62,8 @@ class DataConfig(Settings):
 
     kind: str = setting("nca", "what the stage trains on", choices=DATA_KINDS, flags=("--data",))
     seq_len: int = setting(256, "tokens per training sequence", check=at_least(1), flags=("--seq-len",))
-    seed: int = setting(0, "data seed: rules and initial states, Dyck draws, window order",
-                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"), flags=("--data-seed",))
+    seed: int = setting(0, "data seed: rules and initial states, Dyck draws, window order", check=check_seed,
+                        flags=("--data-seed",))
     # A property of the data, not of the optimiser: runs with other batch sizes score on the same sequences.
     val_sequences: int = setting(64, "held-out sequences every evaluation scores (the first of the validation "
                                      "set; fewer where the held-out text is shorter)", check=at_least(1),

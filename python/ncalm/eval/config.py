@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ncalm.devices import DEVICE_HELP, device_setting
-from ncalm.nca.config import parse_band
+from ncalm.nca.config import check_seed, parse_band
 from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, same_as, setting
 
 
@@ -71,8 +71,7 @@ class IclConfig(CheckpointEval):
     bands: list[tuple[float, float] | None] = setting(
         [(0.0, 0.3), (0.3, 0.5)], "other complexity bands LOWER,UPPER besides the training band (none: unfiltered; "
         "--bands alone: only the training band)", parse=parse_band, empty=True)
-    seed: int = setting(0, "generator seed of the test rules",
-                        check=in_range(0, 2**64, open_high=True, shown="[0, 2**64)"))
+    seed: int = setting(0, "generator seed of the test rules", check=check_seed)
 
 
 @dataclass

@@ -13,7 +13,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from ncalm import _core
-from ncalm.settings import Settings, SettingError, setting
+from ncalm.settings import Settings, SettingError, in_range, setting
+
+# The generator's seeds (and so every data seed and test-rule seed) are unsigned 64-bit.
+check_seed = in_range(0, 2**64, open_high=True, shown="[0, 2**64)")
 
 
 def parse_band(text: str) -> tuple[float, float] | None:
