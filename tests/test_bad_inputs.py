@@ -3,6 +3,7 @@ one-line errors naming the setting, refused before anything is allocated or
 written; a size past the memory available says what it would need."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -56,6 +57,40 @@ def test_sizes_past_available_memory_are_refused_before_allocating(one_gib, call
 ])
 def test_bad_generator_api_inputs_are_named(call, error, message):
     with pytest.raises(error, match=message):
+        call()
+
+
+def _tiny_lm():
+    from ncalm.lm.model import LlamaLM, ModelConfig
+
+    return LlamaLM(ModelConfig(vocab_size=257, n_layer=1, n_head=1, d_model=8, max_seq_len=16))
+
+
+def _api_calls():
+    """Public functions called from Python with a plain argument no settings tree checked."""
+    from ncalm.data.corpus import documents
+    from ncalm.data.sharding import make_loader
+    from ncalm.data.tokens import TokenSource
+    from ncalm.lm.sampling import generate
+    from ncalm.lm.tokenizer import ByteTokenizer
+    from ncalm.nca.pictures import palette, save_complexity_histogram, tile
+
+    tokens = np.arange(100, dtype=np.uint16)
+    return [
+        (lambda: documents("stdlib", 0), "val_percent must be in (0, 100), got 0"),
+        (lambda: make_loader(None, 1, workers=-1), "workers must be >= 0, got -1"),
+        (lambda: TokenSource(tokens, tokens, 256, 0), "seq_len must be >= 1, got 0"),
+        (lambda: generate(_tiny_lm(), ByteTokenizer(), ["a"], n=0), "the number of samples per prompt must be >= 1"),
+        (lambda: palette(0), "colors must be >= 1, got 0"),
+        (lambda: tile(np.zeros((1, 1, 2, 2)), scale=0), "scale must be >= 1 and gap >= 0"),
+        (lambda: save_complexity_histogram([], (0.5, 1.0), os.devnull), "no candidate rules to plot"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_bad_plain_arguments_of_the_python_api_are_named(index):
+    call, message = _api_calls()[index]
+    with pytest.raises(ValueError, match=re.escape(message)):
         call()
 
 

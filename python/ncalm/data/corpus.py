@@ -229,6 +229,8 @@ def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
 def documents(spec: str = "stdlib", val_percent: float = 2.0, max_bytes: int | None = None,
               max_val_bytes: int | None = 1_000_000) -> tuple[list[str], list[str]]:
     """(train, validation) documents of a corpus spec (see module docstring)."""
+    if not 0 < val_percent < 100:
+        raise ValueError(f"val_percent must be in (0, 100), got {val_percent}")
     if spec == "stdlib":
         # A few stdlib test files are deliberately not UTF-8: skipping them is no news.
         return split_files(list(stdlib_files()), val_percent, max_bytes, max_val_bytes, warn_unreadable=False)

@@ -86,6 +86,8 @@ def make_loader(source: Source, batch_size: int, rank: int = 0, world: int = 1, 
                 workers: int = 0, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An iterator over micro-batches (see :class:`ShardedBatches`), with ``workers`` processes
     (whose batches arrive in pinned memory with ``pin_memory``; see :func:`pins_memory`)."""
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0, got {workers}")
     dataset = ShardedBatches(source, batch_size, rank, world, start)
     if workers == 0:
         return iter(dataset)

@@ -25,6 +25,8 @@ class TokenSource:
 
     def __init__(self, train: np.ndarray, val: np.ndarray, vocab_size: int, seq_len: int,
                  seed: int = 0, describe: dict | None = None):
+        if seq_len < 1:
+            raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.train, self.val = train, val
         self.vocab_size, self.seq_len, self.seed = vocab_size, seq_len, seed
         self.n_windows = (len(train) - 1) // seq_len

@@ -152,6 +152,8 @@ def generate(model, tokenizer, prompts: Sequence[str], config: SamplingConfig = 
     A completion also ends at the tokenizer's EOS. For a fixed seed of
     `generator` the output is reproducible.
     """
+    if n < 1:
+        raise ValueError(f"n={n}: the number of samples per prompt must be >= 1")
     stop = config.stop
     encoded = [tokenizer.encode(p) for p in prompts for _ in range(n)]
     ids = generate_ids(model, encoded, config.max_new_tokens, config.temperature, config.top_p,

@@ -21,6 +21,8 @@ def palette(colors: int) -> np.ndarray:
     """(colors, 3) uint8 RGB: tab10 / tab20 when they suffice, evenly spaced hues beyond."""
     import matplotlib
 
+    if colors < 1:
+        raise ValueError(f"colors must be >= 1, got {colors}")
     if colors <= 10:
         rgb = matplotlib.colormaps["tab10"].colors[:colors]
     elif colors <= 20:
@@ -35,6 +37,8 @@ def tile(grids: np.ndarray, scale: int = 8, gap: int = 2) -> np.ndarray:
     grids = np.asarray(grids)
     if grids.ndim != 4:
         raise ValueError(f"grids must have shape (rows, cols, H, W), got {grids.shape}")
+    if scale < 1 or gap < 0:
+        raise ValueError(f"scale must be >= 1 and gap >= 0, got scale={scale}, gap={gap}")
     rows, cols, h, w = grids.shape
     big = grids.repeat(scale, axis=2).repeat(scale, axis=3).astype(np.int16)
     # Each grid with a separator below and to its right, laid out row by row; the last ones are cut off.
@@ -97,6 +101,8 @@ def save_complexity_histogram(ratios: Sequence[float], band: tuple[float, float]
     import matplotlib.pyplot as plt
 
     ratios = np.asarray(ratios, dtype=np.float64)
+    if ratios.size == 0:
+        raise ValueError("ratios: no candidate rules to plot")
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     ax.hist(ratios, bins=bins, color="#4c72b0", edgecolor="white", lw=0.3)
     title = f"gzip complexity of {ratios.size} candidate rules"
