@@ -98,7 +98,7 @@ class BPETokenizer(_SavedAsHF):
         self._tok = backend
         eos = backend.token_to_id(EOS_TEXT)
         if eos is None:
-            raise ValueError(f"BPE tokenizer has no {EOS_TEXT} token")
+            raise ValueError(f"tokenizer has no {EOS_TEXT} token")  # any tokenizers model, not only BPE
         self.eos_id = eos
         self.vocab_size = backend.get_vocab_size()
 
