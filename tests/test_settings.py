@@ -110,10 +110,12 @@ def test_a_dashed_trees_fields_are_options_named_after_them():
     from ncalm.cli import build_parser
     from ncalm.settings import flag_values
 
-    args = build_parser("eval-reasoning").parse_args(["eval-reasoning", "--n-samples", "4", "--bbh-cot", "--no-progress"])
+    args = build_parser("eval-reasoning").parse_args(["eval-reasoning", "--n-samples", "4", "--bbh-cot",
+                                                      "--no-progress"])
     assert flag_values(args) == {"n_samples": 4, "bbh_cot": True, "progress": False}
     with pytest.raises(SystemExit):  # the dashed name only, as a switch: no --bbh_cot, no --bbh-cot VALUE
         build_parser("eval-reasoning").parse_args(["eval-reasoning", "--bbh_cot"])
+
 
 def test_a_rename_inside_a_table_is_named_by_its_whole_dotted_key(capsys, monkeypatch):
     import ncalm.settings as settings

@@ -267,12 +267,12 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
 
     tokens_per_step = cfg.tokens_per_step(d.world)
     total = cfg.total_steps(d.world)
-    n = len(getattr(source, "train", ()))
-    if d.is_main and step == 0 and cfg.data.kind == "text" and n and total * tokens_per_step > n:
+    n, planned = len(getattr(source, "train", ())), total * tokens_per_step
+    if d.is_main and step == 0 and cfg.data.kind == "text" and n and planned > n:
         # The budget reads the training text more than once: a small corpus at a large budget
         # silently repeats, where the paper's models see each token once.
-        print(f"warning: {total * tokens_per_step:,} training tokens read the {n:,} tokens of "
-              f"{cfg.data.text.source!r} {total * tokens_per_step / n:.1f} times: the corpus repeats", file=sys.stderr)
+        print(f"warning: {planned:,} training tokens read the {n:,} tokens of "
+              f"{cfg.data.text.source!r} {planned / n:.1f} times: the corpus repeats", file=sys.stderr)
     if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
