@@ -23,6 +23,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from ncalm.data.config import TextConfig
+
 MIN_VAL_FILES_FOR_FILE_SPLIT = 5  # fewer held-out files would make a noisy (or empty) validation set
 HF_MAX_DOCUMENTS = 10_000_000  # hf: without max_bytes holds the whole stream in memory; stop (and say so) here
 TEXT_SUFFIXES = {".txt", ".md", ".py", ".rst", ".json", ".jsonl", ".c", ".h", ".cpp", ".js", ".html", ".tex"}
@@ -226,9 +228,10 @@ def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
     return train, val
 
 
-def documents(spec: str = "stdlib", val_percent: float = 2.0, max_bytes: int | None = None,
-              max_val_bytes: int | None = 1_000_000) -> tuple[list[str], list[str]]:
-    """(train, validation) documents of a corpus spec (see module docstring)."""
+def documents(spec: str = TextConfig.source, val_percent: float = TextConfig.val_percent,
+              max_bytes: int | None = TextConfig.max_bytes,
+              max_val_bytes: int | None = TextConfig.max_val_bytes) -> tuple[list[str], list[str]]:
+    """(train, validation) documents of a corpus spec (see module docstring); the defaults are data.text's."""
     if not 0 < val_percent < 100:
         raise ValueError(f"val_percent must be in (0, 100), got {val_percent}")
     if spec == "stdlib":

@@ -43,7 +43,7 @@ from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, BPETokenizer, ByteTokenizer, tokenizer_from_dict
-from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, same_as, setting
+from ncalm.settings import Settings, SettingError, at_least, parse_count, same_as, setting
 
 META = "meta.json"
 PARTS = "parts"
@@ -70,8 +70,7 @@ class TokenizeConfig(Settings):
                                   f"empty: ${GPT2_FILES_ENV}")
     bpe_vocab: int = same_as(TextConfig, "bpe_vocab")
     field: str = setting("text", "the text field of .jsonl lines and dataset rows")
-    val_percent: float = setting(2.0, "percent of documents held out for validation",
-                                 check=in_range(0, 100, open_low=True, open_high=True))
+    val_percent: float = same_as(TextConfig, "val_percent")
     max_bytes: int | None = setting(None, "stop after this much text in UTF-8 bytes, e.g. 2G; unset = all",
                                     check=at_least(1), parse=parse_count)
     workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0))

@@ -103,9 +103,9 @@ class BPETokenizer(_SavedAsHF):
         self.vocab_size = backend.get_vocab_size()
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int = 4096) -> "BPETokenizer":
+    def train(cls, texts: Iterable[str], vocab_size: int) -> "BPETokenizer":
         """Train on an iterator of documents. ``vocab_size`` counts the 256 byte symbols and EOS."""
-        if vocab_size < 258:
+        if vocab_size is None or vocab_size < 258:  # None: make_tokenizer given no size
             raise ValueError(f"BPE vocab_size must be >= 258 (256 bytes + EOS + 1 merge), got {vocab_size}")
         tk = _import_tokenizers()
         backend = tk.Tokenizer(tk.models.BPE())
@@ -178,8 +178,8 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
         raise ValueError(f"{path}: {exc}") from None
 
 
-def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: int = 4096) -> Tokenizer:
-    """``kind`` 'byte' or 'bpe' (the latter trained on ``texts``)."""
+def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: int | None = None) -> Tokenizer:
+    """``kind`` 'byte' or 'bpe' (the latter trained on ``texts`` to ``vocab_size``: data.text.bpe_vocab)."""
     if kind == "byte":
         return ByteTokenizer()
     if kind == "bpe":
