@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ncalm.data.config import DyckConfig
 from ncalm.data.sharding import chunks, shifted_pairs
 
 VAL_OFFSET = 1 << 40
@@ -36,7 +37,7 @@ def dyck_sequence(rng: np.random.Generator, length: int, k: int, max_depth: int,
 class DyckSource:
     """Dyck sequences as a :class:`~ncalm.data.sharding.Source`; vocabulary is ``2 * k``."""
 
-    def __init__(self, k: int = 4, max_depth: int = 16, seq_len: int = 1024, seed: int = 0,
+    def __init__(self, k: int = DyckConfig.k, max_depth: int = DyckConfig.depth, seq_len: int = 1024, seed: int = 0,
                  p_open: float = 0.5):
         if k < 1:
             raise ValueError(f"dyck k (bracket types) must be >= 1, got {k}")

@@ -14,7 +14,7 @@ import numpy as np
 
 from ncalm.atomic_json import read_json
 from ncalm.data.cache import cached_tokens
-from ncalm.data.config import TextConfig
+from ncalm.data.config import DataConfig, TextConfig
 from ncalm.data.corpus import local_files
 from ncalm.data.sharding import chunks, shifted_pairs
 from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
@@ -182,7 +182,8 @@ def is_bin_spec(spec: str) -> bool:
     return spec.startswith("bin:") or p.suffix == ".bin" or (p.is_dir() and (p / "train.bin").is_file())
 
 
-def language_source(text: TextConfig, seq_len: int = 256, seed: int = 0, tokenizer=None, progress: bool = True):
+def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: int = 0, tokenizer=None,
+                    progress: bool = True):
     """``(TokenSource, tokenizer)`` for ``text``'s corpus (see ncalm.data.corpus) or token files (``bin:DIR``).
 
     A corpus is tokenized once into the text cache (``text.cache``: see

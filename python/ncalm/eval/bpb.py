@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from ncalm.eval.config import BpbConfig
+
 
 @dataclass
 class LMEval:
@@ -55,7 +57,7 @@ class LMEval:
 
 @torch.no_grad()
 def evaluate_lm(model, tokenizer, documents: Iterable[str], seq_len: int | None = None,
-                batch_size: int = 8, device: str | torch.device = "cpu",
+                batch_size: int = BpbConfig.batch_size, device: str | torch.device = "cpu",
                 max_bytes: int | None = None, progress: bool = False) -> LMEval:
     """Summed loss, perplexity and bits per byte of ``model`` on ``documents``.
 
@@ -117,7 +119,7 @@ def _byte_prefix(ids, table: np.ndarray, max_bytes: int | None) -> tuple[int, in
 
 
 @torch.no_grad()
-def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_size: int = 8,
+def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_size: int = BpbConfig.batch_size,
                     device: str | torch.device = "cpu", max_bytes: int | None = None,
                     progress: bool = False, n_bytes: int | None = None) -> LMEval:
     """:func:`evaluate_lm` for text that is already tokens ``d1 EOS d2 EOS ...`` (e.g. a val.bin memmap).
@@ -145,7 +147,7 @@ def evaluate_tokens(model, tokenizer, ids, seq_len: int | None = None, batch_siz
     return _evaluate(model, stream, n_bytes, n_docs, seq_len, batch_size, device, progress)
 
 
-def evaluate_bin(model, tokenizer, spec: str, seq_len: int | None = None, batch_size: int = 8,
+def evaluate_bin(model, tokenizer, spec: str, seq_len: int | None = None, batch_size: int = BpbConfig.batch_size,
                  device: str | torch.device = "cpu", max_bytes: int | None = None,
                  progress: bool = False) -> LMEval:
     """:func:`evaluate_tokens` on the val.bin of a token folder (``bin:DIR``) made with ``tokenizer``.
@@ -169,7 +171,7 @@ def evaluate_bin(model, tokenizer, spec: str, seq_len: int | None = None, batch_
                            n_bytes=stored if whole else None)
 
 
-def evaluate_text(model, tokenizer, text, seq_len: int | None = None, batch_size: int = 8,
+def evaluate_text(model, tokenizer, text, seq_len: int | None = None, batch_size: int = BpbConfig.batch_size,
                   device: str | torch.device = "cpu", max_bytes: int | None = None, progress: bool = False) -> LMEval:
     """:func:`evaluate_lm` on the validation documents of ``text`` (a TextConfig: corpus and split), whole
     documents until ``max_bytes`` (None: all), as ``validation_documents(source, val_percent, max_bytes)``.

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from ncalm.eval.config import IclConfig
 from ncalm.lm.sampling import generate_ids
 
 # Sequence ids for ICL rules: the top 2**32 of the generator's 2**40 ids, far from the
@@ -47,7 +48,7 @@ def max_context_frames(max_seq_len: int, frame_len: int) -> int:
 
 
 def icl_accuracy(predict: Predictor, tokens: np.ndarray, frame_len: int, colors: int, patch: int,
-                 ks: Sequence[int], batch_size: int = 16, progress: bool = False,
+                 ks: Sequence[int], batch_size: int = IclConfig.batch_size, progress: bool = False,
                  desc: str = "icl") -> list[dict]:
     """Cell and frame accuracy of ``predict`` for each k in ``ks`` on ``tokens`` (n, T).
 
@@ -120,7 +121,7 @@ def icl_sequences(cfg, seed: int, n: int, frames: int, band: tuple[float, float]
 
 
 def evaluate_icl(predict: Predictor, cfg, seed: int, n: int, ks: Sequence[int],
-                 bands: dict[str, tuple[float, float] | None], batch_size: int = 16,
+                 bands: dict[str, tuple[float, float] | None], batch_size: int = IclConfig.batch_size,
                  progress: bool = False) -> dict:
     """``{band name: [per-k rows]}`` for ``n`` fresh rules of each band (``progress``: a bar per band).
 

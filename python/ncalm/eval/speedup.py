@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ncalm.atomic_json import json_records
+from ncalm.eval.config import SpeedupConfig
 
 Curve = Sequence[tuple[float, float]]
 
@@ -144,7 +145,7 @@ def speedup(baseline: Curve, run: Curve) -> Speedup:
                    status=status, baseline_final=target, run_final=run_final, improvement_pct=improvement)
 
 
-def read_curve(path: str | Path, x: str = "tokens", y: str = "val_loss") -> list[tuple[float, float]]:
+def read_curve(path: str | Path, x: str = SpeedupConfig.x, y: str = SpeedupConfig.y) -> list[tuple[float, float]]:
     """The ``(x, y)`` points of a metrics JSONL file (or a run directory's metrics.jsonl),
     from the lines that have both keys."""
     if Path(path).is_dir():
