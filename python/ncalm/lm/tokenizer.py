@@ -105,7 +105,7 @@ class BPETokenizer(_SavedAsHF):
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int) -> "BPETokenizer":
         """Train on an iterator of documents. ``vocab_size`` counts the 256 byte symbols and EOS."""
-        if vocab_size is None or vocab_size < 258:  # None: make_tokenizer given no size
+        if vocab_size < 258:
             raise ValueError(f"BPE vocab_size must be >= 258 (256 bytes + EOS + 1 merge), got {vocab_size}")
         tk = _import_tokenizers()
         backend = tk.Tokenizer(tk.models.BPE())
@@ -183,7 +183,7 @@ def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: in
     if kind == "byte":
         return ByteTokenizer()
     if kind == "bpe":
-        if texts is None:
-            raise ValueError("a BPE tokenizer needs training texts")
+        if texts is None or vocab_size is None:
+            raise ValueError("a BPE tokenizer needs training texts and a vocabulary size (data.text.bpe_vocab)")
         return BPETokenizer.train(texts, vocab_size)
     raise ValueError(f"tokenizer must be 'byte' or 'bpe', got {kind!r}")
