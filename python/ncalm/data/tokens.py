@@ -101,12 +101,14 @@ def check_corpus(spec: str) -> None:
         local_files(spec)
 
 
-def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None, info: dict | None = None):
+def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None, info: dict | None = None,
+               tokenizer=None):
     """Token files: a directory with train.bin and val.bin (``ncalm tokenize``'s, or nanoGPT's), or ``bin:DIR``.
 
-    ``info`` replaces the data's identity in ``describe()`` (a text corpus's, for its cached folder)."""
+    ``info`` replaces the data's identity in ``describe()`` (a text corpus's, for its cached folder);
+    ``tokenizer``: the folder's own, already loaded by the caller."""
     root, train_path, val_path = _bin_files(spec)
-    tokenizer = _shards_tokenizer(root)
+    tokenizer = tokenizer or _shards_tokenizer(root)
     meta_vocab, dtype = bin_meta(root)
     if vocab_size is None:
         vocab_size = meta_vocab or (tokenizer.vocab_size if tokenizer else None)
@@ -195,13 +197,14 @@ def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: i
     if is_bin_spec(text.source):
         return bin_source(text.source, seq_len, seed, text.vocab_size)
     folder = cached_tokens(text, tokenizer, progress)
-    meta = read_json(folder / "meta.json")
-    # The identity the in-memory path gave (a resume compares it); where the cache lives is no part of it.
-    info = {"data": text.source, "tokenizer": (tokenizer or load_tokenizer(folder)).kind,
-            "train_documents": meta["train"]["documents"], "val_documents": meta["val"]["documents"],
-            "val_percent": text.val_percent, "max_bytes": text.max_bytes}
-    source, made = bin_source(str(folder), seq_len, seed, None, info)
+    made = load_tokenizer(folder)  # once: bin_source takes it
     if tokenizer is not None and made.to_dict() != tokenizer.to_dict():  # cached_tokens chose by it: never expected
         raise ValueError(f"data.text.tokenizer: the token cache {folder} holds another tokenizer than the run's; "
                          f"delete that folder to tokenize again")
+    meta = read_json(folder / "meta.json")
+    # The identity the in-memory path gave (a resume compares it); where the cache lives is no part of it.
+    info = {"data": text.source, "tokenizer": made.kind,
+            "train_documents": meta["train"]["documents"], "val_documents": meta["val"]["documents"],
+            "val_percent": text.val_percent, "max_bytes": text.max_bytes}
+    source, _ = bin_source(str(folder), seq_len, seed, None, info, made)
     return source, tokenizer or made
