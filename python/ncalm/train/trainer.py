@@ -22,6 +22,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+from ncalm.atomic_json import write_json
 from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights, save_checkpoint
 from ncalm.data.sharding import Prefetcher, device_batches, make_loader, pins_memory
 from ncalm.data.stats import unigram_entropy
@@ -292,7 +293,7 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             # A fresh start (--force) replaces config and metrics now; a stale checkpoint beside them
             # would pair the old weights with the new run's files until the first save.
             ckpt_path.unlink(missing_ok=True)
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        write_json(out / "config.json", cfg.to_dict())
         if tokenizer is not None:
             tokenizer.save(out)
     metrics = MetricsLog(out / METRICS, resume_step=step if resume_state else None, enabled=d.is_main,
