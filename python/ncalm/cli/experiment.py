@@ -13,7 +13,6 @@ import argparse
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 from ncalm.cli.options import add_tree_arguments, tree_config
@@ -85,10 +84,9 @@ def parameter_summary(cfg) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm.experiment import run_experiment, write_report
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import preset
-    from ncalm.experiment.runner import check_runnable, finished_records, pin_precision
+    from ncalm.experiment.runner import check_runnable, pin_precision, run_and_report
 
     out = Path(args.out or f"runs/experiment-{args.preset}")
     cfg = tree_config(ExperimentConfig, args, preset(args.preset))
@@ -98,12 +96,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(cfg.to_dict(), indent=2))
         print(parameter_summary(cfg), file=sys.stderr)  # stdout stays one JSON document
         return 0
-    t0 = time.perf_counter()
-    run_experiment(cfg, out)
-    cfg = pin_precision(cfg, out)  # as run_experiment recorded it
-    wall = time.perf_counter() - t0
-    # Every finished run in --out, not only this invocation's --seeds and --arms.
-    write_report(finished_records(out), out, cfg.to_dict(), wall_seconds=wall)
+    wall = run_and_report(cfg, out)
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'curves.png'} ({wall:.0f} s this invocation)")
     return 0

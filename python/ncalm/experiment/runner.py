@@ -256,3 +256,15 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> li
                 echo(f"[seed {fields['seed']}] {fields['arm']}: {event}{extra}")
 
         return [run_arm(cfg, arm, seed, out, log) for seed in cfg.seeds for arm in arms_of(cfg)]
+
+
+def run_and_report(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> float:
+    """:func:`run_experiment`, then the report (results.json, results.md, curves.png) of every finished run
+    in ``out_dir``, not only this invocation's seeds and arms; returns this invocation's wall seconds."""
+    from ncalm.experiment.report import write_report
+
+    out, t0 = Path(out_dir), time.perf_counter()
+    run_experiment(cfg, out, echo)
+    wall = time.perf_counter() - t0
+    write_report(finished_records(out), out, pin_precision(cfg, out).to_dict(), wall_seconds=wall)  # as it ran
+    return wall

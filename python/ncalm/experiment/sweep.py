@@ -208,8 +208,7 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     """Run (or resume) the chosen points: in this process, or ``cfg.jobs`` child processes at a time
     on the CPU (each its own experiment directory, so they share nothing but the machine)."""
     from ncalm.devices import torch_device
-    from ncalm.experiment.report import write_report
-    from ncalm.experiment.runner import finished_records, pin_precision, run_experiment
+    from ncalm.experiment.runner import run_and_report
 
     pts = points(cfg)
     chosen = [pts[i] for i in (range(len(pts)) if indices is None else indices)]
@@ -222,9 +221,7 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
             echo(f"point {p.index} ({k + 1}/{len(chosen)}): {json.dumps(p.values) if p.values else 'scratch'}")
             # Each point is an ordinary experiment directory with its own report.
             config = p.config if progress else p.config.replace(progress=False)
-            where = out / p.dir_name
-            run_experiment(config, where, echo=lambda line: echo(f"[point {p.index}] {line}"))
-            write_report(finished_records(where), where, pin_precision(config, where).to_dict())
+            run_and_report(config, out / p.dir_name, echo=lambda line: echo(f"[point {p.index}] {line}"))
         return
     # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
