@@ -169,8 +169,13 @@ void BytePairEncoder::encode_piece(const uint8_t* p, size_t n, std::vector<uint3
     out.push_back(byte_rank_[p[0]]);
     return;
   }
-  if (n > max_token_len_ && n > kMaxCachedPiece) {
-    merge(p, n, out);
+  if (n > kMaxCachedPiece) {  // not cached: a token itself, or merged
+    const uint32_t r = rank(p, n);
+    if (r != kNoRank) {
+      out.push_back(r);
+    } else {
+      merge(p, n, out);
+    }
     return;
   }
   const uint64_t h = hash_bytes(p, n);
@@ -180,21 +185,17 @@ void BytePairEncoder::encode_piece(const uint8_t* p, size_t n, std::vector<uint3
       return;
     }
   }
-  if (n > kMaxCachedPiece) {
-    merge(p, n, out);
-    return;
-  }
   if (const BytesMap::Slot* s = cache_.find(p, n, h)) {
     out.insert(out.end(), cache_ids_.begin() + s->a, cache_ids_.begin() + s->a + s->b);
     return;
   }
   const size_t before = out.size();
   merge(p, n, out);
+  if (cache_entries_ == 0) return;
   if (cache_.size() >= cache_entries_ || cache_ids_.size() > UINT32_MAX / 2) {
     cache_.clear();
     cache_ids_.clear();
   }
-  if (cache_entries_ == 0) return;
   cache_.insert(p, n, h, static_cast<uint32_t>(cache_ids_.size()), static_cast<uint32_t>(out.size() - before));
   cache_ids_.insert(cache_ids_.end(), out.begin() + before, out.end());
 }
@@ -238,11 +239,7 @@ bool BytePairEncoder::encode(std::string_view utf8, std::vector<uint32_t>& out) 
       size_t k = i + len;
       if (s[i] == ' ' && k < n) {  // " ?X+": a space joins the letters, numbers or others after it
         const uint8_t c2 = cls(k, len2);
-        if (c2 == kUnsure) {
-          out.resize(base);
-          return false;
-        }
-        if (c2 != kSpace) {
+        if (c2 != kSpace && c2 != kUnsure) {  // an unsure one is declined on the loop's next turn
           run = c2;
           k += len2;
         }
