@@ -32,7 +32,7 @@ from ncalm.devices import device_setting
 from ncalm.locks import exclusive
 from ncalm.train.config import RunConfig
 from ncalm.memory import check_fits
-from ncalm.nca.config import NCAConfig, check_seed
+from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
 from ncalm.settings import Settings, SettingError, at_least, check_same, in_range, same_as, setting, table
@@ -62,7 +62,7 @@ class GenerateConfig(Settings):
     force: bool = setting(False, "overwrite an existing output directory's shards")
     resume: bool = setting(False, "continue an interrupted run in out")
     progress: bool = same_as(RunConfig, "progress")
-    nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=(0.5, 1.0))
+    nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=PAPER_BAND)
 
     def validate(self) -> None:
         if self.out is None:

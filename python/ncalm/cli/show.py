@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ncalm.cli.options import add_tree, tree_config
-from ncalm.nca.config import NCAConfig, check_seed
+from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
 from ncalm.settings import Settings, at_least, in_range, setting, table
 
 
@@ -33,7 +33,7 @@ class ShowConfig(Settings):
     scale: int = setting(8, "pixels per cell", check=at_least(1))
     threads: int = setting(0, "generator threads (0 = all cores)", check=in_range(0, 4096))
     out: str = setting("show", "output directory")
-    nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=(0.5, 1.0))
+    nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=PAPER_BAND)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

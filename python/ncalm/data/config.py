@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ncalm.devices import device_setting
-from ncalm.nca.config import NCAConfig, check_seed
+from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
 from ncalm.settings import Settings, SettingError, at_least, in_range, setting, table
 
 DATA_KINDS = ("nca", "dyck", "text")
@@ -70,7 +70,7 @@ class DataConfig(Settings):
                                  flags=("--val-sequences",))
     workers: int = setting(0, "DataLoader worker processes (0 = in the training process)", check=at_least(0),
                            flags=("--workers",))
-    nca: NCAConfig = table(NCAConfig, "NCA data (data.kind nca)", band=(0.5, 1.0))
+    nca: NCAConfig = table(NCAConfig, "NCA data (data.kind nca)", band=PAPER_BAND)
     pool_size: int = setting(0, "NCA rules per epoch (paper: 16000); 0 = a fresh rule for every sequence",
                              check=at_least(0), flags=("--pool-size",))
     epoch_sequences: int = setting(0, "sequences per rule-pool epoch, at least pool_size; 0 = pool_size",

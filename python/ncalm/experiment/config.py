@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ncalm.lm.config import ModelSpec
-from ncalm.nca.config import NCAConfig, parse_band
+from ncalm.nca.config import PAPER_BAND, NCAConfig, parse_band
 from ncalm.settings import Settings, SettingError, at_least, same_as, setting, table
 from ncalm.train.config import RunConfig, StageConfig
 
@@ -76,8 +76,9 @@ class ExperimentConfig(Settings):
                                             "NCA's frequencies) and nca-fixed-rules (epoch 0's rules forever), "
                                             "one per band each", check=_arms,
                               flags=("--arms",))
-    bands: list[list[float]] = setting([[0.5, 1.0]], "NCA complexity bands LOWER,UPPER, one nca arm (and control) each",
-                                       check=_bands, flags=("--bands",), parse=parse_band)
+    bands: list[list[float]] = setting([list(PAPER_BAND)], "NCA complexity bands LOWER,UPPER, one nca arm (and "
+                                                          "control) each", check=_bands, flags=("--bands",),
+                                       parse=parse_band)
     ablations: list[str] = setting([], "transfer ablations, each an extra arm per band from that band's NCA model: "
                                       + "; ".join(k + " (" + ", ".join(f"{what} " + "+".join(parts) for what, parts
                                                                         in d.items()) + ")"

@@ -15,6 +15,9 @@ from typing import Any
 from ncalm import _core
 from ncalm.settings import Settings, SettingError, in_range, setting
 
+# The paper's complexity band (text and math): the default of every command's NCA table, though not of
+# NCAConfig itself, whose default is no filter.
+PAPER_BAND = (0.5, 1.0)
 # The generator's seeds (and so every data seed and test-rule seed) are unsigned 64-bit.
 check_seed = in_range(0, 2**64, open_high=True, shown="[0, 2**64)")
 
