@@ -83,8 +83,9 @@ def _decode_group(model, prompts: torch.Tensor, max_new_tokens: int, temperature
     return generated
 
 
-def generate_ids(model, prompts: Sequence[Sequence[int]], max_new_tokens: int = 256,
-                 temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 16,
+def generate_ids(model, prompts: Sequence[Sequence[int]], max_new_tokens: int = SamplingConfig.max_new_tokens,
+                 temperature: float = SamplingConfig.temperature, top_p: float = SamplingConfig.top_p,
+                 batch_size: int = SamplingConfig.batch_size,
                  generator: torch.Generator | None = None, eos_id: int | None = None,
                  should_stop: Callable[[list[int]], bool] | None = None,
                  check_every: int | None = None) -> list[list[int]]:
