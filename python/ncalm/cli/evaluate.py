@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 from pathlib import Path
 
-from ncalm.atomic_json import write_json
+from ncalm.atomic_json import read_json, write_json
 from ncalm.cli.options import add_tree, tree_config
 from ncalm.data.config import TextConfig
 from ncalm.eval.config import BpbConfig, IclConfig, SpeedupConfig
@@ -55,7 +54,7 @@ def _validation_cap(cfg: BpbConfig, data, spec: str) -> int | None:
     base = None if is_bin_spec(spec) else data.text.max_val_bytes
     stage = Path(cfg.checkpoint).resolve().parent  # an experiment's language stage is OUT/seedS/ARM/language/
     try:
-        saved = json.loads((stage.parents[2] / "experiment.json").read_text()).get("bpb_bytes")
+        saved = read_json(stage.parents[2] / "experiment.json").get("bpb_bytes")
         experiment = int(saved or 0) or None if stage.name == "language" else None
     except (OSError, IndexError, ValueError, TypeError, AttributeError):  # not an experiment's
         experiment = None
