@@ -68,10 +68,12 @@ def setting(default: Any, help: str, *, check: Callable[[Any], str | None] | Non
     return dataclasses.field(default=default, metadata=meta)
 
 
-def same_as(cls: type, name: str, **default: Any) -> Any:
-    """A field declared like ``cls``'s field ``name`` (same help, check, flags and, unless ``default=``, default)."""
+def same_as(cls: type, name: str, *, help: str | None = None, **default: Any) -> Any:
+    """A field declared like ``cls``'s field ``name``: the same check, flags and, unless ``default=``, default;
+    the same help unless ``help=`` says how this command uses it."""
     f = cls.__dataclass_fields__[name]
-    return dataclasses.field(default=default.get("default", f.default), metadata=f.metadata,
+    metadata = f.metadata if help is None else {**f.metadata, "help": help}
+    return dataclasses.field(default=default.get("default", f.default), metadata=metadata,
                              default_factory=dataclasses.MISSING if default else f.default_factory)
 
 

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ncalm.cli.generate import GenerateConfig
 from ncalm.cli.options import add_tree, tree_config
 from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
-from ncalm.settings import Settings, at_least, in_range, setting, table
+from ncalm.settings import Settings, at_least, same_as, setting, table
 
 
 @dataclass
@@ -31,7 +32,7 @@ class ShowConfig(Settings):
     frames: int = setting(20, "frames per rule", check=at_least(1))
     candidates: int = setting(2000, "candidate rules scored for the histogram", check=at_least(1))
     scale: int = setting(8, "pixels per cell", check=at_least(1))
-    threads: int = setting(0, "generator threads (0 = all cores)", check=in_range(0, 4096))
+    threads: int = same_as(GenerateConfig, "threads", help="generator threads (0 = all cores)")
     out: str = setting("show", "output directory")
     nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=PAPER_BAND)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ncalm.devices import DEVICE_HELP, device_setting
+from ncalm.devices import DEVICE_HELP
 from ncalm.nca.config import check_seed, parse_band
 from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, same_as, setting
+from ncalm.train.config import RunConfig
 
 
 @dataclass
@@ -17,8 +18,8 @@ class CheckpointEval(Settings):
 
     checkpoint: str | None = setting(None, "checkpoint to evaluate (required, no default)")
     batch_size: int = setting(8, "windows (bpb) or sequences (icl) per forward pass", check=at_least(1))
-    device: str = setting("auto", DEVICE_HELP, check=device_setting)
-    progress: bool = setting(True, "no progress bars (progress=false)", flags=("--no-progress",))
+    device: str = same_as(RunConfig, "device", help=DEVICE_HELP)
+    progress: bool = same_as(RunConfig, "progress", help="no progress bars (progress=false)")
     json: str | None = setting(None, "also write the result to this JSON file")
 
     def validate(self) -> None:
