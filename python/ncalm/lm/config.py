@@ -1,6 +1,6 @@
-"""The transformer's shape (ModelConfig), the named model sizes, and what a training stage
-says about its model (ModelSpec: a size, overrides, and the checkpoint to start from).
-Free of torch, so that configs and `--help` load without it."""
+"""The transformer's shape (ModelConfig), the named model sizes, what a training stage
+says about its model (ModelSpec: a size, overrides, and the checkpoint to start from),
+and how it decodes (SamplingConfig). Free of torch, so that configs and `--help` load without it."""
 from __future__ import annotations
 
 import math
@@ -114,3 +114,15 @@ class ModelSpec(Settings):
             model_config(self.size or "tiny", **self.overrides)  # a shape the model can take
         except SettingError as exc:
             raise SettingError(f"overrides.{exc.key}", exc.message) from None
+
+
+@dataclass(frozen=True)
+class SamplingConfig(Settings):
+    """Decoding settings."""
+
+    temperature: float = setting(0.0, "sampling temperature; 0 = greedy (argmax)", check=at_least(0))
+    top_p: float = setting(1.0, "nucleus sampling mass", check=in_range(0, 1, open_low=True))
+    max_new_tokens: int = setting(256, "tokens generated at most", check=at_least(1))
+    stop: tuple[str, ...] = setting((), "strings that end a completion",
+                                    check=lambda v: None if all(v) else "stop strings must be non-empty")
+    batch_size: int = setting(16, "sequences decoded together", check=at_least(1))

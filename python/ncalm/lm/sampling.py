@@ -8,24 +8,11 @@ common case -- n samples of one prompt -- is a single group anyway).
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
 
-from ncalm.settings import Settings, at_least, in_range, setting
-
-
-@dataclass(frozen=True)
-class SamplingConfig(Settings):
-    """Decoding settings."""
-
-    temperature: float = setting(0.0, "sampling temperature; 0 = greedy (argmax)", check=at_least(0))
-    top_p: float = setting(1.0, "nucleus sampling mass", check=in_range(0, 1, open_low=True))
-    max_new_tokens: int = setting(256, "tokens generated at most", check=at_least(1))
-    stop: tuple[str, ...] = setting((), "strings that end a completion",
-                                    check=lambda v: None if all(v) else "stop strings must be non-empty")
-    batch_size: int = setting(16, "sequences decoded together", check=at_least(1))
+from ncalm.lm.config import SamplingConfig
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float,

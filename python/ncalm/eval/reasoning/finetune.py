@@ -10,9 +10,12 @@ from typing import Callable, Sequence
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from ncalm.eval.reasoning.config import ReasoningConfig
 
-def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = 10,
-             lr: float = 1e-5, batch_size: int = 8, seed: int = 0,
+
+def finetune(model, tokenizer, pairs: Sequence[tuple[str, str]], epochs: int = ReasoningConfig.finetune_epochs,
+             lr: float = ReasoningConfig.finetune_lr, batch_size: int = ReasoningConfig.finetune_batch_size,
+             seed: int = ReasoningConfig.seed,
              on_step: Callable[[int, float], None] | None = None) -> list[float]:
     """Train `model` in place with AdamW at a constant `lr`; returns the loss
     of every step. `on_step(step, loss)` is called after each step."""

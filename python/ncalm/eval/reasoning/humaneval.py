@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ncalm.atomic_json import json_records
+from ncalm.eval.reasoning.config import ReasoningConfig
 from ncalm.eval.reasoning.hub import load_hf
 from ncalm.eval.reasoning.sandbox import ExecResult, Limits, run_program, sandbox_python
 
@@ -48,8 +49,8 @@ def load_problems(path: str | Path | None = None) -> list[Problem]:
     return [_problem(record, where) for where, record in json_records(path, expected)]
 
 
-def evaluate(pairs: Sequence[tuple[Problem, str]], limits: Limits = Limits(timeout_s=3.0),
-             workers: int = 4, python: str | None = None) -> list[ExecResult]:
+def evaluate(pairs: Sequence[tuple[Problem, str]], limits: Limits = Limits(),
+             workers: int = ReasoningConfig.workers, python: str | None = None) -> list[ExecResult]:
     """Execute each (problem, completion) in its own sandbox, `workers` at a time.
 
     The program is prompt and completion; the tests run outside it, with the
