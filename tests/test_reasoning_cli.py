@@ -153,6 +153,9 @@ def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
     (["--limit", "0"], "limit: must be >= 1, got 0"),
     (["--task", "bbh", "--finetune"], "finetune: applies to --task gsm8k only"),
     (["--device", "tpu"], "device: must be auto, cpu, cuda or cuda:N, got 'tpu'"),
+    # These two reached torch after the model had loaded (a seed past torch's range, and AdamW's lr check).
+    (["--seed", str(2**64 - 1)], "seed: must be in [-2**63, 2**64 - 2**32), got 18446744073709551615"),
+    (["--finetune", "--finetune-lr", "-1"], "finetune_lr: must be > 0, got -1.0"),
 ])
 def test_bad_options_give_one_line_errors(checkpoint, argv, message, capsys):
     assert run("--checkpoint", checkpoint, *argv) == 2

@@ -10,7 +10,7 @@ from pathlib import Path
 from ncalm.eval.config import CheckpointEval
 from ncalm.eval.reasoning.sandbox import Limits
 from ncalm.lm.config import SamplingConfig
-from ncalm.settings import Settings, SettingError, at_least, in_range, same_as, setting
+from ncalm.settings import Settings, SettingError, at_least, in_range, positive, same_as, setting
 from ncalm.train.config import RunConfig
 
 PAPER_MAX_K = 32  # the paper reports pass@k for k up to 32
@@ -70,7 +70,9 @@ class ReasoningConfig(Settings):
     shots: int | None = setting(None, "few-shot demonstrations; unset: gsm8k 8 (0 with --finetune), bbh 3",
                                 check=at_least(0))
     batch_size: int = same_as(SamplingConfig, "batch_size")
-    seed: int = setting(0, "sampling seed (per problem: seed + id hash)")
+    # torch takes seeds in [-2**63, 2**64); each problem adds its id's 32-bit hash to this one.
+    seed: int = setting(0, "sampling seed (per problem: seed + id hash)",
+                        check=in_range(-2**63, 2**64 - 2**32, open_high=True, shown="[-2**63, 2**64 - 2**32)"))
     device: str = same_as(CheckpointEval, "device")
     threads: int | None = same_as(RunConfig, "threads",
                                   help="torch CPU threads; unset: torch's choice (1 is faster on a busy machine)")
@@ -79,7 +81,7 @@ class ReasoningConfig(Settings):
     # gsm8k fine-tuning (paper: 10 epochs, lr 1e-5)
     finetune: bool = setting(False, "fine-tune on the GSM8K train split before evaluating")
     finetune_epochs: int = setting(10, "epochs over the train split", check=at_least(1))
-    finetune_lr: float = setting(1e-5, "AdamW learning rate of the fine-tuning")
+    finetune_lr: float = setting(1e-5, "AdamW learning rate of the fine-tuning", check=positive)
     finetune_batch_size: int = setting(8, "fine-tuning examples per step", check=at_least(1))
     finetune_limit: int | None = setting(None, "use only the first N train examples; unset: all", check=at_least(1))
     save_finetuned: str | None = setting(None, "write the fine-tuned checkpoint here; unset: not saved",
