@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ncalm.data.config import CONTROLS
+from ncalm.data.config import CONTROLS, DataConfig
 from ncalm.data.nca import VAL_OFFSET, NCASource
 
 # Sequence ids the unigram estimate is measured on: in the validation range, far above the ids
@@ -84,8 +84,9 @@ def patch_unigram(tokens: np.ndarray, cfg) -> np.ndarray:
 class ControlSource(NCASource):
     """An NCA source with one control applied (``control`` of :data:`CONTROLS`, not ``none``)."""
 
-    def __init__(self, cfg, seed: int = 0, pool_size: int = 0, epoch_sequences: int = 0,
-                 threads: int | None = None, device: str = "cpu", control: str = "shuffle-frames"):
+    def __init__(self, cfg, seed: int = DataConfig.seed, pool_size: int = DataConfig.pool_size,
+                 epoch_sequences: int = DataConfig.epoch_sequences, threads: int | None = DataConfig.gen_threads,
+                 device: str = "cpu", control: str = "shuffle-frames"):
         # ``control`` was checked with the DataConfig it comes from (fixed-rules has a pool).
         super().__init__(cfg, seed, pool_size, epoch_sequences, threads, device)
         self.control = control

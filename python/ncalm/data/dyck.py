@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ncalm.data.config import DyckConfig
+from ncalm.data.config import DataConfig, DyckConfig
 from ncalm.data.sharding import chunks, shifted_pairs
 
 VAL_OFFSET = 1 << 40
@@ -37,8 +37,8 @@ def dyck_sequence(rng: np.random.Generator, length: int, k: int, max_depth: int,
 class DyckSource:
     """Dyck sequences as a :class:`~ncalm.data.sharding.Source`; vocabulary is ``2 * k``."""
 
-    def __init__(self, k: int = DyckConfig.k, max_depth: int = DyckConfig.depth, seq_len: int = 1024, seed: int = 0,
-                 p_open: float = 0.5):
+    def __init__(self, k: int = DyckConfig.k, max_depth: int = DyckConfig.depth, seq_len: int = DataConfig.seq_len,
+                 seed: int = DataConfig.seed, p_open: float = 0.5):
         if k < 1:
             raise ValueError(f"dyck k (bracket types) must be >= 1, got {k}")
         if max_depth < 1:

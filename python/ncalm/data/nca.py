@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ncalm.data.config import DataConfig
+
 # Generator ids are < 2**40: training sequences below 2**39, pool rule streams above,
 # validation sequences in the top quarter.
 POOL_OFFSET = 1 << 39
@@ -21,8 +23,9 @@ VAL_OFFSET = 3 << 38
 class NCASource:
     """Sequences from the compiled NCA generator (``ncalm.sequence_tokens``)."""
 
-    def __init__(self, cfg, seed: int = 0, pool_size: int = 0, epoch_sequences: int = 0,
-                 threads: int | None = None, device: str = "cpu"):
+    def __init__(self, cfg, seed: int = DataConfig.seed, pool_size: int = DataConfig.pool_size,
+                 epoch_sequences: int = DataConfig.epoch_sequences, threads: int | None = DataConfig.gen_threads,
+                 device: str = "cpu"):
         # The sequence length and pool sizes were checked with the DataConfig they come from.
         self.cfg, self.seed, self.threads = cfg, seed, threads
         self.pool_size, self.epoch_sequences = pool_size, epoch_sequences

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from ncalm.data.config import DataConfig
+
 
 class Source(Protocol):
     """A function from item indices to training sequences."""
@@ -83,7 +85,8 @@ def _worker_init(_: int) -> None:
 
 
 def make_loader(source: Source, batch_size: int, rank: int = 0, world: int = 1, start: int = 0,
-                workers: int = 0, pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                workers: int = DataConfig.workers,
+                pin_memory: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An iterator over micro-batches (see :class:`ShardedBatches`), with ``workers`` processes
     (whose batches arrive in pinned memory with ``pin_memory``; see :func:`pins_memory`)."""
     if workers < 0:

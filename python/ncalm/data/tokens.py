@@ -24,7 +24,7 @@ class TokenSource:
     """Windows of flat train/val token arrays (numpy or memmap)."""
 
     def __init__(self, train: np.ndarray, val: np.ndarray, vocab_size: int, seq_len: int,
-                 seed: int = 0, describe: dict | None = None):
+                 seed: int = DataConfig.seed, describe: dict | None = None):
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
         self.train, self.val = train, val
@@ -184,7 +184,7 @@ def is_bin_spec(spec: str) -> bool:
     return spec.startswith("bin:") or p.suffix == ".bin" or (p.is_dir() and (p / "train.bin").is_file())
 
 
-def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: int = 0, tokenizer=None,
+def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: int = DataConfig.seed, tokenizer=None,
                     progress: bool = True):
     """``(TokenSource, tokenizer)`` for ``text``'s corpus (see ncalm.data.corpus) or token files (``bin:DIR``).
 
