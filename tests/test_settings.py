@@ -127,3 +127,28 @@ def test_a_rename_inside_a_table_is_named_by_its_whole_dotted_key(capsys, monkey
     assert "'prepretrain.data.dyck_k' is now 'prepretrain.data.dyck.k'" in err
     with pytest.raises(SettingError, match=r"^data.dyck_k: is the old name of 'data.dyck.k', which is given too"):
         StageConfig.from_dict({"data": {"dyck_k": 3, "dyck": {"k": 4}}})
+
+
+def test_a_setting_shared_by_two_commands_is_declared_once():
+    """Two fields with one name and one help text are one setting: the second is declared with
+    ``same_as`` (sharing the first's check), not restated beside it. (Restated fields without a
+    check are not told apart here.)"""
+    import dataclasses
+    import importlib
+    import pkgutil
+
+    import ncalm
+    from ncalm.settings import Settings
+
+    for module in pkgutil.walk_packages(ncalm.__path__, "ncalm."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+    classes, seen = Settings.__subclasses__(), {}
+    while classes:
+        cls = classes.pop()
+        classes += cls.__subclasses__()
+        for f in dataclasses.fields(cls) if cls.__module__.startswith("ncalm.") else ():
+            first = seen.setdefault((f.name, f.metadata["help"]), (cls.__qualname__, f.metadata))
+            declared = [(m.get("check"), m.get("choices")) for m in (first[1], f.metadata)]
+            assert declared[0] == declared[1], \
+                f"{cls.__qualname__}.{f.name} restates {first[0]}.{f.name}: declare it with same_as"
