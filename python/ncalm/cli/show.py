@@ -18,6 +18,7 @@ import numpy as np
 from ncalm.cli.generate import GenerateConfig
 from ncalm.cli.options import add_tree, tree_config
 from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
+from ncalm.nca.pictures import SCALE
 from ncalm.settings import Settings, at_least, same_as, setting, table
 
 
@@ -31,7 +32,7 @@ class ShowConfig(Settings):
     rules: int = setting(8, "rules to draw (one row each)", check=at_least(1))
     frames: int = setting(20, "frames per rule", check=at_least(1))
     candidates: int = setting(2000, "candidate rules scored for the histogram", check=at_least(1))
-    scale: int = setting(8, "pixels per cell", check=at_least(1))
+    scale: int = setting(SCALE, "pixels per cell", check=at_least(1))
     threads: int = same_as(GenerateConfig, "threads", help="generator threads (0 = all cores)")
     out: str = setting("show", "output directory")
     nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=PAPER_BAND)

@@ -14,6 +14,8 @@ import numpy as np
 from ncalm.figures import save_figure
 from ncalm.nca.cpu import in_band
 
+SCALE = 8  # pixels per cell, the default of `ncalm show --scale`
+
 GAP_RGB = (255, 255, 255)  # separator between grids
 
 
@@ -32,7 +34,7 @@ def palette(colors: int) -> np.ndarray:
     return (np.asarray(rgb) * 255).round().astype(np.uint8)
 
 
-def tile(grids: np.ndarray, scale: int = 8, gap: int = 2) -> np.ndarray:
+def tile(grids: np.ndarray, scale: int = SCALE, gap: int = 2) -> np.ndarray:
     """(rows, cols, H, W) states -> one (h, w) index image; separators get index -1."""
     grids = np.asarray(grids)
     if grids.ndim != 4:
@@ -53,7 +55,7 @@ def _lut(colors: int) -> np.ndarray:
     return np.vstack([palette(colors), np.asarray(GAP_RGB, dtype=np.uint8)])
 
 
-def save_strip(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8, gap: int = 2) -> Path:
+def save_strip(grids: np.ndarray, path: str | Path, colors: int, scale: int = SCALE, gap: int = 2) -> Path:
     """PNG of (rules, frames, H, W) trajectories: one row per rule, time left to right."""
     from PIL import Image
 
@@ -63,7 +65,7 @@ def save_strip(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8,
     return path
 
 
-def save_gif(grids: np.ndarray, path: str | Path, colors: int, scale: int = 8, gap: int = 2,
+def save_gif(grids: np.ndarray, path: str | Path, colors: int, scale: int = SCALE, gap: int = 2,
              per_row: int = 4, duration_ms: int = 200) -> Path:
     """Animated GIF of (rules, frames, H, W): every rule side by side, one GIF frame per time step."""
     from PIL import Image
