@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and stop")
     # The top-level settings as flags; their defaults are the preset's, named for each preset.
     group = p.add_argument_group("settings (default: the preset's)")
-    add_flags(p, ExperimentConfig, ExperimentConfig(), only=("seeds", "arms", "bands", "ablations", "device", "precision",
-                                                            "threads", "progress"), group=group)
+    add_flags(p, ExperimentConfig, ExperimentConfig(), group=group,
+              only=("seeds", "arms", "bands", "ablations", "device", "precision", "threads", "progress"))
     presets = {name: ExperimentConfig.from_dict(d) for name, d in PRESETS.items()}
     for action in group._group_actions:
         if action.help != argparse.SUPPRESS:

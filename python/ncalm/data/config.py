@@ -46,7 +46,8 @@ class TextConfig(Settings):
     max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 20M; unset = all",
                                     check=at_least(1), flags=("--max-bytes",))
     max_val_bytes: int | None = setting(1_000_000, "cap on validation text in UTF-8 bytes", check=at_least(1))
-    vocab_size: int | None = setting(None, "vocabulary of .bin data without meta.json, meta.pkl or tokenizer.json", check=at_least(1))
+    vocab_size: int | None = setting(None, "vocabulary of .bin data without meta.json, meta.pkl or tokenizer.json",
+                                     check=at_least(1))
     # Where, not what: a run resumed with another cache folder is the same run (trainer MAY_CHANGE).
     cache: str = setting("", "folder where a text corpus is tokenized once and memory-mapped by every later "
                              "stage, arm, resume and evaluation; empty: $NCALM_CACHE/tokens, else "

@@ -61,6 +61,12 @@ def _bands(bands: list[list[float]]) -> str | None:
     return None
 
 
+def _ablations(names: list[str]) -> str | None:
+    if len(set(names)) != len(names) or not set(names) <= set(ABLATIONS):
+        return f"must be distinct names of {', '.join(ABLATIONS)}"
+    return None
+
+
 _STAGE = dict(optim=dict(warmup_steps=10), run=dict(tokens=1_000_000, eval_every=0, ckpt_every=0))
 
 
@@ -83,8 +89,7 @@ class ExperimentConfig(Settings):
                                       + "; ".join(k + " (" + ", ".join(f"{what} " + "+".join(parts) for what, parts
                                                                         in d.items()) + ")"
                                                   for k, d in ABLATIONS.items()),
-                                   check=lambda v: None if len(set(v)) == len(v) <= len(ABLATIONS) and set(v) <= set(ABLATIONS)
-                                   else f"must be distinct names of {', '.join(ABLATIONS)}", flags=("--ablations",))
+                                   check=_ablations, flags=("--ablations",))
     model: ModelSpec = table(ModelSpec, "the model of both stages and every arm", size="tiny")
     device: str = same_as(RunConfig, "device")
     # auto: bf16 autocast on CUDA, fp32 on the CPU, resolved once when the experiment starts and

@@ -179,7 +179,8 @@ def _first_stage_cell(s: dict) -> str:
 
 
 def markdown_table(summary: dict) -> str:
-    head = ("| arm | seeds | first-stage tokens | first stage: val loss / unigram entropy (NCA: in-context cell accuracy vs copy) | language tokens "
+    head = ("| arm | seeds | first-stage tokens "
+            "| first stage: val loss / unigram entropy (NCA: in-context cell accuracy vs copy) | language tokens "
             "| val loss | perplexity | bits/byte | perplexity change | loss change | paired t p | speedup "
             "| compute-adjusted speedup | train time (s) | wall time (s) |")
     lines = [head, "|" + "---|" * 15]

@@ -48,7 +48,8 @@ def save_safetensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dic
 
 
 def hf_name(name: str) -> str:
-    """The HF tensor name of an ncalm one (``layers.3.attn.wq.weight`` -> ``model.layers.3.self_attn.q_proj.weight``)."""
+    """The HF tensor name of an ncalm one
+    (``layers.3.attn.wq.weight`` -> ``model.layers.3.self_attn.q_proj.weight``)."""
     m = re.fullmatch(r"layers\.(\d+)\.(.+)", name)
     return f"model.layers.{m[1]}.{_LAYER[m[2]]}" if m else _GLOBAL[name]
 

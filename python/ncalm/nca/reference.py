@@ -84,7 +84,8 @@ def initial_grid(cfg: NCAConfig, seed: int, sim_id: int, scoring: bool = False) 
     """Colour mix ~ N(0, 1) per simulation, then i.i.d. cells from softmax(mix)."""
     mix_domain, cells_domain = (SCORE_MIX, SCORE_CELLS) if scoring else (TRAIN_MIX, TRAIN_CELLS)
     c = np.arange(cfg.colors)
-    mix = np.float32(np.sqrt(2)) * erfinv(np.float32(2) * uniform_open(philox(seed, mix_domain, sim_id, 0, c // 4)[c, c % 4]) - np.float32(1))
+    u = uniform_open(philox(seed, mix_domain, sim_id, 0, c // 4)[c, c % 4])
+    mix = np.float32(np.sqrt(2)) * erfinv(np.float32(2) * u - np.float32(1))
     cdf = np.cumsum(np.exp(mix - mix.max()).astype(np.float32), dtype=np.float32)
     cells = np.arange(cfg.grid * cfg.grid)
     u = uniform_open(philox(seed, cells_domain, sim_id, 0, cells // 4)[cells, cells % 4]) * cdf[-1]
@@ -102,7 +103,8 @@ def logits(cfg: NCAConfig, w1: np.ndarray, w2: np.ndarray, w3: np.ndarray, grid:
     return np.maximum(h1 @ w2, 0) @ w3
 
 
-def step(cfg: NCAConfig, w, grid: np.ndarray, seed: int, sim_id: int, step_no: int, scoring: bool = False) -> np.ndarray:
+def step(cfg: NCAConfig, w, grid: np.ndarray, seed: int, sim_id: int, step_no: int,
+         scoring: bool = False) -> np.ndarray:
     """One step: full Gumbel-max over (logits + bias on the current colour) / T; T = 0 is argmax."""
     z = logits(cfg, *w, grid).astype(np.float32)
     z = z + np.float32(cfg.identity_bias) * np.eye(cfg.colors, dtype=np.float32)[grid]

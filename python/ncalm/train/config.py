@@ -61,8 +61,8 @@ class RunConfig(Settings):
     ckpt_every: int = setting(500, "steps between checkpoints (0 = only at the end)", check=at_least(0),
                               flags=("--ckpt-every",))
     log_every: int = setting(10, "steps between metrics records", check=at_least(1), flags=("--log-every",))
-    seed: int = setting(0, "model initialisation seed", check=in_range(-2**63, 2**64, open_high=True, shown="[-2**63, 2**64)"),
-                        flags=("--seed",))
+    seed: int = setting(0, "model initialisation seed",
+                        check=in_range(-2**63, 2**64, open_high=True, shown="[-2**63, 2**64)"), flags=("--seed",))
     device: str = setting("auto", DEVICE_HELP + " (under torchrun: per local rank)",
                           check=device_setting,
                           flags=("--device",))

@@ -79,8 +79,8 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     if saved is None:
         known = {"spec", "train_config"} & init_state.keys()  # an HF folder says nothing of its data
         kind = _saved_spec(init_state)["config"]["data"]["kind"] if known else "non-text"
-        raise ValueError(f"--keep-embeddings: {cfg.model.init} was trained on {kind} data, which has no text tokenizer, "
-                         f"so its embedding rows are no text tokens; leave out --keep-embeddings")
+        raise ValueError(f"--keep-embeddings: {cfg.model.init} was trained on {kind} data, which has no text "
+                         f"tokenizer, so its embedding rows are no text tokens; leave out --keep-embeddings")
     tokenizer = tokenizer_from_dict(saved)
     have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
     text = cfg.data.text
@@ -90,8 +90,8 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
         raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
                          f"asks for data.text.tokenizer {text.tokenizer}, another one")
     if named is None and have != want:
-        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage asks for "
-                         f"{want}: pass --tokenizer {tokenizer.kind}"
+        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
+                         f"asks for {want}: pass --tokenizer {tokenizer.kind}"
                          + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.kind == "bpe" else ""))
     return tokenizer
 
