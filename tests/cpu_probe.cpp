@@ -5,8 +5,6 @@
 //   gen:   sequences first .. first + n - 1 (no band: rule = sequence id)
 //   score: the score_frames frames of rules first .. first + n - 1's scoring rollouts
 #include <cstdio>
-#include <cstdlib>
-#include <string>
 #include <vector>
 
 #include "../ncacore/cuda/emulate/probe_args.hpp"
@@ -14,17 +12,17 @@
 #include "ncacore/tokenize.hpp"
 
 int main(int argc, char** argv) {
-  nca::Config cfg;
-  if (!probe_config(argc, argv, cfg)) return 2;
-  const bool gen = std::string(argv[1]) == "gen";
-  const uint64_t seed = std::strtoull(argv[13], nullptr, 10), first = std::strtoull(argv[14], nullptr, 10);
-  const int n = std::atoi(argv[15]);
+  ProbeArgs args;
+  if (!parse_probe_args(argc, argv, args)) return 2;
+  const nca::Config& cfg = args.cfg;
+  const bool gen = !args.scoring;
+  const uint64_t seed = args.seed;
 
   nca::Simulator sim(cfg);
   nca::RuleTables rule;
   const int len = gen ? cfg.seq_len + 1 : cfg.score_frames * cfg.patches();
   std::vector<int64_t> out(static_cast<size_t>(len));
-  for (uint64_t id = first; id < first + uint64_t(n); ++id) {
+  for (uint64_t id = args.first; id < args.first + uint64_t(args.n); ++id) {
     rule.sample(cfg, seed, id);
     sim.init(seed, id, gen ? nca::SimKind::kTrain : nca::SimKind::kScore);
     sim.steps(rule, cfg.burn_in);

@@ -11,7 +11,6 @@
 #include <barrier>
 #include <cstdio>
 #include <cstdlib>
-#include <string>
 #include <thread>
 #include <vector>
 
@@ -60,13 +59,12 @@ void run(const ncacuda::SimParams& p, unsigned char* smem) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  nca::Config cfg;
-  if (!probe_config(argc, argv, cfg)) return 2;
-  const std::string mode = argv[1];
+  ProbeArgs args;
+  if (!parse_probe_args(argc, argv, args)) return 2;
+  const nca::Config& cfg = args.cfg;
 
-  ncacuda::SimParams p = ncacuda::sim_params(cfg, std::strtoull(argv[13], nullptr, 10), std::atoll(argv[15]),
-                                             /*scoring=*/mode != "gen");
-  p.first_sim = std::strtoull(argv[14], nullptr, 10);
+  ncacuda::SimParams p = ncacuda::sim_params(cfg, args.seed, args.n, args.scoring);
+  p.first_sim = args.first;
   p.type = ncacuda::TokenType::kInt64;
   std::vector<int64_t> out(size_t(p.n * p.row_stride), -1);
   p.out = out.data();
