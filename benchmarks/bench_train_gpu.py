@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from ncalm.lm.config import ModelConfig, model_config
-from ncalm.lm.model import Attention, LlamaLM
+from ncalm.lm.model import Attention, LlamaLM, inverse_frequencies, rope
 from ncalm.train import StageConfig, train, trainer
 from ncalm.train.config import OptimConfig
 from ncalm.train.metrics import read_metrics
@@ -50,23 +50,20 @@ TEXT_VOCAB, SMOKE_VOCAB = 50304, 512  # nanoGPT's padded GPT-2 vocabulary: a tra
 # The paper's 1.6B uses the reference code's MLP width 4 x d_model (8,192), not this package's 8/3.
 SHAPES = {"small": {}, "base": {}, "paper": {"mlp_hidden": 8192}}
 # Seconds a configuration needs at least, to decide under --budget whether to start it.
-NEEDS = {("small", False): 20, ("small", True): 60, ("base", False): 30, ("base", True): 80,
-         ("paper", False): 90, ("paper", True): 180}
+NEEDS = {("small", False): 20, ("small", True): 60, ("base", False): 30, ("base", True): 80, ("paper", True): 180}
 
 
 def free_memory() -> None:
-    gc.collect()
+    gc.collect()  # train() has reset torch.compile's graphs, which hold on to their model
     if torch.cuda.is_available():
-        torch._dynamo.reset()  # compiled graphs hold on to their model
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
 
-def largest_micro_batch(mc: ModelConfig, seq: int, cap: int, device: torch.device, autocast,
-                        checkpointing: bool = False) -> int:
+def largest_micro_batch(mc: ModelConfig, seq: int, cap: int, device: torch.device, autocast) -> int:
     """The largest power of two <= cap whose training step (the trainer's) fits in memory; 0 if none does."""
     with device:  # initialised where it trains: a 1.6B model initialised on the CPU takes seconds
-        model = LlamaLM(mc, checkpointing=checkpointing)
+        model = LlamaLM(mc)
     optimizer = build_optimizer(model, OptimConfig(), fused=device.type == "cuda")
     trainable = [p for p in model.parameters() if p.requires_grad]
     best, b = 0, 1
@@ -98,9 +95,7 @@ def sdpa_backends(mc: ModelConfig, device: torch.device) -> dict[str, str]:
 
     attn = Attention(mc).to(device)
     x = torch.randn(2, SEQ, mc.d_model, device=device, requires_grad=True)
-    inv_freq = 1.0 / mc.rope_theta ** (torch.arange(0, mc.head_dim, 2, device=device).float() / mc.head_dim)
-    freqs = torch.outer(torch.arange(SEQ, device=device).float(), inv_freq)  # as LlamaLM._rope
-    cos, sin = freqs.cos(), freqs.sin()
+    cos, sin = rope(inverse_frequencies(mc), 0, SEQ, device)
     out = {}
     for name in ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "MATH"):
         backend = getattr(SDPBackend, name, None)
@@ -134,14 +129,14 @@ def token_files(root: Path, tokens: int, vocab: int, val_tokens: int) -> str:
 
 
 def stage(out: Path, shape: str, data: dict, micro: int, accum: int, steps: int, compile_: bool,
-          smoke: bool, checkpointing: bool = False) -> StageConfig:
+          smoke: bool) -> StageConfig:
     return StageConfig.from_dict({
         "model": {"size": shape, "overrides": SHAPES.get(shape, {})},
         "data": data,
         "optim": {"batch_size": micro, "grad_accum": accum, "lr": 3e-4, "warmup_steps": 2},
         "run": {"out_dir": str(out), "steps": 2 * steps, "log_every": steps, "eval_every": 0, "eval_batches": 1,
                 "ckpt_every": 0, "device": "cpu" if smoke else "cuda", "precision": "fp32" if smoke else "bf16",
-                "compile": compile_, "activation_checkpointing": checkpointing, "progress": False}})
+                "compile": compile_, "progress": False}})
 
 
 def measure(cfg: StageConfig, steps: int, peak: float | None) -> dict:

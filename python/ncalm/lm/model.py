@@ -57,6 +57,18 @@ def rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).type_as(x)
 
 
+def inverse_frequencies(cfg: ModelConfig) -> torch.Tensor:
+    """The rotary inverse frequencies rope_theta ** (-2i / head_dim), float32, on the CPU."""
+    return 1.0 / cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2).float() / cfg.head_dim)
+
+
+def rope(inv_freq: torch.Tensor, start: int, T: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (T, head_dim / 2) of positions start .. start + T - 1, for :func:`rotary`."""
+    pos = torch.arange(start, start + T, device=device, dtype=torch.float32)
+    freqs = torch.outer(pos, inv_freq.to(device))
+    return freqs.cos(), freqs.sin()
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -127,8 +139,7 @@ class LlamaLM(nn.Module):
         self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
-        inv_freq = 1.0 / cfg.rope_theta ** (torch.arange(0, cfg.head_dim, 2).float() / cfg.head_dim)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.register_buffer("inv_freq", inverse_frequencies(cfg), persistent=False)
         self.apply(self._init_weights)
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -147,13 +158,10 @@ class LlamaLM(nn.Module):
                        device=device or ref.device, dtype=dtype or ref.dtype)
 
     def _rope(self, start: int, T: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        pos = torch.arange(start, start + T, device=device, dtype=torch.float32)
         inv_freq = self.inv_freq
         if inv_freq.dtype != torch.float32:  # model.to(bfloat16) rounded it: cos off by 0.33 at position 2000
-            hd = self.cfg.head_dim
-            inv_freq = 1.0 / self.cfg.rope_theta ** (torch.arange(0, hd, 2).float() / hd)
-        freqs = torch.outer(pos, inv_freq.to(device))
-        return freqs.cos(), freqs.sin()
+            inv_freq = inverse_frequencies(self.cfg)
+        return rope(inv_freq, start, T, device)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None,
                 cache: KVCache | None = None):
