@@ -20,69 +20,69 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_tree(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"), "eval-reasoning")
 
 
-def _task(args):
+def _task(opts):
     from ncalm.eval.reasoning import tasks
     from ncalm.eval.reasoning.sandbox import Limits
 
-    if args.task == "gsm8k":
-        return tasks.gsm8k_task(args.data, args.n_shots(), args.limit)
-    if args.task == "humaneval":
-        limits = Limits(timeout_s=args.timeout, memory_bytes=args.memory_mb << 20)
-        return tasks.humaneval_task(args.data, args.limit, limits, args.workers, args.sandbox_python)
-    names = [t.strip() for t in args.bbh_tasks.split(",")] if args.bbh_tasks else None
-    return tasks.bbh_task(args.data, names, args.n_shots(), args.bbh_cot, args.limit)
+    if opts.task == "gsm8k":
+        return tasks.gsm8k_task(opts.data, opts.n_shots(), opts.limit)
+    if opts.task == "humaneval":
+        limits = Limits(timeout_s=opts.timeout, memory_bytes=opts.memory_mb << 20)
+        return tasks.humaneval_task(opts.data, opts.limit, limits, opts.workers, opts.sandbox_python)
+    names = [t.strip() for t in opts.bbh_tasks.split(",")] if opts.bbh_tasks else None
+    return tasks.bbh_task(opts.data, names, opts.n_shots(), opts.bbh_cot, opts.limit)
 
 
-def _finetune(args, model, tokenizer) -> None:
+def _finetune(opts, model, tokenizer) -> None:
     from tqdm import tqdm
 
     from ncalm.eval.reasoning import gsm8k
     from ncalm.eval.reasoning.finetune import finetune
 
-    train = gsm8k.load(gsm8k.train_path(args.data), "train")
-    if args.finetune_limit:
-        train = train[:args.finetune_limit]
-    steps = args.finetune_epochs * -(-len(train) // args.finetune_batch_size)
-    bar = tqdm(total=steps, desc="fine-tune gsm8k", unit="step", disable=not args.progress)
+    train = gsm8k.load(gsm8k.train_path(opts.data), "train")
+    if opts.finetune_limit:
+        train = train[:opts.finetune_limit]
+    steps = opts.finetune_epochs * -(-len(train) // opts.finetune_batch_size)
+    bar = tqdm(total=steps, desc="fine-tune gsm8k", unit="step", disable=not opts.progress)
 
     def on_step(step: int, loss: float) -> None:
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}")
 
-    losses = finetune(model, tokenizer, gsm8k.training_pairs(train), args.finetune_epochs,
-                      args.finetune_lr, args.finetune_batch_size, args.seed, on_step)
+    losses = finetune(model, tokenizer, gsm8k.training_pairs(train), opts.finetune_epochs,
+                      opts.finetune_lr, opts.finetune_batch_size, opts.seed, on_step)
     bar.close()
     print(f"fine-tuned on {len(train)} GSM8K train examples: loss {losses[0]:.3f} -> {losses[-1]:.3f}")
-    if args.save_finetuned:
+    if opts.save_finetuned:
         from ncalm.lm.checkpoint import save_checkpoint
 
-        save_checkpoint(args.save_finetuned, {
+        save_checkpoint(opts.save_finetuned, {
             "model": model.state_dict(), "model_config": model.cfg.to_dict(),
-            "tokenizer": tokenizer.to_dict(), "finetuned_from": str(args.checkpoint),
-            "finetune": {"task": "gsm8k", "epochs": args.finetune_epochs, "lr": args.finetune_lr,
+            "tokenizer": tokenizer.to_dict(), "finetuned_from": str(opts.checkpoint),
+            "finetune": {"task": "gsm8k", "epochs": opts.finetune_epochs, "lr": opts.finetune_lr,
                          "examples": len(train)}})
-        print(f"wrote {args.save_finetuned}")
+        print(f"wrote {opts.save_finetuned}")
 
 
 # What changes a task's samples or scores, beyond the common settings.
 _TASK_KEYS = {"gsm8k": (), "humaneval": ("timeout", "memory_mb"), "bbh": ("bbh_tasks", "bbh_cot")}
 
 
-def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
+def _config(opts, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     from ncalm.lm.checkpoint import file_sha256
 
     # Everything that changes the samples (--batch-size does: rows of a batch share
     # one random stream) and only that: --limit, --workers, --threads and the
     # settings of other tasks do not, so changing them does not block a resume.
-    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune", *_TASK_KEYS[args.task])
-    config = {k: getattr(args, k) for k in keys}
-    config["shots"] = args.n_shots()
-    config["data"] = str(Path(args.data).resolve()) if args.data else None
-    config["checkpoint"] = str(Path(args.checkpoint).resolve())
+    keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune", *_TASK_KEYS[opts.task])
+    config = {k: getattr(opts, k) for k in keys}
+    config["shots"] = opts.n_shots()
+    config["data"] = str(Path(opts.data).resolve()) if opts.data else None
+    config["checkpoint"] = str(Path(opts.checkpoint).resolve())
     # The same path may hold other weights later: results of two models must not mix.
-    config["checkpoint_sha256"] = file_sha256(args.checkpoint).hexdigest()
-    if args.finetune:
-        config.update({k: getattr(args, k) for k in
+    config["checkpoint_sha256"] = file_sha256(opts.checkpoint).hexdigest()
+    if opts.finetune:
+        config.update({k: getattr(opts, k) for k in
                        ("finetune_epochs", "finetune_lr", "finetune_batch_size", "finetune_limit")})
     config.update(max_new_tokens=max_new_tokens, stop=list(stop))
     if device_type != "cpu":
@@ -92,57 +92,57 @@ def _config(args, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     return config
 
 
-def _default_max_new(args, spec, tokenizer, context: int) -> int:
+def _default_max_new(opts, spec, tokenizer, context: int) -> int:
     """The task's default generation length, capped at half the context (so the prompt keeps the rest)."""
     default = spec.default_max_new_tokens(tokenizer)
     if default <= context // 2:
         return default
     unit = "bytes" if tokenizer.kind == "byte" else "tokens"
     # Said once, up front: a silently short budget would read as a weak model.
-    print(f"warning: the {args.task} default generation length of {default} {unit} is cut to {context // 2}, "
+    print(f"warning: the {opts.task} default generation length of {default} {unit} is cut to {context // 2}, "
           f"half the model's context of {context}: longer answers are cut off "
           f"(--max-new-tokens sets the length)", file=sys.stderr)
     return context // 2
 
 
-def _run_bbl(args) -> int:
+def _run_bbl(opts) -> int:
     """BIG-bench Lite: accuracy of the most likely choice letter, per task (ncalm.eval.reasoning.bbl)."""
     import json
 
     from ncalm.atomic_json import write_json, write_text
     from ncalm.eval.reasoning import bbl
 
-    if args.data is None:
+    if opts.data is None:
         raise UserError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
                         "tasksource/bigbench TASK.jsonl files)")
-    tasks = bbl.load(args.data)
-    shots = json.loads(Path(args.bbl_prompts).read_text(encoding="utf-8")) if args.bbl_prompts else None
-    shots = {name: bbl._rows(rows, args.bbl_prompts) for name, rows in (shots or {}).items()}
-    model, tokenizer, device = _load_model(args, "BIG-bench Lite")
-    result = bbl.evaluate(model, tokenizer, tasks, shots, args.limit, device, progress=args.progress)
-    out = Path(args.out or "runs/reasoning-bbl")
+    tasks = bbl.load(opts.data)
+    shots = json.loads(Path(opts.bbl_prompts).read_text(encoding="utf-8")) if opts.bbl_prompts else None
+    shots = {name: bbl._rows(rows, opts.bbl_prompts) for name, rows in (shots or {}).items()}
+    model, tokenizer, device = _load_model(opts, "BIG-bench Lite")
+    result = bbl.evaluate(model, tokenizer, tasks, shots, opts.limit, device, progress=opts.progress)
+    out = Path(opts.out or "runs/reasoning-bbl")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "results.json", {"checkpoint": str(args.checkpoint), "data": args.data,
-                                      "prompts": args.bbl_prompts, **result})
+    write_json(out / "results.json", {"checkpoint": str(opts.checkpoint), "data": opts.data,
+                                      "prompts": opts.bbl_prompts, **result})
     table = bbl.markdown_table(result)
     write_text(out / "results.md", table)
     print(table)
     return 0
 
 
-def _load_model(args, what: str):
+def _load_model(opts, what: str):
     """(model, tokenizer, device) of --checkpoint, on --device ("auto" and "cuda" become the device the
     sampling generators need), with --threads; refuses a checkpoint without a tokenizer."""
     import torch
 
     from ncalm.lm.checkpoint import load_model
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch_device(args.device)
-    model, tokenizer, _ = load_model(args.checkpoint, device=device)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    device = torch_device(opts.device)
+    model, tokenizer, _ = load_model(opts.checkpoint, device=device)
     if tokenizer is None:
-        raise UserError(f"--checkpoint {args.checkpoint} was trained on NCA/Dyck tokens only: "
+        raise UserError(f"--checkpoint {opts.checkpoint} was trained on NCA/Dyck tokens only: "
                         f"{what} needs a language-stage checkpoint with a tokenizer")
     return model, tokenizer, device
 
@@ -154,15 +154,15 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.eval.reasoning.results import ResultsStore, summarize, write_standard_samples, write_tables
     from ncalm.lm.sampling import SamplingConfig, generate
 
-    args = tree_config(ReasoningConfig, args)  # the settings, as the helpers above take them
-    if args.task == "bbl":
-        return _run_bbl(args)
-    spec = _task(args)
+    opts = tree_config(ReasoningConfig, args)
+    if opts.task == "bbl":
+        return _run_bbl(opts)
+    spec = _task(opts)
     if not spec.items:
         raise UserError("no problems to evaluate (check --data and --limit)")
-    model, tokenizer, device = _load_model(args, "reasoning evaluation")
+    model, tokenizer, device = _load_model(opts, "reasoning evaluation")
     context = model.cfg.max_seq_len
-    max_new = args.max_new_tokens or _default_max_new(args, spec, tokenizer, context)
+    max_new = opts.max_new_tokens or _default_max_new(opts, spec, tokenizer, context)
     if max_new >= context:
         raise UserError(f"--max-new-tokens {max_new}: must be < the model's context {context}")
     keep = context - max_new
@@ -171,8 +171,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {cut} of {len(spec.items)} prompts are longer than the model's context {context} minus "
               f"{max_new} new tokens; they keep their last {keep} tokens (lower --shots or --max-new-tokens)",
               file=sys.stderr)
-    out = Path(args.out or f"runs/reasoning-{args.task}")
-    config = _config(args, max_new, spec.stop, device.type)
+    out = Path(opts.out or f"runs/reasoning-{opts.task}")
+    config = _config(opts, max_new, spec.stop, device.type)
     with exclusive(out):
         store = ResultsStore(out, config)
         rescored = store.rescore({item.id: item for item in spec.items}, spec.score)
@@ -180,25 +180,25 @@ def run(args: argparse.Namespace) -> int:
             print(f"warning: {rescored} stored problem records in {store.samples} scored otherwise now; "
                   f"their new scores are used", file=sys.stderr)
         todo = [item for item in spec.items if item.id not in store]
-        if args.finetune and todo:
-            _finetune(args, model, tokenizer)
-        sampling = SamplingConfig(args.temperature, args.top_p, max_new, spec.stop, args.batch_size)
-        bar = tqdm(todo, desc=f"{args.task}", unit="problem", initial=len(spec.items) - len(todo),
-                   total=len(spec.items), disable=not args.progress)
+        if opts.finetune and todo:
+            _finetune(opts, model, tokenizer)
+        sampling = SamplingConfig(opts.temperature, opts.top_p, max_new, spec.stop, opts.batch_size)
+        bar = tqdm(todo, desc=f"{opts.task}", unit="problem", initial=len(spec.items) - len(todo),
+                   total=len(spec.items), disable=not opts.progress)
         solved = sum(r["c"] / r["n"] for r in store.records.values())
         for item in bar:
             # A generator per problem, seeded from its id: resumed and uninterrupted
             # runs draw the same samples.
-            gen = torch.Generator(device=device).manual_seed(args.seed + zlib.crc32(item.id.encode()))
-            [completions] = generate(model, tokenizer, [item.prompt], sampling, args.n_samples, gen)
+            gen = torch.Generator(device=device).manual_seed(opts.seed + zlib.crc32(item.id.encode()))
+            [completions] = generate(model, tokenizer, [item.prompt], sampling, opts.n_samples, gen)
             record = store.add(item.id, item.group, spec.score(item, completions))
             solved += record["c"] / record["n"]
             bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
         records = [store.records[item.id] for item in spec.items]
-        summary = summarize(records, args.pass_ks())
-        title = f"{args.task}: {Path(args.checkpoint).name}"
+        summary = summarize(records, opts.pass_ks())
+        title = f"{opts.task}: {Path(opts.checkpoint).name}"
         json_path, md_path = write_tables(out, title, summary, config)
-        standard = write_standard_samples(out, args.task, spec.items, store.records)
+        standard = write_standard_samples(out, opts.task, spec.items, store.records)
     print(md_path.read_text(), end="")
     print(f"wrote {md_path}, {json_path} and {store.samples}" + (f" ({standard.name}: every sample in the "
                                                                    f"standard layout)" if standard else ""))
