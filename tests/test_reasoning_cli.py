@@ -130,17 +130,26 @@ def test_changed_settings_are_refused(checkpoint, tmp_path, capsys):
                "--shots", "0", *FAST) == 0
 
 
-def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys):
-    # Results of two models must not be averaged because a checkpoint was overwritten.
-    path = tmp_path / "ck.pt"
+@pytest.mark.parametrize("layout", ["checkpoint file", "hugging face folder"])
+def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys, layout):
+    # Results of two models must not be averaged because a checkpoint was overwritten. A folder
+    # (what export-hf writes) once failed here with "[Errno 21] Is a directory".
+    from ncalm.lm.hf import export_hf
+
+    path = tmp_path / ("ck.pt" if layout == "checkpoint file" else "hf")
     for seed, expected in ((0, 0), (1, 2)):
         torch.manual_seed(seed)
         tok = ByteTokenizer()
         model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=256))
-        save_checkpoint(path, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
-                               "tokenizer": tok.to_dict()})
-        assert run("--task", "gsm8k", "--checkpoint", path, "--data", DATA / "gsm8k", "--out", tmp_path / "o",
-                   "--shots", "0", *FAST) == expected
+        if layout == "checkpoint file":
+            save_checkpoint(path, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
+                                   "tokenizer": tok.to_dict()})
+        else:
+            export_hf(model, tok, path)
+        runs = 2 if expected == 0 else 1  # the same weights a second time resume: nothing is left to do
+        for _ in range(runs):
+            assert run("--task", "gsm8k", "--checkpoint", path, "--data", DATA / "gsm8k", "--out", tmp_path / "o",
+                       "--shots", "0", *FAST) == expected
     assert "checkpoint_sha256 differ" in capsys.readouterr().err
 
 

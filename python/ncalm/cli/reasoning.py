@@ -69,7 +69,7 @@ _TASK_KEYS = {"gsm8k": (), "humaneval": ("timeout", "memory_mb"), "bbh": ("bbh_t
 
 
 def _config(opts, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
-    from ncalm.lm.checkpoint import file_sha256
+    from ncalm.lm.checkpoint import weights_sha256
 
     # Everything that changes the samples (--batch-size does: rows of a batch share
     # one random stream) and only that: --limit, --workers, --threads and the
@@ -80,7 +80,7 @@ def _config(opts, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     config["data"] = str(Path(opts.data).resolve()) if opts.data else None
     config["checkpoint"] = str(Path(opts.checkpoint).resolve())
     # The same path may hold other weights later: results of two models must not mix.
-    config["checkpoint_sha256"] = file_sha256(opts.checkpoint).hexdigest()
+    config["checkpoint_sha256"] = weights_sha256(opts.checkpoint)
     if opts.finetune:
         config.update({k: getattr(opts, k) for k in
                        ("finetune_epochs", "finetune_lr", "finetune_batch_size", "finetune_limit")})

@@ -238,6 +238,19 @@ def file_sha256(path: Path, length: int | None = None, start: int = 0, head: byt
     return h
 
 
+def weights_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of what a checkpoint path holds: a checkpoint file's bytes, or every file of a
+    Hugging Face folder (its names, sizes and bytes, in name order), as :func:`load_model` reads either."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path).hexdigest()
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(f"{file.relative_to(path).as_posix()}\0{file.stat().st_size}\0".encode())
+        h.update(file_sha256(file).digest())
+    return h.hexdigest()
+
+
 def _stamp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.verified")
 
