@@ -225,6 +225,24 @@ def test_gpu_generator_request_without_a_usable_gpu_says_why(tmp_path):
     assert auto["step"] == 1
 
 
+def test_auto_generates_on_the_cpu_where_the_gpu_kernels_cannot_take_the_config(monkeypatch):
+    # A grid past the kernels' shared memory reached CudaGenerator under data.gen_device=auto and
+    # stopped the run on a GPU, where `ncalm generate --device auto` falls back to the CPU.
+    import ncalm.nca.cuda
+    from ncalm import _core
+    from ncalm.data.config import DataConfig
+    from ncalm.train.sources import generator_device
+
+    if not _core.built_with_cuda:
+        pytest.skip("a build without CUDA never offers the GPU backend")
+    monkeypatch.setattr(ncalm.nca.cuda, "cuda_status", lambda cpu: (True, "1 CUDA device(s)"))  # as on a GPU
+    fits, too_big = {"grid": 12}, {"grid": 400, "patch": 4, "colors": 2}  # 10,000 patches a frame
+    assert generator_device(DataConfig(nca=fits), "cuda:0") == "cuda:0"
+    assert generator_device(DataConfig(nca=too_big, seq_len=20_004), "cuda:0") == "cpu"
+    with pytest.raises(ValueError, match=r"^data.gen_device cuda: CUDA backend: a 400x400 grid .* shared memory"):
+        generator_device(DataConfig(nca=too_big, seq_len=20_004, gen_device="cuda"), "cuda:0")
+
+
 def test_dataloader_workers_train_exactly_like_the_main_process(tmp_path):
     runs = [train(config(tmp_path / f"w{w}", steps=3, eval_every=0, data=dict(**NCA, workers=w)))
             for w in (0, 2)]

@@ -16,10 +16,13 @@ def generator_device(cfg: DataConfig, train_device: str) -> str:
         if cfg.gen_device == "auto":
             return "cpu"
         raise ValueError(f"data.gen_device={cfg.gen_device!r} needs data.workers=0, got {cfg.workers}")
+    from ncalm import _core
     from ncalm.nca.cuda import cuda_status
 
     usable, why = cuda_status(cpu="--gen-device cpu")
-    if not usable:
+    if usable:  # the GPU is there; this config may still be past the kernels' shared memory
+        why = _core.cuda_unsupported(cfg.nca_config().core)
+    if why:
         if cfg.gen_device == "auto":
             return "cpu"
         raise ValueError(f"data.gen_device {cfg.gen_device}: {why}")
