@@ -87,3 +87,18 @@ def test_eval_modes_define_their_metrics_in_help(capsys):
         with pytest.raises(SystemExit):
             main(["eval", mode, "--help"])
         assert definition in capsys.readouterr().out
+
+
+def test_the_set_example_of_a_command_names_one_of_its_settings():
+    # experiment and sweep once showed --set optim.lr=3e-4, a key neither has.
+    import pytest
+
+    from ncalm.cli import build_parser
+    from ncalm.cli.options import _check_example
+    from ncalm.experiment.config import ExperimentConfig
+
+    build_parser()  # every command's example is checked as its parser is built
+    with pytest.raises(ValueError, match="ExperimentConfig has no setting 'optim'"):
+        _check_example(ExperimentConfig, "optim.lr=3e-4")
+    with pytest.raises(ValueError, match="OptimConfig has no setting 'lrr'"):
+        _check_example(ExperimentConfig, "language.optim.lrr=3e-4")

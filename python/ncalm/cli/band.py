@@ -25,7 +25,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ncalm.experiment.presets import PRESETS
 
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="experiment preset: NCA settings and corpus")
-    add_tree(p, ExperimentConfig, ExperimentConfig(), "experiment", only=("language.data.text.source",))
+    add_tree(p, ExperimentConfig, ExperimentConfig(), "experiment", "language.data.text.source=corpus.txt",
+             only=("language.data.text.source",))
     p.add_argument("--windows", type=int, default=2000, help="corpus windows to score")
     p.add_argument("--rules", type=int, default=2000, help="NCA rules to score")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the sweep it writes")

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from ncalm.settings import add_flags, show_value
 
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base settings")
-    add_tree_arguments(p, "experiment")
+    add_tree_arguments(p, ExperimentConfig, "experiment", "language.optim.lr=3e-4")
     p.add_argument("--out", default=None, help="output directory (default: runs/experiment-PRESET)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and stop")
     # The top-level settings as flags; their defaults are the preset's, named for each preset.

@@ -80,7 +80,7 @@ class GenerateConfig(Settings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_tree(p, GenerateConfig, GenerateConfig(out="OUT"), "generate", groups=True)
+    add_tree(p, GenerateConfig, GenerateConfig(out="OUT"), "generate", "nca.colors=6", groups=True)
 
 
 def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:

@@ -2,23 +2,37 @@
 from __future__ import annotations
 
 import argparse
+import typing
 from typing import Any
 
-from ncalm.settings import add_flags, flag_values, resolve
+from ncalm.settings import Settings, add_flags, flag_values, resolve
 
 
-def add_tree_arguments(p: argparse.ArgumentParser, what: str, example: str = "optim.lr=3e-4") -> None:
-    """--config FILE and --set KEY=VALUE; the command resolves them with ncalm.settings.resolve."""
+def _check_example(cls: type, example: str) -> None:
+    """The --set example in --help is what users copy: its key must be a setting of the command's tree."""
+    for part in example.split("=")[0].split("."):
+        fields = typing.get_type_hints(cls)
+        if part not in fields:
+            raise ValueError(f"--set example {example!r}: {cls.__name__} has no setting {part!r}")
+        cls = fields[part]
+        if not (isinstance(cls, type) and issubclass(cls, Settings)):
+            return  # a plain setting, or a free-form table (a sweep's experiment)
+
+
+def add_tree_arguments(p: argparse.ArgumentParser, cls: type, what: str, example: str) -> None:
+    """--config FILE and --set KEY=VALUE (``example``: a KEY=VALUE of ``cls``); the command resolves them
+    with ncalm.settings.resolve."""
+    _check_example(cls, example)
     p.add_argument("--config", default=None, help=f"TOML file of {what} settings (keys as --set takes them; "
                                                    "default: none)")
     p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override one setting by its dotted key, e.g. --set {example} (repeatable; default: none)")
 
 
-def add_tree(p: argparse.ArgumentParser, cls: type, defaults: Any, what: str, example: str = "optim.lr=3e-4",
+def add_tree(p: argparse.ArgumentParser, cls: type, defaults: Any, what: str, example: str,
              **flags: Any) -> None:
     """--config, --set and the options of ``cls``'s settings (``flags``: add_flags' only, skip, groups...)."""
-    add_tree_arguments(p, what, example)
+    add_tree_arguments(p, cls, what, example)
     add_flags(p, cls, defaults, **flags)
 
 

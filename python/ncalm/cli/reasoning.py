@@ -17,7 +17,7 @@ from ncalm.eval.reasoning.config import ReasoningConfig
 from ncalm.locks import exclusive
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_tree(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"), "eval-reasoning")
+    add_tree(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"), "eval-reasoning", "top_p=0.9")
 
 
 def _task(opts):

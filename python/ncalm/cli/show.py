@@ -39,7 +39,7 @@ class ShowConfig(Settings):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_tree(p, ShowConfig, ShowConfig(), "show", skip=("nca.seq_len",), groups=True)
+    add_tree(p, ShowConfig, ShowConfig(), "show", "nca.colors=6", skip=("nca.seq_len",), groups=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from ncalm.cli.options import add_tree, tree_config
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ncalm.data.tokenize import TokenizeConfig
 
-    add_tree(p, TokenizeConfig, TokenizeConfig(), "tokenize")
+    add_tree(p, TokenizeConfig, TokenizeConfig(), "tokenize", "bpe_vocab=8192")
 
 
 def run(args: argparse.Namespace) -> int:

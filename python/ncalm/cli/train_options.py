@@ -17,7 +17,7 @@ GROUPS = {"model": "model", "model.transfer": "transfer (--init)", "data": "data
 
 def add_stage_arguments(p: argparse.ArgumentParser, base: dict, skip: tuple[str, ...] = ()) -> None:
     """Every setting of a stage as an option (``--optim.lr``, alias ``--lr``), over the command's ``base``."""
-    add_tree_arguments(p, "stage")
+    add_tree_arguments(p, StageConfig, "stage", "optim.lr=3e-4")
     p.add_argument("--force", action="store_true",
                    help="start over in an OUT that already holds a checkpoint, replacing it and its metrics "
                         "(without --resume or --force such an OUT is refused)")
