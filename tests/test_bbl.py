@@ -85,3 +85,25 @@ def test_cli_runs_from_local_files_on_a_tiny_checkpoint(tmp_path, capsys):
     assert "| logic_toy | 3 |" in (tmp_path / "bigbench" / "results.md").read_text()
     assert main(["eval-reasoning", "--task", "bbl", "--checkpoint", str(ckpt)]) == 2
     assert "--task bbl reads local files" in capsys.readouterr().err
+
+
+def test_a_task_without_scored_examples_leaves_strict_json(tmp_path):
+    # Its accuracy and the mean are NaN, which json.dumps writes as the non-JSON token NaN.
+    torch.manual_seed(0)
+    tok = ByteTokenizer()
+    model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=512))
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
+                           "tokenizer": tok.to_dict()})
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "free_toy.jsonl").write_text(json.dumps({"idx": 0, "inputs": "Say hi.", "targets": ["hi"]}) + "\n")
+    assert main(["eval-reasoning", "--task", "bbl", "--checkpoint", str(ckpt), "--data", str(data),
+                 "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]) == 0
+
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+
+    result = json.loads((tmp_path / "out" / "results.json").read_text(), parse_constant=refuse)
+    assert result["tasks"]["free_toy"]["accuracy"] is None and result["mean"]["accuracy"] is None
+    assert result["tasks"]["free_toy"]["free_form"] == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import math
 import os
 import zlib
 from pathlib import Path
@@ -37,6 +38,18 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
     """Write obj as JSON to path, atomically (see write_text)."""
     return write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def json_safe(obj: Any) -> Any:
+    """obj with NaN and inf as None, for result files that strict JSON readers must take (Python writes
+    NaN, which JSON has not); a status or note beside the value says why it is missing."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    return obj
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> Path:

@@ -109,7 +109,7 @@ def _run_bbl(opts) -> int:
     """BIG-bench Lite: accuracy of the most likely choice letter, per task (ncalm.eval.reasoning.bbl)."""
     import json
 
-    from ncalm.atomic_json import write_json, write_text
+    from ncalm.atomic_json import json_safe, write_json, write_text
     from ncalm.eval.reasoning import bbl
 
     if opts.data is None:
@@ -122,8 +122,9 @@ def _run_bbl(opts) -> int:
     result = bbl.evaluate(model, tokenizer, tasks, shots, opts.limit, device, progress=opts.progress)
     out = Path(opts.out or "runs/reasoning-bbl")
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "results.json", {"checkpoint": str(opts.checkpoint), "data": opts.data,
-                                      "prompts": opts.bbl_prompts, **result})
+    # A task with no scored example has no accuracy (NaN in the table, null in the JSON).
+    write_json(out / "results.json", json_safe({"checkpoint": str(opts.checkpoint), "data": opts.data,
+                                                "prompts": opts.bbl_prompts, **result}))
     table = bbl.markdown_table(result)
     write_text(out / "results.md", table)
     print(table)

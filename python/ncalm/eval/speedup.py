@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-from ncalm.atomic_json import json_records
+from ncalm.atomic_json import json_records, json_safe
 from ncalm.eval.config import SpeedupConfig
 
 Curve = Sequence[tuple[float, float]]
@@ -80,7 +80,7 @@ class Speedup:
 
     def to_dict(self) -> dict:
         """JSON-able: an infinite lower bound (AT_START at 0 tokens) or a NaN loss becomes None, the status says why."""
-        return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(self).items()}
+        return json_safe(asdict(self))
 
     def describe(self) -> str:
         """'speedup 1.50x', 'at start (speedup >= 2.00x)', 'not reached', 'n/a (...)'."""

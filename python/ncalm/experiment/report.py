@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.atomic_json import write_json, write_text
+from ncalm.atomic_json import json_safe, write_json, write_text
 from ncalm.eval.plots import plot_loss_curves
 from ncalm.eval.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
 from ncalm.eval.stats import mean_interval, paired_t_test
@@ -73,17 +73,6 @@ def _seed_speedups(sp: list, first_tokens: list[float], language_tokens: list[fl
             row["adjusted"] = x.baseline_tokens / (budget + first)
         rows.append(row)
     return rows
-
-
-def _json_safe(obj):
-    """obj with NaN and inf as None: results.json stays strict JSON when a run diverged."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def summarize(records: list[dict]) -> dict:
@@ -226,6 +215,6 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     write_text(out / "results.md", f"# {config.get('name', 'experiment')}\n\n{table}\n{NOTE}\n")
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
     plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")
-    write_json(out / "results.json", _json_safe({"config": config, "summary": summary, "runs": records,
+    write_json(out / "results.json", json_safe({"config": config, "summary": summary, "runs": records,
                                                  "wall_seconds": wall_seconds}))
     return summary
