@@ -43,7 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _vocab(data) -> int | None:
     """The vocabulary a stage's data gives its model, where it is known without reading the data."""
+    from ncalm.data.tokenize import GPT2_VOCAB
     from ncalm.data.tokens import _bin_files, _shards_tokenizer, bin_meta, is_bin_spec
+    from ncalm.lm.tokenizer import ByteTokenizer
 
     if data.kind == "nca":
         return data.nca.vocab_size
@@ -59,7 +61,7 @@ def _vocab(data) -> int | None:
     if tok.startswith("hf:"):
         from ncalm.data.tokenize import named_tokenizer
         return named_tokenizer(tok).vocab_size
-    return {"byte": 257, "gpt2": 50257}.get(tok, data.text.bpe_vocab)
+    return {"byte": ByteTokenizer.vocab_size, "gpt2": GPT2_VOCAB}.get(tok, data.text.bpe_vocab)
 
 
 def parameter_summary(cfg) -> str:
@@ -67,15 +69,17 @@ def parameter_summary(cfg) -> str:
     from dataclasses import replace
 
     from ncalm.experiment.arms import arms_of
+    from ncalm.experiment.config import SCRATCH
     from ncalm.lm.config import model_config
+    from ncalm.lm.tokenizer import ByteTokenizer
 
     shape = model_config(cfg.model.size or "tiny", **cfg.model.overrides)
     parts = []
     stages = [("language", cfg.language.data)] + [
         (arm.kind, replace(cfg.prepretrain.data, kind=arm.kind))
-        for arm in {a.kind: a for a in arms_of(cfg) if a.kind != "scratch"}.values()]
+        for arm in {a.kind: a for a in arms_of(cfg) if a.kind != SCRATCH}.values()]
     for name, data in stages:
-        vocab = 257 if name == "text" else _vocab(data)  # the text arm's first stage reads bytes (arms.py)
+        vocab = ByteTokenizer.vocab_size if name == "text" else _vocab(data)  # the text arm's first stage reads bytes (arms.py)
         if vocab:
             parts.append(f"{name} {shape.replace(vocab_size=vocab).n_params() / 1e9:.2f}B (vocabulary {vocab:,})")
     return (f"parameters: {shape.n_params(non_embedding=True) / 1e9:.2f}B in the transformer layers "

@@ -35,7 +35,7 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
 
 def check_out_dir(cfg: StageConfig, force: bool) -> None:
     """Refuse to start over silently on top of a run: its checkpoint and metrics would be overwritten."""
-    from ncalm.train.trainer import CHECKPOINT
+    from ncalm.train.config import CHECKPOINT
 
     run, init = cfg.run, cfg.model.init
     ckpt = Path(run.out_dir) / CHECKPOINT

@@ -49,6 +49,7 @@ META = "meta.json"
 PARTS = "parts"
 GPT2_FILES_ENV = "NCALM_GPT2_FILES"
 # The published GPT-2 files (tiktoken's openai_public.gpt2 checks the same hashes).
+GPT2_VOCAB = 50257  # 50,000 merges, 256 bytes and <|endoftext|>
 GPT2_HASHES = {"vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
                "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783"}
 

@@ -22,6 +22,7 @@ from typing import Sequence
 
 from ncalm.atomic_json import json_records, json_safe
 from ncalm.eval.config import SpeedupConfig
+from ncalm.train.config import METRICS
 
 Curve = Sequence[tuple[float, float]]
 
@@ -149,7 +150,7 @@ def read_curve(path: str | Path, x: str = SpeedupConfig.x, y: str = SpeedupConfi
     """The ``(x, y)`` points of a metrics JSONL file (or a run directory's metrics.jsonl),
     from the lines that have both keys."""
     if Path(path).is_dir():
-        path = Path(path) / "metrics.jsonl"
+        path = Path(path) / METRICS
     if not Path(path).is_file():
         raise FileNotFoundError(f"metrics file not found: {path}")
     records = json_records(path, "a metrics file is JSON lines, one object per line (a run's metrics.jsonl)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ncalm.experiment.config import ABLATIONS, NCA_ARMS, ExperimentConfig
+from ncalm.experiment.config import ABLATIONS, NCA_ARMS, SCRATCH, ExperimentConfig
 from ncalm.lm.config import TransferConfig
 from ncalm.train.config import StageConfig
 
@@ -58,7 +58,7 @@ def _stage(cfg: ExperimentConfig, template: StageConfig, data, out_dir: Path, se
 
 def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_spec: str) -> StageConfig | None:
     """The arm's pre-pre-training stage (None for scratch); same budget and schedule for all."""
-    if arm.kind == "scratch":
+    if arm.kind == SCRATCH:
         return None
     data = cfg.prepretrain.data
     data = replace(data, kind="nca" if arm.kind in NCA_ARMS else arm.kind, control=NCA_ARMS.get(arm.kind, "none"),

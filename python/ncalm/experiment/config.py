@@ -12,14 +12,15 @@ from dataclasses import dataclass
 
 from ncalm.lm.config import ModelSpec
 from ncalm.nca.config import PAPER_BAND, NCAConfig, parse_band
-from ncalm.settings import Settings, SettingError, at_least, same_as, setting, table
+from ncalm.settings import Settings, SettingError, at_least, positive, same_as, setting, table
 from ncalm.train.config import RunConfig, StageConfig
 
 # NCA arms and their controls (ncalm.data.controls): the arm kind -> the first stage's data.control.
 NCA_ARMS = {"nca": "none", "nca-shuffled": "shuffle-frames", "nca-shuffled-tokens": "shuffle-tokens",
             "random-unigram": "unigram", "nca-fixed-rules": "fixed-rules"}
-ARM_KINDS = ("scratch", *NCA_ARMS, "dyck", "text")
-DEFAULT_ARMS = ["scratch", "nca", "dyck", "text"]
+SCRATCH = "scratch"  # the arm without a first stage: every other arm's baseline
+ARM_KINDS = (SCRATCH, *NCA_ARMS, "dyck", "text")
+DEFAULT_ARMS = [SCRATCH, "nca", "dyck", "text"]
 # Transfer ablations (the paper's): what of the NCA model the language stage starts from, as the
 # language stage's model.transfer (part specs: ncalm.lm.transfer). Each adds an arm per band that
 # reuses that band's NCA first stage; embeddings and head start fresh in every arm.
@@ -105,8 +106,7 @@ class ExperimentConfig(Settings):
                                                "reference keeps)", choices=("last", "best"))
     text_budget: float = setting(1.0, "the text arm's first-stage token budget as a multiple of the other arms' "
                                       "(the reference code: 10, C4 at 10x the NCA tokens); the report's "
-                                      "compute-adjusted speedup counts it", check=lambda v: None if v > 0 else
-                                 "must be > 0")
+                                      "compute-adjusted speedup counts it", check=positive)
     prepretrain: StageConfig = table(StageConfig, "first stage of every arm but scratch; data.kind is the arm's",
                                      # kind: each arm sets its own; text is the one without a check of its own
                                      data=dict(kind="text", text=dict(source="pydoc", val_percent=10.0)), **_STAGE)

@@ -30,8 +30,7 @@ from ncalm.atomic_json import json_safe, write_json, write_text
 from ncalm.eval.plots import plot_loss_curves
 from ncalm.eval.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
 from ncalm.eval.stats import mean_interval, paired_t_test
-
-SCRATCH = "scratch"
+from ncalm.experiment.config import SCRATCH
 
 
 def finite(*xs: float | None) -> bool:

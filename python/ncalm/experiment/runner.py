@@ -24,11 +24,11 @@ from pathlib import Path
 from ncalm.atomic_json import read_json, write_json
 from ncalm.devices import torch_device
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
-from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, ExperimentConfig
+from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, SCRATCH, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.locks import exclusive
 from ncalm.settings import check_same, quietly
-from ncalm.train.config import resolved_precision
+from ncalm.train.config import CHECKPOINT, resolved_precision
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
 # What the report reads of each result.json.
@@ -48,7 +48,7 @@ def run_stage(train_cfg, log) -> dict:
         record = verified_stage(out)
         log("skip", stage=str(out))
         return record
-    resume = (out / "checkpoint.pt").exists()
+    resume = (out / CHECKPOINT).exists()
     log("resume" if resume else "start", stage=str(out))
     t0 = time.perf_counter()
     result = train(replace(train_cfg, run=replace(train_cfg.run, resume=resume)), resume_hint=RESUME_HINT)
@@ -70,9 +70,9 @@ def verified_stage(out: Path) -> dict:
 
     record = read_json(out / DONE, ("checkpoint",), "record of a finished stage")
     try:
-        digest = verify_checkpoint(out / "checkpoint.pt")[0]
+        digest = verify_checkpoint(out / CHECKPOINT)[0]
         if record.get("checkpoint_sha256", digest) != digest:  # records from before the hash was kept: whole only
-            raise CheckpointError(f"checkpoint {out / 'checkpoint.pt'} is not the one the stage finished with")
+            raise CheckpointError(f"checkpoint {out / CHECKPOINT} is not the one the stage finished with")
     except CheckpointError as exc:
         raise CheckpointError(f"finished stage {out}: {exc}; delete {out} to train the stage again") from None
     return record
@@ -209,7 +209,7 @@ def check_runnable(cfg: ExperimentConfig) -> None:
     if "text" in cfg.arms and first_text != PYDOC:
         check_corpus(first_text)
     for arm in arms_of(cfg):
-        if arm.kind != "scratch":
+        if arm.kind != SCRATCH:
             try:
                 first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)
             except ValueError as exc:

@@ -33,12 +33,11 @@ from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json, write_text
 from ncalm.experiment.arms import arms_of, language_stage
-from ncalm.experiment.config import ExperimentConfig, _seeds
+from ncalm.experiment.config import SCRATCH, ExperimentConfig, _seeds
 from ncalm.experiment.presets import PRESETS, preset
 from ncalm.settings import Settings, SettingError, at_least, check_same, differences, leaves, merge, nested, setting
 
 SWEEP = "sweep.json"
-SCRATCH = "scratch"
 
 # Chosen before any transfer result was seen. The bands of sweep-tiny split the 6-colour NCA's
 # complexity range (rules score up to ~0.55 at 6 colours, median ~0.33: `ncalm show`) into
@@ -100,7 +99,7 @@ class SweepConfig(Settings):
             raise SettingError("axes", "seeds is the sweep's own setting (every point runs every seed)")
         if not self.grid and len({len(v) for v in self.axes.values()}) > 1:
             raise SettingError("axes", "with grid = false every axis lists one value per point (same lengths)")
-        arms = merge(preset(self.preset), self.experiment).get("arms", ["scratch"])
+        arms = merge(preset(self.preset), self.experiment).get("arms", [SCRATCH])
         if SCRATCH not in arms:
             raise SettingError("experiment.arms", "a sweep measures each arm against scratch: keep scratch in arms")
         points(self)  # every point is an experiment that checks

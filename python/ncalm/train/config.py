@@ -44,6 +44,12 @@ class OptimConfig(Settings):
     grad_accum: int = setting(1, "micro-batches per optimizer step", check=at_least(1), flags=("--grad-accum",))
 
 
+# What a run writes in run.out_dir, beside config.json.
+CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"  # with run.keep_best: the weights at the lowest validation loss
+METRICS = "metrics.jsonl"
+
+
 @dataclass
 class RunConfig(Settings):
     """How long, where and at what precision the stage runs, and what it records."""

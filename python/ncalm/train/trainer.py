@@ -34,16 +34,13 @@ from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.locks import exclusive
 from ncalm.train import distributed
 from ncalm.settings import check_same, quietly
-from ncalm.train.config import OptimConfig, StageConfig, resolved_precision
+from ncalm.train.config import BEST, CHECKPOINT, METRICS, OptimConfig, StageConfig, resolved_precision
 from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
 from ncalm.train.sources import build_source
 from ncalm.lm.transfer import freeze, transfer
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"  # with run.keep_best: the weights at the lowest validation loss
-METRICS = "metrics.jsonl"
 
 
 def _source_and_tokenizer(cfg: StageConfig, d: distributed.Dist, tokenizer, out: Path):
