@@ -17,9 +17,9 @@ import numpy as np
 
 from ncalm.cli.generate import GenerateConfig
 from ncalm.cli.options import add_tree, tree_config
-from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
+from ncalm.nca.config import NCAConfig, check_seed
 from ncalm.nca.pictures import SCALE
-from ncalm.settings import Settings, at_least, same_as, setting, table
+from ncalm.settings import Settings, at_least, same_as, setting
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ShowConfig(Settings):
     scale: int = setting(SCALE, "pixels per cell", check=at_least(1))
     threads: int = same_as(GenerateConfig, "threads", help="generator threads (0 = all cores)")
     out: str = setting("show", "output directory")
-    nca: NCAConfig = table(NCAConfig, "NCA config (defaults: the paper's)", band=PAPER_BAND)
+    nca: NCAConfig = same_as(GenerateConfig, "nca")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ncalm.data.config import TextConfig
 from ncalm.devices import DEVICE_HELP
 from ncalm.nca.config import check_seed, parse_band
 from ncalm.settings import Settings, SettingError, at_least, in_range, parse_count, same_as, setting
@@ -41,13 +42,15 @@ class BpbConfig(CheckpointEval):
     data: str | None = setting(None, "corpus spec (stdlib, files/dirs/globs, hf:NAME), or token shards (bin:DIR, or "
                                      "a DIR holding train.bin and val.bin: val.bin is evaluated, and DIR must hold "
                                      "the checkpoint's tokenizer.json); default: the checkpoint's")
-    val_percent: float | None = setting(None, "validation share of the split; default: the checkpoint's, else 2",
+    val_percent: float | None = setting(None, "validation share of the split; default: the checkpoint's, else "
+                                              f"{TextConfig.val_percent:g}",
                                         check=in_range(0, 100, open_low=True, open_high=True))
     max_bytes: int | None = setting(
         None, "cap on validation text, e.g. 500k, applied as the trainer applies max_val_bytes: documents are added "
               "in the split's order until their total UTF-8 bytes reach it, the last one kept whole (val.bin: tokens "
               "until their bytes reach it); default, when data is the checkpoint's corpus: what its own report used "
-              "(an experiment's bpb_bytes, within the stage's max_val_bytes; token files: all of val.bin), else 1M",
+              "(an experiment's bpb_bytes, within the stage's max_val_bytes; token files: all of val.bin), else "
+              f"{TextConfig.max_val_bytes / 1e6:g}M",
         check=at_least(1), parse=parse_count)
     seq_len: int | None = setting(None, "window length; default: the model's max_seq_len", check=at_least(1))
 
