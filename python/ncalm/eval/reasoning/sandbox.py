@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from ncalm.eval.reasoning.sandbox_launcher import UNSHARE
 from ncalm.settings import Settings, at_least, positive, setting
 
 _RUNNER = Path(__file__).with_name("trusted_runner.py")
@@ -97,7 +98,7 @@ def _pick_ids() -> tuple[int | None, int | None]:
 
 @lru_cache(maxsize=None)
 def _can_confine() -> bool:
-    probe = "import ctypes, sys; sys.exit(ctypes.CDLL(None).unshare(0x48020000) != 0)"  # mount, net, ipc
+    probe = f"import ctypes, sys; sys.exit(ctypes.CDLL(None).unshare({UNSHARE}) != 0)"  # as the launcher
     return subprocess.run([sys.executable, "-c", probe]).returncode == 0
 
 

@@ -27,13 +27,14 @@ import sys
 # Mount, network and System V IPC namespaces of its own: what the program
 # mounts, connects to or leaves in shared memory ends with it.
 _CLONE_NEWNS, _CLONE_NEWNET, _CLONE_NEWIPC = 0x00020000, 0x40000000, 0x08000000
+UNSHARE = _CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWIPC
 _MS_NOSUID, _MS_NODEV, _MS_BIND, _MS_PRIVATE = 0x2, 0x4, 0x1000, 0x40000
 _SYS_MOUNT_SETATTR, _AT_FDCWD, _AT_RECURSIVE = 442, -100, 0x8000  # 442 on all architectures but alpha
 _MOUNT_ATTR_RDONLY, _MOUNT_ATTR_NOSUID = 0x1, 0x2
-_PR_SET_PDEATHSIG, _SIGKILL = 1, 9
+PR_SET_PDEATHSIG, SIGKILL = 1, 9  # the launcher and trusted_runner die with their parent
 # Where programs expect to write scratch files: all are the private scratch.
 _SCRATCH_ALIASES = ("/var/tmp", "/dev/shm", "/tmp")
-_TEXT_CHARS = 300  # of an error message sent back
+TEXT_CHARS = 300  # of untrusted text in a message
 
 
 class SandboxError(Exception):
@@ -64,7 +65,7 @@ def _confine(workdir: str, uid: int, gid: int, limits: dict) -> None:
     without mount namespaces (a container without it) the program runs
     unconfined, as isolation_warning() announces."""
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET | _CLONE_NEWIPC) != 0:
+    if libc.unshare(UNSHARE) != 0:
         os.chdir(workdir)
         return
     # Read-only by construction, not a list of known writable places: one
@@ -107,7 +108,7 @@ def _die_with_parent() -> None:
     # If the runner dies, a sleeping program would run on: the CPU-time limit
     # never fires. Set after the uid switch, which clears it.
     try:
-        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
@@ -155,10 +156,10 @@ def _private_streams():
 
 def _failure(exc: BaseException) -> tuple:
     try:
-        text = str(exc)[:_TEXT_CHARS]
+        text = str(exc)[:TEXT_CHARS]
     except BaseException:  # a program's exception may refuse str()
         text = ""
-    return ("raise", type(exc).__name__[:_TEXT_CHARS], text)
+    return ("raise", type(exc).__name__[:TEXT_CHARS], text)
 
 
 def main() -> None:

@@ -16,19 +16,18 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from sandbox_launcher import literal  # noqa: E402  (stdlib-only, next to this file)
+from sandbox_launcher import PR_SET_PDEATHSIG, SIGKILL, TEXT_CHARS, literal  # noqa: E402  (stdlib-only, beside it)
 
 LAUNCHER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox_launcher.py")
 _REPLY_BYTES = 4 << 20  # one reply longer than this is refused, not parsed
-_DETAIL_CHARS = 300
-_PR_SET_PDEATHSIG, _PR_SET_DUMPABLE, _SIGKILL = 1, 4, 9
+_PR_SET_DUMPABLE = 4
 
 
 class ProgramError(Exception):
     """The program answered something other than a value: what (trusted) and its own text (untrusted)."""
 
     def __init__(self, what: str, text: str = ""):
-        super().__init__(what + (f" (untrusted): {ascii(text)[:_DETAIL_CHARS]}" if text else ""))
+        super().__init__(what + (f" (untrusted): {ascii(text)[:TEXT_CHARS]}" if text else ""))
 
 
 class Program:
@@ -85,7 +84,7 @@ def verdict(request: dict) -> tuple[bool, str]:
         return True, ""
     except Exception as exc:  # AssertionError of the tests, a ProgramError, an error on the program's answers
         detail = str(exc) if isinstance(exc, ProgramError) else f"{type(exc).__name__}: {exc}".rstrip(": ")
-        return False, detail.splitlines()[0][:2 * _DETAIL_CHARS]
+        return False, detail.splitlines()[0][:2 * TEXT_CHARS]
     finally:
         if program is not None:
             program.proc.kill()
@@ -96,7 +95,7 @@ def main() -> None:
     libc = ctypes.CDLL(None)
     # Not dumpable: even a program under the same uid can neither trace this process nor open its fds.
     libc.prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
-    libc.prctl(_PR_SET_PDEATHSIG, _SIGKILL, 0, 0, 0)  # dies with the evaluator; the launcher dies with it
+    libc.prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)  # dies with the evaluator; the launcher dies with it
     passed, detail = verdict(json.loads(sys.stdin.read()))
     print(json.dumps({"passed": passed, "detail": detail}), flush=True)
 
