@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ncalm.figures import save_figure
+from ncalm.figures import pyplot, save_figure
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import complexity, score_rules
 
@@ -48,10 +48,7 @@ def propose_band(scores: np.ndarray) -> tuple[float, float]:
 def plot_band(corpus: np.ndarray, nca: np.ndarray, bands: dict[str, tuple[float, float]], path: str | Path,
               title: str) -> Path:
     """Histograms of the corpus's window scores and the NCA rules' scores, with ``bands`` marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 4))
     bins = np.linspace(0, max(1.0, corpus.max(), nca.max()) + 0.02, 60)

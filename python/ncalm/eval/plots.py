@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ncalm.eval.speedup import Curve
-from ncalm.figures import save_figure
+from ncalm.figures import pyplot, save_figure
 
 
 def mean_and_spread(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -42,10 +42,7 @@ def plot_loss_curves(
     The right panel repeats the curves from ``zoom_from`` of the token range on,
     where the arms' differences are too small to see at the full scale.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     if not arms:
         raise ValueError("arms: nothing to plot")

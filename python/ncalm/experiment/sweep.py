@@ -312,13 +312,9 @@ def markdown(summary: dict) -> str:
 
 def plot_effects(summary: dict, path: Path) -> Path:
     """One panel per swept key: the change vs scratch (95% interval) against the key's values."""
-    import matplotlib
+    from ncalm.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ncalm.figures import save_figure
-
+    plt = pyplot()
     keys = list(summary["axes"])
     fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4), squeeze=False)
     rows = [r for r in summary["rows"] if "change_pct" in r]

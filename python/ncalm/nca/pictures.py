@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ncalm.figures import save_figure
+from ncalm.figures import pyplot, save_figure
 from ncalm.nca.cpu import in_band
 
 SCALE = 8  # pixels per cell, the default of `ncalm show --scale`
@@ -97,10 +97,7 @@ def save_gif(grids: np.ndarray, path: str | Path, colors: int, scale: int = SCAL
 def save_complexity_histogram(ratios: Sequence[float], band: tuple[float, float] | None,
                               path: str | Path, bins: int = 60) -> Path:
     """Histogram of candidate rules' gzip ratios, the band shaded and the accepted share in the title."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ratios = np.asarray(ratios, dtype=np.float64)
     if ratios.size == 0:
