@@ -1,6 +1,6 @@
 """A text corpus is tokenized once into the token cache (ncalm.data.cache), then memory-mapped.
 
-The reference is the in-memory path it replaced: corpus.documents, make_tokenizer
+The reference is the in-memory path it replaced: corpus.documents, ByteTokenizer or BPETokenizer.train
 (BPE trained on the training documents), encode_documents.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ncalm.data.corpus import documents, validation_documents
 from ncalm.data.tokens import encode_documents, language_source
 from ncalm.eval.bpb import evaluate_lm, evaluate_text
 from ncalm.lm.model import LlamaLM, model_config
-from ncalm.lm.tokenizer import BPETokenizer, make_tokenizer
+from ncalm.lm.tokenizer import BPETokenizer, ByteTokenizer
 from ncalm.train.sources import build_source
 
 
@@ -46,7 +46,7 @@ def test_cached_tokens_are_the_in_memory_encoding(tmp_path, small_chunks, kind, 
     caps = dict(val_percent=10, max_bytes=12_000, max_val_bytes=3_000)
     source, tok = language_source(TextConfig(source=str(src), tokenizer=kind, bpe_vocab=300, **caps), seq_len=16)
     train, val = documents(str(src), **caps)
-    ref_tok = make_tokenizer(kind, train, 300)
+    ref_tok = ByteTokenizer() if kind == "byte" else BPETokenizer.train(train, 300)
     assert tok.to_dict() == ref_tok.to_dict()
     assert np.array_equal(source.train, encode_documents(train, ref_tok))
     assert np.array_equal(source.val, encode_documents(val, ref_tok))
@@ -90,7 +90,7 @@ def test_a_second_start_tokenizes_nothing_and_a_change_tokenizes_anew(tmp_path, 
     changed, _ = build_source(data, progress=False)
     assert len(list((tmp_path / "cache").iterdir())) == 3
     train, val = documents(str(src), val_percent=10)
-    assert np.array_equal(changed.train, encode_documents(train, make_tokenizer("bpe", train, 300)))
+    assert np.array_equal(changed.train, encode_documents(train, BPETokenizer.train(train, 300)))
 
 
 def test_the_cache_folder_follows_the_setting_then_the_environment(tmp_path, monkeypatch):
@@ -131,7 +131,7 @@ def test_a_given_tokenizer_is_kept(tmp_path):
     """A resumed run (or one keeping an init checkpoint's embeddings) encodes with its own tokenizer,
     whatever BPE this corpus would train."""
     src = _corpus(tmp_path / "c", 20)
-    other = make_tokenizer("bpe", ["zzz yyy xxx " * 50, "another corpus entirely"], 280)
+    other = BPETokenizer.train(["zzz yyy xxx " * 50, "another corpus entirely"], 280)
     data = _text(src, tokenizer="bpe", bpe_vocab=300, cache=str(tmp_path / "cache"))
     source, tok = build_source(data, tokenizer=other, progress=False)
     assert tok.to_dict() == other.to_dict()
@@ -194,7 +194,7 @@ def test_text_with_a_tokenizer_json_or_gpt2(tmp_path, monkeypatch, small_chunks)
     gpt2_dirs = (os.environ.get(tk.GPT2_FILES_ENV, ""), "/work/shared/data/gpt2")  # as test_tokenize
     src = _corpus(tmp_path / "c", 20)
     train, val = documents(str(src), val_percent=10)
-    saved = make_tokenizer("bpe", ["some other corpus, some other merges " * 40], 290)
+    saved = BPETokenizer.train(["some other corpus, some other merges " * 40], 290)
     saved.save(tmp_path / "tok")
     source, tok = language_source(TextConfig(source=str(src), tokenizer=f"hf:{tmp_path / 'tok'}", val_percent=10), seq_len=16)
     assert tok.to_dict() == saved.to_dict() and np.array_equal(source.val, encode_documents(val, saved))
@@ -228,7 +228,7 @@ def test_keep_embeddings_with_a_tokenizer_json_must_name_the_same_one(tmp_path):
 
     src = _corpus(tmp_path / "c", 20)
     for name, words in (("tok", "one corpus"), ("other", "another corpus")):
-        make_tokenizer("bpe", [f"{words} of merges " * 40], 290).save(tmp_path / name)
+        BPETokenizer.train([f"{words} of merges " * 40], 290).save(tmp_path / name)
 
     def stage(out: str, tok: str, **model) -> StageConfig:
         text = {"source": str(src), "tokenizer": f"hf:{tmp_path / tok}", "val_percent": 10}
@@ -248,7 +248,7 @@ def test_a_resume_needs_no_tokenizer_file_of_hf_path(tmp_path):
     import shutil
 
     src = _corpus(tmp_path / "c", 20)
-    make_tokenizer("bpe", ["a tokenizer file " * 40], 290).save(tmp_path / "tok")
+    BPETokenizer.train(["a tokenizer file " * 40], 290).save(tmp_path / "tok")
     data = _text(src, tokenizer=f"hf:{tmp_path / 'tok'}", cache=str(tmp_path / "cache"))
     first, tok = build_source(data, progress=False)
     shutil.rmtree(tmp_path / "tok")  # the resumed run's checkpoint holds the tokenizer
@@ -266,7 +266,7 @@ def test_bits_per_byte_with_a_tokenizer_whose_bytes_per_token_are_unknown_counts
     for i in range(40):
         (src / f"f{i:02d}.txt").write_text(f"file {i}: hello ZZZZ world and more x = {i}\n" * (3 + i % 7))
     if kind == "added-token":
-        tok = tokenizers.Tokenizer.from_str(make_tokenizer("bpe", ["hello world file x = 1 2 3 " * 50], 300).to_hf_json())
+        tok = tokenizers.Tokenizer.from_str(BPETokenizer.train(["hello world file x = 1 2 3 " * 50], 300).to_hf_json())
         tok.add_tokens(["ZZZZ"])
     else:
         from tokenizers import models, pre_tokenizers, trainers

@@ -11,8 +11,8 @@ The fingerprint covers what the tokens depend on: the source files (path, size,
 mtime; a Hugging Face hub dataset by its name), the tokenizer and its settings, the split and its caps (``val_percent``,
 ``max_bytes``, ``max_val_bytes``) and :data:`FORMAT`. A changed file or setting
 makes a new folder; old ones stay until deleted. The documents are
-:func:`ncalm.data.corpus.documents`' and the tokenizer
-:func:`~ncalm.lm.tokenizer.make_tokenizer`'s, so the tokens are those of
+:func:`ncalm.data.corpus.documents`' and the tokenizer a ByteTokenizer or
+BPETokenizer.train on the training side, so the tokens are those of
 encoding the documents in memory (tests/test_text_cache.py).
 """
 from __future__ import annotations

@@ -177,13 +177,3 @@ def load_tokenizer(directory: str | os.PathLike) -> Tokenizer:
     except Exception as exc:  # tokenizers raises a bare Exception for a file it cannot parse
         raise ValueError(f"{path}: {exc}") from None
 
-
-def make_tokenizer(kind: str, texts: Iterable[str] | None = None, vocab_size: int | None = None) -> Tokenizer:
-    """``kind`` 'byte' or 'bpe' (the latter trained on ``texts`` to ``vocab_size``: data.text.bpe_vocab)."""
-    if kind == "byte":
-        return ByteTokenizer()
-    if kind == "bpe":
-        if texts is None or vocab_size is None:
-            raise ValueError("a BPE tokenizer needs training texts and a vocabulary size (data.text.bpe_vocab)")
-        return BPETokenizer.train(texts, vocab_size)
-    raise ValueError(f"tokenizer must be 'byte' or 'bpe', got {kind!r}")
