@@ -99,6 +99,16 @@ def test_read_curve_skips_lines_without_the_keys(tmp_path):
         read_curve(p, y="nope")
 
 
+def test_read_curve_drops_the_torn_last_line_of_a_killed_run(tmp_path):
+    p = tmp_path / "metrics.jsonl"
+    whole = "\n".join(json.dumps({"tokens": 10 * i, "val_loss": 5.0 - i}) for i in (1, 2)) + "\n"
+    p.write_text(whole + '{"tokens": 30, "val_lo')
+    assert read_curve(tmp_path) == [(10.0, 4.0), (20.0, 3.0)]
+    p.write_text('{"tokens": 5, "val_lo\n' + whole)  # not the last line: a damaged file
+    with pytest.raises(ValueError, match=r"metrics.jsonl:1: not valid JSON"):
+        read_curve(p)
+
+
 def test_mean_and_spread_over_seeds():
     a = [(0, 1.0), (10, 3.0)]
     b = [(0, 3.0), (5, 2.0), (10, 5.0)]

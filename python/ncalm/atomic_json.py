@@ -93,11 +93,12 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
     return records
 
 
-def json_records(path: str | os.PathLike, expected: str) -> Iterator[tuple[str, dict]]:
+def json_records(path: str | os.PathLike, expected: str, log: bool = False) -> Iterator[tuple[str, dict]]:
     """``(where, record)`` for each non-empty line of ``path`` (gzip when it ends in .gz).
 
     ``where`` is ``path:line`` for the caller's own messages; ``expected``
-    describes the format, for ours. Raises ValueError.
+    describes the format, for ours. Raises ValueError. With ``log`` (an
+    append-only log, as read_jsonl), a last line cut short by a killed writer is dropped.
     """
     path = Path(path)
     compressed = path.suffix == ".gz"
@@ -110,6 +111,8 @@ def json_records(path: str | os.PathLike, expected: str) -> Iterator[tuple[str, 
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as exc:
+                    if log and not any(rest.strip() for rest in f):
+                        return
                     raise ValueError(f"{where}: not valid JSON ({exc.msg}); {expected}") from None
                 if not isinstance(record, dict):
                     raise ValueError(f"{where}: not a JSON object; {expected}")

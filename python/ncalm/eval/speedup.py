@@ -153,7 +153,8 @@ def read_curve(path: str | Path, x: str = SpeedupConfig.x, y: str = SpeedupConfi
         path = Path(path) / METRICS
     if not Path(path).is_file():
         raise FileNotFoundError(f"metrics file not found: {path}")
-    records = json_records(path, "a metrics file is JSON lines, one object per line (a run's metrics.jsonl)")
+    records = json_records(path, "a metrics file is JSON lines, one object per line (a run's metrics.jsonl)",
+                           log=True)  # a killed run's torn last line is dropped
     points = [(float(rec[x]), float(rec[y])) for _, rec in records if rec.get(x) is not None and rec.get(y) is not None]
     if not points:
         raise ValueError(f"{path}: no line has both {x!r} and {y!r}")
