@@ -302,7 +302,9 @@ def markdown(summary: dict) -> str:
         lines.append(f"| {r['point']} | {vals} | {r['arm']} | {len(r['seeds'])} | {ppl} | {change} |")
     notes = ["", "Change vs scratch: 100 x (perplexity / scratch's perplexity - 1) of the language stage's final "
              "validation loss, paired by seed; mean ± the 95% t-interval half width over seeds (negative: better "
-             "than scratch). Perplexity: mean over seeds."]
+             "than scratch). Perplexity: mean over seeds. The loss is the trainer's, on its validation windows "
+             "(data.val_sequences); each point's own results.md reports the bits-per-byte pass over held-out text "
+             "instead, so its figures differ from these."]
     if summary["shared_scratch"]:
         notes.append("Scratch is the same run at every point (the axes change only the first stage): point 0.")
     if summary["missing"]:
