@@ -30,7 +30,8 @@ from pathlib import Path
 
 import torch
 
-from ncalm.lm.hf import CheckpointError, read_hf, save_safetensors  # noqa: F401  (CheckpointError re-exported)
+# CheckpointError is re-exported: callers catch it from here.
+from ncalm.lm.hf import CheckpointError, hf_files, read_hf, save_safetensors  # noqa: F401
 
 MAGIC = b"NCALMCK1"  # the trailer of the earlier format
 TRAILER = struct.Struct("<8sQ32s")
@@ -239,13 +240,13 @@ def file_sha256(path: Path, length: int | None = None, start: int = 0, head: byt
 
 
 def weights_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of what a checkpoint path holds: a checkpoint file's bytes, or every file of a
-    Hugging Face folder (its names, sizes and bytes, in name order), as :func:`load_model` reads either."""
+    """SHA-256 (hex) of what :func:`load_model` reads from a path: a checkpoint file's bytes, or a Hugging
+    Face folder's config, weights and tokenizer files (names, sizes and bytes; other files are not read)."""
     path = Path(path)
     if not path.is_dir():
         return file_sha256(path).hexdigest()
     h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+    for file in hf_files(path):
         h.update(f"{file.relative_to(path).as_posix()}\0{file.stat().st_size}\0".encode())
         h.update(file_sha256(file).digest())
     return h.hexdigest()

@@ -18,7 +18,7 @@ import torch
 
 from ncalm.atomic_json import write_json
 from ncalm.lm.config import ModelConfig
-from ncalm.lm.tokenizer import EOS_TEXT, load_tokenizer
+from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, load_tokenizer
 
 WEIGHTS, INDEX, CONFIG = "model.safetensors", "model.safetensors.index.json", "config.json"
 _GLOBAL = {"embed.weight": "model.embed_tokens.weight", "norm.weight": "model.norm.weight",
@@ -132,6 +132,22 @@ def model_config_from_hf(config: dict, source: str) -> ModelConfig:
         attn_dropout=config.get("attention_dropout", 0.0))
 
 
+def _weight_files(folder: Path) -> list[str]:
+    """The safetensors files of an HF Llama folder: the index's shards, or the one file."""
+    if (folder / INDEX).is_file():
+        return sorted(set(json.loads((folder / INDEX).read_text())["weight_map"].values()))
+    if (folder / WEIGHTS).is_file():
+        return [WEIGHTS]
+    raise CheckpointError(f"{folder} has no {WEIGHTS} (only safetensors weights are read)")
+
+
+def hf_files(folder: str | os.PathLike) -> list[Path]:
+    """The files :func:`read_hf` reads from ``folder``: config, index, weights and tokenizer, where present."""
+    folder = Path(folder)
+    names = dict.fromkeys([CONFIG, INDEX, *_weight_files(folder), TOKENIZER_FILE])
+    return [folder / name for name in names if (folder / name).is_file()]
+
+
 def read_hf(folder: str | os.PathLike) -> dict:
     """A checkpoint-like state (``model`` in ncalm's names, ``model_config``, ``tokenizer`` or None)
     from an HF Llama folder with safetensors weights (one file or an index of shards)."""
@@ -142,14 +158,8 @@ def read_hf(folder: str | os.PathLike) -> dict:
         raise CheckpointError(f"{folder} is a folder without {CONFIG}: not a Hugging Face model")
     config = json.loads((folder / CONFIG).read_text())
     cfg = model_config_from_hf(config, str(folder))
-    if (folder / INDEX).is_file():
-        files = sorted(set(json.loads((folder / INDEX).read_text())["weight_map"].values()))
-    elif (folder / WEIGHTS).is_file():
-        files = [WEIGHTS]
-    else:
-        raise CheckpointError(f"{folder} has no {WEIGHTS} (only safetensors weights are read)")
     model: dict[str, torch.Tensor] = {}
-    for file in files:
+    for file in _weight_files(folder):
         try:
             tensors = load_file(folder / file)
         except Exception as exc:  # safetensors' own error type is no ValueError: one line all the same
