@@ -79,7 +79,8 @@ def parameter_summary(cfg) -> str:
         (arm.kind, replace(cfg.prepretrain.data, kind=arm.kind))
         for arm in {a.kind: a for a in arms_of(cfg) if a.kind != SCRATCH}.values()]
     for name, data in stages:
-        vocab = ByteTokenizer.vocab_size if name == "text" else _vocab(data)  # the text arm's first stage reads bytes (arms.py)
+        # The text arm's first stage reads bytes (arms.py).
+        vocab = ByteTokenizer.vocab_size if name == "text" else _vocab(data)
         if vocab:
             parts.append(f"{name} {shape.replace(vocab_size=vocab).n_params() / 1e9:.2f}B (vocabulary {vocab:,})")
     return (f"parameters: {shape.n_params(non_embedding=True) / 1e9:.2f}B in the transformer layers "
