@@ -102,3 +102,7 @@ def test_the_set_example_of_a_command_names_one_of_its_settings():
         _check_example(ExperimentConfig, "optim.lr=3e-4")
     with pytest.raises(ValueError, match="OptimConfig has no setting 'lrr'"):
         _check_example(ExperimentConfig, "language.optim.lrr=3e-4")
+    with pytest.raises(ValueError, match="ExperimentConfig has no setting 'RENAMED'"):  # a class attribute
+        _check_example(ExperimentConfig, "RENAMED=1")
+    with pytest.raises(ValueError, match="'device' is a setting, not a table"):
+        _check_example(ExperimentConfig, "language.run.device.index=1")

@@ -68,13 +68,14 @@ def setting(default: Any, help: str, *, check: Callable[[Any], str | None] | Non
     return dataclasses.field(default=default, metadata=meta)
 
 
-def same_as(cls: type, name: str, *, help: str | None = None, **default: Any) -> Any:
+def same_as(cls: type, name: str, *, help: str | None = None, default: Any = dataclasses.MISSING) -> Any:
     """A field declared like ``cls``'s field ``name``: the same check, flags and, unless ``default=``, default;
     the same help unless ``help=`` says how this command uses it."""
     f = cls.__dataclass_fields__[name]
-    metadata = f.metadata if help is None else {**f.metadata, "help": help}
-    return dataclasses.field(default=default.get("default", f.default), metadata=metadata,
-                             default_factory=dataclasses.MISSING if default else f.default_factory)
+    metadata = {**f.metadata, "same_as": f"{cls.__name__}.{name}", "help": f.metadata["help"] if help is None else help}
+    if default is dataclasses.MISSING:
+        return dataclasses.field(default=f.default, default_factory=f.default_factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def table(cls: type, help: str, **defaults: Any) -> Any:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import typing
 from typing import Any
 
@@ -10,13 +11,16 @@ from ncalm.settings import Settings, add_flags, flag_values, resolve
 
 def _check_example(cls: type, example: str) -> None:
     """The --set example in --help is what users copy: its key must be a setting of the command's tree."""
-    for part in example.split("=")[0].split("."):
-        fields = typing.get_type_hints(cls)
-        if part not in fields:
+    parts = example.split("=")[0].split(".")
+    for i, part in enumerate(parts):
+        if part not in {f.name for f in dataclasses.fields(cls)}:
             raise ValueError(f"--set example {example!r}: {cls.__name__} has no setting {part!r}")
-        cls = fields[part]
+        cls = typing.get_type_hints(cls)[part]
         if not (isinstance(cls, type) and issubclass(cls, Settings)):
-            return  # a plain setting, or a free-form table (a sweep's experiment)
+            # A plain setting ends the key; a free-form table (a sweep's experiment) takes any key below it.
+            if i < len(parts) - 1 and dict not in (cls, typing.get_origin(cls)):
+                raise ValueError(f"--set example {example!r}: {part!r} is a setting, not a table")
+            return
 
 
 def add_tree_arguments(p: argparse.ArgumentParser, cls: type, what: str, example: str) -> None:
