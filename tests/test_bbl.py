@@ -69,13 +69,18 @@ def test_log_probabilities_are_the_models(tmp_path):
                                           abs=1e-5)
 
 
-def test_cli_runs_from_local_files_on_a_tiny_checkpoint(tmp_path, capsys):
+def _tiny_checkpoint(tmp_path: Path) -> Path:
     torch.manual_seed(0)
     tok = ByteTokenizer()
     model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=512))
     ckpt = tmp_path / "tiny.pt"
     save_checkpoint(ckpt, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
                            "tokenizer": tok.to_dict()})
+    return ckpt
+
+
+def test_cli_runs_from_local_files_on_a_tiny_checkpoint(tmp_path, capsys):
+    ckpt = _tiny_checkpoint(tmp_path)
     for data in ("bigbench", "hf"):
         assert main(["eval-reasoning", "--task", "bbl", "--checkpoint", str(ckpt), "--data", str(DATA / data),
                      "--bbl-prompts", str(DATA / "prompts.json"), "--out", str(tmp_path / data),
@@ -89,12 +94,7 @@ def test_cli_runs_from_local_files_on_a_tiny_checkpoint(tmp_path, capsys):
 
 def test_a_task_without_scored_examples_leaves_strict_json(tmp_path):
     # Its accuracy and the mean are NaN, which json.dumps writes as the non-JSON token NaN.
-    torch.manual_seed(0)
-    tok = ByteTokenizer()
-    model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size, max_seq_len=512))
-    ckpt = tmp_path / "tiny.pt"
-    save_checkpoint(ckpt, {"model": model.state_dict(), "model_config": model.cfg.to_dict(),
-                           "tokenizer": tok.to_dict()})
+    ckpt = _tiny_checkpoint(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
     (data / "free_toy.jsonl").write_text(json.dumps({"idx": 0, "inputs": "Say hi.", "targets": ["hi"]}) + "\n")
