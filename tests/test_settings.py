@@ -51,6 +51,11 @@ def test_trees_copy_and_pickle():
     ("data.seq_len=1e8", "data.seq_len: seq_len=100000000 is out of range"),
     ("model.overrides={n_layer=0}", "model.overrides.n_layer: must be >= 1, got 0"),
     ("model.size=huge", "model.size: must be one of tiny, mini, small, base, large, paper or unset, got 'huge'"),
+    # These trained to NaN (inf) or ended in a torch traceback (a negative std) before they were checked.
+    ("optim.lr=inf", "optim.lr: must be finite, got inf"),
+    ("optim.weight_decay=inf", "optim.weight_decay: must be finite, got inf"),
+    ("model.overrides={init_std=-1}", "model.overrides.init_std: must be >= 0, got -1.0"),
+    ("model.overrides={rope_theta=0}", "model.overrides.rope_theta: must be > 0, got 0.0"),
 ])
 def test_errors_name_the_setting(assignment, message):
     with pytest.raises(SettingError) as err:
@@ -153,3 +158,9 @@ def test_a_setting_shared_by_two_commands_is_declared_once():
                 first = seen.setdefault((f.name, f.metadata.get("help")), cls.__qualname__)
                 assert first == cls.__qualname__, \
                     f"{cls.__qualname__}.{f.name} restates {first}.{f.name}: declare it with same_as"
+
+
+def test_a_plain_value_where_a_table_goes_is_named_whatever_comes_after_it():
+    # A later layer's table (here the flags' optim.warmup_steps) once replaced it silently.
+    with pytest.raises(SettingError, match="^optim: must be a table of settings, got 3"):
+        resolve(StageConfig, {}, None, ["optim=3"], {"optim": {"warmup_steps": 1}})

@@ -16,6 +16,7 @@ import contextvars
 import copy
 import dataclasses
 import json
+import math
 import re
 import sys
 import tomllib
@@ -84,11 +85,22 @@ def table(cls: type, help: str, **defaults: Any) -> Any:
 
 
 def at_least(low: float) -> Callable[[Any], str | None]:
-    return lambda v: None if v is None or v >= low else f"must be >= {low}"
+    """A lower bound; infinity is refused too (an infinite rate or size only ends in NaN or an error)."""
+    def check(v):
+        if v is None:
+            return None
+        if v == math.inf:
+            return "must be finite"
+        return None if v >= low else f"must be >= {low}"
+    return check
 
 
 def positive(v) -> str | None:
-    return None if v is None or v > 0 else "must be > 0"
+    if v is None:
+        return None
+    if v == math.inf:
+        return "must be finite"
+    return None if v > 0 else "must be > 0"
 
 
 def in_range(low: float, high: float, *, open_high: bool = False, open_low: bool = False,
@@ -351,12 +363,16 @@ def nested(key: str, value: Any) -> dict:
     return value
 
 
-def merge(base: dict, over: dict) -> dict:
-    """``over`` applied onto ``base``; nested tables merge key by key."""
+def merge(base: dict, over: dict, keep_values: bool = False) -> dict:
+    """``over`` applied onto ``base``; nested tables merge key by key. With ``keep_values`` a table
+    does not replace a plain value (resolve's layers: there it stands where a table goes, and the
+    tree's check names it)."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
+            out[key] = merge(out[key], value, keep_values)
+        elif keep_values and isinstance(value, dict) and out.get(key) is not None:
+            continue
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -536,5 +552,5 @@ def resolve(cls: type, base: dict, config: str | None = None, assignments: list[
     layers = [base, load_toml(config) if config else {}, *map(parse_assignment, assignments), flags or {}]
     d: dict = {}
     for layer in layers:
-        d = merge(d, canonical(cls, layer))
+        d = merge(d, canonical(cls, layer), keep_values=True)  # shorthands are tables by now
     return cls.from_dict(d)

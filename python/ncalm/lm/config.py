@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from ncalm.settings import Settings, SettingError, at_least, in_range, setting, table
+from ncalm.settings import Settings, SettingError, at_least, in_range, positive, setting, table
 
 
 @dataclass
@@ -20,9 +20,9 @@ class ModelConfig(Settings):
     mlp_hidden: int = setting(0, "SwiGLU hidden width; 0 = 8/3 x d_model rounded up to 64", check=at_least(0))
     max_seq_len: int = setting(1024, "the training context (rotary positions are not capped by it)",
                                check=at_least(1))
-    rope_theta: float = setting(10000.0, "rotary embedding base")
-    norm_eps: float = setting(1e-5, "RMSNorm epsilon")
-    init_std: float = setting(0.02, "standard deviation of the initial weights")
+    rope_theta: float = setting(10000.0, "rotary embedding base", check=positive)
+    norm_eps: float = setting(1e-5, "RMSNorm epsilon", check=positive)
+    init_std: float = setting(0.02, "standard deviation of the initial weights", check=at_least(0))
     attn_dropout: float = setting(0.0, "dropout on the attention probabilities while training (the reference "
                                        "code: 0.1)", check=in_range(0, 1, open_high=True))
 
