@@ -167,6 +167,9 @@ def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys, layout):
     # These two reached torch after the model had loaded (a seed past torch's range, and AdamW's lr check).
     (["--seed", str(2**64 - 1)], "seed: must be in [-2**63, 2**64 - 2**32), got 18446744073709551615"),
     (["--finetune", "--finetune-lr", "-1"], "finetune_lr: must be > 0, got -1.0"),
+    # An interpreter that cannot run scored every completion as failed, and the run exited 0.
+    (["--task", "humaneval", "--data", DATA / "humaneval", "--sandbox-python", "/nonexistent"],
+     "--sandbox-python /nonexistent: cannot run a program in the sandbox (FileNotFoundError"),
 ])
 def test_bad_options_give_one_line_errors(checkpoint, argv, message, capsys):
     assert run("--checkpoint", checkpoint, *argv) == 2

@@ -165,11 +165,16 @@ def sandbox_python() -> str:
         if found and os.path.realpath(found) not in map(os.path.realpath, candidates):
             candidates.append(found)
     for python in candidates:
-        if run_program(_PROBE, Limits(timeout_s=30), python=python).passed:
+        if probe_python(python).passed:
             return python
     raise RuntimeError(
         f"no Python interpreter among {candidates} can import the standard library "
         "as an unprivileged user; pass python= (--sandbox-python) explicitly")
+
+
+def probe_python(python: str) -> ExecResult:
+    """Whether ``python`` runs a program in the sandbox that imports the standard library."""
+    return run_program(_PROBE, Limits(timeout_s=30), python=python)
 
 
 def run_program(source: str, limits: Limits = Limits(), python: str | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ncalm.eval.reasoning import bbh, gsm8k, humaneval
-from ncalm.eval.reasoning.sandbox import Limits, isolation_warning
+from ncalm.eval.reasoning.sandbox import Limits, isolation_warning, probe_python
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,10 @@ def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers:
                    python: str | None) -> TaskSpec:
     """HumanEval problems; completions run in the sandbox."""
     problems = humaneval.load_problems(data)[:limit]
+    if python is not None:  # else every completion would count as failed, for the interpreter's fault
+        probe = probe_python(python)
+        if not probe.passed:
+            raise ValueError(f"--sandbox-python {python}: cannot run a program in the sandbox ({probe.detail})")
     warning = isolation_warning()
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
