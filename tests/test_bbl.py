@@ -93,11 +93,14 @@ def test_cli_runs_from_local_files_on_a_tiny_checkpoint(tmp_path, capsys):
 
 
 def test_a_task_without_scored_examples_leaves_strict_json(tmp_path):
-    # Its accuracy and the mean are NaN, which json.dumps writes as the non-JSON token NaN.
+    # Its accuracy is NaN, which json.dumps writes as the non-JSON token NaN.
     ckpt = _tiny_checkpoint(tmp_path)
     data = tmp_path / "data"
     data.mkdir()
     (data / "free_toy.jsonl").write_text(json.dumps({"idx": 0, "inputs": "Say hi.", "targets": ["hi"]}) + "\n")
+    with pytest.raises(ValueError, match="none of its 1 tasks has multiple-choice examples"):
+        bbl.load(data)  # nothing to score at all is refused
+    (data / "word_toy.jsonl").write_text((DATA / "hf" / "word_toy.jsonl").read_text())
     assert main(["eval-reasoning", "--task", "bbl", "--checkpoint", str(ckpt), "--data", str(data),
                  "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]) == 0
 
@@ -105,5 +108,5 @@ def test_a_task_without_scored_examples_leaves_strict_json(tmp_path):
         raise ValueError(f"not strict JSON: {token}")
 
     result = json.loads((tmp_path / "out" / "results.json").read_text(), parse_constant=refuse)
-    assert result["tasks"]["free_toy"]["accuracy"] is None and result["mean"]["accuracy"] is None
+    assert result["tasks"]["free_toy"]["accuracy"] is None and isinstance(result["mean"]["accuracy"], float)
     assert result["tasks"]["free_toy"]["free_form"] == 1

@@ -58,6 +58,10 @@ def load(data: str | Path) -> dict[str, list[dict]]:
     tasks.update({p.stem: _read(p) for p in sorted([*root.glob("*.jsonl"), *root.glob("*.json")])})
     if not tasks:
         raise FileNotFoundError(f"{root} holds no TASK/task.json nor TASK.jsonl/TASK.json")
+    if not any(r.get("multiple_choice_targets") for rows in tasks.values() for r in rows):
+        # e.g. BBH's folder: a table of NaN accuracies would read as a result
+        raise ValueError(f"{root}: none of its {len(tasks)} tasks has multiple-choice examples (BIG-bench "
+                         "Lite is scored by the most likely choice)")
     return tasks
 
 
