@@ -49,3 +49,15 @@ def test_band_command_writes_a_proposal_and_a_runnable_sweep(tmp_path, corpus):
     assert [p.config.arms for p in pts] == [["scratch"], ["nca"], ["nca"]]  # scratch shared: same language stage
     source = pts[1].config.language.data.text.source
     assert source == (str(tmp_path / "notes.txt") if corpus == "local" else "stdlib")
+
+
+def test_token_files_are_refused_before_anything_is_written(tmp_path, capsys):
+    # A `ncalm tokenize` folder was read as text: its meta.json and tokenizer.json were scored.
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    for name in ("train.bin", "val.bin"):
+        (tokens / name).write_bytes(bytes(8))
+    for spec in (str(tokens), f"bin:{tokens}"):
+        assert main(["band", "--text", spec, "--out", str(tmp_path / "out")]) == 2
+        assert "token files hold no text to score as bytes" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

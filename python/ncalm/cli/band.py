@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ncalm.atomic_json import write_json, write_text
     from ncalm.data.corpus import documents
+    from ncalm.data.tokens import is_bin_spec
     from ncalm.eval.band import corpus_scores, nca_scores, plot_band, propose_band, window_tokens
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import preset
@@ -54,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 10:
             raise ValueError(f"--{name} must be >= 10, got {getattr(args, name)}")
     cfg = tree_config(ExperimentConfig, args, preset(args.preset))
+    text = cfg.language.data.text
+    if is_bin_spec(text.source):  # read as text, a tokenize folder's meta.json and tokenizer.json were scored
+        raise ValueError(f"--text {text.source}: token files hold no text to score as bytes; give the corpus "
+                         "they were made from")
     out = Path(args.out or f"runs/band-{args.preset}")
     out.mkdir(parents=True, exist_ok=True)
-    text = cfg.language.data.text
     nca = cfg.prepretrain.data.nca_config()
     window = window_tokens(nca)
     train_docs, _ = documents(text.source, text.val_percent, text.max_bytes or 5_000_000, 1)
