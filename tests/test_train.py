@@ -126,6 +126,21 @@ def test_resume_with_more_steps_trains_on_and_says_the_schedule_changes(tmp_path
     assert "warning: resuming with 4 steps instead of 2" in capsys.readouterr().err
 
 
+def test_resume_with_fewer_steps_than_done_is_refused(tmp_path):
+    # It once went on to report "4/2 steps" and recorded steps 2 in config.json.
+    train(config(tmp_path / "r", steps=4))
+    with pytest.raises(ValueError, match=r"^run.steps: the checkpoint in .* is at step 4, past the 2 steps"):
+        train(config(tmp_path / "r", steps=2, resume=True))
+
+
+def test_a_fresh_start_removes_the_previous_runs_best_checkpoint(tmp_path):
+    cfg = config(tmp_path / "r", steps=2, eval_every=1)
+    train(cfg.replace(run=cfg.run.replace(keep_best=True)))
+    assert (tmp_path / "r" / "best.pt").exists()
+    train(config(tmp_path / "r", steps=2))  # started over (--force), without keep_best
+    assert not (tmp_path / "r" / "best.pt").exists()
+
+
 def test_nca_loss_falls_below_the_streams_unigram_entropy(tmp_path):
     result = train(config(tmp_path / "nca", steps=60, batch_size=4, grad_accum=1, eval_every=60, eval_batches=2,
                           optim=OptimConfig(lr=1e-2, warmup_steps=5)))

@@ -271,6 +271,10 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         # silently repeats, where the paper's models see each token once.
         print(f"warning: {planned:,} training tokens read the {n:,} tokens of "
               f"{cfg.data.text.source!r} {planned / n:.1f} times: the corpus repeats", file=sys.stderr)
+    if resume_state is not None and step > total:
+        key = "run.tokens" if cfg.run.tokens else "run.steps"
+        raise ValueError(f"{key}: the checkpoint in {out} is at step {step}, past the {total} steps asked for; "
+                         f"ask for at least {step} steps to resume, or start over with --force")
     if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
@@ -287,9 +291,10 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
 
     if d.is_main:
         if resume_state is None:
-            # A fresh start (--force) replaces config and metrics now; a stale checkpoint beside them
-            # would pair the old weights with the new run's files until the first save.
+            # A fresh start (--force) replaces config and metrics now; a stale checkpoint (or best.pt,
+            # kept or not this time) beside them would pair the old weights with the new run's files.
             ckpt_path.unlink(missing_ok=True)
+            (out / BEST).unlink(missing_ok=True)
         write_json(out / "config.json", cfg.to_dict())
         if tokenizer is not None:
             tokenizer.save(out)
