@@ -76,6 +76,19 @@ def test_export_and_import_round_trip_exactly_and_export_refuses_to_overwrite(tm
     assert all(ncalm_name(hf_name(n)) == n for n in model.state_dict())
 
 
+def test_a_training_runs_folder_is_neither_an_export_target_nor_a_model(tmp_path, capsys):
+    # export-hf --force once replaced the run's config.json, and the folder then loaded as a model.
+    run = tmp_path / "run"
+    assert main(["prepretrain", "--out", str(run), "--data", "dyck", "--steps", "1", "--warmup", "0",
+                 "--no-progress"]) == 0
+    settings = (run / "config.json").read_text()
+    assert main(["export-hf", str(run / "checkpoint.pt"), str(run), "--force"]) == 2
+    assert "is a training run's folder: export to a folder of its own" in capsys.readouterr().err
+    assert (run / "config.json").read_text() == settings
+    assert main(["eval", "bpb", "--checkpoint", str(run)]) == 2
+    assert f"pass its checkpoint file, e.g. {run / 'checkpoint.pt'}" in capsys.readouterr().err
+
+
 def hf_folder(path, **config):
     """A random HF LlamaForCausalLM saved by transformers itself."""
     transformers = pytest.importorskip("transformers")

@@ -22,8 +22,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ncalm.lm.checkpoint import load_model
     from ncalm.lm.hf import CONFIG, export_hf
+    from ncalm.train.config import CHECKPOINT, METRICS
 
     out = Path(args.out)
+    if (out / CHECKPOINT).exists() or (out / METRICS).exists():  # its config.json is the run's settings
+        raise FileExistsError(f"{out} is a training run's folder: export to a folder of its own (--force "
+                              "does not replace a run's files)")
     if (out / CONFIG).exists() and not args.force:
         raise FileExistsError(f"{out / CONFIG} exists: pass --force to replace the model in {out}")
     model, tokenizer, _ = load_model(args.checkpoint)
