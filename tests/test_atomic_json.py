@@ -4,8 +4,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ncalm
-from ncalm.atomic_json import write_json
+from ncalm.atomic_json import replacing, write_json
 
 
 def test_write_json_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -26,3 +28,17 @@ def test_text_is_written_as_utf8_whatever_the_locale(tmp_path):
            "PYTHONPATH": str(Path(ncalm.__file__).parents[1])}
     subprocess.run([sys.executable, "-c", code], env=env, check=True)
     assert target.read_bytes() == "\u00e9\u4e2d".encode("utf-8")
+
+
+def test_a_write_that_fails_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "result.json"
+    write_json(path, {"old": 1})
+    with pytest.raises(RuntimeError):
+        with replacing(path) as f:
+            f.write("half")
+            raise RuntimeError("the writer failed mid-way")
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(OSError):  # e.g. eval bpb --json DIR, after the whole evaluation
+        write_json(tmp_path / "folder", {"new": 1})
+    assert json.loads(path.read_text()) == {"old": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "result.json"]

@@ -18,14 +18,18 @@ from typing import IO, Any, Iterable, Iterator
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """The open temporary file ``.NAME.tmpPID`` beside ``path``, synced and renamed over ``path`` when the
-    block ends without an error (ncalm.locks removes one left by a writer that died)."""
+    block ends without an error; removed on an error (ncalm.locks removes one left by a writer that died)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:  # text is UTF-8 whatever the locale
-        yield f
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, mode, encoding=None if "b" in mode else "utf-8") as f:  # UTF-8 whatever the locale
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
