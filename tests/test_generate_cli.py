@@ -1,6 +1,5 @@
 """`ncalm generate`: shards, manifest, overwrite protection, interruption and resume."""
 import json
-import os
 
 import numpy as np
 import pytest
@@ -78,7 +77,7 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", interrupted)
     assert main(["generate", "--out", str(out), *ARGS]) == 130
-    assert [p.name for p in out.glob("*nca_*")] == [f".nca_000000.bin.tmp{os.getpid()}"]
+    assert not list(out.glob("*nca_*"))  # the shard's partial temporary file is removed on the way out
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     (out / "nca_000000.bin.tmp").write_bytes(b"\0" * 64)  # what versions before the .tmpPID names left
     assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
