@@ -24,6 +24,10 @@ def test_paper_preset_dry_run_prints_the_papers_1_6b(capsys):
     assert line.startswith("parameters: 1.61B in the transformer layers (24 x 2048, MLP 8,192)")
     n = model_config("paper", mlp_hidden=8192).n_params(non_embedding=True)
     assert abs(n / 1.6e9 - 1) < 0.02
+    assert main(["experiment", "--preset", "tiny", "--dry-run"]) == 0  # once "0.00B"
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    n = model_config("tiny").n_params(non_embedding=True)
+    assert line.startswith(f"parameters: {n / 1e6:.2f}M in the transformer layers (2 x 64, MLP 192)")
 
 
 def test_attention_dropout_only_while_training():

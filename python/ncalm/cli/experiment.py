@@ -64,6 +64,11 @@ def _vocab(data) -> int | None:
     return {"byte": ByteTokenizer.vocab_size, "gpt2": GPT2_VOCAB}.get(tok, data.text.bpe_vocab)
 
 
+def _param_count(n: int) -> str:
+    """1.61B, or below 10M in millions (0.14M), where two decimals of billions read as nothing."""
+    return f"{n / 1e9:.2f}B" if n >= 10**7 else f"{n / 1e6:.2f}M"
+
+
 def parameter_summary(cfg) -> str:
     """'parameters: 1.61B in the transformer layers ...; with embedding and head: ...' for --dry-run."""
     from dataclasses import replace
@@ -82,8 +87,8 @@ def parameter_summary(cfg) -> str:
         # The text arm's first stage reads bytes (arms.py).
         vocab = ByteTokenizer.vocab_size if name == "text" else _vocab(data)
         if vocab:
-            parts.append(f"{name} {shape.replace(vocab_size=vocab).n_params() / 1e9:.2f}B (vocabulary {vocab:,})")
-    return (f"parameters: {shape.n_params(non_embedding=True) / 1e9:.2f}B in the transformer layers "
+            parts.append(f"{name} {_param_count(shape.replace(vocab_size=vocab).n_params())} (vocabulary {vocab:,})")
+    return (f"parameters: {_param_count(shape.n_params(non_embedding=True))} in the transformer layers "
             f"({shape.n_layer} x {shape.d_model}, MLP {shape.mlp_hidden:,}); with embedding and head: "
             + (", ".join(parts) or "vocabulary unknown until the data is read"))
 
