@@ -114,3 +114,14 @@ def test_speedup_takes_a_run_directory(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["eval", "speedup", "--baseline", str(tmp_path / "base"), "--run", str(tmp_path / "empty")]) == 2
     assert f"metrics file not found: {tmp_path / 'empty' / 'metrics.jsonl'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["prepretrain", "--data", "dyck", "--steps", "1"], ["generate", "--sequences", "1"],
+                                  ["show"], ["tokenize", "--text", "stdlib"]])
+def test_an_empty_output_folder_is_refused_not_the_current_one(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # where "" and " " once wrote
+    for out in ("", " "):
+        assert main([*argv, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("must name a folder, got" in err or "no output folder given" in err)
+    assert not list(tmp_path.iterdir())

@@ -103,6 +103,11 @@ def positive(v) -> str | None:
     return None if v > 0 else "must be > 0"
 
 
+def folder(v: str | None) -> str | None:
+    """An output folder's name: empty or blank, it would write into the current folder."""
+    return None if v is None or v.strip() else "must name a folder"
+
+
 def in_range(low: float, high: float, *, open_high: bool = False, open_low: bool = False,
              shown: str | None = None):
     """``shown`` writes the range for people, e.g. "[0, 2**64)"."""

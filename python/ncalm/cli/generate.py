@@ -35,7 +35,7 @@ from ncalm.memory import check_fits
 from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
-from ncalm.settings import Settings, SettingError, at_least, check_same, in_range, same_as, setting, table
+from ncalm.settings import Settings, SettingError, at_least, check_same, folder, in_range, same_as, setting, table
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
@@ -47,7 +47,7 @@ class GenerateConfig(Settings):
 
     DASHED = True  # options --shard-tokens, --force, ... named after the fields
 
-    out: str | None = setting(None, "output directory (required, no default)")
+    out: str | None = setting(None, "output directory (required, no default)", check=folder)
     tokens: int | None = setting(None, "tokens to write (rounded up to whole sequences of seq_len + 1), e.g. 100M; "
                                        "unset: 10M, or sequences", check=at_least(1))
     sequences: int | None = setting(None, "sequences to write instead of tokens", check=at_least(1))

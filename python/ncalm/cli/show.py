@@ -19,7 +19,7 @@ from ncalm.cli.generate import GenerateConfig
 from ncalm.cli.options import add_tree, tree_config
 from ncalm.nca.config import NCAConfig, check_seed
 from ncalm.nca.pictures import SCALE
-from ncalm.settings import Settings, at_least, same_as, setting
+from ncalm.settings import Settings, at_least, folder, same_as, setting
 
 
 @dataclass
@@ -34,7 +34,7 @@ class ShowConfig(Settings):
     candidates: int = setting(2000, "candidate rules scored for the histogram", check=at_least(1))
     scale: int = setting(SCALE, "pixels per cell", check=at_least(1))
     threads: int = same_as(GenerateConfig, "threads", help="generator threads (0 = all cores)")
-    out: str = setting("show", "output directory")
+    out: str = setting("show", "output directory", check=folder)
     nca: NCAConfig = same_as(GenerateConfig, "nca")
 
 

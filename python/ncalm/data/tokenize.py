@@ -77,13 +77,14 @@ class TokenizeConfig(Settings):
     workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0))
     chunk_bytes: int = setting(4 << 20, "text per work item and part file", check=at_least(1 << 10),
                                parse=parse_count)
-    progress: bool = setting(True, "progress bar on stderr", flags=("--progress", "--no-progress"))
+    # --help shows --no-progress: the bar is on by default (--progress, kept, says so again).
+    progress: bool = setting(True, "no progress bar on stderr (progress=false)", flags=("--no-progress", "--progress"))
 
     def require(self) -> None:
         """What a run needs beyond valid values (the defaults are empty so that --help can show them)."""
         if not self.source:
             raise SettingError("source", "no corpus given: pass --text FILE/DIR/GLOB or hf:NAME")
-        if not self.out:
+        if not self.out.strip():
             raise SettingError("out", "no output folder given: pass --out DIR")
 
 

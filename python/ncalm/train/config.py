@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from ncalm.data.config import DataConfig
 from ncalm.devices import DEVICE_HELP, device_setting
 from ncalm.lm.config import ModelSpec
-from ncalm.settings import (Settings, SettingError, at_least, canonical, in_range, merge, note_renamed, positive,
-                            setting, table)
+from ncalm.settings import (Settings, SettingError, at_least, canonical, folder, in_range, merge, note_renamed,
+                            positive, setting, table)
 
 PRECISIONS = ("auto", "bf16", "fp32")
 
@@ -55,7 +55,7 @@ class RunConfig(Settings):
     """How long, where and at what precision the stage runs, and what it records."""
 
     out_dir: str = setting("runs/run", "run directory (checkpoint.pt, metrics.jsonl, config.json)",
-                           flags=("--out",))
+                           check=folder, flags=("--out",))
     steps: int = setting(1000, "optimizer steps (unless tokens is set)", check=at_least(0), flags=("--steps",))
     tokens: int | None = setting(None, "token budget, e.g. 50M; set, it fixes the steps instead of steps "
                                        "(batch x accum x ranks x seq_len tokens per step); 0 or none: unset",

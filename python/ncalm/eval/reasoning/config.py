@@ -10,7 +10,7 @@ from pathlib import Path
 from ncalm.eval.config import CheckpointEval
 from ncalm.eval.reasoning.sandbox import Limits
 from ncalm.lm.config import SamplingConfig
-from ncalm.settings import Settings, SettingError, at_least, in_range, positive, same_as, setting
+from ncalm.settings import Settings, SettingError, at_least, folder, in_range, positive, same_as, setting
 from ncalm.train.config import RunConfig
 
 PAPER_MAX_K = 32  # the paper reports pass@k for k up to 32
@@ -76,7 +76,7 @@ class ReasoningConfig(Settings):
     device: str = same_as(CheckpointEval, "device")
     threads: int | None = same_as(RunConfig, "threads",
                                   help="torch CPU threads; unset: torch's choice (1 is faster on a busy machine)")
-    out: str | None = setting(None, "output directory; unset: runs/reasoning-TASK")
+    out: str | None = setting(None, "output directory; unset: runs/reasoning-TASK", check=folder)
     progress: bool = same_as(RunConfig, "progress")
     # gsm8k fine-tuning (paper: 10 epochs, lr 1e-5)
     finetune: bool = setting(False, "fine-tune on the GSM8K train split before evaluating")
