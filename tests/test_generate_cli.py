@@ -142,3 +142,22 @@ def test_resume_from_a_manifest_missing_a_key_names_the_manifest_and_key(tmp_pat
     assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 2
     err = capsys.readouterr().err.strip()
     assert str(out / "manifest.json") in err and "'seed'" in err and len(err.splitlines()) == 1
+
+
+def test_force_killed_while_deleting_leaves_no_complete_manifest(tmp_path, monkeypatch):
+    # The manifest was deleted last: a kill between the unlinks left "complete" beside missing shards.
+    from pathlib import Path
+
+    out = tmp_path / "nca"
+    assert main(["generate", "--out", str(out), *ARGS]) == 0
+    real, calls = Path.unlink, []
+
+    def killed_at_the_second(self, missing_ok=False):
+        calls.append(self.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", killed_at_the_second)
+    assert main(["generate", "--out", str(out), *ARGS, "--force"]) == 130
+    assert calls[0] == "manifest.json" and not (out / "manifest.json").exists()

@@ -274,3 +274,28 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
     for split in ("train", "val"):
         assert np.array_equal(np.fromfile(tmp_path / "tok" / f"{split}.bin", np.uint16),
                               np.fromfile(tmp_path / "fresh" / f"{split}.bin", np.uint16))
+
+
+def test_a_rewrite_killed_midway_leaves_no_old_description_beside_new_tokens(tmp_path, monkeypatch):
+    # The old meta.json and tokenizer.json (here byte's) once survived beside the new token files,
+    # and bin:DIR trained on the new ids as the old tokenizer's.
+    from ncalm.data.tokens import bin_meta
+
+    src = _corpus(tmp_path / "c")
+    tokenize(_cfg(tmp_path, src, tokenizer="byte", workers=1), echo=lambda s: None)
+    real = tk.replacing
+
+    def killed_after_train_bin(path, mode="w"):
+        if Path(path).name == "val.bin":
+            raise KeyboardInterrupt
+        return real(path, mode)
+
+    monkeypatch.setattr(tk, "replacing", killed_after_train_bin)
+    with pytest.raises(KeyboardInterrupt):
+        tokenize(_cfg(tmp_path, src, tokenizer="bpe", bpe_vocab=300, workers=1), echo=lambda s: None)
+    out = tmp_path / "tok"
+    assert not (out / "meta.json").exists() and not (out / "tokenizer.json").exists()
+    # A meta.json that does not describe the files beside it is refused where token files are read.
+    (out / "meta.json").write_text(json.dumps({"vocab_size": 257, "train": {"tokens": 3}}))
+    with pytest.raises(ValueError, match="describes 3 train tokens but train.bin holds"):
+        bin_meta(out)

@@ -100,7 +100,7 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
     if existing or manifest_path.exists():
         if not force:
             raise FileExistsError(f"{out} already holds NCA shards; pass --force to overwrite or --resume to continue")
-        for f in existing + [manifest_path]:
+        for f in [manifest_path] + existing:  # the manifest first: never "complete" beside missing shards
             f.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {**plan, "complete": False, "shards": [],

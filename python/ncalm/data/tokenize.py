@@ -444,6 +444,10 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         if not counts["train"]["parts"] or not counts["val"]["parts"]:
             empty = "training" if not counts["train"]["parts"] else "validation"
             raise ValueError(f"{cfg.source}: the split left no {empty} text; change val_percent ({cfg.val_percent:g})")
+        # An older tokenization's description goes first: killed while the token files are replaced, the
+        # folder must not pass for whole with the old tokenizer's meta.json and tokenizer.json beside new ids.
+        (out / META).unlink(missing_ok=True)
+        (out / "tokenizer.json").unlink(missing_ok=True)
         for split, c in counts.items():
             with replacing(out / f"{split}.bin", "wb") as f:
                 for p in c["parts"]:
