@@ -71,6 +71,26 @@ def test_a_writer_killed_with_9_blocks_nobody(tmp_path):
     assert main(["generate", "--out", str(out), *GENERATE]) == 0
 
 
+def test_a_writer_killed_with_9_blocks_nobody_while_its_forked_workers_live_on(tmp_path):
+    # A forked child (a DataLoader or tokenize worker) inherited the lock: the folder stayed locked,
+    # naming the dead pid, until the orphaned workers were found and killed.
+    out = tmp_path / "out"
+    code = ("import os, sys, time\nfrom ncalm.locks import exclusive\n"
+            f"with exclusive({str(out)!r}):\n"
+            "    child = os.fork()\n"
+            "    if child == 0:\n        time.sleep(600)\n        os._exit(0)\n"
+            "    print(child, flush=True)\n    time.sleep(600)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV)
+    worker = int(holder.stdout.readline())
+    try:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        with exclusive(out):  # free the moment its holder died, though the worker still runs
+            os.kill(worker, 0)
+    finally:
+        os.kill(worker, signal.SIGKILL)
+
+
 def test_two_generate_processes_at_once_one_is_refused(tmp_path):
     out = tmp_path / "nca"
     argv = [sys.executable, "-m", "ncalm", "generate", "--out", str(out), *GENERATE[:3], "4000", *GENERATE[4:]]

@@ -4,7 +4,8 @@
 in the folder for as long as a command writes there; a second writer is
 refused by name instead of racing the first over its temp files. The kernel
 drops the lock when its holder dies (also by kill -9), so a stale lock never
-blocks a resume. Holding it, the writer removes the temp files
+blocks a resume; forked children (DataLoader and tokenize workers) close
+their copies of it, which would otherwise hold it past the holder's death. Holding it, the writer removes the temp files
 (``.NAME.tmpPID``, see ncalm.atomic_json and ncalm.lm.checkpoint) of writers
 that are gone: a kill between writing and renaming leaves them behind,
 gigabytes for a paper-size checkpoint.
@@ -20,6 +21,17 @@ from typing import Iterator
 
 LOCK = ".ncalm-lock"
 _TEMP = re.compile(r"\..+\.tmp(\d+)")
+_HELD: set[int] = set()  # this process's lock descriptors
+
+
+def _close_held() -> None:
+    for fd in _HELD:
+        with suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held)
 
 
 class FolderBusy(OSError):
@@ -57,6 +69,7 @@ def exclusive(directory: str | os.PathLike) -> Iterator[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    _HELD.add(fd)
     held = False
     try:
         try:
@@ -78,4 +91,5 @@ def exclusive(directory: str | os.PathLike) -> Iterator[Path]:
                 path.unlink()  # still held: an opener of the old file sees another inode and is refused
                 if created:
                     directory.rmdir()
+        _HELD.discard(fd)
         os.close(fd)  # releases the lock
