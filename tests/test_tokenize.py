@@ -5,6 +5,9 @@ import importlib.util
 import json
 import os
 import pickle
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +277,25 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(tmp_path, monkeypatch):
     for split in ("train", "val"):
         assert np.array_equal(np.fromfile(tmp_path / "tok" / f"{split}.bin", np.uint16),
                               np.fromfile(tmp_path / "fresh" / f"{split}.bin", np.uint16))
+
+
+def _stuck(job):
+    """A chunk that takes a minute (module level: the pool pickles it)."""
+    time.sleep(60)
+
+
+def test_ctrl_c_with_workers_stops_them_instead_of_waiting(tmp_path, monkeypatch):
+    # Interrupted while the pool ran (or started), tokenize once waited on its workers, or hung for good.
+    if os.name != "posix":
+        pytest.skip("the stubbed chunk reaches the workers by fork")
+    src = _corpus(tmp_path / "c")
+    monkeypatch.setattr(tk, "_encode_chunk", _stuck)
+    threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+    t0 = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        tokenize(_cfg(tmp_path, src, tokenizer="byte", workers=2, chunk_bytes=1024), echo=lambda s: None)
+    assert time.perf_counter() - t0 < 30
+    assert not (tmp_path / "tok" / "meta.json").exists()
 
 
 def test_a_rewrite_killed_midway_leaves_no_old_description_beside_new_tokens(tmp_path, monkeypatch):

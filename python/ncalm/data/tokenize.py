@@ -26,6 +26,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -269,9 +270,13 @@ def _identity(path: Path, real_dirs: dict[Path, str]) -> tuple[str, int, int]:
 _WORKER: Encoder | None = None
 
 
-def _init_worker(kind: str, arg: str) -> None:
+def _init_worker(kind: str | None = None, arg: str | None = None) -> None:
+    """A pool worker: Ctrl-C is the parent's to handle (a worker interrupted inside the pool's queue left
+    the pool hanging), and a spawned worker builds its encoder (a forked one has the parent's)."""
     global _WORKER
-    _WORKER = Encoder(kind, arg)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if kind is not None:
+        _WORKER = Encoder(kind, arg)
 
 
 def _encode_chunk(job: tuple[str, list[tuple[str, bool]], str]) -> str:
@@ -404,7 +409,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             # and the wait below raises, where Pool would wait for the lost chunk forever.
             fork = os.name == "posix"
             pool = ProcessPoolExecutor(workers, multiprocessing.get_context("fork" if fork else "spawn"),
-                                       None if fork else _init_worker, () if fork else (kind, arg))
+                                       _init_worker, () if fork else (kind, arg))
         pending: deque = deque()  # (future, bytes): at most 2 per worker, so the corpus is never all in memory
         try:
             for split, pieces, n_bytes in _chunks(cfg, docs()):
@@ -433,6 +438,15 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         except BrokenProcessPool:
             raise OSError(f"{out}: a tokenizer worker process died (killed, or out of memory?); the finished "
                           "parts are kept: run the same command again to continue") from None
+        except KeyboardInterrupt:
+            # It may land inside the pool's own calls: stop the workers rather than wait on them (a part
+            # being written is renamed into place whole, or not at all).
+            if pool is not None:
+                for process in list(pool._processes.values()):
+                    process.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                pool = None
+            raise
         finally:
             bar.close()
             if pool is not None:  # the chunks being written finish (each is whole or absent), the rest are dropped
