@@ -144,3 +144,17 @@ def test_a_definition_saved_against_an_older_preset_resumes_when_its_points_are_
     moved["experiment"]["prepretrain"]["data"]["nca"]["colors"] = 5  # points unlike the runs: refused
     with pytest.raises(ValueError, match="colors"):
         save_definition(SweepConfig.from_dict(moved), out)
+
+
+def test_failed_points_are_one_line_naming_their_logs(tmp_path, capsys, monkeypatch):
+    # The sweep ended in a RuntimeError traceback.
+    import sys
+
+    import ncalm.experiment.sweep as sweep
+
+    monkeypatch.setattr(sweep, "point_command", lambda out, index: [sys.executable, "-c", "raise SystemExit(3)"])
+    out = tmp_path / "s"
+    assert main(["sweep", "--preset", "sweep-tiny", "--out", str(out), "--set", "jobs=2", "--points", "1..2",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"ncalm sweep: error: points 1, 2 failed: see {out}/point-NNN.log; rerun to continue them"

@@ -238,9 +238,9 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
 
     with ThreadPoolExecutor(jobs) as pool:  # threads that only wait for their child processes
         failed = [p.index for p, code in zip(chosen, pool.map(run_child, chosen)) if code]
-    if failed:
-        raise RuntimeError(f"points {', '.join(map(str, failed))} failed: see {out}/point-NNN.log; "
-                           f"rerun to continue them")
+    if failed:  # an OSError: the command says it in one line, as other failures of the outside world
+        raise ChildProcessError(f"points {', '.join(map(str, failed))} failed: see {out}/point-NNN.log; "
+                                f"rerun to continue them")
 
 
 # --- the report ----------------------------------------------------------------------------------
