@@ -43,7 +43,8 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(tmp_path):
     assert steps == list(range(1, 9))  # the interrupted run's records are not duplicated
 
 
-def test_ctrl_c_mid_step_leaves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; kill or a scheduler's pre-emption
+def test_ctrl_c_mid_step_leaves_a_checkpoint_that_resumes_exactly(tmp_path, monkeypatch, sig):
     from ncalm.train import trainer
 
     real = trainer.make_loader
@@ -52,7 +53,7 @@ def test_ctrl_c_mid_step_leaves_a_checkpoint_that_resumes_exactly(tmp_path, monk
         def batches():
             for n, batch in enumerate(real(*a, **k)):
                 if n == 4:  # the first micro-batch of step 3 (two per step)
-                    os.kill(os.getpid(), signal.SIGINT)
+                    os.kill(os.getpid(), sig)
                 yield batch
         return batches()
 

@@ -1,8 +1,9 @@
-"""Ctrl-C during training, deferred to the end of the optimizer step.
+"""Ctrl-C (or SIGTERM: a plain kill, a scheduler's pre-emption) during training, deferred to the end of
+the optimizer step.
 
 At a step boundary the model, optimizer, RNG and data position are exactly
 those of an uninterrupted run, so a checkpoint written there resumes it bit
-for bit; one written mid-step (or mid-update) would not. A second Ctrl-C
+for bit; one written mid-step (or mid-update) would not. A second signal
 stops at once, for a step that takes too long.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 
 
 class DeferredInterrupt:
-    """Context manager; ``requested`` turns true at the first SIGINT.
+    """Context manager; ``requested`` turns true at the first SIGINT or SIGTERM.
 
     Active only where the trainer can act on it alone: the main thread of a
     single process without DataLoader workers (workers die on the terminal's
@@ -30,9 +31,10 @@ class DeferredInterrupt:
 
     def __enter__(self) -> "DeferredInterrupt":
         if self.enabled:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)}
         return self
 
     def __exit__(self, *exc) -> None:
         if self.enabled:
-            signal.signal(signal.SIGINT, self._previous)
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
