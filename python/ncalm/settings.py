@@ -309,8 +309,14 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     if not isinstance(d, dict):
         return d
     hints = typing.get_type_hints(cls)
-    return {k: canonical(hints[k], v, _dotted(prefix, k)) if k in hints and _is_table(hints[k]) else v
-            for k, v in renamed(cls, d, given, prefix).items()}
+    out = {}
+    for k, v in renamed(cls, d, given, prefix).items():
+        if k in hints and _is_table(hints[k]):
+            v = canonical(hints[k], v, _dotted(prefix, k))
+            if not isinstance(v, dict):  # named now: merged with a later layer's table, it would vanish
+                raise SettingError(_dotted(prefix, k), f"must be a table of settings, got {v!r}")
+        out[k] = v
+    return out
 
 
 def _dotted(prefix: str, key: str) -> str:
@@ -368,16 +374,12 @@ def nested(key: str, value: Any) -> dict:
     return value
 
 
-def merge(base: dict, over: dict, keep_values: bool = False) -> dict:
-    """``over`` applied onto ``base``; nested tables merge key by key. With ``keep_values`` a table
-    does not replace a plain value (resolve's layers: there it stands where a table goes, and the
-    tree's check names it)."""
+def merge(base: dict, over: dict) -> dict:
+    """``over`` applied onto ``base``; nested tables merge key by key."""
     out = copy.deepcopy(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value, keep_values)
-        elif keep_values and isinstance(value, dict) and out.get(key) is not None:
-            continue
+            out[key] = merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -557,5 +559,5 @@ def resolve(cls: type, base: dict, config: str | None = None, assignments: list[
     layers = [base, load_toml(config) if config else {}, *map(parse_assignment, assignments), flags or {}]
     d: dict = {}
     for layer in layers:
-        d = merge(d, canonical(cls, layer), keep_values=True)  # shorthands are tables by now
+        d = merge(d, canonical(cls, layer))
     return cls.from_dict(d)
