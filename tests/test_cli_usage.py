@@ -65,10 +65,13 @@ def test_a_run_directory_holding_a_checkpoint_needs_resume_or_force(tmp_path, ca
     assert main(["prepretrain", "--out", str(out), *TINY, "--force", "--resume"]) == 2
     assert "--resume continues the run in --out and --force replaces it" in capsys.readouterr().err
     # --init of the very checkpoint --out holds: neither flag may replace it.
-    for flag in ([], ["--force"]):
-        assert main(["pretrain", "--init", str(out / "checkpoint.pt"), "--out", str(out), "--steps", "1", *flag]) == 2
-        assert "is the checkpoint this run would overwrite" in capsys.readouterr().err
-    assert (out / "checkpoint.pt").exists()
+    # Nor its best.pt, which a fresh start removes.
+    (out / "best.pt").write_bytes(checkpoint)
+    for name in ("checkpoint.pt", "best.pt"):
+        for flag in ([], ["--force"]):
+            assert main(["pretrain", "--init", str(out / name), "--out", str(out), "--steps", "1", *flag]) == 2
+            assert "is a checkpoint this run would overwrite" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").exists() and (out / "best.pt").exists()
 
 
 def _train_config(*argv):

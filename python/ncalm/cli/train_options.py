@@ -35,12 +35,13 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
 
 def check_out_dir(cfg: StageConfig, force: bool) -> None:
     """Refuse to start over silently on top of a run: its checkpoint and metrics would be overwritten."""
-    from ncalm.train.config import CHECKPOINT
+    from ncalm.train.config import BEST, CHECKPOINT
 
     run, init = cfg.run, cfg.model.init
     ckpt = Path(run.out_dir) / CHECKPOINT
-    if init and not run.resume and ckpt.exists() and ckpt.resolve() == Path(init).resolve():
-        raise FileExistsError(f"--init {init} is the checkpoint this run would overwrite in --out "
+    replaced = [Path(run.out_dir) / name for name in (CHECKPOINT, BEST)]  # by a new run in --out
+    if init and not run.resume and any(p.exists() and p.resolve() == Path(init).resolve() for p in replaced):
+        raise FileExistsError(f"--init {init} is a checkpoint this run would overwrite in --out "
                               f"{run.out_dir}; give the new stage another --out")
     if ckpt.exists() and not (run.resume or force):
         raise FileExistsError(f"--out {run.out_dir} already holds a run ({ckpt}): pass --resume to continue it, "
