@@ -65,8 +65,8 @@ def _vocab(data) -> int | None:
 
 
 def _param_count(n: int) -> str:
-    """1.61B, or below 10M in millions (0.14M), where two decimals of billions read as nothing."""
-    return f"{n / 1e9:.2f}B" if n >= 10**7 else f"{n / 1e6:.2f}M"
+    """1.61B, or below a billion in millions (85.00M, 0.14M)."""
+    return f"{n / 1e9:.2f}B" if n >= 10**9 else f"{n / 1e6:.2f}M"
 
 
 def parameter_summary(cfg) -> str:
