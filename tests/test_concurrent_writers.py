@@ -77,9 +77,9 @@ def test_a_writer_killed_with_9_blocks_nobody_while_its_forked_workers_live_on(t
     out = tmp_path / "out"
     code = ("import os, sys, time\nfrom ncalm.locks import exclusive\n"
             f"with exclusive({str(out)!r}):\n"
-            "    child = os.fork()\n"
-            "    if child == 0:\n        time.sleep(600)\n        os._exit(0)\n"
-            "    print(child, flush=True)\n    time.sleep(600)\n")
+            "    if os.fork() == 0:  # the child runs Python code only after its fork hooks\n"
+            "        print(os.getpid(), flush=True)\n        time.sleep(600)\n        os._exit(0)\n"
+            "    time.sleep(600)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=ENV)
     worker = int(holder.stdout.readline())
     try:

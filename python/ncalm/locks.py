@@ -5,7 +5,8 @@ in the folder for as long as a command writes there; a second writer is
 refused by name instead of racing the first over its temp files. The kernel
 drops the lock when its holder dies (also by kill -9), so a stale lock never
 blocks a resume; forked children (DataLoader and tokenize workers) close
-their copies of it, which would otherwise hold it past the holder's death. Holding it, the writer removes the temp files
+their copies of it, which would otherwise hold it past the holder's
+death. Holding it, the writer removes the temp files
 (``.NAME.tmpPID``, see ncalm.atomic_json and ncalm.lm.checkpoint) of writers
 that are gone: a kill between writing and renaming leaves them behind,
 gigabytes for a paper-size checkpoint.

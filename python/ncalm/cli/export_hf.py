@@ -24,6 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.lm.hf import CONFIG, export_hf
     from ncalm.train.config import CHECKPOINT, METRICS
 
+    if not args.out.strip():
+        raise ValueError("out: must name a folder, got an empty name")
     out = Path(args.out)
     if (out / CHECKPOINT).exists() or (out / METRICS).exists():  # its config.json is the run's settings
         raise FileExistsError(f"{out} is a training run's folder: export to a folder of its own (--force "

@@ -442,8 +442,11 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             # It may land inside the pool's own calls: stop the workers rather than wait on them (a part
             # being written is renamed into place whole, or not at all).
             if pool is not None:
-                for process in list(pool._processes.values()):
-                    process.terminate()
+                if hasattr(pool, "terminate_workers"):  # Python 3.14
+                    pool.terminate_workers()
+                else:
+                    for process in list(pool._processes.values()):
+                        process.terminate()
                 pool.shutdown(wait=False, cancel_futures=True)
                 pool = None
             raise

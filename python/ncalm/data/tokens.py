@@ -155,7 +155,9 @@ def bin_meta(root: Path) -> tuple[int | None, np.dtype]:
     if dtype not in ("uint16", "uint32"):
         raise ValueError(f"{meta}: dtype must be uint16 or uint32, got {dtype!r}")
     for split in ("train", "val"):  # ncalm tokenize's counts: the files must be the ones it describes
-        n, path = (d.get(split) or {}).get("tokens"), root / f"{split}.bin"
+        record = d.get(split)
+        n = record.get("tokens") if isinstance(record, dict) else None
+        path = root / f"{split}.bin"
         if isinstance(n, int) and path.is_file() and path.stat().st_size != n * np.dtype(dtype).itemsize:
             raise ValueError(f"{meta} describes {n:,} {split} tokens but {path.name} holds "
                              f"{path.stat().st_size // np.dtype(dtype).itemsize:,}: not the files it was written "

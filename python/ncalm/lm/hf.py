@@ -159,8 +159,8 @@ def read_hf(folder: str | os.PathLike) -> dict:
     config = json.loads((folder / CONFIG).read_text())
     runs = sorted(folder.glob("*.pt"))
     if "model_type" not in config and runs:  # its config.json is a training run's settings
-        raise CheckpointError(f"{folder} is a training run's folder, not a Hugging Face model: pass its "
-                              f"checkpoint file, e.g. {runs[0]}")
+        raise CheckpointError(f"{folder} is a training run's folder, not a Hugging Face model: pass one of "
+                              f"its checkpoint files ({', '.join(p.name for p in runs)})")
     cfg = model_config_from_hf(config, str(folder))
     model: dict[str, torch.Tensor] = {}
     for file in _weight_files(folder):

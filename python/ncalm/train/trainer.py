@@ -272,9 +272,10 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
         print(f"warning: {planned:,} training tokens read the {n:,} tokens of "
               f"{cfg.data.text.source!r} {planned / n:.1f} times: the corpus repeats", file=sys.stderr)
     if resume_state is not None and step > total:
-        key = "run.tokens" if cfg.run.tokens else "run.steps"
+        key, unit = ("run.tokens", "tokens") if cfg.run.tokens else ("run.steps", "steps")
         raise ValueError(f"{key}: the checkpoint in {out} is at step {step}, past the {total} steps asked for; "
-                         f"ask for at least {step} steps to resume, or start over with --force")
+                         f"ask for at least {step * tokens_per_step if cfg.run.tokens else step} {unit} to resume, "
+                         "or start over with --force")
     if resume_state is not None and resume_state["total_steps"] != total and d.is_main:
         # Allowed (training a finished run longer is a real use), but the cosine is stretched mid-run.
         print(f"warning: resuming with {total} steps instead of {resume_state['total_steps']}: the learning-rate "
