@@ -164,3 +164,5 @@ def test_a_plain_value_where_a_table_goes_is_named_whatever_comes_after_it():
     # A later layer's table (here the flags' optim.warmup_steps) once replaced it silently.
     with pytest.raises(SettingError, match="^optim: must be a table of settings, got 3"):
         resolve(StageConfig, {}, None, ["optim=3"], {"optim": {"warmup_steps": 1}})
+    with pytest.raises(SettingError, match="^run.out_dir: must be a string"):  # and a table for a plain value
+        resolve(StageConfig, {}, None, ["run.out_dir=x", "run.out_dir={y=1}"])
