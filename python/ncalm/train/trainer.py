@@ -207,7 +207,7 @@ def train(cfg: StageConfig, resume_hint: str = "rerun with --resume to continue"
 
 def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contextlib.ExitStack) -> dict:
     out = Path(cfg.run.out_dir)
-    ckpt_path = out / CHECKPOINT
+    ckpt_path, best_path = out / CHECKPOINT, out / BEST
     resume_state = None
     if cfg.run.resume:
         if not ckpt_path.exists():
@@ -295,7 +295,7 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             # A fresh start (--force) replaces config and metrics now; a stale checkpoint (or best.pt,
             # kept or not this time) beside them would pair the old weights with the new run's files.
             ckpt_path.unlink(missing_ok=True)
-            (out / BEST).unlink(missing_ok=True)
+            best_path.unlink(missing_ok=True)
         write_json(out / "config.json", cfg.to_dict())
         if tokenizer is not None:
             tokenizer.save(out)
@@ -304,11 +304,9 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     held.callback(metrics.close)
     val = source.val_batches(cfg.optim.batch_size, cfg.data.val_sequences) if d.is_main else None
     last = {key: (resume_state or {}).get(key) for key in ("train_loss", "val_loss", "best_val_loss")}
-    best_path = out / BEST
-    if d.is_main and cfg.run.keep_best and best_path.exists():
-        # A best.pt past the checkpoint resumed from (or of a run started over) is not of this history.
-        kept = load_checkpoint(best_path, skip=("model",)) if resume_state is not None else {}
-        if resume_state is None or kept.get("step", step + 1) > step:
+    if d.is_main and resume_state is not None and cfg.run.keep_best and best_path.exists():
+        # A best.pt past the checkpoint resumed from is not of this history (a fresh start removed its own).
+        if load_checkpoint(best_path, skip=("model",)).get("step", step + 1) > step:
             best_path.unlink()
             last["best_val_loss"] = None
 
