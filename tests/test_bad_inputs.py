@@ -125,3 +125,10 @@ def test_an_empty_output_folder_is_refused_not_the_current_one(argv, tmp_path, m
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and ("must name a folder, got" in err or "no output folder given" in err)
     assert not list(tmp_path.iterdir())
+
+
+def test_export_hf_refuses_an_empty_output_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["export-hf", "missing.pt", " "]) == 2
+    assert capsys.readouterr().err.strip() == "ncalm export-hf: error: out: must name a folder, got ' '"
+    assert not list(tmp_path.iterdir())

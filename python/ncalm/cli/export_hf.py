@@ -22,10 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ncalm.lm.checkpoint import load_model
     from ncalm.lm.hf import CONFIG, export_hf
+    from ncalm.settings import folder
     from ncalm.train.config import CHECKPOINT, METRICS
 
-    if not args.out.strip():
-        raise ValueError("out: must name a folder, got an empty name")
+    if folder(args.out):  # the check every command's output folder has
+        raise ValueError(f"out: {folder(args.out)}, got {args.out!r}")
     out = Path(args.out)
     if (out / CHECKPOINT).exists() or (out / METRICS).exists():  # its config.json is the run's settings
         raise FileExistsError(f"{out} is a training run's folder: export to a folder of its own (--force "
