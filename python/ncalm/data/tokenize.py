@@ -43,7 +43,7 @@ from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
-from ncalm.lm.tokenizer import EOS_TEXT, BPETokenizer, ByteTokenizer, tokenizer_from_dict
+from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
 from ncalm.settings import Settings, SettingError, at_least, parse_count, same_as, setting
 
 META = "meta.json"
@@ -136,7 +136,7 @@ def data_gym_hf_json(root: Path) -> str:
 def hf_tokenizer_json(spec: str) -> str:
     """The text of the tokenizer.json that ``hf:PATH`` names (a file, or a folder holding one)."""
     path = Path(spec[3:]).expanduser()
-    path = path / "tokenizer.json" if path.is_dir() else path
+    path = path / TOKENIZER_FILE if path.is_dir() else path
     if not path.is_file():
         raise SettingError("tokenizer", f"{spec}: no tokenizer.json at {path}")
     return path.read_text(encoding="utf-8")
@@ -464,7 +464,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         # An older tokenization's description goes first: killed while the token files are replaced, the
         # folder must not pass for whole with the old tokenizer's meta.json and tokenizer.json beside new ids.
         (out / META).unlink(missing_ok=True)
-        (out / "tokenizer.json").unlink(missing_ok=True)
+        (out / TOKENIZER_FILE).unlink(missing_ok=True)
         for split, c in counts.items():
             with replacing(out / f"{split}.bin", "wb") as f:
                 for p in c["parts"]:
@@ -472,7 +472,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
                         shutil.copyfileobj(part, f, 1 << 24)
             n_tokens = (out / f"{split}.bin").stat().st_size // np.dtype(dtype).itemsize
             record[split] = {"tokens": n_tokens, "bytes": c["bytes"], "documents": c["documents"]}
-        write_text(out / "tokenizer.json", hf_json)
+        write_text(out / TOKENIZER_FILE, hf_json)
         write_json(out / META, record)  # last: the folder is whole once this exists
         shutil.rmtree(parts)
         seconds = time.perf_counter() - t0

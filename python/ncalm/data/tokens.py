@@ -17,6 +17,7 @@ from ncalm.data.cache import cached_tokens
 from ncalm.data.config import DataConfig, TextConfig
 from ncalm.data.corpus import local_files
 from ncalm.data.sharding import chunks, shifted_pairs
+from ncalm.data.tokenize import META
 from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
 
 
@@ -128,7 +129,7 @@ def bin_validation(spec: str, vocab_size: int):
 
 def bin_val_bytes(spec: str) -> int | None:
     """UTF-8 bytes of the text behind val.bin, as ``ncalm tokenize`` stored them in meta.json (None: unknown)."""
-    meta = _bin_files(spec)[0] / "meta.json"
+    meta = _bin_files(spec)[0] / META
     try:
         n = read_json(meta)["val"]["bytes"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -138,7 +139,7 @@ def bin_val_bytes(spec: str) -> int | None:
 
 def bin_meta(root: Path) -> tuple[int | None, np.dtype]:
     """(vocabulary or None, token dtype) from ``meta.json`` (ncalm tokenize's) or nanoGPT's ``meta.pkl``."""
-    meta, pkl = root / "meta.json", root / "meta.pkl"
+    meta, pkl = root / META, root / "meta.pkl"
     if meta.is_file():
         d = read_json(meta)
     elif pkl.is_file():
@@ -209,7 +210,7 @@ def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: i
     if tokenizer is not None and made.to_dict() != tokenizer.to_dict():  # cached_tokens chose by it: never expected
         raise ValueError(f"data.text.tokenizer: the token cache {folder} holds another tokenizer than the run's; "
                          f"delete that folder to tokenize again")
-    meta = read_json(folder / "meta.json")
+    meta = read_json(folder / META)
     # The identity the in-memory path gave (a resume compares it); where the cache lives is no part of it.
     info = {"data": text.source, "tokenizer": made.kind,
             "train_documents": meta["train"]["documents"], "val_documents": meta["val"]["documents"],
