@@ -11,6 +11,12 @@ from ncalm.settings import Settings, SettingError, at_least, in_range, parse_cou
 from ncalm.train.config import RunConfig
 
 
+def require_checkpoint(checkpoint: str | None) -> None:
+    """The one setting every command that evaluates a checkpoint cannot do without."""
+    if checkpoint is None:
+        raise SettingError("checkpoint", "required: the checkpoint to evaluate (--checkpoint PATH)")
+
+
 @dataclass
 class CheckpointEval(Settings):
     """The settings of a mode that evaluates one checkpoint (bpb, icl)."""
@@ -24,8 +30,7 @@ class CheckpointEval(Settings):
     json: str | None = setting(None, "also write the result to this JSON file")
 
     def validate(self) -> None:
-        if self.checkpoint is None:
-            raise SettingError("checkpoint", "required: the checkpoint to evaluate (--checkpoint PATH)")
+        require_checkpoint(self.checkpoint)
 
 
 @dataclass

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ncalm.eval.config import CheckpointEval
+from ncalm.eval.config import CheckpointEval, require_checkpoint
 from ncalm.eval.reasoning.sandbox import Limits
 from ncalm.lm.config import SamplingConfig
 from ncalm.settings import Settings, SettingError, at_least, folder, in_range, positive, same_as, setting
@@ -104,8 +104,7 @@ class ReasoningConfig(Settings):
         self.n_samples = n if self.n_samples is None else self.n_samples
         self.temperature = temperature if self.temperature is None else self.temperature
         self.top_p = top_p if self.top_p is None else self.top_p
-        if self.checkpoint is None:
-            raise SettingError("checkpoint", "required: the checkpoint to evaluate (--checkpoint PATH)")
+        require_checkpoint(self.checkpoint)
         if self.temperature == 0 and self.n_samples > 1:
             raise SettingError("n_samples", f"{self.n_samples} with temperature 0: greedy samples are identical; "
                                             "use --n-samples 1 or a temperature > 0")
