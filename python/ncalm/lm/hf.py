@@ -157,8 +157,7 @@ def read_hf(folder: str | os.PathLike) -> dict:
     if not (folder / CONFIG).is_file():
         raise CheckpointError(f"{folder} is a folder without {CONFIG}: not a Hugging Face model")
     config = json.loads((folder / CONFIG).read_text())
-    runs = sorted(folder.glob("*.pt"))
-    if "model_type" not in config and runs:  # its config.json is a training run's settings
+    if "model_type" not in config and (runs := sorted(folder.glob("*.pt"))):  # a training run's settings
         raise CheckpointError(f"{folder} is a training run's folder, not a Hugging Face model: pass one of "
                               f"its checkpoint files ({', '.join(p.name for p in runs)})")
     cfg = model_config_from_hf(config, str(folder))
