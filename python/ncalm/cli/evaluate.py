@@ -13,7 +13,7 @@ from ncalm.data.config import TextConfig
 from ncalm.eval.config import BpbConfig, IclConfig, SpeedupConfig
 from ncalm.settings import SettingError, quietly
 
-DEFAULT_MAX_VAL_BYTES = TextConfig().max_val_bytes  # the trainer's default, declared once there
+DEFAULT_MAX_VAL_BYTES = TextConfig.max_val_bytes  # the trainer's default, declared once there
 
 # mode: (its settings, whose docstring says what each number means; one-line help; an example of --set)
 MODES = {"bpb": (BpbConfig, "perplexity and bits per byte on held-out text", "seq_len=512"),
