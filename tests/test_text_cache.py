@@ -14,7 +14,7 @@ import torch
 from ncalm.data import cache, tokenize as tk
 from ncalm.data.config import DataConfig, TextConfig
 from ncalm.data.corpus import documents, validation_documents
-from ncalm.data.tokens import encode_documents, language_source
+from ncalm.data.tokens import FILES, encode_documents, files_digest, language_source
 from ncalm.eval.bpb import evaluate_lm, evaluate_text
 from ncalm.lm.model import LlamaLM, model_config
 from ncalm.lm.tokenizer import BPETokenizer, ByteTokenizer
@@ -51,11 +51,12 @@ def test_cached_tokens_are_the_in_memory_encoding(tmp_path, small_chunks, kind, 
     assert np.array_equal(source.train, encode_documents(train, ref_tok))
     assert np.array_equal(source.val, encode_documents(val, ref_tok))
     assert isinstance(source.train, np.memmap)
-    # The run's data identity is what the in-memory path gave: resumes of runs before the cache still match.
+    # The run's data identity is what the in-memory path gave: resumes of runs before the cache still match
+    # (they may differ in the files' stamps, which evaluation compares and a resume does not).
     assert source.describe() == {"kind": "text", "seq_len": 16, "seed": 0, "train_tokens": len(source.train),
                                  "val_tokens": len(source.val), "data": str(src), "tokenizer": kind,
                                  "train_documents": len(train), "val_documents": len(val), "val_percent": 10,
-                                 "max_bytes": 12_000}
+                                 "max_bytes": 12_000, FILES: files_digest(str(src))}
 
 
 def _text(src, **kw) -> DataConfig:

@@ -238,23 +238,29 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
 
 
 def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = None) -> str:
-    """What the token files depend on: the sources (paths, sizes, mtimes), the settings and ``extra``."""
-    if cfg.source.startswith("hf:"):
-        target = Path(cfg.source[3:]).expanduser()
-        sources = [(str(p), p.stat().st_size, p.stat().st_mtime_ns)
-                   for p in sorted(target.rglob("*") if target.is_dir() else [target]) if p.is_file()] \
-            if target.exists() else [cfg.source]
-    else:
-        real_dirs: dict[Path, str] = {}
-        sources = [_identity(p, real_dirs) for _, p in _files(cfg.source)]
+    """What the token files depend on: the sources (:func:`source_stamps`), the settings and ``extra``."""
     settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")} | (extra or {})
-    blob = json.dumps({"sources": sources, "settings": settings, "tokenizer": tokenizer_id}, sort_keys=True)
+    blob = json.dumps({"sources": source_stamps(cfg.source), "settings": settings, "tokenizer": tokenizer_id},
+                      sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _identity(path: Path, real_dirs: dict[Path, str]) -> tuple[str, int, int]:
+def source_stamps(source: str) -> list:
+    """What names a corpus's files without reading them: (real path, size, mtime) of each (a hub dataset: its
+    name). A changed, replaced or touched file changes them."""
+    if source.startswith("hf:"):
+        target = Path(source[3:]).expanduser()
+        return [(str(p), p.stat().st_size, p.stat().st_mtime_ns)
+                for p in sorted(target.rglob("*") if target.is_dir() else [target]) if p.is_file()] \
+            if target.exists() else [source]
+    real_dirs: dict[Path, str] = {}
+    return [file_stamp(p, real_dirs) for _, p in _files(source)]
+
+
+def file_stamp(path: Path, real_dirs: dict[Path, str] | None = None) -> tuple[str, int, int]:
     """(real path, size, mtime) of a file: Path.resolve's string, with each folder resolved once into
     ``real_dirs`` (every start fingerprints its corpus: resolving each standard-library file took 0.2 s)."""
+    real_dirs = {} if real_dirs is None else real_dirs
     if path.is_symlink():
         real = str(path.resolve())
     else:

@@ -8,6 +8,8 @@ array, in order.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from ncalm.data.cache import cached_tokens
 from ncalm.data.config import DataConfig, TextConfig
 from ncalm.data.corpus import local_files
 from ncalm.data.sharding import chunks, shifted_pairs
-from ncalm.data.tokenize import META
+from ncalm.data.tokenize import META, file_stamp, source_stamps
 from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
 
 
@@ -118,7 +120,20 @@ def bin_source(spec: str, seq_len: int, seed: int, vocab_size: int | None, info:
         raise ValueError(f"{root}: the vocabulary of its token files is unknown (no meta.json, meta.pkl or "
                          f"tokenizer.json): set data.text.vocab_size, or make the folder with `ncalm tokenize`")
     train, val = _checked_tokens(train_path, vocab_size, dtype), _checked_tokens(val_path, vocab_size, dtype)
-    return TokenSource(train, val, vocab_size, seq_len, seed, info or {"data": f"bin:{root}"}), tokenizer
+    info = info or {"data": f"bin:{root}", FILES: files_digest(spec)}
+    return TokenSource(train, val, vocab_size, seq_len, seed, info), tokenizer
+
+
+FILES = "files"  # the key of files_digest in a source's describe(), and so in a checkpoint's spec["data"]
+
+
+def files_digest(spec: str) -> str:
+    """A digest of the files behind ``spec`` (a corpus, or train.bin and val.bin) by their real paths, sizes
+    and mtimes (:func:`~ncalm.data.tokenize.source_stamps`, what the token cache is keyed by), nothing read.
+
+    Each run records it, so that evaluation notices data changed or replaced since training."""
+    stamps = [file_stamp(p) for p in _bin_files(spec)[1:]] if is_bin_spec(spec) else source_stamps(spec)
+    return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
 
 
 def bin_validation(spec: str, vocab_size: int):
@@ -211,9 +226,10 @@ def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: i
         raise ValueError(f"data.text.tokenizer: the token cache {folder} holds another tokenizer than the run's; "
                          f"delete that folder to tokenize again")
     meta = read_json(folder / META)
-    # The identity the in-memory path gave (a resume compares it); where the cache lives is no part of it.
+    # The identity the in-memory path gave (a resume compares it), with the files' stamps (evaluation
+    # compares them); where the cache lives is no part of it.
     info = {"data": text.source, "tokenizer": made.kind,
             "train_documents": meta["train"]["documents"], "val_documents": meta["val"]["documents"],
-            "val_percent": text.val_percent, "max_bytes": text.max_bytes}
+            "val_percent": text.val_percent, "max_bytes": text.max_bytes, FILES: files_digest(text.source)}
     source, _ = bin_source(str(folder), seq_len, seed, None, info, made)
     return source, tokenizer or made

@@ -27,7 +27,7 @@ from ncalm.lm.checkpoint import load_checkpoint, load_state_strict, load_weights
 from ncalm.data.sharding import Prefetcher, device_batches, make_loader, pins_memory
 from ncalm.data.stats import unigram_entropy
 from ncalm.data.tokenize import named_tokenizer
-from ncalm.data.tokens import is_bin_spec
+from ncalm.data.tokens import FILES, is_bin_spec
 import ncalm
 from ncalm.lm.model import LlamaLM, ModelConfig, model_config
 from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
@@ -95,13 +95,15 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
 
 # What may differ between a run and its resume: how long it runs, where and how fast, and what it
 # records; everything else (model, data, optimizer, precision, world size) must match the checkpoint.
-# Precision is compared as resolved (the spec's "precision"): auto is fp32 on the CPU.
+# Precision is compared as resolved (the spec's "precision"): auto is fp32 on the CPU. The data's file
+# stamps are for evaluation, which reads no training data: a resume reads it again and compares its
+# token and document counts, so a touched or copied corpus (new stamps, same text) still resumes.
 MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir", "config.run.steps",
               "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
               "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
               "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
               "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device",
-              "config.data.text.cache")
+              "config.data.text.cache", f"data.{FILES}")
 
 
 def _saved_spec(state: dict) -> dict:
