@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,7 @@ def test_eval_bpb_on_the_checkpoints_validation_split(tmp_path, capsys):
     want = evaluate_lm(model, tok, val, seq_len=64)
     assert got["bits_per_byte"] == pytest.approx(want.bits_per_byte) and got["bytes"] == want.bytes
     assert "bits/byte" in capsys.readouterr().out
+    assert got["same_data_as_training"] is None  # a checkpoint that recorded no data identity: nothing to compare
 
 
 def test_eval_icl_reports_model_and_baseline_per_band(tmp_path):
@@ -296,3 +298,89 @@ def test_icl_bands_read_alike_from_flags_set_and_toml():
     assert resolve(IclConfig, base, assignments=['bands=["none", [0.1, 0.2]]']).bands == want
     assert resolve(IclConfig, base, assignments=["bands=0.1,0.2"]).bands == [(0.1, 0.2)]
     assert IclConfig(checkpoint="x.pt").bands == [(0.0, 0.3), (0.3, 0.5)]
+
+
+# --- the data a checkpoint was trained on, changed since ------------------------------------------
+
+TINY_RUN = ["--seq-len", "16", "--batch-size", "4", "--set", "run.tokens=256", "--set", "run.eval_every=0",
+            "--set", "run.progress=false", "--set", "data.val_sequences=1"]
+
+
+def _text(i: int) -> str:
+    return "".join(f"line {j} of version {i}: d\u00e9j\u00e0 vu\n" for j in range(60 + 20 * i))
+
+
+def _bpb(capsys, *argv) -> tuple[int, dict | None, str]:
+    """(exit code, the JSON result or None, stderr) of `ncalm eval bpb` on run/checkpoint.pt."""
+    rc = main(["eval", "bpb", "--checkpoint", "run/checkpoint.pt", "--no-progress", "--json", "r.json", *argv])
+    got = json.loads(Path("r.json").read_text()) if rc == 0 else None
+    Path("r.json").unlink(missing_ok=True)
+    return rc, got, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change", ["edit", "replace", "move"])
+def test_eval_bpb_refuses_a_corpus_changed_since_training(tmp_path, monkeypatch, capsys, change):
+    monkeypatch.chdir(tmp_path)
+    open("corpus.txt", "w").write(_text(0))
+    assert main(["pretrain", "--text", "corpus.txt", "--out", "run", *TINY_RUN]) == 0
+    rc, same, _ = _bpb(capsys)
+    assert rc == 0 and same["same_data_as_training"] is True and same["data_path"] == str(tmp_path / "corpus.txt")
+    if change == "edit":  # more text, same file
+        open("corpus.txt", "a").write(_text(1))
+    elif change == "replace":  # another corpus renamed over it
+        open("new.txt", "w").write(_text(1))
+        (tmp_path / "new.txt").replace("corpus.txt")
+    else:  # the same relative name, from another working directory
+        (tmp_path / "elsewhere").mkdir()
+        (tmp_path / "elsewhere" / "corpus.txt").write_text(_text(1))
+        (tmp_path / "run").rename(tmp_path / "elsewhere" / "run")
+        monkeypatch.chdir(tmp_path / "elsewhere")
+    rc, _, err = _bpb(capsys)
+    real = tmp_path / ("elsewhere" if change == "move" else "") / "corpus.txt"
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"data: corpus.txt ({real}) changed since training" in err and "pass --data corpus.txt" in err
+    # Named explicitly, it is the user's choice: evaluated as it is now, and the result says which data.
+    rc, got, err = _bpb(capsys, "--data", "corpus.txt")
+    assert rc == 0 and "changed since run/checkpoint.pt was trained on it" in err
+    assert got["same_data_as_training"] is False and got["data_path"] == str(real)
+    assert got["data_files"] != same["data_files"] and got["bytes"] != same["bytes"]
+    model, tok, _ = load_model("run/checkpoint.pt")
+    val = documents("corpus.txt", got["val_percent"], max_val_bytes=got["max_bytes"])[1]
+    assert got["bits_per_byte"] == pytest.approx(evaluate_lm(model, tok, val, seq_len=16).bits_per_byte)
+
+
+def test_eval_bpb_on_another_corpus_says_it_is_not_the_training_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    open("corpus.txt", "w").write(_text(0))
+    open("other.txt", "w").write(_text(1))
+    assert main(["pretrain", "--text", "corpus.txt", "--out", "run", *TINY_RUN]) == 0
+    rc, got, err = _bpb(capsys, "--data", "other.txt")
+    assert rc == 0 and "changed since" not in err  # not the corpus it was trained on: nothing changed
+    assert got["same_data_as_training"] is False and got["data_path"] == str(tmp_path / "other.txt")
+    rc, got, _ = _bpb(capsys, "--data", str(tmp_path / "corpus.txt"))  # its own corpus, spelled otherwise
+    assert rc == 0 and got["same_data_as_training"] is True
+
+
+def test_eval_bpb_refuses_token_files_changed_since_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    docs = [_text(0), _text(1), *SHARD_DOCS]
+    _shards(tmp_path / "shards", docs, ByteTokenizer())
+    assert main(["pretrain", "--text", "bin:shards", "--out", "run", *TINY_RUN]) == 0
+    assert _bpb(capsys)[0] == 0
+    _shards(tmp_path / "new", [*docs, _text(2)], ByteTokenizer())  # tokenized again, with one more document
+    (tmp_path / "new" / "val.bin").replace(tmp_path / "shards" / "val.bin")
+    rc, _, err = _bpb(capsys)
+    assert rc == 2 and "data: bin:shards" in err and "changed since training" in err
+    assert _bpb(capsys, "--data", "bin:shards")[1]["same_data_as_training"] is False
+
+
+def test_a_touched_corpus_still_resumes(tmp_path, monkeypatch):
+    # The file stamps are for evaluation; a resume reads the corpus again and compares its counts.
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    open("corpus.txt", "w").write(_text(0))
+    assert main(["pretrain", "--text", "corpus.txt", "--out", "run", *TINY_RUN]) == 0
+    os.utime("corpus.txt", ns=(1, 1))
+    assert main(["pretrain", "--text", "corpus.txt", "--out", "run", *TINY_RUN, "--set", "run.tokens=512",
+                 "--set", "run.resume=true"]) == 0

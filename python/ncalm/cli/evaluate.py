@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import sys
 from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
@@ -30,15 +31,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                  f"eval {mode}", example)
 
 
+def _resolved(spec: str) -> list[str]:
+    """A corpus spec's parts as real paths (stdlib, hf:NAME: itself): what it names from here."""
+    if spec == "stdlib" or spec.startswith("hf:"):
+        return [spec]
+    # bin:DIR and DIR (holding train.bin) are the same shards.
+    return [str(Path(p.strip()).expanduser().resolve()) for p in spec.removeprefix("bin:").split(",") if p.strip()]
+
+
 def _same_corpus(a: str, b: str) -> bool:
     """Whether two corpus specs name the same data, however their paths are spelled."""
-    def parts(spec: str) -> list[str]:
-        if spec == "stdlib" or spec.startswith("hf:"):
-            return [spec]
-        # bin:DIR and DIR (holding train.bin) are the same shards.
-        return [str(Path(p.strip()).expanduser().resolve())
-                for p in spec.removeprefix("bin:").split(",") if p.strip()]
-    return parts(a) == parts(b)
+    return _resolved(a) == _resolved(b)
 
 
 def _validation_cap(cfg: BpbConfig, data, spec: str) -> int | None:
@@ -62,7 +65,8 @@ def _validation_cap(cfg: BpbConfig, data, spec: str) -> int | None:
 
 
 def _load(cfg: BpbConfig | IclConfig):
-    """(model, tokenizer, the DataConfig it was trained with (older ones: their train_config's), device)."""
+    """(model, tokenizer, the DataConfig it was trained with (older ones: their train_config's), device,
+    the identity of its data as the run recorded it (its spec's "data"; older ones: {}))."""
     from ncalm.data.config import DataConfig
     from ncalm.devices import torch_device
     from ncalm.lm.checkpoint import load_model
@@ -71,14 +75,15 @@ def _load(cfg: BpbConfig | IclConfig):
     model, tokenizer, meta = load_model(cfg.checkpoint, device=device)
     saved = meta["spec"]["config"]["data"] if "spec" in meta else (meta.get("train_config") or {}).get("data")
     with quietly():
-        return model, tokenizer, DataConfig.from_dict(saved or {"kind": "text"}), device
+        data = DataConfig.from_dict(saved or {"kind": "text"})
+    return model, tokenizer, data, device, meta.get("spec", {}).get("data") or {}
 
 
 def run_bpb(cfg: BpbConfig) -> dict:
-    from ncalm.data.tokens import is_bin_spec
+    from ncalm.data.tokens import FILES, files_digest, is_bin_spec
     from ncalm.eval.bpb import evaluate_bin, evaluate_text
 
-    model, tokenizer, data, device = _load(cfg)
+    model, tokenizer, data, device, trained = _load(cfg)
     if tokenizer is None:
         if data.kind == "text":  # token shards without a tokenizer.json
             raise SettingError("checkpoint", f"{cfg.checkpoint} was trained on {data.text.source!r} without a "
@@ -89,6 +94,18 @@ def run_bpb(cfg: BpbConfig) -> dict:
         raise SettingError("seq_len", f"must be in [1, {model.cfg.max_seq_len}] (the model's max_seq_len), "
                                       f"got {cfg.seq_len}")
     spec = cfg.data or data.text.source
+    # The files' stamps, as the run recorded them (nothing read): an edited or replaced corpus under the
+    # same name would give another split and tokens, and a number that is no longer the checkpoint's.
+    files = files_digest(spec)
+    same = None if FILES not in trained else files == trained[FILES]
+    if same is False and cfg.data is None:
+        where = ",".join(_resolved(spec))  # a relative path is another file from another working directory
+        raise SettingError("data", f"{spec}{f' ({where})' if where != spec else ''} changed since training: its "
+                                   f"files' sizes, times or paths differ from those {cfg.checkpoint} recorded; "
+                                   f"pass --data {spec} to evaluate on it as it is now")
+    if same is False and _same_corpus(spec, data.text.source):  # the user's choice, but said where it shows
+        print(f"note: {spec} changed since {cfg.checkpoint} was trained on it; evaluating it as it is now",
+              file=sys.stderr)
     val_percent = cfg.val_percent if cfg.val_percent is not None else data.text.val_percent
     # The cap is applied once, by the split itself, so that the checkpoint's own
     # cap selects exactly the trainer's validation documents; a larger one only adds
@@ -107,14 +124,16 @@ def run_bpb(cfg: BpbConfig) -> dict:
         r = evaluate_text(model, tokenizer, text, max_bytes=cap, **options)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
-    return {"data": spec, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}
+    # Which data: where from here, and its files' stamps (same_data_as_training: null when none were recorded).
+    return {"data": spec, "data_path": ",".join(_resolved(spec)), "data_files": files,
+            "same_data_as_training": same, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}
 
 
 def run_icl(cfg: IclConfig) -> dict:
     from ncalm.eval.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
                                 max_context_frames)
 
-    model, _, data, device = _load(cfg)
+    model, _, data, device, _ = _load(cfg)
     if data.kind != "nca":
         raise SettingError("checkpoint", f"{cfg.checkpoint} was not trained on NCA data (data kind {data.kind!r}); "
                                          "icl needs an NCA-stage checkpoint")

@@ -46,7 +46,8 @@ class BpbConfig(CheckpointEval):
 
     data: str | None = setting(None, "corpus spec (stdlib, files/dirs/globs, hf:NAME), or token shards (bin:DIR, or "
                                      "a DIR holding train.bin and val.bin: val.bin is evaluated, and DIR must hold "
-                                     "the checkpoint's tokenizer.json); default: the checkpoint's")
+                                     "the checkpoint's tokenizer.json); default: the checkpoint's, refused when its "
+                                     "files changed since training (name it here to evaluate it as it is now)")
     val_percent: float | None = setting(None, "validation share of the split; default: the checkpoint's, else "
                                               f"{TextConfig.val_percent:g}",
                                         check=in_range(0, 100, open_low=True, open_high=True))
