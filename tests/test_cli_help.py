@@ -106,3 +106,14 @@ def test_the_set_example_of_a_command_names_one_of_its_settings():
         _check_example(ExperimentConfig, "RENAMED=1")
     with pytest.raises(ValueError, match="'device' is a setting, not a table"):
         _check_example(ExperimentConfig, "language.run.device.index=1")
+
+
+def test_a_bool_that_takes_a_value_shows_its_default():
+    # --nca.colour_wrap VALUE has no switch to say what it does, and showed no default (it is true).
+    import argparse
+
+    from ncalm.cli import build_parser
+
+    for command, option in (("generate", "--nca.colour_wrap"), ("prepretrain", "--data.nca.colour_wrap")):
+        action = next(a for a in _actions(build_parser(command)) if option in a.option_strings)
+        assert action.help != argparse.SUPPRESS and action.help.endswith("(default: True)"), (command, action.help)

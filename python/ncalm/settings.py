@@ -522,7 +522,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
         # The dotted name, where it says more than an alias: --optim.lr beside --lr, not --shard_tokens.
         names = aliases if aliases and "." not in key else [*aliases, f"--{key}"]
         help_text = f.metadata.get("help", "")
-        if value is not None and tp is not bool and "default" not in help_text:  # a switch says what it does
+        # A switch says what it does; a bool without switches takes a VALUE and shows its default like the rest.
+        if value is not None and (tp is not bool or not aliases) and "default" not in help_text:
             help_text += f" (default: {show_value(value)})"
         help_text = help_text.replace("%", "%%")
         if bool in _args(tp):  # the aliases are switches; the dotted name takes a value (true, false, auto...)
