@@ -314,10 +314,35 @@ def test_a_rewrite_killed_midway_leaves_no_old_description_beside_new_tokens(tmp
 
     monkeypatch.setattr(tk, "replacing", killed_after_train_bin)
     with pytest.raises(KeyboardInterrupt):
-        tokenize(_cfg(tmp_path, src, tokenizer="bpe", bpe_vocab=300, workers=1), echo=lambda s: None)
+        tokenize(_cfg(tmp_path, src, tokenizer="bpe", bpe_vocab=300, workers=1, force=True), echo=lambda s: None)
     out = tmp_path / "tok"
     assert not (out / "meta.json").exists() and not (out / "tokenizer.json").exists()
     # A meta.json that does not describe the files beside it is refused where token files are read.
     (out / "meta.json").write_text(json.dumps({"vocab_size": 257, "train": {"tokens": 3}}))
     with pytest.raises(ValueError, match="describes 3 train tokens but train.bin holds"):
         bin_meta(out)
+
+
+def test_another_tokenization_in_out_is_replaced_only_with_force(tmp_path, capsys):
+    # A byte folder once became bpe:300's without a word, and nanoGPT's train.bin was overwritten.
+    from ncalm.cli.main import main
+
+    src, out = _corpus(tmp_path / "c"), tmp_path / "tok"
+    run = ["tokenize", "--text", str(src), "--out", str(out), "--no-progress", "--workers", "1", "--tokenizer"]
+    assert main(run + ["byte"]) == 0
+    before = (out / "train.bin").read_bytes()
+    assert main(run + ["byte"]) == 0 and "up to date" in capsys.readouterr().out
+    assert main(run + ["bpe", "--bpe-vocab", "300"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {out} already holds another tokenization" in err
+    assert 'tokenizer: "byte" -> "bpe:300"' in err and "pass --force" in err
+    assert (out / "train.bin").read_bytes() == before and json.loads((out / "meta.json").read_text())["tokenizer"] == "byte"
+    (src / "doc00.txt").write_text("changed text", encoding="utf-8")  # the same tokenization, brought up to date
+    assert main(run + ["byte"]) == 0 and "up to date" not in capsys.readouterr().out
+    assert main(run + ["bpe", "--bpe-vocab", "300", "--force"]) == 0
+    assert json.loads((out / "meta.json").read_text())["tokenizer"] == "bpe:300"
+    nano = tmp_path / "nano"
+    nano.mkdir()
+    (nano / "train.bin").write_bytes(b"\0\0")
+    assert main(run[:4] + [str(nano)] + run[5:] + ["byte"]) == 2
+    assert "no meta.json of its own); pass --force" in capsys.readouterr().err and (nano / "train.bin").read_bytes() == b"\0\0"

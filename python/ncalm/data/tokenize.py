@@ -16,7 +16,9 @@ safe places, see :func:`safe_cuts`), encoded by a pool of processes. Each
 finished chunk is a part file under ``OUT/parts/``: an interrupted run rerun
 skips the parts it has. The final files are written under temporary names and
 renamed; ``meta.json`` is written last and holds the source fingerprint, so a
-second run on the same corpus with the same settings tokenizes nothing.
+second run on the same corpus with the same settings tokenizes nothing. A folder
+holding another tokenization (other source, tokenizer or settings in its
+meta.json, or token files without one) is replaced only with ``force``.
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
-from ncalm.settings import Settings, SettingError, at_least, parse_count, same_as, setting
+from ncalm.settings import Settings, SettingError, at_least, differences, parse_count, same_as, setting
 
 META = "meta.json"
 PARTS = "parts"
@@ -78,6 +80,8 @@ class TokenizeConfig(Settings):
     workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0))
     chunk_bytes: int = setting(4 << 20, "text per work item and part file", check=at_least(1 << 10),
                                parse=parse_count)
+    force: bool = setting(False, "replace another tokenization in --out (another source, tokenizer or settings); "
+                                 "a folder already up to date is kept either way")
     # --help shows --no-progress: the bar is on by default (--progress, kept, says so again).
     progress: bool = setting(True, "no progress bar on stderr (progress=false)", flags=("--no-progress", "--progress"))
 
@@ -358,6 +362,27 @@ def is_up_to_date(out: Path, print_fp: str) -> dict | None:
     return meta
 
 
+def _refuse_another(out: Path, about: dict) -> None:
+    """FileExistsError when ``out`` holds another tokenization than ``about`` describes (its meta.json
+    records other values) or token files without a meta.json of ours (nanoGPT's, say). The same
+    description over changed corpus files is this tokenization brought up to date, and a folder with
+    our parts/ but no meta.json is an interrupted run of ours: both are written without --force."""
+    try:
+        meta = read_json(out / META)
+    except (OSError, ValueError):
+        meta = None
+    if isinstance(meta, dict) and "fingerprint" in meta:
+        changed = differences({k: meta.get(k) for k in about}, about)
+        if not changed:
+            return
+        what = f"another tokenization ({'; '.join(changed)})"
+    elif (out / PARTS / "plan.json").is_file() or (meta is None and not any(out.glob("*.bin"))):
+        return  # an interrupted run of ours, or nothing to lose
+    else:
+        what = "token files that `ncalm tokenize` did not describe (no meta.json of its own)"
+    raise FileExistsError(f"--out {out} already holds {what}; pass --force to replace it, or choose another --out")
+
+
 def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[str, str]]] | None = None,
              extra: dict | None = None, tokenizer_json: str | None = None) -> dict:
     """Write ``cfg.out``'s token files (unless up to date); returns its meta.json record.
@@ -386,6 +411,10 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         if meta is not None:
             echo(f"{out}: up to date ({meta['train']['tokens']:,} train + {meta['val']['tokens']:,} val tokens)")
             return meta
+        about = {"source": cfg.source, "tokenizer": identity, "field": cfg.field, "val_percent": cfg.val_percent,
+                 "max_bytes": cfg.max_bytes}  # what meta.json records of the settings
+        if not cfg.force:
+            _refuse_another(out, about)
         kind, arg, hf_json = _tokenizer(cfg, docs, tokenizer_json)
         encoder = Encoder(kind, arg)  # loaded once here; forked workers inherit it
         vocab = encoder.vocab_size
@@ -454,10 +483,8 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             bar.close()
             if pool is not None:  # the chunks being written finish (each is whole or absent), the rest are dropped
                 pool.shutdown(wait=True, cancel_futures=True)
-        record = {"ncalm_version": ncalm.__version__, "tokenizer": identity, "vocab_size": vocab, "dtype": dtype,
-                  "eos_id": encoder.eos, "source": cfg.source,
-                  "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes,
-                  "fingerprint": fp}
+        record = {"ncalm_version": ncalm.__version__, **about, "vocab_size": vocab, "dtype": dtype,
+                  "eos_id": encoder.eos, "fingerprint": fp}
         if not counts["train"]["parts"] or not counts["val"]["parts"]:
             empty = "training" if not counts["train"]["parts"] else "validation"
             raise ValueError(f"{cfg.source}: the split left no {empty} text; change val_percent ({cfg.val_percent:g})")
