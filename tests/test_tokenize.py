@@ -346,3 +346,17 @@ def test_another_tokenization_in_out_is_replaced_only_with_force(tmp_path, capsy
     (nano / "train.bin").write_bytes(b"\0\0")
     assert main(run[:4] + [str(nano)] + run[5:] + ["byte"]) == 2
     assert "no meta.json of its own); pass --force" in capsys.readouterr().err and (nano / "train.bin").read_bytes() == b"\0\0"
+
+
+@pytest.mark.parametrize("pattern, out", [("", "c"), ("", "c/tok"), ("/**", "c/tok")])
+def test_an_out_in_the_corpus_folder_never_reads_its_own_files(tmp_path, pattern, out):
+    # Its parts/plan.json, then meta.json and tokenizer.json (a glob: the .bin files too) were read as text.
+    src = _corpus(tmp_path / "c")
+    tokenize(_cfg(tmp_path, src, "ref", tokenizer="byte", workers=1, chunk_bytes=1024), echo=lambda s: None)
+    cfg = _cfg(tmp_path, f"{src}{pattern}", out, tokenizer="byte", workers=1, chunk_bytes=1024)
+    for _ in range(2):
+        said = []
+        tokenize(cfg, echo=said.append)
+        for split in ("train", "val"):
+            assert (tmp_path / out / f"{split}.bin").read_bytes() == (tmp_path / "ref" / f"{split}.bin").read_bytes()
+    assert "up to date" in said[0]

@@ -50,6 +50,7 @@ from ncalm.settings import Settings, SettingError, at_least, differences, parse_
 
 META = "meta.json"
 PARTS = "parts"
+OUTPUTS = ("train.bin", "val.bin", META, TOKENIZER_FILE)  # what tokenize() writes in OUT, beside OUT/parts/
 GPT2_FILES_ENV = "NCALM_GPT2_FILES"
 # The published GPT-2 files (tiktoken's openai_public.gpt2 checks the same hashes).
 GPT2_VOCAB = 50257  # 50,000 merges, 256 bytes and <|endoftext|>
@@ -210,8 +211,18 @@ def _jsonl_rows(key: str, path: Path, field: str) -> Iterator[tuple[str, str]]:
         yield f"{key}:{where.rpartition(':')[2]}", row[field]  # key:LINE, as the split has always hashed it
 
 
-def _files(source: str) -> list[tuple[str, Path]]:
-    return list(stdlib_files()) if source == "stdlib" else local_files(source)
+def _files(cfg: TokenizeConfig) -> list[tuple[str, Path]]:
+    """The corpus files less tokenize()'s own outputs in ``cfg.out``, which an --out in the corpus folder
+    (or the folder itself) would read as text on the next run. Left out rather than such an --out refused:
+    a glob or list of files may leave the folder's other files out of the corpus, and only the listing
+    knows; the names are few and fixed, so any other file of the folder stays in the corpus."""
+    files = list(stdlib_files()) if cfg.source == "stdlib" else local_files(cfg.source)
+    out = Path(cfg.out).expanduser().resolve() if cfg.out.strip() else None
+
+    def ours(p: Path) -> bool:  # only a name tokenize() writes costs a resolve (stdlib has 1,800 files)
+        folder = p.parent.parent if p.parent.name == PARTS else p.parent if p.name in OUTPUTS else None
+        return folder is not None and folder.resolve() == out
+    return [(k, p) for k, p in files if out is None or not ours(p)]
 
 
 def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
@@ -221,7 +232,7 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
         for key, text in hf_rows(cfg.source, cfg.field):
             yield ("val" if is_validation(key, cfg.val_percent) else "train"), text
         return
-    files = _files(cfg.source)
+    files = _files(cfg)
     plain = [k for k, p in files if p.suffix != ".jsonl"]
     by_file = sum(is_validation(k, cfg.val_percent) for k in plain) >= MIN_VAL_FILES_FOR_FILE_SPLIT
     for key, path in files:
@@ -250,7 +261,7 @@ def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = Non
             if target.exists() else [cfg.source]
     else:
         real_dirs: dict[Path, str] = {}
-        sources = [_identity(p, real_dirs) for _, p in _files(cfg.source)]
+        sources = [_identity(p, real_dirs) for _, p in _files(cfg)]
     settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")} | (extra or {})
     blob = json.dumps({"sources": sources, "settings": settings, "tokenizer": tokenizer_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
