@@ -336,7 +336,8 @@ def test_another_tokenization_in_out_is_replaced_only_with_force(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--out {out} already holds another tokenization" in err
     assert 'tokenizer: "byte" -> "bpe:300"' in err and "pass --force" in err
-    assert (out / "train.bin").read_bytes() == before and json.loads((out / "meta.json").read_text())["tokenizer"] == "byte"
+    assert (out / "train.bin").read_bytes() == before
+    assert json.loads((out / "meta.json").read_text())["tokenizer"] == "byte"
     (src / "doc00.txt").write_text("changed text", encoding="utf-8")  # the same tokenization, brought up to date
     assert main(run + ["byte"]) == 0 and "up to date" not in capsys.readouterr().out
     assert main(run + ["bpe", "--bpe-vocab", "300", "--force"]) == 0
@@ -345,7 +346,8 @@ def test_another_tokenization_in_out_is_replaced_only_with_force(tmp_path, capsy
     nano.mkdir()
     (nano / "train.bin").write_bytes(b"\0\0")
     assert main(run[:4] + [str(nano)] + run[5:] + ["byte"]) == 2
-    assert "no meta.json of its own); pass --force" in capsys.readouterr().err and (nano / "train.bin").read_bytes() == b"\0\0"
+    assert "no meta.json of its own); pass --force" in capsys.readouterr().err
+    assert (nano / "train.bin").read_bytes() == b"\0\0"
 
 
 @pytest.mark.parametrize("pattern, out", [("", "c"), ("", "c/tok"), ("/**", "c/tok")])
@@ -360,3 +362,18 @@ def test_an_out_in_the_corpus_folder_never_reads_its_own_files(tmp_path, pattern
         for split in ("train", "val"):
             assert (tmp_path / out / f"{split}.bin").read_bytes() == (tmp_path / "ref" / f"{split}.bin").read_bytes()
     assert "up to date" in said[0]
+
+
+def test_a_file_that_is_not_utf8_is_named_as_such(tmp_path, capsys):
+    # It was skipped without a word: alone, the error blamed the split ("change val_percent").
+    from ncalm.cli.main import main
+
+    src = tmp_path / "c"
+    src.mkdir()
+    (src / "bad.txt").write_bytes(b"\xff\xfe abc")
+    assert main(["tokenize", "--text", str(src), "--tokenizer", "byte", "--out", str(tmp_path / "tok"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"ncalm tokenize: error: {src / 'bad.txt'}: not UTF-8 text (byte 0 is b'\\xff'); tokenize reads "
+                   f"UTF-8 only: convert it (iconv -t UTF-8) or leave it out of --text\n")
+    assert not (tmp_path / "tok" / "meta.json").exists()

@@ -242,8 +242,13 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
             continue
         try:
             text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            continue  # not text (stdlib has a few such files on purpose)
+        except UnicodeDecodeError as exc:
+            if cfg.source == "stdlib":
+                continue  # not text (stdlib has a few such files on purpose)
+            # Skipped, a corpus of such files once ended in "the split left no training text".
+            bad = exc.object[exc.start:exc.start + 1]
+            raise ValueError(f"{path}: not UTF-8 text (byte {exc.start:,} is {bad!r}); tokenize reads UTF-8 "
+                             f"only: convert it (iconv -t UTF-8) or leave it out of --text") from None
         if by_file:
             yield ("val" if is_validation(key, cfg.val_percent) else "train"), text
         else:
