@@ -377,3 +377,26 @@ def test_a_file_that_is_not_utf8_is_named_as_such(tmp_path, capsys):
     assert err == (f"ncalm tokenize: error: {src / 'bad.txt'}: not UTF-8 text (byte 0 is b'\\xff'); tokenize reads "
                    f"UTF-8 only: convert it (iconv -t UTF-8) or leave it out of --text\n")
     assert not (tmp_path / "tok" / "meta.json").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an open file by /proc/self/fd")
+def test_parts_and_token_files_are_synced_before_they_are_renamed(tmp_path, monkeypatch):
+    # Parts were renamed into place unsynced: after a crash a rerun kept a torn part and joined it in.
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append((os.path.realpath(src), str(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    tokenize(_cfg(tmp_path, _corpus(tmp_path / "c"), tokenizer="byte", workers=1, chunk_bytes=1024),
+             echo=lambda s: None)
+    renames = [(i, e) for i, e in enumerate(events) if isinstance(e, tuple) and e[1].endswith((".bin", ".json"))]
+    assert sum(f"/{tk.PARTS}/" in dst for _, (_, dst) in renames) > 4
+    assert {Path(dst).name for _, (_, dst) in renames} >= {"train.bin", "val.bin", "meta.json", "tokenizer.json"}
+    for i, (src, dst) in renames:
+        assert src in events[:i], f"{dst} was renamed into place before its data was synced"

@@ -303,9 +303,8 @@ def _encode_chunk(job: tuple[str, list[tuple[str, bool]], str]) -> str:
     path, pieces, dtype = job
     assert _WORKER is not None, "set by tokenize() before the pool forks, or by _init_worker"
     ids = _WORKER.encode(pieces, np.dtype(dtype))
-    tmp = f"{path}.tmp"
-    ids.tofile(tmp)
-    os.replace(tmp, path)
+    with replacing(path, "wb") as f:  # synced before the rename: a rerun keeps any part it finds, unread
+        ids.tofile(f)
     return path
 
 
