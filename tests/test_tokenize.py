@@ -314,10 +314,89 @@ def test_a_rewrite_killed_midway_leaves_no_old_description_beside_new_tokens(tmp
 
     monkeypatch.setattr(tk, "replacing", killed_after_train_bin)
     with pytest.raises(KeyboardInterrupt):
-        tokenize(_cfg(tmp_path, src, tokenizer="bpe", bpe_vocab=300, workers=1), echo=lambda s: None)
+        tokenize(_cfg(tmp_path, src, tokenizer="bpe", bpe_vocab=300, workers=1, force=True), echo=lambda s: None)
     out = tmp_path / "tok"
     assert not (out / "meta.json").exists() and not (out / "tokenizer.json").exists()
     # A meta.json that does not describe the files beside it is refused where token files are read.
     (out / "meta.json").write_text(json.dumps({"vocab_size": 257, "train": {"tokens": 3}}))
     with pytest.raises(ValueError, match="describes 3 train tokens but train.bin holds"):
         bin_meta(out)
+
+
+def test_another_tokenization_in_out_is_replaced_only_with_force(tmp_path, capsys):
+    # A byte folder once became bpe:300's without a word, and nanoGPT's train.bin was overwritten.
+    from ncalm.cli.main import main
+
+    src, out = _corpus(tmp_path / "c"), tmp_path / "tok"
+    run = ["tokenize", "--text", str(src), "--out", str(out), "--no-progress", "--workers", "1", "--tokenizer"]
+    assert main(run + ["byte"]) == 0
+    before = (out / "train.bin").read_bytes()
+    assert main(run + ["byte"]) == 0 and "up to date" in capsys.readouterr().out
+    assert main(run + ["bpe", "--bpe-vocab", "300"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {out} already holds another tokenization" in err
+    assert 'tokenizer: "byte" -> "bpe:300"' in err and "pass --force" in err
+    assert (out / "train.bin").read_bytes() == before
+    assert json.loads((out / "meta.json").read_text())["tokenizer"] == "byte"
+    (src / "doc00.txt").write_text("changed text", encoding="utf-8")  # the same tokenization, brought up to date
+    assert main(run + ["byte"]) == 0 and "up to date" not in capsys.readouterr().out
+    assert main(run + ["bpe", "--bpe-vocab", "300", "--force"]) == 0
+    assert json.loads((out / "meta.json").read_text())["tokenizer"] == "bpe:300"
+    nano = tmp_path / "nano"
+    nano.mkdir()
+    (nano / "train.bin").write_bytes(b"\0\0")
+    assert main(run[:4] + [str(nano)] + run[5:] + ["byte"]) == 2
+    assert "no meta.json of its own); pass --force" in capsys.readouterr().err
+    assert (nano / "train.bin").read_bytes() == b"\0\0"
+
+
+@pytest.mark.parametrize("pattern, out", [("", "c"), ("", "c/tok"), ("/**", "c/tok")])
+def test_an_out_in_the_corpus_folder_never_reads_its_own_files(tmp_path, pattern, out):
+    # Its parts/plan.json, then meta.json and tokenizer.json (a glob: the .bin files too) were read as text.
+    src = _corpus(tmp_path / "c")
+    tokenize(_cfg(tmp_path, src, "ref", tokenizer="byte", workers=1, chunk_bytes=1024), echo=lambda s: None)
+    cfg = _cfg(tmp_path, f"{src}{pattern}", out, tokenizer="byte", workers=1, chunk_bytes=1024)
+    for _ in range(2):
+        said = []
+        tokenize(cfg, echo=said.append)
+        for split in ("train", "val"):
+            assert (tmp_path / out / f"{split}.bin").read_bytes() == (tmp_path / "ref" / f"{split}.bin").read_bytes()
+    assert "up to date" in said[0]
+
+
+def test_a_file_that_is_not_utf8_is_named_as_such(tmp_path, capsys):
+    # It was skipped without a word: alone, the error blamed the split ("change val_percent").
+    from ncalm.cli.main import main
+
+    src = tmp_path / "c"
+    src.mkdir()
+    (src / "bad.txt").write_bytes(b"\xff\xfe abc")
+    assert main(["tokenize", "--text", str(src), "--tokenizer", "byte", "--out", str(tmp_path / "tok"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"ncalm tokenize: error: {src / 'bad.txt'}: not UTF-8 text (byte 0 is b'\\xff'); tokenize reads "
+                   f"UTF-8 only: convert it (iconv -t UTF-8) or leave it out of --text\n")
+    assert not (tmp_path / "tok" / "meta.json").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an open file by /proc/self/fd")
+def test_parts_and_token_files_are_synced_before_they_are_renamed(tmp_path, monkeypatch):
+    # Parts were renamed into place unsynced: after a crash a rerun kept a torn part and joined it in.
+    events, real_fsync, real_replace = [], os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append((os.path.realpath(src), str(dst)))
+        real_replace(src, dst)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    tokenize(_cfg(tmp_path, _corpus(tmp_path / "c"), tokenizer="byte", workers=1, chunk_bytes=1024),
+             echo=lambda s: None)
+    renames = [(i, e) for i, e in enumerate(events) if isinstance(e, tuple) and e[1].endswith((".bin", ".json"))]
+    assert sum(f"/{tk.PARTS}/" in dst for _, (_, dst) in renames) > 4
+    assert {Path(dst).name for _, (_, dst) in renames} >= {"train.bin", "val.bin", "meta.json", "tokenizer.json"}
+    for i, (src, dst) in renames:
+        assert src in events[:i], f"{dst} was renamed into place before its data was synced"

@@ -6,6 +6,8 @@ end-of-text id; uint16, or uint32 for a vocabulary over 65,536), OUT/meta.json
 source fingerprint, ncalm version) and OUT/tokenizer.json. The work runs on
 every core in chunks; an interrupted run rerun keeps its finished chunks, and
 a rerun on the same corpus with the same settings does nothing ("up to date").
+An OUT holding another tokenization (another source, tokenizer or settings in
+its meta.json, or token files without one) is refused unless --force.
 Train on the result with --set language.data=bin:OUT (or --text bin:OUT).
 
 examples:

@@ -59,7 +59,7 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
                                              f"set ${GPT2_FILES_ENV} to the folder holding them")
     cfg = TokenizeConfig(source=text.source, tokenizer=text.tokenizer, bpe_vocab=text.bpe_vocab,
                          val_percent=text.val_percent, max_bytes=text.max_bytes, chunk_bytes=CHUNK_BYTES,
-                         progress=progress)
+                         progress=progress, force=True)  # a folder named by its fingerprint: ours to rewrite
     # The documents and caps of ncalm.data.corpus, not `ncalm tokenize`'s own split.
     extra = {"split": "corpus", "max_val_bytes": text.max_val_bytes, "format": FORMAT}
     given = None

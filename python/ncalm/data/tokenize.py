@@ -16,7 +16,9 @@ safe places, see :func:`safe_cuts`), encoded by a pool of processes. Each
 finished chunk is a part file under ``OUT/parts/``: an interrupted run rerun
 skips the parts it has. The final files are written under temporary names and
 renamed; ``meta.json`` is written last and holds the source fingerprint, so a
-second run on the same corpus with the same settings tokenizes nothing.
+second run on the same corpus with the same settings tokenizes nothing. A folder
+holding another tokenization (other source, tokenizer or settings in its
+meta.json, or token files without one) is replaced only with ``force``.
 """
 from __future__ import annotations
 
@@ -44,10 +46,11 @@ from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
-from ncalm.settings import Settings, SettingError, at_least, parse_count, same_as, setting
+from ncalm.settings import Settings, SettingError, at_least, differences, parse_count, same_as, setting
 
 META = "meta.json"
 PARTS = "parts"
+OUTPUTS = ("train.bin", "val.bin", META, TOKENIZER_FILE)  # what tokenize() writes in OUT, beside OUT/parts/
 GPT2_FILES_ENV = "NCALM_GPT2_FILES"
 # The published GPT-2 files (tiktoken's openai_public.gpt2 checks the same hashes).
 GPT2_VOCAB = 50257  # 50,000 merges, 256 bytes and <|endoftext|>
@@ -78,6 +81,8 @@ class TokenizeConfig(Settings):
     workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0))
     chunk_bytes: int = setting(4 << 20, "text per work item and part file", check=at_least(1 << 10),
                                parse=parse_count)
+    force: bool = setting(False, "replace another tokenization in --out (another source, tokenizer or settings); "
+                                 "a folder already up to date is kept either way")
     # --help shows --no-progress: the bar is on by default (--progress, kept, says so again).
     progress: bool = setting(True, "no progress bar on stderr (progress=false)", flags=("--no-progress", "--progress"))
 
@@ -206,8 +211,18 @@ def _jsonl_rows(key: str, path: Path, field: str) -> Iterator[tuple[str, str]]:
         yield f"{key}:{where.rpartition(':')[2]}", row[field]  # key:LINE, as the split has always hashed it
 
 
-def _files(source: str) -> list[tuple[str, Path]]:
-    return list(stdlib_files()) if source == "stdlib" else local_files(source)
+def _files(source: str, out: str = "") -> list[tuple[str, Path]]:
+    """The corpus files less tokenize()'s own outputs in ``out``, which an --out in the corpus folder
+    (or the folder itself) would read as text on the next run. Left out rather than such an --out refused:
+    a glob or list of files may leave the folder's other files out of the corpus, and only the listing
+    knows; the names are few and fixed, so any other file of the folder stays in the corpus."""
+    files = list(stdlib_files()) if source == "stdlib" else local_files(source)
+    target = Path(out).expanduser().resolve() if out.strip() else None
+
+    def ours(p: Path) -> bool:  # only a name tokenize() writes costs a resolve (stdlib has 1,800 files)
+        folder = p.parent.parent if p.parent.name == PARTS else p.parent if p.name in OUTPUTS else None
+        return folder is not None and folder.resolve() == target
+    return [(k, p) for k, p in files if target is None or not ours(p)]
 
 
 def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
@@ -217,7 +232,7 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
         for key, text in hf_rows(cfg.source, cfg.field):
             yield ("val" if is_validation(key, cfg.val_percent) else "train"), text
         return
-    files = _files(cfg.source)
+    files = _files(cfg.source, cfg.out)
     plain = [k for k, p in files if p.suffix != ".jsonl"]
     by_file = sum(is_validation(k, cfg.val_percent) for k in plain) >= MIN_VAL_FILES_FOR_FILE_SPLIT
     for key, path in files:
@@ -227,8 +242,13 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
             continue
         try:
             text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            continue  # not text (stdlib has a few such files on purpose)
+        except UnicodeDecodeError as exc:
+            if cfg.source == "stdlib":
+                continue  # not text (stdlib has a few such files on purpose)
+            # Skipped, a corpus of such files once ended in "the split left no training text".
+            bad = exc.object[exc.start:exc.start + 1]
+            raise ValueError(f"{path}: not UTF-8 text (byte {exc.start:,} is {bad!r}); tokenize reads UTF-8 "
+                             f"only: convert it (iconv -t UTF-8) or leave it out of --text") from None
         if by_file:
             yield ("val" if is_validation(key, cfg.val_percent) else "train"), text
         else:
@@ -240,21 +260,21 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
 def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = None) -> str:
     """What the token files depend on: the sources (:func:`source_stamps`), the settings and ``extra``."""
     settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")} | (extra or {})
-    blob = json.dumps({"sources": source_stamps(cfg.source), "settings": settings, "tokenizer": tokenizer_id},
-                      sort_keys=True)
+    blob = json.dumps({"sources": source_stamps(cfg.source, cfg.out), "settings": settings,
+                       "tokenizer": tokenizer_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def source_stamps(source: str) -> list:
+def source_stamps(source: str, out: str = "") -> list:
     """What names a corpus's files without reading them: (real path, size, mtime) of each (a hub dataset: its
-    name). A changed, replaced or touched file changes them."""
+    name), less tokenize()'s outputs in ``out``. A changed, replaced or touched file changes them."""
     if source.startswith("hf:"):
         target = Path(source[3:]).expanduser()
         return [(str(p), p.stat().st_size, p.stat().st_mtime_ns)
                 for p in sorted(target.rglob("*") if target.is_dir() else [target]) if p.is_file()] \
             if target.exists() else [source]
     real_dirs: dict[Path, str] = {}
-    return [file_stamp(p, real_dirs) for _, p in _files(source)]
+    return [file_stamp(p, real_dirs) for _, p in _files(source, out)]
 
 
 def file_stamp(path: Path, real_dirs: dict[Path, str] | None = None) -> tuple[str, int, int]:
@@ -289,9 +309,8 @@ def _encode_chunk(job: tuple[str, list[tuple[str, bool]], str]) -> str:
     path, pieces, dtype = job
     assert _WORKER is not None, "set by tokenize() before the pool forks, or by _init_worker"
     ids = _WORKER.encode(pieces, np.dtype(dtype))
-    tmp = f"{path}.tmp"
-    ids.tofile(tmp)
-    os.replace(tmp, path)
+    with replacing(path, "wb") as f:  # synced before the rename: a rerun keeps any part it finds, unread
+        ids.tofile(f)
     return path
 
 
@@ -364,6 +383,27 @@ def is_up_to_date(out: Path, print_fp: str) -> dict | None:
     return meta
 
 
+def _refuse_another(out: Path, about: dict) -> None:
+    """FileExistsError when ``out`` holds another tokenization than ``about`` describes (its meta.json
+    records other values) or token files without a meta.json of ours (nanoGPT's, say). The same
+    description over changed corpus files is this tokenization brought up to date, and a folder with
+    our parts/ but no meta.json is an interrupted run of ours: both are written without --force."""
+    try:
+        meta = read_json(out / META)
+    except (OSError, ValueError):
+        meta = None
+    if isinstance(meta, dict) and "fingerprint" in meta:
+        changed = differences({k: meta.get(k) for k in about}, about)
+        if not changed:
+            return
+        what = f"another tokenization ({'; '.join(changed)})"
+    elif (out / PARTS / "plan.json").is_file() or (meta is None and not any(out.glob("*.bin"))):
+        return  # an interrupted run of ours, or nothing to lose
+    else:
+        what = "token files that `ncalm tokenize` did not describe (no meta.json of its own)"
+    raise FileExistsError(f"--out {out} already holds {what}; pass --force to replace it, or choose another --out")
+
+
 def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[str, str]]] | None = None,
              extra: dict | None = None, tokenizer_json: str | None = None) -> dict:
     """Write ``cfg.out``'s token files (unless up to date); returns its meta.json record.
@@ -392,6 +432,10 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         if meta is not None:
             echo(f"{out}: up to date ({meta['train']['tokens']:,} train + {meta['val']['tokens']:,} val tokens)")
             return meta
+        about = {"source": cfg.source, "tokenizer": identity, "field": cfg.field, "val_percent": cfg.val_percent,
+                 "max_bytes": cfg.max_bytes}  # what meta.json records of the settings
+        if not cfg.force:
+            _refuse_another(out, about)
         kind, arg, hf_json = _tokenizer(cfg, docs, tokenizer_json)
         encoder = Encoder(kind, arg)  # loaded once here; forked workers inherit it
         vocab = encoder.vocab_size
@@ -460,10 +504,8 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             bar.close()
             if pool is not None:  # the chunks being written finish (each is whole or absent), the rest are dropped
                 pool.shutdown(wait=True, cancel_futures=True)
-        record = {"ncalm_version": ncalm.__version__, "tokenizer": identity, "vocab_size": vocab, "dtype": dtype,
-                  "eos_id": encoder.eos, "source": cfg.source,
-                  "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes,
-                  "fingerprint": fp}
+        record = {"ncalm_version": ncalm.__version__, **about, "vocab_size": vocab, "dtype": dtype,
+                  "eos_id": encoder.eos, "fingerprint": fp}
         if not counts["train"]["parts"] or not counts["val"]["parts"]:
             empty = "training" if not counts["train"]["parts"] else "validation"
             raise ValueError(f"{cfg.source}: the split left no {empty} text; change val_percent ({cfg.val_percent:g})")
