@@ -139,6 +139,16 @@ def test_eval_icl_errors_name_the_option(tmp_path, capsys, argv, message):
     assert err == f"ncalm eval: error: {message}\n"
 
 
+def test_eval_icl_refuses_rules_that_cannot_fit_before_making_any(tmp_path, capsys):
+    # 2**32 rules of 2 frames are ~300 GiB: refused in one line naming --rules, not a MemoryError traceback
+    # (nor blamed on the training band, whose generator call used to be the first to notice).
+    assert main(["eval", "icl", "--checkpoint", str(_nca_checkpoint(tmp_path)), "--rules", str(2**32),
+                 "--k", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ncalm eval: error: rules: {2**32:,} test rules of 2 frames (k up to 1): needs ")
+    assert "GiB of memory, more than the" in err and err.count("\n") == 1
+
+
 def _shards(root, docs, tokenizer=None):
     """nanoGPT-layout shards of ``docs`` (a few for training, the rest validation), as ncalm writes them."""
     from ncalm.data.tokens import encode_documents

@@ -130,3 +130,18 @@ def test_a_band_of_none_is_every_rule_not_the_training_band():
     ids = np.arange(N, dtype=np.uint64) + np.uint64(ICL_OFFSET)
     np.testing.assert_array_equal(unfiltered, ncalm.sequence_tokens(plain, SEED, ids))
     assert not np.array_equal(unfiltered, icl_sequences(CFG, SEED, N, 2, CFG.band))
+
+
+def test_icl_bytes_bounds_what_an_evaluation_allocates():
+    import tracemalloc
+
+    from ncalm.eval.icl import icl_bytes
+
+    predict, bands = copy_last_frame_predictor(CFG.frame_len), {"train": CFG.band, "all": None}
+    evaluate_icl(predict, CFG, SEED, 4, [1], bands)  # imports and caches outside the measurement
+    for batch in (16, 400):  # patch_cells' digits grow with the batch
+        tracemalloc.start()
+        evaluate_icl(predict, CFG, SEED, 400, KS, bands, batch_size=batch)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak <= icl_bytes(CFG, 400, max(KS) + 1, batch)

@@ -90,9 +90,10 @@ def test_a_resume_on_the_other_device_is_refused(checkpoint, tmp_path):
     # CPU and CUDA generators draw different samples from one seed: a run begun on one
     # must not be finished on the other (the default device is auto).
     from ncalm.cli.reasoning import ReasoningConfig, _config
+    from ncalm.eval.reasoning.tasks import TaskSpec
 
-    args = ReasoningConfig(checkpoint=str(checkpoint))
-    cpu, cuda = _config(args, 12, ["\n"], "cpu"), _config(args, 12, ["\n"], "cuda")
+    args, spec = ReasoningConfig(checkpoint=str(checkpoint)), TaskSpec([], ("\n",), 12, lambda item, c: [], 8)
+    cpu, cuda = _config(args, spec, 12, "cpu"), _config(args, spec, 12, "cuda")
     assert "sampling_device" not in cpu  # CPU results made before the key still resume
     assert cuda == {**cpu, "sampling_device": "cuda"}
     ResultsStore(tmp_path, cpu)
@@ -256,6 +257,33 @@ def test_more_shots_than_train_examples_warns_once(checkpoint, tmp_path, capsys)
     assert err.count(warning) == 1
     assert run("--checkpoint", checkpoint, "--data", data, "--out", tmp_path / "o2", "--shots", "4", *FAST) == 0
     assert "warning" not in capsys.readouterr().err
+    # The result records the demonstrations used, not the 50 asked for: both runs prompted alike.
+    for out in ("o", "o2"):
+        assert json.loads((tmp_path / out / "results.json").read_text())["config"]["shots"] == 4
+
+
+def test_bbh_cot_records_its_prompts_demonstrations(checkpoint, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "bbh"
+    shutil.copytree(DATA / "bbh", data)
+    common = ["--task", "bbh", "--bbh-cot", "--bbh-tasks", "navigate,snarks", "--checkpoint", checkpoint,
+              "--data", data, *FAST]
+
+    def shots(out):
+        return json.loads((tmp_path / out / "results.json").read_text())["config"]["shots"]
+
+    assert run(*common, "--out", tmp_path / "o") == 0  # the published 3-shot prompts, as --shots' default
+    assert shots("o") == 3 and "warning: --shots" not in capsys.readouterr().err
+    assert run(*common, "--out", tmp_path / "o0", "--shots", "0") == 0  # the prompts' 3 are used all the same
+    assert shots("o0") == 3
+    assert "warning: --shots 0: the --bbh-cot prompts hold 3 demonstrations; prompting with those\n" in \
+        capsys.readouterr().err
+    snarks = data / "cot-prompts" / "snarks.txt"
+    text = snarks.read_text()
+    snarks.write_text(text[:text.rindex("\n\nQ: ")])  # 2 demonstrations left: by task, then
+    assert run(*common, "--out", tmp_path / "o2") == 0
+    assert shots("o2") == {"navigate": 3, "snarks": 2}
 
 
 def test_negative_shots_are_refused(checkpoint, capsys):

@@ -74,3 +74,31 @@ def test_256_colours_fit_the_gif_palette(tmp_path):
                  "--frames", "3", "--candidates", "20", "--out", str(tmp_path)]) == 0
     gif = Image.open(tmp_path / "trajectories.gif")
     assert gif.n_frames == 3 and gif.mode == "P"
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--scale", "100000"], "--rules 1 x --frames 1 of --grid 4 at --scale 100,000"),
+    (["--candidates", str(2**42)], f"--candidates {2**42:,}"),
+    (["--grid", "4096", "--patch", "1", "--nca.score_frames", "65536"], "--grid 4096, --patch 1, --nca.score_frames 65536 (per thread)"),
+])
+def test_show_refuses_what_cannot_fit_before_any_work(tmp_path, capsys, argv, named):
+    # Sizes far past any machine's memory: refused up front in one line, not a MemoryError (or the OOM killer).
+    base = ["show", "--grid", "4", "--colors", "2", "--band", "none", "--rules", "1", "--frames", "1",
+            "--candidates", "1", "--out", str(tmp_path)]
+    assert main(base + argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"ncalm show: error: {named}") and "GiB of memory, more than the" in err
+    assert err.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
+def test_strip_bytes_bounds_what_save_strip_allocates(tmp_path):
+    import tracemalloc
+
+    from ncalm.nca.pictures import save_strip, strip_bytes
+
+    grids = np.random.default_rng(0).integers(0, 6, (4, 10, 16, 16)).astype(np.uint8)
+    tracemalloc.start()  # numpy's arrays are traced; PIL's own copy (4 B a pixel) is not, and strip_bytes counts it
+    save_strip(grids, tmp_path / "s.png", 6, 8)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak + 4 * 4 * 10 * (16 * 8 + 2) ** 2 <= strip_bytes(4, 10, 16, 8)

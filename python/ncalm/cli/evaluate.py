@@ -130,8 +130,9 @@ def run_bpb(cfg: BpbConfig) -> dict:
 
 
 def run_icl(cfg: IclConfig) -> dict:
-    from ncalm.eval.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_sequences,
+    from ncalm.eval.icl import (copy_last_frame_predictor, greedy_predictor, icl_accuracy, icl_bytes, icl_sequences,
                                 max_context_frames)
+    from ncalm.memory import check_fits
 
     model, _, data, device, _ = _load(cfg)
     if data.kind != "nca":
@@ -143,6 +144,9 @@ def run_icl(cfg: IclConfig) -> dict:
     if not ks or max(ks) > max_k or min(ks) < 1:
         raise SettingError("k", f"must lie in [1, {max_k}] for this model's context of {model.cfg.max_seq_len} "
                                 "tokens")
+    # Before any band's rules are made (the generator would otherwise blame the first band).
+    check_fits(icl_bytes(nca, cfg.rules, max(ks) + 1, cfg.batch_size),
+               f"rules: {cfg.rules:,} test rules of {max(ks) + 1} frames (k up to {max(ks)})")
     bands = {"train " + ("none" if nca.band is None else "%g-%g" % tuple(nca.band)): nca.band}
     for band in cfg.bands:
         lo, hi = band or (0.0, 2.0)

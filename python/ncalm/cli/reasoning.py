@@ -68,7 +68,7 @@ def _finetune(opts, model, tokenizer) -> None:
 _TASK_KEYS = {"gsm8k": (), "humaneval": ("timeout", "memory_mb"), "bbh": ("bbh_tasks", "bbh_cot")}
 
 
-def _config(opts, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
+def _config(opts, spec, max_new_tokens: int, device_type: str = "cpu") -> dict:
     from ncalm.lm.checkpoint import weights_sha256
 
     # Everything that changes the samples (--batch-size does: rows of a batch share
@@ -76,7 +76,7 @@ def _config(opts, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     # settings of other tasks do not, so changing them does not block a resume.
     keys = ("task", "n_samples", "temperature", "top_p", "seed", "batch_size", "finetune", *_TASK_KEYS[opts.task])
     config = {k: getattr(opts, k) for k in keys}
-    config["shots"] = opts.n_shots()
+    config["shots"] = spec.shots  # those the prompts hold: a small pool or --bbh-cot can make them differ from --shots
     config["data"] = str(Path(opts.data).resolve()) if opts.data else None
     config["checkpoint"] = str(Path(opts.checkpoint).resolve())
     # The same path may hold other weights later: results of two models must not mix.
@@ -84,7 +84,7 @@ def _config(opts, max_new_tokens: int, stop, device_type: str = "cpu") -> dict:
     if opts.finetune:
         config.update({k: getattr(opts, k) for k in
                        ("finetune_epochs", "finetune_lr", "finetune_batch_size", "finetune_limit")})
-    config.update(max_new_tokens=max_new_tokens, stop=list(stop))
+    config.update(max_new_tokens=max_new_tokens, stop=list(spec.stop))
     if device_type != "cpu":
         # CPU and CUDA generators draw different samples from one seed: a resume on the other
         # device would mix two streams. Absent for the CPU, so CPU runs made before this key resume.
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
               f"{max_new} new tokens; they keep their last {keep} tokens (lower --shots or --max-new-tokens)",
               file=sys.stderr)
     out = Path(opts.out or f"runs/reasoning-{opts.task}")
-    config = _config(opts, max_new, spec.stop, device.type)
+    config = _config(opts, spec, max_new, device.type)
     with exclusive(out):
         store = ResultsStore(out, config)
         rescored = store.rescore({item.id: item for item in spec.items}, spec.score)

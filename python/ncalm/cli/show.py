@@ -17,6 +17,7 @@ import numpy as np
 
 from ncalm.cli.generate import GenerateConfig
 from ncalm.cli.options import add_tree, tree_config
+from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig, check_seed
 from ncalm.nca.pictures import SCALE
 from ncalm.settings import Settings, at_least, folder, same_as, setting
@@ -42,11 +43,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_tree(p, ShowConfig, ShowConfig(), "show", "nca.colors=6", skip=("nca.seq_len",), groups=True)
 
 
+def _check_memory(opts: ShowConfig) -> None:
+    """Refuse before any work a drawing that cannot fit, naming the options of its largest need."""
+    from ncalm.nca.cpu import workspace_bytes
+    from ncalm.nca.pictures import strip_bytes
+
+    cfg = opts.nca
+    # The candidates' ids, scores, masks and sorted copies; the simulators; the grids and their strip (the GIF and
+    # the rejected rules' strip come after it, and need less).
+    needs = {
+        f"--candidates {opts.candidates:,}": 40 * opts.candidates,
+        f"--grid {cfg.grid}, --patch {cfg.patch}, --nca.score_frames {cfg.score_frames} (per thread)":
+            workspace_bytes(cfg, opts.threads, max(opts.candidates, opts.rules)),
+        f"--rules {opts.rules:,} x --frames {opts.frames:,} of --grid {cfg.grid} at --scale {opts.scale:,}":
+            opts.rules * opts.frames * cfg.grid**2 + strip_bytes(opts.rules, opts.frames, cfg.grid, opts.scale),
+    }
+    check_fits(sum(needs.values()), max(needs, key=needs.__getitem__))
+
+
 def run(args: argparse.Namespace) -> int:
     from ncalm.nca.cpu import find_rules, in_band, rollout, score_rules
     from ncalm.nca.pictures import accepted_fraction, save_complexity_histogram, save_gif, save_strip
 
     opts = tree_config(ShowConfig, args)
+    _check_memory(opts)
     cfg = opts.nca
     out = Path(opts.out)
     threads = opts.threads or None

@@ -104,6 +104,13 @@ def copy_last_frame_predictor(frame_len: int) -> Predictor:
     return predict
 
 
+def icl_bytes(cfg, n: int, frames: int, batch_size: int = IclConfig.batch_size) -> int:
+    """Peak memory of one band of ``n`` rules of ``frames`` frames in `ncalm eval icl`: per token, the int32
+    tokens, their int64 copy and the previous band's (20 B); per rule, its ids and ratios and each k's cells
+    right (twice, before and after concatenating); per cell of a batch, patch_cells' int64 digits (32 B)."""
+    return n * (20 * frames * cfg.frame_len + 32 + 2 * cfg.grid**2) + 32 * min(n, batch_size) * cfg.grid**2
+
+
 def icl_sequences(cfg, seed: int, n: int, frames: int, band: tuple[float, float] | None) -> np.ndarray:
     """``n`` sequences of ``frames`` whole frames, each a fresh rule from ``band``.
 

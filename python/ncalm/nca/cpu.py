@@ -156,6 +156,13 @@ def rollout(
     return _core.rollout(cfg.core, _seed(seed), _ids("rule_ids", rule_ids), sims, frames, _threads(threads))
 
 
+def workspace_bytes(cfg: NCAConfig, threads: int | None, items: int) -> int:
+    """Memory the core's threads take to score or roll out ``items`` rules: a simulator each (about 48 B a cell)
+    and the scorer's int32 tokens of score_frames frames."""
+    threads = min(_threads(threads) or _core.default_threads(), max(items, 1))
+    return threads * (48 * cfg.grid**2 + 4 * cfg.patches_per_frame * cfg.score_frames)
+
+
 def encode(cfg: NCAConfig, grids: np.ndarray) -> np.ndarray:
     """Patch tokens (no START/END) of grids shaped (..., grid, grid): int64 (..., N)."""
     grids = np.asarray(grids)

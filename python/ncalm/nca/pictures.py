@@ -49,6 +49,12 @@ def tile(grids: np.ndarray, scale: int = SCALE, gap: int = 2) -> np.ndarray:
     return out[:out.shape[0] - gap, :out.shape[1] - gap]
 
 
+def strip_bytes(rows: int, cols: int, side: int, scale: int = SCALE, gap: int = 2) -> int:
+    """Peak memory of ``save_strip`` for (rows, cols, side, side) grids: per pixel, tile's int16 copies (6 B)
+    or its index image beside the RGB image and PIL's 4-byte copy of it (9 B), with a byte to spare."""
+    return 10 * rows * cols * (side * scale + gap) ** 2
+
+
 def _lut(colors: int) -> np.ndarray:
     """(colors + 1, 3) uint8: the state colours, then the separator at index `colors`, which is also index -1
     (the separator of a tiled image): ``_lut(colors)[image]`` is the image in RGB."""

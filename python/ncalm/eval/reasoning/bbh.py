@@ -17,6 +17,7 @@ HF_NAME = "lukaemon/bbh"
 STOP = ("\n\nQ:", "\nQ:")
 DIRECT_STOP = ("\n",)
 _ANSWER_IS = "the answer is"
+COT_ANSWER = "A: Let's think step by step."  # opens each CoT demonstration's answer, and the one to write
 
 
 @dataclass(frozen=True)
@@ -84,8 +85,13 @@ def load_cot_prompt(path: str | Path) -> str:
     return (body if sep else text).strip()
 
 
+def cot_shots(demos: str) -> int:
+    """The demonstrations in a CoT prompt: its answers."""
+    return demos.count(COT_ANSWER)
+
+
 def cot_prompt(demos: str, question: str) -> str:
-    return f"{demos}\n\nQ: {question}\nA: Let's think step by step."
+    return f"{demos}\n\nQ: {question}\n{COT_ANSWER}"
 
 
 def extract_answer(generation: str, cot: bool = False) -> str:

@@ -67,7 +67,8 @@ class ReasoningConfig(Settings):
         None, "generation length in the checkpoint tokenizer's tokens (bytes for the byte tokenizer); unset: room "
               "for the reference answers, gsm8k 1024 bytes, humaneval 1536, bbh 256 (2048 with --bbh-cot), a "
               "quarter as many tokens for BPE, and at most half the model's context", check=at_least(1))
-    shots: int | None = setting(None, "few-shot demonstrations; unset: gsm8k 8 (0 with --finetune), bbh 3",
+    shots: int | None = setting(None, "few-shot demonstrations; unset: gsm8k 8 (0 with --finetune), bbh 3; --bbh-cot "
+                                      "uses its prompts' own (3 in the published ones)",
                                 check=at_least(0))
     batch_size: int = same_as(SamplingConfig, "batch_size")
     # torch takes seeds in [-2**63, 2**64); each problem adds its id's 32-bit hash to this one.

@@ -37,6 +37,9 @@ class TaskSpec:
     max_new_bytes: int  # the default generation budget, in bytes: see default_max_new_tokens
     # (item, completions) -> one dict per completion with at least "correct"
     score: Callable[[Item, Sequence[str]], list[dict]]
+    # demonstrations each prompt holds, which a small pool or --bbh-cot's prompts make differ from --shots
+    # (by subtask where those prompts differ); None: the task takes none
+    shots: int | dict[str, int] | None = None
 
     def default_max_new_tokens(self, tokenizer) -> int:
         """The default budget in ``tokenizer``'s tokens: a byte tokenizer spends one per byte."""
@@ -61,7 +64,7 @@ def gsm8k_task(data: str | None, shots: int, limit: int | None) -> TaskSpec:
                  "strict": gsm8k.same_number(gsm8k.strict_answer(c), gold),
                  "flexible": gsm8k.same_number(gsm8k.flexible_answer(c), gold)} for c in completions]
 
-    return TaskSpec(items, gsm8k.STOP, GSM8K_BYTES, score)
+    return TaskSpec(items, gsm8k.STOP, GSM8K_BYTES, score, len(demos))
 
 
 def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers: int,
@@ -90,17 +93,23 @@ def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: boo
              limit: int | None) -> TaskSpec:
     """BBH examples, interleaved across subtasks so a --limit covers all of them."""
     by_task = bbh.load(data, tasks)
-    queues = []
+    queues, used = [], {}
     if cot and (data is None or not Path(data).is_dir()):
         raise ValueError("--bbh-cot needs --data DIR holding cot-prompts/<task>.txt")
     for name, examples in by_task.items():
         if cot:  # the published demonstrations; every example is scored
-            prompt, first = partial(bbh.cot_prompt, bbh.load_cot_prompt(Path(data) / "cot-prompts" / f"{name}.txt")), 0
+            demos = bbh.load_cot_prompt(Path(data) / "cot-prompts" / f"{name}.txt")
+            prompt, first, used[name] = partial(bbh.cot_prompt, demos), 0, bbh.cot_shots(demos)
         elif len(examples) <= shots:
             raise ValueError(f"--shots {shots}: BBH task {name} has only {len(examples)} examples")
         else:  # the first examples are the demonstrations
             prompt, first = partial(bbh.direct_prompt, examples[:shots]), shots
         queues.append([Item(f"{name}/{i}", name, prompt(e.input), e) for i, e in enumerate(examples) if i >= first])
+    # --bbh-cot prompts hold their own demonstrations (the published ones 3 each): by task only where they differ
+    recorded = used if len(set(used.values())) > 1 else next(iter(used.values()), shots)
+    if recorded != shots:
+        print(f"warning: --shots {shots}: the --bbh-cot prompts hold {recorded} demonstrations; prompting with "
+              f"those", file=sys.stderr)
     longest = max(len(q) for q in queues)
     items = [q[i] for i in range(longest) for q in queues if i < len(q)]
 
@@ -110,4 +119,4 @@ def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: boo
                 for c in completions]
 
     return TaskSpec(items[:limit], bbh.STOP if cot else bbh.DIRECT_STOP,
-                    BBH_COT_BYTES if cot else BBH_BYTES, score)
+                    BBH_COT_BYTES if cot else BBH_BYTES, score, recorded)
