@@ -86,6 +86,33 @@ def test_bad_sweeps_name_the_setting():
         parse_points("2..5", 5)
 
 
+
+def test_a_model_shorthand_takes_later_overrides_as_ncalm_experiment_does(tmp_path):
+    # The shorthand was expanded only per point: --set experiment.model.overrides replaced model = "small"
+    # (and a preset's model = "small"), and every point fell back to the tiny model.
+    from ncalm.experiment.sweep import load_definition
+    from ncalm.lm.config import SIZES, model_config
+
+    def shapes(cfg: SweepConfig) -> list[tuple]:
+        return [(p.config.model.size, p.config.model.overrides, model_config(p.config.model.size,
+                                                                            **p.config.model.overrides))
+                for p in points(cfg)]
+
+    small = model_config("small", mlp_hidden=512)
+    assert (small.n_layer, small.d_model, small.mlp_hidden) == (SIZES["small"]["n_layer"], 384, 512)
+    toml = tmp_path / "sweep.toml"
+    toml.write_text('preset = "tiny"\n[experiment]\nmodel = "small"\n[axes]\n"prepretrain.optim.lr" = [1e-3, 3e-3]\n')
+    out = tmp_path / "s"
+    assert main(["sweep", "--config", str(toml), "--set", "experiment.model.overrides={mlp_hidden=512}",
+                 "--out", str(out), "--plan"]) == 0
+    assert shapes(load_definition(out)) == [("small", {"mlp_hidden": 512}, small)] * 3
+    # The same over a preset whose model is a shorthand, and an axis over the size keeping the override.
+    over_preset = SweepConfig(preset="gpu-small", experiment={"model": {"overrides": {"mlp_hidden": 512}}},
+                              axes={"prepretrain.optim.lr": [1e-3]})
+    assert [s[0] for s in shapes(over_preset)] == ["small"] and shapes(over_preset)[0][2] == small
+    sized = SweepConfig(experiment={"model": {"overrides": {"mlp_hidden": 512}}}, axes={"model": ["mini", "small"]})
+    assert [s[:2] for s in shapes(sized)] == [("mini", {"mlp_hidden": 512}), ("small", {"mlp_hidden": 512})]
+
 @pytest.mark.slow
 def test_sweep_resumes_and_plan_gives_the_same_report(tmp_path):
     toml = tmp_path / "sweep.toml"

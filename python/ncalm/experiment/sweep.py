@@ -35,7 +35,8 @@ from ncalm.atomic_json import read_json, write_json, write_text
 from ncalm.experiment.arms import arms_of, language_stage
 from ncalm.experiment.config import SCRATCH, ExperimentConfig, _seeds
 from ncalm.experiment.presets import PRESETS, preset
-from ncalm.settings import Settings, SettingError, at_least, check_same, differences, leaves, merge, nested, setting
+from ncalm.settings import (Settings, SettingError, at_least, canonical, check_same, differences, leaves, merge,
+                            nested, setting)
 
 SWEEP = "sweep.json"
 
@@ -77,7 +78,8 @@ class SweepConfig(Settings):
     name: str = setting("sweep", "the sweep's name, shown in its report")
     preset: str = setting("tiny", "the experiment preset every point starts from", choices=tuple(PRESETS))
     experiment: dict = setting({}, "experiment settings of every point, over the preset (as in an experiment "
-                                   "TOML), e.g. {arms = [\"scratch\", \"nca\", \"nca-shuffled\"]}")
+                                   "TOML), e.g. {arms = [\"scratch\", \"nca\", \"nca-shuffled\"]}",
+                               tree=ExperimentConfig)
     axes: dict = setting({}, "dotted experiment key -> its values, e.g. {\"prepretrain.optim.lr\" = [1e-4, 1e-3]}",
                          check=_axes)
     grid: bool = setting(True, "every combination of the axes' values; false: a list, the i-th value of every "
@@ -92,6 +94,7 @@ class SweepConfig(Settings):
 
     def validate(self) -> None:
         self.axes = leaves(self.axes)  # {"prepretrain": {"optim": {"lr": [..]}}} as "prepretrain.optim.lr"
+        self.experiment = canonical(ExperimentConfig, self.experiment, "experiment")  # as from_dict leaves it
         if not self.axes:
             raise SettingError("axes", "a sweep needs at least one axis, e.g. axes = {\"prepretrain.optim.lr\" = "
                                        "[1e-4, 1e-3]}")
@@ -117,10 +120,13 @@ class Point:
 
 
 def _experiment(cfg: SweepConfig, values: dict, name: str) -> ExperimentConfig:
-    d = merge(preset(cfg.preset), cfg.experiment)
-    for key, value in values.items():
-        d = merge(d, nested(key, value))
+    """The preset, the sweep's experiment settings, then the point's values, layered as `ncalm experiment`
+    layers --preset, --config and --set: each put in the tree's layout first, so that a shorthand
+    (model = "small") is a table that a later layer's key (model.overrides) changes instead of replacing."""
     try:
+        d: dict = {}
+        for layer in (preset(cfg.preset), cfg.experiment, *(nested(k, v) for k, v in values.items())):
+            d = merge(d, canonical(ExperimentConfig, layer))
         return ExperimentConfig.from_dict({**d, "seeds": cfg.seeds, "name": name})
     except SettingError as exc:
         where = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
