@@ -1,8 +1,10 @@
 """`ncalm sweep`: points are experiments, a rerun redoes nothing, --plan | xargs -P 2 + --collect = the same report."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,33 @@ def test_bad_sweeps_name_the_setting():
         parse_points("2..5", 5)
 
 
+
+def test_a_model_shorthand_takes_later_overrides_as_ncalm_experiment_does(tmp_path):
+    # The shorthand was expanded only per point: --set experiment.model.overrides replaced model = "small"
+    # (and a preset's model = "small"), and every point fell back to the tiny model.
+    from ncalm.experiment.sweep import load_definition
+    from ncalm.lm.config import SIZES, model_config
+
+    def shapes(cfg: SweepConfig) -> list[tuple]:
+        return [(p.config.model.size, p.config.model.overrides, model_config(p.config.model.size,
+                                                                            **p.config.model.overrides))
+                for p in points(cfg)]
+
+    small = model_config("small", mlp_hidden=512)
+    assert (small.n_layer, small.d_model, small.mlp_hidden) == (SIZES["small"]["n_layer"], 384, 512)
+    toml = tmp_path / "sweep.toml"
+    toml.write_text('preset = "tiny"\n[experiment]\nmodel = "small"\n[axes]\n"prepretrain.optim.lr" = [1e-3, 3e-3]\n')
+    out = tmp_path / "s"
+    assert main(["sweep", "--config", str(toml), "--set", "experiment.model.overrides={mlp_hidden=512}",
+                 "--out", str(out), "--plan"]) == 0
+    assert shapes(load_definition(out)) == [("small", {"mlp_hidden": 512}, small)] * 3
+    # The same over a preset whose model is a shorthand, and an axis over the size keeping the override.
+    over_preset = SweepConfig(preset="gpu-small", experiment={"model": {"overrides": {"mlp_hidden": 512}}},
+                              axes={"prepretrain.optim.lr": [1e-3]})
+    assert [s[0] for s in shapes(over_preset)] == ["small"] and shapes(over_preset)[0][2] == small
+    sized = SweepConfig(experiment={"model": {"overrides": {"mlp_hidden": 512}}}, axes={"model": ["mini", "small"]})
+    assert [s[:2] for s in shapes(sized)] == [("mini", {"mlp_hidden": 512}), ("small", {"mlp_hidden": 512})]
+
 @pytest.mark.slow
 def test_sweep_resumes_and_plan_gives_the_same_report(tmp_path):
     toml = tmp_path / "sweep.toml"
@@ -158,3 +187,103 @@ def test_failed_points_are_one_line_naming_their_logs(tmp_path, capsys, monkeypa
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"ncalm sweep: error: points 1, 2 failed: see {out}/point-NNN.log; rerun to continue them"
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie not yet reaped by its new parent counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def _wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists(),
+                    reason="needs /proc/PID/task/TID/children (Linux)")
+def test_sigterm_stops_the_point_processes_and_a_rerun_may_resume(tmp_path):
+    # A SIGTERM killed the sweep alone: its point processes ran on, holding their folders' locks.
+    from ncalm.locks import exclusive
+
+    toml = tmp_path / "sweep.toml"
+    toml.write_text(SWEEP.format(corpus=_corpus(tmp_path / "corpus")).replace("tokens = 1024", "tokens = 10_000_000"))
+    out = tmp_path / "s"
+    sweep = subprocess.Popen([sys.executable, "-m", "ncalm", "sweep", "--config", str(toml), "--out", str(out),
+                              "--no-progress"], env={**os.environ, "PYTHONPATH": str(NCALM_ROOT)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children: list[int] = []
+    try:  # both points running their experiments (each holds its folder), then the signal
+        assert _wait_until(lambda: len(list(out.glob("point-*/.ncalm-lock"))) == 2, 60)
+        children = _children(sweep.pid)
+        assert len(children) == 2
+        sweep.send_signal(signal.SIGTERM)
+        _, err = sweep.communicate(timeout=20)
+        assert sweep.returncode == 130
+        assert err.strip().splitlines()[-1] == ("ncalm sweep: interrupted; stopped points 0, 1; "
+                                                "rerun the same command to resume")
+        assert _wait_until(lambda: all(map(_gone, children)), 5)
+        assert not (out / "results.json").exists()  # nothing reported as finished
+        for point in ("point-000", "point-001"):  # a rerun is not refused
+            with exclusive(out / point):
+                pass
+    finally:  # the old behaviour's orphans, and a sweep that hung
+        for pid in [sweep.pid, *children]:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+        sweep.wait()
+
+
+def test_points_that_ignore_sigterm_are_killed_with_their_workers(tmp_path, monkeypatch, capsys):
+    import threading
+
+    import ncalm.experiment.sweep as sweep
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are the main thread's")
+    # Each point ignores SIGTERM and starts a worker of its own; both write their pids.
+    child = ("import os, signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             "w = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+             "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(20)']); "
+             "open(sys.argv[1] + '.tmp', 'w').write(f'{os.getpid()} {w.pid}'); "
+             "os.replace(sys.argv[1] + '.tmp', sys.argv[1]); time.sleep(20)")
+    monkeypatch.setattr(sweep, "point_command",
+                        lambda out, index: [sys.executable, "-c", child, str(tmp_path / f"pids{index}")])
+    monkeypatch.setattr(sweep, "STOP_GRACE_S", 0.5, raising=False)
+    pids: list[int] = []
+
+    def signal_the_sweep() -> None:
+        if _wait_until(lambda: all((tmp_path / f"pids{i}").exists() for i in (1, 2)), 20):
+            pids.extend(int(p) for i in (1, 2) for p in (tmp_path / f"pids{i}").read_text().split())
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def unhandled(signum, frame):  # the sweep left SIGTERM alone: fail the test, not the test run
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    threading.Thread(target=signal_the_sweep, daemon=True).start()
+    try:
+        t0 = time.monotonic()
+        assert main(["sweep", "--preset", "sweep-tiny", "--out", str(tmp_path / "s"), "--set", "jobs=2",
+                     "--points", "1..2", "--no-progress"]) == 130
+        # SIGKILL is delivered at once, but a worker whose point died first may take a moment to exit.
+        assert len(pids) == 4 and _wait_until(lambda: all(map(_gone, pids)), 5) and time.monotonic() - t0 < 15
+        assert capsys.readouterr().err.strip() == ("ncalm sweep: interrupted; stopped points 1, 2; "
+                                                   "rerun the same command to resume")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for pid in pids:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)

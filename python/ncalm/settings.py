@@ -56,14 +56,16 @@ def parse_count(text: str) -> int:
 
 def setting(default: Any, help: str, *, check: Callable[[Any], str | None] | None = None,
             choices: tuple | None = None, flags: tuple[str, ...] = (), parse: Callable[[str], Any] | None = None,
-            repeat: bool = False, one_item: bool = True, empty: bool = False) -> Any:
+            repeat: bool = False, one_item: bool = True, empty: bool = False, tree: type | None = None) -> Any:
     """A field: its default, one line of help, and optionally
     ``check`` (value -> error text or None), ``choices``, command-line ``flags`` (short
     aliases of the dotted option), ``parse`` (how a flag's text becomes the value) and
     ``repeat`` (a list flag given once per item); ``one_item=False`` refuses a plain value for a list,
-    ``empty`` lets a list's flag be given with no items (the empty list)."""
+    ``empty`` lets a list's flag be given with no items (the empty list); ``tree``: the Settings class
+    whose (partial) settings a free-form dict holds (a sweep's experiment), put in its layout by
+    :func:`canonical` so that layers merge key by key."""
     meta = dict(help=help, check=check, choices=choices, flags=flags, parse=parse, repeat=repeat, one_item=one_item,
-                empty=empty)
+                empty=empty, tree=tree)
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -309,12 +311,17 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     if not isinstance(d, dict):
         return d
     hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     out = {}
     for k, v in renamed(cls, d, given, prefix).items():
         if k in hints and _is_table(hints[k]):
             v = canonical(hints[k], v, _dotted(prefix, k))
             if not isinstance(v, dict):  # named now: merged with a later layer's table, it would vanish
                 raise SettingError(_dotted(prefix, k), f"must be a table of settings, got {v!r}")
+        elif k in fields and fields[k].metadata.get("tree") and isinstance(v, dict):
+            # Another tree's settings in a free-form dict: its shorthands too ({model = "small"} then
+            # {model.overrides = ...} must give a small model with the override, not a fresh table).
+            v = canonical(fields[k].metadata["tree"], v, _dotted(prefix, k))
         out[k] = v
     return out
 

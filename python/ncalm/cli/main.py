@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, OSError, ImportError) as exc:
         print(f"ncalm {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"ncalm {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # its text, where a command gives one, says how to go on
+        print(f"ncalm {args.command}: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
 

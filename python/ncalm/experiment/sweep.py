@@ -24,20 +24,27 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from ncalm.atomic_json import read_json, write_json, write_text
 from ncalm.experiment.arms import arms_of, language_stage
 from ncalm.experiment.config import SCRATCH, ExperimentConfig, _seeds
 from ncalm.experiment.presets import PRESETS, preset
-from ncalm.settings import Settings, SettingError, at_least, check_same, differences, leaves, merge, nested, setting
+from ncalm.settings import (Settings, SettingError, at_least, canonical, check_same, differences, leaves, merge,
+                            nested, setting)
+from ncalm.train.interrupt import DeferredInterrupt
 
 SWEEP = "sweep.json"
+# Seconds a stopped point has to exit (its trainer finishes the step and writes a checkpoint) before it is
+# killed; killed, it continues from its last checkpoint (every file is written whole or not at all).
+STOP_GRACE_S = 10.0
 
 # Chosen before any transfer result was seen. The bands of sweep-tiny split the 6-colour NCA's
 # complexity range (rules score up to ~0.55 at 6 colours, median ~0.33: `ncalm show`) into
@@ -77,7 +84,8 @@ class SweepConfig(Settings):
     name: str = setting("sweep", "the sweep's name, shown in its report")
     preset: str = setting("tiny", "the experiment preset every point starts from", choices=tuple(PRESETS))
     experiment: dict = setting({}, "experiment settings of every point, over the preset (as in an experiment "
-                                   "TOML), e.g. {arms = [\"scratch\", \"nca\", \"nca-shuffled\"]}")
+                                   "TOML), e.g. {arms = [\"scratch\", \"nca\", \"nca-shuffled\"]}",
+                               tree=ExperimentConfig)
     axes: dict = setting({}, "dotted experiment key -> its values, e.g. {\"prepretrain.optim.lr\" = [1e-4, 1e-3]}",
                          check=_axes)
     grid: bool = setting(True, "every combination of the axes' values; false: a list, the i-th value of every "
@@ -92,6 +100,7 @@ class SweepConfig(Settings):
 
     def validate(self) -> None:
         self.axes = leaves(self.axes)  # {"prepretrain": {"optim": {"lr": [..]}}} as "prepretrain.optim.lr"
+        self.experiment = canonical(ExperimentConfig, self.experiment, "experiment")  # as from_dict leaves it
         if not self.axes:
             raise SettingError("axes", "a sweep needs at least one axis, e.g. axes = {\"prepretrain.optim.lr\" = "
                                        "[1e-4, 1e-3]}")
@@ -117,10 +126,13 @@ class Point:
 
 
 def _experiment(cfg: SweepConfig, values: dict, name: str) -> ExperimentConfig:
-    d = merge(preset(cfg.preset), cfg.experiment)
-    for key, value in values.items():
-        d = merge(d, nested(key, value))
+    """The preset, the sweep's experiment settings, then the point's values, layered as `ncalm experiment`
+    layers --preset, --config and --set: each put in the tree's layout first, so that a shorthand
+    (model = "small") is a table that a later layer's key (model.overrides) changes instead of replacing."""
     try:
+        d: dict = {}
+        for layer in (preset(cfg.preset), cfg.experiment, *(nested(k, v) for k, v in values.items())):
+            d = merge(d, canonical(ExperimentConfig, layer))
         return ExperimentConfig.from_dict({**d, "seeds": cfg.seeds, "name": name})
     except SettingError as exc:
         where = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
@@ -225,22 +237,62 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    finished = itertools.count(1)
-
-    def run_child(p: Point) -> int:
-        log, t0 = out / f"{p.dir_name}.log", time.perf_counter()
-        echo(f"point {p.index}: started (log {log})")
-        with open(log, "a") as f:
-            code = subprocess.run(point_command(out, p.index), stdout=f, stderr=subprocess.STDOUT, env=env).returncode
-        echo(f"point {p.index}: {'finished' if code == 0 else f'failed (exit {code})'} "
-             f"after {time.perf_counter() - t0:.0f} s; {len(chosen) - next(finished)} to go")
-        return code
-
-    with ThreadPoolExecutor(jobs) as pool:  # threads that only wait for their child processes
-        failed = [p.index for p, code in zip(chosen, pool.map(run_child, chosen)) if code]
+    waiting, failed = list(chosen), []
+    running: dict[int, tuple[Point, subprocess.Popen, IO, float]] = {}  # index -> point, process, log, start
+    # SIGTERM or Ctrl-C: stop the children (their trainers checkpoint at the end of the step), not leave
+    # them running with their folders locked; a second signal kills them at once.
+    with DeferredInterrupt() as interrupt:
+        try:
+            while (waiting or running) and not interrupt.requested:
+                while waiting and len(running) < jobs:
+                    p = waiting.pop(0)
+                    log = open(out / f"{p.dir_name}.log", "a")
+                    echo(f"point {p.index}: started (log {log.name})")
+                    # Its own session: the terminal's Ctrl-C reaches this process alone, which stops each
+                    # child with one signal (a second would cut its trainer's checkpoint short), and the
+                    # signals reach the child's own workers too.
+                    running[p.index] = (p, subprocess.Popen(point_command(out, p.index), stdout=log,
+                                                            stderr=subprocess.STDOUT, env=env,
+                                                            start_new_session=True), log, time.perf_counter())
+                for index, (p, proc, written, t0) in list(running.items()):
+                    if proc.poll() is None:
+                        continue
+                    del running[index]
+                    written.close()
+                    if proc.returncode:
+                        failed.append(p.index)
+                    outcome = "finished" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
+                    echo(f"point {p.index}: {outcome} after {time.perf_counter() - t0:.0f} s; "
+                         f"{len(waiting) + len(running)} to go")
+                time.sleep(0.2)
+        finally:  # also on a second signal, or an error here: no child outlives the sweep
+            _stop([proc for _, proc, _, _ in running.values()])
+            for _, _, written, _ in running.values():
+                written.close()
+    if interrupt.requested:  # no report: the points stopped are not finished
+        stopped = ", ".join(str(i) for i, (_, proc, _, _) in sorted(running.items()) if proc.returncode)
+        raise KeyboardInterrupt((f"stopped points {stopped}; " if stopped else "") + "rerun the same command to resume")
     if failed:  # an OSError: the command says it in one line, as other failures of the outside world
-        raise ChildProcessError(f"points {', '.join(map(str, failed))} failed: see {out}/point-NNN.log; "
+        raise ChildProcessError(f"points {', '.join(map(str, sorted(failed)))} failed: see {out}/point-NNN.log; "
                                 f"rerun to continue them")
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with suppress(ProcessLookupError):  # the point and its workers have all exited already
+        os.killpg(proc.pid, sig)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM to each point's process group, up to STOP_GRACE_S for them to exit, then SIGKILL."""
+    for proc in procs:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    with suppress(subprocess.TimeoutExpired, KeyboardInterrupt):  # KeyboardInterrupt: a second signal
+        for proc in procs:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        _signal_group(proc, signal.SIGKILL)  # the group: also workers whose point has exited
+        proc.wait()
 
 
 # --- the report ----------------------------------------------------------------------------------
