@@ -127,6 +127,33 @@ def test_an_empty_output_folder_is_refused_not_the_current_one(argv, tmp_path, m
     assert not list(tmp_path.iterdir())
 
 
+def _exit_code(argv: list[str]) -> int:
+    """What `ncalm ARGV` exits with, whether the command or argparse refuses the input."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["generate", "--sequences", "1", "--out"], "out"), (["prepretrain", "--steps", "1", "--out"], "run.out_dir"),
+    (["pretrain", "--steps", "1", "--out"], "run.out_dir"), (["prepretrain", "--set"], "run.out_dir"),
+    (["show", "--out"], "out"), (["tokenize", "--text", "stdlib", "--out"], "out"),
+    (["eval-reasoning", "--checkpoint", "x.pt", "--out"], "out"), (["experiment", "--out"], "argument --out"),
+    (["sweep", "--preset", "sweep-tiny", "--out"], "argument --out"), (["band", "--out"], "argument --out"),
+    (["export-hf", "x.pt"], "out")])
+def test_a_file_given_as_output_folder_is_refused_by_its_setting(argv, named, tmp_path, monkeypatch, capsys):
+    # Once an OSError from mkdir at the end of the checks: "[Errno 17] File exists: 'OUT'", naming no option.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("keep")
+    for out, problem in (("file", "is a file, not a folder"), ("file/sub", "is inside file, which is a file")):
+        value = f"run.out_dir={out}" if argv[-1] == "--set" else out
+        assert _exit_code([*argv, value]) == 2
+        err = capsys.readouterr().err.splitlines()[-1]  # after argparse's usage, for its own options
+        assert f"error: {named}: {problem}" in err and f"got {out!r}" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and (tmp_path / "file").read_text() == "keep"
+
+
 def test_export_hf_refuses_an_empty_output_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["export-hf", "missing.pt", " "]) == 2

@@ -106,8 +106,19 @@ def positive(v) -> str | None:
 
 
 def folder(v: str | None) -> str | None:
-    """An output folder's name: empty or blank, it would write into the current folder."""
-    return None if v is None or v.strip() else "must name a folder"
+    """An output folder's name: not blank (it would write into the current folder), nor a file or a path
+    through one (making the folder would fail, after the work)."""
+    if v is None:
+        return None
+    if not v.strip():
+        return "must name a folder"
+    path = Path(v)
+    for p in (path, *path.parents):  # the nearest thing that exists must be a folder
+        if p.is_dir():
+            return None
+        if p.exists() or p.is_symlink():  # a file, or a link to nothing
+            return "is a file, not a folder" if p == path else f"is inside {p}, which is a file, not a folder"
+    return None
 
 
 def in_range(low: float, high: float, *, open_high: bool = False, open_low: bool = False,

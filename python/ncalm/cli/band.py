@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ncalm.cli.options import add_tree, tree_config
+from ncalm.cli.options import add_tree, out_folder, tree_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--windows", type=int, default=2000, help="corpus windows to score")
     p.add_argument("--rules", type=int, default=2000, help="NCA rules to score")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the sweep it writes")
-    p.add_argument("--out", default=None, help="output directory (default: runs/band-PRESET)")
+    p.add_argument("--out", default=None, type=out_folder, help="output directory (default: runs/band-PRESET)")
 
 
 def _toml(value) -> str:

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from ncalm.cli.options import add_tree_arguments, tree_config
+from ncalm.cli.options import add_tree_arguments, out_folder, tree_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base settings")
     add_tree_arguments(p, ExperimentConfig, "experiment", "language.optim.lr=3e-4")
-    p.add_argument("--out", default=None, help="output directory (default: runs/experiment-PRESET)")
+    p.add_argument("--out", default=None, type=out_folder, help="output directory (default: runs/experiment-PRESET)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and stop")
     # The top-level settings as flags; their defaults are the preset's, named for each preset.
     group = p.add_argument_group("settings (default: the preset's)")

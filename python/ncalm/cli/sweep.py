@@ -19,7 +19,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from ncalm.cli.options import add_tree_arguments, tree_config
+from ncalm.cli.options import add_tree_arguments, out_folder, tree_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, choices=list(SWEEP_PRESETS),
                    help="base sweep (default: none; the one saved in --out, when it holds a sweep)")
     add_tree_arguments(p, SweepConfig, "sweep", "seeds=[0,1,2]")
-    p.add_argument("--out", default=None, help="output directory (default: runs/PRESET)")
+    p.add_argument("--out", default=None, type=out_folder, help="output directory (default: runs/PRESET)")
     p.add_argument("--plan", action="store_true", help="save the sweep, print one command per point and stop")
     p.add_argument("--points", default=None, metavar="I..J",
                    help="run only these points (I, I..J inclusive, or I,J,K); no report (run --collect after)")

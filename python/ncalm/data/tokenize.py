@@ -46,7 +46,7 @@ from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
-from ncalm.settings import Settings, SettingError, at_least, differences, parse_count, same_as, setting
+from ncalm.settings import Settings, SettingError, at_least, differences, folder, parse_count, same_as, setting
 
 META = "meta.json"
 PARTS = "parts"
@@ -67,7 +67,8 @@ class TokenizeConfig(Settings):
     source: str = setting("", "corpus: FILE/DIR/GLOB[,...] (.jsonl: one document per line, its --field), "
                               "stdlib, or hf:NAME[:CONFIG] / hf:SAVED_DIR / hf:FILE.jsonl (needs `datasets`)",
                           flags=("--text",))
-    out: str = setting("", "output folder: train.bin, val.bin, meta.json, tokenizer.json")
+    out: str = setting("", "output folder: train.bin, val.bin, meta.json, tokenizer.json",
+                       check=lambda v: folder(v) if v else None)  # empty: none given yet (require says so)
     tokenizer: str = setting("gpt2", "gpt2 (tiktoken, the paper's), byte, bpe (trained on the training split) "
                                      "or hf:PATH (a Hugging Face tokenizer.json with <|endoftext|>)",
                              check=check_tokenizer)
