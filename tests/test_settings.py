@@ -134,6 +134,17 @@ def test_a_rename_inside_a_table_is_named_by_its_whole_dotted_key(capsys, monkey
         StageConfig.from_dict({"data": {"dyck_k": 3, "dyck": {"k": 4}}})
 
 
+def test_a_setting_checked_where_it_is_used_is_named_by_its_full_key():
+    from ncalm.settings import within
+
+    with pytest.raises(SettingError, match=r"^data\.text\.tokenizer: no such file$"):
+        with within("data"), within("text"):
+            raise SettingError("tokenizer", "no such file")
+    with pytest.raises(ValueError, match=r"^other$"):  # only settings' errors are renamed
+        with within("data"):
+            raise ValueError("other")
+
+
 def test_a_setting_shared_by_two_commands_is_declared_once():
     """Two fields with one name and one help text are one setting: all but one are declared with
     ``same_as``, not restated beside it. (A restated field with help of its own is not caught.)"""

@@ -202,7 +202,7 @@ def test_text_with_a_tokenizer_json_or_gpt2(tmp_path, monkeypatch, small_chunks)
     assert np.array_equal(source.train, encode_documents(train, saved))
 
     monkeypatch.delenv(tk.GPT2_FILES_ENV, raising=False)
-    with pytest.raises(SettingError, match=r"text.tokenizer: gpt2 needs .*NCALM_GPT2_FILES"):
+    with pytest.raises(SettingError, match=r"^tokenizer: gpt2 needs .*NCALM_GPT2_FILES"):  # keyed within text
         language_source(TextConfig(source=str(src), tokenizer="gpt2", val_percent=10), seq_len=16)
     gpt2 = next((Path(d) for d in gpt2_dirs if d and (Path(d) / "vocab.bpe").is_file()), None)
     if gpt2 is None or importlib.util.find_spec("tiktoken") is None:
@@ -221,6 +221,29 @@ def test_an_unwritable_cache_is_a_one_line_error_naming_the_setting(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(SettingError, match=r"text.cache: cannot write the token cache .*file/sub"):
         build_source(_text(src, cache=str(tmp_path / "file" / "sub")), progress=False)
+
+
+def test_a_tokenizer_refused_as_the_data_is_read_is_named_by_its_full_key(tmp_path, monkeypatch, capsys):
+    # Once "text.tokenizer: ..." from the cache, "tokenizer: ..." from an hf:PATH, and tokenize's own
+    # "gpt2_files: ..." for the folder $NCALM_GPT2_FILES names: none a key of the stage.
+    from ncalm.cli import main
+
+    src = _corpus(tmp_path / "c", 4)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.delenv(tk.GPT2_FILES_ENV, raising=False)
+    for env, tokenizer, said in ((None, "gpt2", "gpt2 needs GPT-2's vocab.bpe and encoder.json"),
+                                 (str(tmp_path / "empty"), "gpt2", f"gpt2: ${tk.GPT2_FILES_ENV}: {tmp_path / 'empty'} "
+                                                                   "lacks vocab.bpe"),
+                                 (None, f"hf:{tmp_path / 'none'}", f"hf:{tmp_path / 'none'}: no tokenizer.json")):
+        if env:
+            monkeypatch.setenv(tk.GPT2_FILES_ENV, env)
+        for argv in (["pretrain", "--tokenizer", tokenizer], ["prepretrain", "--data", "text",
+                                                              "--set", f"data.text.tokenizer={tokenizer!r}"]):
+            assert main([*argv, "--text", str(src), "--out", str(tmp_path / "r"), "--steps", "1", "--warmup", "0",
+                         "--no-progress"]) == 2
+            err = capsys.readouterr().err
+            assert err == f"ncalm {argv[0]}: error: data.text.tokenizer: {said}" + err.partition(said)[2], err
+            assert err.count("\n") == 1
 
 
 @pytest.mark.filterwarnings("ignore:skipped 1 file")

@@ -40,6 +40,18 @@ class SettingError(ValueError):
         return SettingError(f"{prefix}.{self.key}" if self.key else prefix, self.message)
 
 
+@contextlib.contextmanager
+def within(prefix: str):
+    """Name the settings checked inside by their full dotted key: code that checks a table's settings as it
+    uses them (a tokenizer's files, a device) raises SettingError keyed within that table, and its caller says
+    where the table is, e.g. ``with within("data"): build_source(cfg.data)`` makes ``text.tokenizer``
+    ``data.text.tokenizer``."""
+    try:
+        yield
+    except SettingError as exc:
+        raise exc.under(prefix) from None
+
+
 def parse_count(text: str) -> int:
     """'100M', '1.5B', '64k', '1e6', '5000' -> int; refuses what is not a whole number >= 1."""
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]{1,2})?)\s*([kKmMbBgG]?)\s*", text)

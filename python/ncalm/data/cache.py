@@ -26,7 +26,8 @@ from pathlib import Path
 
 from ncalm.data.config import TextConfig
 from ncalm.data.corpus import documents
-from ncalm.data.tokenize import GPT2_FILES_ENV, TokenizeConfig, fingerprint, is_up_to_date, tokenize, tokenizer_identity
+from ncalm.data.tokenize import (GPT2_FILES_ENV, TokenizeConfig, fingerprint, gpt2_dir, is_up_to_date, tokenize,
+                                 tokenizer_identity)
 from ncalm.lm.tokenizer import load_tokenizer
 from ncalm.locks import FolderBusy
 from ncalm.settings import SettingError
@@ -52,11 +53,16 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
     ``tokenizer`` (a resumed run's, or the one an init checkpoint's embeddings
     were trained with) is used instead of making one: the folder of
     ``text.tokenizer`` when that made the same tokenizer, else a folder keyed by
-    the given tokenizer itself.
+    the given tokenizer itself. A SettingError names its key within ``text`` (ncalm.settings.within).
     """
-    if text.tokenizer == "gpt2" and tokenizer is None and not os.environ.get(GPT2_FILES_ENV):
-        raise SettingError("text.tokenizer", f"gpt2 needs GPT-2's vocab.bpe and encoder.json (no download): "
-                                             f"set ${GPT2_FILES_ENV} to the folder holding them")
+    if text.tokenizer == "gpt2" and tokenizer is None:
+        if not os.environ.get(GPT2_FILES_ENV):
+            raise SettingError("tokenizer", f"gpt2 needs GPT-2's vocab.bpe and encoder.json (no download): "
+                                            f"set ${GPT2_FILES_ENV} to the folder holding them")
+        try:
+            gpt2_dir()
+        except SettingError as exc:  # keyed by tokenize's gpt2_files, which a stage has not: the folder is $ENV's
+            raise SettingError("tokenizer", f"gpt2: ${GPT2_FILES_ENV}: {exc.message}") from None
     cfg = TokenizeConfig(source=text.source, tokenizer=text.tokenizer, bpe_vocab=text.bpe_vocab,
                          val_percent=text.val_percent, max_bytes=text.max_bytes, chunk_bytes=CHUNK_BYTES,
                          progress=progress, force=True)  # a folder named by its fingerprint: ours to rewrite
@@ -83,7 +89,7 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
     try:
         folder.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise SettingError("text.cache", f"cannot write the token cache {folder.parent}: {exc.strerror or exc}; "
+        raise SettingError("cache", f"cannot write the token cache {folder.parent}: {exc.strerror or exc}; "
                                          f"set it (or ${CACHE_ENV}) to a writable folder") from None
     train, val = documents(text.source, text.val_percent, text.max_bytes, text.max_val_bytes)
 

@@ -21,6 +21,7 @@ from ncalm.data.corpus import local_files
 from ncalm.data.sharding import chunks, shifted_pairs
 from ncalm.data.tokenize import META, file_stamp, source_stamps
 from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
+from ncalm.settings import SettingError
 
 
 class TokenSource:
@@ -223,8 +224,8 @@ def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: i
     folder = cached_tokens(text, tokenizer, progress)
     made = load_tokenizer(folder)  # once: bin_source takes it
     if tokenizer is not None and made.to_dict() != tokenizer.to_dict():  # cached_tokens chose by it: never expected
-        raise ValueError(f"data.text.tokenizer: the token cache {folder} holds another tokenizer than the run's; "
-                         f"delete that folder to tokenize again")
+        raise SettingError("tokenizer", f"the token cache {folder} holds another tokenizer than the run's; "
+                                        f"delete that folder to tokenize again")
     meta = read_json(folder / META)
     # The identity the in-memory path gave (a resume compares it), with the files' stamps (evaluation
     # compares them); where the cache lives is no part of it.

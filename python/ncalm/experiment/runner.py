@@ -27,7 +27,7 @@ from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
 from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, SCRATCH, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.locks import exclusive
-from ncalm.settings import check_same, quietly
+from ncalm.settings import check_same, quietly, within
 from ncalm.train.config import CHECKPOINT, resolved_precision
 
 DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
@@ -135,10 +135,12 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
     text = cfg.prepretrain.data.text.source
     text = resolve_text(text, out) if arm.kind == "text" else text  # only the text arm reads it
     first_cfg = first_stage(cfg, arm, seed, out / f"seed{seed}" / arm.first_slug / "prepretrain", text)
-    first = run_stage(first_cfg, log) if first_cfg is not None else None
+    with within("prepretrain"):  # a stage's setting named as the experiment has it: prepretrain.data.text...
+        first = run_stage(first_cfg, log) if first_cfg is not None else None
     init = None if first is None else first["best_checkpoint"] if cfg.transfer_checkpoint == "best" \
         else first["checkpoint"]
-    lang = run_stage(language_stage(cfg, seed, run_dir / "language", init, arm.ablation), log)
+    with within("language"):
+        lang = run_stage(language_stage(cfg, seed, run_dir / "language", init, arm.ablation), log)
     t0 = time.perf_counter()
     bpb = bits_per_byte(cfg, lang["checkpoint"])
     icl = first_stage_icl(cfg, arm, seed, first["checkpoint"]) if first else None

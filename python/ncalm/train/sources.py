@@ -6,6 +6,7 @@ from ncalm.data.dyck import DyckSource
 from ncalm.data.nca import NCASource
 from ncalm.data.tokens import language_source
 from ncalm.data.config import DataConfig
+from ncalm.settings import within
 
 
 def generator_device(cfg: DataConfig, train_device: str) -> str:
@@ -35,6 +36,7 @@ def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu", progress:
     Pass ``tokenizer`` to reuse one (a resumed run must keep its vocabulary);
     ``device`` is the training device (NCA generation may follow it);
     ``progress`` shows a bar while a text corpus is tokenized (once: ncalm.data.cache).
+    A SettingError names its key within ``cfg`` (``text.tokenizer``).
     """
     if cfg.kind == "nca":
         args = (cfg.nca_config(), cfg.seed, cfg.pool_size, cfg.epoch_sequences, cfg.gen_threads,
@@ -42,4 +44,5 @@ def build_source(cfg: DataConfig, tokenizer=None, device: str = "cpu", progress:
         return (NCASource(*args) if cfg.control == "none" else ControlSource(*args, control=cfg.control)), None
     if cfg.kind == "dyck":
         return DyckSource(cfg.dyck.k, cfg.dyck.depth, cfg.seq_len, cfg.seed), None
-    return language_source(cfg.text, cfg.seq_len, cfg.seed, tokenizer, progress)
+    with within("text"):
+        return language_source(cfg.text, cfg.seq_len, cfg.seed, tokenizer, progress)

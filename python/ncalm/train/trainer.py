@@ -33,7 +33,7 @@ from ncalm.lm.model import LlamaLM, ModelConfig, model_config
 from ncalm.lm.tokenizer import load_tokenizer, tokenizer_from_dict
 from ncalm.locks import exclusive
 from ncalm.train import distributed
-from ncalm.settings import check_same, quietly
+from ncalm.settings import check_same, quietly, within
 from ncalm.train.config import BEST, CHECKPOINT, METRICS, OptimConfig, StageConfig, resolved_precision
 from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, read_metrics, val_curve
@@ -222,7 +222,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     out.mkdir(parents=True, exist_ok=True)
 
     resumed = resume_state.get("tokenizer") if resume_state else None
-    source, tokenizer = _source_and_tokenizer(cfg, d, tokenizer_from_dict(resumed) if resumed else kept, out)
+    with within("data"):  # the data's settings checked as it is read, by their full key (data.text.tokenizer)
+        source, tokenizer = _source_and_tokenizer(cfg, d, tokenizer_from_dict(resumed) if resumed else kept, out)
     if kept is not None and (tokenizer is None or tokenizer.to_dict() != kept.to_dict()):
         # .bin data brings its own tokenizer (or none), whatever was passed in (StageConfig refuses NCA, Dyck).
         raise ValueError(f"--keep-embeddings: the text {cfg.data.text.source!r} is not tokenized with the tokenizer "
