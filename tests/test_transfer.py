@@ -4,6 +4,7 @@ import torch
 from ncalm.lm.checkpoint import CheckpointError
 from ncalm.lm.model import LlamaLM, model_config
 from ncalm.lm.transfer import TOKEN_SPACE, TransferConfig, select, transfer
+from ncalm.settings import SettingError
 
 
 
@@ -59,10 +60,35 @@ def test_part_specs_are_validated():
     names = [n for n, _ in make(10, 0).named_parameters()]
     assert len(select(names, "block:0", 2)) == 9
     assert select(names, "norm", 2) == {f"layers.{i}.{k}.weight" for i in range(2) for k in ("attn_norm", "mlp_norm")}
-    with pytest.raises(ValueError, match="outside 0-1"):
+    with pytest.raises(ValueError, match="'attn:0-5': the model has layers 0-1 only"):
         select(names, "attn:0-5", 2)
-    with pytest.raises(ValueError, match="unknown part"):
-        select(names, "ffn", 2)
+    with pytest.raises(SettingError, match="^freeze: 'mlp:2': the model has layers 0-1 only"):
+        transfer(make(10, 0), make(10, 1).state_dict(), TransferConfig(freeze=["mlp:2"]))
+    for bad in ("ffn", "mlp:", "attn:x", "attn:3-1", "head:0"):  # refused with the setting, before any model
+        with pytest.raises(SettingError, match=rf"^reinit: '{bad}'.* got \['attn', '{bad}'\]$"):
+            TransferConfig(reinit=["attn", bad])
+
+
+def test_a_bad_part_spec_is_a_one_line_error_naming_the_setting_before_any_work(tmp_path, capsys):
+    # Once "unknown part 'bogus': use ...", naming no option, after the text was tokenized.
+    from ncalm.cli import main
+    from ncalm.lm.checkpoint import save_checkpoint
+
+    src = make(10, 0)
+    save_checkpoint(tmp_path / "init.pt", {"model": src.state_dict(), "model_config": src.cfg.to_dict()})
+    (tmp_path / "text.txt").write_text("some text. " * 100)
+    run = ["pretrain", "--init", str(tmp_path / "init.pt"), "--text", str(tmp_path / "text.txt"), "--tokenizer",
+           "byte", "--out", str(tmp_path / "run"), "--steps", "1", "--warmup", "0", "--no-progress"]
+    for flag, value, said in (("--reinit", "bogus", "model.transfer.reinit: 'bogus' is not a part: use attn, mlp, "
+                                                    "norm or block (each optionally :A or :A-B, layers A to B), "
+                                                    "final_norm, embed or head, got ['bogus']"),
+                              ("--freeze", "attn:1-0", "model.transfer.freeze: 'attn:1-0': the layers after ':' "
+                                                       "must be A or A-B with A <= B, got ['attn:1-0']")):
+        assert main([*run, flag, value]) == 2
+        assert capsys.readouterr().err == f"ncalm pretrain: error: {said}\n"
+        assert not (tmp_path / "run").exists()
+    assert main([*run, "--reinit", "mlp:0-5"]) == 2  # the layers are the model's: known once it is made
+    assert capsys.readouterr().err.endswith("error: model.transfer.reinit: 'mlp:0-5': the model has layers 0-1 only\n")
 
 
 def test_mismatched_shapes_are_refused_naming_the_tensor():

@@ -4,6 +4,7 @@ and how it decodes (SamplingConfig). Free of torch, so that configs and `--help`
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, fields
 
 from ncalm.settings import Settings, SettingError, at_least, in_range, positive, setting, table
@@ -75,14 +76,44 @@ def _check_overrides(overrides: dict) -> str | None:
     return f"unknown key(s) {unknown}; known: {', '.join(sorted(known))}" if unknown else None
 
 
+# Part specs of transfer.reinit and transfer.freeze, and the parameters they select (ncalm.lm.transfer):
+# a layer part in every layer, or in layer A or layers A to B (attn:A, attn:A-B), or a tensor outside the layers.
+LAYER_PARTS = {"attn": r"attn\.(wq|wk|wv|wo)\.", "mlp": r"mlp\.(w1|w2|w3)\.", "norm": r"(attn_norm|mlp_norm)\.",
+               "block": r""}
+GLOBAL_PARTS = {"final_norm": "norm.weight", "embed": "embed.weight", "head": "head.weight"}
+PARTS_HELP = "attn, mlp, norm or block (each optionally :A or :A-B, layers A to B), final_norm, embed or head"
+
+
+def part_spec(spec: str) -> tuple[str, int | None, int | None]:
+    """``(part, first layer, last layer)`` of a part spec, the layers None for all; ValueError says what a spec is."""
+    part, colon, layers = spec.partition(":")
+    if spec in GLOBAL_PARTS or (part in LAYER_PARTS and not colon):
+        return part, None, None
+    if part not in LAYER_PARTS:
+        raise ValueError(f"{spec!r} is not a part: use {PARTS_HELP}")
+    m = re.fullmatch(r"(\d+)(?:-(\d+))?", layers)
+    if not m or int(m[2] or m[1]) < int(m[1]):
+        raise ValueError(f"{spec!r}: the layers after ':' must be A or A-B with A <= B")
+    return part, int(m[1]), int(m[2] or m[1])
+
+
+def _check_parts(specs: list[str]) -> str | None:
+    for spec in specs:
+        try:
+            part_spec(spec)
+        except ValueError as exc:
+            return str(exc)
+    return None
+
+
 @dataclass
 class TransferConfig(Settings):
     """Which tensors copied from ``model.init`` are re-initialised or frozen (part specs: ncalm.lm.transfer)."""
 
     reinit: list[str] = setting([], "also re-initialise PART (repeatable), e.g. attn, mlp:0-3, norm",
-                                flags=("--reinit",), repeat=True)
+                                flags=("--reinit",), repeat=True, check=_check_parts)
     freeze: list[str] = setting([], "keep PART fixed during training (repeatable), e.g. attn:0-11",
-                                flags=("--freeze",), repeat=True)
+                                flags=("--freeze",), repeat=True, check=_check_parts)
     keep_embeddings: bool = setting(False, "copy embedding and head too; the text is then tokenized with the "
                                            "init checkpoint's tokenizer", flags=("--keep-embeddings",))
     token_init: str = setting("model", "how the fresh embedding and head start after --init: model = N(0, "

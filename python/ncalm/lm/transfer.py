@@ -17,11 +17,9 @@ import torch
 
 from ncalm.lm.checkpoint import load_state_strict
 from ncalm.lm.model import LlamaLM
-from ncalm.lm.config import TransferConfig
+from ncalm.lm.config import GLOBAL_PARTS, LAYER_PARTS, TransferConfig, part_spec
+from ncalm.settings import SettingError
 
-PARTS = {"attn": r"attn\.(wq|wk|wv|wo)\.", "mlp": r"mlp\.(w1|w2|w3)\.", "norm": r"(attn_norm|mlp_norm)\.",
-         "block": r""}
-GLOBAL_PARTS = {"final_norm": "norm.weight", "embed": "embed.weight", "head": "head.weight"}
 TOKEN_SPACE = ("embed.weight", "head.weight")
 
 
@@ -29,26 +27,21 @@ def select(names: list[str], spec: str, n_layer: int) -> set[str]:
     """Parameter names matching one part spec; raises ValueError naming a bad spec."""
     if spec in GLOBAL_PARTS:
         return {GLOBAL_PARTS[spec]} & set(names)
-    part, _, layers = spec.partition(":")
-    if part not in PARTS:
-        raise ValueError(f"unknown part {spec!r}: use attn, mlp, norm, block (optionally :A or :A-B), "
-                         f"or {', '.join(GLOBAL_PARTS)}")
-    lo, hi = 0, n_layer - 1
-    if layers:
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", layers)
-        if not m:
-            raise ValueError(f"bad layer range in {spec!r}: expected A or A-B")
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) else lo
-        if not 0 <= lo <= hi < n_layer:
-            raise ValueError(f"layer range {layers!r} in {spec!r} is outside 0-{n_layer - 1}")
-    pattern = re.compile(r"layers\.(\d+)\." + PARTS[part])
+    part, lo, hi = part_spec(spec)  # the spec's form is the setting's check (TransferConfig)
+    lo, hi = (0, n_layer - 1) if lo is None else (lo, hi)
+    if hi >= n_layer:
+        raise ValueError(f"{spec!r}: the model has layers 0-{n_layer - 1} only")
+    pattern = re.compile(r"layers\.(\d+)\." + LAYER_PARTS[part])
     return {name for name in names if (m := pattern.match(name)) and lo <= int(m[1]) <= hi}
 
 
-def select_all(names: list[str], specs: list[str], n_layer: int) -> set[str]:
-    """Parameter names matching any of the part specs."""
-    return set().union(*(select(names, s, n_layer) for s in specs))
+def select_all(names: list[str], specs: list[str], n_layer: int, key: str = "reinit") -> set[str]:
+    """Parameter names matching any of the part specs, those of TransferConfig's setting ``key``
+    (a SettingError names it)."""
+    try:
+        return set().union(*(select(names, s, n_layer) for s in specs))
+    except ValueError as exc:
+        raise SettingError(key, str(exc)) from None
 
 
 def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfig | None = None,
@@ -62,7 +55,7 @@ def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfi
     """
     cfg = cfg or TransferConfig()
     params = dict(model.named_parameters())
-    reinit = select_all(list(params), cfg.reinit, model.cfg.n_layer)
+    reinit = select_all(list(params), cfg.reinit, model.cfg.n_layer, "reinit")
     if not cfg.keep_embeddings:
         reinit |= set(TOKEN_SPACE)
     # The re-initialised tensors keep their fresh values; load_state_strict names a missing, extra or
@@ -81,7 +74,7 @@ def transfer(model: LlamaLM, source: dict[str, torch.Tensor], cfg: TransferConfi
 def freeze(model: LlamaLM, specs: list[str]) -> set[str]:
     """Stop gradients for the parameters the part specs select; returns their names."""
     params = dict(model.named_parameters())
-    names = select_all(list(params), specs, model.cfg.n_layer)
+    names = select_all(list(params), specs, model.cfg.n_layer, "freeze")
     for name in names:
         params[name].requires_grad_(False)
     return names

@@ -247,7 +247,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
     if resume_state is not None:
         _check_resume(cfg, resume_state, spec)
         load_state_strict(model, resume_state["model"], str(ckpt_path))
-        freeze(model, cfg.model.transfer.freeze if cfg.model.init else [])
+        with within("model.transfer"):  # a part past the model's layers, named model.transfer.freeze
+            freeze(model, cfg.model.transfer.freeze if cfg.model.init else [])
         transfer_report = resume_state.get("transfer")
     elif init_state is not None:
         # Same shapes, other meaning: another head split or rotary base would copy every
@@ -256,7 +257,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             if init_state["model_config"][key] != getattr(mc, key):
                 raise ValueError(f"--init {cfg.model.init}: {key}={init_state['model_config'][key]} there but "
                                  f"{getattr(mc, key)} here; the copied attention weights would mean something else")
-        transfer_report = transfer(model, init_state["model"], cfg.model.transfer, origin=cfg.model.init)
+        with within("model.transfer"):
+            transfer_report = transfer(model, init_state["model"], cfg.model.transfer, origin=cfg.model.init)
     model.to(d.device)
     optimizer = build_optimizer(model, cfg.optim, fused=d.device.type == "cuda")
     step, elapsed = 0, 0.0
