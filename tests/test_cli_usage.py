@@ -93,16 +93,17 @@ def test_a_warmup_longer_than_the_run_is_announced(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_gen_device_cuda_without_a_gpu_names_the_flag(tmp_path, capsys):
+def test_gen_device_cuda_without_a_gpu_names_the_setting(tmp_path, capsys):
     from ncalm.nca.cuda import cuda_status
 
     if cuda_status()[0]:
         pytest.skip("a usable GPU is present: --gen-device cuda is served")
     out = tmp_path / "run"
-    assert main(["prepretrain", "--out", str(out), "--gen-device", "cuda", "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("ncalm prepretrain: error: --gen-device cuda: ") and err.count("\n") == 1
-    assert "--gen-device cpu" in err and "device='cpu'" not in err
+    for given in (["--gen-device", "cuda"], ["--set", "data.gen_device=cuda"]):
+        assert main(["prepretrain", "--out", str(out), *given, "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ncalm prepretrain: error: data.gen_device: 'cuda' needs a CUDA GPU: ")
+        assert err.endswith("; use cpu or auto\n") and err.count("\n") == 1 and "device='cpu'" not in err
     assert not out.exists()  # refused before any work
 
 

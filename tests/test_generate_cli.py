@@ -120,7 +120,8 @@ def test_device_cuda_without_a_usable_gpu_says_why(tmp_path, capsys):
     out = tmp_path / "x"
     assert main(["generate", "--out", str(out), "--sequences", "2", "--device", "cuda"]) == 2
     err = capsys.readouterr().err
-    assert "--device cuda: ncalm was built" in err and ("without CUDA support" in err or "no CUDA GPU" in err)
+    assert err.startswith("ncalm generate: error: device: 'cuda' needs a CUDA GPU: ncalm was built")
+    assert ("without CUDA support" in err or "no CUDA GPU" in err) and err.endswith("; use cpu or auto\n")
     assert not out.exists()  # refused before anything was written
 
 

@@ -255,7 +255,7 @@ def test_auto_generates_on_the_cpu_where_the_gpu_kernels_cannot_take_the_config(
     fits, too_big = {"grid": 12}, {"grid": 400, "patch": 4, "colors": 2}  # 10,000 patches a frame
     assert generator_device(DataConfig(nca=fits), "cuda:0") == "cuda:0"
     assert generator_device(DataConfig(nca=too_big, seq_len=20_004), "cuda:0") == "cpu"
-    with pytest.raises(ValueError, match=r"^data.gen_device cuda: CUDA backend: a 400x400 grid .* shared memory"):
+    with pytest.raises(ValueError, match=r"^gen_device: 'cuda': CUDA backend: a 400x400 grid .* shared memory"):
         generator_device(DataConfig(nca=too_big, seq_len=20_004, gen_device="cuda"), "cuda:0")
 
 

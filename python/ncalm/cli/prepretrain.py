@@ -20,18 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_stage_arguments(p, BASE, skip=("model.init", "model.transfer"))
 
 
-def check_gen_device(cfg) -> None:
-    """Refuse --gen-device cuda up front where the GPU backend cannot run, naming this flag in the advice."""
-    if cfg.data.kind != "nca" or not cfg.data.gen_device.startswith("cuda"):  # auto falls back to the CPU
-        return
-    from ncalm.nca.cuda import cuda_status
-
-    usable, why = cuda_status(cpu="--gen-device cpu")
-    if not usable:
-        raise ValueError(f"--gen-device {cfg.data.gen_device}: {why}")
-
-
 def run(args: argparse.Namespace) -> int:
+    from ncalm.settings import within
+    from ncalm.train.sources import generator_device
+
     cfg = stage_config(args)
-    check_gen_device(cfg)
+    if cfg.data.kind == "nca":
+        with within("data"):  # a data.gen_device that cannot serve: refused now, not after the model is built
+            generator_device(cfg.data, "cpu")
     return run_and_report(cfg, f"prepretrain ({cfg.data.kind})", force=args.force)

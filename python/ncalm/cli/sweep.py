@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ncalm.experiment.sweep import (SWEEP, SWEEP_PRESETS, SweepConfig, load_definition, parse_points,
-                                        point_command, points, run_sweep, save_definition, write_sweep_report)
+                                        point_command, points, run_sweep, save_definition, uses_gpu,
+                                        write_sweep_report)
 
     # The sweep that --preset/--config/--set describe (saved into --out), else the one --out holds:
     # layered over the preset, else over the sweep --out holds (a change to it is refused by name).
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     if not (args.preset or args.config or args.assignments or base):
         load_definition(out)  # no sweep given or saved: says how to start one
     cfg = tree_config(SweepConfig, args, base)
+    if not (args.plan or args.collect):  # (a plan may be for another machine)
+        uses_gpu(points(cfg))  # a device not on this machine: refused before the sweep is saved into --out
     if args.preset or args.config or args.assignments:
         save_definition(cfg, out)
     pts = points(cfg)

@@ -214,16 +214,23 @@ def point_command(out: Path, index: int) -> list[str]:
     return [sys.executable, "-m", "ncalm", "sweep", "--out", str(out), "--points", str(index), "--no-progress"]
 
 
+def uses_gpu(pts: list) -> bool:
+    """Whether any of the points trains on CUDA; a device not on this machine is a SettingError naming
+    experiment.device."""
+    from ncalm.devices import torch_device
+
+    return any(torch_device(p.config.device, key="experiment.device").type == "cuda" for p in pts)
+
+
 def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, echo=print,
               progress: bool = True) -> None:
     """Run (or resume) the chosen points: in this process, or ``cfg.jobs`` child processes at a time
     on the CPU (each its own experiment directory, so they share nothing but the machine)."""
-    from ncalm.devices import torch_device
     from ncalm.experiment.runner import run_and_report
 
     pts = points(cfg)
     chosen = [pts[i] for i in (range(len(pts)) if indices is None else indices)]
-    gpu = any(torch_device(p.config.device).type == "cuda" for p in chosen)
+    gpu = uses_gpu(chosen)
     jobs = 1 if gpu else min(cfg.jobs, len(chosen))
     if gpu and cfg.jobs > 1:
         echo(f"jobs={cfg.jobs}: on a GPU the points run one after another")

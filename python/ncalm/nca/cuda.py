@@ -29,23 +29,22 @@ class CudaUnavailableError(RuntimeError):
     """device='cuda' was asked for but cannot be served; the message says why."""
 
 
-def cuda_status(cpu: str = "device='cpu'") -> tuple[bool, str]:
+def cuda_status(cpu: str | None = "device='cpu'") -> tuple[bool, str]:
     """(usable, reason): whether this build and machine can run the GPU backend.
 
-    ``cpu`` is how the caller's user asks for the CPU instead (a CLI passes its flag, e.g. "--device cpu").
+    ``cpu`` is how the caller's user asks for the CPU instead (None: the reason gives no advice; the
+    command line's errors give theirs, ncalm.devices.no_cuda).
     """
+    use = f"; use {cpu}" if cpu else ""
     if not getattr(_core, "built_with_cuda", False):
         return False, (
             "ncalm was built without CUDA support (nvcc was not found when the package was compiled), "
-            f"so it has no GPU kernels; rebuild with the CUDA toolkit on PATH "
-            f"(pip install --no-build-isolation .) or use {cpu}"
+            f"so it has no GPU kernels (rebuild with the CUDA toolkit on PATH: pip install --no-build-isolation .)"
+            + use
         )
     count, why = _core.cuda_device_count()
     if count == 0:
-        return False, (
-            f"ncalm was built with CUDA support, but no CUDA GPU is usable on this machine ({why}); "
-            f"use {cpu}"
-        )
+        return False, f"ncalm was built with CUDA support, but no CUDA GPU is usable on this machine ({why})" + use
     return True, f"{count} CUDA device(s)"
 
 

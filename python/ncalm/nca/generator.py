@@ -14,6 +14,7 @@ import numpy as np
 
 from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
+from ncalm.settings import SettingError
 from ncalm.nca.cpu import (MAX_SEQ_ID, CpuBackend, _ids, _integer, _seed, _threads, sequence_tokens,
                            split_inputs_targets)
 
@@ -21,13 +22,14 @@ if TYPE_CHECKING:
     import torch
 
 
-def resolve_device(name: str, cfg: NCAConfig, flag: str = "--device") -> str:
+def resolve_device(name: str, cfg: NCAConfig, key: str = "device") -> str:
     """"cpu" or the CUDA device to generate on for the device ``name`` a user typed (auto, cpu, cuda,
-    cuda:N): auto is the GPU backend where this build, machine and config allow it, else the CPU."""
+    cuda:N): auto is the GPU backend where this build, machine and config allow it, else the CPU.
+    A device not here is a SettingError naming the setting ``key``."""
     from ncalm import _core
-    from ncalm.devices import check_device_name
+    from ncalm.devices import check_device_name, no_cuda
 
-    check_device_name(name, flag)
+    check_device_name(name, key)
     if name == "cpu":
         return "cpu"
     count = _core.cuda_device_count()[0] if _core.built_with_cuda else 0
@@ -36,13 +38,14 @@ def resolve_device(name: str, cfg: NCAConfig, flag: str = "--device") -> str:
             return "cpu"
         from ncalm.nca.cuda import cuda_status
 
-        raise ValueError(f"{flag} {name}: {cuda_status(cpu=f'{flag} cpu')[1]}")
+        raise no_cuda(key, name, cuda_status(cpu=None)[1])
     if name == "auto":
         import torch
 
         return "cuda" if torch.cuda.is_available() and not _core.cuda_unsupported(cfg.core) else "cpu"
     if ":" in name and int(name.split(":")[1]) >= count:
-        raise ValueError(f"{flag} {name}: this machine has {count} CUDA device(s)")
+        raise SettingError(key, f"{name!r} is not on this machine, which has {count} CUDA device(s): cuda:0 to "
+                                f"cuda:{count - 1}")
     return name
 
 

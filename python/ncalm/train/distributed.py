@@ -47,10 +47,10 @@ class Dist:
 
 
 def setup(device: str = "auto") -> Dist:
-    """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device."""
+    """Join the torchrun process group when WORLD_SIZE > 1; pick this rank's device (``device``: run.device)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
-    dev = torch_device(device, int(os.environ.get("LOCAL_RANK", "0")))
+    dev = torch_device(device, int(os.environ.get("LOCAL_RANK", "0")), "run.device")
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
