@@ -149,8 +149,8 @@ def test_a_file_given_as_output_folder_is_refused_by_its_setting(argv, named, tm
     for out, problem in (("file", "is a file, not a folder"), ("file/sub", "is inside file, which is a file")):
         value = f"run.out_dir={out}" if argv[-1] == "--set" else out
         assert _exit_code([*argv, value]) == 2
-        err = capsys.readouterr().err.splitlines()[-1]  # after argparse's usage, for its own options
-        assert f"error: {named}: {problem}" in err and f"got {out!r}" in err, err
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"error: {named}: {problem}" in err and f"got {out!r}" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and (tmp_path / "file").read_text() == "keep"
 
 

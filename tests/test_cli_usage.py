@@ -1,4 +1,4 @@
-"""How the `ncalm` commands answer mistakes: the command's own usage for an unknown option,
+"""How the `ncalm` commands answer mistakes: one line naming the command for an unknown option,
 counts in every notation, refusing to train over a finished run, and flags named in advice."""
 import argparse
 
@@ -13,14 +13,33 @@ REQUIRED = {"generate": ["--out", "x"], "eval-reasoning": ["--checkpoint", "x.pt
 
 
 @pytest.mark.parametrize("name", [name for name, _, _ in COMMANDS])
-def test_an_unknown_option_shows_the_commands_usage(name, capsys):
+def test_an_unknown_option_is_one_line_naming_the_command(name, capsys):
+    # Once the command's whole usage first: 34 lines for prepretrain.
     with pytest.raises(SystemExit) as stop:
         main([name, *REQUIRED.get(name, []), "--bogus", "1"])
     assert stop.value.code == 2
-    err = capsys.readouterr().err
     command = " ".join([name] + (["bpb"] if name == "eval" else []))
-    assert err.startswith(f"usage: ncalm {command} ")
-    assert err.splitlines()[-1] == f"ncalm {command}: error: unrecognized arguments: --bogus 1"
+    assert capsys.readouterr().err == (f"ncalm {command}: error: unrecognized arguments: --bogus 1 "
+                                       f"(see ncalm {command} --help)\n")
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["pretrain", "--data", "x"], "unrecognized arguments: --data x"),  # not --data.* or --data-seed
+    (["prepretrain", "--war", "3"], "unrecognized arguments: --war 3"),  # not --warmup
+    (["generate", "--out", "x", "--tok", "5"], "unrecognized arguments: --tok 5"),  # not --tokens
+    (["prepretrain", "--lr"], "argument --lr/--optim.lr: expected one argument"),
+    (["bogus"], "argument COMMAND: invalid choice: 'bogus' (choose from 'generate', "),
+])
+def test_options_are_taken_by_their_whole_name_and_errors_are_one_line(argv, said, capsys):
+    # A prefix was once taken for the one option it begins, or refused with every option it could be: for
+    # pretrain --data, 25 lines, the last "ambiguous option: --data could match" 30 options.
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    command = "ncalm" + (f" {argv[0]}" if argv[0] != "bogus" else "")
+    assert err.startswith(f"{command}: error: {said}") and err.endswith(f" (see {command} --help)\n")
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize("text, value", [("5000", 5000), ("64k", 64_000), ("1.5B", 1_500_000_000),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Any, NoReturn
 
 import ncalm
 
@@ -46,12 +47,28 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
         return super()._get_help_string(action)
 
 
+class Parser(argparse.ArgumentParser):
+    """The parser of `ncalm` and of each (sub)command (add_subparsers makes its own kind).
+
+    Options are taken by their whole name only: a prefix was matched to every option it begins, so
+    `--data` on pretrain was "ambiguous option: --data could match" its thirty --data.* options. Errors
+    are one line that points to --help, not the usage of a command with a hundred options above it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 class UserError(Exception):
     """An error caused by the user's input: printed as one line, exit code 2."""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ncalm",
         description="NCA pre-pre-training of language models.",
         epilog=EPILOG,
@@ -92,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(only if only in names else "")
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        # Reported by the command's own parser, so the usage shown is `ncalm prepretrain ...`, not `ncalm COMMAND ...`.
+        # Reported by the command's own parser, so the error names `ncalm prepretrain`, not `ncalm`.
         innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "_run", None) is None:
         parser.print_help()
