@@ -78,7 +78,8 @@ def test_a_bad_part_spec_is_a_one_line_error_naming_the_setting_before_any_work(
     save_checkpoint(tmp_path / "init.pt", {"model": src.state_dict(), "model_config": src.cfg.to_dict()})
     (tmp_path / "text.txt").write_text("some text. " * 100)
     run = ["pretrain", "--init", str(tmp_path / "init.pt"), "--text", str(tmp_path / "text.txt"), "--tokenizer",
-           "byte", "--out", str(tmp_path / "run"), "--steps", "1", "--warmup", "0", "--no-progress"]
+           "byte", "--out", str(tmp_path / "run"), "--steps", "1", "--warmup", "0", "--seq-len", "16",
+           "--batch-size", "1", "--no-progress"]
     for flag, value, said in (("--reinit", "bogus", "model.transfer.reinit: 'bogus' is not a part: use attn, mlp, "
                                                     "norm or block (each optionally :A or :A-B, layers A to B), "
                                                     "final_norm, embed or head, got ['bogus']"),
@@ -87,8 +88,13 @@ def test_a_bad_part_spec_is_a_one_line_error_naming_the_setting_before_any_work(
         assert main([*run, flag, value]) == 2
         assert capsys.readouterr().err == f"ncalm pretrain: error: {said}\n"
         assert not (tmp_path / "run").exists()
-    assert main([*run, "--reinit", "mlp:0-5"]) == 2  # the layers are the model's: known once it is made
+    assert main([*run, "--reinit", "mlp:0-5"]) == 2  # the layers are the model's: known from --init (and overrides)
     assert capsys.readouterr().err.endswith("error: model.transfer.reinit: 'mlp:0-5': the model has layers 0-1 only\n")
+    assert not (tmp_path / "run").exists()
+    deeper = ["--set", "model.overrides={n_layer=3}"]
+    assert main([*run, *deeper, "--reinit", "block:2"]) == 0  # a third layer, fresh
+    assert main([*run, *deeper, "--freeze", "block:3", "--force"]) == 2
+    assert capsys.readouterr().err.endswith("error: model.transfer.freeze: 'block:3': the model has layers 0-2 only\n")
 
 
 def test_mismatched_shapes_are_refused_naming_the_tensor():

@@ -39,7 +39,7 @@ from ncalm.train.interrupt import DeferredInterrupt
 from ncalm.train.metrics import MetricsLog, read_metrics, val_curve
 from ncalm.train.optim import build_optimizer, lr_at
 from ncalm.train.sources import build_source
-from ncalm.lm.transfer import freeze, transfer
+from ncalm.lm.transfer import freeze, select_all, transfer
 
 
 
@@ -216,6 +216,12 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
         resume_state = load_checkpoint(ckpt_path)
     init_state = load_weights(cfg.model.init) if cfg.model.init and resume_state is None else None
+    if init_state is not None:  # a part past the model's layers: refused before anything is read or written
+        n_layer = cfg.model.overrides.get("n_layer", model_config(cfg.model.size).n_layer if cfg.model.size
+                                          else init_state["model_config"]["n_layer"])
+        with within("model.transfer"):
+            for key in ("reinit", "freeze"):
+                select_all([], getattr(cfg.model.transfer, key), n_layer, key)
     kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.model.transfer.keep_embeddings else None
     if d.is_main:
         held.enter_context(exclusive(out))  # also removes the temp files of killed saves
