@@ -77,6 +77,7 @@ def sequence_tokens(
     if out is None:
         check_fits(seq.size * (cfg.seq_len + 1) * np.dtype(dtype).itemsize, f"seq_ids: {seq.size:,} sequences")
         out = np.empty((seq.size, cfg.seq_len + 1), dtype=dtype)
+    _check_workspace(cfg, threads, seq.size)
     _core.generate(cfg.core, _seed(seed), seq, rules, out, _threads(threads))
     return out
 
@@ -88,14 +89,18 @@ def find_rules(
 
     Without a band, rule i of stream i is returned and the ratios are NaN.
     """
-    return _core.find_rules(cfg.core, _seed(seed), _ids("ids", ids, MAX_SEQ_ID), _threads(threads))
+    ids = _ids("ids", ids, MAX_SEQ_ID)
+    _check_workspace(cfg, threads, ids.size)
+    return _core.find_rules(cfg.core, _seed(seed), ids, _threads(threads))
 
 
 def score_rules(
     cfg: NCAConfig, seed: int, rule_ids: Iterable[int] | np.ndarray, threads: int | None = None
 ) -> np.ndarray:
     """Gzip complexity score of each rule (float64), from its own scoring simulation."""
-    return _core.score_rules(cfg.core, _seed(seed), _ids("rule_ids", rule_ids), _threads(threads))
+    ids = _ids("rule_ids", rule_ids)
+    _check_workspace(cfg, threads, ids.size)
+    return _core.score_rules(cfg.core, _seed(seed), ids, _threads(threads))
 
 
 def filter_rules(
@@ -153,6 +158,7 @@ def rollout(
         raise ValueError(f"frames={frames!r} must be an integer in [1, 2**31)")
     sims = _ids("sim_ids", sim_ids)
     check_fits(sims.size * frames * cfg.grid**2, f"frames={frames:,} of {sims.size:,} simulations")
+    _check_workspace(cfg, threads, sims.size)
     return _core.rollout(cfg.core, _seed(seed), _ids("rule_ids", rule_ids), sims, frames, _threads(threads))
 
 
@@ -161,6 +167,12 @@ def workspace_bytes(cfg: NCAConfig, threads: int | None, items: int) -> int:
     and the scorer's int32 tokens of score_frames frames."""
     threads = min(_threads(threads) or _core.default_threads(), max(items, 1))
     return threads * (48 * cfg.grid**2 + 4 * cfg.patches_per_frame * cfg.score_frames)
+
+
+def _check_workspace(cfg: NCAConfig, threads: int | None, items: int) -> None:
+    # The core allocates this per thread before any work: past the memory it ends in std::bad_alloc, or the OOM killer.
+    check_fits(workspace_bytes(cfg, threads, items),
+               f"nca.grid {cfg.grid}, nca.patch {cfg.patch}, nca.score_frames {cfg.score_frames} (per thread)")
 
 
 def encode(cfg: NCAConfig, grids: np.ndarray) -> np.ndarray:
@@ -218,6 +230,7 @@ class CpuBackend:
 
     def __init__(self, cfg: NCAConfig, seed: int, threads: int | None = None) -> None:
         self.cfg, self.seed, self.threads = cfg, _seed(seed), _threads(threads)
+        _check_workspace(cfg, threads, 1 << 30)  # every thread's, before a caller writes anything
 
     def find_rules(self, ids: Iterable[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return find_rules(self.cfg, self.seed, ids, self.threads)
