@@ -50,6 +50,34 @@ def test_sizes_past_available_memory_are_refused_before_allocating(one_gib, call
     assert message in str(info.value)
 
 
+def test_an_nca_whose_per_thread_workspace_cannot_fit_is_refused_before_any_work(tmp_path, capsys, one_gib):
+    # The core's simulator and scorer per thread: past the memory this was a std::bad_alloc traceback, after
+    # generate had written its manifest.
+    big = NCAConfig(grid=4096, patch=1, score_frames=256)
+    for call in (lambda: ncalm.find_rules(big, 0, [0], threads=1), lambda: ncalm.score_rules(big, 0, [0], threads=1),
+                 lambda: ncalm.sequence_tokens(big, 0, [0], threads=1)):
+        with pytest.raises(ValueError, match=r"nca.grid 4096, nca.patch 1, nca.score_frames 256 \(per thread\): "
+                                             r"needs 16.8 GiB"):
+            call()
+    out = tmp_path / "nca"
+    argv = ["generate", "--out", str(out), "--grid", "4096", "--patch", "1", "--nca.score_frames", "256",
+            "--threads", "1", "--sequences", "1"]
+    assert main(argv) == 2
+    assert "(per thread): needs 16.8 GiB of memory" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_memory_error_no_check_foresaw_is_one_line(monkeypatch, capsys):
+    import ncalm.cli.show
+
+    def boom(args):
+        raise MemoryError("std::bad_alloc")
+    monkeypatch.setattr(ncalm.cli.show, "run", boom)
+    assert main(["show"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("ncalm show: error: out of memory (std::bad_alloc)"), err
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda: NCAGenerator(NCAConfig(), 0).load_state_dict({}), ValueError, "state has no 'cfg'"),
     (lambda: NCAGenerator(NCAConfig(), 0).load_state_dict(None), ValueError, "state has no 'cfg'"),

@@ -121,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, OSError, ImportError) as exc:
         print(f"ncalm {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # what no check foresaw: one line, not a traceback
+        print(f"ncalm {args.command}: error: out of memory ({exc or 'an allocation failed'}); ask for less "
+              f"(smaller sizes, fewer threads)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:  # its text, where a command gives one, says how to go on
         print(f"ncalm {args.command}: interrupted" + (f"; {exc}" if str(exc) else ""), file=sys.stderr)
         return 130
