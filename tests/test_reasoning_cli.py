@@ -97,7 +97,7 @@ def test_a_resume_on_the_other_device_is_refused(checkpoint, tmp_path):
     assert "sampling_device" not in cpu  # CPU results made before the key still resume
     assert cuda == {**cpu, "sampling_device": "cuda"}
     ResultsStore(tmp_path, cpu)
-    with pytest.raises(ValueError, match="sampling_device differ"):
+    with pytest.raises(ValueError, match=r"sampling_device: \(unset\) -> \"cuda\""):
         ResultsStore(tmp_path, cuda)
 
 
@@ -123,7 +123,7 @@ def test_changed_settings_are_refused(checkpoint, tmp_path, capsys):
             "--out", tmp_path, "--shots", "0", *FAST]
     assert run(*base) == 0
     assert run(*base, "--temperature", "0.9") == 2
-    assert "temperature differ" in capsys.readouterr().err
+    assert "temperature: " in capsys.readouterr().err
     # Settings of other tasks, and the default spelled out, change nothing here.
     assert run(*base, "--timeout", "9", "--bbh-cot") == 0
     relative = Path(os.path.relpath(DATA / "gsm8k"))
@@ -153,7 +153,7 @@ def test_other_weights_at_the_same_path_are_refused(tmp_path, capsys, layout):
                 (path / "notes.md").write_text(f"run {i}")
             assert run("--task", "gsm8k", "--checkpoint", path, "--data", DATA / "gsm8k", "--out", tmp_path / "o",
                        "--shots", "0", *FAST) == expected
-    assert "checkpoint_sha256 differ" in capsys.readouterr().err
+    assert "checkpoint_sha256: " in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -351,7 +351,7 @@ def test_a_cut_default_length_warns_once_and_resumes(checkpoint, tmp_path, capsy
     assert run(*args, "--limit", "2") == 0  # the same resolved length: the run resumes
     assert len((tmp_path / "o" / "samples.jsonl").read_text().splitlines()) == 2
     assert run(*args, "--max-new-tokens", "12") == 2  # another length: other samples, refused
-    assert "max_new_tokens differ" in capsys.readouterr().err
+    assert "max_new_tokens: " in capsys.readouterr().err
 
 
 def test_no_progress_silences_the_fine_tune_and_problem_bars(checkpoint, tmp_path, capsys):

@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 from ncalm.atomic_json import read_json, read_jsonl, write_json, write_jsonl, write_text
 from ncalm.eval.reasoning.passk import mean_pass_at_k
+from ncalm.settings import check_same
 
 
 class ResultsStore:
@@ -29,12 +30,7 @@ class ResultsStore:
         self.samples = self.dir / "samples.jsonl"
         config_path = self.dir / "config.json"
         if config_path.exists():
-            old = read_json(config_path, what="config of `ncalm eval-reasoning`")
-            changed = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            if changed:
-                raise ValueError(
-                    f"{self.dir} holds results made with other settings ({', '.join(changed)} "
-                    "differ); use another --out directory or delete it")
+            check_same(read_json(config_path, what="config of `ncalm eval-reasoning`"), config, (), str(self.dir))
         else:
             write_json(config_path, config)
         self.records: dict[str, dict] = {}
