@@ -98,23 +98,19 @@ def table(cls: type, help: str, **defaults: Any) -> Any:
     return dataclasses.field(default_factory=lambda: cls(**copy.deepcopy(defaults)), metadata=dict(help=help))
 
 
-def at_least(low: float) -> Callable[[Any], str | None]:
-    """A lower bound; infinity is refused too (an infinite rate or size only ends in NaN or an error)."""
+def at_least(low: float, strict: bool = False) -> Callable[[Any], str | None]:
+    """A lower bound (``strict``: above it); infinity is refused too (an infinite rate or size only ends in
+    NaN or an error)."""
     def check(v):
         if v is None:
             return None
         if v == math.inf:
             return "must be finite"
-        return None if v >= low else f"must be >= {low}"
+        return None if (v > low if strict else v >= low) else f"must be {'>' if strict else '>='} {low}"
     return check
 
 
-def positive(v) -> str | None:
-    if v is None:
-        return None
-    if v == math.inf:
-        return "must be finite"
-    return None if v > 0 else "must be > 0"
+positive = at_least(0, strict=True)
 
 
 def folder(v: str | None) -> str | None:
