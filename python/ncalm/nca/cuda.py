@@ -39,7 +39,7 @@ def cuda_status(cpu: str | None = "device='cpu'") -> tuple[bool, str]:
     if not getattr(_core, "built_with_cuda", False):
         return False, (
             "ncalm was built without CUDA support (nvcc was not found when the package was compiled), "
-            f"so it has no GPU kernels (rebuild with the CUDA toolkit on PATH: pip install --no-build-isolation .)"
+            "so it has no GPU kernels (rebuild with the CUDA toolkit on PATH: pip install --no-build-isolation .)"
             + use
         )
     count, why = _core.cuda_device_count()
