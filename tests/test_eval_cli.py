@@ -340,7 +340,7 @@ def test_eval_bpb_refuses_a_corpus_changed_since_training(tmp_path, monkeypatch,
     elif change == "replace":  # another corpus renamed over it
         open("new.txt", "w").write(_text(1))
         (tmp_path / "new.txt").replace("corpus.txt")
-    else:  # the same relative name, from another working directory
+    else:  # the same relative name, from another working directory, naming another file (of another size)
         (tmp_path / "elsewhere").mkdir()
         (tmp_path / "elsewhere" / "corpus.txt").write_text(_text(1))
         (tmp_path / "run").rename(tmp_path / "elsewhere" / "run")
@@ -371,16 +371,98 @@ def test_eval_bpb_on_another_corpus_says_it_is_not_the_training_data(tmp_path, m
     assert rc == 0 and got["same_data_as_training"] is True
 
 
-def test_eval_bpb_refuses_token_files_changed_since_training(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def _copy(src: Path, dst: Path) -> None:
+    """A copy that keeps nothing but the bytes (new mtimes), as cp, a clone or another machine's install."""
+    import shutil
+
+    shutil.copytree(src, dst, copy_function=shutil.copyfile)
+
+
+@pytest.mark.parametrize("change", ["touch", "copy", "grow"])
+def test_eval_bpb_compares_a_corpus_by_its_files_names_and_sizes(tmp_path, monkeypatch, capsys, change):
+    # Touched or copied elsewhere (another path, mtimes, working directory), the corpus is the same data
+    # and its split the same: accepted. A file that grew is another corpus: refused.
+    import os
+
+    (tmp_path / "a" / "corpus" / "sub").mkdir(parents=True)
+    for i, name in enumerate(["one.txt", "two.txt", "sub/three.txt"]):
+        (tmp_path / "a" / "corpus" / name).write_text(_text(i))
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["pretrain", "--text", "corpus", "--out", "run", *TINY_RUN]) == 0
+    before = _bpb(capsys)[1]
+    if change == "touch":
+        for f in Path("corpus").rglob("*.txt"):
+            os.utime(f, ns=(1, 1))
+    elif change == "copy":
+        _copy(tmp_path / "a", tmp_path / "b")
+        (tmp_path / "a" / "corpus" / "one.txt").unlink()  # so that only the copy can be read
+        monkeypatch.chdir(tmp_path / "b")
+    else:
+        open("corpus/sub/three.txt", "a").write("one more line\n")
+    rc, got, err = _bpb(capsys)
+    if change == "grow":
+        assert rc == 2 and err.count("\n") == 1 and "data: corpus (" in err and "changed since training" in err
+        return
+    assert rc == 0 and err == "" and got["same_data_as_training"] is True, err
+    assert got["data_path"] == str(tmp_path / ("b" if change == "copy" else "a") / "corpus")
+    assert got["data_files"] == before["data_files"] and got["bits_per_byte"] == before["bits_per_byte"]
+
+
+def test_files_digest_of_stdlib_is_the_same_from_another_install(tmp_path, monkeypatch):
+    # The tiny presets' default corpus: the same files, keyed alike, from another Python's library.
+    import sysconfig
+
+    from ncalm.data.corpus import stdlib_files
+    from ncalm.data.tokens import files_digest
+
+    def digest(root: Path) -> str:
+        monkeypatch.setattr(sysconfig, "get_paths", lambda: {"stdlib": str(root)})
+        stdlib_files.cache_clear()
+        return files_digest("stdlib")
+
+    (tmp_path / "lib" / "json").mkdir(parents=True)
+    (tmp_path / "lib" / "os.py").write_text("import sys\n")
+    (tmp_path / "lib" / "json" / "__init__.py").write_text('"""json"""\n')
+    try:
+        here = digest(tmp_path / "lib")
+        _copy(tmp_path / "lib", tmp_path / "other" / "lib")
+        assert digest(tmp_path / "other" / "lib") == here
+        (tmp_path / "other" / "lib" / "os.py").write_text("import sys, os\n")
+        assert digest(tmp_path / "other" / "lib") != here
+    finally:
+        monkeypatch.undo()
+        stdlib_files.cache_clear()
+
+
+@pytest.mark.parametrize("change", ["retokenized", "same-size val.bin", "touch", "copy"])
+def test_eval_bpb_compares_token_files_by_sizes_and_val_bin(tmp_path, monkeypatch, capsys, change):
+    import os
+
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
     docs = [_text(0), _text(1), *SHARD_DOCS]
-    _shards(tmp_path / "shards", docs, ByteTokenizer())
+    _shards(tmp_path / "a" / "shards", docs, ByteTokenizer())
     assert main(["pretrain", "--text", "bin:shards", "--out", "run", *TINY_RUN]) == 0
     assert _bpb(capsys)[0] == 0
-    _shards(tmp_path / "new", [*docs, _text(2)], ByteTokenizer())  # tokenized again, with one more document
-    (tmp_path / "new" / "val.bin").replace(tmp_path / "shards" / "val.bin")
-    rc, _, err = _bpb(capsys)
-    assert rc == 2 and "data: bin:shards" in err and "changed since training" in err
+    val = tmp_path / "a" / "shards" / "val.bin"
+    if change == "retokenized":  # tokenized again, with one more document
+        _shards(tmp_path / "new", [*docs, _text(2)], ByteTokenizer())
+        (tmp_path / "new" / "val.bin").replace(val)
+    elif change == "same-size val.bin":  # as many tokens, others: what eval bpb evaluates, so its content counts
+        tokens = np.fromfile(val, dtype=np.uint16)
+        tokens[0] = ord("x") if tokens[0] != ord("x") else ord("y")
+        tokens.tofile(val)
+    elif change == "touch":
+        for f in (val, val.with_name("train.bin")):
+            os.utime(f, ns=(1, 1))
+    else:
+        _copy(tmp_path / "a", tmp_path / "b")
+        monkeypatch.chdir(tmp_path / "b")
+    rc, got, err = _bpb(capsys)
+    if change in ("touch", "copy"):
+        assert rc == 0 and got["same_data_as_training"] is True, err
+        return
+    assert rc == 2 and err.count("\n") == 1 and "data: bin:shards" in err and "changed since training" in err
     assert _bpb(capsys, "--data", "bin:shards")[1]["same_data_as_training"] is False
 
 

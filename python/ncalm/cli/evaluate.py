@@ -94,14 +94,15 @@ def run_bpb(cfg: BpbConfig) -> dict:
         raise SettingError("seq_len", f"must be in [1, {model.cfg.max_seq_len}] (the model's max_seq_len), "
                                       f"got {cfg.seq_len}")
     spec = cfg.data or data.text.source
-    # The files' stamps, as the run recorded them (nothing read): an edited or replaced corpus under the
-    # same name would give another split and tokens, and a number that is no longer the checkpoint's.
+    # The files' names and sizes, as the run recorded them (files_digest): an edited or replaced corpus under
+    # the same name would give another split and tokens, and a number that is no longer the checkpoint's.
     files = files_digest(spec)
     same = None if FILES not in trained else files == trained[FILES]
     if same is False and cfg.data is None:
         where = ",".join(_resolved(spec))  # a relative path is another file from another working directory
+        what = "train.bin's and val.bin's sizes or val.bin's content" if is_bin_spec(spec) else "files' names or sizes"
         raise SettingError("data", f"{spec}{f' ({where})' if where != spec else ''} changed since training: its "
-                                   f"files' sizes, times or paths differ from those {cfg.checkpoint} recorded; "
+                                   f"{what} differ from those {cfg.checkpoint} recorded; "
                                    f"pass --data {spec} to evaluate on it as it is now")
     if same is False and _same_corpus(spec, data.text.source):  # the user's choice, but said where it shows
         print(f"note: {spec} changed since {cfg.checkpoint} was trained on it; evaluating it as it is now",
@@ -124,7 +125,7 @@ def run_bpb(cfg: BpbConfig) -> dict:
         r = evaluate_text(model, tokenizer, text, max_bytes=cap, **options)
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
-    # Which data: where from here, and its files' stamps (same_data_as_training: null when none were recorded).
+    # Which data: where from here, and its files' digest (same_data_as_training: null when none were recorded).
     return {"data": spec, "data_path": ",".join(_resolved(spec)), "data_files": files,
             "same_data_as_training": same, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}
 

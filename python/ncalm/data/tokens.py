@@ -17,9 +17,9 @@ import numpy as np
 from ncalm.atomic_json import read_json
 from ncalm.data.cache import cached_tokens
 from ncalm.data.config import DataConfig, TextConfig
-from ncalm.data.corpus import local_files
+from ncalm.data.corpus import local_files, stdlib_files
 from ncalm.data.sharding import chunks, shifted_pairs
-from ncalm.data.tokenize import META, file_stamp, source_stamps
+from ncalm.data.tokenize import META
 from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
 from ncalm.settings import SettingError
 
@@ -129,11 +129,30 @@ FILES = "files"  # the key of files_digest in a source's describe(), and so in a
 
 
 def files_digest(spec: str) -> str:
-    """A digest of the files behind ``spec`` (a corpus, or train.bin and val.bin) by their real paths, sizes
-    and mtimes (:func:`~ncalm.data.tokenize.source_stamps`, what the token cache is keyed by), nothing read.
+    """A digest of the data behind ``spec`` as it is, not where or when it sits: each file's corpus key
+    (its path relative to the spec's folder or pattern, as the split keys it: the same on every machine,
+    from every copy) and size; for token files, train.bin's and val.bin's sizes and val.bin's content.
 
-    Each run records it, so that evaluation notices data changed or replaced since training."""
-    stamps = [file_stamp(p) for p in _bin_files(spec)[1:]] if is_bin_spec(spec) else source_stamps(spec)
+    Each run records it, so that evaluation notices data changed or replaced since training. A corpus
+    file edited to the same size is not noticed: catching it would mean reading the whole corpus (it may
+    be gigabytes) at every start and evaluation, where names and sizes are one stat per file."""
+    if is_bin_spec(spec):
+        _, train_path, val_path = _bin_files(spec)
+        # val.bin is what eval bpb evaluates, and every reader already passes over it in full
+        # (_checked_tokens' max); hashing it adds about one more read (~1 GB/s), so an edit of it is
+        # caught even at the same size. train.bin, often gigabytes, is named by its size only.
+        sha = hashlib.sha256()
+        with open(val_path, "rb") as f:
+            while block := f.read(1 << 20):
+                sha.update(block)
+        stamps = [["train.bin", train_path.stat().st_size], ["val.bin", val_path.stat().st_size, sha.hexdigest()]]
+    elif spec.startswith("hf:"):  # a local dataset by its files, a hub one by its name
+        target = Path(spec[3:]).expanduser()
+        root = target if target.is_dir() else target.parent
+        files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+        stamps = [[p.relative_to(root).as_posix(), p.stat().st_size] for p in files] if target.exists() else [spec]
+    else:
+        stamps = [[k, p.stat().st_size] for k, p in (stdlib_files() if spec == "stdlib" else local_files(spec))]
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
 
 
