@@ -284,6 +284,10 @@ def test_bbh_cot_records_its_prompts_demonstrations(checkpoint, tmp_path, capsys
     snarks.write_text(text[:text.rindex("\n\nQ: ")])  # 2 demonstrations left: by task, then
     assert run(*common, "--out", tmp_path / "o2") == 0
     assert shots("o2") == {"navigate": 3, "snarks": 2}
+    assert "warning: --shots" not in capsys.readouterr().err  # no --shots given: nothing to warn about
+    assert run(*common, "--out", tmp_path / "o3", "--shots", "3") == 0 and shots("o3") == shots("o2")
+    assert "warning: --shots 3: the --bbh-cot prompts hold navigate 3, snarks 2 demonstrations; prompting with " \
+        "those\n" in capsys.readouterr().err
 
 
 def test_negative_shots_are_refused(checkpoint, capsys):

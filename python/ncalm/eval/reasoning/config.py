@@ -117,8 +117,9 @@ class ReasoningConfig(Settings):
             raise SettingError("k", f"each k must be in [1, n_samples={self.n_samples}], got {self.k!r}")
 
     def n_shots(self) -> int | None:
-        """Demonstrations per prompt: --shots, else the task's default; HumanEval takes none."""
-        if self.task == "humaneval":
+        """Demonstrations per prompt: --shots, else the task's default; HumanEval takes none, and unset with
+        --bbh-cot, None: its prompts' own (so that only a --shots the user gave is warned about)."""
+        if self.task == "humaneval" or (self.task == "bbh" and self.bbh_cot and self.shots is None):
             return None
         return self.shots if self.shots is not None else 3 if self.task == "bbh" else 0 if self.finetune else 8
 

@@ -89,9 +89,10 @@ def humaneval_task(data: str | None, limit: int | None, limits: Limits, workers:
     return TaskSpec(items, humaneval.STOP, HUMANEVAL_BYTES, score)
 
 
-def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: bool,
+def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int | None, cot: bool,
              limit: int | None) -> TaskSpec:
-    """BBH examples, interleaved across subtasks so a --limit covers all of them."""
+    """BBH examples, interleaved across subtasks so a --limit covers all of them. With ``cot`` the prompts'
+    own demonstrations are used; ``shots`` (None: not given) only warns where they differ from it."""
     by_task = bbh.load(data, tasks)
     queues, used = [], {}
     if cot and (data is None or not Path(data).is_dir()):
@@ -107,8 +108,9 @@ def bbh_task(data: str | None, tasks: Sequence[str] | None, shots: int, cot: boo
         queues.append([Item(f"{name}/{i}", name, prompt(e.input), e) for i, e in enumerate(examples) if i >= first])
     # --bbh-cot prompts hold their own demonstrations (the published ones 3 each): by task only where they differ
     recorded = used if len(set(used.values())) > 1 else next(iter(used.values()), shots)
-    if recorded != shots:
-        print(f"warning: --shots {shots}: the --bbh-cot prompts hold {recorded} demonstrations; prompting with "
+    if cot and shots is not None and recorded != shots:
+        held = ", ".join(f"{k} {n}" for k, n in used.items()) if isinstance(recorded, dict) else recorded
+        print(f"warning: --shots {shots}: the --bbh-cot prompts hold {held} demonstrations; prompting with "
               f"those", file=sys.stderr)
     longest = max(len(q) for q in queues)
     items = [q[i] for i in range(longest) for q in queues if i < len(q)]
