@@ -476,3 +476,34 @@ def test_a_touched_corpus_still_resumes(tmp_path, monkeypatch):
     os.utime("corpus.txt", ns=(1, 1))
     assert main(["pretrain", "--text", "corpus.txt", "--out", "run", *TINY_RUN, "--set", "run.tokens=512",
                  "--set", "run.resume=true"]) == 0
+
+
+def test_eval_on_an_hf_folder_asks_for_what_it_does_not_record(tmp_path, capsys):
+    # An HF folder holds no training data or NCA settings: bpb quietly scored stdlib, and icl said the model
+    # "was not trained on NCA data" of an exported NCA model.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("some text to score. " * 400)
+    lang = _checkpoint(tmp_path / "lang.pt", 257, {"kind": "text", "text": str(corpus)}, ByteTokenizer())
+    assert main(["export-hf", str(lang), str(tmp_path / "hf")]) == 0
+    capsys.readouterr()
+    assert main(["eval", "bpb", "--checkpoint", str(tmp_path / "hf")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ncalm eval: error: data: ") and "records no training data" in err, err
+    out = tmp_path / "r.json"
+    assert main(["eval", "bpb", "--checkpoint", str(tmp_path / "hf"), "--data", str(corpus), "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["data"] == str(corpus)
+    assert main(["eval", "icl", "--checkpoint", str(tmp_path / "hf")]) == 2
+    assert "records no NCA settings" in capsys.readouterr().err
+
+
+def test_eval_icl_says_when_the_context_holds_no_frame_pair(tmp_path, capsys):
+    nca = {"grid": 12, "colors": 2, "patch": 2}  # 38 tokens a frame: two need 76, the model holds 64
+    torch.manual_seed(0)
+    model = LlamaLM(ModelConfig(vocab_size=NCAConfig(**nca).vocab_size, n_layer=1, n_head=2, d_model=16,
+                                max_seq_len=64))
+    ck = tmp_path / "nca.pt"
+    save_checkpoint(ck, {"model": model.state_dict(), "model_config": model.cfg.to_dict(), "tokenizer": None,
+                         "train_config": {"data": {"kind": "nca", "seq_len": 64, "nca": nca}}})
+    assert main(["eval", "icl", "--checkpoint", str(ck)]) == 2
+    err = capsys.readouterr().err
+    assert "context of 64 tokens cannot hold one frame of context plus the predicted frame (76 tokens)" in err, err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ncalm.atomic_json import read_json, write_json
 from ncalm.cli.options import add_tree, tree_config
-from ncalm.data.config import TextConfig
+from ncalm.data.config import DataConfig, TextConfig
 from ncalm.eval.config import BpbConfig, IclConfig, SpeedupConfig
 from ncalm.settings import SettingError, quietly
 
@@ -65,9 +65,9 @@ def _validation_cap(cfg: BpbConfig, data, spec: str) -> int | None:
 
 
 def _load(cfg: BpbConfig | IclConfig):
-    """(model, tokenizer, the DataConfig it was trained with (older ones: their train_config's), device,
-    the identity of its data as the run recorded it (its spec's "data"; older ones: {}))."""
-    from ncalm.data.config import DataConfig
+    """(model, tokenizer, the DataConfig it was trained with (older ones: their train_config's; None where none
+    is recorded, as in an HF folder), device, the identity of its data as the run recorded it (its spec's "data";
+    older ones: {}))."""
     from ncalm.devices import torch_device
     from ncalm.lm.checkpoint import load_model
 
@@ -75,7 +75,7 @@ def _load(cfg: BpbConfig | IclConfig):
     model, tokenizer, meta = load_model(cfg.checkpoint, device=device)
     saved = meta["spec"]["config"]["data"] if "spec" in meta else (meta.get("train_config") or {}).get("data")
     with quietly():
-        data = DataConfig.from_dict(saved or {"kind": "text"})
+        data = None if saved is None else DataConfig.from_dict(saved)
     return model, tokenizer, data, device, meta.get("spec", {}).get("data") or {}
 
 
@@ -84,6 +84,11 @@ def run_bpb(cfg: BpbConfig) -> dict:
     from ncalm.eval.bpb import evaluate_bin, evaluate_text
 
     model, tokenizer, data, device, trained = _load(cfg)
+    if data is None:  # an HF folder: a default corpus would be a number about data the model never saw
+        if cfg.data is None:
+            raise SettingError("data", f"{cfg.checkpoint} records no training data (an HF folder holds only the "
+                                       "model and tokenizer): name the corpus to evaluate with --data")
+        data = DataConfig(kind="text")
     if tokenizer is None:
         if data.kind == "text":  # token shards without a tokenizer.json
             raise SettingError("checkpoint", f"{cfg.checkpoint} was trained on {data.text.source!r} without a "
@@ -136,12 +141,19 @@ def run_icl(cfg: IclConfig) -> dict:
     from ncalm.memory import check_fits
 
     model, _, data, device, _ = _load(cfg)
+    if data is None:
+        raise SettingError("checkpoint", f"{cfg.checkpoint} records no NCA settings (an HF folder holds only the "
+                                         "model): icl needs the ncalm checkpoint of an NCA stage")
     if data.kind != "nca":
         raise SettingError("checkpoint", f"{cfg.checkpoint} was not trained on NCA data (data kind {data.kind!r}); "
                                          "icl needs an NCA-stage checkpoint")
     nca = data.nca_config()
     max_k = max_context_frames(model.cfg.max_seq_len, nca.frame_len)
     ks = cfg.k or [k for k in (1, 2, 4, 8, 16, 32) if k <= max_k]
+    if max_k == 0:
+        raise SettingError("checkpoint", f"{cfg.checkpoint}'s context of {model.cfg.max_seq_len} tokens cannot hold "
+                                         f"one frame of context plus the predicted frame ({2 * nca.frame_len} "
+                                         "tokens): icl needs a model trained on longer sequences")
     if not ks or max(ks) > max_k or min(ks) < 1:
         raise SettingError("k", f"must lie in [1, {max_k}] for this model's context of {model.cfg.max_seq_len} "
                                 "tokens")
