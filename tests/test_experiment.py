@@ -466,3 +466,22 @@ def test_control_arms_are_the_nca_stage_with_its_control(tmp_path):
         assert d == firsts[0]
     with pytest.raises(ValueError, match="^prepretrain.data.pool_size: the nca-fixed-rules arm"):
         ExperimentConfig(arms=["nca-fixed-rules"])
+
+
+def test_runs_on_an_edited_corpus_are_not_reported_as_one_experiment(tmp_path):
+    # A corpus edited between invocations trained seed 1 on other text than seed 0, and the report paired them.
+    from ncalm.experiment.runner import _check_data
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("first text " * 50)
+    cfg = ExperimentConfig.from_dict({"language": {"data": {"text": {"source": str(corpus)}}}})
+    out = tmp_path / "out"
+    out.mkdir()
+    _check_data(cfg, out)
+    os.utime(corpus / "a.txt", (0, 0))  # touched or copied: the same data
+    _check_data(cfg, out)
+    (corpus / "a.txt").write_text("other text " * 60)
+    with pytest.raises(ValueError, match=r"^language.data.text.source: the corpus changed since the runs in .* were "
+                                         r"trained on it"):
+        _check_data(cfg, out)

@@ -3,6 +3,7 @@
 Layout of the output directory::
 
     experiment.json                 the resolved config (a resume must match it)
+    data.json                       the corpora's files_digest (a resume must match it)
     events.jsonl                    what each invocation started, skipped and finished
     seed{S}/{arm}/prepretrain/      first stage (trainer output: checkpoint, metrics)
     seed{S}/{arm}/language/         language stage
@@ -30,7 +31,7 @@ from ncalm.locks import exclusive
 from ncalm.settings import check_same, quietly, within
 from ncalm.train.config import CHECKPOINT, resolved_precision
 
-DONE, RESULT, CONFIG, EVENTS = "done.json", "result.json", "experiment.json", "events.jsonl"
+DONE, RESULT, CONFIG, EVENTS, DATA = "done.json", "result.json", "experiment.json", "events.jsonl", "data.json"
 # What the report reads of each result.json.
 RESULT_KEYS = ("arm", "kind", "band", "seed", "prepretrain", "language", "final_val_loss", "perplexity",
                "train_seconds", "wall_seconds")
@@ -239,6 +240,22 @@ def finished_records(out_dir: str | Path) -> list[dict]:
     return sorted(records, key=lambda r: (r["seed"], order[r["kind"]], r["band"] or [], r.get("ablation") or ""))
 
 
+def _check_data(cfg: ExperimentConfig, out: Path) -> None:
+    """Pin the corpora's digests in ``out``/data.json: runs trained on an edited or replaced corpus (or on
+    another file by the same relative name) would otherwise be reported, and paired, as one experiment."""
+    from ncalm.data.tokens import files_digest
+
+    now = {"language.data.text.source": files_digest(cfg.language.data.text.source)}
+    if "text" in cfg.arms and cfg.prepretrain.data.text.source != PYDOC:  # pydoc is written once, into out
+        now["prepretrain.data.text.source"] = files_digest(cfg.prepretrain.data.text.source)
+    saved = read_json(out / DATA) if (out / DATA).exists() else {}
+    changed = [k for k in now if k in saved and saved[k] != now[k]]
+    if changed:
+        raise ValueError(f"{', '.join(changed)}: the corpus changed since the runs in {out} were trained on it "
+                         f"(its files' names or sizes differ); restore it, or use another --out")
+    write_json(out / DATA, {**saved, **now})
+
+
 def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> list[dict]:
     """Run (or resume) every seed x arm; returns their result records in a stable order."""
     out = Path(out_dir)
@@ -249,6 +266,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> li
         if saved is not None:
             check_same(saved, cfg.to_dict(), RESUMABLE_CHANGES, f"the experiment in {out}")
         write_json(out / CONFIG, cfg.to_dict())
+        _check_data(cfg, out)
 
         def log(event: str, **fields) -> None:
             with open(out / EVENTS, "a") as f:
