@@ -400,3 +400,35 @@ def test_parts_and_token_files_are_synced_before_they_are_renamed(tmp_path, monk
     assert {Path(dst).name for _, (_, dst) in renames} >= {"train.bin", "val.bin", "meta.json", "tokenizer.json"}
     for i, (src, dst) in renames:
         assert src in events[:i], f"{dst} was renamed into place before its data was synced"
+
+
+def test_a_corpus_folder_named_parts_in_out_is_read_and_never_deleted(tmp_path):
+    # `--text book --out book` with chapters in book/parts/: every run deleted the folder (no plan.json of
+    # ours there), and the chapters were left out of the corpus as if they were our part files.
+    book = _corpus(tmp_path / "book", n=4)
+    (book / "parts").mkdir()
+    chapters = {f"ch{i}.txt": f"chapter {i}: " + "the cat sat on a mat. " * (40 + 9 * i) for i in range(8)}
+    for name, text in chapters.items():
+        (book / "parts" / name).write_text(text, encoding="utf-8")
+    copy = tmp_path / "copy"  # the same corpus, away from any --out
+    copy.mkdir()
+    for p in book.rglob("*.txt"):
+        (copy / p.relative_to(book)).parent.mkdir(exist_ok=True)
+        (copy / p.relative_to(book)).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
+    tokenize(_cfg(tmp_path, copy, "ref", tokenizer="byte", workers=1, chunk_bytes=1024), echo=lambda s: None)
+    # An earlier interrupted run's plan (of other settings), part and temporary: those, and only those, go.
+    ours = ["plan.json", "train_000000.bin", ".val_000001.bin.tmp99"]
+    (book / "parts" / "plan.json").write_text('{"fingerprint": "another"}', encoding="utf-8")
+    for name in ours[1:]:
+        (book / "parts" / name).write_bytes(b"\1\1")
+    cfg = _cfg(tmp_path, book, "book", tokenizer="byte", workers=1, chunk_bytes=1024)
+    for _ in range(2):
+        said = []
+        tokenize(cfg, echo=said.append)
+        assert sorted(p.name for p in (book / "parts").iterdir()) == sorted(chapters)
+        assert all((book / "parts" / n).read_text(encoding="utf-8") == t for n, t in chapters.items())
+        for split in ("train", "val"):  # the chapters are in the corpus
+            assert (book / f"{split}.bin").read_bytes() == (tmp_path / "ref" / f"{split}.bin").read_bytes()
+    assert "up to date" in said[0]
+    tk.clear_parts(book / "parts")  # nothing of ours left: the folder and its files stay
+    assert sorted(p.name for p in (book / "parts").iterdir()) == sorted(chapters)
