@@ -432,3 +432,39 @@ def test_a_corpus_folder_named_parts_in_out_is_read_and_never_deleted(tmp_path):
     assert "up to date" in said[0]
     tk.clear_parts(book / "parts")  # nothing of ours left: the folder and its files stay
     assert sorted(p.name for p in (book / "parts").iterdir()) == sorted(chapters)
+
+
+def test_another_tokenization_is_told_by_the_resolved_source_not_its_spelling(tmp_path, monkeypatch, capsys):
+    # `--text corpus` then `--text ./corpus/` (a file edited) was refused as another tokenization, while
+    # `--text corpus` from another folder (another corpus) replaced the first without a word.
+    from ncalm.cli.main import main
+
+    out = tmp_path / "tok"
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    _corpus(here / "corpus")
+    _corpus(there / "corpus", n=14)
+    run = ["tokenize", "--out", str(out), "--no-progress", "--workers", "1", "--tokenizer", "byte", "--text"]
+    monkeypatch.chdir(here)
+    assert main(run + ["corpus"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["source"] == "corpus" and meta["source_resolved"] == [str((here / "corpus").resolve())]
+    (here / "corpus" / "doc00.txt").write_text("changed text", encoding="utf-8")
+    capsys.readouterr()
+    assert main(run + ["./corpus/"]) == 0 and "up to date" not in capsys.readouterr().out  # brought up to date
+    before = (out / "train.bin").read_bytes()
+    monkeypatch.chdir(there)
+    assert main(run + ["corpus"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {out} already holds another tokenization (source_resolved: " in err
+    assert str(there / "corpus") in err and "pass --force" in err
+    assert (out / "train.bin").read_bytes() == before
+    # A meta.json from before source_resolved: the spec as typed is compared, as it was.
+    meta = json.loads((out / "meta.json").read_text())
+    del meta["source_resolved"]
+    (out / "meta.json").write_text(json.dumps(meta))
+    assert main(run + ["corpus"]) == 2 and 'source: "./corpus/" -> "corpus"' in capsys.readouterr().err
+    monkeypatch.chdir(here)
+    (here / "corpus" / "doc01.txt").write_text("changed again", encoding="utf-8")
+    assert main(run + ["./corpus/"]) == 0
+    assert json.loads((out / "meta.json").read_text())["source_resolved"] == [str((here / "corpus").resolve())]

@@ -44,7 +44,7 @@ from ncalm.atomic_json import json_records, read_json, replacing, write_json, wr
 from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
-                               stdlib_files)
+                               resolved_spec, stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
 from ncalm.settings import Settings, SettingError, at_least, differences, folder, parse_count, same_as, setting
 
@@ -406,13 +406,16 @@ def _refuse_another(out: Path, about: dict) -> None:
     """FileExistsError when ``out`` holds another tokenization than ``about`` describes (its meta.json
     records other values) or token files without a meta.json of ours (nanoGPT's, say). The same
     description over changed corpus files is this tokenization brought up to date, and a folder with
-    our parts/ but no meta.json is an interrupted run of ours: both are written without --force."""
+    our parts/ but no meta.json is an interrupted run of ours: both are written without --force.
+    The source is compared resolved (``source_resolved``: ``corpus`` and ``./corpus/`` are one corpus,
+    ``corpus`` from another folder another); a meta.json written before that key compares it as typed."""
     try:
         meta = read_json(out / META)
     except (OSError, ValueError):
         meta = None
     if isinstance(meta, dict) and "fingerprint" in meta:
-        changed = differences({k: meta.get(k) for k in about}, about)
+        skip = "source" if "source_resolved" in meta else "source_resolved"
+        changed = differences({k: meta.get(k) for k in about}, about, ignore=(skip,))
         if not changed:
             return
         what = f"another tokenization ({'; '.join(changed)})"
@@ -451,8 +454,9 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         if meta is not None:
             echo(f"{out}: up to date ({meta['train']['tokens']:,} train + {meta['val']['tokens']:,} val tokens)")
             return meta
-        about = {"source": cfg.source, "tokenizer": identity, "field": cfg.field, "val_percent": cfg.val_percent,
-                 "max_bytes": cfg.max_bytes}  # what meta.json records of the settings
+        # What meta.json records of the settings; the source also resolved, as _refuse_another compares it.
+        about = {"source": cfg.source, "source_resolved": resolved_spec(cfg.source), "tokenizer": identity,
+                 "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes}
         if not cfg.force:
             _refuse_another(out, about)
         kind, arg, hf_json = _tokenizer(cfg, docs, tokenizer_json)
