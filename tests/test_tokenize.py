@@ -468,3 +468,20 @@ def test_another_tokenization_is_told_by_the_resolved_source_not_its_spelling(tm
     (here / "corpus" / "doc01.txt").write_text("changed again", encoding="utf-8")
     assert main(run + ["./corpus/"]) == 0
     assert json.loads((out / "meta.json").read_text())["source_resolved"] == [str((here / "corpus").resolve())]
+
+
+def test_a_tokenizer_json_without_our_meta_json_is_not_overwritten_without_force(tmp_path, capsys):
+    # `--text proj --out proj` where proj has a tokenizer.json of its own: it was "nothing to lose"
+    # (no meta.json, no .bin) and silently replaced by the new tokenization's.
+    from ncalm.cli.main import main
+
+    proj = _corpus(tmp_path / "proj")
+    theirs = '{"model": "theirs"}'
+    (proj / "tokenizer.json").write_text(theirs, encoding="utf-8")
+    run = ["tokenize", "--text", str(proj), "--out", str(proj), "--no-progress", "--workers", "1",
+           "--tokenizer", "byte"]
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {proj} already holds token files or a tokenizer.json" in err
+    assert (proj / "tokenizer.json").read_text(encoding="utf-8") == theirs and not (proj / "meta.json").exists()
+    assert main(run + ["--force"]) == 0 and load_tokenizer(proj).kind == "byte"

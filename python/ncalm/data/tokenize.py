@@ -404,7 +404,8 @@ def clear_parts(parts: Path) -> None:
 
 def _refuse_another(out: Path, about: dict) -> None:
     """FileExistsError when ``out`` holds another tokenization than ``about`` describes (its meta.json
-    records other values) or token files without a meta.json of ours (nanoGPT's, say). The same
+    records other values) or token files or a tokenizer.json without a meta.json of ours (nanoGPT's, say,
+    or a corpus's own tokenizer.json with --out in the corpus folder), which would be overwritten. The same
     description over changed corpus files is this tokenization brought up to date, and a folder with
     our parts/ but no meta.json is an interrupted run of ours: both are written without --force.
     The source is compared resolved (``source_resolved``: ``corpus`` and ``./corpus/`` are one corpus,
@@ -419,10 +420,11 @@ def _refuse_another(out: Path, about: dict) -> None:
         if not changed:
             return
         what = f"another tokenization ({'; '.join(changed)})"
-    elif (out / PARTS / PLAN).is_file() or (meta is None and not any(out.glob("*.bin"))):
-        return  # an interrupted run of ours, or nothing to lose
+    elif (out / PARTS / PLAN).is_file() or (meta is None and not any(out.glob("*.bin"))
+                                            and not (out / TOKENIZER_FILE).exists()):
+        return  # an interrupted run of ours (whose tokenizer.json comes while plan.json is there), or nothing to lose
     else:
-        what = "token files that `ncalm tokenize` did not describe (no meta.json of its own)"
+        what = "token files or a tokenizer.json that `ncalm tokenize` did not describe (no meta.json of its own)"
     raise FileExistsError(f"--out {out} already holds {what}; pass --force to replace it, or choose another --out")
 
 
