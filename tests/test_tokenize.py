@@ -400,3 +400,88 @@ def test_parts_and_token_files_are_synced_before_they_are_renamed(tmp_path, monk
     assert {Path(dst).name for _, (_, dst) in renames} >= {"train.bin", "val.bin", "meta.json", "tokenizer.json"}
     for i, (src, dst) in renames:
         assert src in events[:i], f"{dst} was renamed into place before its data was synced"
+
+
+def test_a_corpus_folder_named_parts_in_out_is_read_and_never_deleted(tmp_path):
+    # `--text book --out book` with chapters in book/parts/: every run deleted the folder (no plan.json of
+    # ours there), and the chapters were left out of the corpus as if they were our part files.
+    book = _corpus(tmp_path / "book", n=4)
+    (book / "parts").mkdir()
+    chapters = {f"ch{i}.txt": f"chapter {i}: " + "the cat sat on a mat. " * (40 + 9 * i) for i in range(8)}
+    for name, text in chapters.items():
+        (book / "parts" / name).write_text(text, encoding="utf-8")
+    copy = tmp_path / "copy"  # the same corpus, away from any --out
+    copy.mkdir()
+    for p in book.rglob("*.txt"):
+        (copy / p.relative_to(book)).parent.mkdir(exist_ok=True)
+        (copy / p.relative_to(book)).write_text(p.read_text(encoding="utf-8"), encoding="utf-8")
+    tokenize(_cfg(tmp_path, copy, "ref", tokenizer="byte", workers=1, chunk_bytes=1024), echo=lambda s: None)
+    # An earlier interrupted run's plan (of other settings), part and temporary: those, and only those, go.
+    ours = ["plan.json", "train_000000.bin", ".val_000001.bin.tmp99"]
+    (book / "parts" / "plan.json").write_text('{"fingerprint": "another"}', encoding="utf-8")
+    for name in ours[1:]:
+        (book / "parts" / name).write_bytes(b"\1\1")
+    cfg = _cfg(tmp_path, book, "book", tokenizer="byte", workers=1, chunk_bytes=1024)
+    for _ in range(2):
+        said = []
+        tokenize(cfg, echo=said.append)
+        assert sorted(p.name for p in (book / "parts").iterdir()) == sorted(chapters)
+        assert all((book / "parts" / n).read_text(encoding="utf-8") == t for n, t in chapters.items())
+        for split in ("train", "val"):  # the chapters are in the corpus
+            assert (book / f"{split}.bin").read_bytes() == (tmp_path / "ref" / f"{split}.bin").read_bytes()
+    assert "up to date" in said[0]
+    tk.clear_parts(book / "parts")  # nothing of ours left: the folder and its files stay
+    assert sorted(p.name for p in (book / "parts").iterdir()) == sorted(chapters)
+
+
+def test_another_tokenization_is_told_by_the_resolved_source_not_its_spelling(tmp_path, monkeypatch, capsys):
+    # `--text corpus` then `--text ./corpus/` (a file edited) was refused as another tokenization, while
+    # `--text corpus` from another folder (another corpus) replaced the first without a word.
+    from ncalm.cli.main import main
+
+    out = tmp_path / "tok"
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    _corpus(here / "corpus")
+    _corpus(there / "corpus", n=14)
+    run = ["tokenize", "--out", str(out), "--no-progress", "--workers", "1", "--tokenizer", "byte", "--text"]
+    monkeypatch.chdir(here)
+    assert main(run + ["corpus"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["source"] == "corpus" and meta["source_resolved"] == [str((here / "corpus").resolve())]
+    (here / "corpus" / "doc00.txt").write_text("changed text", encoding="utf-8")
+    capsys.readouterr()
+    assert main(run + ["./corpus/"]) == 0 and "up to date" not in capsys.readouterr().out  # brought up to date
+    before = (out / "train.bin").read_bytes()
+    monkeypatch.chdir(there)
+    assert main(run + ["corpus"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {out} already holds another tokenization (source_resolved: " in err
+    assert str(there / "corpus") in err and "pass --force" in err
+    assert (out / "train.bin").read_bytes() == before
+    # A meta.json from before source_resolved: the spec as typed is compared, as it was.
+    meta = json.loads((out / "meta.json").read_text())
+    del meta["source_resolved"]
+    (out / "meta.json").write_text(json.dumps(meta))
+    assert main(run + ["corpus"]) == 2 and 'source: "./corpus/" -> "corpus"' in capsys.readouterr().err
+    monkeypatch.chdir(here)
+    (here / "corpus" / "doc01.txt").write_text("changed again", encoding="utf-8")
+    assert main(run + ["./corpus/"]) == 0
+    assert json.loads((out / "meta.json").read_text())["source_resolved"] == [str((here / "corpus").resolve())]
+
+
+def test_a_tokenizer_json_without_our_meta_json_is_not_overwritten_without_force(tmp_path, capsys):
+    # `--text proj --out proj` where proj has a tokenizer.json of its own: it was "nothing to lose"
+    # (no meta.json, no .bin) and silently replaced by the new tokenization's.
+    from ncalm.cli.main import main
+
+    proj = _corpus(tmp_path / "proj")
+    theirs = '{"model": "theirs"}'
+    (proj / "tokenizer.json").write_text(theirs, encoding="utf-8")
+    run = ["tokenize", "--text", str(proj), "--out", str(proj), "--no-progress", "--workers", "1",
+           "--tokenizer", "byte"]
+    assert main(run) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--out {proj} already holds token files or a tokenizer.json" in err
+    assert (proj / "tokenizer.json").read_text(encoding="utf-8") == theirs and not (proj / "meta.json").exists()
+    assert main(run + ["--force"]) == 0 and load_tokenizer(proj).kind == "byte"

@@ -11,6 +11,7 @@ from pathlib import Path
 from ncalm.atomic_json import read_json, write_json
 from ncalm.cli.options import add_tree, tree_config
 from ncalm.data.config import DataConfig, TextConfig
+from ncalm.data.corpus import resolved_spec
 from ncalm.eval.config import BpbConfig, IclConfig, SpeedupConfig
 from ncalm.settings import SettingError, quietly
 
@@ -31,17 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                  f"eval {mode}", example)
 
 
-def _resolved(spec: str) -> list[str]:
-    """A corpus spec's parts as real paths (stdlib, hf:NAME: itself): what it names from here."""
-    if spec == "stdlib" or spec.startswith("hf:"):
-        return [spec]
-    # bin:DIR and DIR (holding train.bin) are the same shards.
-    return [str(Path(p.strip()).expanduser().resolve()) for p in spec.removeprefix("bin:").split(",") if p.strip()]
-
-
 def _same_corpus(a: str, b: str) -> bool:
     """Whether two corpus specs name the same data, however their paths are spelled."""
-    return _resolved(a) == _resolved(b)
+    return resolved_spec(a) == resolved_spec(b)
 
 
 def _validation_cap(cfg: BpbConfig, data, spec: str) -> int | None:
@@ -104,7 +97,7 @@ def run_bpb(cfg: BpbConfig) -> dict:
     files = files_digest(spec)
     same = None if FILES not in trained else files == trained[FILES]
     if same is False and cfg.data is None:
-        where = ",".join(_resolved(spec))  # a relative path is another file from another working directory
+        where = ",".join(resolved_spec(spec))  # a relative path is another file from another working directory
         what = "train.bin's and val.bin's sizes or val.bin's content" if is_bin_spec(spec) else "files' names or sizes"
         raise SettingError("data", f"{spec}{f' ({where})' if where != spec else ''} changed since training: its "
                                    f"{what} differ from those {cfg.checkpoint} recorded; "
@@ -131,7 +124,7 @@ def run_bpb(cfg: BpbConfig) -> dict:
     print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
     # Which data: where from here, and its files' digest (same_data_as_training: null when none were recorded).
-    return {"data": spec, "data_path": ",".join(_resolved(spec)), "data_files": files,
+    return {"data": spec, "data_path": ",".join(resolved_spec(spec)), "data_files": files,
             "same_data_as_training": same, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}
 
 

@@ -90,6 +90,15 @@ def local_files(spec: str) -> list[tuple[str, Path]]:
     return out
 
 
+def resolved_spec(spec: str) -> list[str]:
+    """A corpus spec's comma-separated parts as real paths from this working directory (``stdlib`` and
+    ``hf:...`` as they are): what it names here, however its paths are spelled (``corpus``, ``./corpus/``).
+    ``bin:DIR`` (ncalm.data.tokens) and ``DIR`` holding train.bin are the same shards."""
+    if spec == "stdlib" or spec.startswith("hf:"):
+        return [spec]
+    return [str(Path(p.strip()).expanduser().resolve()) for p in spec.removeprefix("bin:").split(",") if p.strip()]
+
+
 def _read(path: Path, skipped: list[str]) -> str | None:
     """The file's text, or None (its name and why appended to ``skipped``)."""
     try:

@@ -44,13 +44,18 @@ from ncalm.atomic_json import json_records, read_json, replacing, write_json, wr
 from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
-                               stdlib_files)
+                               resolved_spec, stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
 from ncalm.settings import Settings, SettingError, at_least, differences, folder, parse_count, same_as, setting
 
 META = "meta.json"
 PARTS = "parts"
+PLAN = "plan.json"
 OUTPUTS = ("train.bin", "val.bin", META, TOKENIZER_FILE)  # what tokenize() writes in OUT, beside OUT/parts/
+# What tokenize() writes in OUT/parts/: the plan, the part files and their temporaries (ncalm.atomic_json's
+# ``.NAME.tmpPID``, left by a killed writer). Any other file there is not ours (a corpus's own parts/ folder).
+_PART = rf"(?:{re.escape(PLAN)}|(?:train|val)_\d{{6,}}\.bin)"
+_OUR_PART = re.compile(rf"{_PART}|\.{_PART}\.tmp\d+")
 GPT2_FILES_ENV = "NCALM_GPT2_FILES"
 # The published GPT-2 files (tiktoken's openai_public.gpt2 checks the same hashes).
 GPT2_VOCAB = 50257  # 50,000 merges, 256 bytes and <|endoftext|>
@@ -221,7 +226,8 @@ def _files(source: str, out: str = "") -> list[tuple[str, Path]]:
     target = Path(out).expanduser().resolve() if out.strip() else None
 
     def ours(p: Path) -> bool:  # only a name tokenize() writes costs a resolve (stdlib has 1,800 files)
-        folder = p.parent.parent if p.parent.name == PARTS else p.parent if p.name in OUTPUTS else None
+        folder = (p.parent.parent if p.parent.name == PARTS and _OUR_PART.fullmatch(p.name)
+                  else p.parent if p.name in OUTPUTS else None)
         return folder is not None and folder.resolve() == target
     return [(k, p) for k, p in files if target is None or not ours(p)]
 
@@ -384,24 +390,41 @@ def is_up_to_date(out: Path, print_fp: str) -> dict | None:
     return meta
 
 
+def clear_parts(parts: Path) -> None:
+    """Delete tokenize()'s own files in ``parts`` (see ``_OUR_PART``), then the folder if that emptied it:
+    with --out in the corpus folder, OUT/parts/ may be the corpus's own, whose files are never ours to delete."""
+    if not parts.is_dir():
+        return
+    for p in parts.iterdir():
+        if _OUR_PART.fullmatch(p.name) and p.is_file():
+            p.unlink()
+    if not any(parts.iterdir()):
+        parts.rmdir()
+
+
 def _refuse_another(out: Path, about: dict) -> None:
     """FileExistsError when ``out`` holds another tokenization than ``about`` describes (its meta.json
-    records other values) or token files without a meta.json of ours (nanoGPT's, say). The same
+    records other values) or token files or a tokenizer.json without a meta.json of ours (nanoGPT's, say,
+    or a corpus's own tokenizer.json with --out in the corpus folder), which would be overwritten. The same
     description over changed corpus files is this tokenization brought up to date, and a folder with
-    our parts/ but no meta.json is an interrupted run of ours: both are written without --force."""
+    our parts/ but no meta.json is an interrupted run of ours: both are written without --force.
+    The source is compared resolved (``source_resolved``: ``corpus`` and ``./corpus/`` are one corpus,
+    ``corpus`` from another folder another); a meta.json written before that key compares it as typed."""
     try:
         meta = read_json(out / META)
     except (OSError, ValueError):
         meta = None
     if isinstance(meta, dict) and "fingerprint" in meta:
-        changed = differences({k: meta.get(k) for k in about}, about)
+        skip = "source" if "source_resolved" in meta else "source_resolved"
+        changed = differences({k: meta.get(k) for k in about}, about, ignore=(skip,))
         if not changed:
             return
         what = f"another tokenization ({'; '.join(changed)})"
-    elif (out / PARTS / "plan.json").is_file() or (meta is None and not any(out.glob("*.bin"))):
-        return  # an interrupted run of ours, or nothing to lose
+    elif (out / PARTS / PLAN).is_file() or (meta is None and not any(out.glob("*.bin"))
+                                            and not (out / TOKENIZER_FILE).exists()):
+        return  # an interrupted run of ours (whose tokenizer.json comes while plan.json is there), or nothing to lose
     else:
-        what = "token files that `ncalm tokenize` did not describe (no meta.json of its own)"
+        what = "token files or a tokenizer.json that `ncalm tokenize` did not describe (no meta.json of its own)"
     raise FileExistsError(f"--out {out} already holds {what}; pass --force to replace it, or choose another --out")
 
 
@@ -433,8 +456,9 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         if meta is not None:
             echo(f"{out}: up to date ({meta['train']['tokens']:,} train + {meta['val']['tokens']:,} val tokens)")
             return meta
-        about = {"source": cfg.source, "tokenizer": identity, "field": cfg.field, "val_percent": cfg.val_percent,
-                 "max_bytes": cfg.max_bytes}  # what meta.json records of the settings
+        # What meta.json records of the settings; the source also resolved, as _refuse_another compares it.
+        about = {"source": cfg.source, "source_resolved": resolved_spec(cfg.source), "tokenizer": identity,
+                 "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes}
         if not cfg.force:
             _refuse_another(out, about)
         kind, arg, hf_json = _tokenizer(cfg, docs, tokenizer_json)
@@ -443,10 +467,10 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         dtype = "uint16" if vocab <= 1 << 16 else "uint32"
         parts = out / PARTS
         plan = {"fingerprint": fp, "dtype": dtype, "chunk_bytes": cfg.chunk_bytes}
-        if parts.is_dir() and (not (parts / "plan.json").is_file() or read_json(parts / "plan.json") != plan):
-            shutil.rmtree(parts)  # parts of another corpus or other settings
+        if not (parts / PLAN).is_file() or read_json(parts / PLAN) != plan:
+            clear_parts(parts)  # parts of another corpus or other settings
         parts.mkdir(exist_ok=True)
-        write_json(parts / "plan.json", plan)
+        write_json(parts / PLAN, plan)
         counts: dict[str, dict[str, Any]] = {s: {"bytes": 0, "documents": 0, "parts": []} for s in ("train", "val")}
         workers = cfg.workers or os.cpu_count() or 1
         t0, skipped = time.perf_counter(), 0
@@ -523,7 +547,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             record[split] = {"tokens": n_tokens, "bytes": c["bytes"], "documents": c["documents"]}
         write_text(out / TOKENIZER_FILE, hf_json)
         write_json(out / META, record)  # last: the folder is whole once this exists
-        shutil.rmtree(parts)
+        clear_parts(parts)
         seconds = time.perf_counter() - t0
         total = record["train"]["bytes"] + record["val"]["bytes"]
         echo(f"{out}: {record['train']['tokens']:,} train + {record['val']['tokens']:,} val tokens "
