@@ -174,12 +174,16 @@ def test_a_file_given_as_output_folder_is_refused_by_its_setting(argv, named, tm
     # Once an OSError from mkdir at the end of the checks: "[Errno 17] File exists: 'OUT'", naming no option.
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file").write_text("keep")
-    for out, problem in (("file", "is a file, not a folder"), ("file/sub", "is inside file, which is a file")):
+    (tmp_path / "link").symlink_to("nowhere")  # once called "a file"
+    for out, problem in (("file", "is a file, not a folder"), ("file/sub", "is inside file, which is a file"),
+                         ("link", "is a broken link (to nowhere), not a folder"),
+                         ("link/sub", "is inside link, which is a broken link (to nowhere), not a folder")):
         value = f"run.out_dir={out}" if argv[-1] == "--set" else out
         assert _exit_code([*argv, value]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"error: {named}: {problem}" in err and f"got {out!r}" in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and (tmp_path / "file").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "link"] and (tmp_path / "file").read_text() == "keep"
+    assert not (tmp_path / "nowhere").exists()
 
 
 TINY_PRETRAIN = ["--text", "corpus.txt", "--tokenizer", "byte", "--steps", "1", "--seq-len", "16", "--batch-size", "1",
@@ -212,7 +216,7 @@ def test_a_file_where_a_default_output_folder_would_go_breaks_only_that_default(
         capsys.readouterr()
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and f"error: {named}: is inside runs, which is a file" in err, err
+        assert err.count("\n") == 1 and f"error: {named}: is inside runs, which is a {kind}" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "elsewhere", "runs"]  # a dry run writes nothing
 
 

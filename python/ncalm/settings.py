@@ -126,14 +126,19 @@ def _in_the_way(path: Path) -> str | None:
     for p in (path, *path.parents):
         if p.is_dir():
             return None
-        if p.exists() or p.is_symlink():  # a file, or a link to nothing
-            return "is a file, not a folder" if p == path else f"is inside {p}, which is a file, not a folder"
+        if p.is_symlink() and not p.exists():  # a link to nothing: mkdir fails on it as on a file
+            what = f"a broken link (to {os.readlink(p)})"
+        elif p.exists():
+            what = "a file"
+        else:
+            continue
+        return f"is {what}, not a folder" if p == path else f"is inside {p}, which is {what}, not a folder"
     return None
 
 
 def output_folder(key: str, value: str | os.PathLike) -> Path:
     """``value``, the output folder setting ``key`` holds, as the Path a command is about to make; refused,
-    by ``key``, when blank or when a file is in the way (making it would fail, after the
+    by ``key``, when blank or when a file or a broken link is in the way (making it would fail, after the
     work). Call it on the value in use, before the work, not in a setting's check."""
     text = os.fspath(value)
     problem = folder(text) or _in_the_way(Path(text))
