@@ -167,19 +167,66 @@ def _exit_code(argv: list[str]) -> int:
     (["generate", "--sequences", "1", "--out"], "out"), (["prepretrain", "--steps", "1", "--out"], "run.out_dir"),
     (["pretrain", "--steps", "1", "--out"], "run.out_dir"), (["prepretrain", "--set"], "run.out_dir"),
     (["show", "--out"], "out"), (["tokenize", "--text", "stdlib", "--out"], "out"),
-    (["eval-reasoning", "--checkpoint", "x.pt", "--out"], "out"), (["experiment", "--out"], "argument --out"),
-    (["sweep", "--preset", "sweep-tiny", "--out"], "argument --out"), (["band", "--out"], "argument --out"),
+    (["eval-reasoning", "--checkpoint", "x.pt", "--out"], "out"), (["experiment", "--out"], "--out"),
+    (["sweep", "--preset", "sweep-tiny", "--out"], "--out"), (["band", "--out"], "--out"),
     (["export-hf", "x.pt"], "out")])
 def test_a_file_given_as_output_folder_is_refused_by_its_setting(argv, named, tmp_path, monkeypatch, capsys):
     # Once an OSError from mkdir at the end of the checks: "[Errno 17] File exists: 'OUT'", naming no option.
     monkeypatch.chdir(tmp_path)
     (tmp_path / "file").write_text("keep")
-    for out, problem in (("file", "is a file, not a folder"), ("file/sub", "is inside file, which is a file")):
+    (tmp_path / "link").symlink_to("nowhere")  # once called "a file"
+    for out, problem in (("file", "is a file, not a folder"), ("file/sub", "is inside file, which is a file"),
+                         ("link", "is a broken link (to nowhere), not a folder"),
+                         ("link/sub", "is inside link, which is a broken link (to nowhere), not a folder")):
         value = f"run.out_dir={out}" if argv[-1] == "--set" else out
         assert _exit_code([*argv, value]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"error: {named}: {problem}" in err and f"got {out!r}" in err, err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and (tmp_path / "file").read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "link"] and (tmp_path / "file").read_text() == "keep"
+    assert not (tmp_path / "nowhere").exists()
+
+
+TINY_PRETRAIN = ["--text", "corpus.txt", "--tokenizer", "byte", "--steps", "1", "--seq-len", "16", "--batch-size", "1",
+                 "--warmup", "1", "--eval-every", "0", "--val-sequences", "1", "--threads", "1", "--no-progress"]
+
+
+def _block(path, kind: str) -> None:
+    """Put a file, or a link to nothing, where a command's default output folder would go."""
+    if kind == "file":
+        path.write_text("keep")
+    else:
+        path.symlink_to("nowhere")
+
+
+@pytest.mark.parametrize("kind", ["file", "broken link"])
+def test_a_file_where_a_default_output_folder_would_go_breaks_only_that_default(kind, tmp_path, monkeypatch, capsys):
+    # Once the default run.out_dir (runs/run) was checked against the disk whenever a stage config was built,
+    # --help's defaults and presets included: every stage command crashed with a traceback.
+    monkeypatch.chdir(tmp_path)
+    _block(tmp_path / "runs", kind)
+    (tmp_path / "corpus.txt").write_text("the quick brown fox jumps over the lazy dog. " * 400)
+    for command in ("prepretrain", "pretrain", "experiment", "sweep", "band"):
+        assert _exit_code([command, "--help"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "elsewhere"
+    assert main(["pretrain", "--out", str(out), *TINY_PRETRAIN]) == 0 and (out / "checkpoint.pt").exists()
+    assert main(["experiment", "--out", str(tmp_path / "experiment"), "--dry-run"]) == 0
+    # The default, in use, is refused by its setting, in one line, before any work.
+    for argv, named in ((["pretrain", *TINY_PRETRAIN], "run.out_dir"), (["experiment"], "--out")):
+        capsys.readouterr()
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"error: {named}: is inside runs, which is a {kind}" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.txt", "elsewhere", "runs"]  # a dry run writes nothing
+
+
+def test_a_file_named_show_does_not_stop_show_writing_elsewhere(tmp_path, monkeypatch):
+    # Once `show --out pics` failed on the default out ("show") it did not use.
+    monkeypatch.chdir(tmp_path)
+    _block(tmp_path / "show", "file")
+    assert main(["show", "--grid", "6", "--colors", "2", "--band", "none", "--rules", "1", "--frames", "2",
+                 "--candidates", "10", "--threads", "1", "--out", "pics"]) == 0
+    assert (tmp_path / "pics" / "trajectories.png").exists() and (tmp_path / "show").read_text() == "keep"
 
 
 def test_export_hf_refuses_an_empty_output_folder(tmp_path, monkeypatch, capsys):

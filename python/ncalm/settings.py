@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 import re
 import sys
 import tomllib
@@ -114,19 +115,36 @@ positive = at_least(0, strict=True)
 
 
 def folder(v: str | None) -> str | None:
-    """An output folder's name: not blank (it would write into the current folder), nor a file or a path
-    through one (making the folder would fail, after the work)."""
-    if v is None:
-        return None
-    if not v.strip():
-        return "must name a folder"
-    path = Path(v)
-    for p in (path, *path.parents):  # the nearest thing that exists must be a folder
+    """An output folder's name: not blank (it would write into the current folder). Only the value's form:
+    a setting is built with every default and preset, so what is on disk is :func:`output_folder`'s, checked
+    on the folder a command is about to make."""
+    return None if v is None or v.strip() else "must name a folder"
+
+
+def _in_the_way(path: Path) -> str | None:
+    """What stops ``path`` from being made as a folder: the nearest thing on it that exists must be a folder."""
+    for p in (path, *path.parents):
         if p.is_dir():
             return None
-        if p.exists() or p.is_symlink():  # a file, or a link to nothing
-            return "is a file, not a folder" if p == path else f"is inside {p}, which is a file, not a folder"
+        if p.is_symlink() and not p.exists():  # a link to nothing: mkdir fails on it as on a file
+            what = f"a broken link (to {os.readlink(p)})"
+        elif p.exists():
+            what = "a file"
+        else:
+            continue
+        return f"is {what}, not a folder" if p == path else f"is inside {p}, which is {what}, not a folder"
     return None
+
+
+def output_folder(key: str, value: str | os.PathLike) -> Path:
+    """``value``, the output folder setting ``key`` holds, as the Path a command is about to make; refused,
+    by ``key``, when blank or when a file or a broken link is in the way (making it would fail, after the
+    work). Call it on the value in use, before the work, not in a setting's check."""
+    text = os.fspath(value)
+    problem = folder(text) or _in_the_way(Path(text))
+    if problem:
+        raise SettingError(key, f"{problem}, got {text!r}")
+    return Path(text)
 
 
 def in_range(low: float, high: float, *, open_high: bool = False, open_low: bool = False,

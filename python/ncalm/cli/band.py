@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ncalm.cli.options import add_tree, out_folder, tree_config
+from ncalm.cli.options import add_tree, tree_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--windows", type=int, default=2000, help="corpus windows to score")
     p.add_argument("--rules", type=int, default=2000, help="NCA rules to score")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the sweep it writes")
-    p.add_argument("--out", default=None, type=out_folder, help="output directory (default: runs/band-PRESET)")
+    p.add_argument("--out", default=None, help="output directory (default: runs/band-PRESET)")
 
 
 def _toml(value) -> str:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import preset
     from ncalm.nca.pictures import accepted_fraction
-    from ncalm.settings import leaves
+    from ncalm.settings import leaves, output_folder
 
     for name in ("windows", "rules"):
         if getattr(args, name) < 10:
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if is_bin_spec(text.source):  # read as text, a tokenize folder's meta.json and tokenizer.json were scored
         raise ValueError(f"--text {text.source}: token files hold no text to score as bytes; give the corpus "
                          "they were made from")
-    out = Path(args.out or f"runs/band-{args.preset}")
+    out = output_folder("--out", args.out or f"runs/band-{args.preset}")
     out.mkdir(parents=True, exist_ok=True)
     nca = cfg.prepretrain.data.nca_config()
     window = window_tokens(nca)

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from ncalm.cli.options import add_tree_arguments, out_folder, tree_config
+from ncalm.cli.options import add_tree_arguments, tree_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base settings")
     add_tree_arguments(p, ExperimentConfig, "experiment", "language.optim.lr=3e-4")
-    p.add_argument("--out", default=None, type=out_folder, help="output directory (default: runs/experiment-PRESET)")
+    p.add_argument("--out", default=None, help="output directory (default: runs/experiment-PRESET)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings and stop")
     # The top-level settings as flags; their defaults are the preset's, named for each preset.
     group = p.add_argument_group("settings (default: the preset's)")
@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.experiment.config import ExperimentConfig
     from ncalm.experiment.presets import preset
     from ncalm.experiment.runner import check_runnable, pin_precision, run_and_report
+    from ncalm.settings import output_folder
 
     out = Path(args.out or f"runs/experiment-{args.preset}")
     cfg = tree_config(ExperimentConfig, args, preset(args.preset))
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(cfg.to_dict(), indent=2))
         print(parameter_summary(cfg), file=sys.stderr)  # stdout stays one JSON document
         return 0
+    output_folder("--out", out)  # not for a dry run: it writes nothing
     wall = run_and_report(cfg, out)
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'curves.png'} ({wall:.0f} s this invocation)")

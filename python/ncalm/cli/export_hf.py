@@ -10,7 +10,6 @@ The folder also serves as `ncalm pretrain --init OUT`.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,12 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ncalm.lm.checkpoint import load_model
     from ncalm.lm.hf import CONFIG, export_hf
-    from ncalm.settings import folder
+    from ncalm.settings import output_folder
     from ncalm.train.config import CHECKPOINT, METRICS
 
-    if folder(args.out):  # the check every command's output folder has
-        raise ValueError(f"out: {folder(args.out)}, got {args.out!r}")
-    out = Path(args.out)
+    out = output_folder("out", args.out)  # before the checkpoint is read
     if (out / CHECKPOINT).exists() or (out / METRICS).exists():  # its config.json is the run's settings
         raise FileExistsError(f"{out} is a training run's folder: export to a folder of its own (--force "
                               "does not replace a run's files)")

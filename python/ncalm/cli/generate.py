@@ -35,7 +35,8 @@ from ncalm.memory import check_fits
 from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
 from ncalm.nca.cpu import MAX_SEQ_ID
 from ncalm.nca.generator import backend, resolve_device
-from ncalm.settings import Settings, SettingError, at_least, check_same, folder, in_range, same_as, setting, table
+from ncalm.settings import (Settings, SettingError, at_least, check_same, folder, in_range, output_folder, same_as,
+                            setting, table)
 
 MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.data.shard_check import damaged_shards, shard_record  # ncalm.data imports torch: not for --help
 
     g = tree_config(GenerateConfig, args)
-    cfg, out = g.nca, Path(g.out)
+    cfg, out = g.nca, output_folder("out", g.out)
     seq_tokens = cfg.seq_len + 1
     n_seq = g.sequences if g.sequences is not None else math.ceil((g.tokens or 10**7) / seq_tokens)
     if g.start + n_seq - 1 > MAX_SEQ_ID:

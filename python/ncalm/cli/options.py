@@ -6,7 +6,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from ncalm.settings import Settings, add_flags, flag_values, folder, resolve
+from ncalm.settings import Settings, add_flags, flag_values, resolve
 
 
 def _check_example(cls: type, example: str) -> None:
@@ -21,14 +21,6 @@ def _check_example(cls: type, example: str) -> None:
             if i < len(parts) - 1 and dict not in (cls, typing.get_origin(cls)):
                 raise ValueError(f"--set example {example!r}: {part!r} is a setting, not a table")
             return
-
-
-def out_folder(text: str) -> str:
-    """The type of a command's own --out option: the check every output folder setting has."""
-    problem = folder(text)
-    if problem:
-        raise argparse.ArgumentTypeError(f"{problem}, got {text!r}")
-    return text
 
 
 def add_tree_arguments(p: argparse.ArgumentParser, cls: type, what: str, example: str) -> None:

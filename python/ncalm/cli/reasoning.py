@@ -15,6 +15,7 @@ from ncalm.cli.options import add_tree, tree_config
 from ncalm.devices import torch_device
 from ncalm.eval.reasoning.config import ReasoningConfig
 from ncalm.locks import exclusive
+from ncalm.settings import output_folder
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_tree(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"), "eval-reasoning", "top_p=0.9")
@@ -105,7 +106,7 @@ def _default_max_new(opts, spec, tokenizer, context: int) -> int:
     return context // 2
 
 
-def _run_bbl(opts) -> int:
+def _run_bbl(opts, out: Path) -> int:
     """BIG-bench Lite: accuracy of the most likely choice letter, per task (ncalm.eval.reasoning.bbl)."""
     import json
 
@@ -120,7 +121,6 @@ def _run_bbl(opts) -> int:
     shots = {name: bbl._rows(rows, opts.bbl_prompts) for name, rows in (shots or {}).items()}
     model, tokenizer, device = _load_model(opts, "BIG-bench Lite")
     result = bbl.evaluate(model, tokenizer, tasks, shots, opts.limit, device, progress=opts.progress)
-    out = Path(opts.out or "runs/reasoning-bbl")
     out.mkdir(parents=True, exist_ok=True)
     # A task with no scored example has no accuracy (NaN in the table, null in the JSON).
     write_json(out / "results.json", json_safe({"checkpoint": str(opts.checkpoint), "data": opts.data,
@@ -156,8 +156,9 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.lm.sampling import SamplingConfig, generate
 
     opts = tree_config(ReasoningConfig, args)
+    out = output_folder("out", opts.out or f"runs/reasoning-{opts.task}")  # before the model is loaded
     if opts.task == "bbl":
-        return _run_bbl(opts)
+        return _run_bbl(opts, out)
     spec = _task(opts)
     if not spec.items:
         raise UserError("no problems to evaluate (check --data and --limit)")
@@ -172,7 +173,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {cut} of {len(spec.items)} prompts are longer than the model's context {context} minus "
               f"{max_new} new tokens; they keep their last {keep} tokens (lower --shots or --max-new-tokens)",
               file=sys.stderr)
-    out = Path(opts.out or f"runs/reasoning-{opts.task}")
     config = _config(opts, spec, max_new, device.type)
     with exclusive(out):
         store = ResultsStore(out, config)

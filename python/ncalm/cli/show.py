@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from ncalm.cli.options import add_tree, tree_config
 from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig, check_seed
 from ncalm.nca.pictures import SCALE
-from ncalm.settings import Settings, at_least, folder, same_as, setting
+from ncalm.settings import Settings, at_least, folder, output_folder, same_as, setting
 
 
 @dataclass
@@ -66,9 +65,9 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.nca.pictures import accepted_fraction, save_complexity_histogram, save_gif, save_strip
 
     opts = tree_config(ShowConfig, args)
+    out = output_folder("out", opts.out)
     _check_memory(opts)
     cfg = opts.nca
-    out = Path(opts.out)
     threads = opts.threads or None
 
     # The histogram comes first: when the band selects nothing it is the plot that shows why.

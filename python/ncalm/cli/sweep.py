@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from pathlib import Path
 
-from ncalm.cli.options import add_tree_arguments, out_folder, tree_config
+from ncalm.cli.options import add_tree_arguments, tree_config
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=None, choices=list(SWEEP_PRESETS),
                    help="base sweep (default: none; the one saved in --out, when it holds a sweep)")
     add_tree_arguments(p, SweepConfig, "sweep", "seeds=[0,1,2]")
-    p.add_argument("--out", default=None, type=out_folder, help="output directory (default: runs/PRESET)")
+    p.add_argument("--out", default=None, help="output directory (default: runs/PRESET)")
     p.add_argument("--plan", action="store_true", help="save the sweep, print one command per point and stop")
     p.add_argument("--points", default=None, metavar="I..J",
                    help="run only these points (I, I..J inclusive, or I,J,K); no report (run --collect after)")
@@ -42,10 +41,11 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.experiment.sweep import (SWEEP, SWEEP_PRESETS, SweepConfig, load_definition, parse_points,
                                         point_command, points, run_sweep, save_definition, uses_gpu,
                                         write_sweep_report)
+    from ncalm.settings import output_folder
 
     # The sweep that --preset/--config/--set describe (saved into --out), else the one --out holds:
     # layered over the preset, else over the sweep --out holds (a change to it is refused by name).
-    out = Path(args.out or f"runs/{args.preset or 'sweep'}")
+    out = output_folder("--out", args.out or f"runs/{args.preset or 'sweep'}")  # every path below writes in it
     base = (SWEEP_PRESETS[args.preset] if args.preset
             else load_definition(out).to_dict() if (out / SWEEP).exists() else {})
     if not (args.preset or args.config or args.assignments or base):

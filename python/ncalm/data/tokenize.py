@@ -46,7 +46,8 @@ from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
                                resolved_spec, stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
-from ncalm.settings import Settings, SettingError, at_least, differences, folder, parse_count, same_as, setting
+from ncalm.settings import (Settings, SettingError, at_least, differences, folder, output_folder, parse_count, same_as,
+                            setting)
 
 META = "meta.json"
 PARTS = "parts"
@@ -443,7 +444,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
     from ncalm.locks import exclusive
 
     cfg.require()
-    out = Path(cfg.out).expanduser()
+    out = output_folder("out", Path(cfg.out).expanduser())
     identity = tokenizer_identity(cfg, tokenizer_json)
     if cfg.tokenizer == "gpt2" and tokenizer_json is None:
         gpt2_dir(cfg.gpt2_files)  # a missing setting is an error even when the folder is up to date
