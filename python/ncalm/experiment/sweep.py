@@ -246,9 +246,10 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
         [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
     waiting, failed = list(chosen), []
     running: dict[int, tuple[Point, subprocess.Popen, IO, float]] = {}  # index -> point, process, log, start
-    # SIGTERM or Ctrl-C: stop the children (their trainers checkpoint at the end of the step), not leave
-    # them running with their folders locked; a second signal kills them at once.
-    with DeferredInterrupt() as interrupt:
+    # SIGTERM, Ctrl-C or a hangup (terminal or ssh closed): stop the children (their trainers checkpoint at
+    # the end of the step), not leave them running with their folders locked; a second SIGTERM or Ctrl-C
+    # kills them at once. Started in sessions of their own, they never see the terminal's signals themselves.
+    with DeferredInterrupt(hangup=True) as interrupt:
         try:
             while (waiting or running) and not interrupt.requested:
                 while waiting and len(running) < jobs:
