@@ -304,10 +304,11 @@ sys.exit(main(["sweep", "--preset", "sweep-tiny", "--out", sys.argv[1], "--set",
 """
 
 
-@pytest.mark.parametrize("sig", [signal.SIGHUP], ids=["hangup"])
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL], ids=["hangup", "killed"])
 def test_a_hangup_or_a_killed_sweep_ends_its_points(tmp_path, sig):
     # The points run in sessions of their own (so that Ctrl-C reaches the sweep alone): a hangup killed the
-    # sweep by its default action and never reached them; they ran on, holding their folders' locks.
+    # sweep by its default action and never reached them, and neither did a SIGKILL (or the OOM killer);
+    # they ran on, holding their folders' locks.
     out = tmp_path / "s"
     sweep = subprocess.Popen([sys.executable, "-c", SLEEPY_SWEEP, str(out)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(NCALM_ROOT)})
@@ -327,6 +328,23 @@ def test_a_hangup_or_a_killed_sweep_ends_its_points(tmp_path, sig):
             if not _gone(pid):
                 os.kill(pid, signal.SIGKILL)
         sweep.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_point_started_as_the_sweep_dies_does_not_run(monkeypatch):
+    # Between the fork and the prctl the sweep may die: the child is then already an orphan, which no
+    # parent-death signal will reach, so it must not go on to run the point.
+    import ncalm.experiment.sweep as sweep
+
+    probe = [sys.executable, "-c", "import ctypes; v = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(v)); "
+                                   "print(v.value)"]  # PR_GET_PDEATHSIG
+    done = subprocess.run(probe, preexec_fn=sweep._dies_with_this_thread(), capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, str(int(signal.SIGTERM)))
+    with monkeypatch.context() as m:
+        m.setattr(sweep.os, "getpid", lambda: 1 << 30)  # the sweep that started it: gone
+        orphaned = sweep._dies_with_this_thread()
+    done = subprocess.run(probe, preexec_fn=orphaned, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (128 + signal.SIGTERM, "")
 
 
 def test_hangups_request_a_stop_once_and_nohup_keeps_them_ignored():
