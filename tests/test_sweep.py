@@ -287,3 +287,95 @@ def test_points_that_ignore_sigterm_are_killed_with_their_workers(tmp_path, monk
         for pid in pids:
             if not _gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+# A sweep in a process of its own whose two points (1 and 2 of sweep-tiny) write their pid and sleep: the
+# sweep's handling of its point processes, without training.
+SLEEPY_SWEEP = """
+import sys
+import ncalm.experiment.sweep as sweep
+from ncalm.cli import main
+
+point = ("import os, sys, time; open(sys.argv[1] + '.tmp', 'w').write(str(os.getpid())); "
+         "os.replace(sys.argv[1] + '.tmp', sys.argv[1]); time.sleep(60)")
+sweep.point_command = lambda out, index: [sys.executable, "-c", point, f"{out}/pid{index}"]
+sys.exit(main(["sweep", "--preset", "sweep-tiny", "--out", sys.argv[1], "--set", "jobs=2", "--points", "1..2",
+               "--no-progress"]))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGKILL], ids=["hangup", "killed"])
+def test_a_hangup_or_a_killed_sweep_ends_its_points(tmp_path, sig):
+    # The points run in sessions of their own (so that Ctrl-C reaches the sweep alone): a hangup killed the
+    # sweep by its default action and never reached them, and neither did a SIGKILL (or the OOM killer);
+    # they ran on, holding their folders' locks.
+    out = tmp_path / "s"
+    sweep = subprocess.Popen([sys.executable, "-c", SLEEPY_SWEEP, str(out)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(NCALM_ROOT)})
+    pids: list[int] = []
+    try:
+        assert _wait_until(lambda: all((out / f"pid{i}").exists() for i in (1, 2)), 30)
+        pids = [int((out / f"pid{i}").read_text()) for i in (1, 2)]
+        sweep.send_signal(sig)
+        _, err = sweep.communicate(timeout=20)
+        assert _wait_until(lambda: all(map(_gone, pids)), 5)
+        if sig == signal.SIGHUP:  # stopped as by SIGTERM: no report, one line, the same command resumes
+            assert sweep.returncode == 130 and not (out / "results.json").exists()
+            assert err.strip().splitlines()[-1] == ("ncalm sweep: interrupted; stopped points 1, 2; "
+                                                    "rerun the same command to resume")
+    finally:  # the old behaviour's orphans, and a sweep that hung
+        for pid in [sweep.pid, *pids]:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
+        sweep.wait()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_point_started_as_the_sweep_dies_does_not_run(monkeypatch):
+    # Between the fork and the prctl the sweep may die: the child is then already an orphan, which no
+    # parent-death signal will reach, so it must not go on to run the point.
+    import ncalm.experiment.sweep as sweep
+
+    probe = [sys.executable, "-c", "import ctypes; v = ctypes.c_int(); ctypes.CDLL(None).prctl(2, ctypes.byref(v)); "
+                                   "print(v.value)"]  # PR_GET_PDEATHSIG
+    done = subprocess.run(probe, preexec_fn=sweep._dies_with_this_thread(), capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, str(int(signal.SIGTERM)))
+    with monkeypatch.context() as m:
+        m.setattr(sweep.os, "getpid", lambda: 1 << 30)  # the sweep that started it: gone
+        orphaned = sweep._dies_with_this_thread()
+    done = subprocess.run(probe, preexec_fn=orphaned, capture_output=True, text=True)
+    assert (done.returncode, done.stdout) == (128 + signal.SIGTERM, "")
+
+
+def test_hangups_request_a_stop_once_and_nohup_keeps_them_ignored():
+    import threading
+
+    from ncalm.train.interrupt import DeferredInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signal handlers are the main thread's")
+
+    def unhandled(signum, frame):  # a hangup left to its default action would end the test run
+        raise AssertionError(f"signal {signum} reached no DeferredInterrupt")
+
+    def send(sig) -> None:
+        os.kill(os.getpid(), sig)
+        time.sleep(0.05)  # the handler runs in this thread between bytecodes
+
+    previous = signal.signal(signal.SIGHUP, unhandled)
+    try:
+        with DeferredInterrupt(hangup=True) as interrupt:
+            send(signal.SIGHUP)
+            assert interrupt.requested
+            try:
+                send(signal.SIGHUP)  # a closing terminal sends two: the second is not a person insisting
+            except KeyboardInterrupt:
+                pytest.fail("a second hangup stopped at once")
+            with pytest.raises(KeyboardInterrupt):
+                send(signal.SIGTERM)  # a second SIGTERM is
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # as `nohup ncalm sweep ...` starts it
+        with DeferredInterrupt(hangup=True) as interrupt:
+            send(signal.SIGHUP)
+            assert not interrupt.requested and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)

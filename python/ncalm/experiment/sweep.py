@@ -21,6 +21,7 @@ better than scratch), as a mean over seeds with a 95% t-interval.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
 import json
 import os
@@ -31,9 +32,10 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Callable
 
 from ncalm.atomic_json import read_json, write_json, write_text
+from ncalm.eval.reasoning.sandbox_launcher import PR_SET_PDEATHSIG  # defined there: the launcher is stdlib-only
 from ncalm.experiment.arms import arms_of, language_stage
 from ncalm.experiment.config import SCRATCH, ExperimentConfig, _seeds
 from ncalm.experiment.presets import PRESETS, preset
@@ -244,11 +246,13 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     # Children import the same ncalm as this process (installed, or a source tree on PYTHONPATH).
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    dies_with_us = _dies_with_this_thread()
     waiting, failed = list(chosen), []
     running: dict[int, tuple[Point, subprocess.Popen, IO, float]] = {}  # index -> point, process, log, start
-    # SIGTERM or Ctrl-C: stop the children (their trainers checkpoint at the end of the step), not leave
-    # them running with their folders locked; a second signal kills them at once.
-    with DeferredInterrupt() as interrupt:
+    # SIGTERM, Ctrl-C or a hangup (terminal or ssh closed): stop the children (their trainers checkpoint at
+    # the end of the step), not leave them running with their folders locked; a second SIGTERM or Ctrl-C
+    # kills them at once. Started in sessions of their own, they never see the terminal's signals themselves.
+    with DeferredInterrupt(hangup=True) as interrupt:
         try:
             while (waiting or running) and not interrupt.requested:
                 while waiting and len(running) < jobs:
@@ -257,10 +261,13 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
                     echo(f"point {p.index}: started (log {log.name})")
                     # Its own session: the terminal's Ctrl-C reaches this process alone, which stops each
                     # child with one signal (a second would cut its trainer's checkpoint short), and the
-                    # signals reach the child's own workers too.
+                    # signals reach the child's own workers too. Started from this thread, which waits for
+                    # it: the parent-death signal fires when the forking thread ends, and this one ends
+                    # only once the finally below has stopped every child.
                     running[p.index] = (p, subprocess.Popen(point_command(out, p.index), stdout=log,
                                                             stderr=subprocess.STDOUT, env=env,
-                                                            start_new_session=True), log, time.perf_counter())
+                                                            start_new_session=True, preexec_fn=dies_with_us),
+                                        log, time.perf_counter())
                 for index, (p, proc, written, t0) in list(running.items()):
                     if proc.poll() is None:
                         continue
@@ -282,6 +289,29 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
     if failed:  # an OSError: the command says it in one line, as other failures of the outside world
         raise ChildProcessError(f"points {', '.join(map(str, sorted(failed)))} failed: see {out}/point-NNN.log; "
                                 f"rerun to continue them")
+
+
+def _dies_with_this_thread() -> Callable[[], None] | None:
+    """A Popen preexec_fn: the child gets SIGTERM (its trainer checkpoints at the end of the step) when the
+    thread that starts it ends, also when the sweep is killed by SIGKILL or the OOM killer, where no handler
+    of the sweep runs to stop it. None without Linux's prctl."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not in the forked child
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        # The sweep's SIGTERM handler is inherited until the exec: a parent-death signal caught by it before
+        # the exec would be lost. The default ends the child instead.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the sweep died between the fork and the prctl: no signal will come
+            os._exit(128 + signal.SIGTERM)
+
+    return preexec
 
 
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
