@@ -104,6 +104,32 @@ def test_byte_tokens_are_the_documents_and_parallel_equals_serial(tmp_path):
     assert not (tmp_path / "a" / "parts").exists() and load_tokenizer(tmp_path / "a").kind == "byte"
 
 
+def _docs(path: Path) -> list[bytes]:
+    """The documents of a byte tokenizer's token file (each ends with EOS, 256)."""
+    ids = np.fromfile(path, np.uint16)
+    return [d[:-1].astype(np.uint8).tobytes() for d in np.split(ids, np.flatnonzero(ids == 256) + 1)[:-1]]
+
+
+@pytest.mark.parametrize("n_files", [1, 2, 80])  # 1 and 2: each file's tail is validation; 80: whole files
+def test_max_bytes_caps_training_text_only_as_the_trainer_does(tmp_path, n_files):
+    # It counted validation text too: one file's tail was never reached ("the split left no validation
+    # text"), and of two files the training text overshot the cap while the second file's tail was lost.
+    src = tmp_path / "c"
+    src.mkdir()
+    for i in range(n_files):
+        (src / f"f{i:02d}.txt").write_text("".join(f"é {i} line {j}\n" for j in range(2000 // n_files)))
+    total = sum(len(p.read_bytes()) for p in src.iterdir())
+    cap = total // 3 + 1  # within a file and past a whole one (2 files), cut inside an "é" or not
+    record = tokenize(_cfg(tmp_path, src, tokenizer="byte", workers=1, val_percent=10, max_bytes=cap),
+                      echo=lambda s: None)
+    train, val = documents(str(src), 10, cap, None)  # the trainer's split: all validation, training to the cap
+    assert sorted(_docs(tmp_path / "tok" / "val.bin")) == sorted(v.encode() for v in val)
+    got = _docs(tmp_path / "tok" / "train.bin")
+    assert cap <= sum(map(len, got)) == record["train"]["bytes"] <= cap + 1  # + 1: the cut ends a character
+    if n_files == 1:
+        assert got == [train[0].encode()]
+
+
 def test_second_run_tokenizes_nothing_and_a_changed_corpus_is_redone(tmp_path, monkeypatch):
     src = _corpus(tmp_path / "c")
     cfg = _cfg(tmp_path, src, tokenizer="byte", workers=1, chunk_bytes=1024)

@@ -117,6 +117,32 @@ def _full(n: int, cap: int | None) -> bool:
     return cap is not None and n >= cap
 
 
+class Caps:
+    """The text each side of a split has taken, under the rule of every reader of a corpus (split_files,
+    hf_documents, `ncalm tokenize`): training text ends at ``max_bytes``, its last document cut there
+    (:func:`_head`); validation documents are taken whole until ``max_val_bytes``. Neither cap counts
+    the other side's text, and None is no cap."""
+
+    def __init__(self, max_bytes: int | None, max_val_bytes: int | None = None):
+        self.cap = {"train": max_bytes, "val": max_val_bytes}
+        self.n = {"train": 0, "val": 0}
+
+    def full(self, split: str) -> bool:
+        return _full(self.n[split], self.cap[split])
+
+    def take(self, split: str, text: str) -> str | None:
+        """What the ``split`` side takes of a document: all of it, or a training head up to the cap;
+        None once that side is full."""
+        if self.full(split):
+            return None
+        size, cap = _size(text), self.cap[split]
+        if split == "train" and cap is not None and self.n[split] + size > cap:
+            text = _head(text, cap - self.n[split])
+            size = _size(text)
+        self.n[split] += size
+        return text
+
+
 def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: int | None,
                 max_val_bytes: int | None, warn_unreadable: bool = True) -> tuple[list[str], list[str]]:
     """Read files into (train, val) documents; caps keep a hash-ordered (unbiased) subset.
