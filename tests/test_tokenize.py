@@ -168,6 +168,20 @@ def test_an_interrupted_run_keeps_its_finished_parts(tmp_path, monkeypatch):
         assert (tmp_path / "tok" / f"{split}.bin").read_bytes() == (tmp_path / "fresh" / f"{split}.bin").read_bytes()
 
 
+def test_max_val_bytes_caps_validation_and_both_caps_stop_the_reading(tmp_path):
+    rows = [f"row {i} é " + "text " * (i % 9) for i in range(400)]
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps({"text": r}) + "\n" for r in rows) + "not json\n")  # read only past the caps
+    val_rows = [r for i, r in enumerate(rows) if tk.is_validation(f"d.jsonl:{i + 1}", 10)]
+    cfg = _cfg(tmp_path, src, tokenizer="byte", workers=1, val_percent=10, max_bytes=900, max_val_bytes=100)
+    meta = tokenize(cfg, echo=lambda s: None)
+    val = _docs(tmp_path / "tok" / "val.bin")
+    assert val == [r.encode() for r in val_rows[:len(val)]] and sum(map(len, val[:-1])) < 100 <= sum(map(len, val))
+    assert 900 <= meta["train"]["bytes"] <= 901 and meta["max_val_bytes"] == 100
+    with pytest.raises(ValueError, match="not json|JSON"):  # no validation cap: read to the end for validation
+        tokenize(cfg.replace(max_val_bytes=None, out=str(tmp_path / "all")), echo=lambda s: None)
+
+
 def test_jsonl_documents_by_field_and_refused_as_raw_text(tmp_path):
     rows = [{"body": f"row {i} " + "text " * i, "id": i} for i in range(200)]
     src = tmp_path / "d.jsonl"

@@ -77,9 +77,13 @@ class TokenizeConfig(Settings):
     bpe_vocab: int = same_as(TextConfig, "bpe_vocab")
     field: str = setting("text", "the text field of .jsonl lines and dataset rows")
     val_percent: float = same_as(TextConfig, "val_percent")
-    max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 2G (the validation "
-                                          "split is kept whole); unset = all",
+    max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 2G (validation text is "
+                                          "not counted); unset = all",
                                     check=at_least(1), parse=parse_count)
+    max_val_bytes: int | None = setting(None, "cap on validation text in UTF-8 bytes, whole documents, e.g. 10M; "
+                                              "unset = all (with --max-bytes, a dataset or .jsonl is then still "
+                                              "read to its end for its validation rows)",
+                                        check=at_least(1), parse=parse_count)
     workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0))
     chunk_bytes: int = setting(4 << 20, "text per work item and part file", check=at_least(1 << 10),
                                parse=parse_count)
@@ -229,13 +233,16 @@ def _files(source: str, out: str = "") -> list[tuple[str, Path]]:
 
 def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
     """``(split, text)`` of every document in corpus order (a file's head and tail are two documents
-    when the split holds out each file's tail, the fallback for corpora of few files). ``max_bytes``
-    caps training text only, as the trainer's corpus does (:class:`ncalm.data.corpus.Caps`): every
-    validation document is kept, and a training file past the cap is not read."""
-    caps = Caps(cfg.max_bytes)
+    when the split holds out each file's tail, the fallback for corpora of few files). The caps are
+    the trainer's corpus's (:class:`ncalm.data.corpus.Caps`): ``max_bytes`` cuts training text only,
+    ``max_val_bytes`` validation text only; a file for a full side is not read, and reading stops
+    once both are full."""
+    caps = Caps(cfg.max_bytes, cfg.max_val_bytes)
 
     def kept(pieces: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
         for split, text in pieces:
+            if caps.full("train") and caps.full("val"):
+                return
             taken = caps.take(split, text)
             if taken is not None:
                 yield split, taken
@@ -250,6 +257,8 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
     plain = [k for k, p in files if p.suffix != ".jsonl"]
     by_file = sum(is_validation(k, cfg.val_percent) for k in plain) >= MIN_VAL_FILES_FOR_FILE_SPLIT
     for key, path in files:
+        if caps.full("train") and caps.full("val"):
+            return
         if path.suffix == ".jsonl":
             yield from kept((side(k), text) for k, text in _jsonl_rows(key, path, cfg.field))
             continue
@@ -276,6 +285,8 @@ def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = Non
     settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")} | (extra or {})
     if cfg.max_bytes is not None:  # it once counted validation text too: a folder capped so is not up to date
         settings["max_bytes_counts"] = "train"
+    if cfg.max_val_bytes is not None:  # only when set: an uncapped folder keeps the fingerprint it had
+        settings["max_val_bytes"] = cfg.max_val_bytes
     blob = json.dumps({"sources": source_stamps(cfg.source, cfg.out), "settings": settings,
                        "tokenizer": tokenizer_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -511,7 +522,8 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             bar.close()
             if pool is not None:  # the chunks being written finish (each is whole or absent), the rest are dropped
                 pool.shutdown(wait=True, cancel_futures=True)
-        record = {"ncalm_version": ncalm.__version__, **about, "vocab_size": vocab, "dtype": dtype,
+        record = {"ncalm_version": ncalm.__version__, **about, "max_val_bytes": cfg.max_val_bytes,
+                  "vocab_size": vocab, "dtype": dtype,
                   "eos_id": encoder.eos, "fingerprint": fp}
         if not counts["train"]["parts"] or not counts["val"]["parts"]:
             empty = "training" if not counts["train"]["parts"] else "validation"
