@@ -239,11 +239,11 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
     once both are full."""
     caps = Caps(cfg.max_bytes, cfg.max_val_bytes)
 
-    def kept(pieces: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    def kept(pieces: Iterable[tuple[str, str]], whole: bool = True) -> Iterator[tuple[str, str]]:
         for split, text in pieces:
             if caps.full("train") and caps.full("val"):
                 return
-            taken = caps.take(split, text)
+            taken = caps.take(split, text, whole)
             if taken is not None:
                 yield split, taken
 
@@ -277,7 +277,7 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
             yield from kept([(side(key), text)])
         else:
             cut = int(len(text) * (1 - cfg.val_percent / 100))
-            yield from kept([("train", text[:cut]), ("val", text[cut:])])
+            yield from kept([("train", text[:cut]), ("val", text[cut:])], whole=False)
 
 
 def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = None) -> str:
