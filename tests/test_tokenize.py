@@ -104,6 +104,36 @@ def test_byte_tokens_are_the_documents_and_parallel_equals_serial(tmp_path):
     assert not (tmp_path / "a" / "parts").exists() and load_tokenizer(tmp_path / "a").kind == "byte"
 
 
+def _docs(path: Path) -> list[bytes]:
+    """The documents of a byte tokenizer's token file (each ends with EOS, 256)."""
+    ids = np.fromfile(path, np.uint16)
+    return [d[:-1].astype(np.uint8).tobytes() for d in np.split(ids, np.flatnonzero(ids == 256) + 1)[:-1]]
+
+
+@pytest.mark.parametrize("n_files", [1, 2, 80])  # 1 and 2: each file's tail is validation; 80: whole files
+def test_max_bytes_caps_training_text_only_as_the_trainer_does(tmp_path, n_files):
+    # It counted validation text too: one file's tail was never reached ("the split left no validation
+    # text"), and of two files the training text overshot the cap while the second file's tail was lost.
+    src = tmp_path / "c"
+    src.mkdir()
+    for i in range(n_files):
+        (src / f"f{i:02d}.txt").write_text("".join(f"é {i} line {j}\n" for j in range(2000 // n_files)))
+    total = sum(len(p.read_bytes()) for p in src.iterdir())
+    cap = total // 3 + 1  # within a file and past a whole one (2 files), cut inside an "é" or not
+    record = tokenize(_cfg(tmp_path, src, tokenizer="byte", workers=1, val_percent=10, max_bytes=cap),
+                      echo=lambda s: None)
+    train, val = documents(str(src), 10, cap, None)  # the trainer's split: all validation, training to the cap
+    assert sorted(_docs(tmp_path / "tok" / "val.bin")) == sorted(v.encode() for v in val)
+    got = _docs(tmp_path / "tok" / "train.bin")
+    assert sum(map(len, got)) == record["train"]["bytes"] >= cap
+    if n_files == 80:  # a split by file takes the file that reaches the cap whole, as the trainer's does
+        assert sum(map(len, got[:-1])) < cap and set(got) <= {f.read_bytes() for f in src.iterdir()}
+    else:
+        assert record["train"]["bytes"] <= cap + 1  # + 1: the cut ends a character
+    if n_files == 1:
+        assert got == [train[0].encode()]
+
+
 def test_second_run_tokenizes_nothing_and_a_changed_corpus_is_redone(tmp_path, monkeypatch):
     src = _corpus(tmp_path / "c")
     cfg = _cfg(tmp_path, src, tokenizer="byte", workers=1, chunk_bytes=1024)
@@ -140,6 +170,20 @@ def test_an_interrupted_run_keeps_its_finished_parts(tmp_path, monkeypatch):
     tokenize(_cfg(tmp_path, src, "fresh", tokenizer="byte", workers=1), echo=lambda s: None)
     for split in ("train", "val"):
         assert (tmp_path / "tok" / f"{split}.bin").read_bytes() == (tmp_path / "fresh" / f"{split}.bin").read_bytes()
+
+
+def test_max_val_bytes_caps_validation_and_both_caps_stop_the_reading(tmp_path):
+    rows = [f"row {i} é " + "text " * (i % 9) for i in range(400)]
+    src = tmp_path / "d.jsonl"
+    src.write_text("".join(json.dumps({"text": r}) + "\n" for r in rows) + "not json\n")  # read only past the caps
+    val_rows = [r for i, r in enumerate(rows) if tk.is_validation(f"d.jsonl:{i + 1}", 10)]
+    cfg = _cfg(tmp_path, src, tokenizer="byte", workers=1, val_percent=10, max_bytes=900, max_val_bytes=100)
+    meta = tokenize(cfg, echo=lambda s: None)
+    val = _docs(tmp_path / "tok" / "val.bin")
+    assert val == [r.encode() for r in val_rows[:len(val)]] and sum(map(len, val[:-1])) < 100 <= sum(map(len, val))
+    assert 900 <= meta["train"]["bytes"] <= 901 and meta["max_val_bytes"] == 100
+    with pytest.raises(ValueError, match="not json|JSON"):  # no validation cap: read to the end for validation
+        tokenize(cfg.replace(max_val_bytes=None, out=str(tmp_path / "all")), echo=lambda s: None)
 
 
 def test_jsonl_documents_by_field_and_refused_as_raw_text(tmp_path):

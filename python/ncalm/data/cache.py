@@ -64,7 +64,8 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
         except SettingError as exc:  # keyed by tokenize's gpt2_files, which a stage has not: the folder is $ENV's
             raise SettingError("tokenizer", f"gpt2: ${GPT2_FILES_ENV}: {exc.message}") from None
     cfg = TokenizeConfig(source=text.source, tokenizer=text.tokenizer, bpe_vocab=text.bpe_vocab,
-                         val_percent=text.val_percent, max_bytes=text.max_bytes, chunk_bytes=CHUNK_BYTES,
+                         val_percent=text.val_percent, max_bytes=text.max_bytes,
+                         max_val_bytes=text.max_val_bytes, chunk_bytes=CHUNK_BYTES,
                          progress=progress, force=True)  # a folder named by its fingerprint: ours to rewrite
     # The documents and caps of ncalm.data.corpus, not `ncalm tokenize`'s own split.
     extra = {"split": "corpus", "max_val_bytes": text.max_val_bytes, "format": FORMAT}

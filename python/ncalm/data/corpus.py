@@ -126,6 +126,33 @@ def _full(n: int, cap: int | None) -> bool:
     return cap is not None and n >= cap
 
 
+class Caps:
+    """The text each side of a split has taken, under the rule of every reader of a corpus (split_files,
+    hf_documents, `ncalm tokenize`): training text ends at the document that reaches ``max_bytes``, a
+    file's head cut there (:func:`_head`), a whole document (a file of a split by file, a row) taken
+    whole; validation documents are taken whole until ``max_val_bytes``. Neither cap counts the other
+    side's text, and None is no cap."""
+
+    def __init__(self, max_bytes: int | None, max_val_bytes: int | None = None):
+        self.cap = {"train": max_bytes, "val": max_val_bytes}
+        self.n = {"train": 0, "val": 0}
+
+    def full(self, split: str) -> bool:
+        return _full(self.n[split], self.cap[split])
+
+    def take(self, split: str, text: str, whole: bool = False) -> str | None:
+        """What the ``split`` side takes of a document: all of it, or (unless ``whole``) a training head
+        up to the cap; None once that side is full."""
+        if self.full(split):
+            return None
+        size, cap = _size(text), self.cap[split]
+        if split == "train" and not whole and cap is not None and self.n[split] + size > cap:
+            text = _head(text, cap - self.n[split])
+            size = _size(text)
+        self.n[split] += size
+        return text
+
+
 def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: int | None,
                 max_val_bytes: int | None, warn_unreadable: bool = True) -> tuple[list[str], list[str]]:
     """Read files into (train, val) documents; caps keep a hash-ordered (unbiased) subset.
@@ -135,35 +162,29 @@ def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: in
     """
     files = sorted(files, key=lambda kp: (_hash(kp[0]), kp[0]))
     by_file = sum(is_validation(key, val_percent) for key, _ in files) >= MIN_VAL_FILES_FOR_FILE_SPLIT
-    train, val, n_train, n_val, skipped = [], [], 0, 0, []
+    caps, skipped = Caps(max_bytes, max_val_bytes), []
+    taken: dict[str, list[str]] = {"train": [], "val": []}
     for key, path in files:
-        train_full, val_full = _full(n_train, max_bytes), _full(n_val, max_val_bytes)
-        if train_full and val_full:
+        if caps.full("train") and caps.full("val"):
             break
-        to_val = by_file and is_validation(key, val_percent)
-        if by_file and (val_full if to_val else train_full):
+        side = "val" if by_file and is_validation(key, val_percent) else "train"
+        if by_file and caps.full(side):
             continue
         text = _read(path, skipped)
         if not text:
             continue
-        if not by_file:
+        if by_file:
+            pieces = [(side, text)]
+        else:
             # Every file's tail is validation whatever the training cap, so that
             # validation_documents (max_bytes=1) finds the trainer's tails.
             cut = int(len(text) * (1 - val_percent / 100))
-            text, tail = text[:cut], text[cut:]
-            if not val_full:
-                val.append(tail)
-                n_val += _size(tail)
-            if train_full or not text:
-                continue
-            if max_bytes is not None:  # one big file must not overshoot the cap by all of itself
-                text = _head(text, max_bytes - n_train)
-        if to_val:
-            val.append(text)
-            n_val += _size(text)
-        else:
-            train.append(text)
-            n_train += _size(text)
+            pieces = [("train", text[:cut]), ("val", text[cut:])]
+        for split, piece in pieces:
+            piece = caps.take(split, piece, whole=by_file)
+            if piece:
+                taken[split].append(piece)
+    train, val = taken["train"], taken["val"]
     note = ""
     if skipped and warn_unreadable:
         shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
@@ -217,22 +238,20 @@ def hf_rows(spec: str, field: str = "text") -> Iterator[tuple[str, str]]:
 def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
                  max_val_bytes: int | None) -> tuple[list[str], list[str]]:
     """The ``text`` column of a Hugging Face dataset (:func:`hf_rows`) as (train, val) documents."""
-    train, val, n_train, n_val = [], [], 0, 0
+    caps = Caps(max_bytes, max_val_bytes)
+    taken: dict[str, list[str]] = {"train": [], "val": []}
     for key, text in hf_rows(spec):
-        if _full(n_train, max_bytes) and _full(n_val, max_val_bytes):
+        if caps.full("train") and caps.full("val"):
             break
         if int(key) == HF_MAX_DOCUMENTS:
             warnings.warn(f"read only the first {HF_MAX_DOCUMENTS:,} documents of {spec!r}; "
                           f"set max_bytes to choose how much text to use", stacklevel=2)
             break
-        # As split_files: a side that reached its cap takes no more documents.
-        if is_validation(key, val_percent):
-            if not _full(n_val, max_val_bytes):
-                val.append(text)
-                n_val += _size(text)
-        elif not _full(n_train, max_bytes):
-            train.append(text)
-            n_train += _size(text)
+        split = "val" if is_validation(key, val_percent) else "train"
+        piece = caps.take(split, text, whole=True)
+        if piece is not None:
+            taken[split].append(piece)
+    train, val = taken["train"], taken["val"]
     _check_split(train, val, val_percent)
     return train, val
 

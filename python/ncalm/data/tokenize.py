@@ -43,7 +43,7 @@ import numpy as np
 from ncalm.atomic_json import json_records, read_json, replacing, write_json, write_text
 from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
-from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, _size, hf_rows, is_validation, local_files,
+from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, Caps, _size, hf_rows, is_validation, local_files,
                                resolved_spec, stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
 from ncalm.settings import (Settings, SettingError, at_least, differences, folder, output_folder, parse_count, same_as,
@@ -83,8 +83,13 @@ class TokenizeConfig(Settings):
     bpe_vocab: int = same_as(TextConfig, "bpe_vocab")
     field: str = setting("text", "the text field of .jsonl lines and dataset rows")
     val_percent: float = same_as(TextConfig, "val_percent")
-    max_bytes: int | None = setting(None, "stop after this much text in UTF-8 bytes, e.g. 2G; unset = all",
+    max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 2G (validation text is "
+                                          "not counted); unset = all",
                                     check=at_least(1), parse=parse_count)
+    max_val_bytes: int | None = setting(None, "cap on validation text in UTF-8 bytes, whole documents, e.g. 10M; "
+                                              "unset = all (with --max-bytes, a dataset or .jsonl is then still "
+                                              "read to its end for its validation rows)",
+                                        check=at_least(1), parse=parse_count)
     workers: int = setting(0, "tokenizing processes (0 = one per core)", check=at_least(0))
     chunk_bytes: int = setting(4 << 20, "text per work item and part file", check=at_least(1 << 10),
                                parse=parse_count)
@@ -235,18 +240,36 @@ def _files(source: str, out: str = "") -> list[tuple[str, Path]]:
 
 def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
     """``(split, text)`` of every document in corpus order (a file's head and tail are two documents
-    when the split holds out each file's tail, the fallback for corpora of few files)."""
+    when the split holds out each file's tail, the fallback for corpora of few files). The caps are
+    the trainer's corpus's (:class:`ncalm.data.corpus.Caps`): ``max_bytes`` cuts training text only,
+    ``max_val_bytes`` validation text only; a file for a full side is not read, and reading stops
+    once both are full."""
+    caps = Caps(cfg.max_bytes, cfg.max_val_bytes)
+
+    def kept(pieces: Iterable[tuple[str, str]], whole: bool = True) -> Iterator[tuple[str, str]]:
+        for split, text in pieces:
+            if caps.full("train") and caps.full("val"):
+                return
+            taken = caps.take(split, text, whole)
+            if taken is not None:
+                yield split, taken
+
+    def side(key: str) -> str:
+        return "val" if is_validation(key, cfg.val_percent) else "train"
+
     if cfg.source.startswith("hf:"):
-        for key, text in hf_rows(cfg.source, cfg.field):
-            yield ("val" if is_validation(key, cfg.val_percent) else "train"), text
+        yield from kept((side(key), text) for key, text in hf_rows(cfg.source, cfg.field))
         return
     files = _files(cfg.source, cfg.out)
     plain = [k for k, p in files if p.suffix != ".jsonl"]
     by_file = sum(is_validation(k, cfg.val_percent) for k in plain) >= MIN_VAL_FILES_FOR_FILE_SPLIT
     for key, path in files:
+        if caps.full("train") and caps.full("val"):
+            return
         if path.suffix == ".jsonl":
-            for k, text in _jsonl_rows(key, path, cfg.field):
-                yield ("val" if is_validation(k, cfg.val_percent) else "train"), text
+            yield from kept((side(k), text) for k, text in _jsonl_rows(key, path, cfg.field))
+            continue
+        if by_file and caps.full(side(key)):
             continue
         try:
             text = path.read_text(encoding="utf-8")
@@ -258,16 +281,19 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
             raise ValueError(f"{path}: not UTF-8 text (byte {exc.start:,} is {bad!r}); tokenize reads UTF-8 "
                              f"only: convert it (iconv -t UTF-8) or leave it out of --text") from None
         if by_file:
-            yield ("val" if is_validation(key, cfg.val_percent) else "train"), text
+            yield from kept([(side(key), text)])
         else:
             cut = int(len(text) * (1 - cfg.val_percent / 100))
-            yield "train", text[:cut]
-            yield "val", text[cut:]
+            yield from kept([("train", text[:cut]), ("val", text[cut:])], whole=False)
 
 
 def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = None) -> str:
     """What the token files depend on: the sources (:func:`source_stamps`), the settings and ``extra``."""
     settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")} | (extra or {})
+    if cfg.max_bytes is not None:  # it once counted validation text too: a folder capped so is not up to date
+        settings["max_bytes_counts"] = "train"
+    if cfg.max_val_bytes is not None:  # only when set: an uncapped folder keeps the fingerprint it had
+        settings["max_val_bytes"] = cfg.max_val_bytes
     blob = json.dumps({"sources": source_stamps(cfg.source, cfg.out), "settings": settings,
                        "tokenizer": tokenizer_id}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -345,15 +371,6 @@ def _tokenizer(cfg: TokenizeConfig, docs: Callable[[], Iterable[tuple[str, str]]
     else:  # bpe: trained on the training split's text
         text = BPETokenizer.train((t for split, t in docs() if split == "train"), cfg.bpe_vocab).to_hf_json()
     return "hf", text, text
-
-
-def _capped(docs, max_bytes: int | None):
-    total = 0
-    for split, text in docs:
-        if max_bytes is not None and total >= max_bytes:
-            return
-        total += _size(text)
-        yield split, text
 
 
 def _chunks(cfg: TokenizeConfig, docs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, list[tuple[str, bool]], int]]:
@@ -450,7 +467,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         gpt2_dir(cfg.gpt2_files)  # a missing setting is an error even when the folder is up to date
     fp = fingerprint(cfg, identity, extra)
     if docs is None:
-        docs = lambda: _capped(documents(cfg), cfg.max_bytes)  # noqa: E731
+        docs = lambda: documents(cfg)  # noqa: E731
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out):
         meta = is_up_to_date(out, fp)
@@ -530,11 +547,15 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             bar.close()
             if pool is not None:  # the chunks being written finish (each is whole or absent), the rest are dropped
                 pool.shutdown(wait=True, cancel_futures=True)
-        record = {"ncalm_version": ncalm.__version__, **about, "vocab_size": vocab, "dtype": dtype,
+        record = {"ncalm_version": ncalm.__version__, **about, "max_val_bytes": cfg.max_val_bytes,
+                  "vocab_size": vocab, "dtype": dtype,
                   "eos_id": encoder.eos, "fingerprint": fp}
         if not counts["train"]["parts"] or not counts["val"]["parts"]:
             empty = "training" if not counts["train"]["parts"] else "validation"
-            raise ValueError(f"{cfg.source}: the split left no {empty} text; change val_percent ({cfg.val_percent:g})")
+            # Not the cap's doing: max_bytes >= 1 leaves some training text and never cuts validation text.
+            how = "lower" if empty == "training" else "raise"
+            raise ValueError(f"{cfg.source}: the split left no {empty} text; {how} --val-percent "
+                             f"(val_percent={cfg.val_percent:g})")
         # An older tokenization's description goes first: killed while the token files are replaced, the
         # folder must not pass for whole with the old tokenizer's meta.json and tokenizer.json beside new ids.
         (out / META).unlink(missing_ok=True)
