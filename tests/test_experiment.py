@@ -235,6 +235,19 @@ def rec(arm, seed, curve):
             "language": {"tokens": 300, "val_curve": curve}}
 
 
+def test_a_finite_but_huge_loss_is_a_result_not_an_overflow(tmp_path, monkeypatch):
+    from ncalm.experiment import runner
+    from ncalm.experiment.arms import arms_of
+
+    cfg = ExperimentConfig.from_dict({**preset("tiny"), "bpb_bytes": 0, "arms": ["scratch"]})
+    lang = {"tokens": 8192, "val_loss": 2885.69, "elapsed_s": 1.0, "wall_s": 1.5, "n_params": 1,
+            "val_curve": [[0, 5.0], [8192, 2885.69]], "checkpoint": "unused"}  # lr 30, grad_clip 0
+    monkeypatch.setattr(runner, "run_stage", lambda train_cfg, log: lang)
+    (tmp_path / "seed0" / "scratch").mkdir(parents=True)  # run_stage would have made it
+    record = runner.run_arm(cfg, arms_of(cfg)[0], 0, tmp_path, lambda *a, **k: None)  # was OverflowError
+    assert record["perplexity"] == math.inf and (tmp_path / "seed0" / "scratch" / runner.RESULT).exists()
+
+
 def test_summary_pairs_arms_with_scratch_by_seed():
     from ncalm.experiment.report import markdown_table, summarize
 

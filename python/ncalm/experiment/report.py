@@ -29,7 +29,7 @@ import numpy as np
 from ncalm.atomic_json import json_safe, write_json, write_text
 from ncalm.eval.plots import plot_loss_curves
 from ncalm.eval.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
-from ncalm.eval.stats import mean_interval, paired_t_test
+from ncalm.eval.stats import mean_interval, paired_t_test, perplexity
 from ncalm.experiment.config import SCRATCH
 
 
@@ -89,7 +89,7 @@ def summarize(records: list[dict]) -> dict:
         s = {
             "kind": runs[0]["kind"], "band": runs[0]["band"], "seeds": [r["seed"] for r in runs],
             "final_val_loss": _stats(losses),
-            "perplexity": _stats([math.exp(v) if v is not None and v < 700 else math.inf for v in losses]),
+            "perplexity": _stats([math.inf if v is None else perplexity(v) for v in losses]),
             "bpb": _stats([r["bpb"]["bits_per_byte"] for r in runs if r.get("bpb")]),
             "prepretrain_tokens": first["tokens"] if first else 0,
             "language_tokens": runs[0]["language"]["tokens"],
