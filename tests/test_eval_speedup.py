@@ -128,6 +128,27 @@ def test_plot_writes_a_png(tmp_path):
     assert (img.std(axis=(0, 1)) > 0).all()  # not a blank canvas
 
 
+def _figure_of(monkeypatch, arms: dict):
+    """The figure plot_loss_curves draws, before it is written."""
+    import ncalm.eval.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.append(fig) or path)
+    plot_loss_curves(arms, "unused.png")
+    return drawn[0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_plot_of_a_diverged_run_keeps_finite_axis_limits(monkeypatch, tmp_path, bad):
+    diverged = [(100, 4.0), (200, bad), (300, bad), (400, bad)]  # first in the zoom: min/max gave NaN or inf
+    arms = {"nca": [diverged], "scratch": [BASE, BASE[:3] + [(400, 2.2)]]}
+    zoom = _figure_of(monkeypatch, arms).axes[1]  # was "Axis limits cannot be NaN or Inf"
+    low, high = zoom.get_ylim()
+    assert low == pytest.approx(2.0 - 0.05 * 1.0) and high == pytest.approx(3.0 + 0.05 * 1.0)  # scratch's 3.0..2.0
+    monkeypatch.undo()
+    assert plot_loss_curves(arms, tmp_path / "c.png").exists()
+
+
 def test_eval_speedup_command_reports_each_status(tmp_path, capsys):
     from ncalm.cli import main
 

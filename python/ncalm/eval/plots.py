@@ -1,6 +1,7 @@
 """Validation-loss curves of several arms: mean over seeds with a min-max band."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -57,7 +58,9 @@ def plot_loss_curves(
             if n > 1:
                 a.fill_between(x, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
     x0 = zoom_from * x_max
-    ys = [y for curves in arms.values() for c in curves for t, y in c if t >= x0]
+    # Finite losses only: a diverged seed's NaN or inf would make the limits NaN (matplotlib draws such points
+    # as gaps and leaves them out of its own autoscaling).
+    ys = [y for curves in arms.values() for c in curves for t, y in c if t >= x0 and math.isfinite(y)]
     if ys:
         pad = 0.05 * (max(ys) - min(ys) or 1.0)
         zoom.set_xlim(x0, x_max)
