@@ -149,6 +149,15 @@ def test_plot_of_a_diverged_run_keeps_finite_axis_limits(monkeypatch, tmp_path, 
     assert plot_loss_curves(arms, tmp_path / "c.png").exists()
 
 
+@pytest.mark.parametrize("n_arms", [11, 40])
+def test_every_arm_has_its_own_colour_and_line_style(monkeypatch, n_arms):
+    fig = _figure_of(monkeypatch, {f"arm{i}": [BASE] for i in range(n_arms)})  # --ablations: 11 arms
+    from matplotlib.colors import to_rgba
+
+    styles = {(to_rgba(line.get_color()), line.get_linestyle()) for line in fig.axes[0].get_lines()}
+    assert len(styles) == n_arms  # arm10 had scratch's C0 and solid line
+
+
 def test_eval_speedup_command_reports_each_status(tmp_path, capsys):
     from ncalm.cli import main
 
