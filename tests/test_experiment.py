@@ -269,6 +269,19 @@ def test_summary_pairs_arms_with_scratch_by_seed():
     assert "| -7.50 % [" in table
 
 
+def test_seeds_column_says_how_many_are_paired_with_scratch():
+    from ncalm.experiment.report import markdown_table, summarize
+
+    curve = [(100, 4.0), (200, 3.0)]
+    records = [rec("scratch", 0, curve), rec("scratch", 1, curve),
+               *(rec("nca", seed, [(100, 3.5), (200, 2.5 + seed / 10)]) for seed in (0, 1, 2))]
+    s = summarize(records)
+    assert s["nca"]["paired_seeds"] == [0, 1] and s["nca"]["loss_change_pct"]["n"] == 2
+    table = markdown_table(s)
+    assert "| nca | 3 (2 paired) | 50 |" in table and "| scratch | 2 | 0 |" in table  # was "| nca | 3 |"
+    assert "| nca | 2 | 50 |" in markdown_table(summarize(records[:4]))  # every seed paired: the count alone
+
+
 def test_a_diverged_arm_is_reported_not_fatal(tmp_path):
     import json
 
