@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _toml(value) -> str:
+    if value is None:  # TOML has no null; an optional setting reads "none" as unset, as --set does
+        return '"none"'
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items() if v is not None) + " }"
     return json.dumps(value)  # strings, numbers, booleans and lists read the same in TOML
