@@ -175,6 +175,8 @@ def test_eval_speedup_command_reports_each_status(tmp_path, capsys):
     assert main(["eval", "speedup", "--baseline", base, "--run", *runs, "--json", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "speedup 2.00x (100 vs 200 tokens)" in lines[0]
+    assert lines[0].endswith("final val_loss 1.5000 vs 2.0000 (change -25.00%, negative = better)")
+    assert lines[2].endswith("final val_loss 3.5000 vs 2.0000 (change +75.00%, negative = better)")  # was "(-75.00%)"
     assert "speedup unbounded: before any training" in lines[1]
     assert "never reaches" in lines[2] and "speedup n/a" in lines[3]
     assert "diverged" in lines[4] and lines[4].endswith("final val_loss nan vs 2.0000")
