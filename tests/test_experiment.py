@@ -172,6 +172,23 @@ def test_a_band_without_rules_fails_before_training(tmp_path):
     assert not (tmp_path / "out" / "seed0").exists()
 
 
+@pytest.mark.parametrize("bands", ["0.22,1 0.2200001,1", "0.5,1 0.5,1"])
+def test_bands_with_one_name_are_refused(tmp_path, capsys, bands):
+    # The second band's arm had the first one's name and folder: skipped as already done.
+    from ncalm.settings import SettingError
+
+    pairs = [[float(x) for x in b.split(",")] for b in bands.split()]
+    with pytest.raises(SettingError, match=r"^bands: two are named"):
+        ExperimentConfig.from_dict({**preset("tiny"), "bands": pairs})
+    out = tmp_path / "out"
+    missing = tmp_path / "none"  # no corpus: without the refusal, no training either
+    assert main(["experiment", "--preset", "tiny", "--arms", "nca", "--bands", *bands.split(), "--out", str(out),
+                 "--set", f"language.data.text.source={missing}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "bands: two are named " in err and "give distinct bands" in err
+    assert not out.exists()
+
+
 def test_integer_settings_take_counts_and_list_settings_one_item():
     # As the command-line flags do: --set language.tokens=100k was refused.
     sets = ["language.run.tokens=100k", "prepretrain.run.tokens=1e6", "language.data.text.max_bytes=1.5M",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ncalm.experiment.config import ABLATIONS, NCA_ARMS, SCRATCH, ExperimentConfig
+from ncalm.experiment.config import ABLATIONS, NCA_ARMS, SCRATCH, ExperimentConfig, band_name
 from ncalm.lm.config import TransferConfig
 from ncalm.train.config import StageConfig
 
@@ -38,7 +38,7 @@ def arms_of(cfg: ExperimentConfig) -> list[Arm]:
     for kind in cfg.arms:
         if kind in NCA_ARMS:
             for lo, hi in cfg.bands:
-                name, band = f"{kind} {lo:g}-{hi:g}", (float(lo), float(hi))
+                name, band = f"{kind} {band_name((lo, hi))}", (float(lo), float(hi))
                 out.append(Arm(name, kind, band))
                 if kind == "nca":
                     out += [Arm(f"{name} {a}", kind, band, a) for a in cfg.ablations]

@@ -56,9 +56,19 @@ def _arms(arms: list[str]) -> str | None:
     return None
 
 
+def band_name(band) -> str:
+    """'0.22-1': a band in its arm's name and folder, and so its identity in a resumed experiment."""
+    return f"{band[0]:g}-{band[1]:g}"
+
+
 def _bands(bands: list[list[float]]) -> str | None:
     if any(len(b) != 2 or not 0 <= b[0] < b[1] <= 2 for b in bands):
         return "each band must be [lower, upper] with 0 <= lower < upper <= 2 (e.g. bands=[[0.5,1.0]])"
+    seen: dict[str, list[float]] = {}
+    for b in bands:  # the second would be skipped as already done: it has the first one's folder
+        if seen.setdefault(band_name(b), b) is not b:
+            return (f"two are named {band_name(b)} (an arm and its folder name a band to 6 significant "
+                    "digits): give distinct bands")
     return None
 
 
