@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,29 @@ def test_bands_with_one_name_are_refused(tmp_path, capsys, bands):
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "bands: two are named " in err and "give distinct bands" in err
     assert not out.exists()
+
+
+def test_band_none_is_an_unfiltered_nca_arm(tmp_path):
+    # --bands' message offers "or none" (NCAConfig.band None: every rule); it ended in "bands: must be a list
+    # of lists of numbers, got [None]".
+    from ncalm.cli.main import build_parser
+    from ncalm.cli.options import tree_config
+    from ncalm.experiment.arms import arms_of, first_stage
+    from ncalm.settings import SettingError
+
+    args = build_parser().parse_args(["experiment", "--preset", "tiny", "--arms", "scratch", "nca", "nca-shuffled",
+                                      "--bands", "0.22,1", "none"])
+    cfg = tree_config(ExperimentConfig, args, preset("tiny"))
+    assert cfg.bands == [[0.22, 1.0], None]
+    toml = tomllib.loads('arms = ["scratch", "nca", "nca-shuffled"]\nbands = [[0.22, 1.0], "none"]')
+    assert ExperimentConfig.from_dict({**preset("tiny"), **toml}) == cfg
+    arms = arms_of(cfg)
+    assert [a.name for a in arms] == ["scratch", "nca 0.22-1", "nca unfiltered", "nca-shuffled 0.22-1",
+                                      "nca-shuffled unfiltered"]
+    # Not the stage's default band (0.5, 1.0): no filter at all.
+    assert [first_stage(cfg, a, 0, tmp_path, "t").data.nca.band for a in arms[1:]] == [(0.22, 1.0), None] * 2
+    with pytest.raises(SettingError, match="bands: two are named unfiltered"):
+        ExperimentConfig.from_dict({**preset("tiny"), "bands": [None, None]})
 
 
 def test_integer_settings_take_counts_and_list_settings_one_item():
