@@ -51,6 +51,24 @@ def test_band_command_writes_a_proposal_and_a_runnable_sweep(tmp_path, corpus):
     assert source == (str(tmp_path / "notes.txt") if corpus == "local" else "stdlib")
 
 
+def test_an_unset_optional_setting_is_written_as_valid_toml(tmp_path):
+    from ncalm.settings import differences
+
+    text = tmp_path / "notes.txt"
+    text.write_text("".join(f"entry {i}: the cell keeps its colour when {i % 7} neighbours agree\n"
+                            for i in range(300)))
+    sweeps = {}
+    for name, extra in (("plain", []), ("unset", ["--set", "threads=none"])):  # the tiny preset has threads 1
+        assert main(["band", "--out", str(tmp_path / name), "--windows", "60", "--rules", "60", "--text", str(text),
+                     *extra]) == 0
+        written = (tmp_path / name / "sweep.toml").read_text()
+        sweeps[name] = [p.config.to_dict() for p in points(SweepConfig.from_dict(tomllib.loads(written)))]  # was
+        # "tomllib.TOMLDecodeError: Invalid value" at threads = null
+    assert 'threads = "none"' in written
+    for plain, unset in zip(sweeps["plain"], sweeps["unset"]):
+        assert differences(plain, unset) == ["threads: 1 -> null"]
+
+
 def test_token_files_are_refused_before_anything_is_written(tmp_path, capsys):
     # A `ncalm tokenize` folder was read as text: its meta.json and tokenizer.json were scored.
     tokens = tmp_path / "tokens"

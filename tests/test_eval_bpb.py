@@ -126,3 +126,11 @@ def test_progress_bar_counts_windows_on_stderr_only_when_asked(capsys, evaluate,
     out, err = capsys.readouterr()
     # 64 bytes + 4 EOS = 68 predictions in windows of 5: 14 windows, all counted (batches of 3 and a last 2).
     assert out == "" and "bpb" in err and "14/14" in err
+
+
+def test_a_blown_up_loss_has_infinite_perplexity_not_an_overflow():
+    from ncalm.eval.bpb import LMEval
+
+    r = LMEval(nats=2885.69 * 10, tokens=10, bytes=8, documents=1)  # a run trained at lr 30 without clipping
+    assert r.perplexity == math.inf and r.to_dict()["perplexity"] == math.inf  # was OverflowError
+    assert LMEval(nats=7.0, tokens=2, bytes=1, documents=1).perplexity == pytest.approx(math.exp(3.5))

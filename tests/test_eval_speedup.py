@@ -128,6 +128,36 @@ def test_plot_writes_a_png(tmp_path):
     assert (img.std(axis=(0, 1)) > 0).all()  # not a blank canvas
 
 
+def _figure_of(monkeypatch, arms: dict):
+    """The figure plot_loss_curves draws, before it is written."""
+    import ncalm.eval.plots as plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: drawn.append(fig) or path)
+    plot_loss_curves(arms, "unused.png")
+    return drawn[0]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_plot_of_a_diverged_run_keeps_finite_axis_limits(monkeypatch, tmp_path, bad):
+    diverged = [(100, 4.0), (200, bad), (300, bad), (400, bad)]  # first in the zoom: min/max gave NaN or inf
+    arms = {"nca": [diverged], "scratch": [BASE, BASE[:3] + [(400, 2.2)]]}
+    zoom = _figure_of(monkeypatch, arms).axes[1]  # was "Axis limits cannot be NaN or Inf"
+    low, high = zoom.get_ylim()
+    assert low == pytest.approx(2.0 - 0.05 * 1.0) and high == pytest.approx(3.0 + 0.05 * 1.0)  # scratch's 3.0..2.0
+    monkeypatch.undo()
+    assert plot_loss_curves(arms, tmp_path / "c.png").exists()
+
+
+@pytest.mark.parametrize("n_arms", [11, 40])
+def test_every_arm_has_its_own_colour_and_line_style(monkeypatch, n_arms):
+    fig = _figure_of(monkeypatch, {f"arm{i}": [BASE] for i in range(n_arms)})  # --ablations: 11 arms
+    from matplotlib.colors import to_rgba
+
+    styles = {(to_rgba(line.get_color()), line.get_linestyle()) for line in fig.axes[0].get_lines()}
+    assert len(styles) == n_arms  # arm10 had scratch's C0 and solid line
+
+
 def test_eval_speedup_command_reports_each_status(tmp_path, capsys):
     from ncalm.cli import main
 
@@ -145,6 +175,8 @@ def test_eval_speedup_command_reports_each_status(tmp_path, capsys):
     assert main(["eval", "speedup", "--baseline", base, "--run", *runs, "--json", str(out)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "speedup 2.00x (100 vs 200 tokens)" in lines[0]
+    assert lines[0].endswith("final val_loss 1.5000 vs 2.0000 (change -25.00%, negative = better)")
+    assert lines[2].endswith("final val_loss 3.5000 vs 2.0000 (change +75.00%, negative = better)")  # was "(-75.00%)"
     assert "speedup unbounded: before any training" in lines[1]
     assert "never reaches" in lines[2] and "speedup n/a" in lines[3]
     assert "diverged" in lines[4] and lines[4].endswith("final val_loss nan vs 2.0000")

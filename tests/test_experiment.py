@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,46 @@ def test_a_band_without_rules_fails_before_training(tmp_path):
     assert not (tmp_path / "out" / "seed0").exists()
 
 
+@pytest.mark.parametrize("bands", ["0.22,1 0.2200001,1", "0.5,1 0.5,1"])
+def test_bands_with_one_name_are_refused(tmp_path, capsys, bands):
+    # The second band's arm had the first one's name and folder: skipped as already done.
+    from ncalm.settings import SettingError
+
+    pairs = [[float(x) for x in b.split(",")] for b in bands.split()]
+    with pytest.raises(SettingError, match=r"^bands: two are named"):
+        ExperimentConfig.from_dict({**preset("tiny"), "bands": pairs})
+    out = tmp_path / "out"
+    missing = tmp_path / "none"  # no corpus: without the refusal, no training either
+    assert main(["experiment", "--preset", "tiny", "--arms", "nca", "--bands", *bands.split(), "--out", str(out),
+                 "--set", f"language.data.text.source={missing}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "bands: two are named " in err and "give distinct bands" in err
+    assert not out.exists()
+
+
+def test_band_none_is_an_unfiltered_nca_arm(tmp_path):
+    # --bands' message offers "or none" (NCAConfig.band None: every rule); it ended in "bands: must be a list
+    # of lists of numbers, got [None]".
+    from ncalm.cli.main import build_parser
+    from ncalm.cli.options import tree_config
+    from ncalm.experiment.arms import arms_of, first_stage
+    from ncalm.settings import SettingError
+
+    args = build_parser().parse_args(["experiment", "--preset", "tiny", "--arms", "scratch", "nca", "nca-shuffled",
+                                      "--bands", "0.22,1", "none"])
+    cfg = tree_config(ExperimentConfig, args, preset("tiny"))
+    assert cfg.bands == [[0.22, 1.0], None]
+    toml = tomllib.loads('arms = ["scratch", "nca", "nca-shuffled"]\nbands = [[0.22, 1.0], "none"]')
+    assert ExperimentConfig.from_dict({**preset("tiny"), **toml}) == cfg
+    arms = arms_of(cfg)
+    assert [a.name for a in arms] == ["scratch", "nca 0.22-1", "nca unfiltered", "nca-shuffled 0.22-1",
+                                      "nca-shuffled unfiltered"]
+    # Not the stage's default band (0.5, 1.0): no filter at all.
+    assert [first_stage(cfg, a, 0, tmp_path, "t").data.nca.band for a in arms[1:]] == [(0.22, 1.0), None] * 2
+    with pytest.raises(SettingError, match="bands: two are named unfiltered"):
+        ExperimentConfig.from_dict({**preset("tiny"), "bands": [None, None]})
+
+
 def test_integer_settings_take_counts_and_list_settings_one_item():
     # As the command-line flags do: --set language.tokens=100k was refused.
     sets = ["language.run.tokens=100k", "prepretrain.run.tokens=1e6", "language.data.text.max_bytes=1.5M",
@@ -235,6 +276,19 @@ def rec(arm, seed, curve):
             "language": {"tokens": 300, "val_curve": curve}}
 
 
+def test_a_finite_but_huge_loss_is_a_result_not_an_overflow(tmp_path, monkeypatch):
+    from ncalm.experiment import runner
+    from ncalm.experiment.arms import arms_of
+
+    cfg = ExperimentConfig.from_dict({**preset("tiny"), "bpb_bytes": 0, "arms": ["scratch"]})
+    lang = {"tokens": 8192, "val_loss": 2885.69, "elapsed_s": 1.0, "wall_s": 1.5, "n_params": 1,
+            "val_curve": [[0, 5.0], [8192, 2885.69]], "checkpoint": "unused"}  # lr 30, grad_clip 0
+    monkeypatch.setattr(runner, "run_stage", lambda train_cfg, log: lang)
+    (tmp_path / "seed0" / "scratch").mkdir(parents=True)  # run_stage would have made it
+    record = runner.run_arm(cfg, arms_of(cfg)[0], 0, tmp_path, lambda *a, **k: None)  # was OverflowError
+    assert record["perplexity"] == math.inf and (tmp_path / "seed0" / "scratch" / runner.RESULT).exists()
+
+
 def test_summary_pairs_arms_with_scratch_by_seed():
     from ncalm.experiment.report import markdown_table, summarize
 
@@ -254,6 +308,19 @@ def test_summary_pairs_arms_with_scratch_by_seed():
     table = markdown_table(s)
     assert "| 1.50x, not reached (< 0.67x) | 1.20x, not reached (< 0.57x) |" in table
     assert "| -7.50 % [" in table
+
+
+def test_seeds_column_says_how_many_are_paired_with_scratch():
+    from ncalm.experiment.report import markdown_table, summarize
+
+    curve = [(100, 4.0), (200, 3.0)]
+    records = [rec("scratch", 0, curve), rec("scratch", 1, curve),
+               *(rec("nca", seed, [(100, 3.5), (200, 2.5 + seed / 10)]) for seed in (0, 1, 2))]
+    s = summarize(records)
+    assert s["nca"]["paired_seeds"] == [0, 1] and s["nca"]["loss_change_pct"]["n"] == 2
+    table = markdown_table(s)
+    assert "| nca | 3 (2 paired) | 50 |" in table and "| scratch | 2 | 0 |" in table  # was "| nca | 3 |"
+    assert "| nca | 2 | 50 |" in markdown_table(summarize(records[:4]))  # every seed paired: the count alone
 
 
 def test_a_diverged_arm_is_reported_not_fatal(tmp_path):

@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _toml(value) -> str:
+    if value is None:  # TOML has no null; an optional setting reads "none" as unset, as --set does
+        return '"none"'
     if isinstance(value, dict):
         return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items() if v is not None) + " }"
     return json.dumps(value)  # strings, numbers, booleans and lists read the same in TOML
@@ -67,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
     corpus = corpus_scores(train_docs, window, args.windows)
     rules = nca_scores(nca, args.rules)
     proposed = propose_band(corpus)
-    if not cfg.bands:
+    own = next((tuple(b) for b in cfg.bands if b is not None), None)  # none: every rule, no band to draw
+    if own is None:
         raise ValueError("the experiment has no band to compare the proposal with: set bands, e.g. "
                          "--set 'bands=[[0.5, 1.0]]'")
-    own = tuple(cfg.bands[0])
     bands = {"proposed": proposed, "experiment": own}
     plot_band(corpus, rules, bands, out / "band.png", f"{text.source}: {window}-token windows vs NCA rules "
                                                       f"({nca.colors} colours)")

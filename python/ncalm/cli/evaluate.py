@@ -190,7 +190,8 @@ def run_speedup(cfg: SpeedupConfig) -> dict:
             raise ValueError(f"baseline {cfg.baseline}, run {path}: {exc}") from None
         result["runs"][path] = s.to_dict()
         timed = f" ({s.run_tokens:,.0f} vs {s.baseline_tokens:,.0f} {cfg.x})" if s.status == MEASURED else ""
-        change = f" ({s.improvement_pct:+.2f}%)" if s.improvement_pct is not None else ""
+        change = (f" (change {100 * (s.run_final / s.baseline_final - 1):+.2f}%, negative = better)"  # as tables
+                  if s.improvement_pct is not None else "")
         print(f"{path}: {s.describe()}{timed}; final {cfg.y} {s.run_final:.4f} vs {s.baseline_final:.4f}{change}")
     return result
 

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ncalm.eval.config import BpbConfig
+from ncalm.eval.stats import perplexity
 
 
 @dataclass
@@ -44,7 +45,7 @@ class LMEval:
 
     @property
     def perplexity(self) -> float:
-        return math.exp(self.loss)
+        return perplexity(self.loss)
 
     @property
     def bits_per_byte(self) -> float:

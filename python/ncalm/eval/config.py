@@ -98,8 +98,8 @@ class SpeedupConfig(Settings):
       never reaches, n/a (a curve with one evaluation, or a baseline ending no
       lower than it starts), diverged (a NaN or infinite loss)
                     no speedup number
-    The final-loss improvement in percent is printed whenever both final losses
-    are finite."""
+    The change of the final loss, 100 x (run / baseline - 1) %, negative = better
+    (as in the experiment's table), is printed whenever both are finite."""
 
     DASHED = True  # options --baseline, --run, --x, --y, --json
 

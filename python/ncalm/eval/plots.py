@@ -1,6 +1,7 @@
 """Validation-loss curves of several arms: mean over seeds with a min-max band."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -8,6 +9,10 @@ import numpy as np
 
 from ncalm.eval.speedup import Curve
 from ncalm.figures import pyplot, save_figure
+
+# The colour cycle has 10 colours; each further 10 arms (--ablations makes 11) get the next line style,
+# so up to 40 arms have a distinct (colour, style).
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def mean_and_spread(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -52,12 +57,15 @@ def plot_loss_curves(
         x, mean, lo, hi = mean_and_spread(curves)
         x_max = max(x_max, float(x[-1]))
         n = len(curves)
+        color, style = f"C{i % 10}", LINE_STYLES[i // 10 % len(LINE_STYLES)]  # C10 would be C0 again
         for a in (ax, zoom):
-            a.plot(x, mean, color=f"C{i}", lw=1.8, label=f"{name} (n={n})" if n > 1 else name)
+            a.plot(x, mean, color=color, ls=style, lw=1.8, label=f"{name} (n={n})" if n > 1 else name)
             if n > 1:
-                a.fill_between(x, lo, hi, color=f"C{i}", alpha=0.2, lw=0)
+                a.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
     x0 = zoom_from * x_max
-    ys = [y for curves in arms.values() for c in curves for t, y in c if t >= x0]
+    # Finite losses only: a diverged seed's NaN or inf would make the limits NaN (matplotlib draws such points
+    # as gaps and leaves them out of its own autoscaling).
+    ys = [y for curves in arms.values() for c in curves for t, y in c if t >= x0 and math.isfinite(y)]
     if ys:
         pad = 0.05 * (max(ys) - min(ys) or 1.0)
         zoom.set_xlim(x0, x_max)

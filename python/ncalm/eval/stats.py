@@ -1,4 +1,4 @@
-"""Across-seed statistics with the Student t distribution: 95% intervals and paired tests.
+"""Across-seed statistics with the Student t distribution: 95% intervals and paired tests; perplexity.
 
 Plain ``math`` (scipy is not a dependency): the t CDF from the regularized
 incomplete beta function (Lentz's continued fraction, as in Numerical Recipes
@@ -9,6 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+
+
+def perplexity(loss: float) -> float:
+    """exp(loss), inf where that is beyond a float (a loss past ~709.78 nats, as a run blown up by a huge
+    learning rate has): a number to report as diverged, never an OverflowError that loses the run."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
 
 
 def _betacf(a: float, b: float, x: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ncalm.experiment.config import ABLATIONS, NCA_ARMS, SCRATCH, ExperimentConfig
+from ncalm.experiment.config import ABLATIONS, NCA_ARMS, SCRATCH, ExperimentConfig, band_name
 from ncalm.lm.config import TransferConfig
 from ncalm.train.config import StageConfig
 
@@ -37,8 +37,8 @@ def arms_of(cfg: ExperimentConfig) -> list[Arm]:
     out = []
     for kind in cfg.arms:
         if kind in NCA_ARMS:
-            for lo, hi in cfg.bands:
-                name, band = f"{kind} {lo:g}-{hi:g}", (float(lo), float(hi))
+            for b in cfg.bands:
+                name, band = f"{kind} {band_name(b)}", None if b is None else (float(b[0]), float(b[1]))
                 out.append(Arm(name, kind, band))
                 if kind == "nca":
                     out += [Arm(f"{name} {a}", kind, band, a) for a in cfg.ablations]
@@ -62,7 +62,7 @@ def first_stage(cfg: ExperimentConfig, arm: Arm, seed: int, out_dir: Path, text_
         return None
     data = cfg.prepretrain.data
     data = replace(data, kind="nca" if arm.kind in NCA_ARMS else arm.kind, control=NCA_ARMS.get(arm.kind, "none"),
-                   seed=seed, nca=data.nca.replace(band=arm.band) if arm.band else data.nca,
+                   seed=seed, nca=data.nca.replace(band=arm.band) if arm.kind in NCA_ARMS else data.nca,
                    text=replace(data.text, source=text_spec))
     run = {"keep_best": True} if cfg.transfer_checkpoint == "best" else {}
     if arm.kind == "text" and cfg.text_budget != 1.0:

@@ -56,9 +56,26 @@ def _arms(arms: list[str]) -> str | None:
     return None
 
 
-def _bands(bands: list[list[float]]) -> str | None:
-    if any(len(b) != 2 or not 0 <= b[0] < b[1] <= 2 for b in bands):
-        return "each band must be [lower, upper] with 0 <= lower < upper <= 2 (e.g. bands=[[0.5,1.0]])"
+def band_name(band) -> str:
+    """'0.22-1' ('unfiltered' for None): a band in its arm's name and folder, so its identity in a resumed
+    experiment."""
+    return "unfiltered" if band is None else f"{band[0]:g}-{band[1]:g}"
+
+
+def _parse_band(text: str) -> list[float] | None:
+    """--bands' LOWER,UPPER or none, as a list: as TOML and experiment.json give a band (a resume compares them)."""
+    band = parse_band(text)
+    return None if band is None else list(band)
+
+
+def _bands(bands: list[list[float] | None]) -> str | None:
+    if any(b is not None and (len(b) != 2 or not 0 <= b[0] < b[1] <= 2) for b in bands):
+        return "each band must be [lower, upper] with 0 <= lower < upper <= 2, or none (e.g. bands=[[0.5,1.0]])"
+    names = [band_name(b) for b in bands]
+    for name in names:  # the second would be skipped as already done: it has the first one's folder
+        if names.count(name) > 1:
+            return (f"two are named {name} (an arm and its folder name a band to 6 significant "
+                    "digits): give distinct bands")
     return None
 
 
@@ -83,9 +100,10 @@ class ExperimentConfig(Settings):
                                             "NCA's frequencies) and nca-fixed-rules (epoch 0's rules forever), "
                                             "one per band each", check=_arms,
                               flags=("--arms",))
-    bands: list[list[float]] = setting([list(PAPER_BAND)], "NCA complexity bands LOWER,UPPER, one nca arm (and "
-                                                          "control) each", check=_bands, flags=("--bands",),
-                                       parse=parse_band)
+    # none as in NCAConfig.band: no filter, every rule (the arm "nca unfiltered").
+    bands: list[list[float] | None] = setting([list(PAPER_BAND)], "NCA complexity bands LOWER,UPPER or none (every "
+                                                                 "rule), one nca arm (and control) each",
+                                              check=_bands, flags=("--bands",), parse=_parse_band)
     ablations: list[str] = setting([], "transfer ablations, each an extra arm per band from that band's NCA model: "
                                       + "; ".join(k + " (" + ", ".join(f"{what} " + "+".join(parts) for what, parts
                                                                         in d.items()) + ")"

@@ -29,7 +29,7 @@ import numpy as np
 from ncalm.atomic_json import json_safe, write_json, write_text
 from ncalm.eval.plots import plot_loss_curves
 from ncalm.eval.speedup import AT_START, DIVERGED, MEASURED, NOT_MEASURABLE, NOT_REACHED, speedup
-from ncalm.eval.stats import mean_interval, paired_t_test
+from ncalm.eval.stats import mean_interval, paired_t_test, perplexity
 from ncalm.experiment.config import SCRATCH
 
 
@@ -89,7 +89,7 @@ def summarize(records: list[dict]) -> dict:
         s = {
             "kind": runs[0]["kind"], "band": runs[0]["band"], "seeds": [r["seed"] for r in runs],
             "final_val_loss": _stats(losses),
-            "perplexity": _stats([math.exp(v) if v is not None and v < 700 else math.inf for v in losses]),
+            "perplexity": _stats([math.inf if v is None else perplexity(v) for v in losses]),
             "bpb": _stats([r["bpb"]["bits_per_byte"] for r in runs if r.get("bpb")]),
             "prepretrain_tokens": first["tokens"] if first else 0,
             "language_tokens": runs[0]["language"]["tokens"],
@@ -102,6 +102,7 @@ def summarize(records: list[dict]) -> dict:
         }
         paired = [(scratch[r["seed"]], r) for r in runs if r["seed"] in scratch and arm != SCRATCH]
         if paired:
+            s["paired_seeds"] = [r["seed"] for _, r in paired]  # what every column against scratch is over
             pairs = [(_eval_loss(b), _eval_loss(r)) for b, r in paired]  # (scratch, arm) per seed
             ok = [(b, a) if finite(b, a) else None for b, a in pairs]
             s["loss_change_pct"] = _stats([(p[1] / p[0] - 1) * 100 if p else None for p in ok])
@@ -166,6 +167,12 @@ def _first_stage_cell(s: dict) -> str:
     return text
 
 
+def _seeds_cell(s: dict) -> str:
+    """'3', or '3 (2 paired)' where only 2 of the arm's seeds have a scratch run to compare with."""
+    n, paired = len(s["seeds"]), len(s.get("paired_seeds", s["seeds"]))
+    return str(n) if paired == n else f"{n} ({paired} paired)"
+
+
 def markdown_table(summary: dict) -> str:
     head = ("| arm | seeds | first-stage tokens "
             "| first stage: val loss / unigram entropy (NCA: in-context cell accuracy vs copy) | language tokens "
@@ -181,7 +188,7 @@ def markdown_table(summary: dict) -> str:
         else:
             ppl = loss = pval = sp = adj = "-"
         lines.append(
-            f"| {arm} | {len(s['seeds'])} | {s['prepretrain_tokens']:,} | {_first_stage_cell(s)} "
+            f"| {arm} | {_seeds_cell(s)} | {s['prepretrain_tokens']:,} | {_first_stage_cell(s)} "
             f"| {s['language_tokens']:,} | {_pm(s['final_val_loss'], '.4f')} | {_pm(s['perplexity'], '.3f')} "
             f"| {_pm(s['bpb'], '.4f')} | {ppl} | {loss} | {pval} | {sp} | {adj} "
             f"| {_pm(s['train_seconds'], '.0f', interval=False)} | {_pm(s['wall_seconds'], '.0f', interval=False)} |")
@@ -192,7 +199,7 @@ NOTE = ("Mean over seeds, with the 95% t interval in brackets where there are se
         "or infinite is counted as diverged instead. Val loss, perplexity and bits/byte: one pass over the "
         "language stage's validation split (`ncalm eval bpb` on the language checkpoint reproduces it; the "
         "trainer's last validation loss when bpb_bytes is 0). Perplexity and loss change: against scratch, "
-        "paired by seed, negative = better; paired t p: two-sided paired t-test of the arm's loss against "
+        "paired by seed (seeds '3 (2 paired)': only 2 have a scratch run), negative = better; paired t p: two-sided paired t-test of the arm's loss against "
         "scratch's. Speedup: language tokens scratch needs to reach its final validation loss / tokens this "
         "arm needs (interpolated on the trainer's validation curves); compute-adjusted: the same with the "
         "first stage's tokens added to the arm's. When a seed was not measured, every seed is listed: 'not "

@@ -16,7 +16,6 @@ with ``result.json`` is never touched again.
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from dataclasses import replace
@@ -27,6 +26,7 @@ from ncalm.devices import torch_device
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
 from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, SCRATCH, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
+from ncalm.eval.stats import perplexity
 from ncalm.locks import exclusive
 from ncalm.settings import check_same, quietly, within
 from ncalm.train.config import CHECKPOINT, resolved_precision
@@ -152,7 +152,7 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
                                       "best_val_loss")} | {"icl": icl},
         "language": {k: lang[k] for k in ("tokens", "val_loss", "elapsed_s", "n_params", "val_curve")},
         "final_val_loss": lang["val_loss"],
-        "perplexity": math.exp(lang["val_loss"]),
+        "perplexity": perplexity(lang["val_loss"]),
         "bpb": bpb,
         "train_seconds": lang["elapsed_s"] + (first["elapsed_s"] if first else 0.0),
         "wall_seconds": lang["wall_s"] + (first["wall_s"] if first else 0.0) + time.perf_counter() - t0,
