@@ -175,6 +175,43 @@ def test_a_definition_saved_against_an_older_preset_resumes_when_its_points_are_
         save_definition(SweepConfig.from_dict(moved), out)
 
 
+def test_a_rerun_with_other_axis_values_is_refused(tmp_path, capsys):
+    # Swapped, edited or removed values were accepted (bands and arms are what an experiment may change on a
+    # resume): sweep.json was overwritten and point-NNN kept the old value's runs under the new label.
+    from ncalm.atomic_json import write_json
+    from ncalm.experiment.runner import pin_precision
+    from ncalm.experiment.sweep import SWEEP, save_definition
+
+    out = tmp_path / "sweep"
+    cfg = SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca"]},
+                      axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]]]})
+    save_definition(cfg, out)
+    for p in points(cfg):  # what the points' runs pinned
+        (out / p.dir_name).mkdir()
+        write_json(out / p.dir_name / "experiment.json", pin_precision(p.config, out / p.dir_name).to_dict())
+    saved = (out / SWEEP).read_text()
+    for bands in ([[[0.3, 1.0]], [[0.22, 1.0]]], [[[0.22, 1.0]], [[0.25, 1.0]]], [[[0.22, 1.0]]]):
+        with pytest.raises(ValueError, match=r"^--out .* holds a sweep with other points: point \d: .+? there, "):
+            save_definition(SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca"]},
+                                        axes={"bands": bands}), out)
+        assert (out / SWEEP).read_text() == saved
+    assert main(["sweep", "--out", str(out), "--set", "axes={bands=[[[0.3, 1.0]], [[0.22, 1.0]]]}", "--plan"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ncalm sweep: error: --out {out} holds a sweep with other points: point 1: bands=[[0.22, 1.0]] there, "
+        f"bands=[[0.3, 1.0]] here; point 2: bands=[[0.3, 1.0]] there, bands=[[0.22, 1.0]] here; "
+        f"give the same axes to resume it, or another --out")
+    # The same points, an arm added: resumed (each point's experiment adds the arm).
+    save_definition(SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca", "nca-shuffled"]},
+                                axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]]]}), out)
+    # A point folder whose runs had another band than its label (as the old acceptance left them): refused.
+    write_json(out / SWEEP, cfg.to_dict())
+    first = out / "point-001" / "experiment.json"
+    write_json(first, {**json.loads(first.read_text()), "bands": [[0.3, 1.0]]})
+    with pytest.raises(ValueError, match="^the sweep in .* was made with other settings"):
+        save_definition(SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca", "nca-shuffled"]},
+                                    axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]]]}), out)
+
+
 def test_failed_points_are_one_line_naming_their_logs(tmp_path, capsys, monkeypatch):
     # The sweep ended in a RuntimeError traceback.
     import sys

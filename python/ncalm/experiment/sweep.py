@@ -135,8 +135,12 @@ def _experiment(cfg: SweepConfig, values: dict, name: str) -> ExperimentConfig:
             d = merge(d, canonical(ExperimentConfig, layer))
         return ExperimentConfig.from_dict({**d, "seeds": cfg.seeds, "name": name})
     except SettingError as exc:
-        where = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
-        raise SettingError(exc.key, f"{exc.message} (at the point {where})") from None
+        raise SettingError(exc.key, f"{exc.message} (at the point {_where(values)})") from None
+
+
+def _where(values: dict) -> str:
+    """A point's swept values, as its errors name it: ``bands=[[0.22, 1.0]], model.size="mini"``."""
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items()) or "scratch"
 
 
 def _language(cfg: ExperimentConfig) -> list:
@@ -181,13 +185,25 @@ def parse_points(text: str, n: int) -> list[int]:
 def save_definition(cfg: SweepConfig, out: Path) -> None:
     """Write sweep.json, or check that the one in ``out`` describes the same points."""
     if (out / SWEEP).exists():
+        # Same swept values in the same order, or point-NNN would hold another point's runs under these labels.
+        saved = load_definition(out)
+        there, here = ([p.values for p in points(c)] for c in (saved, cfg))
+        if there != here:
+            moved = [f"point {i}: {_show(there, i)} there, {_show(here, i)} here"
+                     for i in range(max(len(there), len(here))) if _show(there, i) != _show(here, i)]
+            raise ValueError(f"--out {out} holds a sweep with other points: {'; '.join(moved)}; "
+                             f"give the same axes to resume it, or another --out")
         try:
-            check_same(load_definition(out).to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
+            check_same(saved.to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
         except ValueError:
             if not _same_points(cfg, out):
                 raise
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SWEEP, cfg.to_dict())
+
+
+def _show(values: list[dict], i: int) -> str:
+    return _where(values[i]) if i < len(values) else "(none)"
 
 
 def _same_points(cfg: SweepConfig, out: Path) -> bool:
@@ -198,8 +214,11 @@ def _same_points(cfg: SweepConfig, out: Path) -> bool:
 
     ran = [(p, saved_experiment(out / p.dir_name, p.config.device)) for p in points(cfg)]
     ran = [(p, saved) for p, saved in ran if saved is not None]
+    # What an experiment may change on a resume, except what the sweep sweeps (bands, arms): a point's runs
+    # under another value of its own axis are another point's.
+    ignore = tuple(k for k in RESUMABLE_CHANGES if k not in cfg.axes)
     return bool(ran) and not any(differences(saved, pin_precision(p.config, out / p.dir_name).to_dict(),
-                                             ignore=RESUMABLE_CHANGES) for p, saved in ran)
+                                             ignore=ignore) for p, saved in ran)
 
 
 def load_definition(out: Path) -> SweepConfig:
