@@ -81,6 +81,13 @@ def test_bad_sweeps_name_the_setting():
         SweepConfig(axes={"nope": [1]})
     with pytest.raises(SettingError, match="^axes: with grid = false"):
         SweepConfig(grid=False, axes={"model.size": ["tiny"], "bands": [[[0.1, 1.0]], [[0.2, 1.0]]]})
+    # Seeds and a name for the points were overridden by the sweep's own without a word.
+    for where, key, value in (("experiment", "seeds", [0, 1, 2]), ("experiment", "name", "lr"),
+                              ("axes", "seeds", [[0], [1]]), ("axes", "name", ["a", "b"])):
+        given = {"experiment": {}, "axes": {"model.size": ["tiny"]}}
+        given[where][key] = value
+        with pytest.raises(SettingError, match=rf"^{where}.{key}: {key} is the sweep's own setting \(.* top level\)$"):
+            SweepConfig.from_dict(given)
     with pytest.raises(SettingError, match="^experiment.arms: a sweep measures"):
         SweepConfig(experiment={"arms": ["nca"]}, axes={"model.size": ["tiny"]})
     assert parse_points("1..3,0", 5) == [1, 2, 3, 0]

@@ -104,8 +104,14 @@ class SweepConfig(Settings):
         if not self.axes:
             raise SettingError("axes", "a sweep needs at least one axis, e.g. axes = {\"prepretrain.optim.lr\" = "
                                        "[1e-4, 1e-3]}")
-        if "seeds" in self.axes:
-            raise SettingError("axes", "seeds is the sweep's own setting (every point runs every seed)")
+        # The sweep sets these in every point: given for the points, they would be ignored without a word.
+        own = {"seeds": "every point runs every seed: seeds = [...] at the sweep's top level",
+               "name": "each point is named by the sweep's name and its values: name = \"...\" at the sweep's "
+                       "top level"}
+        for key, why in own.items():
+            for where, given in (("axes", self.axes), ("experiment", self.experiment)):
+                if key in given:
+                    raise SettingError(f"{where}.{key}", f"{key} is the sweep's own setting ({why})")
         if not self.grid and len({len(v) for v in self.axes.values()}) > 1:
             raise SettingError("axes", "with grid = false every axis lists one value per point (same lengths)")
         arms = merge(preset(self.preset), self.experiment).get("arms", [SCRATCH])
