@@ -219,6 +219,25 @@ def test_a_rerun_with_other_axis_values_is_refused(tmp_path, capsys):
                                     axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]]]}), out)
 
 
+def test_a_point_that_cannot_run_is_refused_before_any_point_trains(tmp_path, capsys, monkeypatch):
+    # Points 0 and 1 trained before point 2 found no rule in its band (with jobs > 1: "points 2 failed").
+    import ncalm.experiment.runner as runner
+
+    ran: list[Path] = []
+    monkeypatch.setattr(runner, "run_and_report", lambda cfg, out, echo=print: ran.append(out) or 0.0)
+    out = tmp_path / "s"
+    args = ["sweep", "--out", str(out), "--set", "experiment.arms=['scratch', 'nca']",
+            "--set", "axes={bands=[[[0.22, 1.0]], [[0.6, 1.0]]]}", "--no-progress"]
+    for jobs in ("1", "2"):
+        assert main(args + ["--jobs", jobs]) == 2
+        assert capsys.readouterr().err.strip() == (
+            "ncalm sweep: error: bands: [0.6, 1.0]: no rule inside band (0.6, 1) after 65536 "
+            "candidates for sequence 0; widen the band or change the dynamics (at the point bands=[[0.6, 1.0]])")
+        assert ran == [] and not out.exists()  # nothing trained, and no sweep saved to refuse the fixed one
+    assert main(args[:-3] + ["--set", "axes={bands=[[[0.22, 1.0]], [[0.3, 1.0]]]}", "--no-progress"]) == 0
+    assert [p.name for p in ran] == ["point-000", "point-001", "point-002"]
+
+
 def test_failed_points_are_one_line_naming_their_logs(tmp_path, capsys, monkeypatch):
     # The sweep ended in a RuntimeError traceback.
     import sys

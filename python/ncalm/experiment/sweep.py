@@ -247,6 +247,20 @@ def uses_gpu(pts: list) -> bool:
     return any(torch_device(p.config.device, key="experiment.device").type == "cuda" for p in pts)
 
 
+def check_points(pts: list[Point]) -> None:
+    """What `ncalm experiment` checks before it writes anything (runner.check_runnable), for every point: a
+    point that cannot run (a band with no rule) is refused before the points before it train."""
+    from ncalm.experiment.runner import check_runnable
+
+    for p in pts:
+        try:
+            check_runnable(p.config)
+        except SettingError as exc:
+            raise SettingError(exc.key, f"{exc.message} (at the point {_where(p.values)})") from None
+        except (ValueError, FileNotFoundError) as exc:
+            raise type(exc)(f"{exc} (at the point {_where(p.values)})") from None
+
+
 def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, echo=print,
               progress: bool = True) -> None:
     """Run (or resume) the chosen points: in this process, or ``cfg.jobs`` child processes at a time
