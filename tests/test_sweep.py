@@ -238,6 +238,30 @@ def test_a_point_that_cannot_run_is_refused_before_any_point_trains(tmp_path, ca
     assert [p.name for p in ran] == ["point-000", "point-001", "point-002"]
 
 
+def test_the_seeds_column_says_how_many_seeds_the_change_is_paired_over(tmp_path, monkeypatch):
+    # The seeds column counted every seed an arm ran, the change only those with a finite scratch to pair with.
+    import ncalm.experiment.runner as runner
+    from ncalm.experiment.sweep import collect, markdown
+
+    cfg = SweepConfig(preset="tiny", seeds=[0, 1, 2], experiment={"arms": ["scratch", "nca"]},
+                      axes={"prepretrain.optim.lr": [1e-3, 3e-3]})
+    scratch = {0: 10.0, 1: float("nan")}  # seed 1's scratch diverged, seed 2's has not finished
+    runs = {"point-000": [("scratch", s, ppl) for s, ppl in scratch.items()],
+            "point-001": [("nca", s, 9.0) for s in (0, 1, 2)], "point-002": [("nca", s, 11.0) for s in (0, 1)]}
+    monkeypatch.setattr(runner, "finished_records", lambda d: [
+        {"arm": arm, "kind": arm, "band": None, "seed": s, "perplexity": ppl} for arm, s, ppl in runs[d.name]])
+    for p in points(cfg):
+        (tmp_path / p.dir_name).mkdir()
+    summary = collect(cfg, tmp_path)
+    assert [(r["point"], r["seeds"], r["paired"], r["change_pct"]["n"]) for r in summary["rows"]] == [
+        (1, [0, 1, 2], 1, 1), (2, [0, 1], 1, 1)]
+    table = markdown(summary)
+    assert "| 1 | 0.001 | nca | 3 (1 paired) | 9.000 | -10.00 (1 seed) |" in table
+    assert "| 2 | 0.003 | nca | 2 (1 paired) | 11.000 | +10.00 (1 seed) |" in table
+    runs["point-000"] = [("scratch", s, 10.0) for s in (0, 1, 2)]
+    assert "| 1 | 0.001 | nca | 3 | 9.000 | -10.00 ± 0.00 |" in markdown(collect(cfg, tmp_path))
+
+
 def test_failed_points_are_one_line_naming_their_logs(tmp_path, capsys, monkeypatch):
     # The sweep ended in a RuntimeError traceback.
     import sys

@@ -377,6 +377,7 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
                 base = {r["seed"]: r for r in records[0 if shared else p.index] if r["kind"] == SCRATCH}
                 change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1) for r in runs
                           if r["seed"] in base and finite(r["perplexity"], base[r["seed"]]["perplexity"])]
+                row["paired"] = len(change)  # the seeds the change is over (the seeds column says if fewer)
                 if change:
                     ci = mean_interval(change)
                     half = None if ci["high"] is None else ci["high"] - ci["mean"]
@@ -397,10 +398,13 @@ def markdown(summary: dict) -> str:
                                                               " (1 seed)")
         ppl = "-" if r["perplexity"] is None else f"{r['perplexity']:.3f}"
         vals = " | ".join(json.dumps(r["values"].get(k)) for k in keys)
-        lines.append(f"| {r['point']} | {vals} | {r['arm']} | {len(r['seeds'])} | {ppl} | {change} |")
+        n = len(r["seeds"])
+        seeds = f"{n}" if r.get("paired", n) == n else f"{n} ({r['paired']} paired)"  # as experiment/report.py
+        lines.append(f"| {r['point']} | {vals} | {r['arm']} | {seeds} | {ppl} | {change} |")
     notes = ["", "Change vs scratch: 100 x (perplexity / scratch's perplexity - 1) of the language stage's final "
-             "validation loss, paired by seed; mean ± the 95% t-interval half width over seeds (negative: better "
-             "than scratch). Perplexity: mean over seeds. The loss is the trainer's, on its validation windows "
+             "validation loss, paired by seed; mean ± the 95% t-interval half width over the paired seeds "
+             "(negative: better than scratch); seeds: N (M paired) where only M have a scratch run to pair with. "
+             "Perplexity: mean over seeds. The loss is the trainer's, on its validation windows "
              "(data.val_sequences); each point's own results.md reports the bits-per-byte pass over held-out text "
              "instead, so its figures differ from these."]
     if summary["shared_scratch"]:
