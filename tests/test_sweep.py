@@ -88,6 +88,13 @@ def test_bad_sweeps_name_the_setting():
         given[where][key] = value
         with pytest.raises(SettingError, match=rf"^{where}.{key}: {key} is the sweep's own setting \(.* top level\)$"):
             SweepConfig.from_dict(given)
+    # "..., got 0.001, got {...}"; and a point of only scratch was "arms: must be a non-empty list ..., got []".
+    with pytest.raises(SettingError, match=r"^axes: prepretrain.optim.lr: must be a non-empty list of values, "
+                                           r"got \{'prepretrain.optim.lr': 0.001\}$"):
+        SweepConfig(axes={"prepretrain.optim.lr": 1e-3})
+    with pytest.raises(SettingError, match=r"^arms: only scratch, which every point runs anyway .*"
+                                           r"\(at the point arms=\[\"scratch\"\]\)$"):
+        SweepConfig(axes={"arms": [["scratch", "nca"], ["scratch"]]})
     with pytest.raises(SettingError, match="^experiment.arms: a sweep measures"):
         SweepConfig(experiment={"arms": ["nca"]}, axes={"model.size": ["tiny"]})
     assert parse_points("1..3,0", 5) == [1, 2, 3, 0]

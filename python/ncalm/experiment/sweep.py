@@ -73,7 +73,7 @@ SWEEP_PRESETS: dict[str, dict] = {
 def _axes(axes: dict) -> str | None:
     for key, values in leaves(axes).items():
         if not isinstance(values, list) or not values:
-            return f"{key}: must be a non-empty list of values, got {values!r}"
+            return f"{key}: must be a non-empty list of values"  # (the setting's check adds what it got)
     return None
 
 
@@ -166,6 +166,10 @@ def points(cfg: SweepConfig) -> list[Point]:
         base = grid[0]
         out.append(Point(0, {}, ExperimentConfig.from_dict({**base.to_dict(), "arms": [SCRATCH], "bands": base.bands,
                                                            "ablations": [], "name": f"{cfg.name} scratch"})))
+        for v, c in zip(values, grid):
+            if c.arms == [SCRATCH]:  # left with no arm at all
+                raise SettingError("arms", f"only scratch, which every point runs anyway (once, as point 0): give "
+                                           f"the point an arm to compare with it (at the point {_where(v)})")
         grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
                 for c in grid]
     out += [Point(i, v, c) for i, (v, c) in enumerate(zip(values, grid), start=len(out))]
