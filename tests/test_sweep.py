@@ -194,7 +194,7 @@ def test_a_rerun_with_other_axis_values_is_refused(tmp_path, capsys):
     # resume): sweep.json was overwritten and point-NNN kept the old value's runs under the new label.
     from ncalm.atomic_json import write_json
     from ncalm.experiment.runner import pin_precision
-    from ncalm.experiment.sweep import SWEEP, save_definition
+    from ncalm.experiment.sweep import SWEEP, load_definition, save_definition
 
     out = tmp_path / "sweep"
     cfg = SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca"]},
@@ -214,6 +214,12 @@ def test_a_rerun_with_other_axis_values_is_refused(tmp_path, capsys):
         f"ncalm sweep: error: --out {out} holds a sweep with other points: point 1: bands=[[0.22, 1.0]] there, "
         f"bands=[[0.3, 1.0]] here; point 2: bands=[[0.3, 1.0]] there, bands=[[0.22, 1.0]] here; "
         f"give the same axes to resume it, or another --out")
+    # The same points and one more after them (a value added at the end): resumed, the new one a new folder.
+    grown = SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca"]},
+                        axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]], [[0.4, 1.0]]]})
+    save_definition(grown, out)
+    assert [p.values for p in points(load_definition(out))] == [p.values for p in points(grown)]
+    write_json(out / SWEEP, cfg.to_dict())
     # The same points, an arm added: resumed (each point's experiment adds the arm).
     save_definition(SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca", "nca-shuffled"]},
                                 axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]]]}), out)

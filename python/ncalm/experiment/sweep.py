@@ -195,12 +195,13 @@ def parse_points(text: str, n: int) -> list[int]:
 def save_definition(cfg: SweepConfig, out: Path) -> None:
     """Write sweep.json, or check that the one in ``out`` describes the same points."""
     if (out / SWEEP).exists():
-        # Same swept values in the same order, or point-NNN would hold another point's runs under these labels.
+        # The saved points first, with their swept values in their order, or point-NNN would hold another
+        # point's runs under these labels; points after them (a value added at the end) are new folders.
         saved = load_definition(out)
         there, here = ([p.values for p in points(c)] for c in (saved, cfg))
-        if there != here:
+        if here[:len(there)] != there:
             moved = [f"point {i}: {_show(there, i)} there, {_show(here, i)} here"
-                     for i in range(max(len(there), len(here))) if _show(there, i) != _show(here, i)]
+                     for i in range(len(there)) if _show(there, i) != _show(here, i)]
             raise ValueError(f"--out {out} holds a sweep with other points: {'; '.join(moved)}; "
                              f"give the same axes to resume it, or another --out")
         try:
