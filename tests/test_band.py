@@ -33,7 +33,7 @@ def test_band_command_writes_a_proposal_and_a_runnable_sweep(tmp_path, corpus):
         text = tmp_path / "notes.txt"
         text.write_text("".join(f"entry {i}: the cell keeps its colour when {i % 7} neighbours agree\n"
                                 for i in range(300)))
-        args += ["--text", str(text), "--set", "language.data.text.val_percent=10"]
+        args += ["--text", str(text), "--set", "language.data.text.val_percent=10", "--set", "name=notes"]
     assert main(args) == 0
     report = json.loads((tmp_path / "out" / "band.json").read_text())
     lo, hi = report["proposed_band"]

@@ -81,6 +81,20 @@ def test_bad_sweeps_name_the_setting():
         SweepConfig(axes={"nope": [1]})
     with pytest.raises(SettingError, match="^axes: with grid = false"):
         SweepConfig(grid=False, axes={"model.size": ["tiny"], "bands": [[[0.1, 1.0]], [[0.2, 1.0]]]})
+    # Seeds and a name for the points were overridden by the sweep's own without a word.
+    for where, key, value in (("experiment", "seeds", [0, 1, 2]), ("experiment", "name", "lr"),
+                              ("axes", "seeds", [[0], [1]]), ("axes", "name", ["a", "b"])):
+        given = {"experiment": {}, "axes": {"model.size": ["tiny"]}}
+        given[where][key] = value
+        with pytest.raises(SettingError, match=rf"^{where}.{key}: {key} is the sweep's own setting \(.* top level\)$"):
+            SweepConfig.from_dict(given)
+    # "..., got 0.001, got {...}"; and a point of only scratch was "arms: must be a non-empty list ..., got []".
+    with pytest.raises(SettingError, match=r"^axes: prepretrain.optim.lr: must be a non-empty list of values, "
+                                           r"got \{'prepretrain.optim.lr': 0.001\}$"):
+        SweepConfig(axes={"prepretrain.optim.lr": 1e-3})
+    with pytest.raises(SettingError, match=r"^arms: only scratch, which every point runs anyway .*"
+                                           r"\(at the point arms=\[\"scratch\"\]\)$"):
+        SweepConfig(axes={"arms": [["scratch", "nca"], ["scratch"]]})
     with pytest.raises(SettingError, match="^experiment.arms: a sweep measures"):
         SweepConfig(experiment={"arms": ["nca"]}, axes={"model.size": ["tiny"]})
     assert parse_points("1..3,0", 5) == [1, 2, 3, 0]
@@ -173,6 +187,92 @@ def test_a_definition_saved_against_an_older_preset_resumes_when_its_points_are_
     moved["experiment"]["prepretrain"]["data"]["nca"]["colors"] = 5  # points unlike the runs: refused
     with pytest.raises(ValueError, match="colors"):
         save_definition(SweepConfig.from_dict(moved), out)
+
+
+def test_a_rerun_with_other_axis_values_is_refused(tmp_path, capsys):
+    # Swapped, edited or removed values were accepted (bands and arms are what an experiment may change on a
+    # resume): sweep.json was overwritten and point-NNN kept the old value's runs under the new label.
+    from ncalm.atomic_json import write_json
+    from ncalm.experiment.runner import pin_precision
+    from ncalm.experiment.sweep import SWEEP, load_definition, save_definition
+
+    out = tmp_path / "sweep"
+    cfg = SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca"]},
+                      axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]]]})
+    save_definition(cfg, out)
+    for p in points(cfg):  # what the points' runs pinned
+        (out / p.dir_name).mkdir()
+        write_json(out / p.dir_name / "experiment.json", pin_precision(p.config, out / p.dir_name).to_dict())
+    saved = (out / SWEEP).read_text()
+    for bands in ([[[0.3, 1.0]], [[0.22, 1.0]]], [[[0.22, 1.0]], [[0.25, 1.0]]], [[[0.22, 1.0]]]):
+        with pytest.raises(ValueError, match=r"^--out .* holds a sweep with other points: point \d: .+? there, "):
+            save_definition(SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca"]},
+                                        axes={"bands": bands}), out)
+        assert (out / SWEEP).read_text() == saved
+    assert main(["sweep", "--out", str(out), "--set", "axes={bands=[[[0.3, 1.0]], [[0.22, 1.0]]]}", "--plan"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"ncalm sweep: error: --out {out} holds a sweep with other points: point 1: bands=[[0.22, 1.0]] there, "
+        f"bands=[[0.3, 1.0]] here; point 2: bands=[[0.3, 1.0]] there, bands=[[0.22, 1.0]] here; "
+        f"give the same axes to resume it, or another --out")
+    # The same points and one more after them (a value added at the end): resumed, the new one a new folder.
+    grown = SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca"]},
+                        axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]], [[0.4, 1.0]]]})
+    save_definition(grown, out)
+    assert [p.values for p in points(load_definition(out))] == [p.values for p in points(grown)]
+    write_json(out / SWEEP, cfg.to_dict())
+    # The same points, an arm added: resumed (each point's experiment adds the arm).
+    save_definition(SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca", "nca-shuffled"]},
+                                axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]]]}), out)
+    # A point folder whose runs had another band than its label (as the old acceptance left them): refused.
+    write_json(out / SWEEP, cfg.to_dict())
+    first = out / "point-001" / "experiment.json"
+    write_json(first, {**json.loads(first.read_text()), "bands": [[0.3, 1.0]]})
+    with pytest.raises(ValueError, match="^the sweep in .* was made with other settings"):
+        save_definition(SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca", "nca-shuffled"]},
+                                    axes={"bands": [[[0.22, 1.0]], [[0.3, 1.0]]]}), out)
+
+
+def test_a_point_that_cannot_run_is_refused_before_any_point_trains(tmp_path, capsys, monkeypatch):
+    # Points 0 and 1 trained before point 2 found no rule in its band (with jobs > 1: "points 2 failed").
+    import ncalm.experiment.runner as runner
+
+    ran: list[Path] = []
+    monkeypatch.setattr(runner, "run_and_report", lambda cfg, out, echo=print: ran.append(out) or 0.0)
+    out = tmp_path / "s"
+    args = ["sweep", "--out", str(out), "--set", "experiment.arms=['scratch', 'nca']",
+            "--set", "axes={bands=[[[0.22, 1.0]], [[0.6, 1.0]]]}", "--no-progress"]
+    for jobs in ("1", "2"):
+        assert main(args + ["--jobs", jobs]) == 2
+        assert capsys.readouterr().err.strip() == (
+            "ncalm sweep: error: bands: [0.6, 1.0]: no rule inside band (0.6, 1) after 65536 "
+            "candidates for sequence 0; widen the band or change the dynamics (at the point bands=[[0.6, 1.0]])")
+        assert ran == [] and not out.exists()  # nothing trained, and no sweep saved to refuse the fixed one
+    assert main(args[:-3] + ["--set", "axes={bands=[[[0.22, 1.0]], [[0.3, 1.0]]]}", "--no-progress"]) == 0
+    assert [p.name for p in ran] == ["point-000", "point-001", "point-002"]
+
+
+def test_the_seeds_column_says_how_many_seeds_the_change_is_paired_over(tmp_path, monkeypatch):
+    # The seeds column counted every seed an arm ran, the change only those with a finite scratch to pair with.
+    import ncalm.experiment.runner as runner
+    from ncalm.experiment.sweep import collect, markdown
+
+    cfg = SweepConfig(preset="tiny", seeds=[0, 1, 2], experiment={"arms": ["scratch", "nca"]},
+                      axes={"prepretrain.optim.lr": [1e-3, 3e-3]})
+    scratch = {0: 10.0, 1: float("nan")}  # seed 1's scratch diverged, seed 2's has not finished
+    runs = {"point-000": [("scratch", s, ppl) for s, ppl in scratch.items()],
+            "point-001": [("nca", s, 9.0) for s in (0, 1, 2)], "point-002": [("nca", s, 11.0) for s in (0, 1)]}
+    monkeypatch.setattr(runner, "finished_records", lambda d: [
+        {"arm": arm, "kind": arm, "band": None, "seed": s, "perplexity": ppl} for arm, s, ppl in runs[d.name]])
+    for p in points(cfg):
+        (tmp_path / p.dir_name).mkdir()
+    summary = collect(cfg, tmp_path)
+    assert [(r["point"], r["seeds"], r["paired"], r["change_pct"]["n"]) for r in summary["rows"]] == [
+        (1, [0, 1, 2], 1, 1), (2, [0, 1], 1, 1)]
+    table = markdown(summary)
+    assert "| 1 | 0.001 | nca | 3 (1 paired) | 9.000 | -10.00 (1 seed) |" in table
+    assert "| 2 | 0.003 | nca | 2 (1 paired) | 11.000 | +10.00 (1 seed) |" in table
+    runs["point-000"] = [("scratch", s, 10.0) for s in (0, 1, 2)]
+    assert "| 1 | 0.001 | nca | 3 | 9.000 | -10.00 ± 0.00 |" in markdown(collect(cfg, tmp_path))
 
 
 def test_failed_points_are_one_line_naming_their_logs(tmp_path, capsys, monkeypatch):

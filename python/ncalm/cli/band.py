@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "band.json", report)
     # The sweep: this experiment (what differs from the preset), scratch and NCA, the two bands.
     base, here = leaves(ExperimentConfig.from_dict(preset(args.preset)).to_dict()), leaves(cfg.to_dict())
-    changed = {k: v for k, v in here.items() if base.get(k) != v and k not in ("bands", "arms", "seeds")}
+    changed = {k: v for k, v in here.items() if base.get(k) != v and k not in ("bands", "arms", "seeds", "name")}
     lines = [f'name = "band-{Path(text.source).name}"', f'preset = "{args.preset}"', f"seeds = {args.seeds}",
              "[experiment]", 'arms = ["scratch", "nca"]', *(f"{k} = {_toml(v)}" for k, v in changed.items()),
              "[axes]", f"bands = {_toml([[list(proposed)], [list(own)]])}"]

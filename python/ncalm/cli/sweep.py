@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm.experiment.sweep import (SWEEP, SWEEP_PRESETS, SweepConfig, load_definition, parse_points,
-                                        point_command, points, run_sweep, save_definition, uses_gpu,
+    from ncalm.experiment.sweep import (SWEEP, SWEEP_PRESETS, SweepConfig, check_points, load_definition,
+                                        parse_points, point_command, points, run_sweep, save_definition, uses_gpu,
                                         write_sweep_report)
     from ncalm.settings import output_folder
 
@@ -51,17 +51,20 @@ def run(args: argparse.Namespace) -> int:
     if not (args.preset or args.config or args.assignments or base):
         load_definition(out)  # no sweep given or saved: says how to start one
     cfg = tree_config(SweepConfig, args, base)
+    pts = points(cfg)
+    chosen = parse_points(args.points, len(pts)) if args.points else None
     if not (args.plan or args.collect):  # (a plan may be for another machine)
-        uses_gpu(points(cfg))  # a device not on this machine: refused before the sweep is saved into --out
+        # Refused before the sweep is saved into --out (which would then refuse other points) and before any
+        # point trains: a device not on this machine, or a point that cannot run.
+        uses_gpu(pts)
+        check_points(pts if chosen is None else [pts[i] for i in chosen])
     if args.preset or args.config or args.assignments:
         save_definition(cfg, out)
-    pts = points(cfg)
     if args.plan:
         for p in pts:
             print(shlex.join(point_command(out, p.index)))
         return 0
     if not args.collect:
-        chosen = parse_points(args.points, len(pts)) if args.points else None
         run_sweep(cfg, out, chosen, progress=args.progress)
         if chosen is not None:
             return 0  # slices may run side by side: the report is --collect's

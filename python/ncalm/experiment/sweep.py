@@ -75,7 +75,7 @@ SWEEP_PRESETS: dict[str, dict] = {
 def _axes(axes: dict) -> str | None:
     for key, values in leaves(axes).items():
         if not isinstance(values, list) or not values:
-            return f"{key}: must be a non-empty list of values, got {values!r}"
+            return f"{key}: must be a non-empty list of values"  # (the setting's check adds what it got)
     return None
 
 
@@ -106,8 +106,14 @@ class SweepConfig(Settings):
         if not self.axes:
             raise SettingError("axes", "a sweep needs at least one axis, e.g. axes = {\"prepretrain.optim.lr\" = "
                                        "[1e-4, 1e-3]}")
-        if "seeds" in self.axes:
-            raise SettingError("axes", "seeds is the sweep's own setting (every point runs every seed)")
+        # The sweep sets these in every point: given for the points, they would be ignored without a word.
+        own = {"seeds": "every point runs every seed: seeds = [...] at the sweep's top level",
+               "name": "each point is named by the sweep's name and its values: name = \"...\" at the sweep's "
+                       "top level"}
+        for key, why in own.items():
+            for where, given in (("axes", self.axes), ("experiment", self.experiment)):
+                if key in given:
+                    raise SettingError(f"{where}.{key}", f"{key} is the sweep's own setting ({why})")
         if not self.grid and len({len(v) for v in self.axes.values()}) > 1:
             raise SettingError("axes", "with grid = false every axis lists one value per point (same lengths)")
         arms = merge(preset(self.preset), self.experiment).get("arms", [SCRATCH])
@@ -137,8 +143,12 @@ def _experiment(cfg: SweepConfig, values: dict, name: str) -> ExperimentConfig:
             d = merge(d, canonical(ExperimentConfig, layer))
         return ExperimentConfig.from_dict({**d, "seeds": cfg.seeds, "name": name})
     except SettingError as exc:
-        where = ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items())
-        raise SettingError(exc.key, f"{exc.message} (at the point {where})") from None
+        raise SettingError(exc.key, f"{exc.message} (at the point {_where(values)})") from None
+
+
+def _where(values: dict) -> str:
+    """A point's swept values, as its errors name it: ``bands=[[0.22, 1.0]], model.size="mini"``."""
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in values.items()) or "scratch"
 
 
 def _language(cfg: ExperimentConfig) -> list:
@@ -158,6 +168,10 @@ def points(cfg: SweepConfig) -> list[Point]:
         base = grid[0]
         out.append(Point(0, {}, ExperimentConfig.from_dict({**base.to_dict(), "arms": [SCRATCH], "bands": base.bands,
                                                            "ablations": [], "name": f"{cfg.name} scratch"})))
+        for v, c in zip(values, grid):
+            if c.arms == [SCRATCH]:  # left with no arm at all
+                raise SettingError("arms", f"only scratch, which every point runs anyway (once, as point 0): give "
+                                           f"the point an arm to compare with it (at the point {_where(v)})")
         grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
                 for c in grid]
     out += [Point(i, v, c) for i, (v, c) in enumerate(zip(values, grid), start=len(out))]
@@ -183,13 +197,26 @@ def parse_points(text: str, n: int) -> list[int]:
 def save_definition(cfg: SweepConfig, out: Path) -> None:
     """Write sweep.json, or check that the one in ``out`` describes the same points."""
     if (out / SWEEP).exists():
+        # The saved points first, with their swept values in their order, or point-NNN would hold another
+        # point's runs under these labels; points after them (a value added at the end) are new folders.
+        saved = load_definition(out)
+        there, here = ([p.values for p in points(c)] for c in (saved, cfg))
+        if here[:len(there)] != there:
+            moved = [f"point {i}: {_show(there, i)} there, {_show(here, i)} here"
+                     for i in range(len(there)) if _show(there, i) != _show(here, i)]
+            raise ValueError(f"--out {out} holds a sweep with other points: {'; '.join(moved)}; "
+                             f"give the same axes to resume it, or another --out")
         try:
-            check_same(load_definition(out).to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
+            check_same(saved.to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
         except ValueError:
             if not _same_points(cfg, out):
                 raise
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SWEEP, cfg.to_dict())
+
+
+def _show(values: list[dict], i: int) -> str:
+    return _where(values[i]) if i < len(values) else "(none)"
 
 
 def _same_points(cfg: SweepConfig, out: Path) -> bool:
@@ -200,8 +227,11 @@ def _same_points(cfg: SweepConfig, out: Path) -> bool:
 
     ran = [(p, saved_experiment(out / p.dir_name, p.config.device)) for p in points(cfg)]
     ran = [(p, saved) for p, saved in ran if saved is not None]
+    # What an experiment may change on a resume, except what the sweep sweeps (bands, arms): a point's runs
+    # under another value of its own axis are another point's.
+    ignore = tuple(k for k in RESUMABLE_CHANGES if k not in cfg.axes)
     return bool(ran) and not any(differences(saved, pin_precision(p.config, out / p.dir_name).to_dict(),
-                                             ignore=RESUMABLE_CHANGES) for p, saved in ran)
+                                             ignore=ignore) for p, saved in ran)
 
 
 def load_definition(out: Path) -> SweepConfig:
@@ -222,6 +252,20 @@ def uses_gpu(pts: list) -> bool:
     from ncalm.devices import torch_device
 
     return any(torch_device(p.config.device, key="experiment.device").type == "cuda" for p in pts)
+
+
+def check_points(pts: list[Point]) -> None:
+    """What `ncalm experiment` checks before it writes anything (runner.check_runnable), for every point: a
+    point that cannot run (a band with no rule) is refused before the points before it train."""
+    from ncalm.experiment.runner import check_runnable
+
+    for p in pts:
+        try:
+            check_runnable(p.config)
+        except SettingError as exc:
+            raise SettingError(exc.key, f"{exc.message} (at the point {_where(p.values)})") from None
+        except (ValueError, FileNotFoundError) as exc:
+            raise type(exc)(f"{exc} (at the point {_where(p.values)})") from None
 
 
 def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, echo=print,
@@ -368,6 +412,7 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
                 base = {r["seed"]: r for r in records[0 if shared else p.index] if r["kind"] == SCRATCH}
                 change = [100 * (r["perplexity"] / base[r["seed"]]["perplexity"] - 1) for r in runs
                           if r["seed"] in base and finite(r["perplexity"], base[r["seed"]]["perplexity"])]
+                row["paired"] = len(change)  # the seeds the change is over (the seeds column says if fewer)
                 if change:
                     ci = mean_interval(change)
                     half = None if ci["high"] is None else ci["high"] - ci["mean"]
@@ -388,10 +433,13 @@ def markdown(summary: dict) -> str:
                                                               " (1 seed)")
         ppl = "-" if r["perplexity"] is None else f"{r['perplexity']:.3f}"
         vals = " | ".join(json.dumps(r["values"].get(k)) for k in keys)
-        lines.append(f"| {r['point']} | {vals} | {r['arm']} | {len(r['seeds'])} | {ppl} | {change} |")
+        n = len(r["seeds"])
+        seeds = f"{n}" if r.get("paired", n) == n else f"{n} ({r['paired']} paired)"  # as experiment/report.py
+        lines.append(f"| {r['point']} | {vals} | {r['arm']} | {seeds} | {ppl} | {change} |")
     notes = ["", "Change vs scratch: 100 x (perplexity / scratch's perplexity - 1) of the language stage's final "
-             "validation loss, paired by seed; mean ± the 95% t-interval half width over seeds (negative: better "
-             "than scratch). Perplexity: mean over seeds. The loss is the trainer's, on its validation windows "
+             "validation loss, paired by seed; mean ± the 95% t-interval half width over the paired seeds "
+             "(negative: better than scratch); seeds: N (M paired) where only M have a scratch run to pair with. "
+             "Perplexity: mean over seeds. The loss is the trainer's, on its validation windows "
              "(data.val_sequences); each point's own results.md reports the bits-per-byte pass over held-out text "
              "instead, so its figures differ from these."]
     if summary["shared_scratch"]:
