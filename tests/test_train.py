@@ -409,6 +409,35 @@ def test_keep_embeddings_refuses_an_init_without_a_text_tokenizer(tmp_path):
                      transfer=TransferConfig(keep_embeddings=True)))
 
 
+def _nanogpt_folder(root, vocab=20, tokens=4000):
+    """Token files as nanoGPT's char-level prepare.py leaves them: train.bin, val.bin and meta.pkl, no tokenizer.json."""
+    import pickle
+
+    import numpy as np
+
+    root.mkdir()
+    ids = np.random.default_rng(0).integers(0, vocab, tokens).astype(np.uint16)
+    ids[: tokens * 9 // 10].tofile(root / "train.bin")
+    ids[tokens * 9 // 10:].tofile(root / "val.bin")
+    itos = {i: chr(97 + i) for i in range(vocab)}
+    (root / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": vocab, "itos": itos, "stoi": {c: i for i, c in itos.items()}}))
+    return f"bin:{root}"
+
+
+def test_text_of_token_files_without_a_tokenizer_is_said_so(tmp_path, capsys):
+    # Once "trained on text data, which has no text tokenizer" and, from export-hf, "the checkpoint was
+    # not trained on text": both of a run on nanoGPT's char-level token files.
+    bins = dict(kind="text", seq_len=32, text=_nanogpt_folder(tmp_path / "ng"))
+    ckpt = train(config(tmp_path / "a", data=bins, steps=1, eval_every=0))["checkpoint"]
+    with pytest.raises(ValueError, match=r"--keep-embeddings: .*checkpoint.pt was trained on token files without a "
+                                         r"tokenizer.json, so .*; leave out --keep-embeddings$"):
+        train(config(tmp_path / "b", data=bins, steps=1, init=ckpt, transfer=TransferConfig(keep_embeddings=True)))
+    capsys.readouterr()
+    assert main(["export-hf", ckpt, str(tmp_path / "hf")]) == 0
+    assert capsys.readouterr().out.strip().endswith("no tokenizer (none was saved with the checkpoint: it was trained "
+                                                    "on token files without a tokenizer.json)")
+
+
 def test_model_overrides_cannot_set_the_vocabulary(tmp_path):
     with pytest.raises(ValueError, match=r"model\.overrides: vocab_size cannot be set: the vocabulary comes from"):
         config(tmp_path / "v", model_overrides={"vocab_size": 300})

@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.lm.hf import CONFIG, export_hf
     from ncalm.settings import output_folder
     from ncalm.train.config import CHECKPOINT, METRICS
+    from ncalm.train.trainer import why_no_tokenizer
 
     out = output_folder("out", args.out)  # before the checkpoint is read
     if (out / CHECKPOINT).exists() or (out / METRICS).exists():  # its config.json is the run's settings
@@ -30,8 +31,9 @@ def run(args: argparse.Namespace) -> int:
                               "does not replace a run's files)")
     if (out / CONFIG).exists() and not args.force:
         raise FileExistsError(f"{out / CONFIG} exists: pass --force to replace the model in {out}")
-    model, tokenizer, _ = load_model(args.checkpoint)
+    model, tokenizer, meta = load_model(args.checkpoint)
     export_hf(model, tokenizer, out)
-    what = f"{tokenizer.kind} tokenizer" if tokenizer else "no tokenizer (the checkpoint was not trained on text)"
+    what = (f"{tokenizer.kind} tokenizer" if tokenizer else
+            f"no tokenizer (none was saved with the checkpoint: it {why_no_tokenizer(meta)})")
     print(f"wrote {out}: LlamaForCausalLM, {model.cfg.n_params():,} parameters, {what}")
     return 0

@@ -74,10 +74,8 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     """
     saved = init_state.get("tokenizer")
     if saved is None:
-        known = {"spec", "train_config"} & init_state.keys()  # an HF folder says nothing of its data
-        kind = _saved_spec(init_state)["config"]["data"]["kind"] if known else "non-text"
-        raise ValueError(f"--keep-embeddings: {cfg.model.init} was trained on {kind} data, which has no text "
-                         f"tokenizer, so its embedding rows are no text tokens; leave out --keep-embeddings")
+        raise ValueError(f"--keep-embeddings: {cfg.model.init} {why_no_tokenizer(init_state)}, so nothing says "
+                         f"which text tokens its embedding rows stand for; leave out --keep-embeddings")
     tokenizer = tokenizer_from_dict(saved)
     have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
     text = cfg.data.text
@@ -104,6 +102,16 @@ MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir",
               "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
               "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device",
               "config.data.text.cache", f"data.{FILES}")
+
+
+def why_no_tokenizer(state: dict) -> str:
+    """Why a checkpoint's (or HF folder's) state holds no tokenizer, worded to follow its path in a message."""
+    if not {"spec", "train_config"} & state.keys():  # an HF folder says nothing of its data
+        return "holds no tokenizer.json"
+    kind = _saved_spec(state)["config"]["data"]["kind"]
+    # Text without a tokenizer: token files (nanoGPT's train.bin/val.bin, meta.pkl) that came without one.
+    return ("was trained on token files without a tokenizer.json" if kind == "text"
+            else f"was trained on {kind} data, which has no text tokenizer")
 
 
 def _saved_spec(state: dict) -> dict:
