@@ -402,6 +402,35 @@ def test_keep_embeddings_tokenizes_with_the_init_checkpoints_tokenizer(tmp_path)
                      transfer=keep))
 
 
+def test_keep_embeddings_from_gpt2_asks_for_gpt2(tmp_path, monkeypatch, capsys):
+    # GPT-2's tokenizer is a BPE of 50257 tokens: the advice was once --tokenizer bpe --bpe-vocab 50257, and
+    # config.json then said bpe. A BPE of our own stands for GPT-2's here (whose files tests do not have).
+    import ncalm.lm.tokenizer as lt
+    from ncalm.lm.checkpoint import save_checkpoint
+    from ncalm.lm.model import LlamaLM, model_config
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(4):
+        (corpus / f"d{i}.txt").write_text(" ".join(f"cell{(i * j) % 37} rule grid" for j in range(300)))
+    tok = lt.BPETokenizer.train(["cell rule grid " * 50], 280)
+    monkeypatch.setattr(lt, "GPT2_DIGEST", lt.bpe_digest(tok.to_hf_json()))
+    monkeypatch.delenv("NCALM_GPT2_FILES", raising=False)  # the kept tokenizer is used, not GPT-2's files
+    model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size))
+    init = tmp_path / "gpt2.pt"
+    save_checkpoint(init, {"model": model.state_dict(), "model_config": model.cfg.to_dict(), "tokenizer": tok.to_dict()})
+    run = dict(steps=1, eval_every=0, init=str(init), transfer=TransferConfig(keep_embeddings=True))
+    for asked, said in (("byte", "byte"), ("bpe", "bpe with 280 tokens")):
+        with pytest.raises(ValueError, match=rf"tokenizer of .*gpt2.pt \(gpt2\), but this stage asks for {said}: "
+                                             r"pass --tokenizer gpt2$"):
+            train(config(tmp_path / "a", data={**_bpe_text(corpus), "tokenizer": asked}, **run))
+    out = train(config(tmp_path / "b", data={**_bpe_text(corpus), "tokenizer": "gpt2"}, **run))
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["data"]["text"]["tokenizer"] == "gpt2"
+    capsys.readouterr()
+    assert main(["export-hf", out["checkpoint"], str(tmp_path / "hf")]) == 0
+    assert capsys.readouterr().out.strip().endswith("gpt2 tokenizer")
+
+
 def test_keep_embeddings_refuses_an_init_without_a_text_tokenizer(tmp_path):
     nca = train(config(tmp_path / "nca", steps=1, eval_every=0))["checkpoint"]  # 258 tokens, as a BPE-258 vocabulary
     with pytest.raises(ValueError, match="trained on nca data, which has no text tokenizer"):

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise FileExistsError(f"{out / CONFIG} exists: pass --force to replace the model in {out}")
     model, tokenizer, meta = load_model(args.checkpoint)
     export_hf(model, tokenizer, out)
-    what = (f"{tokenizer.kind} tokenizer" if tokenizer else
+    what = (f"{tokenizer.name} tokenizer" if tokenizer else
             f"no tokenizer (none was saved with the checkpoint: it {why_no_tokenizer(meta)})")
     print(f"wrote {out}: LlamaForCausalLM, {model.cfg.n_params():,} parameters, {what}")
     return 0

@@ -77,17 +77,18 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
         raise ValueError(f"--keep-embeddings: {cfg.model.init} {why_no_tokenizer(init_state)}, so nothing says "
                          f"which text tokens its embedding rows stand for; leave out --keep-embeddings")
     tokenizer = tokenizer_from_dict(saved)
-    have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
+    # Its name: gpt2 is known by its vocabulary and merges (no GPT-2 files needed), bpe by its size.
+    have = tokenizer.name + (f" with {tokenizer.vocab_size} tokens" if tokenizer.name == "bpe" else "")
     text = cfg.data.text
     want = text.tokenizer + (f" with {text.bpe_vocab} tokens" if text.tokenizer == "bpe" else "")
-    named = named_tokenizer(text.tokenizer) if text.tokenizer not in ("byte", "bpe") else None
-    if named is not None and named.to_dict() != tokenizer.to_dict():  # gpt2, hf:PATH: BPE files of their own
+    if text.tokenizer.startswith("hf:"):
+        if named_tokenizer(text.tokenizer).to_dict() != tokenizer.to_dict():  # that file's tokenizer is another
+            raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
+                             f"asks for data.text.tokenizer {text.tokenizer}, another one")
+    elif have != want:
         raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
-                         f"asks for data.text.tokenizer {text.tokenizer}, another one")
-    if named is None and have != want:
-        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
-                         f"asks for {want}: pass --tokenizer {tokenizer.kind}"
-                         + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.kind == "bpe" else ""))
+                         f"asks for {want}: pass --tokenizer {tokenizer.name}"
+                         + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.name == "bpe" else ""))
     return tokenizer
 
 
