@@ -187,13 +187,28 @@ def test_resume_refuses_another_frozen_set(tmp_path):
     assert done["finished"] and done["step"] == 4
 
 
-def test_init_refuses_another_head_split_or_rotary_base(tmp_path):
-    nca = train(config(tmp_path / "nca", steps=2, eval_every=0))["checkpoint"]  # tiny: 4 heads
+def test_init_refuses_another_shape_head_split_or_rotary_base_before_any_work(tmp_path):
+    # Another layer count or width was once "missing tensor 'layers.2.attn_norm.weight'" (or a shape of one
+    # tensor), said after the data was read and the run's folder written.
+    nca = train(config(tmp_path / "nca", steps=2, eval_every=0))["checkpoint"]  # tiny: 2 layers, 64 wide, 4 heads
     lang = dict(kind="dyck", seq_len=32, dyck_k=2, dyck_depth=4)
-    for override, said in (({"n_head": 8}, "n_head=4 there but 8 here"),
+    fit = "its tensors do not fit this model"
+    for override, said in (({"n_layer": 3}, "n_layer=2 there but 3 here; it has no layer 2: pass --reinit block:2 to "
+                                             "start it fresh, or drop n_layer from model.overrides to take the"),
+                           ({"n_layer": 1}, f"n_layer=2 there but 1 here; {fit}: drop n_layer from model.overrides"),
+                           ({"d_model": 128}, "d_model=64 there but 128"),
+                           ({"mlp_hidden": 128}, "mlp_hidden=192 there but 128 here"),
+                           ({"n_head": 8}, "n_head=4 there but 8 here; the copied attention weights"),
                            ({"rope_theta": 500000.0}, "rope_theta=10000.0 there but 500000.0 here")):
-        with pytest.raises(ValueError, match=said):
+        with pytest.raises(ValueError, match=rf"^--init .*checkpoint.pt: {said}"):
             train(config(tmp_path / "lang", data=lang, steps=2, eval_every=0, init=str(nca), model_overrides=override))
+    with pytest.raises(ValueError, match="n_layer=2 there but 4 here; it has no layers 2-3: pass --reinit block:2-3 "
+                                         "to start them fresh, or leave out --model mini to take"):
+        train(config(tmp_path / "lang", data=lang, steps=2, eval_every=0, init=str(nca), model="mini"))
+    assert not (tmp_path / "lang").exists()
+    deeper = TransferConfig(reinit=["block:3", "attn:2", "mlp:2", "norm:2"])  # layers the checkpoint lacks, fresh
+    assert train(config(tmp_path / "lang", data=lang, steps=1, eval_every=0, init=str(nca), transfer=deeper,
+                        model_overrides={"n_layer": 4}))["finished"]
 
 
 def test_cli_prepretrain_then_pretrain_with_init(tmp_path, capsys):

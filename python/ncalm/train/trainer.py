@@ -105,6 +105,43 @@ MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir",
               "config.data.text.cache", f"data.{FILES}")
 
 
+def _check_init(cfg: StageConfig, init_state: dict) -> None:
+    """Refuse, before any work, a part spec past the model's layers, or an --init checkpoint whose transformer
+    does not fit the model asked for.
+
+    Other layer counts or widths would fail only at the copy, naming a missing tensor. Same shapes can
+    mean something else too: another head split or rotary base would copy every attention weight
+    without error and use it wrongly. More layers are fine where --reinit starts each extra one fresh.
+    """
+    there = ModelConfig.from_dict(init_state["model_config"])
+    # As the model is made below; the vocabulary and context come from the data, and are not copied.
+    here = (model_config(cfg.model.size, **cfg.model.overrides) if cfg.model.size
+            else replace(there, **cfg.model.overrides))
+    with within("model.transfer"):
+        for key in ("reinit", "freeze"):
+            select_all([], getattr(cfg.model.transfer, key), here.n_layer, key)
+    for key in ("n_layer", "d_model", "mlp_hidden", "n_head", "rope_theta"):
+        if getattr(there, key) == getattr(here, key):
+            continue
+        fix = (f"drop {key} from model.overrides" if key in cfg.model.overrides else
+               f"leave out --model {cfg.model.size}")  # unset, the model is the checkpoint's shape
+        why = "its tensors do not fit this model"
+        if key in ("n_head", "rope_theta"):
+            why = "the copied attention weights would mean something else"
+        elif key == "n_layer" and here.n_layer > there.n_layer:
+            extra = range(there.n_layer, here.n_layer)
+            new = {n.replace("layers.0.", f"layers.{i}.", 1) for n in init_state["model"] if n.startswith("layers.0.")
+                   for i in extra}
+            if select_all(sorted(new), cfg.model.transfer.reinit, here.n_layer) == new:
+                continue  # the layers it lacks start fresh
+            one = len(extra) == 1
+            layers = f"{extra[0]}" if one else f"{extra[0]}-{extra[-1]}"
+            why = f"it has no layer{'' if one else 's'} {layers}"
+            fix = f"pass --reinit block:{layers} to start {'it' if one else 'them'} fresh, or {fix}"
+        raise ValueError(f"--init {cfg.model.init}: {key}={getattr(there, key)} there but {getattr(here, key)} "
+                         f"here; {why}: {fix} to take the checkpoint's")
+
+
 def why_no_tokenizer(state: dict) -> str:
     """Why a checkpoint's (or HF folder's) state holds no tokenizer, worded to follow its path in a message."""
     if not {"spec", "train_config"} & state.keys():  # an HF folder says nothing of its data
@@ -225,12 +262,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
         resume_state = load_checkpoint(ckpt_path)
     init_state = load_weights(cfg.model.init) if cfg.model.init and resume_state is None else None
-    if init_state is not None:  # a part past the model's layers: refused before anything is read or written
-        n_layer = cfg.model.overrides.get("n_layer", model_config(cfg.model.size).n_layer if cfg.model.size
-                                          else init_state["model_config"]["n_layer"])
-        with within("model.transfer"):
-            for key in ("reinit", "freeze"):
-                select_all([], getattr(cfg.model.transfer, key), n_layer, key)
+    if init_state is not None:
+        _check_init(cfg, init_state)
     kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.model.transfer.keep_embeddings else None
     if d.is_main:
         held.enter_context(exclusive(out))  # also removes the temp files of killed saves
@@ -266,12 +299,6 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             freeze(model, cfg.model.transfer.freeze if cfg.model.init else [])
         transfer_report = resume_state.get("transfer")
     elif init_state is not None:
-        # Same shapes, other meaning: another head split or rotary base would copy every
-        # attention weight without error and use it wrongly.
-        for key in ("n_head", "rope_theta"):
-            if init_state["model_config"][key] != getattr(mc, key):
-                raise ValueError(f"--init {cfg.model.init}: {key}={init_state['model_config'][key]} there but "
-                                 f"{getattr(mc, key)} here; the copied attention weights would mean something else")
         with within("model.transfer"):
             transfer_report = transfer(model, init_state["model"], cfg.model.transfer, origin=cfg.model.init)
     model.to(d.device)
