@@ -169,7 +169,7 @@ def _exit_code(argv: list[str]) -> int:
     (["show", "--out"], "out"), (["tokenize", "--text", "stdlib", "--out"], "out"),
     (["eval-reasoning", "--checkpoint", "x.pt", "--out"], "out"), (["experiment", "--out"], "--out"),
     (["sweep", "--preset", "sweep-tiny", "--out"], "--out"), (["band", "--out"], "--out"),
-    (["export-hf", "x.pt"], "out")])
+    (["export-hf", "x.pt"], "out"), (["export-hf", "x.pt", "--out"], "out")])
 def test_a_file_given_as_output_folder_is_refused_by_its_setting(argv, named, tmp_path, monkeypatch, capsys):
     # Once an OSError from mkdir at the end of the checks: "[Errno 17] File exists: 'OUT'", naming no option.
     monkeypatch.chdir(tmp_path)

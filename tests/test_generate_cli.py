@@ -1,5 +1,6 @@
 """`ncalm generate`: shards, manifest, overwrite protection, interruption and resume."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -162,3 +163,21 @@ def test_force_killed_while_deleting_leaves_no_complete_manifest(tmp_path, monke
     monkeypatch.setattr(Path, "unlink", killed_at_the_second)
     assert main(["generate", "--out", str(out), *ARGS, "--force"]) == 130
     assert calls[0] == "manifest.json" and not (out / "manifest.json").exists()
+
+
+def test_generated_shards_given_as_text_are_refused_saying_what_they_are(tmp_path, monkeypatch, capsys):
+    # Once "nanoGPT-layout data needs OUT/train.bin" for bin:OUT, and OUT without bin: read manifest.json as text.
+    from ncalm.data.tokens import check_corpus
+    from ncalm.settings import SettingError
+
+    out = tmp_path / "nca"
+    assert main(["generate", "--out", str(out), *ARGS]) == 0
+    said = f"{out} holds NCA token shards written by `ncalm generate` (manifest.json), not text: they are for training"
+    monkeypatch.chdir(tmp_path)
+    for text in (f"bin:{out}", str(out), f"{out}/", f"bin:{out}/nca_000000.bin"):
+        assert main(["pretrain", "--text", text, "--out", "run", "--steps", "1", "--warmup", "0", "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"error: data.text.source: {said} outside ncalm" in err, err
+        assert not (tmp_path / "run" / "checkpoint.pt").exists()
+        with pytest.raises(SettingError, match=f"^source: {re.escape(said)}"):  # as `ncalm experiment` checks its corpora
+            check_corpus(text)

@@ -76,6 +76,21 @@ def test_export_and_import_round_trip_exactly_and_export_refuses_to_overwrite(tm
     assert all(ncalm_name(hf_name(n)) == n for n in model.state_dict())
 
 
+def test_export_takes_its_folder_as_out_or_as_every_other_command_does_with_out(tmp_path, capsys):
+    # --out was once "unrecognized arguments: --out": OUT was positional only, unlike every other command's.
+    tiny_checkpoint(tmp_path / "c.pt")
+    ckpt = str(tmp_path / "c.pt")
+    for n, argv in enumerate((["--out", "{}"], ["--out", "{}", "--force"], ["{}", "--out", "{}"], ["--force", "{}"])):
+        out = str(tmp_path / f"hf{n}")
+        assert main(["export-hf", ckpt, *(a.format(out) for a in argv)]) == 0
+        assert capsys.readouterr().out.startswith(f"wrote {out}: LlamaForCausalLM") and (tmp_path / f"hf{n}").is_dir()
+    for argv, said in (([ckpt, "a", "--out", "b"], "out: two folders given, 'a' and --out 'b': give one"),
+                       ([ckpt], "out: no folder to write given: pass it after the checkpoint, or as --out OUT")):
+        assert main(["export-hf", *argv]) == 2
+        assert capsys.readouterr().err == f"ncalm export-hf: error: {said}\n"
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_a_training_runs_folder_is_neither_an_export_target_nor_a_model(tmp_path, capsys):
     # export-hf --force once replaced the run's config.json, and the folder then loaded as a model.
     run = tmp_path / "run"

@@ -50,3 +50,27 @@ def test_old_ncalm_tokenizer_files_still_load(tmp_path):
     (tmp_path / "tokenizer.json").write_text(json.dumps({"vocab": {}}))
     with pytest.raises(ValueError, match="neither a Hugging Face tokenizer.json"):
         load_tokenizer(tmp_path)
+
+
+def test_gpt2s_tokenizer_is_named_gpt2_however_its_file_lays_out_merges(tmp_path):
+    # GPT2_DIGEST is what recognises GPT-2 in a checkpoint (--keep-embeddings advice, export-hf): it must be
+    # GPT-2's, and not depend on how a version of `tokenizers` writes merges ("a b" or ["a", "b"]).
+    import os
+    from pathlib import Path
+
+    from ncalm.data import tokenize as tk
+    from ncalm.lm.tokenizer import GPT2_DIGEST, bpe_digest, tokenizer_from_dict
+
+    trained = BPETokenizer.train(["some text to merge, some text to merge"] * 20, 280)
+    assert trained.name == "bpe" and ByteTokenizer().name == "byte"
+    d = json.loads(trained.to_hf_json())
+    d["model"]["merges"] = [m.split(" ") if isinstance(m, str) else " ".join(m) for m in d["model"]["merges"]]
+    assert bpe_digest(json.dumps(d)) == bpe_digest(trained.to_hf_json())
+    d["model"]["merges"] = d["model"]["merges"][:-1]
+    assert bpe_digest(json.dumps(d)) != bpe_digest(trained.to_hf_json())
+    root = next((Path(p) for p in (os.environ.get(tk.GPT2_FILES_ENV, ""), "/work/shared/data/gpt2")
+                 if p and (Path(p) / "vocab.bpe").is_file()), None)
+    if root is None:
+        pytest.skip(f"GPT-2's BPE files not found (set {tk.GPT2_FILES_ENV})")
+    gpt2 = tokenizer_from_dict({"type": "bpe", "json": tk.data_gym_hf_json(root)})
+    assert bpe_digest(gpt2.to_hf_json()) == GPT2_DIGEST and gpt2.name == "gpt2" and gpt2.kind == "bpe"

@@ -187,13 +187,28 @@ def test_resume_refuses_another_frozen_set(tmp_path):
     assert done["finished"] and done["step"] == 4
 
 
-def test_init_refuses_another_head_split_or_rotary_base(tmp_path):
-    nca = train(config(tmp_path / "nca", steps=2, eval_every=0))["checkpoint"]  # tiny: 4 heads
+def test_init_refuses_another_shape_head_split_or_rotary_base_before_any_work(tmp_path):
+    # Another layer count or width was once "missing tensor 'layers.2.attn_norm.weight'" (or a shape of one
+    # tensor), said after the data was read and the run's folder written.
+    nca = train(config(tmp_path / "nca", steps=2, eval_every=0))["checkpoint"]  # tiny: 2 layers, 64 wide, 4 heads
     lang = dict(kind="dyck", seq_len=32, dyck_k=2, dyck_depth=4)
-    for override, said in (({"n_head": 8}, "n_head=4 there but 8 here"),
+    fit = "its tensors do not fit this model"
+    for override, said in (({"n_layer": 3}, "n_layer=2 there but 3 here; it has no layer 2: pass --reinit block:2 to "
+                                             "start it fresh, or drop n_layer from model.overrides to take the"),
+                           ({"n_layer": 1}, f"n_layer=2 there but 1 here; {fit}: drop n_layer from model.overrides"),
+                           ({"d_model": 128}, "d_model=64 there but 128"),
+                           ({"mlp_hidden": 128}, "mlp_hidden=192 there but 128 here"),
+                           ({"n_head": 8}, "n_head=4 there but 8 here; the copied attention weights"),
                            ({"rope_theta": 500000.0}, "rope_theta=10000.0 there but 500000.0 here")):
-        with pytest.raises(ValueError, match=said):
+        with pytest.raises(ValueError, match=rf"^--init .*checkpoint.pt: {said}"):
             train(config(tmp_path / "lang", data=lang, steps=2, eval_every=0, init=str(nca), model_overrides=override))
+    with pytest.raises(ValueError, match="n_layer=2 there but 4 here; it has no layers 2-3: pass --reinit block:2-3 "
+                                         "to start them fresh, or leave out --model mini to take"):
+        train(config(tmp_path / "lang", data=lang, steps=2, eval_every=0, init=str(nca), model="mini"))
+    assert not (tmp_path / "lang").exists()
+    deeper = TransferConfig(reinit=["block:3", "attn:2", "mlp:2", "norm:2"])  # layers the checkpoint lacks, fresh
+    assert train(config(tmp_path / "lang", data=lang, steps=1, eval_every=0, init=str(nca), transfer=deeper,
+                        model_overrides={"n_layer": 4}))["finished"]
 
 
 def test_cli_prepretrain_then_pretrain_with_init(tmp_path, capsys):
@@ -402,11 +417,69 @@ def test_keep_embeddings_tokenizes_with_the_init_checkpoints_tokenizer(tmp_path)
                      transfer=keep))
 
 
+def test_keep_embeddings_from_gpt2_asks_for_gpt2(tmp_path, monkeypatch, capsys):
+    # GPT-2's tokenizer is a BPE of 50257 tokens: the advice was once --tokenizer bpe --bpe-vocab 50257, and
+    # config.json then said bpe. A BPE of our own stands for GPT-2's here (whose files tests do not have).
+    import ncalm.lm.tokenizer as lt
+    from ncalm.lm.checkpoint import save_checkpoint
+    from ncalm.lm.model import LlamaLM, model_config
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(4):
+        (corpus / f"d{i}.txt").write_text(" ".join(f"cell{(i * j) % 37} rule grid" for j in range(300)))
+    tok = lt.BPETokenizer.train(["cell rule grid " * 50], 280)
+    monkeypatch.setattr(lt, "GPT2_DIGEST", lt.bpe_digest(tok.to_hf_json()))
+    monkeypatch.delenv("NCALM_GPT2_FILES", raising=False)  # the kept tokenizer is used, not GPT-2's files
+    model = LlamaLM(model_config("tiny", vocab_size=tok.vocab_size))
+    init = tmp_path / "gpt2.pt"
+    save_checkpoint(init, {"model": model.state_dict(), "model_config": model.cfg.to_dict(), "tokenizer": tok.to_dict()})
+    run = dict(steps=1, eval_every=0, init=str(init), transfer=TransferConfig(keep_embeddings=True))
+    for asked, said in (("byte", "byte"), ("bpe", "bpe with 280 tokens")):
+        with pytest.raises(ValueError, match=rf"tokenizer of .*gpt2.pt \(gpt2\), but this stage asks for {said}: "
+                                             r"pass --tokenizer gpt2$"):
+            train(config(tmp_path / "a", data={**_bpe_text(corpus), "tokenizer": asked}, **run))
+    out = train(config(tmp_path / "b", data={**_bpe_text(corpus), "tokenizer": "gpt2"}, **run))
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["data"]["text"]["tokenizer"] == "gpt2"
+    capsys.readouterr()
+    assert main(["export-hf", out["checkpoint"], str(tmp_path / "hf")]) == 0
+    assert capsys.readouterr().out.strip().endswith("gpt2 tokenizer")
+
+
 def test_keep_embeddings_refuses_an_init_without_a_text_tokenizer(tmp_path):
     nca = train(config(tmp_path / "nca", steps=1, eval_every=0))["checkpoint"]  # 258 tokens, as a BPE-258 vocabulary
     with pytest.raises(ValueError, match="trained on nca data, which has no text tokenizer"):
         train(config(tmp_path / "lang", data=_bpe_text("stdlib", vocab=258), steps=1, eval_every=0, init=nca,
                      transfer=TransferConfig(keep_embeddings=True)))
+
+
+def _nanogpt_folder(root, vocab=20, tokens=4000):
+    """Token files as nanoGPT's char-level prepare.py leaves them: train.bin, val.bin and meta.pkl, no tokenizer.json."""
+    import pickle
+
+    import numpy as np
+
+    root.mkdir()
+    ids = np.random.default_rng(0).integers(0, vocab, tokens).astype(np.uint16)
+    ids[: tokens * 9 // 10].tofile(root / "train.bin")
+    ids[tokens * 9 // 10:].tofile(root / "val.bin")
+    itos = {i: chr(97 + i) for i in range(vocab)}
+    (root / "meta.pkl").write_bytes(pickle.dumps({"vocab_size": vocab, "itos": itos, "stoi": {c: i for i, c in itos.items()}}))
+    return f"bin:{root}"
+
+
+def test_text_of_token_files_without_a_tokenizer_is_said_so(tmp_path, capsys):
+    # Once "trained on text data, which has no text tokenizer" and, from export-hf, "the checkpoint was
+    # not trained on text": both of a run on nanoGPT's char-level token files.
+    bins = dict(kind="text", seq_len=32, text=_nanogpt_folder(tmp_path / "ng"))
+    ckpt = train(config(tmp_path / "a", data=bins, steps=1, eval_every=0))["checkpoint"]
+    with pytest.raises(ValueError, match=r"--keep-embeddings: .*checkpoint.pt was trained on token files without a "
+                                         r"tokenizer.json, so .*; leave out --keep-embeddings$"):
+        train(config(tmp_path / "b", data=bins, steps=1, init=ckpt, transfer=TransferConfig(keep_embeddings=True)))
+    capsys.readouterr()
+    assert main(["export-hf", ckpt, str(tmp_path / "hf")]) == 0
+    assert capsys.readouterr().out.strip().endswith("no tokenizer (none was saved with the checkpoint: it was trained "
+                                                    "on token files without a tokenizer.json)")
 
 
 def test_model_overrides_cannot_set_the_vocabulary(tmp_path):

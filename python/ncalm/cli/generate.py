@@ -28,6 +28,7 @@ import numpy as np
 
 from ncalm.atomic_json import read_json, replacing, write_json
 from ncalm.cli.options import add_tree, tree_config
+from ncalm.data.shard_check import FORMAT, MANIFEST, damaged_shards, shard_record
 from ncalm.devices import device_setting
 from ncalm.locks import exclusive
 from ncalm.train.config import RunConfig
@@ -38,7 +39,6 @@ from ncalm.nca.generator import backend, resolve_device
 from ncalm.settings import (Settings, SettingError, at_least, check_same, folder, in_range, output_folder, same_as,
                             setting, table)
 
-MANIFEST = "manifest.json"
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
 
 
@@ -124,8 +124,6 @@ def _write_shard(path: Path, first: int, n: int, tokens, chunk: int) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ncalm.data.shard_check import damaged_shards, shard_record  # ncalm.data imports torch: not for --help
-
     g = tree_config(GenerateConfig, args)
     cfg, out = g.nca, output_folder("out", g.out)
     seq_tokens = cfg.seq_len + 1
@@ -134,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--start {g.start}: the ids of {n_seq:,} sequences from there exceed the stream's "
                          f"last id, 2**40 - 1 = {MAX_SEQ_ID}")
     shard_seq = max(1, g.shard_tokens // seq_tokens)
-    plan = {"format": "ncalm-nca-shards/1", "dtype": "uint16", "sequence_tokens": seq_tokens,
+    plan = {"format": FORMAT, "dtype": "uint16", "sequence_tokens": seq_tokens,
             "config": cfg.to_dict(), "seed": g.seed, "start": g.start, "sequences": n_seq,
             "shard_sequences": shard_seq, "vocab_size": cfg.vocab_size}
     chunk = min(g.chunk, shard_seq, n_seq)  # no buffer larger than what is written at once

@@ -13,6 +13,9 @@ from typing import Callable
 
 import numpy as np
 
+MANIFEST = "manifest.json"
+FORMAT = "ncalm-nca-shards/1"  # the manifest's "format": what other readers check, and what --text refuses
+
 
 def shard_record(plan: dict, index: int) -> dict:
     """The manifest record of shard ``index`` under ``plan`` (its file, ids and size)."""
@@ -35,7 +38,7 @@ def damaged_shards(out: Path, manifest: dict, plan: dict, bins: int,
         and isinstance(hist, dict) and isinstance(hist.get("counts"), list) and len(hist["counts"]) == bins
         and all(type(c) is int and c >= 0 for c in hist["counts"] + [manifest["candidates_scored"]]))
     if not well_formed:
-        raise ValueError(f"--resume: {out / 'manifest.json'}: its shard list or histogram is not what "
+        raise ValueError(f"--resume: {out / MANIFEST}: its shard list or histogram is not what "
                          f"`ncalm generate` writes for these settings (edited or damaged); start over with --force")
     bad = []
     for i, record in enumerate(shards):

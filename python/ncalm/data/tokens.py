@@ -18,6 +18,7 @@ from ncalm.atomic_json import read_json
 from ncalm.data.cache import cached_tokens
 from ncalm.data.config import DataConfig, TextConfig
 from ncalm.data.corpus import local_files, stdlib_files
+from ncalm.data.shard_check import FORMAT, MANIFEST
 from ncalm.data.sharding import chunks, shifted_pairs
 from ncalm.data.tokenize import META
 from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
@@ -88,17 +89,33 @@ def _bin_files(spec: str) -> tuple[Path, Path, Path]:
     train_path, val_path = root / "train.bin", root / "val.bin"
     for p in (train_path, val_path):
         if not p.is_file():
+            _not_nca_shards(root)
             raise FileNotFoundError(f"nanoGPT-layout data needs {p}")
     return root, train_path, val_path
+
+
+def _not_nca_shards(path: Path) -> None:
+    """Refuse the output folder of `ncalm generate` as text: its manifest.json would be read as a document (or,
+    as bin:DIR, it would lack train.bin). A SettingError keyed ``source``, within the caller's text table."""
+    manifest = path / MANIFEST
+    try:
+        nca = manifest.is_file() and read_json(manifest).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object: not generate's
+        return
+    if nca:
+        raise SettingError("source", f"{path} holds NCA token shards written by `ncalm generate` ({MANIFEST}), not "
+                                     f"text: they are for training outside ncalm (ncalm prepretrain generates its "
+                                     f"NCA data itself); give a text corpus, or token files (train.bin, val.bin)")
 
 
 def check_corpus(spec: str) -> None:
     """FileNotFoundError now, not when a stage starts, for local data that is not there.
 
-    stdlib is always there; hf: datasets are only looked up when read.
+    stdlib is always there; hf: datasets are only looked up when read. A SettingError is keyed ``source``.
     """
     if spec == "stdlib" or spec.startswith("hf:"):
         return
+    _not_nca_shards(_bin_path(spec))
     if is_bin_spec(spec):
         _bin_files(spec)
     else:
@@ -240,6 +257,8 @@ def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: i
     """
     if is_bin_spec(text.source):
         return bin_source(text.source, seq_len, seed, text.vocab_size)
+    if not text.source.startswith("hf:"):
+        _not_nca_shards(Path(text.source).expanduser())
     folder = cached_tokens(text, tokenizer, progress)
     made = load_tokenizer(folder)  # once: bin_source takes it
     if tokenizer is not None and made.to_dict() != tokenizer.to_dict():  # cached_tokens chose by it: never expected

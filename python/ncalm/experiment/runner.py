@@ -207,10 +207,12 @@ def check_runnable(cfg: ExperimentConfig) -> None:
                          f"for data-parallel training run the stages with `torchrun ... -m ncalm prepretrain` "
                          f"and `torchrun ... -m ncalm pretrain --init ...`")
     nowhere = Path("unused")  # the configs are built, never run
-    check_corpus(cfg.language.data.text.source)
+    with within("language.data.text"):
+        check_corpus(cfg.language.data.text.source)
     first_text = cfg.prepretrain.data.text.source
     if "text" in cfg.arms and first_text != PYDOC:
-        check_corpus(first_text)
+        with within("prepretrain.data.text"):
+            check_corpus(first_text)
     for arm in arms_of(cfg):
         if arm.kind != SCRATCH:
             try:

@@ -12,6 +12,8 @@ same ids; :func:`load_tokenizer` reads those, any HF tokenizer with an
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -21,6 +23,9 @@ from ncalm.atomic_json import write_text
 
 TOKENIZER_FILE = "tokenizer.json"
 EOS_TEXT = "<|endoftext|>"
+# bpe_digest of GPT-2's tokenizer (what `--tokenizer gpt2` makes from its published files): a saved BPE
+# tokenizer with this digest is GPT-2's, in checkpoints written before this digest was too.
+GPT2_DIGEST = "5a45d60d47256b6b38e60f66a0832d967ad811e6ed00cb15a3bfc43715cbef20"
 
 
 class _SavedAsHF:
@@ -33,7 +38,7 @@ class _SavedAsHF:
 class ByteTokenizer(_SavedAsHF):
     """UTF-8 bytes as ids 0..255 and an end-of-text id 256."""
 
-    kind = "byte"
+    kind = name = "byte"
     vocab_size = 257
     eos_id = 256
 
@@ -133,6 +138,12 @@ class BPETokenizer(_SavedAsHF):
     def decode(self, ids: Iterable[int]) -> str:
         return self._tok.decode([int(i) for i in ids if int(i) != self.eos_id])
 
+    @functools.cached_property
+    def name(self) -> str:
+        """The data.text.tokenizer value of this tokenizer: gpt2 for GPT-2's, else bpe (one trained on a corpus,
+        or an hf:PATH). ``kind`` stays bpe for both: it is part of the data identity that resumes compare."""
+        return "gpt2" if bpe_digest(self.to_hf_json()) == GPT2_DIGEST else "bpe"
+
     def to_dict(self) -> dict:
         return {"type": "bpe", "json": self._tok.to_str()}
 
@@ -141,6 +152,18 @@ class BPETokenizer(_SavedAsHF):
 
 
 Tokenizer = ByteTokenizer | BPETokenizer
+
+
+def bpe_digest(hf_json: str) -> str:
+    """A digest of what decides a byte-level BPE tokenizer's ids (vocabulary, merges, added tokens, normalizer and
+    pre-tokenizer) in its Hugging Face ``tokenizer.json``, not of the file's layout, which differs between
+    versions of `tokenizers` (merges as "a b" strings or as pairs)."""
+    d = json.loads(hf_json)
+    model = d.get("model") or {}
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges") or []]
+    added = sorted((t.get("id"), t.get("content")) for t in d.get("added_tokens") or [])
+    what = [sorted((model.get("vocab") or {}).items()), merges, added, d.get("normalizer"), d.get("pre_tokenizer")]
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def tokenizer_from_dict(d: dict) -> Tokenizer:

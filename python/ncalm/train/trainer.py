@@ -74,22 +74,21 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
     """
     saved = init_state.get("tokenizer")
     if saved is None:
-        known = {"spec", "train_config"} & init_state.keys()  # an HF folder says nothing of its data
-        kind = _saved_spec(init_state)["config"]["data"]["kind"] if known else "non-text"
-        raise ValueError(f"--keep-embeddings: {cfg.model.init} was trained on {kind} data, which has no text "
-                         f"tokenizer, so its embedding rows are no text tokens; leave out --keep-embeddings")
+        raise ValueError(f"--keep-embeddings: {cfg.model.init} {why_no_tokenizer(init_state)}, so nothing says "
+                         f"which text tokens its embedding rows stand for; leave out --keep-embeddings")
     tokenizer = tokenizer_from_dict(saved)
-    have = tokenizer.kind + (f" with {tokenizer.vocab_size} tokens" if tokenizer.kind == "bpe" else "")
+    # Its name: gpt2 is known by its vocabulary and merges (no GPT-2 files needed), bpe by its size.
+    have = tokenizer.name + (f" with {tokenizer.vocab_size} tokens" if tokenizer.name == "bpe" else "")
     text = cfg.data.text
     want = text.tokenizer + (f" with {text.bpe_vocab} tokens" if text.tokenizer == "bpe" else "")
-    named = named_tokenizer(text.tokenizer) if text.tokenizer not in ("byte", "bpe") else None
-    if named is not None and named.to_dict() != tokenizer.to_dict():  # gpt2, hf:PATH: BPE files of their own
+    if text.tokenizer.startswith("hf:"):
+        if named_tokenizer(text.tokenizer).to_dict() != tokenizer.to_dict():  # that file's tokenizer is another
+            raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
+                             f"asks for data.text.tokenizer {text.tokenizer}, another one")
+    elif have != want:
         raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
-                         f"asks for data.text.tokenizer {text.tokenizer}, another one")
-    if named is None and have != want:
-        raise ValueError(f"--keep-embeddings reuses the tokenizer of {cfg.model.init} ({have}), but this stage "
-                         f"asks for {want}: pass --tokenizer {tokenizer.kind}"
-                         + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.kind == "bpe" else ""))
+                         f"asks for {want}: pass --tokenizer {tokenizer.name}"
+                         + (f" --bpe-vocab {tokenizer.vocab_size}" if tokenizer.name == "bpe" else ""))
     return tokenizer
 
 
@@ -104,6 +103,53 @@ MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir",
               "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
               "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device",
               "config.data.text.cache", f"data.{FILES}")
+
+
+def _check_init(cfg: StageConfig, init_state: dict) -> None:
+    """Refuse, before any work, a part spec past the model's layers, or an --init checkpoint whose transformer
+    does not fit the model asked for.
+
+    Other layer counts or widths would fail only at the copy, naming a missing tensor. Same shapes can
+    mean something else too: another head split or rotary base would copy every attention weight
+    without error and use it wrongly. More layers are fine where --reinit starts each extra one fresh.
+    """
+    there = ModelConfig.from_dict(init_state["model_config"])
+    # As the model is made below; the vocabulary and context come from the data, and are not copied.
+    here = (model_config(cfg.model.size, **cfg.model.overrides) if cfg.model.size
+            else replace(there, **cfg.model.overrides))
+    with within("model.transfer"):
+        for key in ("reinit", "freeze"):
+            select_all([], getattr(cfg.model.transfer, key), here.n_layer, key)
+    for key in ("n_layer", "d_model", "mlp_hidden", "n_head", "rope_theta"):
+        if getattr(there, key) == getattr(here, key):
+            continue
+        fix = (f"drop {key} from model.overrides" if key in cfg.model.overrides else
+               f"leave out --model {cfg.model.size}")  # unset, the model is the checkpoint's shape
+        why = "its tensors do not fit this model"
+        if key in ("n_head", "rope_theta"):
+            why = "the copied attention weights would mean something else"
+        elif key == "n_layer" and here.n_layer > there.n_layer:
+            extra = range(there.n_layer, here.n_layer)
+            new = {n.replace("layers.0.", f"layers.{i}.", 1) for n in init_state["model"] if n.startswith("layers.0.")
+                   for i in extra}
+            if select_all(sorted(new), cfg.model.transfer.reinit, here.n_layer) == new:
+                continue  # the layers it lacks start fresh
+            one = len(extra) == 1
+            layers = f"{extra[0]}" if one else f"{extra[0]}-{extra[-1]}"
+            why = f"it has no layer{'' if one else 's'} {layers}"
+            fix = f"pass --reinit block:{layers} to start {'it' if one else 'them'} fresh, or {fix}"
+        raise ValueError(f"--init {cfg.model.init}: {key}={getattr(there, key)} there but {getattr(here, key)} "
+                         f"here; {why}: {fix} to take the checkpoint's")
+
+
+def why_no_tokenizer(state: dict) -> str:
+    """Why a checkpoint's (or HF folder's) state holds no tokenizer, worded to follow its path in a message."""
+    if not {"spec", "train_config"} & state.keys():  # an HF folder says nothing of its data
+        return "holds no tokenizer.json"
+    kind = _saved_spec(state)["config"]["data"]["kind"]
+    # Text without a tokenizer: token files (nanoGPT's train.bin/val.bin, meta.pkl) that came without one.
+    return ("was trained on token files without a tokenizer.json" if kind == "text"
+            else f"was trained on {kind} data, which has no text tokenizer")
 
 
 def _saved_spec(state: dict) -> dict:
@@ -216,12 +262,8 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             raise FileNotFoundError(f"cannot resume: no checkpoint at {ckpt_path}")
         resume_state = load_checkpoint(ckpt_path)
     init_state = load_weights(cfg.model.init) if cfg.model.init and resume_state is None else None
-    if init_state is not None:  # a part past the model's layers: refused before anything is read or written
-        n_layer = cfg.model.overrides.get("n_layer", model_config(cfg.model.size).n_layer if cfg.model.size
-                                          else init_state["model_config"]["n_layer"])
-        with within("model.transfer"):
-            for key in ("reinit", "freeze"):
-                select_all([], getattr(cfg.model.transfer, key), n_layer, key)
+    if init_state is not None:
+        _check_init(cfg, init_state)
     kept = _kept_tokenizer(cfg, init_state) if init_state is not None and cfg.model.transfer.keep_embeddings else None
     if d.is_main:
         held.enter_context(exclusive(out))  # also removes the temp files of killed saves
@@ -257,12 +299,6 @@ def _train(cfg: StageConfig, d: distributed.Dist, resume_hint: str, held: contex
             freeze(model, cfg.model.transfer.freeze if cfg.model.init else [])
         transfer_report = resume_state.get("transfer")
     elif init_state is not None:
-        # Same shapes, other meaning: another head split or rotary base would copy every
-        # attention weight without error and use it wrongly.
-        for key in ("n_head", "rope_theta"):
-            if init_state["model_config"][key] != getattr(mc, key):
-                raise ValueError(f"--init {cfg.model.init}: {key}={init_state['model_config'][key]} there but "
-                                 f"{getattr(mc, key)} here; the copied attention weights would mean something else")
         with within("model.transfer"):
             transfer_report = transfer(model, init_state["model"], cfg.model.transfer, origin=cfg.model.init)
     model.to(d.device)
