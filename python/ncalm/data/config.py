@@ -43,7 +43,8 @@ class TextConfig(Settings):
     val_percent: float = setting(2.0, "percent of files held out for validation; where that is fewer than 5 "
                                       "files, that percent of each file's end instead",
                                  check=in_range(0, 100, open_low=True, open_high=True), flags=("--val-percent",))
-    max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 20M; unset = all",
+    max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 20M (a split by whole files "
+                                          "ends with the file that reaches it); unset = all",
                                     check=at_least(1), flags=("--max-bytes",))
     max_val_bytes: int | None = setting(1_000_000, "cap on validation text in UTF-8 bytes", check=at_least(1))
     vocab_size: int | None = setting(None, "vocabulary of .bin data without meta.json, meta.pkl or tokenizer.json",

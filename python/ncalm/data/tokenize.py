@@ -84,7 +84,8 @@ class TokenizeConfig(Settings):
     field: str = setting("text", "the text field of .jsonl lines and dataset rows")
     val_percent: float = same_as(TextConfig, "val_percent")
     max_bytes: int | None = setting(None, "cap on training text in UTF-8 bytes, e.g. 2G (validation text is "
-                                          "not counted); unset = all",
+                                          "not counted; a split by whole files ends with the file that reaches "
+                                          "it); unset = all",
                                     check=at_least(1), parse=parse_count)
     max_val_bytes: int | None = setting(None, "cap on validation text in UTF-8 bytes, whole documents, e.g. 10M; "
                                               "unset = all (with --max-bytes, a dataset or .jsonl is then still "
