@@ -529,3 +529,32 @@ def test_a_tokenizer_json_without_our_meta_json_is_not_overwritten_without_force
     assert err.count("\n") == 1 and f"--out {proj} already holds token files or a tokenizer.json" in err
     assert (proj / "tokenizer.json").read_text(encoding="utf-8") == theirs and not (proj / "meta.json").exists()
     assert main(run + ["--force"]) == 0 and load_tokenizer(proj).kind == "byte"
+
+
+def test_a_changed_validation_cap_is_another_tokenization_too(tmp_path, capsys):
+    # --max-bytes 5000 -> 6000 asked for --force, --max-val-bytes 300 -> 600 replaced the folder without a word.
+    from ncalm.cli.main import main
+
+    src, out = _corpus(tmp_path / "c"), tmp_path / "tok"
+    run = ["tokenize", "--text", str(src), "--out", str(out), "--no-progress", "--workers", "1", "--tokenizer", "byte"]
+    assert main(run + ["--max-val-bytes", "300"]) == 0
+    assert main(run + ["--max-val-bytes", "600"]) == 2
+    assert "(max_val_bytes: 300 -> 600); pass --force" in capsys.readouterr().err
+    assert json.loads((out / "meta.json").read_text())["max_val_bytes"] == 300
+
+
+def test_the_token_caches_key_of_a_capped_corpus_is_the_one_it_had(tmp_path):
+    # tokenize's own split once counted validation text against max_bytes, and its capped folders were given a new
+    # fingerprint; the token cache's corpus split never did, and its folders (a preset's 3 MB cap) must be kept.
+    import hashlib
+
+    from ncalm.data.tokenize import fingerprint, source_stamps
+
+    src = _corpus(tmp_path / "c")
+    cfg = _cfg(tmp_path, src, max_bytes=5000)
+    extra = {"split": "corpus", "max_val_bytes": 1000, "format": 1}
+    settings = {"field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": 5000, "bpe_vocab": cfg.bpe_vocab}
+    blob = json.dumps({"sources": source_stamps(cfg.source, cfg.out), "settings": settings | extra,
+                       "tokenizer": "byte"}, sort_keys=True)
+    assert fingerprint(cfg, "byte", extra) == hashlib.sha256(blob.encode()).hexdigest()
+    assert fingerprint(cfg, "byte") != fingerprint(cfg.replace(max_bytes=None), "byte")

@@ -291,7 +291,9 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
 def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = None) -> str:
     """What the token files depend on: the sources (:func:`source_stamps`), the settings and ``extra``."""
     settings = {k: getattr(cfg, k) for k in ("field", "val_percent", "max_bytes", "bpe_vocab")} | (extra or {})
-    if cfg.max_bytes is not None:  # it once counted validation text too: a folder capped so is not up to date
+    # tokenize's own split once counted validation text too: a folder capped so is not up to date (the
+    # token cache's corpus split never did, and keeps its folders).
+    if cfg.max_bytes is not None and settings.get("split") != "corpus":
         settings["max_bytes_counts"] = "train"
     if cfg.max_val_bytes is not None:  # only when set: an uncapped folder keeps the fingerprint it had
         settings["max_val_bytes"] = cfg.max_val_bytes
@@ -477,7 +479,8 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             return meta
         # What meta.json records of the settings; the source also resolved, as _refuse_another compares it.
         about = {"source": cfg.source, "source_resolved": resolved_spec(cfg.source), "tokenizer": identity,
-                 "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes}
+                 "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes,
+                 "max_val_bytes": cfg.max_val_bytes}  # an older meta.json reads None: unset, as it was
         if not cfg.force:
             _refuse_another(out, about)
         kind, arg, hf_json = _tokenizer(cfg, docs, tokenizer_json)
@@ -548,8 +551,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             bar.close()
             if pool is not None:  # the chunks being written finish (each is whole or absent), the rest are dropped
                 pool.shutdown(wait=True, cancel_futures=True)
-        record = {"ncalm_version": ncalm.__version__, **about, "max_val_bytes": cfg.max_val_bytes,
-                  "vocab_size": vocab, "dtype": dtype,
+        record = {"ncalm_version": ncalm.__version__, **about, "vocab_size": vocab, "dtype": dtype,
                   "eos_id": encoder.eos, "fingerprint": fp}
         if not counts["train"]["parts"] or not counts["val"]["parts"]:
             empty = "training" if not counts["train"]["parts"] else "validation"
