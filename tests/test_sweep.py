@@ -479,3 +479,24 @@ def test_hangups_request_a_stop_once_and_nohup_keeps_them_ignored():
             assert not interrupt.requested and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_sweep_grows_by_points_after_its_own_and_old_definitions_still_load(tmp_path, capsys):
+    # A value appended to the first axis was refused as "made with other settings" until a point had run;
+    # a sweep.json saved with experiment.name (ncalm band wrote it) could no longer be read, not even by --collect.
+    from ncalm.atomic_json import write_json
+    from ncalm.experiment.sweep import SWEEP, load_definition, save_definition
+
+    out = tmp_path / "s"
+
+    def cfg(lr, wd):
+        return SweepConfig(preset="tiny", experiment={"arms": ["scratch", "nca"]},
+                           axes={"prepretrain.optim.lr": lr, "prepretrain.optim.weight_decay": wd})
+    save_definition(cfg([1e-3, 3e-3], [0.0, 0.1]), out)
+    save_definition(cfg([1e-3, 3e-3, 1e-2], [0.0, 0.1]), out)  # new points after the saved ones
+    with pytest.raises(ValueError, match="holds a sweep with other points: point 3"):
+        save_definition(cfg([1e-3, 3e-3, 1e-2], [0.0, 0.1, 0.2]), out)  # the last axis varies fastest: moved
+    saved = json.loads((out / SWEEP).read_text())
+    write_json(out / SWEEP, {**saved, "experiment": {**saved["experiment"], "name": "mine"}})
+    assert "name" not in load_definition(out).experiment
+    assert main(["sweep", "--out", str(out), "--plan"]) == 0

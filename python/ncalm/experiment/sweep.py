@@ -79,6 +79,12 @@ def _axes(axes: dict) -> str | None:
     return None
 
 
+# What the sweep sets in every point, so the points' own value would be ignored without a word: why, for the
+# refusal.
+OWN = {"seeds": "every point runs every seed: seeds = [...] at the sweep's top level",
+       "name": "each point is named by the sweep's name and its values: name = \"...\" at the sweep's top level"}
+
+
 @dataclass
 class SweepConfig(Settings):
     """A sweep: the experiment of every point, the axes, the seeds and how many points run at once."""
@@ -98,6 +104,7 @@ class SweepConfig(Settings):
                         check=at_least(1), flags=("--jobs",))
 
     # What may change between invocations: how the same points are run, and more seeds (as in an experiment).
+    # Axes may grow: save_definition compares the points they give.
     MAY_CHANGE = ("jobs", "name", "seeds")
 
     def validate(self) -> None:
@@ -106,11 +113,7 @@ class SweepConfig(Settings):
         if not self.axes:
             raise SettingError("axes", "a sweep needs at least one axis, e.g. axes = {\"prepretrain.optim.lr\" = "
                                        "[1e-4, 1e-3]}")
-        # The sweep sets these in every point: given for the points, they would be ignored without a word.
-        own = {"seeds": "every point runs every seed: seeds = [...] at the sweep's top level",
-               "name": "each point is named by the sweep's name and its values: name = \"...\" at the sweep's "
-                       "top level"}
-        for key, why in own.items():
+        for key, why in OWN.items():
             for where, given in (("axes", self.axes), ("experiment", self.experiment)):
                 if key in given:
                     raise SettingError(f"{where}.{key}", f"{key} is the sweep's own setting ({why})")
@@ -207,7 +210,7 @@ def save_definition(cfg: SweepConfig, out: Path) -> None:
             raise ValueError(f"--out {out} holds a sweep with other points: {'; '.join(moved)}; "
                              f"give the same axes to resume it, or another --out")
         try:
-            check_same(saved.to_dict(), cfg.to_dict(), SweepConfig.MAY_CHANGE, f"the sweep in {out}")
+            check_same(saved.to_dict(), cfg.to_dict(), (*SweepConfig.MAY_CHANGE, "axes"), f"the sweep in {out}")
         except ValueError:
             if not _same_points(cfg, out):
                 raise
@@ -238,7 +241,11 @@ def load_definition(out: Path) -> SweepConfig:
     path = out / SWEEP
     if not path.exists():
         raise FileNotFoundError(f"{path}: no sweep here; give --preset or --config to start one")
-    return SweepConfig.from_dict(read_json(path, what="definition of `ncalm sweep`"))
+    d = read_json(path, what="definition of `ncalm sweep`")
+    # Saved before OWN was refused (ncalm band wrote the experiment's name): they were ignored then, too.
+    if isinstance(d, dict) and isinstance(d.get("experiment"), dict):
+        d["experiment"] = {k: v for k, v in d["experiment"].items() if k not in OWN}
+    return SweepConfig.from_dict(d)
 
 
 def point_command(out: Path, index: int) -> list[str]:
