@@ -131,7 +131,8 @@ class Caps:
     hf_documents, `ncalm tokenize`): training text ends at the document that reaches ``max_bytes``, a
     file's head cut there (:func:`_head`), a whole document (a file of a split by file, a row) taken
     whole; validation documents are taken whole until ``max_val_bytes``. Neither cap counts the other
-    side's text, and None is no cap."""
+    side's text, and None is no cap. (The order differs: split_files takes files in hash order, tokenize in
+    the listing's, so under a cap they may keep different files.)"""
 
     def __init__(self, max_bytes: int | None, max_val_bytes: int | None = None):
         self.cap = {"train": max_bytes, "val": max_val_bytes}
