@@ -167,10 +167,13 @@ def _first_stage_cell(s: dict) -> str:
     return text
 
 
-def _seeds_cell(s: dict) -> str:
-    """'3', or '3 (2 paired)' where only 2 of the arm's seeds have a scratch run to compare with."""
-    n, paired = len(s["seeds"]), len(s.get("paired_seeds", s["seeds"]))
+def seeds_cell(n: int, paired: int) -> str:
+    """'3', or '3 (2 paired)' where only 2 of an arm's 3 seeds have a scratch run to compare with."""
     return str(n) if paired == n else f"{n} ({paired} paired)"
+
+
+def _seeds_cell(s: dict) -> str:
+    return seeds_cell(len(s["seeds"]), len(s.get("paired_seeds", s["seeds"])))
 
 
 def markdown_table(summary: dict) -> str:
@@ -199,7 +202,7 @@ NOTE = ("Mean over seeds, with the 95% t interval in brackets where there are se
         "or infinite is counted as diverged instead. Val loss, perplexity and bits/byte: one pass over the "
         "language stage's validation split (`ncalm eval bpb` on the language checkpoint reproduces it; the "
         "trainer's last validation loss when bpb_bytes is 0). Perplexity and loss change: against scratch, "
-        "paired by seed (seeds '3 (2 paired)': only 2 have a scratch run), negative = better; paired t p: two-sided paired t-test of the arm's loss against "
+        "paired by seed (seeds 'N (M paired)': only M have a scratch run), negative = better; paired t p: two-sided paired t-test of the arm's loss against "
         "scratch's. Speedup: language tokens scratch needs to reach its final validation loss / tokens this "
         "arm needs (interpolated on the trainer's validation curves); compute-adjusted: the same with the "
         "first stage's tokens added to the arm's. When a seed was not measured, every seed is listed: 'not "

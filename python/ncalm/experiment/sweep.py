@@ -431,6 +431,8 @@ def collect(cfg: SweepConfig, out: Path) -> dict:
 
 
 def markdown(summary: dict) -> str:
+    from ncalm.experiment.report import seeds_cell
+
     keys = list(summary["axes"])
     head = "| point | " + " | ".join(keys) + " | arm | seeds | perplexity | change vs scratch (%) |"
     lines = [f"# {summary['name']}", "", head, "|" + "---|" * (len(keys) + 5)]
@@ -440,8 +442,7 @@ def markdown(summary: dict) -> str:
                                                               " (1 seed)")
         ppl = "-" if r["perplexity"] is None else f"{r['perplexity']:.3f}"
         vals = " | ".join(json.dumps(r["values"].get(k)) for k in keys)
-        n = len(r["seeds"])
-        seeds = f"{n}" if r.get("paired", n) == n else f"{n} ({r['paired']} paired)"  # as experiment/report.py
+        seeds = seeds_cell(len(r["seeds"]), r.get("paired", len(r["seeds"])))
         lines.append(f"| {r['point']} | {vals} | {r['arm']} | {seeds} | {ppl} | {change} |")
     notes = ["", "Change vs scratch: 100 x (perplexity / scratch's perplexity - 1) of the language stage's final "
              "validation loss, paired by seed; mean ± the 95% t-interval half width over the paired seeds "
