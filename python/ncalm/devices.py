@@ -36,6 +36,12 @@ def no_cuda(key: str, name: str, why: str) -> SettingError:
     return SettingError(key, f"{name!r} needs a CUDA GPU: {why}; {USE_CPU}")
 
 
+def not_here(key: str, shown: str, count: int) -> SettingError:
+    """The error for CUDA device ``shown`` of setting ``key`` past the ``count`` devices this machine has."""
+    return SettingError(key, f"{shown} is not on this machine, which has {count} CUDA device(s): cuda:0 to "
+                             f"cuda:{count - 1}")
+
+
 def torch_device(name: "str | torch.device", local_rank: int = 0, key: str = "device") -> "torch.device":
     """The torch device `name` means; "cuda" is this process's local rank under torchrun.
 
@@ -56,6 +62,5 @@ def torch_device(name: "str | torch.device", local_rank: int = 0, key: str = "de
                       else "torch sees no CUDA GPU on this machine")
     if index >= count:
         which = repr(name) + ("" if ":" in name else f" (cuda:{index}, for local rank {index})")
-        raise SettingError(key, f"{which} is not on this machine, which has {count} CUDA device(s): cuda:0 to "
-                                f"cuda:{count - 1}")
+        raise not_here(key, which, count)
     return torch.device("cuda", index)

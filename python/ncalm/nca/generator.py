@@ -14,7 +14,6 @@ import numpy as np
 
 from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
-from ncalm.settings import SettingError
 from ncalm.nca.cpu import (MAX_SEQ_ID, CpuBackend, _ids, _integer, _seed, _threads, sequence_tokens,
                            split_inputs_targets)
 
@@ -27,7 +26,7 @@ def resolve_device(name: str, cfg: NCAConfig, key: str = "device") -> str:
     cuda:N): auto is the GPU backend where this build, machine and config allow it, else the CPU.
     A device not here is a SettingError naming the setting ``key``."""
     from ncalm import _core
-    from ncalm.devices import check_device_name, no_cuda
+    from ncalm.devices import check_device_name, no_cuda, not_here
 
     check_device_name(name, key)
     if name == "cpu":
@@ -44,8 +43,7 @@ def resolve_device(name: str, cfg: NCAConfig, key: str = "device") -> str:
 
         return "cuda" if torch.cuda.is_available() and not _core.cuda_unsupported(cfg.core) else "cpu"
     if ":" in name and int(name.split(":")[1]) >= count:
-        raise SettingError(key, f"{name!r} is not on this machine, which has {count} CUDA device(s): cuda:0 to "
-                                f"cuda:{count - 1}")
+        raise not_here(key, repr(name), count)
     return name
 
 
