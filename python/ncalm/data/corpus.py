@@ -208,6 +208,17 @@ def _check_split(train: list[str], val: list[str], val_percent: float, note: str
                      f"need at least one of each: {hint}" + (f"; {note}" if note else ""))
 
 
+def hf_local_files(spec: str) -> tuple[Path, list[Path]] | None:
+    """The files of a local ``hf:`` dataset (a folder's, sorted, or the one file) and the folder they lie in;
+    None where ``hf:NAME`` is no path here (a hub dataset)."""
+    target = Path(spec[3:]).expanduser()
+    if not target.exists():
+        return None
+    if target.is_dir():
+        return target, sorted(p for p in target.rglob("*") if p.is_file())
+    return target.parent, [target]
+
+
 def hf_rows(spec: str, field: str = "text") -> Iterator[tuple[str, str]]:
     """``(key, text)`` of each row of ``hf:NAME[:CONFIG]`` (the hub's train split, streamed),
     ``hf:DIR`` (a ``save_to_disk`` folder, a DatasetDict's train split; or a folder of data files)

@@ -43,8 +43,8 @@ import numpy as np
 from ncalm.atomic_json import json_records, read_json, replacing, write_json, write_text
 from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
-from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, Caps, _size, hf_rows, is_validation, local_files,
-                               resolved_spec, stdlib_files)
+from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, Caps, _size, hf_local_files, hf_rows, is_validation,
+                               local_files, resolved_spec, stdlib_files)
 from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
 from ncalm.settings import (Settings, SettingError, at_least, differences, folder, output_folder, parse_count, same_as,
                             setting)
@@ -306,10 +306,8 @@ def source_stamps(source: str, out: str = "") -> list:
     """What names a corpus's files without reading them: (real path, size, mtime) of each (a hub dataset: its
     name), less tokenize()'s outputs in ``out``. A changed, replaced or touched file changes them."""
     if source.startswith("hf:"):
-        target = Path(source[3:]).expanduser()
-        return [(str(p), p.stat().st_size, p.stat().st_mtime_ns)
-                for p in sorted(target.rglob("*") if target.is_dir() else [target]) if p.is_file()] \
-            if target.exists() else [source]
+        local = hf_local_files(source)
+        return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in local[1]] if local else [source]
     real_dirs: dict[Path, str] = {}
     return [file_stamp(p, real_dirs) for _, p in _files(source, out)]
 

@@ -17,7 +17,7 @@ import numpy as np
 from ncalm.atomic_json import read_json
 from ncalm.data.cache import cached_tokens
 from ncalm.data.config import DataConfig, TextConfig
-from ncalm.data.corpus import local_files, stdlib_files
+from ncalm.data.corpus import hf_local_files, local_files, stdlib_files
 from ncalm.data.shard_check import FORMAT, MANIFEST
 from ncalm.data.sharding import chunks, shifted_pairs
 from ncalm.data.tokenize import META
@@ -164,10 +164,8 @@ def files_digest(spec: str) -> str:
                 sha.update(block)
         stamps = [["train.bin", train_path.stat().st_size], ["val.bin", val_path.stat().st_size, sha.hexdigest()]]
     elif spec.startswith("hf:"):  # a local dataset by its files, a hub one by its name
-        target = Path(spec[3:]).expanduser()
-        root = target if target.is_dir() else target.parent
-        files = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
-        stamps = [[p.relative_to(root).as_posix(), p.stat().st_size] for p in files] if target.exists() else [spec]
+        local = hf_local_files(spec)
+        stamps = [[p.relative_to(local[0]).as_posix(), p.stat().st_size] for p in local[1]] if local else [spec]
     else:
         stamps = [[k, p.stat().st_size] for k, p in (stdlib_files() if spec == "stdlib" else local_files(spec))]
     return hashlib.sha256(json.dumps(stamps).encode()).hexdigest()[:16]
