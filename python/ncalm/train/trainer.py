@@ -94,9 +94,10 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
 
 # What may differ between a run and its resume: how long it runs, where and how fast, and what it
 # records; everything else (model, data, optimizer, precision, world size) must match the checkpoint.
-# Precision is compared as resolved (the spec's "precision"): auto is fp32 on the CPU. The data's file
-# stamps are for evaluation, which reads no training data: a resume reads it again and compares its
-# token and document counts, so a touched or copied corpus (new stamps, same text) still resumes.
+# Precision is compared as resolved (the spec's "precision"): auto is fp32 on the CPU. The data's
+# files_digest is for evaluation, which reads no training data: a resume reads the data again and
+# compares its token and document counts, as it did before checkpoints recorded the digest (a
+# checkpoint without one must still resume).
 MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir", "config.run.steps",
               "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
               "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
