@@ -34,17 +34,11 @@ def mean_and_spread(curves: Sequence[Curve]) -> tuple[np.ndarray, np.ndarray, np
     return x, ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
 
 
-def plot_loss_curves(
-    arms: Mapping[str, Sequence[Curve]],
-    path: str | Path,
-    title: str = "language-stage validation loss",
-    xlabel: str = "language tokens",
-    ylabel: str = "validation loss (nats/token)",
-    zoom_from: float = 0.5,
-) -> Path:
+def plot_loss_curves(arms: Mapping[str, Sequence[Curve]], path: str | Path,
+                     title: str = "language-stage validation loss") -> Path:
     """Write a PNG with one line per arm (mean over seeds) and its min-max band.
 
-    The right panel repeats the curves from ``zoom_from`` of the token range on,
+    The right panel repeats the curves from half the token range on,
     where the arms' differences are too small to see at the full scale.
     """
     plt = pyplot()
@@ -62,7 +56,7 @@ def plot_loss_curves(
             a.plot(x, mean, color=color, ls=style, lw=1.8, label=f"{name} (n={n})" if n > 1 else name)
             if n > 1:
                 a.fill_between(x, lo, hi, color=color, alpha=0.2, lw=0)
-    x0 = zoom_from * x_max
+    x0 = 0.5 * x_max
     # Finite losses only: a diverged seed's NaN or inf would make the limits NaN (matplotlib draws such points
     # as gaps and leaves them out of its own autoscaling).
     ys = [y for curves in arms.values() for c in curves for t, y in c if t >= x0 and math.isfinite(y)]
@@ -70,12 +64,12 @@ def plot_loss_curves(
         pad = 0.05 * (max(ys) - min(ys) or 1.0)
         zoom.set_xlim(x0, x_max)
         zoom.set_ylim(min(ys) - pad, max(ys) + pad)
-    zoom.set_title(f"from {x0:,.0f} {xlabel}")
+    zoom.set_title(f"from {x0:,.0f} language tokens")
     spread = any(len(c) > 1 for c in arms.values())
     ax.set_title(title + (" (band: min-max over seeds)" if spread else ""))
     for a in (ax, zoom):
-        a.set_xlabel(xlabel)
+        a.set_xlabel("language tokens")
         a.grid(alpha=0.3)
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel("validation loss (nats/token)")
     ax.legend()
     return save_figure(fig, path)
