@@ -136,9 +136,6 @@ def evaluate_icl(predict: Predictor, cfg, seed: int, n: int, ks: Sequence[int],
     """
     if not ks:
         raise ValueError("ks: give at least one k")
-    result = {}
-    for name, band in bands.items():
-        tokens = icl_sequences(cfg, seed, n, max(ks) + 1, band)
-        result[name] = icl_accuracy(predict, tokens, cfg.frame_len, cfg.colors, cfg.patch, ks, batch_size,
-                                    progress, desc=f"icl {name}")
-    return result
+    return {name: icl_accuracy(predict, icl_sequences(cfg, seed, n, max(ks) + 1, band), cfg.frame_len, cfg.colors,
+                               cfg.patch, ks, batch_size, progress, desc=f"icl {name}")
+            for name, band in bands.items()}
