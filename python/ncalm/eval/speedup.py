@@ -84,7 +84,7 @@ class Speedup:
         return json_safe(asdict(self))
 
     def describe(self) -> str:
-        """'speedup 1.50x', 'at start (speedup >= 2.00x)', 'not reached', 'n/a (...)'."""
+        """The status in words, with the speedup or its bound: 'speedup 1.50x', 'already at ... (speedup >= 2.00x)'."""
         if self.status == MEASURED:
             return f"speedup {self.speedup:.2f}x"
         if self.status == AT_START:
