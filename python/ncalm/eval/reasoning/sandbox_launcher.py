@@ -118,9 +118,8 @@ def reliability_guard() -> None:
     execution.reliability_guard does. Not a security boundary on its own
     (the uid switch, read-only mounts and rlimits are); it stops honest-mistake damage."""
     faulthandler.disable()
-    builtins.exit = None
-    builtins.quit = None
-    builtins.help = None
+    for name in ("exit", "quit", "help"):
+        setattr(builtins, name, None)
     os.environ["OMP_NUM_THREADS"] = "1"
     for name in (
         "kill", "system", "putenv", "remove", "removedirs", "rmdir", "fchdir",
@@ -131,9 +130,8 @@ def reliability_guard() -> None:
         setattr(os, name, None)
     import shutil
     import subprocess
-    shutil.rmtree = None
-    shutil.move = None
-    shutil.chown = None
+    for name in ("rmtree", "move", "chown"):
+        setattr(shutil, name, None)
     subprocess.Popen = None
     for name in ("ipdb", "joblib", "resource", "psutil", "tkinter"):
         sys.modules[name] = None
