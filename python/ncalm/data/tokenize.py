@@ -45,7 +45,8 @@ from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, Caps, _size, hf_local_files, hf_rows, is_validation,
                                local_files, resolved_spec, stdlib_files)
-from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
+from ncalm.lm.tokenizer import (EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, byte_level_bpe_json,
+                                tokenizer_from_dict)
 from ncalm.settings import (Settings, SettingError, at_least, differences, folder, output_folder, parse_count, same_as,
                             setting)
 
@@ -143,12 +144,10 @@ def data_gym_encoding(root: Path, name: str = "gpt2", hashes: dict | None = None
 
 def data_gym_hf_json(root: Path) -> str:
     """The same tokenizer as a Hugging Face tokenizer.json (byte-level BPE: same ids as tiktoken's):
-    ByteTokenizer's byte-level BPE with GPT-2's vocabulary, merges and end-of-text id."""
+    GPT-2's vocabulary, merges and end-of-text id."""
     vocab = json.loads((root / "encoder.json").read_text(encoding="utf-8"))
-    hf = json.loads(ByteTokenizer().to_hf_json())
-    hf["added_tokens"][0]["id"] = vocab.setdefault(EOS_TEXT, len(vocab))
-    hf["model"].update(vocab=vocab, merges=(root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1])
-    return json.dumps(hf)
+    eos = vocab.setdefault(EOS_TEXT, len(vocab))
+    return byte_level_bpe_json(vocab, (root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1], eos)
 
 
 def hf_tokenizer_json(spec: str) -> str:
