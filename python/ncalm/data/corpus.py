@@ -122,10 +122,6 @@ def _head(text: str, n_bytes: int) -> str:
     return data[:n_bytes].decode("utf-8")
 
 
-def _full(n: int, cap: int | None) -> bool:
-    return cap is not None and n >= cap
-
-
 class Caps:
     """The text each side of a split has taken, under the rule of every reader of a corpus (split_files,
     hf_documents, `ncalm tokenize`): training text ends at the document that reaches ``max_bytes``, a
@@ -139,7 +135,7 @@ class Caps:
         self.n = {"train": 0, "val": 0}
 
     def full(self, split: str) -> bool:
-        return _full(self.n[split], self.cap[split])
+        return self.cap[split] is not None and self.n[split] >= self.cap[split]
 
     def take(self, split: str, text: str, whole: bool = False) -> str | None:
         """What the ``split`` side takes of a document: all of it, or (unless ``whole``) a training head
