@@ -193,8 +193,7 @@ def bin_meta(root: Path) -> tuple[int | None, np.dtype]:
     elif pkl.is_file():
         import pickle  # nanoGPT's prepare.py writes {'vocab_size', 'itos', 'stoi'}; the folder is the user's own
 
-        with open(pkl, "rb") as f:
-            d = pickle.load(f)
+        d = pickle.loads(pkl.read_bytes())
     else:
         return None, np.dtype(np.uint16)
     vocab = d.get("vocab_size") if isinstance(d, dict) else None
