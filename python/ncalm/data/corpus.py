@@ -122,10 +122,6 @@ def _head(text: str, n_bytes: int) -> str:
     return data[:n_bytes].decode("utf-8")
 
 
-def _full(n: int, cap: int | None) -> bool:
-    return cap is not None and n >= cap
-
-
 class Caps:
     """The text each side of a split has taken, under the rule of every reader of a corpus (split_files,
     hf_documents, `ncalm tokenize`): training text ends at the document that reaches ``max_bytes``, a
@@ -139,7 +135,7 @@ class Caps:
         self.n = {"train": 0, "val": 0}
 
     def full(self, split: str) -> bool:
-        return _full(self.n[split], self.cap[split])
+        return self.cap[split] is not None and self.n[split] >= self.cap[split]
 
     def take(self, split: str, text: str, whole: bool = False) -> str | None:
         """What the ``split`` side takes of a document: all of it, or (unless ``whole``) a training head
@@ -185,19 +181,18 @@ def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: in
             piece = caps.take(split, piece, whole=by_file)
             if piece:
                 taken[split].append(piece)
-    train, val = taken["train"], taken["val"]
     note = ""
     if skipped and warn_unreadable:
         shown = ", ".join(skipped[:5]) + (f" and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         note = f"skipped {len(skipped)} file(s) that could not be read as text: {shown}"
         warnings.warn(note, stacklevel=3)
-    _check_split(train, val, val_percent, note)
-    return train, val
+    return _checked_split(taken, val_percent, note)
 
 
-def _check_split(train: list[str], val: list[str], val_percent: float, note: str = "") -> None:
+def _checked_split(taken: dict[str, list[str]], val_percent: float, note: str = "") -> tuple[list[str], list[str]]:
+    train, val = taken["train"], taken["val"]
     if train and val:
-        return
+        return train, val
     if train:
         hint = f"raise --val-percent (val_percent={val_percent:g}) so that some text is held out"
     elif val:
@@ -263,9 +258,7 @@ def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
         piece = caps.take(split, text, whole=True)
         if piece is not None:
             taken[split].append(piece)
-    train, val = taken["train"], taken["val"]
-    _check_split(train, val, val_percent)
-    return train, val
+    return _checked_split(taken, val_percent)
 
 
 def documents(spec: str = TextConfig.source, val_percent: float = TextConfig.val_percent,

@@ -94,9 +94,8 @@ def make_loader(source: Source, batch_size: int, rank: int = 0, world: int = 1, 
     dataset = ShardedBatches(source, batch_size, rank, world, start)
     if workers == 0:
         return iter(dataset)
-    loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_worker_init,
-                        prefetch_factor=2, persistent_workers=False, pin_memory=pin_memory)
-    return iter(loader)
+    return iter(DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=_worker_init,
+                           prefetch_factor=2, persistent_workers=False, pin_memory=pin_memory))
 
 
 def pins_memory(device: torch.device | str) -> bool:

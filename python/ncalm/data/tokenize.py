@@ -22,6 +22,7 @@ meta.json, or token files without one) is replaced only with ``force``.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -45,7 +46,8 @@ from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
 from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, Caps, _size, hf_local_files, hf_rows, is_validation,
                                local_files, resolved_spec, stdlib_files)
-from ncalm.lm.tokenizer import EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, tokenizer_from_dict
+from ncalm.lm.tokenizer import (EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, byte_level_bpe_json,
+                                tokenizer_from_dict)
 from ncalm.settings import (Settings, SettingError, at_least, differences, folder, output_folder, parse_count, same_as,
                             setting)
 
@@ -143,12 +145,10 @@ def data_gym_encoding(root: Path, name: str = "gpt2", hashes: dict | None = None
 
 def data_gym_hf_json(root: Path) -> str:
     """The same tokenizer as a Hugging Face tokenizer.json (byte-level BPE: same ids as tiktoken's):
-    ByteTokenizer's byte-level BPE with GPT-2's vocabulary, merges and end-of-text id."""
+    GPT-2's vocabulary, merges and end-of-text id."""
     vocab = json.loads((root / "encoder.json").read_text(encoding="utf-8"))
-    hf = json.loads(ByteTokenizer().to_hf_json())
-    hf["added_tokens"][0]["id"] = vocab.setdefault(EOS_TEXT, len(vocab))
-    hf["model"].update(vocab=vocab, merges=(root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1])
-    return json.dumps(hf)
+    eos = vocab.setdefault(EOS_TEXT, len(vocab))
+    return byte_level_bpe_json(vocab, (root / "vocab.bpe").read_text(encoding="utf-8").split("\n")[1:-1], eos)
 
 
 def hf_tokenizer_json(spec: str) -> str:
@@ -308,22 +308,15 @@ def source_stamps(source: str, out: str = "") -> list:
     if source.startswith("hf:"):
         local = hf_local_files(source)
         return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in local[1]] if local else [source]
-    real_dirs: dict[Path, str] = {}
-    return [file_stamp(p, real_dirs) for _, p in _files(source, out)]
 
+    # Path.resolve's string, with each folder resolved once (every start fingerprints its corpus:
+    # resolving each standard-library file took 0.2 s).
+    @functools.cache
+    def real_dir(parent: Path) -> str:
+        return str(parent.resolve())
 
-def file_stamp(path: Path, real_dirs: dict[Path, str] | None = None) -> tuple[str, int, int]:
-    """(real path, size, mtime) of a file: Path.resolve's string, with each folder resolved once into
-    ``real_dirs`` (every start fingerprints its corpus: resolving each standard-library file took 0.2 s)."""
-    real_dirs = {} if real_dirs is None else real_dirs
-    if path.is_symlink():
-        real = str(path.resolve())
-    else:
-        if path.parent not in real_dirs:
-            real_dirs[path.parent] = str(path.parent.resolve())
-        real = os.path.join(real_dirs[path.parent], path.name)
-    st = path.stat()
-    return real, st.st_size, st.st_mtime_ns
+    return [(str(p.resolve()) if p.is_symlink() else os.path.join(real_dir(p.parent), p.name),
+             p.stat().st_size, p.stat().st_mtime_ns) for _, p in _files(source, out)]
 
 
 # --- the work --------------------------------------------------------------------------------

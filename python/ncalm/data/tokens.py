@@ -21,6 +21,7 @@ from ncalm.data.corpus import hf_local_files, local_files, stdlib_files
 from ncalm.data.shard_check import FORMAT, MANIFEST
 from ncalm.data.sharding import chunks, shifted_pairs
 from ncalm.data.tokenize import META
+from ncalm.lm.checkpoint import file_sha256
 from ncalm.lm.tokenizer import TOKENIZER_FILE, load_tokenizer
 from ncalm.settings import SettingError
 
@@ -158,11 +159,8 @@ def files_digest(spec: str) -> str:
         # val.bin is what eval bpb evaluates, and every reader already passes over it in full
         # (_checked_tokens' max); hashing it adds about one more read (~1 GB/s), so an edit of it is
         # caught even at the same size. train.bin, often gigabytes, is named by its size only.
-        sha = hashlib.sha256()
-        with open(val_path, "rb") as f:
-            while block := f.read(1 << 20):
-                sha.update(block)
-        stamps = [["train.bin", train_path.stat().st_size], ["val.bin", val_path.stat().st_size, sha.hexdigest()]]
+        stamps = [["train.bin", train_path.stat().st_size],
+                  ["val.bin", val_path.stat().st_size, file_sha256(val_path).hexdigest()]]
     elif spec.startswith("hf:"):  # a local dataset by its files, a hub one by its name
         local = hf_local_files(spec)
         stamps = [[p.relative_to(local[0]).as_posix(), p.stat().st_size] for p in local[1]] if local else [spec]
@@ -195,8 +193,7 @@ def bin_meta(root: Path) -> tuple[int | None, np.dtype]:
     elif pkl.is_file():
         import pickle  # nanoGPT's prepare.py writes {'vocab_size', 'itos', 'stoi'}; the folder is the user's own
 
-        with open(pkl, "rb") as f:
-            d = pickle.load(f)
+        d = pickle.loads(pkl.read_bytes())
     else:
         return None, np.dtype(np.uint16)
     vocab = d.get("vocab_size") if isinstance(d, dict) else None
