@@ -32,7 +32,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import Callable
 
 from ncalm.atomic_json import read_json, write_json, write_text
 from ncalm.eval.reasoning.sandbox_launcher import PR_SET_PDEATHSIG  # defined there: the launcher is stdlib-only
@@ -299,7 +299,7 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
         [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
     dies_with_us = _dies_with_this_thread()
     waiting, failed = list(chosen), []
-    running: dict[int, tuple[Point, subprocess.Popen, IO, float]] = {}  # index -> point, process, log, start
+    running: dict[int, tuple[Point, subprocess.Popen, float]] = {}  # index -> point, process, start
     # SIGTERM, Ctrl-C or a hangup (terminal or ssh closed): stop the children (their trainers checkpoint at
     # the end of the step), not leave them running with their folders locked; a second SIGTERM or Ctrl-C
     # kills them at once. Started in sessions of their own, they never see the terminal's signals themselves.
@@ -308,22 +308,21 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
             while (waiting or running) and not interrupt.requested:
                 while waiting and len(running) < jobs:
                     p = waiting.pop(0)
-                    log = open(out / f"{p.dir_name}.log", "a")
-                    echo(f"point {p.index}: started (log {log.name})")
                     # Its own session: the terminal's Ctrl-C reaches this process alone, which stops each
                     # child with one signal (a second would cut its trainer's checkpoint short), and the
                     # signals reach the child's own workers too. Started from this thread, which waits for
                     # it: the parent-death signal fires when the forking thread ends, and this one ends
                     # only once the finally below has stopped every child.
-                    running[p.index] = (p, subprocess.Popen(point_command(out, p.index), stdout=log,
-                                                            stderr=subprocess.STDOUT, env=env,
-                                                            start_new_session=True, preexec_fn=dies_with_us),
-                                        log, time.perf_counter())
-                for index, (p, proc, written, t0) in list(running.items()):
+                    with open(out / f"{p.dir_name}.log", "a") as log:  # only the child writes it, to its own copy
+                        echo(f"point {p.index}: started (log {log.name})")
+                        running[p.index] = (p, subprocess.Popen(point_command(out, p.index), stdout=log,
+                                                                stderr=subprocess.STDOUT, env=env,
+                                                                start_new_session=True, preexec_fn=dies_with_us),
+                                            time.perf_counter())
+                for index, (p, proc, t0) in list(running.items()):
                     if proc.poll() is None:
                         continue
                     del running[index]
-                    written.close()
                     if proc.returncode:
                         failed.append(p.index)
                     outcome = "finished" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
@@ -331,11 +330,9 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
                          f"{len(waiting) + len(running)} to go")
                 time.sleep(0.2)
         finally:  # also on a second signal, or an error here: no child outlives the sweep
-            _stop([proc for _, proc, _, _ in running.values()])
-            for _, _, written, _ in running.values():
-                written.close()
+            _stop([proc for _, proc, _ in running.values()])
     if interrupt.requested:  # no report: the points stopped are not finished
-        stopped = ", ".join(str(i) for i, (_, proc, _, _) in sorted(running.items()) if proc.returncode)
+        stopped = ", ".join(str(i) for i, (_, proc, _) in sorted(running.items()) if proc.returncode)
         raise KeyboardInterrupt((f"stopped points {stopped}; " if stopped else "") + "rerun the same command to resume")
     if failed:  # an OSError: the command says it in one line, as other failures of the outside world
         raise ChildProcessError(f"points {', '.join(map(str, sorted(failed)))} failed: see {out}/point-NNN.log; "
