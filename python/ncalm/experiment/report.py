@@ -114,10 +114,9 @@ def summarize(records: list[dict]) -> dict:
             s["speedup"] = _stats([x.speedup for x in sp if x.status == MEASURED])
             s["speedup_seeds"] = _seed_speedups(sp, [(r["prepretrain"] or {}).get("tokens", 0) for _, r in paired],
                                                 [r["language"]["tokens"] for _, r in paired])
-            s["speedup_not_reached"] = sum(x.status == NOT_REACHED for x in sp)
-            s["speedup_at_start"] = sum(x.status == AT_START for x in sp)
-            s["speedup_not_measurable"] = sum(x.status == NOT_MEASURABLE for x in sp)
-            s["speedup_diverged"] = sum(x.status == DIVERGED for x in sp)
+            for name, status in (("not_reached", NOT_REACHED), ("at_start", AT_START),
+                                 ("not_measurable", NOT_MEASURABLE), ("diverged", DIVERGED)):
+                s[f"speedup_{name}"] = sum(x.status == status for x in sp)
         out[arm] = s
     return out
 
@@ -172,10 +171,6 @@ def seeds_cell(n: int, paired: int) -> str:
     return str(n) if paired == n else f"{n} ({paired} paired)"
 
 
-def _seeds_cell(s: dict) -> str:
-    return seeds_cell(len(s["seeds"]), len(s.get("paired_seeds", s["seeds"])))
-
-
 def markdown_table(summary: dict) -> str:
     head = ("| arm | seeds | first-stage tokens "
             "| first stage: val loss / unigram entropy (NCA: in-context cell accuracy vs copy) | language tokens "
@@ -183,6 +178,7 @@ def markdown_table(summary: dict) -> str:
             "| compute-adjusted speedup | train time (s) | wall time (s) |")
     lines = [head, "|" + "---|" * 15]
     for arm, s in summary.items():
+        seeds = seeds_cell(len(s["seeds"]), len(s.get("paired_seeds", s["seeds"])))
         if "speedup_seeds" in s:
             ppl, loss = _pm(s["perplexity_change_pct"], "+.2f", " %"), _pm(s["loss_change_pct"], "+.2f", " %")
             p = s["paired_t"]["p"]
@@ -191,7 +187,7 @@ def markdown_table(summary: dict) -> str:
         else:
             ppl = loss = pval = sp = adj = "-"
         lines.append(
-            f"| {arm} | {_seeds_cell(s)} | {s['prepretrain_tokens']:,} | {_first_stage_cell(s)} "
+            f"| {arm} | {seeds} | {s['prepretrain_tokens']:,} | {_first_stage_cell(s)} "
             f"| {s['language_tokens']:,} | {_pm(s['final_val_loss'], '.4f')} | {_pm(s['perplexity'], '.3f')} "
             f"| {_pm(s['bpb'], '.4f')} | {ppl} | {loss} | {pval} | {sp} | {adj} "
             f"| {_pm(s['train_seconds'], '.0f', interval=False)} | {_pm(s['wall_seconds'], '.0f', interval=False)} |")
