@@ -24,7 +24,7 @@ from pathlib import Path
 from ncalm.atomic_json import read_json, write_json
 from ncalm.devices import torch_device
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
-from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, SCRATCH, ExperimentConfig
+from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.eval.stats import perplexity
 from ncalm.locks import exclusive
@@ -214,11 +214,10 @@ def check_runnable(cfg: ExperimentConfig) -> None:
         with within("prepretrain.data.text"):
             check_corpus(first_text)
     for arm in arms_of(cfg):
-        if arm.kind != SCRATCH:
-            try:
-                first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)
-            except ValueError as exc:
-                raise ValueError(f"prepretrain: {exc}") from None
+        try:
+            first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)  # None for scratch
+        except ValueError as exc:
+            raise ValueError(f"prepretrain: {exc}") from None
     try:
         language_stage(cfg, cfg.seeds[0], nowhere, None)
     except ValueError as exc:
