@@ -91,13 +91,12 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     text = lang.data.text
     device = torch_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
+    options = dict(seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size, device=device)
     if is_bin_spec(text.source):  # token files: their val.bin, bytes as `ncalm tokenize` stored them
-        return evaluate_bin(model, tokenizer, text.source, seq_len=lang.data.seq_len,
-                            batch_size=lang.optim.batch_size, device=device, max_bytes=cfg.bpb_bytes).to_dict()
+        return evaluate_bin(model, tokenizer, text.source, max_bytes=cfg.bpb_bytes, **options).to_dict()
     # The stage's held-out documents up to max_val_bytes, then whole documents up to bpb_bytes: from its token cache.
     cap = cfg.bpb_bytes if text.max_val_bytes is None else min(cfg.bpb_bytes, text.max_val_bytes)
-    return evaluate_text(model, tokenizer, text, seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size,
-                         device=device, max_bytes=cap).to_dict()
+    return evaluate_text(model, tokenizer, text, max_bytes=cap, **options).to_dict()
 
 
 def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str) -> dict | None:
