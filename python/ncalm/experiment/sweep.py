@@ -168,15 +168,12 @@ def points(cfg: SweepConfig) -> list[Point]:
     shared = all(_language(c) == _language(grid[0]) for c in grid[1:]) and len(grid) > 1
     out = []
     if shared:
-        base = grid[0]
-        out.append(Point(0, {}, ExperimentConfig.from_dict({**base.to_dict(), "arms": [SCRATCH], "bands": base.bands,
-                                                           "ablations": [], "name": f"{cfg.name} scratch"})))
+        out.append(Point(0, {}, grid[0].replace(arms=[SCRATCH], ablations=[], name=f"{cfg.name} scratch")))
         for v, c in zip(values, grid):
             if c.arms == [SCRATCH]:  # left with no arm at all
                 raise SettingError("arms", f"only scratch, which every point runs anyway (once, as point 0): give "
                                            f"the point an arm to compare with it (at the point {_where(v)})")
-        grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
-                for c in grid]
+        grid = [c.replace(arms=[a for a in c.arms if a != SCRATCH]) for c in grid]
     out += [Point(i, v, c) for i, (v, c) in enumerate(zip(values, grid), start=len(out))]
     return out
 
