@@ -202,8 +202,9 @@ def save_definition(cfg: SweepConfig, out: Path) -> None:
         saved = load_definition(out)
         there, here = ([p.values for p in points(c)] for c in (saved, cfg))
         if here[:len(there)] != there:
-            moved = [f"point {i}: {_show(there, i)} there, {_show(here, i)} here"
-                     for i in range(len(there)) if _show(there, i) != _show(here, i)]
+            shown = [_where(v) for v in here] + ["(none)"] * len(there)  # a point saved there may be gone here
+            moved = [f"point {i}: {_where(v)} there, {shown[i]} here"
+                     for i, v in enumerate(there) if _where(v) != shown[i]]
             raise ValueError(f"--out {out} holds a sweep with other points: {'; '.join(moved)}; "
                              f"give the same axes to resume it, or another --out")
         try:
@@ -213,10 +214,6 @@ def save_definition(cfg: SweepConfig, out: Path) -> None:
                 raise
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SWEEP, cfg.to_dict())
-
-
-def _show(values: list[dict], i: int) -> str:
-    return _where(values[i]) if i < len(values) else "(none)"
 
 
 def _same_points(cfg: SweepConfig, out: Path) -> bool:
