@@ -1,23 +1,7 @@
 """Summaries of an experiment's runs: results.json, a markdown table and the loss-curve plot.
 
-In the paper's terms, per arm over seeds:
-
-- validation loss, perplexity and bits per byte from ONE pass over the language
-  stage's validation split (the bits-per-byte pass, which `ncalm eval bpb` on
-  the language checkpoint reproduces); the trainer's last validation loss where
-  that pass is off (bpb_bytes 0);
-- the change in perplexity against scratch (the paper's headline, e.g.
-  14.66 -> 13.82 = -5.7%) and beside it the change in loss, both paired by seed,
-  negative = better, as mean and 95% t interval, with the p-value of a paired
-  t-test of the arm's loss against scratch's;
-- the convergence speedup over scratch (ncalm.eval.speedup, on the trainer's
-  validation curves), and the compute-adjusted speedup that also counts the
-  first stage's tokens. Seeds that were not measured are never averaged away:
-  every seed's value or bound is listed ("not reached": the arm never got down
-  to scratch's final loss, so its speedup is below scratch's tokens / the arm's
-  budget; "at start": only a lower bound; "n/a"; "diverged");
-- the first stage's own outcome: its final validation loss against the
-  unigram entropy of its data (what a model that ignores context scores).
+Per arm over seeds, in the paper's terms (its headline: perplexity 14.66 -> 13.82 = -5.7% against
+scratch); what each column is and how it is measured is said once, in NOTE, printed under the table.
 """
 from __future__ import annotations
 
