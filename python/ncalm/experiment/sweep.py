@@ -4,7 +4,7 @@ Layout of a sweep's output directory::
 
     sweep.json                      the sweep's definition (a rerun must match it)
     point-000/ ...                  one ordinary experiment directory per point (resumable)
-    results.json, results.md        the effect of every point's arms against scratch
+    results.json, results.md        the effect of every point's arms against scratch, as markdown()'s note defines it
     effect.png                      that effect against each swept key
 
 Each point is an experiment: the base preset, then ``experiment`` (settings of
@@ -14,10 +14,6 @@ first stage), scratch does not depend on the point: it runs once, as point 0
 (arms = scratch only), and the other points leave it out. Points can run
 anywhere and in any order (``--plan`` prints one command each); collecting
 reads what has finished.
-
-The effect is the change of the language stage's final validation perplexity
-against scratch, paired by seed: ``100 * (ppl / ppl_scratch - 1)`` % (negative:
-better than scratch), as a mean over seeds with a 95% t-interval.
 """
 from __future__ import annotations
 
