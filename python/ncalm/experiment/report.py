@@ -59,7 +59,7 @@ def _seed_speedups(sp: list, first_tokens: list[float], language_tokens: list[fl
 
 
 def summarize(records: list[dict]) -> dict:
-    """``{arm: summary}`` in first-seen order (see module docstring)."""
+    """``{arm: summary}`` in first-seen order (NOTE says what each entry is)."""
     by_arm: dict[str, list[dict]] = {}
     for r in records:
         by_arm.setdefault(r["arm"], []).append(r)
