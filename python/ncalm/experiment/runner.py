@@ -109,16 +109,14 @@ def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str)
     from ncalm.lm.checkpoint import load_model
 
     nca = cfg.prepretrain.data.nca_config().replace(band=arm.band)
-    device = torch_device(cfg.device)
-    model, _, _ = load_model(checkpoint, device=device)
+    model, _, _ = load_model(checkpoint, device=torch_device(cfg.device))
     k = max_context_frames(model.cfg.max_seq_len, nca.frame_len)
     if k < 1:
         return None
     tokens = icl_sequences(nca, seed, cfg.icl_rules, k + 1, nca.band)
-    row = {name: icl_accuracy(predict, tokens, nca.frame_len, nca.colors, nca.patch, [k])[0]["cell_acc"]
-           for name, predict in (("model", greedy_predictor(model)),
-                                 ("copy", copy_last_frame_predictor(nca.frame_len)))}
-    return {"k": k, "rules": cfg.icl_rules, "cell_acc": row["model"], "copy_cell_acc": row["copy"]}
+    model_acc, copy_acc = (icl_accuracy(predict, tokens, nca.frame_len, nca.colors, nca.patch, [k])[0]["cell_acc"]
+                           for predict in (greedy_predictor(model), copy_last_frame_predictor(nca.frame_len)))
+    return {"k": k, "rules": cfg.icl_rules, "cell_acc": model_acc, "copy_cell_acc": copy_acc}
 
 
 def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
