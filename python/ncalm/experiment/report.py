@@ -200,10 +200,10 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     """results.json, results.md and curves.png in ``out_dir``; returns the summary."""
     out = Path(out_dir)
     summary = summarize(records)
-    table = markdown_table(summary)
-    write_text(out / "results.md", f"# {config.get('name', 'experiment')}\n\n{table}\n{NOTE}\n")
+    name = config.get("name", "experiment")
+    write_text(out / "results.md", f"# {name}\n\n{markdown_table(summary)}\n{NOTE}\n")
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
-    plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")
+    plot_loss_curves(arms, out / "curves.png", title=f"{name}: language stage")
     write_json(out / "results.json", json_safe({"config": config, "summary": summary, "runs": records,
                                                  "wall_seconds": wall_seconds}))
     return summary
