@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ncalm.experiment.config import ABLATIONS, NCA_ARMS, SCRATCH, ExperimentConfig, band_name
+from ncalm.experiment.config import ABLATIONS, NCA_ARMS, SCRATCH, SHARED_RUN, ExperimentConfig, band_name
 from ncalm.lm.config import TransferConfig
 from ncalm.train.config import StageConfig
 
@@ -49,8 +49,8 @@ def arms_of(cfg: ExperimentConfig) -> list[Arm]:
 
 def _stage(cfg: ExperimentConfig, template: StageConfig, data, out_dir: Path, seed: int,
            init: str | None = None, ablation: str | None = None, **run_changes) -> StageConfig:
-    run = replace(template.run, out_dir=str(out_dir), seed=seed, device=cfg.device, precision=cfg.precision,
-                  threads=cfg.threads, progress=cfg.progress, **run_changes)
+    run = replace(template.run, out_dir=str(out_dir), seed=seed, **{k: getattr(cfg, k) for k in SHARED_RUN},
+                  **run_changes)
     transfer = TransferConfig(**ABLATIONS[ablation]) if ablation else cfg.model.transfer
     return StageConfig(model=replace(cfg.model, init=init, transfer=transfer), data=data, optim=template.optim,
                        run=run)

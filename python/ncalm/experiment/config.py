@@ -161,13 +161,12 @@ class ExperimentConfig(Settings):
                     raise SettingError(f"{name}.run.{key}", f"is set {where}")
             if stage.run.tokens is None:
                 raise SettingError(f"{name}.run.tokens", "an experiment's stages need a token budget")
+            if stage.data.seed != 0:
+                raise SettingError(f"{name}.data.seed", "is each arm's seed: set seeds")
         if self.prepretrain.data.kind != "text":
             raise SettingError("prepretrain.data.kind", "is set by each arm (see arms)")
         if self.prepretrain.data.nca.band != StageConfig().data.nca.band:
             raise SettingError("prepretrain.data.nca.band", "is set by each nca arm: set bands")
-        for name in ("prepretrain", "language"):
-            if getattr(self, name).data.seed != 0:
-                raise SettingError(f"{name}.data.seed", "is each arm's seed: set seeds")
         if self.language.data.kind != "text":
             raise SettingError("language.data.kind", f"must be text, got {self.language.data.kind!r}")
         if set(NCA_ARMS) & set(self.arms) and not self.bands:

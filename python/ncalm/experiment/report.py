@@ -1,23 +1,7 @@
 """Summaries of an experiment's runs: results.json, a markdown table and the loss-curve plot.
 
-In the paper's terms, per arm over seeds:
-
-- validation loss, perplexity and bits per byte from ONE pass over the language
-  stage's validation split (the bits-per-byte pass, which `ncalm eval bpb` on
-  the language checkpoint reproduces); the trainer's last validation loss where
-  that pass is off (bpb_bytes 0);
-- the change in perplexity against scratch (the paper's headline, e.g.
-  14.66 -> 13.82 = -5.7%) and beside it the change in loss, both paired by seed,
-  negative = better, as mean and 95% t interval, with the p-value of a paired
-  t-test of the arm's loss against scratch's;
-- the convergence speedup over scratch (ncalm.eval.speedup, on the trainer's
-  validation curves), and the compute-adjusted speedup that also counts the
-  first stage's tokens. Seeds that were not measured are never averaged away:
-  every seed's value or bound is listed ("not reached": the arm never got down
-  to scratch's final loss, so its speedup is below scratch's tokens / the arm's
-  budget; "at start": only a lower bound; "n/a"; "diverged");
-- the first stage's own outcome: its final validation loss against the
-  unigram entropy of its data (what a model that ignores context scores).
+Per arm over seeds, in the paper's terms (its headline: perplexity 14.66 -> 13.82 = -5.7% against
+scratch); what each column is and how it is measured is said once, in NOTE, printed under the table.
 """
 from __future__ import annotations
 
@@ -75,7 +59,7 @@ def _seed_speedups(sp: list, first_tokens: list[float], language_tokens: list[fl
 
 
 def summarize(records: list[dict]) -> dict:
-    """``{arm: summary}`` in first-seen order (see module docstring)."""
+    """``{arm: summary}`` in first-seen order (NOTE says what each entry is)."""
     by_arm: dict[str, list[dict]] = {}
     for r in records:
         by_arm.setdefault(r["arm"], []).append(r)
@@ -114,10 +98,9 @@ def summarize(records: list[dict]) -> dict:
             s["speedup"] = _stats([x.speedup for x in sp if x.status == MEASURED])
             s["speedup_seeds"] = _seed_speedups(sp, [(r["prepretrain"] or {}).get("tokens", 0) for _, r in paired],
                                                 [r["language"]["tokens"] for _, r in paired])
-            s["speedup_not_reached"] = sum(x.status == NOT_REACHED for x in sp)
-            s["speedup_at_start"] = sum(x.status == AT_START for x in sp)
-            s["speedup_not_measurable"] = sum(x.status == NOT_MEASURABLE for x in sp)
-            s["speedup_diverged"] = sum(x.status == DIVERGED for x in sp)
+            for name, status in (("not_reached", NOT_REACHED), ("at_start", AT_START),
+                                 ("not_measurable", NOT_MEASURABLE), ("diverged", DIVERGED)):
+                s[f"speedup_{name}"] = sum(x.status == status for x in sp)
         out[arm] = s
     return out
 
@@ -172,10 +155,6 @@ def seeds_cell(n: int, paired: int) -> str:
     return str(n) if paired == n else f"{n} ({paired} paired)"
 
 
-def _seeds_cell(s: dict) -> str:
-    return seeds_cell(len(s["seeds"]), len(s.get("paired_seeds", s["seeds"])))
-
-
 def markdown_table(summary: dict) -> str:
     head = ("| arm | seeds | first-stage tokens "
             "| first stage: val loss / unigram entropy (NCA: in-context cell accuracy vs copy) | language tokens "
@@ -183,6 +162,7 @@ def markdown_table(summary: dict) -> str:
             "| compute-adjusted speedup | train time (s) | wall time (s) |")
     lines = [head, "|" + "---|" * 15]
     for arm, s in summary.items():
+        seeds = seeds_cell(len(s["seeds"]), len(s.get("paired_seeds", s["seeds"])))
         if "speedup_seeds" in s:
             ppl, loss = _pm(s["perplexity_change_pct"], "+.2f", " %"), _pm(s["loss_change_pct"], "+.2f", " %")
             p = s["paired_t"]["p"]
@@ -191,7 +171,7 @@ def markdown_table(summary: dict) -> str:
         else:
             ppl = loss = pval = sp = adj = "-"
         lines.append(
-            f"| {arm} | {_seeds_cell(s)} | {s['prepretrain_tokens']:,} | {_first_stage_cell(s)} "
+            f"| {arm} | {seeds} | {s['prepretrain_tokens']:,} | {_first_stage_cell(s)} "
             f"| {s['language_tokens']:,} | {_pm(s['final_val_loss'], '.4f')} | {_pm(s['perplexity'], '.3f')} "
             f"| {_pm(s['bpb'], '.4f')} | {ppl} | {loss} | {pval} | {sp} | {adj} "
             f"| {_pm(s['train_seconds'], '.0f', interval=False)} | {_pm(s['wall_seconds'], '.0f', interval=False)} |")
@@ -220,10 +200,10 @@ def write_report(records: list[dict], out_dir: str | Path, config: dict, wall_se
     """results.json, results.md and curves.png in ``out_dir``; returns the summary."""
     out = Path(out_dir)
     summary = summarize(records)
-    table = markdown_table(summary)
-    write_text(out / "results.md", f"# {config.get('name', 'experiment')}\n\n{table}\n{NOTE}\n")
+    name = config.get("name", "experiment")
+    write_text(out / "results.md", f"# {name}\n\n{markdown_table(summary)}\n{NOTE}\n")
     arms = {arm: [r["language"]["val_curve"] for r in records if r["arm"] == arm] for arm in summary}
-    plot_loss_curves(arms, out / "curves.png", title=f"{config.get('name', 'experiment')}: language stage")
+    plot_loss_curves(arms, out / "curves.png", title=f"{name}: language stage")
     write_json(out / "results.json", json_safe({"config": config, "summary": summary, "runs": records,
                                                  "wall_seconds": wall_seconds}))
     return summary

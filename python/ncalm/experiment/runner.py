@@ -24,7 +24,7 @@ from pathlib import Path
 from ncalm.atomic_json import read_json, write_json
 from ncalm.devices import torch_device
 from ncalm.experiment.arms import Arm, arms_of, first_stage, language_stage
-from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, SCRATCH, ExperimentConfig
+from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.eval.stats import perplexity
 from ncalm.locks import exclusive
@@ -91,13 +91,12 @@ def bits_per_byte(cfg: ExperimentConfig, checkpoint: str) -> dict | None:
     text = lang.data.text
     device = torch_device(cfg.device)
     model, tokenizer, _ = load_model(checkpoint, device=device)
+    options = dict(seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size, device=device)
     if is_bin_spec(text.source):  # token files: their val.bin, bytes as `ncalm tokenize` stored them
-        return evaluate_bin(model, tokenizer, text.source, seq_len=lang.data.seq_len,
-                            batch_size=lang.optim.batch_size, device=device, max_bytes=cfg.bpb_bytes).to_dict()
+        return evaluate_bin(model, tokenizer, text.source, max_bytes=cfg.bpb_bytes, **options).to_dict()
     # The stage's held-out documents up to max_val_bytes, then whole documents up to bpb_bytes: from its token cache.
     cap = cfg.bpb_bytes if text.max_val_bytes is None else min(cfg.bpb_bytes, text.max_val_bytes)
-    return evaluate_text(model, tokenizer, text, seq_len=lang.data.seq_len, batch_size=lang.optim.batch_size,
-                         device=device, max_bytes=cap).to_dict()
+    return evaluate_text(model, tokenizer, text, max_bytes=cap, **options).to_dict()
 
 
 def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str) -> dict | None:
@@ -110,16 +109,14 @@ def first_stage_icl(cfg: ExperimentConfig, arm: Arm, seed: int, checkpoint: str)
     from ncalm.lm.checkpoint import load_model
 
     nca = cfg.prepretrain.data.nca_config().replace(band=arm.band)
-    device = torch_device(cfg.device)
-    model, _, _ = load_model(checkpoint, device=device)
+    model, _, _ = load_model(checkpoint, device=torch_device(cfg.device))
     k = max_context_frames(model.cfg.max_seq_len, nca.frame_len)
     if k < 1:
         return None
     tokens = icl_sequences(nca, seed, cfg.icl_rules, k + 1, nca.band)
-    row = {name: icl_accuracy(predict, tokens, nca.frame_len, nca.colors, nca.patch, [k])[0]["cell_acc"]
-           for name, predict in (("model", greedy_predictor(model)),
-                                 ("copy", copy_last_frame_predictor(nca.frame_len)))}
-    return {"k": k, "rules": cfg.icl_rules, "cell_acc": row["model"], "copy_cell_acc": row["copy"]}
+    model_acc, copy_acc = (icl_accuracy(predict, tokens, nca.frame_len, nca.colors, nca.patch, [k])[0]["cell_acc"]
+                           for predict in (greedy_predictor(model), copy_last_frame_predictor(nca.frame_len)))
+    return {"k": k, "rules": cfg.icl_rules, "cell_acc": model_acc, "copy_cell_acc": copy_acc}
 
 
 def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
@@ -214,11 +211,10 @@ def check_runnable(cfg: ExperimentConfig) -> None:
         with within("prepretrain.data.text"):
             check_corpus(first_text)
     for arm in arms_of(cfg):
-        if arm.kind != SCRATCH:
-            try:
-                first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)
-            except ValueError as exc:
-                raise ValueError(f"prepretrain: {exc}") from None
+        try:
+            first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)  # None for scratch
+        except ValueError as exc:
+            raise ValueError(f"prepretrain: {exc}") from None
     try:
         language_stage(cfg, cfg.seeds[0], nowhere, None)
     except ValueError as exc:

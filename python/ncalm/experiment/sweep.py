@@ -4,7 +4,7 @@ Layout of a sweep's output directory::
 
     sweep.json                      the sweep's definition (a rerun must match it)
     point-000/ ...                  one ordinary experiment directory per point (resumable)
-    results.json, results.md        the effect of every point's arms against scratch
+    results.json, results.md        the effect of every point's arms against scratch, as markdown()'s note defines it
     effect.png                      that effect against each swept key
 
 Each point is an experiment: the base preset, then ``experiment`` (settings of
@@ -14,10 +14,6 @@ first stage), scratch does not depend on the point: it runs once, as point 0
 (arms = scratch only), and the other points leave it out. Points can run
 anywhere and in any order (``--plan`` prints one command each); collecting
 reads what has finished.
-
-The effect is the change of the language stage's final validation perplexity
-against scratch, paired by seed: ``100 * (ppl / ppl_scratch - 1)`` % (negative:
-better than scratch), as a mean over seeds with a 95% t-interval.
 """
 from __future__ import annotations
 
@@ -32,7 +28,7 @@ import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import Callable
 
 from ncalm.atomic_json import read_json, write_json, write_text
 from ncalm.eval.reasoning.sandbox_launcher import PR_SET_PDEATHSIG  # defined there: the launcher is stdlib-only
@@ -168,15 +164,12 @@ def points(cfg: SweepConfig) -> list[Point]:
     shared = all(_language(c) == _language(grid[0]) for c in grid[1:]) and len(grid) > 1
     out = []
     if shared:
-        base = grid[0]
-        out.append(Point(0, {}, ExperimentConfig.from_dict({**base.to_dict(), "arms": [SCRATCH], "bands": base.bands,
-                                                           "ablations": [], "name": f"{cfg.name} scratch"})))
+        out.append(Point(0, {}, grid[0].replace(arms=[SCRATCH], ablations=[], name=f"{cfg.name} scratch")))
         for v, c in zip(values, grid):
             if c.arms == [SCRATCH]:  # left with no arm at all
                 raise SettingError("arms", f"only scratch, which every point runs anyway (once, as point 0): give "
                                            f"the point an arm to compare with it (at the point {_where(v)})")
-        grid = [ExperimentConfig.from_dict({**c.to_dict(), "arms": [a for a in c.arms if a != SCRATCH]})
-                for c in grid]
+        grid = [c.replace(arms=[a for a in c.arms if a != SCRATCH]) for c in grid]
     out += [Point(i, v, c) for i, (v, c) in enumerate(zip(values, grid), start=len(out))]
     return out
 
@@ -205,8 +198,9 @@ def save_definition(cfg: SweepConfig, out: Path) -> None:
         saved = load_definition(out)
         there, here = ([p.values for p in points(c)] for c in (saved, cfg))
         if here[:len(there)] != there:
-            moved = [f"point {i}: {_show(there, i)} there, {_show(here, i)} here"
-                     for i in range(len(there)) if _show(there, i) != _show(here, i)]
+            shown = [_where(v) for v in here] + ["(none)"] * len(there)  # a point saved there may be gone here
+            moved = [f"point {i}: {_where(v)} there, {shown[i]} here"
+                     for i, v in enumerate(there) if _where(v) != shown[i]]
             raise ValueError(f"--out {out} holds a sweep with other points: {'; '.join(moved)}; "
                              f"give the same axes to resume it, or another --out")
         try:
@@ -216,10 +210,6 @@ def save_definition(cfg: SweepConfig, out: Path) -> None:
                 raise
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / SWEEP, cfg.to_dict())
-
-
-def _show(values: list[dict], i: int) -> str:
-    return _where(values[i]) if i < len(values) else "(none)"
 
 
 def _same_points(cfg: SweepConfig, out: Path) -> bool:
@@ -299,7 +289,7 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
         [str(Path(__file__).resolve().parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])])}
     dies_with_us = _dies_with_this_thread()
     waiting, failed = list(chosen), []
-    running: dict[int, tuple[Point, subprocess.Popen, IO, float]] = {}  # index -> point, process, log, start
+    running: dict[int, tuple[Point, subprocess.Popen, float]] = {}  # index -> point, process, start
     # SIGTERM, Ctrl-C or a hangup (terminal or ssh closed): stop the children (their trainers checkpoint at
     # the end of the step), not leave them running with their folders locked; a second SIGTERM or Ctrl-C
     # kills them at once. Started in sessions of their own, they never see the terminal's signals themselves.
@@ -308,22 +298,21 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
             while (waiting or running) and not interrupt.requested:
                 while waiting and len(running) < jobs:
                     p = waiting.pop(0)
-                    log = open(out / f"{p.dir_name}.log", "a")
-                    echo(f"point {p.index}: started (log {log.name})")
                     # Its own session: the terminal's Ctrl-C reaches this process alone, which stops each
                     # child with one signal (a second would cut its trainer's checkpoint short), and the
                     # signals reach the child's own workers too. Started from this thread, which waits for
                     # it: the parent-death signal fires when the forking thread ends, and this one ends
                     # only once the finally below has stopped every child.
-                    running[p.index] = (p, subprocess.Popen(point_command(out, p.index), stdout=log,
-                                                            stderr=subprocess.STDOUT, env=env,
-                                                            start_new_session=True, preexec_fn=dies_with_us),
-                                        log, time.perf_counter())
-                for index, (p, proc, written, t0) in list(running.items()):
+                    with open(out / f"{p.dir_name}.log", "a") as log:  # only the child writes it, to its own copy
+                        echo(f"point {p.index}: started (log {log.name})")
+                        running[p.index] = (p, subprocess.Popen(point_command(out, p.index), stdout=log,
+                                                                stderr=subprocess.STDOUT, env=env,
+                                                                start_new_session=True, preexec_fn=dies_with_us),
+                                            time.perf_counter())
+                for index, (p, proc, t0) in list(running.items()):
                     if proc.poll() is None:
                         continue
                     del running[index]
-                    written.close()
                     if proc.returncode:
                         failed.append(p.index)
                     outcome = "finished" if proc.returncode == 0 else f"failed (exit {proc.returncode})"
@@ -331,11 +320,9 @@ def run_sweep(cfg: SweepConfig, out: Path, indices: list[int] | None = None, ech
                          f"{len(waiting) + len(running)} to go")
                 time.sleep(0.2)
         finally:  # also on a second signal, or an error here: no child outlives the sweep
-            _stop([proc for _, proc, _, _ in running.values()])
-            for _, _, written, _ in running.values():
-                written.close()
+            _stop([proc for _, proc, _ in running.values()])
     if interrupt.requested:  # no report: the points stopped are not finished
-        stopped = ", ".join(str(i) for i, (_, proc, _, _) in sorted(running.items()) if proc.returncode)
+        stopped = ", ".join(str(i) for i, (_, proc, _) in sorted(running.items()) if proc.returncode)
         raise KeyboardInterrupt((f"stopped points {stopped}; " if stopped else "") + "rerun the same command to resume")
     if failed:  # an OSError: the command says it in one line, as other failures of the outside world
         raise ChildProcessError(f"points {', '.join(map(str, sorted(failed)))} failed: see {out}/point-NNN.log; "
