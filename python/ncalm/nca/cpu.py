@@ -104,26 +104,21 @@ def score_rules(
 
 
 def filter_rules(
-    cfg: NCAConfig, seed: int, start: int, count: int, threads: int | None = None
+    cfg: NCAConfig, seed: int, start: int, count: int, threads: int | None = None,
+    score: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score candidate rules start..start+count-1; keep those strictly inside cfg.band.
 
-    Returns (accepted rule ids, all ratios).
+    Returns (accepted rule ids, all ratios). ``score`` gives the scores instead of
+    :func:`score_rules` (the GPU backend's).
     """
-    return filter_band(cfg, start, count, lambda ids: score_rules(cfg, seed, ids, threads))
-
-
-def filter_band(
-    cfg: NCAConfig, start: int, count: int, score: Callable[[np.ndarray], np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """filter_rules with the scores from `score` (the CPU or the GPU backend)."""
     if cfg.band is None:
         raise ValueError("filter_rules needs cfg.band=(lower, upper); it is None")
     for name, value in (("start", start), ("count", count)):
         if not _integer(value) or value < 0:
             raise ValueError(f"{name}={value!r} must be a non-negative integer")
     ids = _ids("rule ids", np.arange(int(start), int(start) + int(count), dtype=np.uint64))
-    ratios = score(ids)
+    ratios = score(ids) if score else score_rules(cfg, seed, ids, threads)
     return ids[in_band(ratios, cfg.band)], ratios
 
 
