@@ -130,14 +130,11 @@ def in_band(ratios: Iterable[float] | np.ndarray, band: tuple[float, float]) -> 
 
 def sample_rules(cfg: NCAConfig, seed: int, rule_ids: Iterable[int] | np.ndarray) -> dict[str, np.ndarray]:
     """Weights of the given rules: conv1 (n, 3, 3, C+2, 4), conv2 (n, 4, 16), conv3 (n, 16, C)."""
-    d, s = cfg.core, _seed(seed)
+    s = _seed(seed)
     ids = _ids("rule_ids", rule_ids)
-    shapes = [w.shape for w in _core.sample_rule(d, s, 0)] if ids.size == 0 else []
-    weights = [_core.sample_rule(d, s, int(r)) for r in ids]
-    return {
-        name: np.stack([w[i] for w in weights]) if weights else np.empty((0, *shapes[i]), np.float32)
-        for i, name in enumerate(("conv1", "conv2", "conv3"))
-    }
+    # Without ids, rule 0's weights give the empty arrays their shapes.
+    weights = [_core.sample_rule(cfg.core, s, int(r)) for r in (ids if ids.size else [0])]
+    return {name: np.stack([w[i] for w in weights])[:ids.size] for i, name in enumerate(("conv1", "conv2", "conv3"))}
 
 
 def rollout(
