@@ -42,9 +42,7 @@ def _threads(threads: int | None) -> int:
 
 
 def _ids(name: str, ids: Iterable[int] | np.ndarray | int, limit: int = 2**56 - 1) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
+    arr = np.atleast_1d(ids)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
