@@ -42,9 +42,7 @@ def _threads(threads: int | None) -> int:
 
 
 def _ids(name: str, ids: Iterable[int] | np.ndarray | int, limit: int = 2**56 - 1) -> np.ndarray:
-    arr = np.asarray(ids)
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
+    arr = np.atleast_1d(ids)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
     if arr.size and arr.dtype.kind not in "iu":
@@ -104,26 +102,21 @@ def score_rules(
 
 
 def filter_rules(
-    cfg: NCAConfig, seed: int, start: int, count: int, threads: int | None = None
+    cfg: NCAConfig, seed: int, start: int, count: int, threads: int | None = None,
+    score: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Score candidate rules start..start+count-1; keep those strictly inside cfg.band.
 
-    Returns (accepted rule ids, all ratios).
+    Returns (accepted rule ids, all ratios). ``score`` gives the scores instead of
+    :func:`score_rules` (the GPU backend's).
     """
-    return filter_band(cfg, start, count, lambda ids: score_rules(cfg, seed, ids, threads))
-
-
-def filter_band(
-    cfg: NCAConfig, start: int, count: int, score: Callable[[np.ndarray], np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """filter_rules with the scores from `score` (the CPU or the GPU backend)."""
     if cfg.band is None:
         raise ValueError("filter_rules needs cfg.band=(lower, upper); it is None")
     for name, value in (("start", start), ("count", count)):
         if not _integer(value) or value < 0:
             raise ValueError(f"{name}={value!r} must be a non-negative integer")
     ids = _ids("rule ids", np.arange(int(start), int(start) + int(count), dtype=np.uint64))
-    ratios = score(ids)
+    ratios = score(ids) if score else score_rules(cfg, seed, ids, threads)
     return ids[in_band(ratios, cfg.band)], ratios
 
 
@@ -135,14 +128,11 @@ def in_band(ratios: Iterable[float] | np.ndarray, band: tuple[float, float]) -> 
 
 def sample_rules(cfg: NCAConfig, seed: int, rule_ids: Iterable[int] | np.ndarray) -> dict[str, np.ndarray]:
     """Weights of the given rules: conv1 (n, 3, 3, C+2, 4), conv2 (n, 4, 16), conv3 (n, 16, C)."""
-    d, s = cfg.core, _seed(seed)
+    s = _seed(seed)
     ids = _ids("rule_ids", rule_ids)
-    shapes = [w.shape for w in _core.sample_rule(d, s, 0)] if ids.size == 0 else []
-    weights = [_core.sample_rule(d, s, int(r)) for r in ids]
-    return {
-        name: np.stack([w[i] for w in weights]) if weights else np.empty((0, *shapes[i]), np.float32)
-        for i, name in enumerate(("conv1", "conv2", "conv3"))
-    }
+    # Without ids, rule 0's weights give the empty arrays their shapes.
+    weights = [_core.sample_rule(cfg.core, s, int(r)) for r in (ids if ids.size else [0])]
+    return {name: np.stack([w[i] for w in weights])[:ids.size] for i, name in enumerate(("conv1", "conv2", "conv3"))}
 
 
 def rollout(

@@ -19,7 +19,7 @@ import torch
 
 from ncalm import _core
 from ncalm.nca.config import NCAConfig
-from ncalm.nca.cpu import MAX_SEQ_ID, _ids, _seed, _threads, filter_band
+from ncalm.nca.cpu import MAX_SEQ_ID, _ids, _seed, _threads, filter_rules
 from ncalm.nca.cpu import find_rules as cpu_find_rules
 
 _DTYPES = ("int32", "int64", "uint16")
@@ -185,7 +185,7 @@ class CudaGenerator:
 
     def filter_rules(self, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
         """Score candidates start..start+count-1; keep those strictly inside cfg.band."""
-        return filter_band(self.cfg, start, count, self.score_rules)
+        return filter_rules(self.cfg, self.seed, start, count, score=self.score_rules)
 
     # -- tokens --------------------------------------------------------------
 

@@ -25,10 +25,8 @@ def palette(colors: int) -> np.ndarray:
 
     if colors < 1:
         raise ValueError(f"colors must be >= 1, got {colors}")
-    if colors <= 10:
-        rgb = matplotlib.colormaps["tab10"].colors[:colors]
-    elif colors <= 20:
-        rgb = matplotlib.colormaps["tab20"].colors[:colors]
+    if colors <= 20:
+        rgb = matplotlib.colormaps["tab10" if colors <= 10 else "tab20"].colors[:colors]
     else:
         rgb = matplotlib.colormaps["turbo"](np.linspace(0, 1, colors))[:, :3]
     return (np.asarray(rgb) * 255).round().astype(np.uint8)

@@ -144,15 +144,11 @@ def patch_tokens(cfg: NCAConfig, grid: np.ndarray) -> np.ndarray:
     return np.array(tokens, dtype=np.int64)
 
 
-def gzip_ratio(tokens: np.ndarray) -> float:
-    raw = np.asarray(tokens, dtype="<i4").tobytes()
-    return len(gzip.compress(raw, 9)) / len(raw)
-
-
 def score(cfg: NCAConfig, seed: int, rule_id: int) -> float:
-    """Complexity of a rule: its own scoring simulation, score_frames frames, gzip ratio."""
+    """Complexity of a rule: its own scoring simulation, score_frames frames, gzip ratio of the int32 tokens."""
     frames = trajectory(cfg, seed, rule_id, rule_id, cfg.score_frames, scoring=True)
-    return gzip_ratio(np.concatenate([patch_tokens(cfg, f) for f in frames]))
+    raw = np.concatenate([patch_tokens(cfg, f) for f in frames]).astype("<i4").tobytes()
+    return len(gzip.compress(raw, 9)) / len(raw)
 
 
 def find_rule(cfg: NCAConfig, seed: int, seq_id: int) -> int:
