@@ -52,21 +52,25 @@ class ByteTokenizer(_SavedAsHF):
         return {"type": "byte"}
 
     def to_hf_json(self) -> str:
-        """These ids as an HF tokenizer: byte-level BPE (GPT-2's layout) without merges, each byte its own id,
-        EOS_TEXT the token ``eos_id``.
+        """These ids as an HF tokenizer: byte-level BPE without merges, each byte its own id.
 
         Unlike :meth:`encode`, HF turns a literal ``<|endoftext|>`` in the text into the EOS id.
         """
-        byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-        return json.dumps({
-            "version": "1.0", "truncation": None, "padding": None,
-            "added_tokens": [{"id": self.eos_id, "content": EOS_TEXT, "single_word": False, "lstrip": False,
-                              "rstrip": False, "normalized": False, "special": True}],
-            "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", **byte_level}, "post_processor": None,
-            "decoder": {"type": "ByteLevel", **byte_level},
-            "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                      "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
-                      "vocab": _BYTE_VOCAB, "merges": []}})
+        return byte_level_bpe_json(_BYTE_VOCAB, [], self.eos_id)
+
+
+def byte_level_bpe_json(vocab: dict[str, int], merges: list[str], eos_id: int) -> str:
+    """The Hugging Face ``tokenizer.json`` of a byte-level BPE (GPT-2's layout), EOS_TEXT its token ``eos_id``."""
+    byte_level = {"add_prefix_space": False, "trim_offsets": True, "use_regex": True}
+    return json.dumps({
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": eos_id, "content": EOS_TEXT, "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True}],
+        "normalizer": None, "pre_tokenizer": {"type": "ByteLevel", **byte_level}, "post_processor": None,
+        "decoder": {"type": "ByteLevel", **byte_level},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges}})
 
 
 def _byte_vocab() -> dict[str, int]:
