@@ -63,10 +63,6 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit code 2."""
-
-
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = Parser(
         prog="ncalm",
@@ -118,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     # OSError: a path the user gave that cannot be read or written (missing, a file
     # where a directory is needed, no permission...) is the user's to fix, not a bug.
-    except (UserError, ValueError, OSError, ImportError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         print(f"ncalm {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except MemoryError as exc:  # what no check foresaw: one line, not a traceback
