@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ncalm.cli.options import add_tree_arguments, tree_config
 from ncalm.settings import add_flags, output_folder
-from ncalm.train.config import StageConfig
+from ncalm.train.config import BEST, CHECKPOINT, StageConfig
 
 GROUPS = {"model": "model", "model.transfer": "transfer (--init)", "data": "data", "data.nca": "NCA data (--data nca)",
           "data.dyck": "Dyck data (--data dyck)", "data.text": "text data", "optim": "optimisation", "run": "run"}
@@ -36,8 +36,6 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
 def check_out_dir(cfg: StageConfig, force: bool) -> None:
     """Refuse an out_dir that cannot be made, and to start over silently on top of a run: its checkpoint and
     metrics would be overwritten."""
-    from ncalm.train.config import BEST, CHECKPOINT
-
     run, init = cfg.run, cfg.model.init
     output_folder("run.out_dir", run.out_dir)
     ckpt = Path(run.out_dir) / CHECKPOINT
