@@ -71,21 +71,18 @@ def _param_count(n: int) -> str:
 
 def parameter_summary(cfg) -> str:
     """'parameters: 1.61B in the transformer layers ...; with embedding and head: ...' for --dry-run."""
-    from dataclasses import replace
-
-    from ncalm.experiment.arms import arms_of
+    from ncalm.experiment.arms import arms_of, first_stage
     from ncalm.experiment.config import SCRATCH
     from ncalm.lm.config import model_config
-    from ncalm.lm.tokenizer import ByteTokenizer
 
     shape = model_config(cfg.model.size or "tiny", **cfg.model.overrides)
     parts = []
+    # Each kind of first stage as the experiment builds it (arms.py), once: its data decides the vocabulary.
     stages = [("language", cfg.language.data)] + [
-        (arm.kind, replace(cfg.prepretrain.data, kind=arm.kind))
+        (arm.kind, first_stage(cfg, arm, cfg.seeds[0], Path("unused"), cfg.prepretrain.data.text.source).data)
         for arm in {a.kind: a for a in arms_of(cfg) if a.kind != SCRATCH}.values()]
     for name, data in stages:
-        # The text arm's first stage reads bytes (arms.py).
-        vocab = ByteTokenizer.vocab_size if name == "text" else _vocab(data)
+        vocab = _vocab(data)
         if vocab:
             parts.append(f"{name} {_param_count(shape.replace(vocab_size=vocab).n_params())} (vocabulary {vocab:,})")
     return (f"parameters: {_param_count(shape.n_params(non_embedding=True))} in the transformer layers "
