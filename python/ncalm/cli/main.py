@@ -100,9 +100,8 @@ def innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argp
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    names = {name for name, _, _ in COMMANDS}
     only = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only if only in names else "")
+    parser = build_parser(only or "")  # imports the named command's module only; none for `ncalm --help`
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # Reported by the command's own parser, so the error names `ncalm prepretrain`, not `ncalm`.
