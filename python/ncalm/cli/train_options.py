@@ -37,9 +37,9 @@ def check_out_dir(cfg: StageConfig, force: bool) -> None:
     """Refuse an out_dir that cannot be made, and to start over silently on top of a run: its checkpoint and
     metrics would be overwritten."""
     run, init = cfg.run, cfg.model.init
-    output_folder("run.out_dir", run.out_dir)
-    ckpt = Path(run.out_dir) / CHECKPOINT
-    replaced = [Path(run.out_dir) / name for name in (CHECKPOINT, BEST)]  # by a new run in --out
+    out = output_folder("run.out_dir", run.out_dir)
+    ckpt = out / CHECKPOINT
+    replaced = (ckpt, out / BEST)  # by a new run in --out
     if init and not run.resume and any(p.exists() and p.resolve() == Path(init).resolve() for p in replaced):
         raise FileExistsError(f"--init {init} is a checkpoint this run would overwrite in --out "
                               f"{run.out_dir}; give the new stage another --out")
