@@ -58,6 +58,9 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # A subcommand's defaults overwrite its parent's: args._parser is the deepest (sub)command's parser,
+        # e.g. that of `ncalm eval bpb`, which main has report unknown arguments.
+        self.set_defaults(_parser=self)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -88,16 +91,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
-    """The parser of the deepest (sub)command that ``args`` selected, e.g. that of `ncalm eval bpb`."""
-    while True:
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        name = getattr(args, subs[0].dest, None) if subs else None
-        if name is None:
-            return parser
-        parser = subs[0].choices[name]
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     only = next((a for a in argv if not a.startswith("-")), None)
@@ -105,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # Reported by the command's own parser, so the error names `ncalm prepretrain`, not `ncalm`.
-        innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0 if not argv else 2
