@@ -16,6 +16,7 @@ from ncalm.eval.reasoning.config import ReasoningConfig
 from ncalm.locks import exclusive
 from ncalm.settings import output_folder
 
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_tree(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"), "eval-reasoning", "top_p=0.9")
 
