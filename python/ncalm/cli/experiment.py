@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 
 from ncalm.cli.options import add_tree_arguments, tree_config
+from ncalm.experiment.config import SCRATCH, ExperimentConfig
+from ncalm.experiment.presets import PRESETS, preset
+from ncalm.settings import add_flags, output_folder, show_value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.experiment.config import ExperimentConfig
-    from ncalm.experiment.presets import PRESETS
-    from ncalm.settings import add_flags, show_value
-
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base settings")
     add_tree_arguments(p, ExperimentConfig, "experiment", "language.optim.lr=3e-4")
     p.add_argument("--out", default=None, help="output directory (default: runs/experiment-PRESET)")
@@ -72,7 +71,6 @@ def _param_count(n: int) -> str:
 def parameter_summary(cfg) -> str:
     """'parameters: 1.61B in the transformer layers ...; with embedding and head: ...' for --dry-run."""
     from ncalm.experiment.arms import arms_of, first_stage
-    from ncalm.experiment.config import SCRATCH
     from ncalm.lm.config import model_config
 
     shape = model_config(cfg.model.size or "tiny", **cfg.model.overrides)
@@ -91,10 +89,7 @@ def parameter_summary(cfg) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm.experiment.config import ExperimentConfig
-    from ncalm.experiment.presets import preset
     from ncalm.experiment.runner import check_runnable, pin_precision, run_and_report
-    from ncalm.settings import output_folder
 
     out = Path(args.out or f"runs/experiment-{args.preset}")
     cfg = tree_config(ExperimentConfig, args, preset(args.preset))
