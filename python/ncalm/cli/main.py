@@ -58,8 +58,8 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
-        # A subcommand's defaults overwrite its parent's: args._parser is the deepest (sub)command's parser,
-        # e.g. that of `ncalm eval bpb`, which main has report unknown arguments.
+        # A subcommand's defaults overwrite its parent's, so args._parser is the deepest (sub)command's parser
+        # (that of `ncalm eval bpb`): main reports unknown arguments with it, naming that command.
         self.set_defaults(_parser=self)
 
     def error(self, message: str) -> NoReturn:
