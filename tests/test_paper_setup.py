@@ -30,6 +30,17 @@ def test_paper_preset_dry_run_prints_the_papers_1_6b(capsys):
     assert line.startswith(f"parameters: {n / 1e6:.2f}M in the transformer layers (2 x 64, MLP 192)")
 
 
+
+def test_dry_run_sizes_each_first_stage_as_the_experiment_builds_it(capsys):
+    # The NCA controls once failed the dry run ("kind: must be one of nca, dyck, text, got 'nca-shuffled'"),
+    # and the text arm was sized as bytes whatever its tokenizer.
+    argv = ["experiment", "--dry-run", "--arms", "scratch", "nca", "nca-shuffled", "random-unigram", "text",
+            "--set", "prepretrain.data.text.tokenizer=gpt2"]
+    assert main(argv) == 0
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "nca-shuffled 0.14M (vocabulary 258), random-unigram 0.14M (vocabulary 258)" in line
+    assert line.endswith("text 6.54M (vocabulary 50,257)")
+
 def test_attention_dropout_only_while_training():
     torch.manual_seed(0)
     model = LlamaLM(ModelConfig(attn_dropout=0.5))

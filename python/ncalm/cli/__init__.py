@@ -1,4 +1,4 @@
 """The `ncalm` command line: the top layer. Nothing else in the package imports it."""
-from ncalm.cli.main import COMMANDS, HelpFormatter, UserError, build_parser, main
+from ncalm.cli.main import COMMANDS, HelpFormatter, build_parser, main
 
-__all__ = ["COMMANDS", "HelpFormatter", "UserError", "build_parser", "main"]
+__all__ = ["COMMANDS", "HelpFormatter", "build_parser", "main"]

@@ -18,12 +18,11 @@ import json
 from pathlib import Path
 
 from ncalm.cli.options import add_tree, tree_config
+from ncalm.experiment.config import ExperimentConfig
+from ncalm.experiment.presets import PRESETS, preset
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.experiment.config import ExperimentConfig
-    from ncalm.experiment.presets import PRESETS
-
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="experiment preset: NCA settings and corpus")
     add_tree(p, ExperimentConfig, ExperimentConfig(), "experiment", "language.data.text.source=corpus.txt",
              only=("language.data.text.source",))
@@ -48,8 +47,6 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.data.corpus import documents
     from ncalm.data.tokens import is_bin_spec
     from ncalm.eval.band import corpus_scores, nca_scores, plot_band, propose_band, window_tokens
-    from ncalm.experiment.config import ExperimentConfig
-    from ncalm.experiment.presets import preset
     from ncalm.nca.pictures import accepted_fraction
     from ncalm.settings import leaves, output_folder
 

@@ -32,11 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                  f"eval {mode}", example)
 
 
-def _same_corpus(a: str, b: str) -> bool:
-    """Whether two corpus specs name the same data, however their paths are spelled."""
-    return resolved_spec(a) == resolved_spec(b)
-
-
 def _validation_cap(cfg: BpbConfig, data, spec: str) -> int | None:
     """max_bytes, else what the checkpoint's own evaluation used: for the language checkpoint of an
     `ncalm experiment`, its bpb_bytes, as its table; then the stage's max_val_bytes (None: no cap; token
@@ -45,7 +40,7 @@ def _validation_cap(cfg: BpbConfig, data, spec: str) -> int | None:
 
     if cfg.max_bytes is not None:
         return cfg.max_bytes
-    if cfg.data is not None and not _same_corpus(cfg.data, data.text.source):
+    if cfg.data is not None and resolved_spec(cfg.data) != resolved_spec(data.text.source):  # however spelled
         return DEFAULT_MAX_VAL_BYTES
     base = None if is_bin_spec(spec) else data.text.max_val_bytes
     stage = Path(cfg.checkpoint).resolve().parent  # an experiment's language stage is OUT/seedS/ARM/language/
@@ -102,7 +97,8 @@ def run_bpb(cfg: BpbConfig) -> dict:
         raise SettingError("data", f"{spec}{f' ({where})' if where != spec else ''} changed since training: its "
                                    f"{what} differ from those {cfg.checkpoint} recorded; "
                                    f"pass --data {spec} to evaluate on it as it is now")
-    if same is False and _same_corpus(spec, data.text.source):  # the user's choice, but said where it shows
+    # The user's choice, but said where it shows (resolved: the same corpus however its paths are spelled).
+    if same is False and resolved_spec(spec) == resolved_spec(data.text.source):
         print(f"note: {spec} changed since {cfg.checkpoint} was trained on it; evaluating it as it is now",
               file=sys.stderr)
     val_percent = cfg.val_percent if cfg.val_percent is not None else data.text.val_percent

@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 
 from ncalm.cli.options import add_tree_arguments, tree_config
+from ncalm.experiment.config import SCRATCH, ExperimentConfig
+from ncalm.experiment.presets import PRESETS, preset
+from ncalm.settings import add_flags, output_folder, show_value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.experiment.config import ExperimentConfig
-    from ncalm.experiment.presets import PRESETS
-    from ncalm.settings import add_flags, show_value
-
     p.add_argument("--preset", default="tiny", choices=list(PRESETS), help="base settings")
     add_tree_arguments(p, ExperimentConfig, "experiment", "language.optim.lr=3e-4")
     p.add_argument("--out", default=None, help="output directory (default: runs/experiment-PRESET)")
@@ -71,21 +70,17 @@ def _param_count(n: int) -> str:
 
 def parameter_summary(cfg) -> str:
     """'parameters: 1.61B in the transformer layers ...; with embedding and head: ...' for --dry-run."""
-    from dataclasses import replace
-
-    from ncalm.experiment.arms import arms_of
-    from ncalm.experiment.config import SCRATCH
+    from ncalm.experiment.arms import arms_of, first_stage
     from ncalm.lm.config import model_config
-    from ncalm.lm.tokenizer import ByteTokenizer
 
     shape = model_config(cfg.model.size or "tiny", **cfg.model.overrides)
     parts = []
+    # Each kind of first stage as the experiment builds it (arms.py), once: its data decides the vocabulary.
     stages = [("language", cfg.language.data)] + [
-        (arm.kind, replace(cfg.prepretrain.data, kind=arm.kind))
+        (arm.kind, first_stage(cfg, arm, cfg.seeds[0], Path("unused"), cfg.prepretrain.data.text.source).data)
         for arm in {a.kind: a for a in arms_of(cfg) if a.kind != SCRATCH}.values()]
     for name, data in stages:
-        # The text arm's first stage reads bytes (arms.py).
-        vocab = ByteTokenizer.vocab_size if name == "text" else _vocab(data)
+        vocab = _vocab(data)
         if vocab:
             parts.append(f"{name} {_param_count(shape.replace(vocab_size=vocab).n_params())} (vocabulary {vocab:,})")
     return (f"parameters: {_param_count(shape.n_params(non_embedding=True))} in the transformer layers "
@@ -94,10 +89,7 @@ def parameter_summary(cfg) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm.experiment.config import ExperimentConfig
-    from ncalm.experiment.presets import preset
     from ncalm.experiment.runner import check_runnable, pin_precision, run_and_report
-    from ncalm.settings import output_folder
 
     out = Path(args.out or f"runs/experiment-{args.preset}")
     cfg = tree_config(ExperimentConfig, args, preset(args.preset))

@@ -91,9 +91,9 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
     if resume:
         if not manifest_path.exists():
             raise ValueError(f"--resume: no {MANIFEST} in {out}; nothing to resume")
-        manifest = read_json(manifest_path, ("config", "seed", "start", "sequences", "shard_sequences", "shards",
-                                             "histogram", "candidates_scored"), "manifest of `ncalm generate`")
         fixed = ("config", "seed", "start", "sequences", "shard_sequences")  # what the stream and its shards are
+        manifest = read_json(manifest_path, (*fixed, "shards", "histogram", "candidates_scored"),
+                             "manifest of `ncalm generate`")
         check_same({k: manifest[k] for k in fixed}, {k: plan[k] for k in fixed}, (), f"--resume: the run in {out}")
         for old in out.glob("nca_*.bin.tmp"):  # an older version's temporary name, which nothing writes now
             old.unlink(missing_ok=True)

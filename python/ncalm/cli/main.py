@@ -58,13 +58,12 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        # A subcommand's defaults overwrite its parent's, so args._parser is the deepest (sub)command's parser
+        # (that of `ncalm eval bpb`): main reports unknown arguments with it, naming that command.
+        self.set_defaults(_parser=self)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-class UserError(Exception):
-    """An error caused by the user's input: printed as one line, exit code 2."""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -92,25 +91,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def innermost(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
-    """The parser of the deepest (sub)command that ``args`` selected, e.g. that of `ncalm eval bpb`."""
-    while True:
-        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-        name = getattr(args, subs[0].dest, None) if subs else None
-        if name is None:
-            return parser
-        parser = subs[0].choices[name]
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    names = {name for name, _, _ in COMMANDS}
     only = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(only if only in names else "")
+    parser = build_parser(only or "")  # imports the named command's module only; none for `ncalm --help`
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # Reported by the command's own parser, so the error names `ncalm prepretrain`, not `ncalm`.
-        innermost(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+        args._parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 0 if not argv else 2
@@ -118,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args._run(args) or 0)
     # OSError: a path the user gave that cannot be read or written (missing, a file
     # where a directory is needed, no permission...) is the user's to fix, not a bug.
-    except (UserError, ValueError, OSError, ImportError) as exc:
+    except (ValueError, OSError, ImportError) as exc:
         print(f"ncalm {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except MemoryError as exc:  # what no check foresaw: one line, not a traceback

@@ -10,12 +10,12 @@ import sys
 import zlib
 from pathlib import Path
 
-from ncalm.cli.main import UserError
 from ncalm.cli.options import add_tree, tree_config
 from ncalm.devices import torch_device
 from ncalm.eval.reasoning.config import ReasoningConfig
 from ncalm.locks import exclusive
 from ncalm.settings import output_folder
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_tree(p, ReasoningConfig, ReasoningConfig(checkpoint="CKPT"), "eval-reasoning", "top_p=0.9")
@@ -114,8 +114,8 @@ def _run_bbl(opts, out: Path) -> int:
     from ncalm.eval.reasoning import bbl
 
     if opts.data is None:
-        raise UserError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
-                        "tasksource/bigbench TASK.jsonl files)")
+        raise ValueError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
+                         "tasksource/bigbench TASK.jsonl files)")
     tasks = bbl.load(opts.data)
     shots = json.loads(Path(opts.bbl_prompts).read_text(encoding="utf-8")) if opts.bbl_prompts else None
     shots = {name: bbl._rows(rows, opts.bbl_prompts) for name, rows in (shots or {}).items()}
@@ -143,8 +143,8 @@ def _load_model(opts, what: str):
     device = torch_device(opts.device)
     model, tokenizer, _ = load_model(opts.checkpoint, device=device)
     if tokenizer is None:
-        raise UserError(f"--checkpoint {opts.checkpoint} was trained on NCA/Dyck tokens only: "
-                        f"{what} needs a language-stage checkpoint with a tokenizer")
+        raise ValueError(f"--checkpoint {opts.checkpoint} was trained on NCA/Dyck tokens only: "
+                         f"{what} needs a language-stage checkpoint with a tokenizer")
     return model, tokenizer, device
 
 
@@ -161,12 +161,12 @@ def run(args: argparse.Namespace) -> int:
         return _run_bbl(opts, out)
     spec = _task(opts)
     if not spec.items:
-        raise UserError("no problems to evaluate (check --data and --limit)")
+        raise ValueError("no problems to evaluate (check --data and --limit)")
     model, tokenizer, device = _load_model(opts, "reasoning evaluation")
     context = model.cfg.max_seq_len
     max_new = opts.max_new_tokens or _default_max_new(opts, spec, tokenizer, context)
     if max_new >= context:
-        raise UserError(f"--max-new-tokens {max_new}: must be < the model's context {context}")
+        raise ValueError(f"--max-new-tokens {max_new}: must be < the model's context {context}")
     keep = context - max_new
     cut = sum(len(tokenizer.encode(item.prompt)) > keep for item in spec.items)
     if cut:  # sampling keeps a long prompt's last tokens: its first demonstrations are silently lost

@@ -18,7 +18,8 @@ from ncalm.cli.generate import GenerateConfig
 from ncalm.cli.options import add_tree, tree_config
 from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig, check_seed
-from ncalm.nca.pictures import SCALE
+from ncalm.nca.cpu import find_rules, in_band, rollout, score_rules, workspace_bytes
+from ncalm.nca.pictures import SCALE, accepted_fraction, save_complexity_histogram, save_gif, save_strip, strip_bytes
 from ncalm.settings import Settings, at_least, folder, output_folder, same_as, setting
 
 
@@ -44,9 +45,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_memory(opts: ShowConfig) -> None:
     """Refuse before any work a drawing that cannot fit, naming the options of its largest need."""
-    from ncalm.nca.cpu import workspace_bytes
-    from ncalm.nca.pictures import strip_bytes
-
     cfg = opts.nca
     # The candidates' ids, scores, masks and sorted copies; the simulators; the grids and their strip (the GIF and
     # the rejected rules' strip come after it, and need less).
@@ -61,9 +59,6 @@ def _check_memory(opts: ShowConfig) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm.nca.cpu import find_rules, in_band, rollout, score_rules
-    from ncalm.nca.pictures import accepted_fraction, save_complexity_histogram, save_gif, save_strip
-
     opts = tree_config(ShowConfig, args)
     out = output_folder("out", opts.out)
     _check_memory(opts)

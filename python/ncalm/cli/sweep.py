@@ -19,12 +19,12 @@ import argparse
 import shlex
 
 from ncalm.cli.options import add_tree_arguments, tree_config
+from ncalm.experiment.sweep import (SWEEP, SWEEP_PRESETS, SweepConfig, check_points, load_definition, parse_points,
+                                    point_command, points, run_sweep, save_definition, uses_gpu, write_sweep_report)
+from ncalm.settings import add_flags, output_folder
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.experiment.sweep import SWEEP_PRESETS, SweepConfig
-    from ncalm.settings import add_flags
-
     p.add_argument("--preset", default=None, choices=list(SWEEP_PRESETS),
                    help="base sweep (default: none; the one saved in --out, when it holds a sweep)")
     add_tree_arguments(p, SweepConfig, "sweep", "seeds=[0,1,2]")
@@ -38,11 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm.experiment.sweep import (SWEEP, SWEEP_PRESETS, SweepConfig, check_points, load_definition,
-                                        parse_points, point_command, points, run_sweep, save_definition, uses_gpu,
-                                        write_sweep_report)
-    from ncalm.settings import output_folder
-
     # The sweep that --preset/--config/--set describe (saved into --out), else the one --out holds:
     # layered over the preset, else over the sweep --out holds (a change to it is refused by name).
     out = output_folder("--out", args.out or f"runs/{args.preset or 'sweep'}")  # every path below writes in it

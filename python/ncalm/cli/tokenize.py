@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 
 from ncalm.cli.options import add_tree, tree_config
+from ncalm.data.tokenize import TokenizeConfig, tokenize
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ncalm.data.tokenize import TokenizeConfig
-
     add_tree(p, TokenizeConfig, TokenizeConfig(), "tokenize", "bpe_vocab=8192")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ncalm.data.tokenize import TokenizeConfig, tokenize
-
     tokenize(tree_config(TokenizeConfig, args))
     return 0

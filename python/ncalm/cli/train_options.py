@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ncalm.cli.options import add_tree_arguments, tree_config
 from ncalm.settings import add_flags, output_folder
-from ncalm.train.config import StageConfig
+from ncalm.train.config import BEST, CHECKPOINT, StageConfig
 
 GROUPS = {"model": "model", "model.transfer": "transfer (--init)", "data": "data", "data.nca": "NCA data (--data nca)",
           "data.dyck": "Dyck data (--data dyck)", "data.text": "text data", "optim": "optimisation", "run": "run"}
@@ -36,12 +36,10 @@ def stage_config(args: argparse.Namespace) -> StageConfig:
 def check_out_dir(cfg: StageConfig, force: bool) -> None:
     """Refuse an out_dir that cannot be made, and to start over silently on top of a run: its checkpoint and
     metrics would be overwritten."""
-    from ncalm.train.config import BEST, CHECKPOINT
-
     run, init = cfg.run, cfg.model.init
-    output_folder("run.out_dir", run.out_dir)
-    ckpt = Path(run.out_dir) / CHECKPOINT
-    replaced = [Path(run.out_dir) / name for name in (CHECKPOINT, BEST)]  # by a new run in --out
+    out = output_folder("run.out_dir", run.out_dir)
+    ckpt = out / CHECKPOINT
+    replaced = (ckpt, out / BEST)  # by a new run in --out
     if init and not run.resume and any(p.exists() and p.resolve() == Path(init).resolve() for p in replaced):
         raise FileExistsError(f"--init {init} is a checkpoint this run would overwrite in --out "
                               f"{run.out_dir}; give the new stage another --out")
