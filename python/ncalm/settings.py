@@ -15,6 +15,7 @@ import datetime
 import contextvars
 import copy
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -583,19 +584,13 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
 
 
 def flag_values(args: argparse.Namespace) -> dict:
-    """The nested dict of the tree options that were given on the command line."""
-    out: dict = {}
-    for key, value in vars(args).items():
-        if key.startswith("@"):  # add_flags' destinations
-            out = merge(out, nested(key[1:], value))
-    return out
+    """The nested dict of the tree options that were given on the command line (add_flags' "@a.b" dests)."""
+    given = (nested(key[1:], value) for key, value in vars(args).items() if key.startswith("@"))
+    return functools.reduce(merge, given, {})
 
 
 def resolve(cls: type, base: dict, config: str | None = None, assignments: list[str] = (),
             flags: dict | None = None) -> Any:
     """The tree that ``base`` (a preset), a TOML file, ``--set`` assignments and flags describe, in that order."""
     layers = [base, load_toml(config) if config else {}, *map(parse_assignment, assignments), flags or {}]
-    d: dict = {}
-    for layer in layers:
-        d = merge(d, canonical(cls, layer))
-    return cls.from_dict(d)
+    return cls.from_dict(functools.reduce(merge, (canonical(cls, layer) for layer in layers), {}))
