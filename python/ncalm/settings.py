@@ -466,14 +466,13 @@ def load_toml(path: str | Path) -> dict:
 def differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     """Every dotted setting whose value differs, as ``key: old -> new``; keys under ``ignore`` are skipped."""
     then, now = leaves(saved), leaves(current)
-    unset = object()
 
     def show(v) -> str:
-        return "(unset)" if v is unset else json.dumps(v, separators=(",", ":"))
+        return "(unset)" if v is _ABSENT else json.dumps(v, separators=(",", ":"))
 
     out = []
     for key in sorted(set(then) | set(now)):
-        old, new = then.get(key, unset), now.get(key, unset)
+        old, new = then.get(key, _ABSENT), now.get(key, _ABSENT)
         if old != new and not any(key == p or key.startswith(p + ".") for p in ignore):
             out.append(f"{key}: {show(old)} -> {show(new)}")
     return out
