@@ -98,12 +98,11 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
 # files_digest is for evaluation, which reads no training data: a resume reads the data again and
 # compares its token and document counts, as it did before checkpoints recorded the digest (a
 # checkpoint without one must still resume).
-MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir", "config.run.steps",
-              "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
-              "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
-              "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
-              "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device",
-              "config.data.text.cache", f"data.{FILES}")
+MAY_CHANGE = ("version", "device", f"data.{FILES}",
+              *(f"config.run.{key}" for key in ("precision", "out_dir", "steps", "tokens", "stop_at", "resume",
+                                                "progress", "threads", "device", "eval_every", "ckpt_every",
+                                                "log_every", "compile", "activation_checkpointing", "tracking")),
+              *(f"config.data.{key}" for key in ("workers", "gen_threads", "gen_device", "text.cache")))
 
 
 def _check_init(cfg: StageConfig, init_state: dict) -> None:
