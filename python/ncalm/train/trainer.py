@@ -154,16 +154,14 @@ def why_no_tokenizer(state: dict) -> str:
 
 def _saved_spec(state: dict) -> dict:
     """A checkpoint's run spec; one written before the spec existed is rebuilt from what it saved."""
-    if "spec" in state:
-        spec = state["spec"]
-        if "eval_batches" in spec["config"].get("run", {}):  # before data.val_sequences: the same set, renamed
-            with quietly():
-                spec = {**spec, "config": StageConfig.from_dict(spec["config"]).to_dict()}
-        return spec
-    with quietly():
-        config = StageConfig.from_dict(state["train_config"]).to_dict()
-    return {"config": config, "precision": state.get("precision") or "auto", "world": state.get("world", 1),
-            "data": state.get("data")}
+    spec = state["spec"] if "spec" in state else {"config": state["train_config"], "data": state.get("data"),
+                                                  "precision": state.get("precision") or "auto",
+                                                  "world": state.get("world", 1)}
+    # An older config in today's layout: flat (before the spec), or with run.eval_batches (data.val_sequences since).
+    if "spec" not in state or "eval_batches" in spec["config"].get("run", {}):
+        with quietly():
+            spec = {**spec, "config": StageConfig.from_dict(spec["config"]).to_dict()}
+    return spec
 
 
 def _check_resume(cfg: StageConfig, state: dict, spec: dict) -> None:
