@@ -1,9 +1,4 @@
-"""ncalm: NCA pre-pre-training of language models.
-
-Generator API (the compiled core):
-    NCAConfig, NCAGenerator, sequence_tokens, find_rules, score_rules,
-    filter_rules, sample_rules, rollout, encode, decode, complexity
-"""
+"""ncalm: NCA pre-pre-training of language models. The generator API (the compiled core): ``__all__``."""
 from ncalm.nca.config import NCAConfig
 from ncalm.nca.cpu import (
     IGNORE_INDEX,

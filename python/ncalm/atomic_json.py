@@ -82,18 +82,15 @@ def read_jsonl(path: str | os.PathLike) -> list[Any]:
     no record and are skipped.
     """
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    numbered = [(n, line) for n, line in enumerate(lines, 1) if line.strip()]
     records = []
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
+    for n, line in numbered:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            if i == last:
+            if n == numbered[-1][0]:
                 break
-            raise ValueError(f"{path}:{i + 1}: corrupt record (line {i + 1} is not a JSON record): "
-                             f"{line[:80]!r}") from None
+            raise ValueError(f"{path}:{n}: corrupt record (line {n} is not a JSON record): {line[:80]!r}") from None
     return records
 
 

@@ -15,6 +15,7 @@ import datetime
 import contextvars
 import copy
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -332,14 +333,6 @@ def quietly():
         _quiet.reset(token)
 
 
-def _has(d: dict, dotted: str) -> bool:
-    for part in dotted.split("."):
-        if not isinstance(d, dict) or part not in d:
-            return False
-        d = d[part]
-    return True
-
-
 def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     """``d`` in today's layout for ``cls``: renamed keys moved (``RENAMED``), plain values for a
     table expanded (``SHORTHAND``), all the way down; so that layers merge key by key. ``prefix``:
@@ -347,10 +340,22 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     given, d = d, _whole(cls, d)
     if not isinstance(d, dict):
         return d
+    if cls.RENAMED:
+        d = copy.deepcopy(d)
+    for old, new in cls.RENAMED.items():  # moved to the new dotted place, said once
+        *path, last = old.split(".")
+        node = _at(d, path)
+        if isinstance(node, dict) and last in node:
+            value = node.pop(last)
+            if _at(given, new.split(".")) is not _ABSENT:  # ``given``: the input, before whole tables became dicts
+                raise SettingError(_dotted(prefix, old),
+                                   f"is the old name of '{_dotted(prefix, new)}', which is given too: keep one of them")
+            note_renamed(_dotted(prefix, old), _dotted(prefix, new))
+            d = merge(d, nested(new, value))
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     out = {}
-    for k, v in renamed(cls, d, given, prefix).items():
+    for k, v in d.items():
         if k in hints and _is_table(hints[k]):
             v = canonical(hints[k], v, _dotted(prefix, k))
             if not isinstance(v, dict):  # named now: merged with a later layer's table, it would vanish
@@ -367,6 +372,16 @@ def _dotted(prefix: str, key: str) -> str:
     return f"{prefix}.{key}" if prefix else key
 
 
+_ABSENT = object()
+
+
+def _at(d: Any, path: list[str]) -> Any:
+    """The value at ``path`` in nested dicts ``d``, or _ABSENT."""
+    for part in path:
+        d = d[part] if isinstance(d, dict) and part in d else _ABSENT
+    return d
+
+
 def _whole(cls: type, d: Any) -> Any:
     """``d`` with every table given whole (an instance, or a plain value for its ``SHORTHAND``) as a dict,
     all the way down: a renamed key moving into such a table (``init`` beside ``model = "small"``) then
@@ -379,27 +394,6 @@ def _whole(cls: type, d: Any) -> Any:
         return d
     hints = typing.get_type_hints(cls)
     return {k: _whole(hints[k], v) if k in hints and _is_table(hints[k]) else v for k, v in d.items()}
-
-
-def renamed(cls: type, d: dict, given: Any = None, prefix: str = "") -> dict:
-    """``d`` with the keys that ``cls.RENAMED`` lists moved to their new dotted place (said once).
-    A key given under both names in ``given`` (the input, before whole tables became dicts) is refused."""
-    if not cls.RENAMED:
-        return d
-    d = copy.deepcopy(d)
-    for old, new in cls.RENAMED.items():
-        *path, last = old.split(".")
-        node = d
-        for part in path:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and last in node:
-            value = node.pop(last)
-            if _has(d if given is None else given, new):
-                raise SettingError(_dotted(prefix, old),
-                                   f"is the old name of '{_dotted(prefix, new)}', which is given too: keep one of them")
-            note_renamed(_dotted(prefix, old), _dotted(prefix, new))
-            d = merge(d, nested(new, value))
-    return d
 
 
 def note_renamed(old: str, new: str) -> None:
@@ -472,14 +466,13 @@ def load_toml(path: str | Path) -> dict:
 def differences(saved: dict, current: dict, ignore: tuple[str, ...] = ()) -> list[str]:
     """Every dotted setting whose value differs, as ``key: old -> new``; keys under ``ignore`` are skipped."""
     then, now = leaves(saved), leaves(current)
-    unset = object()
 
     def show(v) -> str:
-        return "(unset)" if v is unset else json.dumps(v, separators=(",", ":"))
+        return "(unset)" if v is _ABSENT else json.dumps(v, separators=(",", ":"))
 
     out = []
     for key in sorted(set(then) | set(now)):
-        old, new = then.get(key, unset), now.get(key, unset)
+        old, new = then.get(key, _ABSENT), now.get(key, _ABSENT)
         if old != new and not any(key == p or key.startswith(p + ".") for p in ignore):
             out.append(f"{key}: {show(old)} -> {show(new)}")
     return out
@@ -590,19 +583,13 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
 
 
 def flag_values(args: argparse.Namespace) -> dict:
-    """The nested dict of the tree options that were given on the command line."""
-    out: dict = {}
-    for key, value in vars(args).items():
-        if key.startswith("@"):  # add_flags' destinations
-            out = merge(out, nested(key[1:], value))
-    return out
+    """The nested dict of the tree options that were given on the command line (add_flags' "@a.b" dests)."""
+    given = (nested(key[1:], value) for key, value in vars(args).items() if key.startswith("@"))
+    return functools.reduce(merge, given, {})
 
 
 def resolve(cls: type, base: dict, config: str | None = None, assignments: list[str] = (),
             flags: dict | None = None) -> Any:
     """The tree that ``base`` (a preset), a TOML file, ``--set`` assignments and flags describe, in that order."""
     layers = [base, load_toml(config) if config else {}, *map(parse_assignment, assignments), flags or {}]
-    d: dict = {}
-    for layer in layers:
-        d = merge(d, canonical(cls, layer))
-    return cls.from_dict(d)
+    return cls.from_dict(functools.reduce(merge, (canonical(cls, layer) for layer in layers), {}))

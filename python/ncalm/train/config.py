@@ -69,8 +69,7 @@ class RunConfig(Settings):
     log_every: int = setting(10, "steps between metrics records", check=at_least(1), flags=("--log-every",))
     seed: int = setting(0, "model initialisation seed",
                         check=in_range(-2**63, 2**64, open_high=True, shown="[-2**63, 2**64)"), flags=("--seed",))
-    device: str = setting("auto", DEVICE_HELP + " (under torchrun: per local rank)",
-                          check=device_setting,
+    device: str = setting("auto", DEVICE_HELP + " (under torchrun: per local rank)", check=device_setting,
                           flags=("--device",))
     precision: str = setting("auto", "auto = bf16 autocast on CUDA, fp32 on CPU; a resume refuses another "
                                      "resolved precision", choices=PRECISIONS, flags=("--precision",))

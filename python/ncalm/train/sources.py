@@ -12,27 +12,26 @@ from ncalm.settings import SettingError, within
 
 def generator_device(cfg: DataConfig, train_device: str) -> str:
     """Where NCA sequences are generated: the GPU backend needs workers=0 (no CUDA in forked workers).
-    A CUDA gen_device that cannot serve is a SettingError keyed within ``cfg`` (gen_device)."""
+    A CUDA gen_device that cannot serve is a SettingError keyed within ``cfg`` (gen_device); auto is then the CPU."""
     if cfg.gen_device == "cpu" or (cfg.gen_device == "auto" and not train_device.startswith("cuda")):
         return "cpu"
-    if cfg.workers:
-        if cfg.gen_device == "auto":
-            return "cpu"
-        raise SettingError("gen_device", f"{cfg.gen_device!r} needs workers=0 (no CUDA in forked workers), "
-                                         f"got workers={cfg.workers}")
     from ncalm import _core
     from ncalm.nca.cuda import cuda_status
 
-    usable, why = cuda_status(cpu=None)
-    if not usable:
+    try:
+        if cfg.workers:
+            raise SettingError("gen_device", f"{cfg.gen_device!r} needs workers=0 (no CUDA in forked workers), "
+                                             f"got workers={cfg.workers}")
+        usable, why = cuda_status(cpu=None)
+        if not usable:
+            raise no_cuda("gen_device", cfg.gen_device, why)
+        why = _core.cuda_unsupported(cfg.nca_config().core)  # the GPU is there; the config may be past its kernels
+        if why:
+            raise SettingError("gen_device", f"{cfg.gen_device!r}: {why}; {USE_CPU}")
+    except SettingError:
         if cfg.gen_device == "auto":
             return "cpu"
-        raise no_cuda("gen_device", cfg.gen_device, why)
-    why = _core.cuda_unsupported(cfg.nca_config().core)  # the GPU is there; the config may be past its kernels
-    if why:
-        if cfg.gen_device == "auto":
-            return "cpu"
-        raise SettingError("gen_device", f"{cfg.gen_device!r}: {why}; {USE_CPU}")
+        raise
     return train_device if train_device.startswith("cuda") else cfg.gen_device
 
 

@@ -98,12 +98,11 @@ def _kept_tokenizer(cfg: StageConfig, init_state: dict):
 # files_digest is for evaluation, which reads no training data: a resume reads the data again and
 # compares its token and document counts, as it did before checkpoints recorded the digest (a
 # checkpoint without one must still resume).
-MAY_CHANGE = ("version", "device", "config.run.precision", "config.run.out_dir", "config.run.steps",
-              "config.run.tokens", "config.run.stop_at", "config.run.resume", "config.run.progress",
-              "config.run.threads", "config.run.device", "config.run.eval_every", "config.run.ckpt_every",
-              "config.run.log_every", "config.run.compile", "config.run.activation_checkpointing",
-              "config.run.tracking", "config.data.workers", "config.data.gen_threads", "config.data.gen_device",
-              "config.data.text.cache", f"data.{FILES}")
+MAY_CHANGE = ("version", "device", f"data.{FILES}",
+              *(f"config.run.{key}" for key in ("precision", "out_dir", "steps", "tokens", "stop_at", "resume",
+                                                "progress", "threads", "device", "eval_every", "ckpt_every",
+                                                "log_every", "compile", "activation_checkpointing", "tracking")),
+              *(f"config.data.{key}" for key in ("workers", "gen_threads", "gen_device", "text.cache")))
 
 
 def _check_init(cfg: StageConfig, init_state: dict) -> None:
@@ -155,16 +154,14 @@ def why_no_tokenizer(state: dict) -> str:
 
 def _saved_spec(state: dict) -> dict:
     """A checkpoint's run spec; one written before the spec existed is rebuilt from what it saved."""
-    if "spec" in state:
-        spec = state["spec"]
-        if "eval_batches" in spec["config"].get("run", {}):  # before data.val_sequences: the same set, renamed
-            with quietly():
-                spec = {**spec, "config": StageConfig.from_dict(spec["config"]).to_dict()}
-        return spec
-    with quietly():
-        config = StageConfig.from_dict(state["train_config"]).to_dict()
-    return {"config": config, "precision": state.get("precision") or "auto", "world": state.get("world", 1),
-            "data": state.get("data")}
+    spec = state["spec"] if "spec" in state else {"config": state["train_config"], "data": state.get("data"),
+                                                  "precision": state.get("precision") or "auto",
+                                                  "world": state.get("world", 1)}
+    # An older config in today's layout: flat (before the spec), or with run.eval_batches (data.val_sequences since).
+    if "spec" not in state or "eval_batches" in spec["config"].get("run", {}):
+        with quietly():
+            spec = {**spec, "config": StageConfig.from_dict(spec["config"]).to_dict()}
+    return spec
 
 
 def _check_resume(cfg: StageConfig, state: dict, spec: dict) -> None:
@@ -179,9 +176,8 @@ def _check_resume(cfg: StageConfig, state: dict, spec: dict) -> None:
         may_change += ("config.model.size",)
     if not cfg.model.init:  # transfer settings mean something only with an init checkpoint
         may_change += ("config.model.transfer",)
-    # The tables of the other data kinds play no part in this run.
-    unused = {"nca": ("nca", "pool_size", "epoch_sequences", "gen_threads", "gen_device"), "dyck": ("dyck",),
-              "text": ("text",)}
+    # The tables of the other data kinds play no part in this run (gen_threads, gen_device: MAY_CHANGE).
+    unused = {"nca": ("nca", "pool_size", "epoch_sequences"), "dyck": ("dyck",), "text": ("text",)}
     may_change += tuple(f"config.data.{key}" for kind, keys in unused.items() if kind != cfg.data.kind for key in keys)
     check_same(saved, current, may_change, f"cannot resume: the checkpoint {cfg.run.out_dir}/{CHECKPOINT}")
 
