@@ -117,3 +117,20 @@ def test_a_bool_that_takes_a_value_shows_its_default():
     for command, option in (("generate", "--nca.colour_wrap"), ("prepretrain", "--data.nca.colour_wrap")):
         action = next(a for a in _actions(build_parser(command)) if option in a.option_strings)
         assert action.help != argparse.SUPPRESS and action.help.endswith("(default: True)"), (command, action.help)
+
+
+def test_help_names_every_choice_marks_required_settings_and_offers_only_what_applies():
+    # --data KIND listed none of nca|dyck|text; tokenize's --text and --out showed "(default: )" though
+    # required; pretrain offered --control, which the language stage always refuses.
+    from ncalm.cli import build_parser
+
+    for name, _, _ in COMMANDS:
+        for action in _actions(build_parser(name)):
+            if action.choices and action.metavar is not None:  # (without a metavar argparse shows them)
+                missing = [c for c in action.choices if c is not None and c not in (action.help or "")]
+                assert not missing, (name, action.option_strings, missing)
+            assert "(default: )" not in (action.help or ""), (name, action.option_strings)
+    options = {o: a for a in _actions(build_parser("tokenize")) for o in a.option_strings}
+    assert "(required)" in options["--text"].help and "(required)" in options["--out"].help
+    assert "--control" not in {o for a in _actions(build_parser("pretrain")) for o in a.option_strings}
+    assert "--control" in {o for a in _actions(build_parser("prepretrain")) for o in a.option_strings}

@@ -560,7 +560,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
         names = aliases if aliases and "." not in key else [*aliases, f"--{key}"]
         help_text = f.metadata.get("help", "")
         # A switch says what it does; a bool without switches takes a VALUE and shows its default like the rest.
-        if value is not None and (tp is not bool or not aliases) and "default" not in help_text:
+        # An empty default is not shown: the help says what empty means, or that the setting is required.
+        if value not in (None, "") and (tp is not bool or not aliases) and "default" not in help_text:
             help_text += f" (default: {show_value(value)})"
         help_text = help_text.replace("%", "%%")
         if bool in _args(tp):  # the aliases are switches; the dotted name takes a value (true, false, auto...)

@@ -16,8 +16,8 @@ BASE = {"run": {"out_dir": "runs/pretrain"}, "data": {"kind": "text"}}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_stage_arguments(p, BASE, skip=("data.kind", "data.nca", "data.dyck", "data.pool_size",
-                                       "data.epoch_sequences", "data.gen_threads", "data.gen_device"))
+    add_stage_arguments(p, BASE, skip=("data.kind", "data.nca", "data.dyck", "data.pool_size", "data.epoch_sequences",
+                                       "data.control", "data.gen_threads", "data.gen_device"))
 
 
 def run(args: argparse.Namespace) -> int:

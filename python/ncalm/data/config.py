@@ -62,7 +62,8 @@ class DataConfig(Settings):
     # A plain value is a text corpus: language.data = "corpus/" (files written before the config tree), --set data=DIR.
     SHORTHAND = staticmethod(lambda source: {"kind": "text", "text": {"source": source}})
 
-    kind: str = setting("nca", "what the stage trains on", choices=DATA_KINDS, flags=("--data",))
+    kind: str = setting("nca", "what the stage trains on: nca (NCA token streams), dyck (Dyck bracket sequences) "
+                               "or text", choices=DATA_KINDS, flags=("--data",))
     seq_len: int = setting(256, "tokens per training sequence", check=at_least(1), flags=("--seq-len",))
     seed: int = setting(0, "data seed: rules and initial states, Dyck draws, window order", check=check_seed,
                         flags=("--data-seed",))

@@ -72,10 +72,10 @@ class TokenizeConfig(Settings):
 
     DASHED = True  # options --out, --tokenizer, --val-percent, ... named after the fields
 
-    source: str = setting("", "corpus: FILE/DIR/GLOB[,...] (.jsonl: one document per line, its --field), "
+    source: str = setting("", "corpus (required): FILE/DIR/GLOB[,...] (.jsonl: one document per line, its --field), "
                               "stdlib, or hf:NAME[:CONFIG] / hf:SAVED_DIR / hf:FILE.jsonl (needs `datasets`)",
                           flags=("--text",))
-    out: str = setting("", "output folder: train.bin, val.bin, meta.json, tokenizer.json",
+    out: str = setting("", "output folder (required): train.bin, val.bin, meta.json, tokenizer.json",
                        check=lambda v: folder(v) if v else None)  # empty: none given yet (require says so)
     tokenizer: str = setting("gpt2", "gpt2 (tiktoken, the paper's), byte, bpe (trained on the training split) "
                                      "or hf:PATH (a Hugging Face tokenizer.json with <|endoftext|>)",
