@@ -79,3 +79,32 @@ def test_token_files_are_refused_before_anything_is_written(tmp_path, capsys):
         assert main(["band", "--text", spec, "--out", str(tmp_path / "out")]) == 2
         assert "token files hold no text to score as bytes" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_title_fits_the_image_and_the_suggested_sweep_is_the_runs_own(tmp_path, monkeypatch, capsys):
+    # A long corpus path ran off band.png, and every band run suggested `--out runs/sweep-band`: a second
+    # corpus's sweep would have resumed (or been refused by) the first's.
+    import ncalm.eval.band as band
+
+    deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 6)
+    deep.mkdir(parents=True)
+    text = deep / "notes.txt"
+    text.write_text("".join(f"entry {i}: the cell keeps its colour when {i % 7} neighbours agree\n"
+                            for i in range(300)))
+    titles, save_figure = [], band.save_figure
+
+    def save(fig, path):
+        fig.canvas.draw()
+        title = fig.axes[0].title
+        extent = title.get_window_extent(fig.canvas.get_renderer())
+        titles.append((title.get_text(), extent.x0 >= 0 and extent.x1 <= fig.bbox.x1))
+        return save_figure(fig, path)
+
+    monkeypatch.setattr(band, "save_figure", save)
+    out = tmp_path / "band-notes"
+    assert main(["band", "--text", str(text), "--out", str(out), "--windows", "60", "--rules", "60"]) == 0
+    [(title, fits)] = titles
+    assert fits and title.startswith("a-rather-long-folder-name/notes.txt\n"), title
+    printed = capsys.readouterr().out
+    assert str(text) in printed and json.loads((out / "band.json").read_text())["corpus"] == str(text)
+    assert printed.strip().endswith(f"ncalm sweep --config {out / 'sweep.toml'} --out {out / 'sweep'}")

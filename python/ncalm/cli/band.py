@@ -4,8 +4,8 @@ Measures the corpus's own gzip complexity on random windows of its byte tokens
 as long as one NCA score (score_frames x patches per frame tokens, scored as the
 NCA filter scores a rule), shows it against the complexity of freshly drawn NCA
 rules (band.png), proposes the corpus's quartiles as a band, and writes
-band.json and sweep.toml: `ncalm sweep --config OUT/sweep.toml` compares the
-proposal with the experiment's own band (its first: the paper's (0.5, 1.0) in
+band.json and sweep.toml: `ncalm sweep --config OUT/sweep.toml --out
+OUT/sweep` compares the proposal with the experiment's own band (its first: the paper's (0.5, 1.0) in
 the gpu-small and paper presets, its same-share equivalent (0.22, 1.0) for the
 tiny preset's 4 colours, where the paper's band holds no rule) on this corpus,
 scratch included.
@@ -71,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("the experiment has no band to compare the proposal with: set bands, e.g. "
                          "--set 'bands=[[0.5, 1.0]]'")
     bands = {"proposed": proposed, "experiment": own}
-    plot_band(corpus, rules, bands, out / "band.png", f"{text.source}: {window}-token windows vs NCA rules "
+    # The title names the corpus by its paths' last two parts (a long path ran off the image); band.json and the
+    # summary give it whole.
+    name = ", ".join("/".join(Path(s).parts[-2:]) for s in text.source.split(","))
+    name = name if len(name) <= 60 else name[:57] + "..."
+    plot_band(corpus, rules, bands, out / "band.png", f"{name}\n{window}-token windows vs NCA rules "
                                                       f"({nca.colors} colours)")
     report = {"corpus": text.source, "window_tokens": window, "nca": nca.to_dict(),
               "corpus_quantiles": dict(zip(("5", "25", "50", "75", "95"),
@@ -93,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     if share["proposed"] == 0:
         print("no NCA rule of these settings falls inside the proposal: more colours, another temperature or "
               "grid change the NCA's range")
+    # The sweep's folder inside this one: a band run per corpus (its own --out) gets a sweep of its own.
     print(f"wrote {out / 'band.png'}, {out / 'band.json'}, {out / 'sweep.toml'}; test it: "
-          f"ncalm sweep --config {out / 'sweep.toml'} --out runs/sweep-band")
+          f"ncalm sweep --config {out / 'sweep.toml'} --out {out / 'sweep'}")
     return 0
