@@ -111,3 +111,50 @@ def test_a_holder_that_wrote_nothing_leaves_nothing(tmp_path):
     with exclusive(tmp_path / "kept"):
         (tmp_path / "kept" / "f").write_text("x")
     assert (tmp_path / "kept" / "f").exists()
+
+
+def test_the_lock_file_goes_with_its_holder(tmp_path):
+    # .ncalm-lock stayed in every output folder, generate's shard folder (meant for other trainers) included.
+    out = tmp_path / "nca"
+    assert main(["generate", "--out", str(out), *GENERATE]) == 0
+    assert ".ncalm-lock" not in {p.name for p in out.iterdir()} and any(out.iterdir())
+    with exclusive(out):
+        assert (out / ".ncalm-lock").exists()
+    assert ".ncalm-lock" not in {p.name for p in out.iterdir()}
+
+
+@pytest.mark.parametrize("meanwhile", ["left", "another holds"])
+def test_a_lock_file_unlinked_after_it_was_opened_is_not_held(tmp_path, monkeypatch, meanwhile):
+    # Between our open and our flock, the holder left (unlinking the file we opened), and maybe another
+    # writer took a new lock file at the path: locking the old file would make two writers.
+    import fcntl
+
+    import ncalm.locks as locks
+
+    out = tmp_path / "out"
+    out.mkdir()
+    flock, other = fcntl.flock, []
+
+    def flock_after_a_holder_left(fd, op):
+        if not other:
+            (out / ".ncalm-lock").unlink()
+            if meanwhile == "another holds":
+                other.append(os.open(out / ".ncalm-lock", os.O_RDWR | os.O_CREAT))
+                flock(other[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.pwrite(other[0], b"4242\n", 0)
+            else:
+                other.append(None)
+        return flock(fd, op)
+
+    monkeypatch.setattr(locks.fcntl, "flock", flock_after_a_holder_left)
+    if meanwhile == "left":
+        with exclusive(out):  # the file now at the path is the one held
+            probe = os.open(out / ".ncalm-lock", os.O_RDWR)
+            with pytest.raises(BlockingIOError):
+                flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.close(probe)
+    else:
+        with pytest.raises(FolderBusy, match="pid 4242"):
+            with exclusive(out):
+                pass
+        os.close(other[0])

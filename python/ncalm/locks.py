@@ -6,7 +6,12 @@ refused by name instead of racing the first over its temp files. The kernel
 drops the lock when its holder dies (also by kill -9), so a stale lock never
 blocks a resume; forked children (DataLoader and tokenize workers) close
 their copies of it, which would otherwise hold it past the holder's
-death. Holding it, the writer removes the temp files
+death. The holder unlinks the file as it leaves, still holding it (output
+folders are read by other tools: generate's shards are meant for other
+trainers; one killed leaves it to the next writer); a process that opened the
+file before that and locks it once it is released finds another file (or none)
+at the path and opens again, so no two writers ever hold two different files.
+Holding it, the writer removes the temp files
 (``.NAME.tmpPID``, see ncalm.atomic_json and ncalm.lm.checkpoint) of writers
 that are gone: a kill between writing and renaming leaves them behind,
 gigabytes for a paper-size checkpoint.
@@ -58,39 +63,47 @@ def remove_stale_temps(directory: str | os.PathLike) -> list[Path]:
     return stale
 
 
+def _release(fd: int) -> None:
+    _HELD.discard(fd)
+    os.close(fd)  # releases the lock
+
+
 @contextmanager
 def exclusive(directory: str | os.PathLike) -> Iterator[Path]:
     """Hold ``directory`` (made if missing) as its only writer; FolderBusy names the holder otherwise.
 
-    A holder that wrote nothing leaves nothing: a refused setting must not
-    leave an empty folder (or a lock file in one) behind.
+    The lock file goes with its holder, and a holder that wrote nothing leaves nothing: a refused setting
+    must not leave an empty folder behind, nor a finished writer a file that is not its output.
     """
     directory = Path(directory)
     created = not directory.exists()
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    _HELD.add(fd)
-    held = False
-    try:
+    while True:
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # the folder removed by a holder that wrote nothing, after the mkdir
+            continue
+        _HELD.add(fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:  # removed by a holder leaving, after we opened it
-                raise BlockingIOError
-        except (BlockingIOError, FileNotFoundError):
+        except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            _release(fd)
             raise FolderBusy(f"{directory} is being written by another process (pid {holder}); "
                              f"wait for it to finish, or write elsewhere") from None
-        held = True
+        with suppress(FileNotFoundError):
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        _release(fd)  # unlinked by a holder leaving, after we opened it: the lock is the file now at the path
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         remove_stale_temps(directory)
         yield directory
     finally:
         with suppress(OSError):
-            if held and os.listdir(directory) == [LOCK]:
-                path.unlink()  # still held: an opener of the old file sees another inode and is refused
-                if created:
-                    directory.rmdir()
-        _HELD.discard(fd)
-        os.close(fd)  # releases the lock
+            path.unlink()  # while still held: see the module's docstring
+            if created:
+                directory.rmdir()  # fails unless empty: the holder wrote nothing
+        _release(fd)
