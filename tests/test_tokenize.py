@@ -558,3 +558,30 @@ def test_the_token_caches_key_of_a_capped_corpus_is_the_one_it_had(tmp_path):
                        "tokenizer": "byte"}, sort_keys=True)
     assert fingerprint(cfg, "byte", extra) == hashlib.sha256(blob.encode()).hexdigest()
     assert fingerprint(cfg, "byte") != fingerprint(cfg.replace(max_bytes=None), "byte")
+
+
+def test_a_failed_run_leaves_nothing_it_made_and_everything_that_was_there(tmp_path, monkeypatch, capsys):
+    # A .jsonl without --field, or hf: without `datasets`, left OUT/ with .ncalm-lock and parts/plan.json
+    # (and the hf: case drew a progress bar before its error).
+    import sys
+
+    from ncalm.cli import main
+
+    (tmp_path / "d.jsonl").write_text('{"body": "hello"}\n{"body": "more text"}\n')
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "notes.txt").write_text("mine")
+    run = ["tokenize", "--tokenizer", "byte", "--workers", "1", "--out"]
+    for out in ("new", "kept"):
+        assert main([*run, str(tmp_path / out), "--text", str(tmp_path / "d.jsonl"), "--no-progress"]) == 2
+        assert "field 'text' is missing" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
+    # Parts were written, but these settings split the corpus so again: nothing worth resuming.
+    assert main([*run, str(tmp_path / "new"), "--text", str(tmp_path / "d.jsonl"), "--field", "body"]) == 2
+    assert "the split left no validation text" in capsys.readouterr().err and not (tmp_path / "new").exists()
+    monkeypatch.setitem(sys.modules, "datasets", None)  # `import datasets` raises ImportError
+    assert main([*run, str(tmp_path / "hf"), "--text", "hf:some/dataset"]) == 2  # with the progress bar on
+    err = capsys.readouterr().err
+    assert err.strip() == "ncalm tokenize: error: data 'hf:some/dataset' needs the `datasets` package: pip install " \
+                          "'ncalm[hf]'"
+    assert not (tmp_path / "hf").exists()

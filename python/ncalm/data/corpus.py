@@ -214,14 +214,20 @@ def hf_local_files(spec: str) -> tuple[Path, list[Path]] | None:
     return target.parent, [target]
 
 
-def hf_rows(spec: str, field: str = "text") -> Iterator[tuple[str, str]]:
-    """``(key, text)`` of each row of ``hf:NAME[:CONFIG]`` (the hub's train split, streamed),
-    ``hf:DIR`` (a ``save_to_disk`` folder, a DatasetDict's train split; or a folder of data files)
-    or ``hf:FILE.jsonl``."""
+def hf_datasets(spec: str):
+    """The `datasets` package, which reads every ``hf:`` corpus ``spec``; a one-line error naming it without."""
     try:
         import datasets
     except ImportError:
         raise ValueError(f"data {spec!r} needs the `datasets` package: pip install 'ncalm[hf]'") from None
+    return datasets
+
+
+def hf_rows(spec: str, field: str = "text") -> Iterator[tuple[str, str]]:
+    """``(key, text)`` of each row of ``hf:NAME[:CONFIG]`` (the hub's train split, streamed),
+    ``hf:DIR`` (a ``save_to_disk`` folder, a DatasetDict's train split; or a folder of data files)
+    or ``hf:FILE.jsonl``."""
+    datasets = hf_datasets(spec)
     target = spec[3:]
     path = Path(target).expanduser()
     try:

@@ -35,6 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,8 @@ import numpy as np
 from ncalm.atomic_json import json_records, read_json, replacing, write_json, write_text
 from ncalm.data.bpe import GPT2Encoder
 from ncalm.data.config import TextConfig, check_tokenizer
-from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, Caps, _size, hf_local_files, hf_rows, is_validation,
-                               local_files, resolved_spec, stdlib_files)
+from ncalm.data.corpus import (MIN_VAL_FILES_FOR_FILE_SPLIT, Caps, _size, hf_datasets, hf_local_files, hf_rows,
+                               is_validation, local_files, resolved_spec, stdlib_files)
 from ncalm.lm.tokenizer import (EOS_TEXT, TOKENIZER_FILE, BPETokenizer, ByteTokenizer, byte_level_bpe_json,
                                 tokenizer_from_dict)
 from ncalm.settings import (Settings, SettingError, at_least, differences, folder, output_folder, parse_count, same_as,
@@ -57,7 +58,8 @@ PLAN = "plan.json"
 OUTPUTS = ("train.bin", "val.bin", META, TOKENIZER_FILE)  # what tokenize() writes in OUT, beside OUT/parts/
 # What tokenize() writes in OUT/parts/: the plan, the part files and their temporaries (ncalm.atomic_json's
 # ``.NAME.tmpPID``, left by a killed writer). Any other file there is not ours (a corpus's own parts/ folder).
-_PART = rf"(?:{re.escape(PLAN)}|(?:train|val)_\d{{6,}}\.bin)"
+_FINISHED = re.compile(r"(?:train|val)_\d{6,}\.bin")  # a part file, whole (written under a temporary name)
+_PART = rf"(?:{re.escape(PLAN)}|{_FINISHED.pattern})"
 _OUR_PART = re.compile(rf"{_PART}|\.{_PART}\.tmp\d+")
 GPT2_FILES_ENV = "NCALM_GPT2_FILES"
 # The published GPT-2 files (tiktoken's openai_public.gpt2 checks the same hashes).
@@ -414,6 +416,18 @@ def clear_parts(parts: Path) -> None:
         parts.rmdir()
 
 
+@contextmanager
+def _no_empty_plan_left(parts: Path) -> Iterator[None]:
+    """A run that fails before it finished a part file leaves no parts/ (a plan of nothing to resume); with
+    the lock file going too, a failed run into a new --out leaves no folder at all."""
+    try:
+        yield
+    except BaseException:
+        if parts.is_dir() and not any(map(_FINISHED.fullmatch, os.listdir(parts))):
+            clear_parts(parts)
+        raise
+
+
 def _refuse_another(out: Path, about: dict) -> None:
     """FileExistsError when ``out`` holds another tokenization than ``about`` describes (its meta.json
     records other values) or token files or a tokenizer.json without a meta.json of ours (nanoGPT's, say,
@@ -462,12 +476,13 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
     fp = fingerprint(cfg, identity, extra)
     if docs is None:
         docs = lambda: documents(cfg)  # noqa: E731
-    out.mkdir(parents=True, exist_ok=True)
-    with exclusive(out):
+    with exclusive(out), _no_empty_plan_left(out / PARTS):  # exclusive makes OUT, and removes it if left empty
         meta = is_up_to_date(out, fp)
         if meta is not None:
             echo(f"{out}: up to date ({meta['train']['tokens']:,} train + {meta['val']['tokens']:,} val tokens)")
             return meta
+        if cfg.source.startswith("hf:"):
+            hf_datasets(cfg.source)  # missing: an error now, not under a progress bar
         # What meta.json records of the settings; the source also resolved, as _refuse_another compares it.
         about = {"source": cfg.source, "source_resolved": resolved_spec(cfg.source), "tokenizer": identity,
                  "field": cfg.field, "val_percent": cfg.val_percent, "max_bytes": cfg.max_bytes,
@@ -548,6 +563,7 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
             empty = "training" if not counts["train"]["parts"] else "validation"
             # Not the cap's doing: max_bytes >= 1 leaves some training text and never cuts validation text.
             how = "lower" if empty == "training" else "raise"
+            clear_parts(parts)  # nothing to resume: these settings split the corpus the same way again
             raise ValueError(f"{cfg.source}: the split left no {empty} text; {how} --val-percent "
                              f"(val_percent={cfg.val_percent:g})")
         # An older tokenization's description goes first: killed while the token files are replaced, the
