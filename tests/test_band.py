@@ -84,7 +84,7 @@ def test_token_files_are_refused_before_anything_is_written(tmp_path, capsys):
 def test_the_title_fits_the_image_and_the_suggested_sweep_is_the_runs_own(tmp_path, monkeypatch, capsys):
     # A long corpus path ran off band.png, and every band run suggested `--out runs/sweep-band`: a second
     # corpus's sweep would have resumed (or been refused by) the first's.
-    import ncalm.eval.band as band
+    from ncalm.eval import band
 
     deep = tmp_path.joinpath(*["a-rather-long-folder-name"] * 6)
     deep.mkdir(parents=True)

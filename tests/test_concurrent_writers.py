@@ -129,7 +129,7 @@ def test_a_lock_file_unlinked_after_it_was_opened_is_not_held(tmp_path, monkeypa
     # writer took a new lock file at the path: locking the old file would make two writers.
     import fcntl
 
-    import ncalm.locks as locks
+    from ncalm import locks
 
     out = tmp_path / "out"
     out.mkdir()
@@ -154,7 +154,6 @@ def test_a_lock_file_unlinked_after_it_was_opened_is_not_held(tmp_path, monkeypa
                 flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.close(probe)
     else:
-        with pytest.raises(FolderBusy, match="pid 4242"):
-            with exclusive(out):
-                pass
+        with pytest.raises(FolderBusy, match="pid 4242"), exclusive(out):
+            pass
         os.close(other[0])
