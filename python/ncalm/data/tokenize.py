@@ -502,7 +502,10 @@ def tokenize(cfg: TokenizeConfig, echo=print, docs: Callable[[], Iterable[tuple[
         counts: dict[str, dict[str, Any]] = {s: {"bytes": 0, "documents": 0, "parts": []} for s in ("train", "val")}
         workers = cfg.workers or os.cpu_count() or 1
         t0, skipped = time.perf_counter(), 0
-        bar = tqdm(desc="tokenize", unit="B", unit_scale=True, disable=not cfg.progress, dynamic_ncols=True)
+        # Shown after half a second: a corpus refused at its first document (a .jsonl without the field) is
+        # an error alone, not an empty bar and then the error.
+        bar = tqdm(desc="tokenize", unit="B", unit_scale=True, disable=not cfg.progress, dynamic_ncols=True,
+                   delay=0.5)
         if kind == "hf":
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # the pool is the parallelism
         global _WORKER
