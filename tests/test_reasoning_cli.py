@@ -54,6 +54,8 @@ def test_each_task_writes_samples_and_tables(checkpoint, tmp_path, task, extra, 
     expected = sum(r["c"] / r["n"] for r in records) / 2
     assert result["overall"]["pass@k"]["1"] == pytest.approx(expected)
     assert result["overall"]["problems"] == 2 and result["config"]["task"] == task
+    # Titled by the path as given: once its file name only, "checkpoint.pt" for every arm of an experiment.
+    assert (out / "results.md").read_text().startswith(f"## {task}: {checkpoint}\n")
     assert "| all | 2 | 2 |" in (out / "results.md").read_text()
     assert "pass@2" in capsys.readouterr().out
     standard = out / f"{task}_samples.jsonl"

@@ -197,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
         records = [store.records[item.id] for item in spec.items]
         summary = summarize(records, opts.pass_ks())
-        title = f"{opts.task}: {Path(opts.checkpoint).name}"
+        # The path as given: every run's file is checkpoint.pt, and its folders tell the arms apart.
+        title = f"{opts.task}: {opts.checkpoint}"
         json_path, md_path = write_tables(out, title, summary, config)
         standard = write_standard_samples(out, opts.task, spec.items, store.records)
     print(md_path.read_text(), end="")
