@@ -112,6 +112,8 @@ def _run_bbl(opts, out: Path) -> int:
 
     from ncalm.atomic_json import json_safe, write_json, write_text
     from ncalm.eval.reasoning import bbl
+    from ncalm.eval.reasoning.results import ResultsStore
+    from ncalm.lm.checkpoint import weights_sha256
 
     if opts.data is None:
         raise ValueError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
@@ -120,14 +122,19 @@ def _run_bbl(opts, out: Path) -> int:
     shots = json.loads(Path(opts.bbl_prompts).read_text(encoding="utf-8")) if opts.bbl_prompts else None
     shots = {name: bbl._rows(rows, opts.bbl_prompts) for name, rows in (shots or {}).items()}
     model, tokenizer, device = _load_model(opts, "BIG-bench Lite")
-    result = bbl.evaluate(model, tokenizer, tasks, shots, opts.limit, device, progress=opts.progress)
-    out.mkdir(parents=True, exist_ok=True)
-    # A task with no scored example has no accuracy (NaN in the table, null in the JSON).
-    write_json(out / "results.json", json_safe({"checkpoint": str(opts.checkpoint), "data": opts.data,
-                                                "prompts": opts.bbl_prompts, **result}))
-    table = bbl.markdown_table(result)
-    write_text(out / "results.md", table)
-    print(table)
+    # What changes an example's answer, as _config says it for the other tasks (--limit does not).
+    config = {"task": "bbl", "data": str(Path(opts.data).resolve()),
+              "prompts": str(Path(opts.bbl_prompts).resolve()) if opts.bbl_prompts else None,
+              "checkpoint": str(Path(opts.checkpoint).resolve()), "checkpoint_sha256": weights_sha256(opts.checkpoint)}
+    with exclusive(out):
+        store = ResultsStore(out, config)
+        result = bbl.evaluate(model, tokenizer, tasks, shots, opts.limit, device, opts.progress, store)
+        # A task with no scored example has no accuracy (NaN in the table, null in the JSON).
+        json_path = write_json(out / "results.json", json_safe({"checkpoint": str(opts.checkpoint), "data": opts.data,
+                                                                "prompts": opts.bbl_prompts, **result}))
+        md_path = write_text(out / "results.md", bbl.markdown_table(result, f"bbl: {opts.checkpoint}"))
+    print(md_path.read_text(), end="")
+    print(f"wrote {md_path}, {json_path} and {store.samples}")
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Layout of an output directory:
   config.json    the settings that produced the samples (checked on resume)
-  samples.jsonl  one record per problem: id, group, completions, correctness
+  samples.jsonl  one record per problem: id, group, completions, correctness (bbl: the answer
+                 letter and each letter's log-probability instead of completions)
   results.json   summary: pass@k overall and per group
   results.md     the same as a markdown table
   humaneval_samples.jsonl / gsm8k_samples.jsonl
