@@ -126,8 +126,7 @@ def _run_bbl(opts, out: Path) -> int:
     config = {"task": "bbl", "data": str(Path(opts.data).resolve()),
               "prompts": str(Path(opts.bbl_prompts).resolve()) if opts.bbl_prompts else None,
               "checkpoint": str(Path(opts.checkpoint).resolve()), "checkpoint_sha256": weights_sha256(opts.checkpoint)}
-    with exclusive(out):
-        store = ResultsStore(out, config)
+    with exclusive(out), ResultsStore(out, config) as store:
         result = bbl.evaluate(model, tokenizer, tasks, shots, opts.limit, device, opts.progress, store)
         # A task with no scored example has no accuracy (NaN in the table, null in the JSON).
         json_path = write_json(out / "results.json", json_safe({"checkpoint": str(opts.checkpoint), "data": opts.data,
@@ -181,8 +180,7 @@ def run(args: argparse.Namespace) -> int:
               f"{max_new} new tokens; they keep their last {keep} tokens (lower --shots or --max-new-tokens)",
               file=sys.stderr)
     config = _config(opts, spec, max_new, device.type)
-    with exclusive(out):
-        store = ResultsStore(out, config)
+    with exclusive(out), ResultsStore(out, config) as store:
         rescored = store.rescore({item.id: item for item in spec.items}, spec.score)
         if rescored:  # the stored scores were edited, or came from another scorer
             print(f"warning: {rescored} stored problem records in {store.samples} scored otherwise now; "
