@@ -117,3 +117,11 @@ def test_a_bool_that_takes_a_value_shows_its_default():
     for command, option in (("generate", "--nca.colour_wrap"), ("prepretrain", "--data.nca.colour_wrap")):
         action = next(a for a in _actions(build_parser(command)) if option in a.option_strings)
         assert action.help != argparse.SUPPRESS and action.help.endswith("(default: True)"), (command, action.help)
+
+
+def test_eval_reasoning_task_help_says_what_each_task_is():
+    # Once only bbl was described: "benchmark to run (bbl: BIG-bench Lite ...)".
+    from ncalm.cli import build_parser
+
+    [task] = [a for a in _actions(build_parser("eval-reasoning")) if "--task" in a.option_strings]
+    assert task.choices and all(f"{choice} = " in task.help for choice in task.choices)

@@ -1,6 +1,7 @@
 """Downstream reasoning evaluation of a language-stage checkpoint: GSM8K
 (few-shot or fine-tuned), HumanEval (sandboxed execution) and BIG-Bench Hard
-(few-shot exact match), reported as unbiased pass@k. Per-problem results go to
+(few-shot exact match), reported as unbiased pass@k, and BIG-bench Lite
+(multiple choice by log-probability, accuracy). Per-problem results go to
 OUT/samples.jsonl, so an interrupted run resumes where it stopped; the table
 goes to OUT/results.md and OUT/results.json."""
 from __future__ import annotations
