@@ -89,7 +89,17 @@ def run_bpb(cfg: BpbConfig) -> dict:
     spec = cfg.data or data.text.source
     # The files' names and sizes, as the run recorded them (files_digest): an edited or replaced corpus under
     # the same name would give another split and tokens, and a number that is no longer the checkpoint's.
-    files = files_digest(spec)
+    try:
+        files = files_digest(spec)
+    except FileNotFoundError as exc:
+        if cfg.data is not None:
+            raise
+        # The path as the training command was given it: a relative one names a file from where it was trained.
+        relative = any(not Path(part.strip()).expanduser().is_absolute()
+                       for part in spec.removeprefix("bin:").split(",") if part.strip())
+        raise SettingError("data", f"{exc} here ({Path.cwd()}): it is the data path {cfg.checkpoint} recorded" +
+                           (", relative to the folder it was trained in" if relative else "") +
+                           "; pass --data with its path from here") from None
     same = None if FILES not in trained else files == trained[FILES]
     if same is False and cfg.data is None:
         where = ",".join(resolved_spec(spec))  # a relative path is another file from another working directory
