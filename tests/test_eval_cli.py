@@ -373,7 +373,7 @@ def test_eval_bpb_from_another_folder_says_the_recorded_path_is_relative_to_trai
         f"data path ../run/checkpoint.pt recorded, relative to the folder it was trained in; pass --data with its "
         f"path from here\n")
     assert main(["eval", "bpb", "--checkpoint", "../run/checkpoint.pt", "--no-progress", "--data", "../corpus.txt"]) == 0
-    assert capsys.readouterr().out.startswith("../corpus.txt (validation, 1 documents, ")
+    assert capsys.readouterr().out.startswith("../corpus.txt (validation, 1 document, ")  # once "1 documents"
 
 
 def test_eval_bpb_on_another_corpus_says_it_is_not_the_training_data(tmp_path, monkeypatch, capsys):
