@@ -92,6 +92,34 @@ def test_cli_runs_from_local_files_on_a_tiny_checkpoint(tmp_path, capsys):
     assert "--task bbl reads local files" in capsys.readouterr().err
 
 
+def test_cli_writes_each_examples_answer_and_a_rerun_resumes_from_them(tmp_path, capsys, monkeypatch):
+    # Once no samples.jsonl and no "wrote" line for bbl, and a table titled alike for every checkpoint.
+    ckpt = _tiny_checkpoint(tmp_path)
+    argv = ["eval-reasoning", "--task", "bbl", "--checkpoint", str(ckpt), "--data", str(DATA / "bigbench"),
+            "--out", str(tmp_path / "out"), "--no-progress", "--device", "cpu"]
+    assert main([*argv, "--limit", "1"]) == 0
+    out = tmp_path / "out"
+    assert capsys.readouterr().out.endswith(f"wrote {out / 'results.md'}, {out / 'results.json'} and "
+                                            f"{out / 'samples.jsonl'}\n")
+    assert (out / "results.md").read_text().startswith(f"## bbl: {ckpt} (multiple choice by log-probability)\n")
+    first = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in first] == [f"{task}/0" for task in bbl.load(DATA / "bigbench")]
+    scored = []
+    monkeypatch.setattr(bbl, "choose", lambda *a: scored.append(a) or (0, [0.0] * a[3]))
+    assert main(argv) == 0  # all of them: only those not stored yet are scored
+    records = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    mc = {f"{task}/{i}": r for task, rows in bbl.load(DATA / "bigbench").items() for i, r in enumerate(rows)
+          if r["multiple_choice_targets"]}
+    assert records[:len(first)] == first and [r["id"] for r in records] == list(mc)
+    assert len(scored) == len(mc) - len(first)
+    for r in records:
+        [sample] = r["samples"]
+        assert sample["correct"] == (sample["answer"] in bbl.correct_letters(mc[r["id"]]))
+        assert len(sample["logprobs"]) == len(mc[r["id"]]["multiple_choice_targets"])
+    result = json.loads((out / "results.json").read_text())
+    assert sum(t["examples"] for t in result["tasks"].values()) == len(mc)
+
+
 def test_a_task_without_scored_examples_leaves_strict_json(tmp_path):
     # Its accuracy is NaN, which json.dumps writes as the non-JSON token NaN.
     ckpt = _tiny_checkpoint(tmp_path)

@@ -134,3 +134,11 @@ def test_help_names_every_choice_marks_required_settings_and_offers_only_what_ap
     assert "(required)" in options["--text"].help and "(required)" in options["--out"].help
     assert "--control" not in {o for a in _actions(build_parser("pretrain")) for o in a.option_strings}
     assert "--control" in {o for a in _actions(build_parser("prepretrain")) for o in a.option_strings}
+
+
+def test_eval_reasoning_task_help_says_what_each_task_is():
+    # Once only bbl was described: "benchmark to run (bbl: BIG-bench Lite ...)".
+    from ncalm.cli import build_parser
+
+    [task] = [a for a in _actions(build_parser("eval-reasoning")) if "--task" in a.option_strings]
+    assert task.choices and all(f"{choice} = " in task.help for choice in task.choices)

@@ -359,6 +359,23 @@ def test_eval_bpb_refuses_a_corpus_changed_since_training(tmp_path, monkeypatch,
     assert got["bits_per_byte"] == pytest.approx(evaluate_lm(model, tok, val, seq_len=16).bits_per_byte)
 
 
+def test_eval_bpb_from_another_folder_says_the_recorded_path_is_relative_to_training(tmp_path, monkeypatch, capsys):
+    # Once a bare "data path 'corpus.txt' does not exist".
+    monkeypatch.chdir(tmp_path)
+    open("corpus.txt", "w").write(_text(0))
+    assert main(["pretrain", "--text", "corpus.txt", "--out", "run", *TINY_RUN]) == 0
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert main(["eval", "bpb", "--checkpoint", "../run/checkpoint.pt", "--no-progress"]) == 2
+    assert capsys.readouterr().err == (
+        f"ncalm eval: error: data: data path 'corpus.txt' does not exist here ({tmp_path / 'elsewhere'}): it is the "
+        f"data path ../run/checkpoint.pt recorded, relative to the folder it was trained in; pass --data with its "
+        f"path from here\n")
+    assert main(["eval", "bpb", "--checkpoint", "../run/checkpoint.pt", "--no-progress", "--data", "../corpus.txt"]) == 0
+    assert capsys.readouterr().out.startswith("../corpus.txt (validation, 1 document, ")  # once "1 documents"
+
+
 def test_eval_bpb_on_another_corpus_says_it_is_not_the_training_data(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     open("corpus.txt", "w").write(_text(0))

@@ -91,6 +91,23 @@ def test_export_takes_its_folder_as_out_or_as_every_other_command_does_with_out(
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_export_takes_its_checkpoint_as_every_other_command_does_with_checkpoint(tmp_path, capsys):
+    # Once "unrecognized arguments: --checkpoint": the checkpoint was positional only, unlike every other command's.
+    tiny_checkpoint(tmp_path / "c.pt")
+    ckpt = str(tmp_path / "c.pt")
+    for n, argv in enumerate((["--checkpoint", ckpt, "--out", "{}"], ["--checkpoint", ckpt, "{}"],
+                              ["{}", "--checkpoint", ckpt, "--force"], [ckpt, "--out", "{}"])):
+        out = str(tmp_path / f"hf{n}")
+        assert main(["export-hf", *(a.format(out) for a in argv)]) == 0
+        assert capsys.readouterr().out.startswith(f"wrote {out}: LlamaForCausalLM") and (tmp_path / f"hf{n}").is_dir()
+    for argv, said in ((["a", "b", "--checkpoint", ckpt], f"checkpoint: two checkpoints given, 'a' and --checkpoint "
+                                                           f"{ckpt!r}: give one"),
+                       (["--out", "b"], "checkpoint: required: the checkpoint to export (--checkpoint CKPT)")):
+        assert main(["export-hf", *argv]) == 2
+        assert capsys.readouterr().err == f"ncalm export-hf: error: {said}\n"
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_a_training_runs_folder_is_neither_an_export_target_nor_a_model(tmp_path, capsys):
     # export-hf --force once replaced the run's config.json, and the folder then loaded as a model.
     run = tmp_path / "run"

@@ -54,6 +54,8 @@ def test_each_task_writes_samples_and_tables(checkpoint, tmp_path, task, extra, 
     expected = sum(r["c"] / r["n"] for r in records) / 2
     assert result["overall"]["pass@k"]["1"] == pytest.approx(expected)
     assert result["overall"]["problems"] == 2 and result["config"]["task"] == task
+    # Titled by the path as given: once its file name only, "checkpoint.pt" for every arm of an experiment.
+    assert (out / "results.md").read_text().startswith(f"## {task}: {checkpoint}\n")
     assert "| all | 2 | 2 |" in (out / "results.md").read_text()
     assert "pass@2" in capsys.readouterr().out
     standard = out / f"{task}_samples.jsonl"
@@ -116,6 +118,31 @@ def test_resume_adds_only_missing_problems(checkpoint, tmp_path):
     fresh = tmp_path / "fresh"
     assert run(*args[:6], "--out", fresh, *args[8:]) == 0
     assert (fresh / "samples.jsonl").read_text().splitlines() == first
+
+
+def test_ctrl_c_says_what_is_kept_and_the_same_command_goes_on_from_there(checkpoint, tmp_path, capsys,
+                                                                           monkeypatch):
+    # Once just "interrupted".
+    from ncalm.lm import sampling
+
+    real, calls = sampling.generate, []
+
+    def generate(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(sampling, "generate", generate)
+    args = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", DATA / "gsm8k", "--out", tmp_path,
+            "--shots", "0", "--no-progress", *FAST]
+    assert run(*args) == 130
+    assert capsys.readouterr().err.endswith(f"\nncalm eval-reasoning: interrupted; the results of 1 problem are kept in "
+                                       f"{tmp_path / 'samples.jsonl'}: run the same command again to go on from "
+                                       f"there\n")
+    assert run(*args) == 0 and len(calls) == 3  # the second problem only
+    assert [json.loads(line)["id"] for line in (tmp_path / "samples.jsonl").read_text().splitlines()] == \
+        ["test/0", "test/1"]
 
 
 def test_changed_settings_are_refused(checkpoint, tmp_path, capsys):

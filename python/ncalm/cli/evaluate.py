@@ -89,7 +89,17 @@ def run_bpb(cfg: BpbConfig) -> dict:
     spec = cfg.data or data.text.source
     # The files' names and sizes, as the run recorded them (files_digest): an edited or replaced corpus under
     # the same name would give another split and tokens, and a number that is no longer the checkpoint's.
-    files = files_digest(spec)
+    try:
+        files = files_digest(spec)
+    except FileNotFoundError as exc:
+        if cfg.data is not None:
+            raise
+        # The path as the training command was given it: a relative one names a file from where it was trained.
+        relative = any(not Path(part.strip()).expanduser().is_absolute()
+                       for part in spec.removeprefix("bin:").split(",") if part.strip())
+        raise SettingError("data", f"{exc} here ({Path.cwd()}): it is the data path {cfg.checkpoint} recorded" +
+                           (", relative to the folder it was trained in" if relative else "") +
+                           "; pass --data with its path from here") from None
     same = None if FILES not in trained else files == trained[FILES]
     if same is False and cfg.data is None:
         where = ",".join(resolved_spec(spec))  # a relative path is another file from another working directory
@@ -117,7 +127,7 @@ def run_bpb(cfg: BpbConfig) -> dict:
     else:
         text = data.text.replace(source=spec, val_percent=val_percent)  # the training run's token cache, if it fits
         r = evaluate_text(model, tokenizer, text, max_bytes=cap, **options)
-    print(f"{spec} (validation, {r.documents} documents, {r.bytes:,} bytes, {r.tokens:,} tokens): "
+    print(f"{spec} (validation, {r.documents:,} document{'s' * (r.documents != 1)}, {r.bytes:,} bytes, {r.tokens:,} tokens): "
           f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
     # Which data: where from here, and its files' digest (same_data_as_training: null when none were recorded).
     return {"data": spec, "data_path": ",".join(resolved_spec(spec)), "data_files": files,

@@ -13,10 +13,13 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="ncalm checkpoint (e.g. runs/pretrain/checkpoint.pt)")
-    # Not required as a positional, so that --out alone works; optional with nargs="?" instead, it would be
-    # matched (empty) already in `CKPT --force OUT`, and OUT then refused as an unrecognized argument.
+    # Neither positional is required, so that --checkpoint and --out alone work; optional with nargs="?" instead,
+    # OUT would be matched (empty) already in `CKPT --force OUT`, and then refused as an unrecognized argument.
+    p.add_argument("checkpoint", help="ncalm checkpoint, e.g. runs/pretrain/checkpoint.pt (or --checkpoint "
+                                      "CKPT)").required = False
     p.add_argument("out", help="folder to write (or --out OUT)").required = False
+    p.add_argument("--checkpoint", dest="checkpoint_option", metavar="CKPT",
+                   help="ncalm checkpoint: CKPT as the other commands take it")
     p.add_argument("--out", dest="out_option", metavar="OUT", help="folder to write: OUT as the other commands take it")
     p.add_argument("--force", action="store_true", help="write into an OUT that already holds a model")
 
@@ -28,6 +31,15 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.train.config import CHECKPOINT, METRICS
     from ncalm.train.trainer import why_no_tokenizer
 
+    paths = [path for path in (args.checkpoint, args.out) if path is not None]  # the positionals, in order
+    if args.checkpoint_option is not None:  # then a single positional is OUT
+        if len(paths) == 2:
+            raise SettingError("checkpoint", f"two checkpoints given, {paths[0]!r} and --checkpoint "
+                                             f"{args.checkpoint_option!r}: give one")
+        paths.insert(0, args.checkpoint_option)
+    if not paths:
+        raise SettingError("checkpoint", "required: the checkpoint to export (--checkpoint CKPT)")
+    args.checkpoint, args.out = paths + [None] * (2 - len(paths))
     if None not in (args.out, args.out_option) and args.out != args.out_option:
         raise SettingError("out", f"two folders given, {args.out!r} and --out {args.out_option!r}: give one")
     given = args.out if args.out is not None else args.out_option

@@ -25,7 +25,7 @@ COMMANDS = [
     ("experiment", "ncalm.cli.experiment", "the paper's comparison end to end: all arms, table and plot"),
     ("sweep", "ncalm.cli.sweep", "a grid of experiments over any settings, with seeds: table and plot of effects"),
     ("band", "ncalm.cli.band", "propose an NCA complexity band for a text corpus, and the sweep that tests it"),
-    ("eval-reasoning", "ncalm.cli.reasoning", "GSM8K, HumanEval and BIG-Bench Hard with pass@k"),
+    ("eval-reasoning", "ncalm.cli.reasoning", "GSM8K, HumanEval, BIG-Bench Hard (pass@k) and BIG-bench Lite"),
     ("export-hf", "ncalm.cli.export_hf", "write a checkpoint as a Hugging Face Llama folder (transformers)"),
 ]
 

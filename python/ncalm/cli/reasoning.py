@@ -1,6 +1,7 @@
 """Downstream reasoning evaluation of a language-stage checkpoint: GSM8K
 (few-shot or fine-tuned), HumanEval (sandboxed execution) and BIG-Bench Hard
-(few-shot exact match), reported as unbiased pass@k. Per-problem results go to
+(few-shot exact match), reported as unbiased pass@k, and BIG-bench Lite
+(multiple choice by log-probability, accuracy). Per-problem results go to
 OUT/samples.jsonl, so an interrupted run resumes where it stopped; the table
 goes to OUT/results.md and OUT/results.json."""
 from __future__ import annotations
@@ -112,6 +113,8 @@ def _run_bbl(opts, out: Path) -> int:
 
     from ncalm.atomic_json import json_safe, write_json, write_text
     from ncalm.eval.reasoning import bbl
+    from ncalm.eval.reasoning.results import ResultsStore
+    from ncalm.lm.checkpoint import weights_sha256
 
     if opts.data is None:
         raise ValueError("--task bbl reads local files: pass --data (a folder of BIG-bench task.json folders or "
@@ -120,14 +123,18 @@ def _run_bbl(opts, out: Path) -> int:
     shots = json.loads(Path(opts.bbl_prompts).read_text(encoding="utf-8")) if opts.bbl_prompts else None
     shots = {name: bbl._rows(rows, opts.bbl_prompts) for name, rows in (shots or {}).items()}
     model, tokenizer, device = _load_model(opts, "BIG-bench Lite")
-    result = bbl.evaluate(model, tokenizer, tasks, shots, opts.limit, device, progress=opts.progress)
-    out.mkdir(parents=True, exist_ok=True)
-    # A task with no scored example has no accuracy (NaN in the table, null in the JSON).
-    write_json(out / "results.json", json_safe({"checkpoint": str(opts.checkpoint), "data": opts.data,
-                                                "prompts": opts.bbl_prompts, **result}))
-    table = bbl.markdown_table(result)
-    write_text(out / "results.md", table)
-    print(table)
+    # What changes an example's answer, as _config says it for the other tasks (--limit does not).
+    config = {"task": "bbl", "data": str(Path(opts.data).resolve()),
+              "prompts": str(Path(opts.bbl_prompts).resolve()) if opts.bbl_prompts else None,
+              "checkpoint": str(Path(opts.checkpoint).resolve()), "checkpoint_sha256": weights_sha256(opts.checkpoint)}
+    with exclusive(out), ResultsStore(out, config) as store:
+        result = bbl.evaluate(model, tokenizer, tasks, shots, opts.limit, device, opts.progress, store)
+        # A task with no scored example has no accuracy (NaN in the table, null in the JSON).
+        json_path = write_json(out / "results.json", json_safe({"checkpoint": str(opts.checkpoint), "data": opts.data,
+                                                                "prompts": opts.bbl_prompts, **result}))
+        md_path = write_text(out / "results.md", bbl.markdown_table(result, f"bbl: {opts.checkpoint}"))
+    print(md_path.read_text(), end="")
+    print(f"wrote {md_path}, {json_path} and {store.samples}")
     return 0
 
 
@@ -174,8 +181,7 @@ def run(args: argparse.Namespace) -> int:
               f"{max_new} new tokens; they keep their last {keep} tokens (lower --shots or --max-new-tokens)",
               file=sys.stderr)
     config = _config(opts, spec, max_new, device.type)
-    with exclusive(out):
-        store = ResultsStore(out, config)
+    with exclusive(out), ResultsStore(out, config) as store:
         rescored = store.rescore({item.id: item for item in spec.items}, spec.score)
         if rescored:  # the stored scores were edited, or came from another scorer
             print(f"warning: {rescored} stored problem records in {store.samples} scored otherwise now; "
@@ -197,7 +203,8 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix(pass1=f"{solved / len(store.records):.3f}")
         records = [store.records[item.id] for item in spec.items]
         summary = summarize(records, opts.pass_ks())
-        title = f"{opts.task}: {Path(opts.checkpoint).name}"
+        # The path as given: every run's file is checkpoint.pt, and its folders tell the arms apart.
+        title = f"{opts.task}: {opts.checkpoint}"
         json_path, md_path = write_tables(out, title, summary, config)
         standard = write_standard_samples(out, opts.task, spec.items, store.records)
     print(md_path.read_text(), end="")

@@ -104,23 +104,34 @@ def choose(model, tokenizer, text: str, n_choices: int, device) -> tuple[int, li
 
 
 def evaluate(model, tokenizer, tasks: dict[str, list[dict]], shots: dict[str, list[dict]] | None = None,
-             limit: int | None = None, device="cpu", progress: bool = False) -> dict:
-    """Accuracy per task (and its chance level), and the mean over tasks, of log-probability multiple choice."""
+             limit: int | None = None, device="cpu", progress: bool = False, store=None) -> dict:
+    """Accuracy per task (and its chance level), and the mean over tasks, of log-probability multiple choice.
+
+    ``store`` (a ResultsStore) keeps each example's record, id ``TASK/ROW``, with its ``answer`` letter and
+    each letter's ``logprobs`` (none when it does not fit the context); an example it holds is not scored again,
+    and its stored answer is judged against the data as it is now."""
     from tqdm import tqdm
 
     model.eval()
     out = {}
     for name, rows in tqdm(tasks.items(), desc="bbl", disable=not progress):
-        mc = [r for r in rows if r.get("multiple_choice_targets")][:limit]
+        mc = [(i, r) for i, r in enumerate(rows) if r.get("multiple_choice_targets")][:limit]
         right = scored = 0
         chance = 0.0
-        for r in mc:
+        for i, r in mc:
             n = min(len(r["multiple_choice_targets"]), len(LETTERS))
-            got = choose(model, tokenizer, prompt(r, (shots or {}).get(name, [])), n, device)
-            if got is None:
+            pid = f"{name}/{i}"
+            samples = store.records[pid]["samples"] if store is not None and pid in store else None
+            if samples is None:
+                got = choose(model, tokenizer, prompt(r, (shots or {}).get(name, [])), n, device)
+                samples = [] if got is None else [{"answer": LETTERS[got[0]], "logprobs": got[1],
+                                                   "correct": LETTERS[got[0]] in correct_letters(r)}]
+                if store is not None:
+                    store.add(pid, name, samples)
+            if not samples:
                 continue
             scored += 1
-            right += LETTERS[got[0]] in correct_letters(r)
+            right += samples[0]["answer"] in correct_letters(r)
             chance += len(correct_letters(r)) / n
         out[name] = {"examples": scored, "skipped": len(mc) - scored, "free_form": len(rows) - len(mc),
                      "accuracy": right / scored if scored else math.nan,
@@ -130,8 +141,8 @@ def evaluate(model, tokenizer, tasks: dict[str, list[dict]], shots: dict[str, li
     return {"tasks": out, "mean": mean}
 
 
-def markdown_table(result: dict) -> str:
-    lines = ["## BIG-bench Lite (multiple choice by log-probability)", "",
+def markdown_table(result: dict, title: str = "BIG-bench Lite") -> str:
+    lines = [f"## {title} (multiple choice by log-probability)", "",
              "| task | examples | accuracy | chance |", "|---|---:|---:|---:|"]
     for name, t in result["tasks"].items():
         lines.append(f"| {name} | {t['examples']} | {100 * t['accuracy']:.1f} | {100 * t['chance']:.1f} |")

@@ -47,8 +47,11 @@ class ReasoningConfig(Settings):
 
     DASHED = True  # options --n-samples, --top-p, ... named after the fields
 
-    task: str = setting("gsm8k", "benchmark to run: gsm8k, humaneval, bbh or bbl (BIG-bench Lite multiple choice "
-                                 "by log-probability, the paper's; needs --data)", choices=("gsm8k", "humaneval", "bbh", "bbl"))
+    task: str = setting("gsm8k", "benchmark to run: gsm8k = grade-school math word problems, the number answered "
+                                 "is checked; humaneval = Python functions, run against their tests in a sandbox; "
+                                 "bbh = BIG-Bench Hard, few-shot exact match; bbl = BIG-bench Lite, the paper's, "
+                                 "multiple choice by log-probability (needs --data); all but bbl report pass@k",
+                        choices=("gsm8k", "humaneval", "bbh", "bbl"))
     checkpoint: str | None = setting(None, "language-stage checkpoint with a tokenizer (required, no default)")
     data: str | None = setting(None, "local data: GSM8K dir or test.jsonl, HumanEval.jsonl(.gz), BBH dir or task "
                                      ".json; unset: the Hugging Face hub (needs `datasets` and network)")

@@ -2,7 +2,8 @@
 
 Layout of an output directory:
   config.json    the settings that produced the samples (checked on resume)
-  samples.jsonl  one record per problem: id, group, completions, correctness
+  samples.jsonl  one record per problem: id, group, completions, correctness (bbl: the answer
+                 letter and each letter's log-probability instead of completions)
   results.json   summary: pass@k overall and per group
   results.md     the same as a markdown table
   humaneval_samples.jsonl / gsm8k_samples.jsonl
@@ -22,7 +23,8 @@ from ncalm.settings import check_same
 
 
 class ResultsStore:
-    """Append-only per-problem records; a run with the same config resumes."""
+    """Append-only per-problem records; a run with the same config resumes. Used as a context manager, it
+    turns Ctrl-C into a KeyboardInterrupt that says what it keeps and how to go on."""
 
     def __init__(self, directory: str | Path, config: dict):
         self.dir = Path(directory)
@@ -39,6 +41,15 @@ class ResultsStore:
             self.records = {r["id"]: r for r in read_jsonl(self.samples)}
             # Rewrite without the partial line so appends start on a fresh line.
             write_jsonl(self.samples, self.records.values())
+
+    def __enter__(self) -> "ResultsStore":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is KeyboardInterrupt:
+            n = len(self.records)
+            raise KeyboardInterrupt(f"the results of {n} problem{'s' * (n != 1)} are kept in {self.samples}: run "
+                                    f"the same command again to go on from there") from None
 
     def __contains__(self, problem_id: str) -> bool:
         return problem_id in self.records
