@@ -86,6 +86,31 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
     assert manifest["complete"] and len(tokens) == 40 and not list(out.glob("*.tmp*"))
 
 
+def test_a_band_without_rules_is_refused_by_its_setting_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "nca"
+    nca = ["--grid", "4", "--colors", "2", "--seq-len", "63", "--sequences", "4", "--no-progress"]
+    assert main(["generate", "--out", str(out), *nca, "--band", "1.9,2.0"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("ncalm generate: error: nca.band: no rule of this NCA config scores inside (1.9, 2) (65,536 "
+                   "candidates tried): widen the band; `ncalm show` with the same NCA settings plots this config's "
+                   "complexity distribution\n")
+    assert not out.exists()
+    assert main(["generate", "--out", str(out), *nca, "--band", "none"]) == 0
+
+
+def test_check_band_passes_on_errors_that_are_not_the_bands(monkeypatch):
+    # A bad NCALM_ISA (or any other error of the search) must not be reported as an empty band.
+    from ncalm.nca.cpu import check_band
+
+    def isa_error(*a):
+        raise ValueError("NCALM_ISA='bogus' is not a compiled path")
+
+    monkeypatch.setattr(ncalm.nca.cpu._core, "find_rules", isa_error)
+    with pytest.raises(ValueError, match="^NCALM_ISA='bogus'"):
+        check_band(ncalm.NCAConfig(band=(0.5, 1.0)), 0)
+    check_band(ncalm.NCAConfig(band=None), 0)  # no band, no search
+
+
 @pytest.mark.parametrize("bad,message", [
     (["--band", "0.9,0.1"], "band=(0.9, 0.1) is invalid"),
     (["--grid", "13"], "grid=13 is not a multiple of patch=2"),

@@ -34,10 +34,10 @@ from ncalm.locks import exclusive
 from ncalm.train.config import RunConfig
 from ncalm.memory import check_fits
 from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
-from ncalm.nca.cpu import MAX_SEQ_ID
+from ncalm.nca.cpu import MAX_SEQ_ID, check_band
 from ncalm.nca.generator import backend, resolve_device
 from ncalm.settings import (Settings, SettingError, at_least, check_same, folder, in_range, output_folder, same_as,
-                            setting, table)
+                            setting, table, within)
 
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
 
@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     check_fits(chunk * seq_tokens * 6, f"--chunk {g.chunk}")  # uint16 buffer, int32 tokens on a GPU
     device = resolve_device(g.device, cfg)
     gen = backend(cfg, g.seed, device, g.threads or None)  # refuses before anything is written
+    with within("nca"):
+        check_band(cfg, g.seed, g.threads or None)  # as does a band that holds no rule
     find, write = gen.find_rules, gen.tokens_into
     buf = np.empty((chunk, seq_tokens), dtype=np.uint16)
 
