@@ -86,6 +86,34 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
     assert manifest["complete"] and len(tokens) == 40 and not list(out.glob("*.tmp*"))
 
 
+def test_a_run_that_wrote_no_shard_does_not_block_the_next(tmp_path, monkeypatch, capsys):
+    # A run that failed before its first shard left a manifest listing none, and the corrected rerun was refused:
+    # "already holds NCA shards; pass --force", with no shard there (and --resume refused: other settings).
+    out = tmp_path / "nca"
+    real = ncalm.sequence_tokens
+
+    def failing(*a, **k):
+        raise ValueError("the generator failed")
+
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", failing)
+    for run in (1, 2):  # the failed run does not block itself either
+        assert main(["generate", "--out", str(out), *ARGS]) == 2
+        assert capsys.readouterr().err == "ncalm generate: error: the generator failed\n"
+    assert json.loads((out / "manifest.json").read_text())["shards"] == []
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
+    assert main(["generate", "--out", str(out), *ARGS, "--seed", "6"]) == 0
+    manifest, tokens = read_shards(out)
+    assert manifest["seed"] == 6 and manifest["complete"] and len(tokens) == 40
+    # Anything else of value is still refused without --force: a shard, or a manifest that is not such a one.
+    for name, text in (("nca_000000.bin", ""), ("manifest.json", "{}"), ("manifest.json", "not JSON")):
+        other = tmp_path / f"other-{len(text)}"
+        other.mkdir()
+        (other / name).write_text(text)
+        assert main(["generate", "--out", str(other), *ARGS]) == 2
+        assert "already holds NCA shards; pass --force" in capsys.readouterr().err
+        assert (other / name).read_text() == text
+
+
 def test_a_band_without_rules_is_refused_by_its_setting_before_anything_is_written(tmp_path, capsys):
     out = tmp_path / "nca"
     nca = ["--grid", "4", "--colors", "2", "--seq-len", "63", "--sequences", "4", "--no-progress"]

@@ -6,7 +6,9 @@ np.memmap(path, np.uint16).reshape(-1, seq_len + 1) recovers them. A shard is
 written under a temporary name (.NAME.tmpPID) and renamed when complete; manifest.json (written
 atomically after every shard) lists the completed shards, the config, seed,
 counts and the histogram of the accepted rules' complexity scores. An
-interrupted run keeps its completed shards: rerun with --resume.
+interrupted run keeps its completed shards: rerun with --resume. A manifest
+that lists no shard (a run that failed or was stopped before its first one)
+holds nothing: a new run replaces it without --force.
 
 The GPU backend (--device cuda, or auto when this build has CUDA kernels
 and a GPU is usable) writes exactly the CPU backend's tokens.
@@ -18,6 +20,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -84,6 +87,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_tree(p, GenerateConfig, GenerateConfig(out="OUT"), "generate", "nca.colors=6", groups=True)
 
 
+def _lists_shards(manifest_path: Path) -> bool:
+    """Whether the manifest there is worth keeping from a fresh run: a run that failed or was stopped before
+    its first shard leaves one listing none, which a rerun replaces; anything else (unreadable, another
+    program's) is kept."""
+    try:
+        return bool(json.loads(manifest_path.read_text(encoding="utf-8"))["shards"])
+    except FileNotFoundError:
+        return False
+    except (ValueError, KeyError, TypeError, OSError):
+        return True
+
+
 def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
     """The manifest to continue from: fresh, or the interrupted run's."""
     manifest_path = out / MANIFEST
@@ -98,7 +113,7 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
         for old in out.glob("nca_*.bin.tmp"):  # an older version's temporary name, which nothing writes now
             old.unlink(missing_ok=True)
         return manifest  # a temporary left by the interruption: removed by exclusive(), or written anew
-    if existing or manifest_path.exists():
+    if existing or _lists_shards(manifest_path):
         if not force:
             raise FileExistsError(f"{out} already holds NCA shards; pass --force to overwrite or --resume to continue")
         for f in [manifest_path] + existing:  # the manifest first: never "complete" beside missing shards
