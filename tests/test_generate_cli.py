@@ -57,6 +57,9 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
 
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", flaky)
     assert main(["generate", "--out", str(out), *ARGS]) == 130
+    # What is kept and how to go on (it said only "interrupted").
+    assert capsys.readouterr().err == (f"ncalm generate: interrupted; the complete shards are kept in {out}, "
+                                       f"listed in manifest.json; rerun with --resume to continue\n")
     manifest = json.loads((out / "manifest.json").read_text())
     assert not manifest["complete"] and [s["file"] for s in manifest["shards"]] == ["nca_000000.bin"]
     assert sorted(p.name for p in out.glob("nca_*.bin")) == ["nca_000000.bin"]  # shard 1 only as .tmp
@@ -69,7 +72,7 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
     np.testing.assert_array_equal(tokens, ncalm.sequence_tokens(ncalm.NCAConfig.from_dict(manifest["config"]), 5, np.arange(40)))
 
 
-def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
+def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "nca"
     real = ncalm.sequence_tokens
 
@@ -77,7 +80,9 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", interrupted)
-    assert main(["generate", "--out", str(out), *ARGS]) == 130
+    assert main(["generate", "--out", str(out), *ARGS, "--force"]) == 130
+    assert capsys.readouterr().err.endswith(f"interrupted; the complete shards are kept in {out}, listed in "
+                                            f"manifest.json; rerun with --resume in place of --force to continue\n")
     assert not list(out.glob("*nca_*"))  # the shard's partial temporary file is removed on the way out
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     (out / "nca_000000.bin.tmp").write_bytes(b"\0" * 64)  # what versions before the .tmpPID names left

@@ -165,36 +165,40 @@ def run(args: argparse.Namespace) -> int:
 
     with exclusive(out):  # one writer; the bar and the summary need no lock
         manifest = _prepare_dir(out, plan, g.force, g.resume)
-        if g.resume:
-            for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
-                record = manifest["shards"][index]
-                print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
-                      f"writing it again", file=sys.stderr)
-                _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
-        done = sum(s["sequences"] for s in manifest["shards"])
-        counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
-        t0 = time.perf_counter()
-        bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
-                   disable=not g.progress, desc="generate")
+        try:
+            if g.resume:
+                for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
+                    record = manifest["shards"][index]
+                    print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
+                          f"writing it again", file=sys.stderr)
+                    _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
+            done = sum(s["sequences"] for s in manifest["shards"])
+            counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
+            t0 = time.perf_counter()
+            # Closed however the run ends, so that no message shares the bar's line.
+            with tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
+                      disable=not g.progress, desc="generate") as bar:
 
-        def tally(ids: np.ndarray) -> np.ndarray:
-            rules, ratios = find(ids)
-            if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
-                manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
-                counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
-            write(ids, rules, buf[: len(ids)])
-            bar.update(len(ids) * seq_tokens)
-            return buf[: len(ids)]
+                def tally(ids: np.ndarray) -> np.ndarray:
+                    rules, ratios = find(ids)
+                    if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
+                        manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
+                        counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
+                    write(ids, rules, buf[: len(ids)])
+                    bar.update(len(ids) * seq_tokens)
+                    return buf[: len(ids)]
 
-        while done < n_seq:
-            record = shard_record(plan, len(manifest["shards"]))
-            _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
-            manifest["shards"].append(record)
-            done += record["sequences"]
-            manifest["histogram"]["counts"] = counts.tolist()
-            manifest["complete"] = done >= n_seq
-            write_json(out / MANIFEST, manifest)
-    bar.close()
+                while done < n_seq:
+                    record = shard_record(plan, len(manifest["shards"]))
+                    _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
+                    manifest["shards"].append(record)
+                    done += record["sequences"]
+                    manifest["histogram"]["counts"] = counts.tolist()
+                    manifest["complete"] = done >= n_seq
+                    write_json(out / MANIFEST, manifest)
+        except KeyboardInterrupt:  # the shard being written is dropped; those listed are whole (resume checks them)
+            raise KeyboardInterrupt(f"the complete shards are kept in {out}, listed in {MANIFEST}; rerun with "
+                                    f"--resume{' in place of --force' if g.force else ''} to continue") from None
     dt = time.perf_counter() - t0
     total = n_seq * seq_tokens
     scored = manifest["candidates_scored"]
