@@ -1,9 +1,14 @@
 """How the `ncalm` commands answer mistakes: one line naming the command for an unknown option,
-counts in every notation, refusing to train over a finished run, and flags named in advice."""
+counts in every notation, refusing to train over a finished run, flags named in advice, and a closed stdout."""
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import ncalm
 from ncalm.cli import COMMANDS, build_parser, main
 from ncalm.settings import parse_count
 
@@ -160,3 +165,34 @@ def test_stopping_before_the_first_log_step_still_reports(tmp_path, capsys):
     assert main(argv) == 0
     said = capsys.readouterr().out
     assert "1/2 steps" in said and "validation loss" in said and "train loss" not in said
+
+
+def _closed_pipe_run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`ncalm ARGV | head` with head already gone: stdout a pipe whose reader is closed."""
+    env = {**os.environ, "PYTHONPATH": str(Path(ncalm.__file__).resolve().parents[1])}  # this ncalm, from cwd
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run([sys.executable, "-m", "ncalm", *argv], stdout=write, stderr=subprocess.PIPE,
+                              text=True, cwd=cwd, env=env, timeout=120)
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("argv", [["sweep", "--preset", "sweep-tiny", "--out", "s", "--plan"],
+                                  ["generate", "--sequences", "2", "--seq-len", "15", "--out", "g", "--no-progress"]])
+def test_a_closed_stdout_ends_quietly(tmp_path, argv):
+    # `ncalm sweep --plan | head` ended with "ncalm sweep: error: [Errno 32] Broken pipe" (status 2).
+    done = _closed_pipe_run(argv, tmp_path)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_broken_pipe_other_than_stdout_is_still_an_error(monkeypatch, capsys):
+    import ncalm.cli.generate as generate
+
+    def run(args):
+        raise BrokenPipeError(32, "Broken pipe")  # a child's pipe, say: stdout is fine
+
+    monkeypatch.setattr(generate, "run", run)
+    assert main(["generate", "--out", "x"]) == 2
+    assert capsys.readouterr().err == "ncalm generate: error: [Errno 32] Broken pipe\n"

@@ -168,7 +168,7 @@ def test_a_band_without_rules_fails_before_training(tmp_path):
 
     cfg = ExperimentConfig.from_dict({"prepretrain": {"data": {"nca": {"grid": 4, "colors": 2}}},
                                       "bands": [[0.0, 1.0], [1.9, 2.0]]})
-    with pytest.raises(ValueError, match=r"bands: \[1.9, 2.0\]: no rule inside band"):
+    with pytest.raises(ValueError, match=r"^bands: \[1.9, 2.0\]: no rule of this NCA config scores inside \(1.9, 2\)"):
         run_experiment(cfg, tmp_path / "out")
     assert not (tmp_path / "out" / "seed0").exists()
 

@@ -57,6 +57,9 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
 
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", flaky)
     assert main(["generate", "--out", str(out), *ARGS]) == 130
+    # What is kept and how to go on (it said only "interrupted").
+    assert capsys.readouterr().err == (f"ncalm generate: interrupted; the complete shards are kept in {out}, "
+                                       f"listed in manifest.json; rerun with --resume to continue\n")
     manifest = json.loads((out / "manifest.json").read_text())
     assert not manifest["complete"] and [s["file"] for s in manifest["shards"]] == ["nca_000000.bin"]
     assert sorted(p.name for p in out.glob("nca_*.bin")) == ["nca_000000.bin"]  # shard 1 only as .tmp
@@ -69,7 +72,7 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
     np.testing.assert_array_equal(tokens, ncalm.sequence_tokens(ncalm.NCAConfig.from_dict(manifest["config"]), 5, np.arange(40)))
 
 
-def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
+def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch, capsys):
     out = tmp_path / "nca"
     real = ncalm.sequence_tokens
 
@@ -77,13 +80,68 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", interrupted)
-    assert main(["generate", "--out", str(out), *ARGS]) == 130
+    assert main(["generate", "--out", str(out), *ARGS, "--force"]) == 130
+    assert capsys.readouterr().err.endswith(f"interrupted; the complete shards are kept in {out}, listed in "
+                                            f"manifest.json; rerun with --resume in place of --force to continue\n")
     assert not list(out.glob("*nca_*"))  # the shard's partial temporary file is removed on the way out
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
     (out / "nca_000000.bin.tmp").write_bytes(b"\0" * 64)  # what versions before the .tmpPID names left
     assert main(["generate", "--out", str(out), *ARGS, "--resume"]) == 0
     manifest, tokens = read_shards(out)
     assert manifest["complete"] and len(tokens) == 40 and not list(out.glob("*.tmp*"))
+
+
+def test_a_run_that_wrote_no_shard_does_not_block_the_next(tmp_path, monkeypatch, capsys):
+    # A run that failed before its first shard left a manifest listing none, and the corrected rerun was refused:
+    # "already holds NCA shards; pass --force", with no shard there (and --resume refused: other settings).
+    out = tmp_path / "nca"
+    real = ncalm.sequence_tokens
+
+    def failing(*a, **k):
+        raise ValueError("the generator failed")
+
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", failing)
+    for run in (1, 2):  # the failed run does not block itself either
+        assert main(["generate", "--out", str(out), *ARGS]) == 2
+        assert capsys.readouterr().err == "ncalm generate: error: the generator failed\n"
+    assert json.loads((out / "manifest.json").read_text())["shards"] == []
+    monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)
+    assert main(["generate", "--out", str(out), *ARGS, "--seed", "6"]) == 0
+    manifest, tokens = read_shards(out)
+    assert manifest["seed"] == 6 and manifest["complete"] and len(tokens) == 40
+    # Anything else of value is still refused without --force: a shard, or a manifest that is not such a one.
+    for name, text in (("nca_000000.bin", ""), ("manifest.json", "{}"), ("manifest.json", "not JSON")):
+        other = tmp_path / f"other-{len(text)}"
+        other.mkdir()
+        (other / name).write_text(text)
+        assert main(["generate", "--out", str(other), *ARGS]) == 2
+        assert "already holds NCA shards; pass --force" in capsys.readouterr().err
+        assert (other / name).read_text() == text
+
+
+def test_a_band_without_rules_is_refused_by_its_setting_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "nca"
+    nca = ["--grid", "4", "--colors", "2", "--seq-len", "63", "--sequences", "4", "--no-progress"]
+    assert main(["generate", "--out", str(out), *nca, "--band", "1.9,2.0"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("ncalm generate: error: nca.band: no rule of this NCA config scores inside (1.9, 2) (65,536 "
+                   "candidates tried): widen the band; `ncalm show` with the same NCA settings plots this config's "
+                   "complexity distribution\n")
+    assert not out.exists()
+    assert main(["generate", "--out", str(out), *nca, "--band", "none"]) == 0
+
+
+def test_check_band_passes_on_errors_that_are_not_the_bands(monkeypatch):
+    # A bad NCALM_ISA (or any other error of the search) must not be reported as an empty band.
+    from ncalm.nca.cpu import check_band
+
+    def isa_error(*a):
+        raise ValueError("NCALM_ISA='bogus' is not a compiled path")
+
+    monkeypatch.setattr(ncalm.nca.cpu._core, "find_rules", isa_error)
+    with pytest.raises(ValueError, match="^NCALM_ISA='bogus'"):
+        check_band(ncalm.NCAConfig(band=(0.5, 1.0)), 0)
+    check_band(ncalm.NCAConfig(band=None), 0)  # no band, no search
 
 
 @pytest.mark.parametrize("bad,message", [

@@ -244,8 +244,9 @@ def test_a_point_that_cannot_run_is_refused_before_any_point_trains(tmp_path, ca
     for jobs in ("1", "2"):
         assert main(args + ["--jobs", jobs]) == 2
         assert capsys.readouterr().err.strip() == (
-            "ncalm sweep: error: bands: [0.6, 1.0]: no rule inside band (0.6, 1) after 65536 "
-            "candidates for sequence 0; widen the band or change the dynamics (at the point bands=[[0.6, 1.0]])")
+            "ncalm sweep: error: bands: [0.6, 1.0]: no rule of this NCA config scores inside (0.6, 1) (65,536 "
+            "candidates tried): widen the band; `ncalm show` with the same NCA settings plots this config's "
+            "complexity distribution (at the point bands=[[0.6, 1.0]])")
         assert ran == [] and not out.exists()  # nothing trained, and no sweep saved to refuse the fixed one
     assert main(args[:-3] + ["--set", "axes={bands=[[[0.22, 1.0]], [[0.3, 1.0]]]}", "--no-progress"]) == 0
     assert [p.name for p in ran] == ["point-000", "point-001", "point-002"]

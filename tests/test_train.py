@@ -236,9 +236,14 @@ def test_cli_bad_option_values_are_one_line_errors(tmp_path, capsys):
     assert "--init" in capsys.readouterr().err
     assert main(["prepretrain", "--out", str(tmp_path), "--data", "dyck", "--dyck-depth", "0", "--no-progress"]) == 2
     assert "data.dyck.depth: must be >= 1, got 0" in capsys.readouterr().err
-    assert main(["prepretrain", "--out", str(tmp_path), "--colors", "4", "--band", "0.5,1.0", "--grid", "8",
+    out = tmp_path / "nca"
+    assert main(["prepretrain", "--out", str(out), "--colors", "4", "--band", "0.5,1.0", "--grid", "8",
                  "--seq-len", "32", "--batch-size", "1", "--val-sequences", "2", "--no-progress"]) == 2
-    assert "no rule inside band" in capsys.readouterr().err
+    # Named by its setting, with what to do, and refused before --out holds a config.json of a run never made.
+    err = capsys.readouterr().err
+    assert err.startswith("ncalm prepretrain: error: data.nca.band: no rule of this NCA config scores inside "
+                          "(0.5, 1) (65,536 candidates tried): widen the band; `ncalm show`") and err.count("\n") == 1
+    assert not out.exists()
     for flag, value, said in (("--grad-clip", "-1", "optim.grad_clip: must be >= 0, got -1.0"),
                               ("--weight-decay", "-0.1", "optim.weight_decay: must be >= 0, got -0.1")):
         assert main(["prepretrain", "--out", str(tmp_path), "--data", "dyck", flag, value, "--no-progress"]) == 2

@@ -6,7 +6,9 @@ np.memmap(path, np.uint16).reshape(-1, seq_len + 1) recovers them. A shard is
 written under a temporary name (.NAME.tmpPID) and renamed when complete; manifest.json (written
 atomically after every shard) lists the completed shards, the config, seed,
 counts and the histogram of the accepted rules' complexity scores. An
-interrupted run keeps its completed shards: rerun with --resume.
+interrupted run keeps its completed shards: rerun with --resume. A manifest
+that lists no shard (a run that failed or was stopped before its first one)
+holds nothing: a new run replaces it without --force.
 
 The GPU backend (--device cuda, or auto when this build has CUDA kernels
 and a GPU is usable) writes exactly the CPU backend's tokens.
@@ -18,6 +20,7 @@ examples:
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -34,10 +37,10 @@ from ncalm.locks import exclusive
 from ncalm.train.config import RunConfig
 from ncalm.memory import check_fits
 from ncalm.nca.config import PAPER_BAND, NCAConfig, check_seed
-from ncalm.nca.cpu import MAX_SEQ_ID
+from ncalm.nca.cpu import MAX_SEQ_ID, check_band
 from ncalm.nca.generator import backend, resolve_device
 from ncalm.settings import (Settings, SettingError, at_least, check_same, folder, in_range, output_folder, same_as,
-                            setting, table)
+                            setting, table, within)
 
 HIST_BINS = np.linspace(0.0, 2.0, 81)  # gzip ratios lie in [0, ~1.1]; 0.025-wide bins
 
@@ -84,6 +87,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_tree(p, GenerateConfig, GenerateConfig(out="OUT"), "generate", "nca.colors=6", groups=True)
 
 
+def _lists_shards(manifest_path: Path) -> bool:
+    """Whether the manifest there is worth keeping from a fresh run: a run that failed or was stopped before
+    its first shard leaves one listing none, which a rerun replaces; anything else (unreadable, another
+    program's) is kept."""
+    try:
+        return bool(json.loads(manifest_path.read_text(encoding="utf-8"))["shards"])
+    except FileNotFoundError:
+        return False
+    except (ValueError, KeyError, TypeError, OSError):
+        return True
+
+
 def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
     """The manifest to continue from: fresh, or the interrupted run's."""
     manifest_path = out / MANIFEST
@@ -98,7 +113,7 @@ def _prepare_dir(out: Path, plan: dict, force: bool, resume: bool) -> dict:
         for old in out.glob("nca_*.bin.tmp"):  # an older version's temporary name, which nothing writes now
             old.unlink(missing_ok=True)
         return manifest  # a temporary left by the interruption: removed by exclusive(), or written anew
-    if existing or manifest_path.exists():
+    if existing or _lists_shards(manifest_path):
         if not force:
             raise FileExistsError(f"{out} already holds NCA shards; pass --force to overwrite or --resume to continue")
         for f in [manifest_path] + existing:  # the manifest first: never "complete" beside missing shards
@@ -139,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
     check_fits(chunk * seq_tokens * 6, f"--chunk {g.chunk}")  # uint16 buffer, int32 tokens on a GPU
     device = resolve_device(g.device, cfg)
     gen = backend(cfg, g.seed, device, g.threads or None)  # refuses before anything is written
+    with within("nca"):
+        check_band(cfg, g.seed, g.threads or None)  # as does a band that holds no rule
     find, write = gen.find_rules, gen.tokens_into
     buf = np.empty((chunk, seq_tokens), dtype=np.uint16)
 
@@ -148,36 +165,40 @@ def run(args: argparse.Namespace) -> int:
 
     with exclusive(out):  # one writer; the bar and the summary need no lock
         manifest = _prepare_dir(out, plan, g.force, g.resume)
-        if g.resume:
-            for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
-                record = manifest["shards"][index]
-                print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
-                      f"writing it again", file=sys.stderr)
-                _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
-        done = sum(s["sequences"] for s in manifest["shards"])
-        counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
-        t0 = time.perf_counter()
-        bar = tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
-                   disable=not g.progress, desc="generate")
+        try:
+            if g.resume:
+                for index in damaged_shards(out, manifest, plan, len(HIST_BINS) - 1, stream):
+                    record = manifest["shards"][index]
+                    print(f"{out / record['file']} is not the stream it lists (missing, cut short or altered): "
+                          f"writing it again", file=sys.stderr)
+                    _write_shard(out / record["file"], record["first_sequence"], record["sequences"], stream, chunk)
+            done = sum(s["sequences"] for s in manifest["shards"])
+            counts = np.array(manifest["histogram"]["counts"], dtype=np.int64)
+            t0 = time.perf_counter()
+            # Closed however the run ends, so that no message shares the bar's line.
+            with tqdm(total=n_seq * seq_tokens, initial=done * seq_tokens, unit="tok", unit_scale=True,
+                      disable=not g.progress, desc="generate") as bar:
 
-        def tally(ids: np.ndarray) -> np.ndarray:
-            rules, ratios = find(ids)
-            if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
-                manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
-                counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
-            write(ids, rules, buf[: len(ids)])
-            bar.update(len(ids) * seq_tokens)
-            return buf[: len(ids)]
+                def tally(ids: np.ndarray) -> np.ndarray:
+                    rules, ratios = find(ids)
+                    if cfg.band:  # a rule id's attempt number sits above bit 40: attempt + 1 candidates each
+                        manifest["candidates_scored"] += int(((rules >> np.uint64(40)) + np.uint64(1)).sum())
+                        counts[:] += np.histogram(ratios, bins=HIST_BINS)[0]
+                    write(ids, rules, buf[: len(ids)])
+                    bar.update(len(ids) * seq_tokens)
+                    return buf[: len(ids)]
 
-        while done < n_seq:
-            record = shard_record(plan, len(manifest["shards"]))
-            _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
-            manifest["shards"].append(record)
-            done += record["sequences"]
-            manifest["histogram"]["counts"] = counts.tolist()
-            manifest["complete"] = done >= n_seq
-            write_json(out / MANIFEST, manifest)
-    bar.close()
+                while done < n_seq:
+                    record = shard_record(plan, len(manifest["shards"]))
+                    _write_shard(out / record["file"], record["first_sequence"], record["sequences"], tally, chunk)
+                    manifest["shards"].append(record)
+                    done += record["sequences"]
+                    manifest["histogram"]["counts"] = counts.tolist()
+                    manifest["complete"] = done >= n_seq
+                    write_json(out / MANIFEST, manifest)
+        except KeyboardInterrupt:  # the shard being written is dropped; those listed are whole (resume checks them)
+            raise KeyboardInterrupt(f"the complete shards are kept in {out}, listed in {MANIFEST}; rerun with "
+                                    f"--resume{' in place of --force' if g.force else ''} to continue") from None
     dt = time.perf_counter() - t0
     total = n_seq * seq_tokens
     scored = manifest["candidates_scored"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 from typing import Any, NoReturn
 
@@ -91,7 +93,33 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> bool:
+    """Whether the reader of stdout has gone (`ncalm sweep --plan | head`): a pipe with no reader polls as an
+    error. A BrokenPipeError from another pipe (a child process's) is not this, and is reported."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (OSError, ValueError, AttributeError):  # no file behind sys.stdout (captured), no poll on this OS
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one `ncalm` command; its exit status. A closed stdout ends any command quietly, with the status
+    141 of a process that SIGPIPE ended, as Unix tools do (Python's docs, "Note on SIGPIPE")."""
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed stdout shows here, not as "Exception ignored" at exit
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit writes nowhere
+        return 141
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     only = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(only or "")  # imports the named command's module only; none for `ncalm --help`
@@ -107,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     # OSError: a path the user gave that cannot be read or written (missing, a file
     # where a directory is needed, no permission...) is the user's to fix, not a bug.
     except (ValueError, OSError, ImportError) as exc:
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            raise  # main ends quietly
         print(f"ncalm {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except MemoryError as exc:  # what no check foresaw: one line, not a traceback

@@ -21,11 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ncalm.nca.cpu import check_band
     from ncalm.settings import within
     from ncalm.train.sources import generator_device
 
     cfg = stage_config(args)
     if cfg.data.kind == "nca":
-        with within("data"):  # a data.gen_device that cannot serve: refused now, not after the model is built
+        # A data.gen_device that cannot serve, or a data.nca.band that holds no rule: refused now,
+        # before anything is written in --out, not after the model is built.
+        with within("data"):
             generator_device(cfg.data, "cpu")
+            with within("nca"):
+                check_band(cfg.data.nca_config(), cfg.data.seed, cfg.data.gen_threads)
     return run_and_report(cfg, f"prepretrain ({cfg.data.kind})", force=args.force)

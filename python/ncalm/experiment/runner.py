@@ -28,7 +28,7 @@ from ncalm.experiment.config import ARM_KINDS, NCA_ARMS, RESUMABLE_CHANGES, Expe
 from ncalm.experiment.corpora import PYDOC, resolve_text
 from ncalm.eval.stats import perplexity
 from ncalm.locks import exclusive
-from ncalm.settings import check_same, quietly, within
+from ncalm.settings import SettingError, check_same, quietly, within
 from ncalm.train.config import CHECKPOINT, resolved_precision
 
 DONE, RESULT, CONFIG, EVENTS, DATA = "done.json", "result.json", "experiment.json", "events.jsonl", "data.json"
@@ -194,7 +194,7 @@ def check_runnable(cfg: ExperimentConfig) -> None:
     (optimizer and schedule values) and tries each NCA band. Nothing is written.
     """
     from ncalm.data.tokens import check_corpus
-    from ncalm.nca.cpu import find_rules
+    from ncalm.nca.cpu import check_band
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1:
@@ -222,9 +222,9 @@ def check_runnable(cfg: ExperimentConfig) -> None:
     # An NCA band that holds no rules fails now, not when the generator gives up mid-run.
     for band in dict.fromkeys(arm.band for arm in arms_of(cfg) if arm.kind in NCA_ARMS):
         try:
-            find_rules(cfg.prepretrain.data.nca.replace(band=band), cfg.seeds[0], [0])
-        except ValueError as exc:  # no rule inside the band
-            raise ValueError(f"bands: {list(band)}: {exc}") from None
+            check_band(cfg.prepretrain.data.nca.replace(band=band), cfg.seeds[0])
+        except SettingError as exc:
+            raise SettingError("bands", f"{list(band)}: {exc.message}") from None
 
 
 def finished_records(out_dir: str | Path) -> list[dict]:

@@ -14,6 +14,7 @@ import numpy as np
 from ncalm import _core
 from ncalm.memory import check_fits
 from ncalm.nca.config import NCAConfig
+from ncalm.settings import SettingError
 
 if TYPE_CHECKING:  # torch is imported lazily: `ncalm generate` never needs it
     import torch
@@ -90,6 +91,22 @@ def find_rules(
     ids = _ids("ids", ids, MAX_SEQ_ID)
     _check_workspace(cfg, threads, ids.size)
     return _core.find_rules(cfg.core, _seed(seed), ids, _threads(threads))
+
+
+def check_band(cfg: NCAConfig, seed: int, threads: int | None = None) -> None:
+    """Refuse, as SettingError("band"), a band in which the first sequence finds no rule (a band that holds
+    none): commands call it before they write anything, not to fail inside the generator mid-run. The
+    message names the band and how to find a better one, not the internal id the search gave up on."""
+    if cfg.band is None:
+        return
+    try:
+        find_rules(cfg, seed, [0], threads)
+    except ValueError as exc:
+        if "no rule inside band" not in str(exc):  # the core's words; others (NCALM_ISA, ...) are not the band's
+            raise
+        raise SettingError("band", f"no rule of this NCA config scores inside ({cfg.band[0]:g}, {cfg.band[1]:g}) "
+                                   f"({cfg.max_attempts:,} candidates tried): widen the band; `ncalm show` with "
+                                   f"the same NCA settings plots this config's complexity distribution") from None
 
 
 def score_rules(
