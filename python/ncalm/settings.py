@@ -337,6 +337,7 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     """``d`` in today's layout for ``cls``: renamed keys moved (``RENAMED``), plain values for a
     table expanded (``SHORTHAND``), all the way down; so that layers merge key by key. ``prefix``:
     the dotted key of ``d``'s table, for the notes and errors."""
+    d = _undotted(d, prefix)
     given, d = d, _whole(cls, d)
     if not isinstance(d, dict):
         return d
@@ -365,6 +366,21 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
             # {model.overrides = ...} must give a small model with the override, not a fresh table).
             v = canonical(fields[k].metadata["tree"], v, _dotted(prefix, k))
         out[k] = v
+    return out
+
+
+def _undotted(d: Any, prefix: str) -> Any:
+    """``d`` with each dotted key (TOML's quoted ``"run.tokens" = 5``) as the nested key it names, as --set
+    reads one; the same setting given nested too (or its table given whole) is refused."""
+    if not isinstance(d, dict) or not any("." in k for k in d):
+        return d
+    out = {k: v for k, v in d.items() if "." not in k}
+    for key in (k for k in d if "." in k):
+        path = key.split(".")
+        if any((node := _at(out, path[:i])) is not _ABSENT and (i == len(path) or not isinstance(node, dict))
+               for i in range(1, len(path) + 1)):
+            raise SettingError(_dotted(prefix, key), "is given twice, as a dotted key and in its table: keep one")
+        out = merge(out, nested(key, d[key]))
     return out
 
 
