@@ -29,6 +29,9 @@ def test_an_unknown_option_is_one_line_naming_the_command(name, capsys):
     (["generate", "--out", "x", "--tok", "5"], "unrecognized arguments: --tok 5"),  # not --tokens
     (["prepretrain", "--lr"], "argument --lr/--optim.lr: expected one argument"),
     (["bogus"], "argument COMMAND: invalid choice: 'bogus' (choose from 'generate', "),
+    # The example fits the command's tree (it was the experiment's language.run.tokens=... everywhere).
+    (["pretrain", "--set", "lr"], "argument --set: expected KEY=VALUE, e.g. optim.lr=3e-4, got 'lr'"),
+    (["experiment", "--set", "=3"], "argument --set: expected KEY=VALUE, e.g. language.optim.lr=3e-4, got '=3'"),
 ])
 def test_options_are_taken_by_their_whole_name_and_errors_are_one_line(argv, said, capsys):
     # A prefix was once taken for the one option it begins, or refused with every option it could be: for
@@ -160,3 +163,9 @@ def test_stopping_before_the_first_log_step_still_reports(tmp_path, capsys):
     assert main(argv) == 0
     said = capsys.readouterr().out
     assert "1/2 steps" in said and "validation loss" in said and "train loss" not in said
+
+
+def test_a_choice_that_may_be_unset_is_refused_without_listing_none(capsys):
+    assert main(["pretrain", "--model", "huge"]) == 2  # argparse listed 'tiny', ..., 'paper', None
+    assert capsys.readouterr().err == ("ncalm pretrain: error: model.size: must be one of tiny, mini, small, base, "
+                                       "large, paper or unset, got 'huge'\n")

@@ -49,7 +49,11 @@ def test_trees_copy_and_pickle():
 
 @pytest.mark.parametrize("assignment, message", [
     ("data.nca.colors=3e9", "data.nca.colors: 3000000000 is out of range (the core takes 32-bit integers)"),
-    ("data.seq_len=1e8", "data.seq_len: seq_len=100000000 is out of range"),
+    ("data.seq_len=1e8", "data.seq_len: 100000000 is out of range"),
+    # The core's checks, keyed by the setting they name (they were "data.nca: colors=1 ...").
+    ("data.nca.colors=1", "data.nca.colors: 1 is out of range: allowed 2 <= colors <= 256"),
+    ("data.nca.band=[1,0.5]", "data.nca.band: (1, 0.5) is invalid: need 0 <= lower < upper <= 2"),
+    ("lr=1e-3", "lr: unknown setting; known: data, model, optim, run; did you mean optim.lr?"),
     ("model.overrides={n_layer=0}", "model.overrides.n_layer: must be >= 1, got 0"),
     ("model.size=huge", "model.size: must be one of tiny, mini, small, base, large, paper or unset, got 'huge'"),
     # These trained to NaN (inf) or ended in a torch traceback (a negative std) before they were checked.

@@ -304,7 +304,9 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in known:
-                raise SettingError(_dotted(prefix, key), f"unknown setting; known: {', '.join(sorted(known))}")
+                near = [_dotted(prefix, k) for k in _keys(cls) if k.rsplit(".", 1)[-1] == key]
+                raise SettingError(_dotted(prefix, key), f"unknown setting; known: {', '.join(sorted(known))}"
+                                   + (f"; did you mean {' or '.join(near)}?" if near else ""))
         try:
             return cls(**d)
         except SettingError as exc:
@@ -382,6 +384,13 @@ def _undotted(d: Any, prefix: str) -> Any:
             raise SettingError(_dotted(prefix, key), "is given twice, as a dotted key and in its table: keep one")
         out = merge(out, nested(key, d[key]))
     return out
+
+
+def _keys(cls: type, prefix: str = "") -> list[str]:
+    """Every setting of ``cls``, by its dotted key."""
+    hints = typing.get_type_hints(cls)
+    return [key for f in dataclasses.fields(cls) for key in (
+        _keys(hints[f.name], f"{prefix}{f.name}.") if _is_table(hints[f.name]) else [prefix + f.name])]
 
 
 def _dotted(prefix: str, key: str) -> str:
@@ -465,7 +474,7 @@ def parse_assignment(text: str) -> dict:
     """``'language.run.tokens=2e6'`` -> ``{'language': {'run': {'tokens': 2000000}}}``."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"--set expects KEY=VALUE (e.g. language.run.tokens=2000000), got {text!r}")
+        raise ValueError(f"--set expects KEY=VALUE with a dotted KEY, got {text!r}")
     return nested(key.strip(), parse_value(raw))
 
 
@@ -590,8 +599,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
             continue
         kwargs = dict(dest="@" + key, default=argparse.SUPPRESS, help=help_text, type=_flag_type(f, tp),
                       metavar=f.name.upper().replace("-", "_"))
-        if f.metadata.get("choices"):
-            kwargs["choices"] = f.metadata["choices"]
+        if f.metadata.get("choices") and None not in f.metadata["choices"]:  # argparse would list None: the
+            kwargs["choices"] = f.metadata["choices"]  # setting's own check refuses, and says "or unset"
         if typing.get_origin(tp) is list:
             kwargs.update(action="append") if f.metadata.get("repeat") else \
                 kwargs.update(nargs="*" if f.metadata.get("empty") else "+")
