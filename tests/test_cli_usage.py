@@ -169,3 +169,9 @@ def test_a_choice_that_may_be_unset_is_refused_without_listing_none(capsys):
     assert main(["pretrain", "--model", "huge"]) == 2  # argparse listed 'tiny', ..., 'paper', None
     assert capsys.readouterr().err == ("ncalm pretrain: error: model.size: must be one of tiny, mini, small, base, "
                                        "large, paper or unset, got 'huge'\n")
+
+
+@pytest.mark.parametrize("command", ["prepretrain", "pretrain"])
+def test_the_stage_token_budget_is_tokens_as_in_generate_and_max_tokens_still(command):
+    for flag in ("--tokens", "--max-tokens"):
+        assert vars(build_parser(command).parse_args([command, flag, "1M"]))["@run.tokens"] == 10**6
