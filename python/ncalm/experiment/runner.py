@@ -187,11 +187,12 @@ def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
         return ExperimentConfig.from_dict(saved).to_dict()
 
 
-def check_runnable(cfg: ExperimentConfig) -> None:
+def check_runnable(cfg: ExperimentConfig, unset_corpus: bool = False) -> None:
     """Raise ValueError (FileNotFoundError for missing local data) for what a stage would reject later.
 
     ExperimentConfig checks its own settings; this builds every stage's TrainConfig
     (optimizer and schedule values) and tries each NCA band. Nothing is written.
+    ``unset_corpus``: let the language corpus be unset (a dry run, which says so).
     """
     from ncalm.data.tokens import check_corpus
     from ncalm.nca.cpu import find_rules
@@ -204,12 +205,13 @@ def check_runnable(cfg: ExperimentConfig) -> None:
                          f"for data-parallel training run the stages with `torchrun ... -m ncalm prepretrain` "
                          f"and `torchrun ... -m ncalm pretrain --init ...`")
     nowhere = Path("unused")  # the configs are built, never run
-    with within("language.data.text"):
-        check_corpus(cfg.language.data.text.source)
+    if not (unset_corpus and cfg.language.data.text.source is None):
+        with within("language.data.text"):
+            check_corpus(cfg.language.data.text.corpus())
     first_text = cfg.prepretrain.data.text.source
     if "text" in cfg.arms and first_text != PYDOC:
         with within("prepretrain.data.text"):
-            check_corpus(first_text)
+            check_corpus(cfg.prepretrain.data.text.corpus())
     for arm in arms_of(cfg):
         try:
             first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)  # None for scratch
