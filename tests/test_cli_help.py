@@ -117,3 +117,11 @@ def test_a_bool_that_takes_a_value_shows_its_default():
     for command, option in (("generate", "--nca.colour_wrap"), ("prepretrain", "--data.nca.colour_wrap")):
         action = next(a for a in _actions(build_parser(command)) if option in a.option_strings)
         assert action.help != argparse.SUPPRESS and action.help.endswith("(default: True)"), (command, action.help)
+
+
+def test_an_experiment_switch_shows_the_setting_it_flips_per_preset():
+    from ncalm.cli import build_parser
+
+    (switch,) = [a for a in _actions(build_parser("experiment")) if "--no-progress" in a.option_strings]
+    # Was "(default: the preset's; True in every preset)": read as the switch being on.
+    assert switch.help.endswith("(default: the preset's; progress=true in every preset)")

@@ -33,8 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     presets = {name: ExperimentConfig.from_dict(d) for name, d in PRESETS.items()}
     for action in group._group_actions:
         if action.help != argparse.SUPPRESS:
-            values = {name: getattr(cfg, action.dest[1:]) for name, cfg in presets.items()}
-            shown = {name: "unset" if v is None else show_value(v) for name, v in values.items()}
+            key = action.dest[1:]
+            values = {name: getattr(cfg, key) for name, cfg in presets.items()}
+            # A switch (--no-progress) shows the setting it flips, not a bare value that reads as the switch's.
+            shown = {name: "unset" if v is None else f"{key}={str(v).lower()}" if action.const is not None
+                     else show_value(v) for name, v in values.items()}
             said = (f"{shown.popitem()[1]} in every preset" if len(set(shown.values())) == 1
                     else "; ".join(f"{name}: {value}" for name, value in shown.items()))
             action.help = re.sub(r" \(default: [^)]*\)$", "", action.help) + f" (default: the preset's; {said})"
