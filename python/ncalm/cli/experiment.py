@@ -103,12 +103,11 @@ def run(args: argparse.Namespace) -> int:
         cfg = pin_precision(cfg, out)  # what a run into --out would use
         print(json.dumps(cfg.to_dict(), indent=2))
         print(parameter_summary(cfg), file=sys.stderr)  # stdout stays one JSON document
-        if cfg.language.data.text.source is None:  # said last, where a glance at the dry run lands
-            try:
-                with within("language.data.text"):
-                    cfg.language.data.text.corpus()
-            except SettingError as exc:
-                print(f"warning: {exc} (a run refuses to start without it)", file=sys.stderr)
+        try:  # no corpus set: said last, where a glance at the dry run lands
+            with within("language.data.text"):
+                cfg.language.data.text.corpus()
+        except SettingError as exc:
+            print(f"warning: {exc} (a run refuses to start without it)", file=sys.stderr)
         return 0
     output_folder("--out", out)  # not for a dry run: it writes nothing
     wall = run_and_report(cfg, out)

@@ -56,7 +56,6 @@ class TextConfig(Settings):
                              "stage, arm, resume and evaluation; empty: $NCALM_CACHE/tokens, else "
                              "~/.cache/ncalm/tokens (delete it to free the space)", flags=("--text-cache",))
 
-
     def corpus(self) -> str:
         """``source``; a SettingError keyed ``source`` where none is set (the paper preset leaves it to you)."""
         if self.source is None:
