@@ -142,3 +142,11 @@ def test_eval_reasoning_task_help_says_what_each_task_is():
 
     [task] = [a for a in _actions(build_parser("eval-reasoning")) if "--task" in a.option_strings]
     assert task.choices and all(f"{choice} = " in task.help for choice in task.choices)
+
+
+def test_an_experiment_switch_shows_the_setting_it_flips_per_preset():
+    from ncalm.cli import build_parser
+
+    (switch,) = [a for a in _actions(build_parser("experiment")) if "--no-progress" in a.option_strings]
+    # Was "(default: the preset's; True in every preset)": read as the switch being on.
+    assert switch.help.endswith("(default: the preset's; progress=true in every preset)")

@@ -34,6 +34,9 @@ def test_an_unknown_option_is_one_line_naming_the_command(name, capsys):
     (["generate", "--out", "x", "--tok", "5"], "unrecognized arguments: --tok 5"),  # not --tokens
     (["prepretrain", "--lr"], "argument --lr/--optim.lr: expected one argument"),
     (["bogus"], "argument COMMAND: invalid choice: 'bogus' (choose from 'generate', "),
+    # The example fits the command's tree (it was the experiment's language.run.tokens=... everywhere).
+    (["pretrain", "--set", "lr"], "argument --set: expected KEY=VALUE, e.g. optim.lr=3e-4, got 'lr'"),
+    (["experiment", "--set", "=3"], "argument --set: expected KEY=VALUE, e.g. language.optim.lr=3e-4, got '=3'"),
 ])
 def test_options_are_taken_by_their_whole_name_and_errors_are_one_line(argv, said, capsys):
     # A prefix was once taken for the one option it begins, or refused with every option it could be: for
@@ -196,3 +199,15 @@ def test_a_broken_pipe_other_than_stdout_is_still_an_error(monkeypatch, capsys):
     monkeypatch.setattr(generate, "run", run)
     assert main(["generate", "--out", "x"]) == 2
     assert capsys.readouterr().err == "ncalm generate: error: [Errno 32] Broken pipe\n"
+
+
+def test_a_choice_that_may_be_unset_is_refused_without_listing_none(capsys):
+    assert main(["pretrain", "--model", "huge"]) == 2  # argparse listed 'tiny', ..., 'paper', None
+    assert capsys.readouterr().err == ("ncalm pretrain: error: model.size: must be one of tiny, mini, small, base, "
+                                       "large, paper or unset, got 'huge'\n")
+
+
+@pytest.mark.parametrize("command", ["prepretrain", "pretrain"])
+def test_the_stage_token_budget_is_tokens_as_in_generate_and_max_tokens_still(command):
+    for flag in ("--tokens", "--max-tokens"):
+        assert vars(build_parser(command).parse_args([command, flag, "1M"]))["@run.tokens"] == 10**6

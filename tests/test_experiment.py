@@ -15,6 +15,7 @@ import ncalm
 from ncalm.cli import main
 from ncalm.experiment.config import RESUMABLE_CHANGES, ExperimentConfig
 from ncalm.experiment.presets import preset
+from ncalm.lm.checkpoint import load_checkpoint
 from ncalm.settings import check_same, load_toml, merge, parse_assignment, quietly, resolve
 
 # The child process must import the same ncalm as this one (installed, or the source tree).
@@ -98,7 +99,7 @@ def test_a_config_file_in_the_layout_before_the_config_tree_still_loads(tmp_path
                                                                               str(new))
 
 
-def test_interrupted_experiment_resumes_without_redoing_finished_work(tmp_path):
+def test_interrupted_experiment_resumes_without_redoing_finished_work(tmp_path, capsys):
     cfg_path = tmp_path / "exp.toml"
     cfg_path.write_text(CONFIG.format(corpus=_corpus(tmp_path / "corpus")))
     out = tmp_path / "out"
@@ -116,8 +117,11 @@ def test_interrupted_experiment_resumes_without_redoing_finished_work(tmp_path):
                      out / "seed0/scratch/language/checkpoint.pt", nca / "prepretrain/checkpoint.pt"]
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in scratch_files}
     assert not (out / "seed0/dyck").exists()
+    step = load_checkpoint(nca / "language" / "checkpoint.pt", skip=("model", "optimizer", "rng"))["step"]
 
     assert main(argv) == 0
+    # Said as a resume, from where (it read "start", as for an arm begun afresh).
+    assert f"[seed 0] nca 0.1-1: resume (language stage from step {step})" in capsys.readouterr().out.splitlines()
 
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in scratch_files} == before
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]

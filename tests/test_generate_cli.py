@@ -145,8 +145,8 @@ def test_check_band_passes_on_errors_that_are_not_the_bands(monkeypatch):
 
 
 @pytest.mark.parametrize("bad,message", [
-    (["--band", "0.9,0.1"], "band=(0.9, 0.1) is invalid"),
-    (["--grid", "13"], "grid=13 is not a multiple of patch=2"),
+    (["--band", "0.9,0.1"], "nca.band: (0.9, 0.1) is invalid"),
+    (["--grid", "13"], "nca.grid: 13 is not a multiple of patch=2"),
     (["--colors", "20"], "--colors 20 --patch 2: the uint16 shards need colors**(patch*patch)+2 <= 65536, "
                          "got 160,002 (with --patch 2, at most --colors 15)"),
     (["--chunk", "0"], "chunk: must be >= 1, got 0"),

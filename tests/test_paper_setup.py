@@ -20,7 +20,7 @@ def test_parameter_count_without_torch_is_the_models(shape):
 
 def test_paper_preset_dry_run_prints_the_papers_1_6b(capsys):
     assert main(["experiment", "--preset", "paper", "--dry-run"]) == 0
-    line = capsys.readouterr().err.strip().splitlines()[-1]
+    line = capsys.readouterr().err.strip().splitlines()[-2]  # the last: the corpus is not set
     assert line.startswith("parameters: 1.61B in the transformer layers (24 x 2048, MLP 8,192)")
     n = model_config("paper", mlp_hidden=8192).n_params(non_embedding=True)
     assert abs(n / 1.6e9 - 1) < 0.02
@@ -29,6 +29,27 @@ def test_paper_preset_dry_run_prints_the_papers_1_6b(capsys):
     n = model_config("tiny").n_params(non_embedding=True)
     assert line.startswith(f"parameters: {n / 1e6:.2f}M in the transformer layers (2 x 64, MLP 192)")
 
+
+def test_the_paper_preset_names_no_language_corpus_and_a_run_refuses_without_one(tmp_path, capsys):
+    # It trained on the standard library's bytes (vocabulary 257), 2B tokens, without a word.
+    assert main(["experiment", "--preset", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["language"]["data"]["text"]["source"] is None
+    said = "data.text.source: not set: name your corpus"
+    last = out.err.splitlines()[-1]
+    assert last.startswith(f"warning: language.{said}") and "OpenWebText" in last
+    assert "language 1.61B" not in out.err  # no vocabulary is claimed for a corpus not named
+    for argv in (["experiment", "--preset", "paper", "--out", str(tmp_path / "exp")], ["band", "--preset", "paper"],
+                 ["pretrain", "--text", "none", "--out", str(tmp_path / "run")]):
+        assert main(argv) == 2
+        where = "" if argv[0] == "pretrain" else "language."
+        assert capsys.readouterr().err.startswith(f"ncalm {argv[0]}: error: {where}{said}")
+    assert not (tmp_path / "exp").exists() and not (tmp_path / "run").exists()  # refused before anything is written
+    # The other presets keep their documented stand-in, the standard library.
+    for name in ("tiny", "gpu-small"):
+        assert main(["experiment", "--preset", name, "--dry-run"]) == 0
+        out = capsys.readouterr()
+        assert json.loads(out.out)["language"]["data"]["text"]["source"] == "stdlib" and "warning" not in out.err
 
 
 def test_dry_run_sizes_each_first_stage_as_the_experiment_builds_it(capsys):

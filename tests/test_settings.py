@@ -6,6 +6,7 @@ import pytest
 
 from ncalm.cli import main
 from ncalm.experiment.config import ExperimentConfig
+from ncalm.experiment.sweep import SweepConfig
 from ncalm.settings import SettingError, parse_assignment, quietly, resolve
 from ncalm.train.config import StageConfig
 
@@ -48,7 +49,11 @@ def test_trees_copy_and_pickle():
 
 @pytest.mark.parametrize("assignment, message", [
     ("data.nca.colors=3e9", "data.nca.colors: 3000000000 is out of range (the core takes 32-bit integers)"),
-    ("data.seq_len=1e8", "data.seq_len: seq_len=100000000 is out of range"),
+    ("data.seq_len=1e8", "data.seq_len: 100000000 is out of range"),
+    # The core's checks, keyed by the setting they name (they were "data.nca: colors=1 ...").
+    ("data.nca.colors=1", "data.nca.colors: 1 is out of range: allowed 2 <= colors <= 256"),
+    ("data.nca.band=[1,0.5]", "data.nca.band: (1, 0.5) is invalid: need 0 <= lower < upper <= 2"),
+    ("lr=1e-3", "lr: unknown setting; known: data, model, optim, run; did you mean optim.lr?"),
     ("model.overrides={n_layer=0}", "model.overrides.n_layer: must be >= 1, got 0"),
     ("model.size=huge", "model.size: must be one of tiny, mini, small, base, large, paper or unset, got 'huge'"),
     # These trained to NaN (inf) or ended in a torch traceback (a negative std) before they were checked.
@@ -177,3 +182,18 @@ def test_a_plain_value_where_a_table_goes_is_named_whatever_comes_after_it():
         resolve(StageConfig, {}, None, ["optim=3"], {"optim": {"warmup_steps": 1}})
     with pytest.raises(SettingError, match="^run.out_dir: must be a string"):  # and a table for a plain value
         resolve(StageConfig, {}, None, ["run.out_dir=x", "run.out_dir={y=1}"])
+
+
+def test_a_dotted_key_in_a_table_is_the_nested_key_and_the_same_key_given_both_ways_is_refused(tmp_path):
+    # TOML's quoted key, as a sweep's [axes] writes one: it was "unknown setting" before.
+    path = tmp_path / "q.toml"
+    path.write_text('"language.run.tokens" = 30_000\n[language]\n"optim.lr" = 0.5\n')
+    cfg = resolve(ExperimentConfig, {}, str(path))
+    assert (cfg.language.run.tokens, cfg.language.optim.lr) == (30_000, 0.5)
+    assert StageConfig.from_dict({"run.tokens": 7, "run": {"steps": 3}}).run.tokens == 7
+    with pytest.raises(SettingError, match="^run.tokens: is given twice, as a dotted key and in its table"):
+        StageConfig.from_dict({"run.tokens": 7, "run": {"tokens": 8}})
+    with pytest.raises(SettingError, match="^language.data.text.source: is given twice"):  # the table given whole
+        ExperimentConfig.from_dict({"language.data.text.source": "a", "language": {"data": "b"}})
+    sweep = SweepConfig.from_dict({"experiment": {"language.run.tokens": 5}, "axes": {"bands": [[[0.5, 1.0]]]}})
+    assert sweep.experiment == {"language": {"run": {"tokens": 5}}}  # a sweep's [experiment] table too

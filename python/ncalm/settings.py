@@ -304,7 +304,9 @@ class Settings:
         known = {f.name for f in dataclasses.fields(cls)}
         for key in d:
             if key not in known:
-                raise SettingError(_dotted(prefix, key), f"unknown setting; known: {', '.join(sorted(known))}")
+                near = [_dotted(prefix, k) for k in _keys(cls) if k.rsplit(".", 1)[-1] == key]
+                raise SettingError(_dotted(prefix, key), f"unknown setting; known: {', '.join(sorted(known))}"
+                                   + (f"; did you mean {' or '.join(near)}?" if near else ""))
         try:
             return cls(**d)
         except SettingError as exc:
@@ -337,6 +339,7 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     """``d`` in today's layout for ``cls``: renamed keys moved (``RENAMED``), plain values for a
     table expanded (``SHORTHAND``), all the way down; so that layers merge key by key. ``prefix``:
     the dotted key of ``d``'s table, for the notes and errors."""
+    d = _undotted(d, prefix)
     given, d = d, _whole(cls, d)
     if not isinstance(d, dict):
         return d
@@ -366,6 +369,28 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
             v = canonical(fields[k].metadata["tree"], v, _dotted(prefix, k))
         out[k] = v
     return out
+
+
+def _undotted(d: Any, prefix: str) -> Any:
+    """``d`` with each dotted key (TOML's quoted ``"run.tokens" = 5``) as the nested key it names, as --set
+    reads one; the same setting given nested too (or its table given whole) is refused."""
+    if not isinstance(d, dict) or not any("." in k for k in d):
+        return d
+    out = {k: v for k, v in d.items() if "." not in k}
+    for key in (k for k in d if "." in k):
+        path = key.split(".")
+        if any((node := _at(out, path[:i])) is not _ABSENT and (i == len(path) or not isinstance(node, dict))
+               for i in range(1, len(path) + 1)):
+            raise SettingError(_dotted(prefix, key), "is given twice, as a dotted key and in its table: keep one")
+        out = merge(out, nested(key, d[key]))
+    return out
+
+
+def _keys(cls: type, prefix: str = "") -> list[str]:
+    """Every setting of ``cls``, by its dotted key."""
+    hints = typing.get_type_hints(cls)
+    return [key for f in dataclasses.fields(cls) for key in (
+        _keys(hints[f.name], f"{prefix}{f.name}.") if _is_table(hints[f.name]) else [prefix + f.name])]
 
 
 def _dotted(prefix: str, key: str) -> str:
@@ -449,7 +474,7 @@ def parse_assignment(text: str) -> dict:
     """``'language.run.tokens=2e6'`` -> ``{'language': {'run': {'tokens': 2000000}}}``."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ValueError(f"--set expects KEY=VALUE (e.g. language.run.tokens=2000000), got {text!r}")
+        raise ValueError(f"--set expects KEY=VALUE with a dotted KEY, got {text!r}")
     return nested(key.strip(), parse_value(raw))
 
 
@@ -575,8 +600,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, defaults: Any, prefix:
             continue
         kwargs = dict(dest="@" + key, default=argparse.SUPPRESS, help=help_text, type=_flag_type(f, tp),
                       metavar=f.name.upper().replace("-", "_"))
-        if f.metadata.get("choices"):
-            kwargs["choices"] = f.metadata["choices"]
+        if f.metadata.get("choices") and None not in f.metadata["choices"]:  # argparse would list None: the
+            kwargs["choices"] = f.metadata["choices"]  # setting's own check refuses, and says "or unset"
         if typing.get_origin(tp) is list:
             kwargs.update(action="append") if f.metadata.get("repeat") else \
                 kwargs.update(nargs="*" if f.metadata.get("empty") else "+")

@@ -48,13 +48,15 @@ def run(args: argparse.Namespace) -> int:
     from ncalm.data.tokens import is_bin_spec
     from ncalm.eval.band import corpus_scores, nca_scores, plot_band, propose_band, window_tokens
     from ncalm.nca.pictures import accepted_fraction
-    from ncalm.settings import leaves, output_folder
+    from ncalm.settings import leaves, output_folder, within
 
     for name in ("windows", "rules"):
         if getattr(args, name) < 10:
             raise ValueError(f"--{name} must be >= 10, got {getattr(args, name)}")
     cfg = tree_config(ExperimentConfig, args, preset(args.preset))
     text = cfg.language.data.text
+    with within("language.data.text"):
+        text.corpus()  # set: the paper preset leaves it to you
     if is_bin_spec(text.source):  # read as text, a tokenize folder's meta.json and tokenizer.json were scored
         raise ValueError(f"--text {text.source}: token files hold no text to score as bytes; give the corpus "
                          "they were made from")

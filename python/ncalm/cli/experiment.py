@@ -18,7 +18,7 @@ from pathlib import Path
 from ncalm.cli.options import add_tree_arguments, tree_config
 from ncalm.experiment.config import SCRATCH, ExperimentConfig
 from ncalm.experiment.presets import PRESETS, preset
-from ncalm.settings import add_flags, output_folder, show_value
+from ncalm.settings import SettingError, add_flags, output_folder, show_value, within
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,8 +33,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     presets = {name: ExperimentConfig.from_dict(d) for name, d in PRESETS.items()}
     for action in group._group_actions:
         if action.help != argparse.SUPPRESS:
-            values = {name: getattr(cfg, action.dest[1:]) for name, cfg in presets.items()}
-            shown = {name: "unset" if v is None else show_value(v) for name, v in values.items()}
+            key = action.dest[1:]
+            values = {name: getattr(cfg, key) for name, cfg in presets.items()}
+            # A switch (--no-progress) shows the setting it flips, not a bare value that reads as the switch's.
+            shown = {name: "unset" if v is None else f"{key}={str(v).lower()}" if action.const is not None
+                     else show_value(v) for name, v in values.items()}
             said = (f"{shown.popitem()[1]} in every preset" if len(set(shown.values())) == 1
                     else "; ".join(f"{name}: {value}" for name, value in shown.items()))
             action.help = re.sub(r" \(default: [^)]*\)$", "", action.help) + f" (default: the preset's; {said})"
@@ -52,6 +55,8 @@ def _vocab(data) -> int | None:
         return 2 * data.dyck.k
     if data.text.vocab_size:
         return data.text.vocab_size
+    if data.text.source is None:  # no corpus set: a bin:DIR would bring its own vocabulary
+        return None
     if is_bin_spec(data.text.source):
         root = _bin_files(data.text.source)[0]
         tokenizer = _shards_tokenizer(root)  # as bin_source reads the folder: meta.json's vocabulary, else this
@@ -94,10 +99,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/experiment-{args.preset}")
     cfg = tree_config(ExperimentConfig, args, preset(args.preset))
     if args.dry_run:
-        check_runnable(cfg)
+        check_runnable(cfg, unset_corpus=True)
         cfg = pin_precision(cfg, out)  # what a run into --out would use
         print(json.dumps(cfg.to_dict(), indent=2))
         print(parameter_summary(cfg), file=sys.stderr)  # stdout stays one JSON document
+        try:  # no corpus set: said last, where a glance at the dry run lands
+            with within("language.data.text"):
+                cfg.language.data.text.corpus()
+        except SettingError as exc:
+            print(f"warning: {exc} (a run refuses to start without it)", file=sys.stderr)
         return 0
     output_folder("--out", out)  # not for a dry run: it writes nothing
     wall = run_and_report(cfg, out)

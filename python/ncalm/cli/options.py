@@ -29,7 +29,13 @@ def add_tree_arguments(p: argparse.ArgumentParser, cls: type, what: str, example
     _check_example(cls, example)
     p.add_argument("--config", default=None, help=f"TOML file of {what} settings (keys as --set takes them; "
                                                    "default: none)")
-    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+    def assignment(text: str) -> str:  # refused here, where the command's own example is known
+        key, sep, _ = text.partition("=")
+        if not (sep and key.strip()):
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. {example}, got {text!r}")
+        return text
+
+    p.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE", type=assignment,
                    help=f"override one setting by its dotted key, e.g. --set {example} (repeatable; default: none)")
 
 

@@ -32,9 +32,11 @@ class DyckConfig(Settings):
 class TextConfig(Settings):
     SHORTHAND = "source"
 
-    source: str = setting("stdlib", "stdlib (this Python's standard library), FILE/DIR/GLOB[,...], bin:DIR "
-                                    "(train.bin/val.bin from `ncalm tokenize`, or nanoGPT's with meta.pkl), "
-                                    "hf:NAME[:CONFIG], hf:SAVED_DIR or hf:FILE.jsonl", flags=("--text",))
+    source: str | None = setting("stdlib", "stdlib (this Python's standard library), FILE/DIR/GLOB[,...], bin:DIR "
+                                           "(train.bin/val.bin from `ncalm tokenize`, or nanoGPT's with meta.pkl), "
+                                           "hf:NAME[:CONFIG], hf:SAVED_DIR or hf:FILE.jsonl; none: not set (the paper "
+                                           "preset's language stage: a run refuses until it is given)",
+                                 flags=("--text",))
     tokenizer: str = setting("byte", "byte-level, BPE trained on the corpus, gpt2 (tiktoken's GPT-2; its "
                                      "vocab.bpe and encoder.json from $NCALM_GPT2_FILES) or hf:PATH (a Hugging "
                                      "Face tokenizer.json with <|endoftext|>)", check=check_tokenizer,
@@ -53,6 +55,15 @@ class TextConfig(Settings):
     cache: str = setting("", "folder where a text corpus is tokenized once and memory-mapped by every later "
                              "stage, arm, resume and evaluation; empty: $NCALM_CACHE/tokens, else "
                              "~/.cache/ncalm/tokens (delete it to free the space)", flags=("--text-cache",))
+
+    def corpus(self) -> str:
+        """``source``; a SettingError keyed ``source`` where none is set (the paper preset leaves it to you)."""
+        if self.source is None:
+            raise SettingError("source", "not set: name your corpus (this key in --set or --config; --text in the "
+                                         "stage commands and band); the paper's language stage read OpenWebText "
+                                         "in GPT-2 tokens: `ncalm tokenize --text DIR --tokenizer gpt2 --out OWT`, "
+                                         "then bin:OWT")
+        return self.source
 
 
 @dataclass

@@ -250,7 +250,7 @@ def language_source(text: TextConfig, seq_len: int = DataConfig.seq_len, seed: i
     ``text.tokenizer`` is made (BPE is trained on the training documents).
     Tokenizer is None for .bin data without one.
     """
-    if is_bin_spec(text.source):
+    if is_bin_spec(text.corpus()):  # refused by key when no corpus is set
         return bin_source(text.source, seq_len, seed, text.vocab_size)
     if not text.source.startswith("hf:"):
         _not_nca_shards(Path(text.source).expanduser())

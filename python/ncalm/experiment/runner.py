@@ -4,7 +4,7 @@ Layout of the output directory::
 
     experiment.json                 the resolved config (a resume must match it)
     data.json                       the corpora's files_digest (a resume must match it)
-    events.jsonl                    what each invocation started, skipped and finished
+    events.jsonl                    what each invocation started, resumed, skipped and finished
     seed{S}/{arm}/prepretrain/      first stage (trainer output: checkpoint, metrics)
     seed{S}/{arm}/language/         language stage
     seed{S}/{arm}/result.json       written last: the run is finished
@@ -63,6 +63,19 @@ def run_stage(train_cfg, log) -> dict:
     write_json(done, result)
     log("finish", stage=str(out), seconds=result.get("elapsed_s"), val_loss=result.get("val_loss"))
     return result
+
+
+def _interrupted(stages: dict[str, Path]) -> dict:
+    """The first of ``stages`` (name -> folder) that an earlier invocation left unfinished with a checkpoint,
+    as the log's fields ``resumes`` (its name) and ``step`` (its checkpoint's); {} when there is none."""
+    from ncalm.lm.checkpoint import load_checkpoint
+
+    for name, folder in stages.items():
+        if (folder / CHECKPOINT).exists() and not (folder / DONE).exists():
+            # Only the step: the tensors stay unread (the trainer loads them; the file is verified once).
+            state = load_checkpoint(folder / CHECKPOINT, skip=("model", "optimizer", "rng"))
+            return {"resumes": name, "step": state.get("step")}
+    return {}
 
 
 def verified_stage(out: Path) -> dict:
@@ -129,7 +142,9 @@ def run_arm(cfg: ExperimentConfig, arm: Arm, seed: int, out: Path, log) -> dict:
                 verified_stage(run_dir / stage)
         log("skip", arm=arm.name, seed=seed)
         return read_json(result_path, RESULT_KEYS, "result of a finished run")
-    log("start", arm=arm.name, seed=seed)
+    resumes = _interrupted({"prepretrain": out / f"seed{seed}" / arm.first_slug / "prepretrain",
+                            "language": run_dir / "language"})
+    log("resume" if resumes else "start", arm=arm.name, seed=seed, **resumes)
     text = cfg.prepretrain.data.text.source
     text = resolve_text(text, out) if arm.kind == "text" else text  # only the text arm reads it
     first_cfg = first_stage(cfg, arm, seed, out / f"seed{seed}" / arm.first_slug / "prepretrain", text)
@@ -187,11 +202,12 @@ def saved_experiment(out_dir: str | Path, device: str) -> dict | None:
         return ExperimentConfig.from_dict(saved).to_dict()
 
 
-def check_runnable(cfg: ExperimentConfig) -> None:
+def check_runnable(cfg: ExperimentConfig, unset_corpus: bool = False) -> None:
     """Raise ValueError (FileNotFoundError for missing local data) for what a stage would reject later.
 
     ExperimentConfig checks its own settings; this builds every stage's TrainConfig
     (optimizer and schedule values) and tries each NCA band. Nothing is written.
+    ``unset_corpus``: let the language corpus be unset (a dry run, which says so).
     """
     from ncalm.data.tokens import check_corpus
     from ncalm.nca.cpu import check_band
@@ -204,12 +220,13 @@ def check_runnable(cfg: ExperimentConfig) -> None:
                          f"for data-parallel training run the stages with `torchrun ... -m ncalm prepretrain` "
                          f"and `torchrun ... -m ncalm pretrain --init ...`")
     nowhere = Path("unused")  # the configs are built, never run
-    with within("language.data.text"):
-        check_corpus(cfg.language.data.text.source)
+    if not (unset_corpus and cfg.language.data.text.source is None):
+        with within("language.data.text"):
+            check_corpus(cfg.language.data.text.corpus())
     first_text = cfg.prepretrain.data.text.source
     if "text" in cfg.arms and first_text != PYDOC:
         with within("prepretrain.data.text"):
-            check_corpus(first_text)
+            check_corpus(cfg.prepretrain.data.text.corpus())
     for arm in arms_of(cfg):
         try:
             first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)  # None for scratch
@@ -270,7 +287,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | Path, echo=print) -> li
             with open(out / EVENTS, "a") as f:
                 f.write(json.dumps({"time": time.time(), "pid": os.getpid(), "event": event, **fields}) + "\n")
             if "arm" in fields:
-                extra = f" (final val loss {fields['final_val_loss']:.4f})" if "final_val_loss" in fields else ""
+                extra = f" (final val loss {fields['final_val_loss']:.4f})" if "final_val_loss" in fields else \
+                    f" ({fields['resumes']} stage from step {fields['step']})" if "resumes" in fields else ""
                 echo(f"[seed {fields['seed']}] {fields['arm']}: {event}{extra}")
 
         return [run_arm(cfg, arm, seed, out, log) for seed in cfg.seeds for arm in arms_of(cfg)]

@@ -61,8 +61,10 @@ class NCAConfig(Settings):
                 raise SettingError(f.name, f"{value} is out of range (the core takes 32-bit integers)")
         try:
             self.core  # built, and so checked by the core, once
-        except (ValueError, TypeError) as exc:
-            raise SettingError("", str(exc)) from None
+        except (ValueError, TypeError) as exc:  # "colors=1 is out of range: ...": keyed by the setting it names
+            name, said, rest = str(exc).partition("=")
+            raise (SettingError(name, rest) if said and name in {f.name for f in fields(self)}
+                   else SettingError("", str(exc))) from None
 
     @functools.cached_property
     def core(self) -> "_core.Config":

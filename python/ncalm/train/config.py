@@ -59,7 +59,7 @@ class RunConfig(Settings):
     steps: int = setting(1000, "optimizer steps (unless tokens is set)", check=at_least(0), flags=("--steps",))
     tokens: int | None = setting(None, "token budget, e.g. 50M; set, it fixes the steps instead of steps "
                                        "(batch x accum x ranks x seq_len tokens per step); 0 or none: unset",
-                                 check=at_least(0), flags=("--max-tokens",))
+                                 check=at_least(0), flags=("--tokens", "--max-tokens"))
     stop_at: int = setting(0, "stop after this step with a checkpoint, to continue later with resume "
                               "(0 = run to the end)", check=at_least(0), flags=("--stop-at",))
     eval_every: int = setting(100, "steps between validation losses (0 = only at the end)", check=at_least(0),

@@ -46,7 +46,8 @@ from ncalm.lm.transfer import freeze, select_all, transfer
 def _source_and_tokenizer(cfg: StageConfig, d: distributed.Dist, tokenizer, out: Path):
     """The data source and its tokenizer; ``tokenizer`` (the resumed or kept one) is reused, not made anew."""
     text = cfg.data.text
-    trains_bpe = cfg.data.kind == "text" and text.tokenizer == "bpe" and not is_bin_spec(text.source)
+    trains_bpe = cfg.data.kind == "text" and text.tokenizer == "bpe" and text.source is not None \
+        and not is_bin_spec(text.source)  # no source: refused by build_source
     if trains_bpe and tokenizer is None and d.world > 1:
         # One rank trains the BPE tokenizer; the others read it, so all share one vocabulary.
         if d.is_main:
