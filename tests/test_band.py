@@ -1,7 +1,12 @@
 """`ncalm band`: a corpus's gzip complexity on NCA-score-sized windows, a proposed band and its sweep."""
 import gzip
 import json
-import tomllib
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib is 3.11+
+    import tomli as tomllib
 
 import numpy as np
 import pytest

@@ -6,8 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib is 3.11+
+    import tomli as tomllib
 
 import pytest
 

@@ -88,7 +88,7 @@ def _run_core(code: str, env: dict[str, str] | None = None, prefix: list[str] | 
     load = ("import importlib.util as u, json, numpy as np\n"
             f"s = u.spec_from_file_location('_core', {_core.__file__!r})\n"
             "m = u.module_from_spec(s); s.loader.exec_module(m)\n")
-    return subprocess.run([*(prefix or []), os.path.realpath(sys.executable), "-c", load + code],
+    return subprocess.run([*(prefix or []), sys.executable, "-c", load + code],
                           capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600)
 
 

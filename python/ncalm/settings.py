@@ -21,12 +21,16 @@ import math
 import os
 import re
 import sys
-import tomllib
 import types
 import typing
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Callable
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # tomllib is 3.11+; tomli is the same parser under another name
+    import tomli as tomllib
 
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "g": 10**9}
 
