@@ -52,6 +52,20 @@ def test_the_paper_preset_names_no_language_corpus_and_a_run_refuses_without_one
         assert json.loads(out.out)["language"]["data"]["text"]["source"] == "stdlib" and "warning" not in out.err
 
 
+def test_the_paper_preset_reads_a_raw_corpus_in_gpt2_tokens_and_token_files_in_theirs(tmp_path, capsys):
+    # It read a raw corpus as bytes (vocabulary 257); the paper's language stage is in GPT-2 tokens.
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("some text\n" * 50)
+    assert main(["experiment", "--preset", "paper", "--dry-run", "--set", f"language.data={corpus}"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["language"]["data"]["text"]["tokenizer"] == "gpt2"
+    assert "language 1.82B (vocabulary 50,257)" in out.err.splitlines()[-1]
+    assert main(["tokenize", "--text", str(corpus), "--tokenizer", "byte", "--out", str(tmp_path / "tok"),
+                 "--no-progress"]) == 0
+    assert main(["experiment", "--preset", "paper", "--dry-run", "--set", f"language.data=bin:{tmp_path / 'tok'}"]) == 0
+    assert "language 1.61B (vocabulary 257)" in capsys.readouterr().err.splitlines()[-1]  # the files' own tokenizer
+
+
 def test_dry_run_sizes_each_first_stage_as_the_experiment_builds_it(capsys):
     # The NCA controls once failed the dry run ("kind: must be one of nca, dyck, text, got 'nca-shuffled'"),
     # and the text arm was sized as bytes whatever its tokenizer.

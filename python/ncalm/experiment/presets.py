@@ -37,7 +37,8 @@ PRESETS: dict[str, dict] = {
     # AdamW (0.9, 0.999), cosine to 0 after 10% warmup (125 of 1,252 and 380 of 3,815 steps at these
     # budgets). NCA: lr 1e-4, no clipping, 16 x 8 sequences per step; language: lr 5e-4, weight decay
     # 1e-4, clipping at 1.0, 16 x 32 (the launch scripts). Dyck: 64 bracket types, depth <= 16. The
-    # language corpus is yours to set (--set language.data=bin:DIR from `ncalm tokenize --tokenizer gpt2`): it
+    # language corpus is yours to set (--set language.data=bin:DIR from `ncalm tokenize --tokenizer gpt2`, or raw
+    # text, read in the paper's GPT-2 tokens; token files bring their own tokenizer): it
     # is unset here, so a run refuses to start without it (the standard library, ~30 MB of code, is no stand-in
     # for OpenWebText at 2B tokens, and a GPU would spend hours on it) and a dry run says so.
     "paper": {
@@ -49,7 +50,7 @@ PRESETS: dict[str, dict] = {
                         "optim": {"batch_size": 16, "grad_accum": 8, "lr": 1e-4, "weight_decay": 0.0,
                                   "warmup_steps": 125, "min_lr_ratio": 0.0, "beta2": 0.999, "grad_clip": 0.0},
                         "run": {"tokens": 164_000_000, "eval_every": 250, "ckpt_every": 250}},
-        "language": {"data": {"seq_len": 1024, "text": {"source": None}},
+        "language": {"data": {"seq_len": 1024, "text": {"source": None, "tokenizer": "gpt2"}},
                      "optim": {"batch_size": 16, "grad_accum": 32, "lr": 5e-4, "weight_decay": 1e-4,
                                "warmup_steps": 380, "min_lr_ratio": 0.0, "beta2": 0.999, "grad_clip": 1.0},
                      "run": {"tokens": 2_000_000_000, "eval_every": 250, "ckpt_every": 250}},
