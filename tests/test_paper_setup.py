@@ -52,10 +52,30 @@ def test_the_paper_preset_names_no_language_corpus_and_a_run_refuses_without_one
         assert json.loads(out.out)["language"]["data"]["text"]["source"] == "stdlib" and "warning" not in out.err
 
 
-def test_the_paper_preset_reads_a_raw_corpus_in_gpt2_tokens_and_token_files_in_theirs(tmp_path, capsys):
+def _gpt2_files_named(tmp_path, monkeypatch) -> None:
+    """$NCALM_GPT2_FILES naming a folder with GPT-2's file names: a dry run looks them up, never reads them."""
+    files = tmp_path / "gpt2"
+    files.mkdir()
+    for name in ("vocab.bpe", "encoder.json"):
+        (files / name).write_text("")
+    monkeypatch.setenv("NCALM_GPT2_FILES", str(files))
+
+
+def test_the_paper_preset_reads_a_raw_corpus_in_gpt2_tokens_and_token_files_in_theirs(tmp_path, capsys,
+                                                                                      monkeypatch):
     # It read a raw corpus as bytes (vocabulary 257); the paper's language stage is in GPT-2 tokens.
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("some text\n" * 50)
+    monkeypatch.delenv("NCALM_GPT2_FILES", raising=False)
+    # Without GPT-2's files: refused before anything is written (the first stage trained, then the language
+    # stage failed for them).
+    out = tmp_path / "exp"
+    for preset in ("paper", "tiny"):
+        assert main(["experiment", "--preset", preset, "--arms", "nca", "--set", f"language.data={corpus}",
+                     "--set", "language.data.text.tokenizer=gpt2", "--out", str(out)]) == 2
+        assert "language.data.text.tokenizer: gpt2 needs GPT-2's vocab.bpe" in capsys.readouterr().err
+        assert not out.exists()
+    _gpt2_files_named(tmp_path, monkeypatch)
     assert main(["experiment", "--preset", "paper", "--dry-run", "--set", f"language.data={corpus}"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["language"]["data"]["text"]["tokenizer"] == "gpt2"
@@ -66,7 +86,8 @@ def test_the_paper_preset_reads_a_raw_corpus_in_gpt2_tokens_and_token_files_in_t
     assert "language 1.61B (vocabulary 257)" in capsys.readouterr().err.splitlines()[-1]  # the files' own tokenizer
 
 
-def test_dry_run_sizes_each_first_stage_as_the_experiment_builds_it(capsys):
+def test_dry_run_sizes_each_first_stage_as_the_experiment_builds_it(capsys, tmp_path, monkeypatch):
+    _gpt2_files_named(tmp_path, monkeypatch)
     # The NCA controls once failed the dry run ("kind: must be one of nca, dyck, text, got 'nca-shuffled'"),
     # and the text arm was sized as bytes whatever its tokenizer.
     argv = ["experiment", "--dry-run", "--arms", "scratch", "nca", "nca-shuffled", "random-unigram", "text",

@@ -46,6 +46,20 @@ def cache_root(setting: str = "") -> Path:
     return (Path(env).expanduser() if env else Path.home() / ".cache" / "ncalm") / "tokens"
 
 
+def check_tokenizer_files(text: TextConfig) -> None:
+    """A SettingError keyed ``tokenizer`` where ``text`` would tokenize with gpt2 and GPT-2's files are not at
+    hand: checked before a run (an experiment's first stage would train first), and where they are read."""
+    if text.tokenizer != "gpt2":
+        return
+    if not os.environ.get(GPT2_FILES_ENV):
+        raise SettingError("tokenizer", f"gpt2 needs GPT-2's vocab.bpe and encoder.json (no download): "
+                                        f"set ${GPT2_FILES_ENV} to the folder holding them")
+    try:
+        gpt2_dir()
+    except SettingError as exc:  # keyed by tokenize's gpt2_files, which a stage has not: the folder is $ENV's
+        raise SettingError("tokenizer", f"gpt2: ${GPT2_FILES_ENV}: {exc.message}") from None
+
+
 def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make: bool = True) -> Path | None:
     """The cache folder holding ``text.source`` tokenized as ``text`` says; written now if missing
     (``make``; else None).
@@ -55,14 +69,8 @@ def cached_tokens(text: TextConfig, tokenizer=None, progress: bool = True, make:
     ``text.tokenizer`` when that made the same tokenizer, else a folder keyed by
     the given tokenizer itself. A SettingError names its key within ``text`` (ncalm.settings.within).
     """
-    if text.tokenizer == "gpt2" and tokenizer is None:
-        if not os.environ.get(GPT2_FILES_ENV):
-            raise SettingError("tokenizer", f"gpt2 needs GPT-2's vocab.bpe and encoder.json (no download): "
-                                            f"set ${GPT2_FILES_ENV} to the folder holding them")
-        try:
-            gpt2_dir()
-        except SettingError as exc:  # keyed by tokenize's gpt2_files, which a stage has not: the folder is $ENV's
-            raise SettingError("tokenizer", f"gpt2: ${GPT2_FILES_ENV}: {exc.message}") from None
+    if tokenizer is None:
+        check_tokenizer_files(text)
     cfg = TokenizeConfig(source=text.source, tokenizer=text.tokenizer, bpe_vocab=text.bpe_vocab,
                          val_percent=text.val_percent, max_bytes=text.max_bytes,
                          max_val_bytes=text.max_val_bytes, chunk_bytes=CHUNK_BYTES,

@@ -209,7 +209,8 @@ def check_runnable(cfg: ExperimentConfig, unset_corpus: bool = False) -> None:
     (optimizer and schedule values) and tries each NCA band. Nothing is written.
     ``unset_corpus``: let the language corpus be unset (a dry run, which says so).
     """
-    from ncalm.data.tokens import check_corpus
+    from ncalm.data.cache import check_tokenizer_files
+    from ncalm.data.tokens import check_corpus, is_bin_spec
     from ncalm.nca.cpu import check_band
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -220,13 +221,16 @@ def check_runnable(cfg: ExperimentConfig, unset_corpus: bool = False) -> None:
                          f"for data-parallel training run the stages with `torchrun ... -m ncalm prepretrain` "
                          f"and `torchrun ... -m ncalm pretrain --init ...`")
     nowhere = Path("unused")  # the configs are built, never run
-    if not (unset_corpus and cfg.language.data.text.source is None):
-        with within("language.data.text"):
-            check_corpus(cfg.language.data.text.corpus())
     first_text = cfg.prepretrain.data.text.source
-    if "text" in cfg.arms and first_text != PYDOC:
-        with within("prepretrain.data.text"):
-            check_corpus(cfg.prepretrain.data.text.corpus())
+    texts = {} if unset_corpus and cfg.language.data.text.source is None else {"language": cfg.language.data.text}
+    if "text" in cfg.arms:
+        texts["prepretrain"] = cfg.prepretrain.data.text
+    for stage, text in texts.items():
+        with within(f"{stage}.data.text"):
+            if text.source != PYDOC:
+                check_corpus(text.corpus())
+            if not is_bin_spec(text.source):  # token files bring their own tokenizer
+                check_tokenizer_files(text)
     for arm in arms_of(cfg):
         try:
             first_stage(cfg, arm, cfg.seeds[0], nowhere, first_text)  # None for scratch
