@@ -419,7 +419,7 @@ def clear_parts(parts: Path) -> None:
 @contextmanager
 def _no_empty_plan_left(parts: Path) -> Iterator[None]:
     """A run that fails before it finished a part file leaves no parts/ (a plan of nothing to resume); with
-    the lock file going too, a failed run into a new --out leaves no folder at all."""
+    the lock file going too, a failed run into a new --out leaves no folder at all (nor the parents it made)."""
     try:
         yield
     except BaseException:
