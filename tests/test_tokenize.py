@@ -586,3 +586,17 @@ def test_a_failed_run_leaves_nothing_it_made_and_everything_that_was_there(tmp_p
     assert err.strip() == "ncalm tokenize: error: data 'hf:some/dataset' needs the `datasets` package: pip install " \
                           "'ncalm[hf]'"
     assert not (tmp_path / "hf").exists()
+
+
+def test_a_failed_cleanup_never_replaces_the_error(tmp_path, monkeypatch):
+    # Ctrl-C, then a pool worker wrote a temp file into parts/ after the cleanup listed it: its rmdir's
+    # "Directory not empty" (exit 2) replaced the KeyboardInterrupt (exit 130).
+    import errno
+
+    def not_empty(parts):
+        raise OSError(errno.ENOTEMPTY, "Directory not empty", str(parts))
+
+    (tmp_path / "parts").mkdir()
+    monkeypatch.setattr(tk, "clear_parts", not_empty)
+    with pytest.raises(KeyboardInterrupt), tk._no_empty_plan_left(tmp_path / "parts"):
+        raise KeyboardInterrupt

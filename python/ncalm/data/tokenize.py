@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -423,8 +423,11 @@ def _no_empty_plan_left(parts: Path) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        if parts.is_dir() and not any(map(_FINISHED.fullmatch, os.listdir(parts))):
-            clear_parts(parts)
+        # Never in place of the error (Ctrl-C's exit 130 was "Directory not empty": a worker's temp file
+        # written after the listing); what stays is a plan with no finished part, started over or cleared next.
+        with suppress(OSError):
+            if parts.is_dir() and not any(map(_FINISHED.fullmatch, os.listdir(parts))):
+                clear_parts(parts)
         raise
 
 
