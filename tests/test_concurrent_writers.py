@@ -160,3 +160,61 @@ def test_a_lock_file_unlinked_after_it_was_opened_is_not_held(tmp_path, monkeypa
         with pytest.raises(FolderBusy, match="pid 4242"), exclusive(out):
             pass
         os.close(other[0])
+
+
+def test_a_holder_that_wrote_nothing_removes_the_parents_it_made_too(tmp_path):
+    # mkdir(parents=True) made OUT's parents, and only OUT was removed: `--out new/a/out` left new/a/.
+    with exclusive(tmp_path / "new" / "a" / "out"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "old").mkdir()
+    with exclusive(tmp_path / "old" / "a" / "out"):
+        (tmp_path / "old" / "a" / "f").write_text("x")  # a not empty: a and old stay, out goes
+    assert [p.name for p in (tmp_path / "old" / "a").iterdir()] == ["f"]
+
+
+def test_a_folder_removed_by_another_holder_and_made_again_is_removed(tmp_path, monkeypatch):
+    # Whether we made OUT was decided once, before the retries: OUT existed, a holder that wrote nothing
+    # removed it before our open, we made it again, and it stayed.
+    from ncalm import locks
+
+    out, open_ = tmp_path / "out", os.open
+    out.mkdir()
+
+    def open_after_a_holder_left(file, *args):
+        if Path(file) == out / ".ncalm-lock" and out.exists() and not made_again:
+            made_again.append(out.rmdir())
+        return open_(file, *args)
+
+    made_again: list = []
+    monkeypatch.setattr(locks.os, "open", open_after_a_holder_left)
+    with exclusive(out):
+        pass
+    assert made_again and not out.exists()
+
+
+@pytest.mark.parametrize("fails", ["flock", "stat"])
+def test_a_failed_flock_or_stat_leaves_the_folder_unlocked(tmp_path, monkeypatch, fails):
+    # flock's ENOLCK (NFS) leaked the descriptor and kept it in _HELD; stat's EACCES escaped holding the
+    # lock: the folder stayed locked for the life of the process.
+    import errno
+    import fcntl
+
+    from ncalm import locks
+
+    out, real = tmp_path / "out", {"flock": fcntl.flock, "stat": os.stat}[fails]
+    out.mkdir()
+
+    def once(*args, **kwargs):
+        if fails == "stat" and Path(args[0]) != out / ".ncalm-lock":
+            return real(*args, **kwargs)
+        monkeypatch.setattr(locks.fcntl if fails == "flock" else locks.os, fails, real)
+        raise OSError(errno.ENOLCK if fails == "flock" else errno.EACCES, "refused")
+
+    before = len(os.listdir("/dev/fd"))
+    monkeypatch.setattr(locks.fcntl if fails == "flock" else locks.os, fails, once)
+    with pytest.raises(OSError, match="refused"), exclusive(out):
+        pass
+    assert not locks._HELD and len(os.listdir("/dev/fd")) == before
+    with exclusive(out):  # not FolderBusy
+        pass

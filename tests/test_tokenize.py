@@ -571,11 +571,11 @@ def test_a_failed_run_leaves_nothing_it_made_and_everything_that_was_there(tmp_p
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "notes.txt").write_text("mine")
     run = ["tokenize", "--tokenizer", "byte", "--workers", "1", "--out"]
-    for out in ("new", "kept"):  # the progress bar on: not drawn for a refusal at the first document
+    for out in ("new", "kept", "newa/newb/out"):  # the progress bar on: not drawn for a refusal at the first document
         assert main([*run, str(tmp_path / out), "--text", str(tmp_path / "d.jsonl")]) == 2
         err = capsys.readouterr().err
         assert err.startswith("ncalm tokenize: error: ") and "field 'text' is missing" in err, err
-    assert not (tmp_path / "new").exists()
+    assert not (tmp_path / "new").exists() and not (tmp_path / "newa").exists()  # newa/newb/ stayed
     assert [p.name for p in (tmp_path / "kept").iterdir()] == ["notes.txt"]
     # Parts were written, but these settings split the corpus so again: nothing worth resuming.
     assert main([*run, str(tmp_path / "new"), "--text", str(tmp_path / "d.jsonl"), "--field", "body"]) == 2
@@ -586,3 +586,17 @@ def test_a_failed_run_leaves_nothing_it_made_and_everything_that_was_there(tmp_p
     assert err.strip() == "ncalm tokenize: error: data 'hf:some/dataset' needs the `datasets` package: pip install " \
                           "'ncalm[hf]'"
     assert not (tmp_path / "hf").exists()
+
+
+def test_a_failed_cleanup_never_replaces_the_error(tmp_path, monkeypatch):
+    # Ctrl-C, then a pool worker wrote a temp file into parts/ after the cleanup listed it: its rmdir's
+    # "Directory not empty" (exit 2) replaced the KeyboardInterrupt (exit 130).
+    import errno
+
+    def not_empty(parts):
+        raise OSError(errno.ENOTEMPTY, "Directory not empty", str(parts))
+
+    (tmp_path / "parts").mkdir()
+    monkeypatch.setattr(tk, "clear_parts", not_empty)
+    with pytest.raises(KeyboardInterrupt), tk._no_empty_plan_left(tmp_path / "parts"):
+        raise KeyboardInterrupt

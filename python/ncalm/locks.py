@@ -22,6 +22,7 @@ import fcntl
 import os
 import re
 from contextlib import contextmanager, suppress
+from itertools import takewhile
 from pathlib import Path
 from typing import Iterator
 
@@ -68,42 +69,55 @@ def _release(fd: int) -> None:
     os.close(fd)  # releases the lock
 
 
+def _make(directory: Path) -> list[Path]:
+    """``mkdir -p directory``; the folders this call made (another process's are not ours to remove)."""
+    missing = list(takewhile(lambda d: not d.exists(), [directory, *directory.parents]))
+    made = []
+    for d in reversed(missing):
+        with suppress(FileExistsError):
+            d.mkdir()
+            made.append(d)
+    return made
+
+
 @contextmanager
 def exclusive(directory: str | os.PathLike) -> Iterator[Path]:
-    """Hold ``directory`` (made if missing) as its only writer; FolderBusy names the holder otherwise.
+    """Hold ``directory`` (made with its parents if missing) as its only writer; FolderBusy names the holder otherwise.
 
     The lock file goes with its holder, and a holder that wrote nothing leaves nothing: a refused setting
-    must not leave an empty folder behind, nor a finished writer a file that is not its output.
+    must not leave empty folders behind, nor a finished writer a file that is not its output.
     """
     directory = Path(directory)
-    created = not directory.exists()
-    path = directory / LOCK
-    while True:
-        directory.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # the folder removed by a holder that wrote nothing, after the mkdir
-            continue
-        _HELD.add(fd)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            _release(fd)
-            raise FolderBusy(f"{directory} is being written by another process (pid {holder}); "
-                             f"wait for it to finish, or write elsewhere") from None
-        with suppress(FileNotFoundError):
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                break
-        _release(fd)  # unlinked by a holder leaving, after we opened it: the lock is the file now at the path
+    path, made, fd, held = directory / LOCK, set(), -1, False
     try:
+        while not held:
+            if fd >= 0:  # unlinked by a holder leaving, after we opened it: the lock is the file now at the path
+                _release(fd)
+                fd = -1
+            try:
+                made.update(_make(directory))  # again: a holder that wrote nothing removes what it made
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            except FileNotFoundError:  # a folder removed by such a holder, after our mkdir
+                continue
+            _HELD.add(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+                raise FolderBusy(f"{directory} is being written by another process (pid {holder}); "
+                                 f"wait for it to finish, or write elsewhere") from None
+            with suppress(FileNotFoundError):
+                held = os.fstat(fd).st_ino == os.stat(path).st_ino
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         remove_stale_temps(directory)
         yield directory
-    finally:
-        with suppress(OSError):
-            path.unlink()  # while still held: see the module's docstring
-            if created:
-                directory.rmdir()  # fails unless empty: the holder wrote nothing
-        _release(fd)
+    finally:  # on every way out, a refusal and a failed flock or stat included
+        if held:
+            with suppress(OSError):
+                path.unlink()  # while still held: see the module's docstring
+        with suppress(OSError):  # deepest first; stops at the first not empty: the holder wrote there
+            for d in sorted(made, key=lambda d: len(d.parts), reverse=True):
+                d.rmdir()
+        if fd >= 0:
+            _release(fd)

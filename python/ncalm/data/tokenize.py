@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -419,12 +419,15 @@ def clear_parts(parts: Path) -> None:
 @contextmanager
 def _no_empty_plan_left(parts: Path) -> Iterator[None]:
     """A run that fails before it finished a part file leaves no parts/ (a plan of nothing to resume); with
-    the lock file going too, a failed run into a new --out leaves no folder at all."""
+    the lock file going too, a failed run into a new --out leaves no folder at all (nor the parents it made)."""
     try:
         yield
     except BaseException:
-        if parts.is_dir() and not any(map(_FINISHED.fullmatch, os.listdir(parts))):
-            clear_parts(parts)
+        # Never in place of the error (Ctrl-C's exit 130 was "Directory not empty": a worker's temp file
+        # written after the listing); what stays is a plan with no finished part, started over or cleared next.
+        with suppress(OSError):
+            if parts.is_dir() and not any(map(_FINISHED.fullmatch, os.listdir(parts))):
+                clear_parts(parts)
         raise
 
 
