@@ -102,7 +102,12 @@ def test_export_takes_its_checkpoint_as_every_other_command_does_with_checkpoint
         assert capsys.readouterr().out.startswith(f"wrote {out}: LlamaForCausalLM") and (tmp_path / f"hf{n}").is_dir()
     for argv, said in ((["a", "b", "--checkpoint", ckpt], f"checkpoint: two checkpoints given, 'a' and --checkpoint "
                                                            f"{ckpt!r}: give one"),
-                       (["--out", "b"], "checkpoint: required: the checkpoint to export (--checkpoint CKPT)")):
+                       (["--out", "b"], "checkpoint: required: the checkpoint to export (--checkpoint CKPT)"),
+                       # a positional beside both options, or a file as OUT: once "out: is a file, not a folder"
+                       (["a", "--checkpoint", ckpt, "--out", "b"], f"checkpoint: 'a' given beside --checkpoint "
+                                                                   f"{ckpt!r} and --out 'b': drop it"),
+                       ([ckpt, "--checkpoint", ckpt], f"checkpoint: two checkpoints given, {ckpt!r} and "
+                                                      f"--checkpoint {ckpt!r}: give one")):
         assert main(["export-hf", *argv]) == 2
         assert capsys.readouterr().err == f"ncalm export-hf: error: {said}\n"
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -184,15 +184,22 @@ def test_a_plain_value_where_a_table_goes_is_named_whatever_comes_after_it():
         resolve(StageConfig, {}, None, ["run.out_dir=x", "run.out_dir={y=1}"])
 
 
-def test_a_dotted_key_in_a_table_is_the_nested_key_and_the_same_key_given_both_ways_is_refused(tmp_path):
+def test_a_dotted_key_in_a_table_is_the_nested_key_and_the_same_leaf_given_twice_is_refused(tmp_path):
     # TOML's quoted key, as a sweep's [axes] writes one: it was "unknown setting" before.
     path = tmp_path / "q.toml"
     path.write_text('"language.run.tokens" = 30_000\n[language]\n"optim.lr" = 0.5\n')
     cfg = resolve(ExperimentConfig, {}, str(path))
     assert (cfg.language.run.tokens, cfg.language.optim.lr) == (30_000, 0.5)
     assert StageConfig.from_dict({"run.tokens": 7, "run": {"steps": 3}}).run.tokens == 7
-    with pytest.raises(SettingError, match="^run.tokens: is given twice, as a dotted key and in its table"):
+    with pytest.raises(SettingError, match="^run.tokens: is given twice"):
         StageConfig.from_dict({"run.tokens": 7, "run": {"tokens": 8}})
+    # Beside a table given whole by its shorthand, a dotted key is another setting, as with two --set (was refused).
+    cfg = ExperimentConfig.from_dict({"language.data": "c.txt", "language.data.text.tokenizer": "gpt2"})
+    assert (cfg.language.data.text.source, cfg.language.data.text.tokenizer) == ("c.txt", "gpt2")
+    assert StageConfig.from_dict({"model": "small", "model.init": "x"}).model.init == "x"
+    for d in ({"run.tokens": 5, "run.tokens.x": 1}, {"run.tokens.x": 1, "run": {"tokens": 5}}):  # either order
+        with pytest.raises(SettingError, match=r"^run.tokens: must be an integer .*got \{'x': 1\}"):
+            StageConfig.from_dict(d)
     with pytest.raises(SettingError, match="^language.data.text.source: is given twice"):  # the table given whole
         ExperimentConfig.from_dict({"language.data.text.source": "a", "language": {"data": "b"}})
     sweep = SweepConfig.from_dict({"experiment": {"language.run.tokens": 5}, "axes": {"bands": [[[0.5, 1.0]]]}})

@@ -279,6 +279,19 @@ def test_auto_generates_on_the_cpu_where_the_gpu_kernels_cannot_take_the_config(
         generator_device(DataConfig(nca=too_big, seq_len=20_004, gen_device="cuda"), "cuda:0")
 
 
+def test_auto_takes_the_cpu_where_the_gpu_cannot_serve_but_a_config_error_stays_an_error(monkeypatch):
+    # The fallback to the CPU once caught the config's own error too, and answered "cpu".
+    import ncalm.nca.cuda
+    from ncalm.data.config import DataConfig
+    from ncalm.train.sources import generator_device
+
+    monkeypatch.setattr(ncalm.nca.cuda, "cuda_status", lambda cpu: (True, "1 CUDA device(s)"))  # as on a GPU
+    cfg = DataConfig(kind="dyck", seq_len=10**8)  # fine for Dyck data, past the NCA core's longest sequence
+    assert cfg.gen_device == "auto"
+    with pytest.raises(ValueError, match="^seq_len: 100000000 is out of range"):
+        generator_device(cfg, "cuda:0")
+
+
 def test_dataloader_workers_train_exactly_like_the_main_process(tmp_path):
     runs = [train(config(tmp_path / f"w{w}", steps=3, eval_every=0, data=dict(**NCA, workers=w)))
             for w in (0, 2)]

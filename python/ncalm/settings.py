@@ -343,7 +343,7 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     """``d`` in today's layout for ``cls``: renamed keys moved (``RENAMED``), plain values for a
     table expanded (``SHORTHAND``), all the way down; so that layers merge key by key. ``prefix``:
     the dotted key of ``d``'s table, for the notes and errors."""
-    d = _undotted(d, prefix)
+    d = _undotted(cls, d, prefix)
     given, d = d, _whole(cls, d)
     if not isinstance(d, dict):
         return d
@@ -375,18 +375,19 @@ def canonical(cls: type, d: Any, prefix: str = "") -> Any:
     return out
 
 
-def _undotted(d: Any, prefix: str) -> Any:
+def _undotted(cls: type, d: Any, prefix: str) -> Any:
     """``d`` with each dotted key (TOML's quoted ``"run.tokens" = 5``) as the nested key it names, as --set
-    reads one; the same setting given nested too (or its table given whole) is refused."""
+    reads one, merged with the tables given whole (shorthands expanded); the same setting given twice is refused."""
     if not isinstance(d, dict) or not any("." in k for k in d):
         return d
-    out = {k: v for k, v in d.items() if "." not in k}
+    out = _whole(cls, {k: v for k, v in d.items() if "." not in k})
     for key in (k for k in d if "." in k):
-        path = key.split(".")
-        if any((node := _at(out, path[:i])) is not _ABSENT and (i == len(path) or not isinstance(node, dict))
-               for i in range(1, len(path) + 1)):
-            raise SettingError(_dotted(prefix, key), "is given twice, as a dotted key and in its table: keep one")
-        out = merge(out, nested(key, d[key]))
+        new = _whole(cls, nested(key, d[key]))
+        if twice := set(leaves(out)) & set(leaves(new)):
+            raise SettingError(_dotted(prefix, min(twice)), "is given twice: keep one")
+        # A table wins over a plain value in its place, either way round, so that the value's own check
+        # names the sub-keys given (run.tokens: must be an integer ..., got {'x': 1}), as with --set.
+        out = merge(new, out) if isinstance(_at(out, key.split(".")), dict) else merge(out, new)
     return out
 
 

@@ -10,6 +10,7 @@ The folder also serves as `ncalm pretrain --init OUT`.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -33,7 +34,10 @@ def run(args: argparse.Namespace) -> int:
 
     paths = [path for path in (args.checkpoint, args.out) if path is not None]  # the positionals, in order
     if args.checkpoint_option is not None:  # then a single positional is OUT
-        if len(paths) == 2:
+        if paths and args.out_option is not None:
+            raise SettingError("checkpoint", f"{paths[0]!r} given beside --checkpoint {args.checkpoint_option!r} "
+                                             f"and --out {args.out_option!r}: drop it")
+        if len(paths) == 2 or paths and Path(paths[0]).is_file():  # not a folder to write: a second checkpoint
             raise SettingError("checkpoint", f"two checkpoints given, {paths[0]!r} and --checkpoint "
                                              f"{args.checkpoint_option!r}: give one")
         paths.insert(0, args.checkpoint_option)

@@ -18,6 +18,7 @@ def generator_device(cfg: DataConfig, train_device: str) -> str:
     from ncalm import _core
     from ncalm.nca.cuda import cuda_status
 
+    core = cfg.nca_config().core  # out of the try: a config error is no reason for auto to take the CPU
     try:
         if cfg.workers:
             raise SettingError("gen_device", f"{cfg.gen_device!r} needs workers=0 (no CUDA in forked workers), "
@@ -25,7 +26,7 @@ def generator_device(cfg: DataConfig, train_device: str) -> str:
         usable, why = cuda_status(cpu=None)
         if not usable:
             raise no_cuda("gen_device", cfg.gen_device, why)
-        why = _core.cuda_unsupported(cfg.nca_config().core)  # the GPU is there; the config may be past its kernels
+        why = _core.cuda_unsupported(core)  # the GPU is there; the config may be past its kernels
         if why:
             raise SettingError("gen_device", f"{cfg.gen_device!r}: {why}; {USE_CPU}")
     except SettingError:
