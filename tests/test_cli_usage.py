@@ -190,6 +190,25 @@ def test_a_closed_stdout_ends_quietly(tmp_path, argv):
     assert (done.returncode, done.stderr) == (141, "")
 
 
+@pytest.mark.parametrize("raised, status, said", [("RuntimeError('a real bug')", 1, "RuntimeError: a real bug"),
+                                                  ("ValueError('bad value')", 2, "ncalm generate: error: bad value")])
+def test_a_closed_stdout_hides_no_other_error_nor_its_status(tmp_path, raised, status, said):
+    # The flush of a closed stdout in a `finally` replaced a command's own error: status 141, stderr empty.
+    code = ("import sys\nimport ncalm.cli.generate as generate\nfrom ncalm.cli import main\n"
+            f"def run(args):\n    print('some output')\n    raise {raised}\n"
+            "generate.run = run\nsys.exit(main(['generate', '--out', 'x']))\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(ncalm.__file__).resolve().parents[1])}
+    env.pop("PYTHONUNBUFFERED", None)  # the print is buffered, as by default: the flush at the end fails
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-c", code], stdout=write, stderr=subprocess.PIPE, text=True,
+                              cwd=tmp_path, env=env, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == status and said in done.stderr, (done.returncode, done.stderr)
+
+
 def test_a_broken_pipe_other_than_stdout_is_still_an_error(monkeypatch, capsys):
     import ncalm.cli.generate as generate
 

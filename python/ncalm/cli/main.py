@@ -107,16 +107,25 @@ def _stdout_closed() -> bool:
 def main(argv: list[str] | None = None) -> int:
     """Run one `ncalm` command; its exit status. A closed stdout ends any command quietly, with the status
     141 of a process that SIGPIPE ended, as Unix tools do (Python's docs, "Note on SIGPIPE")."""
+    # Not a `finally`: a closed stdout must not hide another error (a bug's traceback), nor change its status.
+    closed = False
     try:
-        try:
-            return _main(argv)
-        finally:
-            sys.stdout.flush()  # a closed stdout shows here, not as "Exception ignored" at exit
+        status = _main(argv)
     except BrokenPipeError:
         if not _stdout_closed():
             raise
+        status, closed = 141, True
+    except BaseException:
+        if _stdout_closed():
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails: 120
+        raise
+    try:
+        sys.stdout.flush()  # a closed stdout shows here, not as "Exception ignored" at exit
+    except BrokenPipeError:
+        status, closed = status or 141, True
+    if closed:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit writes nowhere
-        return 141
+    return status
 
 
 def _main(argv: list[str] | None) -> int:
