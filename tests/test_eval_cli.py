@@ -372,7 +372,8 @@ def test_eval_bpb_from_another_folder_says_the_recorded_path_is_relative_to_trai
         f"ncalm eval: error: data: data path 'corpus.txt' does not exist here ({tmp_path / 'elsewhere'}): it is the "
         f"data path ../run/checkpoint.pt recorded, relative to the folder it was trained in; pass --data with its "
         f"path from here\n")
-    assert main(["eval", "bpb", "--checkpoint", "../run/checkpoint.pt", "--no-progress", "--data", "../corpus.txt"]) == 0
+    assert main(["eval", "bpb", "--checkpoint", "../run/checkpoint.pt", "--no-progress",
+                 "--data", "../corpus.txt"]) == 0
     assert capsys.readouterr().out.startswith("../corpus.txt (validation, 1 document, ")  # once "1 documents"
 
 

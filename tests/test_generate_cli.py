@@ -58,7 +58,7 @@ def test_interrupted_run_leaves_no_complete_looking_shard_and_resumes(tmp_path, 
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", flaky)
     assert main(["generate", "--out", str(out), *ARGS]) == 130
     # What is kept and how to go on (it said only "interrupted").
-    assert capsys.readouterr().err == (f"ncalm generate: interrupted; the complete shards are kept in {out}, "
+    assert capsys.readouterr().err == (f"ncalm generate: interrupted; 1 complete shard(s) kept in {out}, "
                                        f"listed in manifest.json; rerun with --resume to continue\n")
     manifest = json.loads((out / "manifest.json").read_text())
     assert not manifest["complete"] and [s["file"] for s in manifest["shards"]] == ["nca_000000.bin"]
@@ -81,7 +81,7 @@ def test_a_run_stopped_in_its_first_shard_resumes(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", interrupted)
     assert main(["generate", "--out", str(out), *ARGS, "--force"]) == 130
-    assert capsys.readouterr().err.endswith(f"interrupted; the complete shards are kept in {out}, listed in "
+    assert capsys.readouterr().err.endswith(f"interrupted; 0 complete shard(s) kept in {out}, listed in "
                                             f"manifest.json; rerun with --resume in place of --force to continue\n")
     assert not list(out.glob("*nca_*"))  # the shard's partial temporary file is removed on the way out
     monkeypatch.setattr(ncalm.nca.cpu, "sequence_tokens", real)

@@ -137,9 +137,9 @@ def test_ctrl_c_says_what_is_kept_and_the_same_command_goes_on_from_there(checkp
     args = ["--task", "gsm8k", "--checkpoint", checkpoint, "--data", DATA / "gsm8k", "--out", tmp_path,
             "--shots", "0", "--no-progress", *FAST]
     assert run(*args) == 130
-    assert capsys.readouterr().err.endswith(f"\nncalm eval-reasoning: interrupted; the results of 1 problem are kept in "
-                                       f"{tmp_path / 'samples.jsonl'}: run the same command again to go on from "
-                                       f"there\n")
+    said = capsys.readouterr().err
+    assert said.endswith(f"\nncalm eval-reasoning: interrupted; the results of 1 problem are kept in "
+                         f"{tmp_path / 'samples.jsonl'}: run the same command again to go on from there\n")
     assert run(*args) == 0 and len(calls) == 3  # the second problem only
     assert [json.loads(line)["id"] for line in (tmp_path / "samples.jsonl").read_text().splitlines()] == \
         ["test/0", "test/1"]

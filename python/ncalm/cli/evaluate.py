@@ -127,8 +127,9 @@ def run_bpb(cfg: BpbConfig) -> dict:
     else:
         text = data.text.replace(source=spec, val_percent=val_percent)  # the training run's token cache, if it fits
         r = evaluate_text(model, tokenizer, text, max_bytes=cap, **options)
-    print(f"{spec} (validation, {r.documents:,} document{'s' * (r.documents != 1)}, {r.bytes:,} bytes, {r.tokens:,} tokens): "
-          f"loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, {r.bits_per_byte:.4f} bits/byte")
+    print(f"{spec} (validation, {r.documents:,} document{'s' * (r.documents != 1)}, {r.bytes:,} bytes, "
+          f"{r.tokens:,} tokens): loss {r.loss:.4f} nats/token, perplexity {r.perplexity:.3f}, "
+          f"{r.bits_per_byte:.4f} bits/byte")
     # Which data: where from here, and its files' digest (same_data_as_training: null when none were recorded).
     return {"data": spec, "data_path": ",".join(resolved_spec(spec)), "data_files": files,
             "same_data_as_training": same, "val_percent": val_percent, "max_bytes": cap, **r.to_dict()}

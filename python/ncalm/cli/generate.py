@@ -197,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
                     manifest["complete"] = done >= n_seq
                     write_json(out / MANIFEST, manifest)
         except KeyboardInterrupt:  # the shard being written is dropped; those listed are whole (resume checks them)
-            raise KeyboardInterrupt(f"the complete shards are kept in {out}, listed in {MANIFEST}; rerun with "
+            kept = len(manifest["shards"])
+            raise KeyboardInterrupt(f"{kept} complete shard(s) kept in {out}, listed in {MANIFEST}; rerun with "
                                     f"--resume{' in place of --force' if g.force else ''} to continue") from None
     dt = time.perf_counter() - t0
     total = n_seq * seq_tokens
