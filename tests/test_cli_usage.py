@@ -173,6 +173,7 @@ def test_stopping_before_the_first_log_step_still_reports(tmp_path, capsys):
 def _closed_pipe_run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
     """`ncalm ARGV | head` with head already gone: stdout a pipe whose reader is closed."""
     env = {**os.environ, "PYTHONPATH": str(Path(ncalm.__file__).resolve().parents[1])}  # this ncalm, from cwd
+    env.pop("PYTHONUNBUFFERED", None)  # stdout buffered, as by default: the closed pipe shows at the last flush
     read, write = os.pipe()
     os.close(read)
     try:
@@ -183,7 +184,8 @@ def _closed_pipe_run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("argv", [["sweep", "--preset", "sweep-tiny", "--out", "s", "--plan"],
-                                  ["generate", "--sequences", "2", "--seq-len", "15", "--out", "g", "--no-progress"]])
+                                  ["generate", "--sequences", "2", "--seq-len", "15", "--out", "g", "--no-progress"],
+                                  ["--help"], ["generate", "--help"]])  # --help once ended 0 (argparse's exit)
 def test_a_closed_stdout_ends_quietly(tmp_path, argv):
     # `ncalm sweep --plan | head` ended with "ncalm sweep: error: [Errno 32] Broken pipe" (status 2).
     done = _closed_pipe_run(argv, tmp_path)

@@ -218,3 +218,17 @@ def test_a_failed_flock_or_stat_leaves_the_folder_unlocked(tmp_path, monkeypatch
     assert not locks._HELD and len(os.listdir("/dev/fd")) == before
     with exclusive(out):  # not FolderBusy
         pass
+
+
+def test_a_broken_link_on_the_way_is_an_error_not_a_hang(tmp_path):
+    # mkdir and open both fail on a link to nothing: exclusive retried forever at full CPU.
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    for where in (tmp_path / "link", tmp_path / "link" / "out"):
+        with pytest.raises(OSError):
+            with exclusive(where):
+                pass
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / ".ncalm-lock").symlink_to(tmp_path / "gone" / "lock")
+    with pytest.raises(FileNotFoundError):
+        with exclusive(tmp_path / "out"):
+            pass

@@ -560,3 +560,11 @@ def test_runs_on_an_edited_corpus_are_not_reported_as_one_experiment(tmp_path):
     with pytest.raises(ValueError, match=r"^language.data.text.source: the corpus changed since the runs in .* were "
                                          r"trained on it"):
         _check_data(cfg, out)
+
+
+def test_only_the_text_arm_reads_pydoc_as_built_in_prose():
+    # The language stage's "pydoc" was let through the check before the run, and failed after the first stages.
+    from ncalm.experiment.runner import check_runnable
+
+    with pytest.raises(FileNotFoundError, match="pydoc"):
+        check_runnable(ExperimentConfig.from_dict({"language": {"data": {"text": {"source": "pydoc"}}}}))

@@ -88,7 +88,7 @@ def exclusive(directory: str | os.PathLike) -> Iterator[Path]:
     must not leave empty folders behind, nor a finished writer a file that is not its output.
     """
     directory = Path(directory)
-    path, made, fd, held = directory / LOCK, set(), -1, False
+    path, made, fd, held, tries = directory / LOCK, set(), -1, False, 0
     try:
         while not held:
             if fd >= 0:  # unlinked by a holder leaving, after we opened it: the lock is the file now at the path
@@ -98,6 +98,9 @@ def exclusive(directory: str | os.PathLike) -> Iterator[Path]:
                 made.update(_make(directory))  # again: a holder that wrote nothing removes what it made
                 fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             except FileNotFoundError:  # a folder removed by such a holder, after our mkdir
+                tries += 1
+                if tries > 100:  # not a race: a broken link on the way (mkdir and open both fail on it)
+                    raise
                 continue
             _HELD.add(fd)
             try:

@@ -115,9 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         if not _stdout_closed():
             raise
         status, closed = 141, True
-    except BaseException:
+    except BaseException as exc:
         if _stdout_closed():
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails: 120
+            if isinstance(exc, SystemExit) and not exc.code:  # --help into a closed pipe
+                return 141
         raise
     try:
         sys.stdout.flush()  # a closed stdout shows here, not as "Exception ignored" at exit

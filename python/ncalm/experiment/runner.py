@@ -227,7 +227,7 @@ def check_runnable(cfg: ExperimentConfig, unset_corpus: bool = False) -> None:
         texts["prepretrain"] = cfg.prepretrain.data.text
     for stage, text in texts.items():
         with within(f"{stage}.data.text"):
-            if text.source != PYDOC:
+            if not (stage == "prepretrain" and text.source == PYDOC):  # the text arm's built-in prose
                 check_corpus(text.corpus())
             if not is_bin_spec(text.source):  # token files bring their own tokenizer
                 check_tokenizer_files(text)
