@@ -137,6 +137,10 @@ class Caps:
     def full(self, split: str) -> bool:
         return self.cap[split] is not None and self.n[split] >= self.cap[split]
 
+    def done(self) -> bool:
+        """Both sides full: a reader stops reading."""
+        return self.full("train") and self.full("val")
+
     def take(self, split: str, text: str, whole: bool = False) -> str | None:
         """What the ``split`` side takes of a document: all of it, or (unless ``whole``) a training head
         up to the cap; None once that side is full."""
@@ -162,7 +166,7 @@ def split_files(files: list[tuple[str, Path]], val_percent: float, max_bytes: in
     caps, skipped = Caps(max_bytes, max_val_bytes), []
     taken: dict[str, list[str]] = {"train": [], "val": []}
     for key, path in files:
-        if caps.full("train") and caps.full("val"):
+        if caps.done():
             break
         side = "val" if by_file and is_validation(key, val_percent) else "train"
         if by_file and caps.full(side):
@@ -254,7 +258,7 @@ def hf_documents(spec: str, val_percent: float, max_bytes: int | None,
     caps = Caps(max_bytes, max_val_bytes)
     taken: dict[str, list[str]] = {"train": [], "val": []}
     for key, text in hf_rows(spec):
-        if caps.full("train") and caps.full("val"):
+        if caps.done():
             break
         if int(key) == HF_MAX_DOCUMENTS:
             warnings.warn(f"read only the first {HF_MAX_DOCUMENTS:,} documents of {spec!r}; "

@@ -251,7 +251,7 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
 
     def kept(pieces: Iterable[tuple[str, str]], whole: bool = True) -> Iterator[tuple[str, str]]:
         for split, text in pieces:
-            if caps.full("train") and caps.full("val"):
+            if caps.done():
                 return
             taken = caps.take(split, text, whole)
             if taken is not None:
@@ -267,7 +267,7 @@ def documents(cfg: TokenizeConfig) -> Iterator[tuple[str, str]]:
     plain = [k for k, p in files if p.suffix != ".jsonl"]
     by_file = sum(is_validation(k, cfg.val_percent) for k in plain) >= MIN_VAL_FILES_FOR_FILE_SPLIT
     for key, path in files:
-        if caps.full("train") and caps.full("val"):
+        if caps.done():
             return
         if path.suffix == ".jsonl":
             yield from kept((side(k), text) for k, text in _jsonl_rows(key, path, cfg.field))
