@@ -307,9 +307,13 @@ def fingerprint(cfg: TokenizeConfig, tokenizer_id: str, extra: dict | None = Non
 def source_stamps(source: str, out: str = "") -> list:
     """What names a corpus's files without reading them: (real path, size, mtime) of each (a hub dataset: its
     name), less tokenize()'s outputs in ``out``. A changed, replaced or touched file changes them."""
+    def stamp(name: str, p: Path) -> tuple[str, int, int]:
+        st = p.stat()
+        return name, st.st_size, st.st_mtime_ns
+
     if source.startswith("hf:"):
         local = hf_local_files(source)
-        return [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in local[1]] if local else [source]
+        return [stamp(str(p), p) for p in local[1]] if local else [source]
 
     # Path.resolve's string, with each folder resolved once (every start fingerprints its corpus:
     # resolving each standard-library file took 0.2 s).
@@ -317,8 +321,8 @@ def source_stamps(source: str, out: str = "") -> list:
     def real_dir(parent: Path) -> str:
         return str(parent.resolve())
 
-    return [(str(p.resolve()) if p.is_symlink() else os.path.join(real_dir(p.parent), p.name),
-             p.stat().st_size, p.stat().st_mtime_ns) for _, p in _files(source, out)]
+    return [stamp(str(p.resolve()) if p.is_symlink() else os.path.join(real_dir(p.parent), p.name), p)
+            for _, p in _files(source, out)]
 
 
 # --- the work --------------------------------------------------------------------------------
