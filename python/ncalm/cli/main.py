@@ -104,6 +104,11 @@ def _stdout_closed() -> bool:
         return False
 
 
+def _stdout_to_devnull() -> None:
+    """Point a closed stdout at /dev/null: Python's flush at exit then writes nowhere (else it fails: status 120)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one `ncalm` command; its exit status. A closed stdout ends any command quietly, with the status
     141 of a process that SIGPIPE ended, as Unix tools do (Python's docs, "Note on SIGPIPE")."""
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         status, closed = 141, True
     except BaseException as exc:
         if _stdout_closed():
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else the flush at exit fails: 120
+            _stdout_to_devnull()
             if isinstance(exc, SystemExit) and not exc.code:  # --help into a closed pipe
                 return 141
         raise
@@ -126,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         status, closed = status or 141, True
     if closed:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the flush at exit writes nowhere
+        _stdout_to_devnull()
     return status
 
 
